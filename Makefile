@@ -1,0 +1,29 @@
+# Two commands on a fresh machine with Python 3.11:
+#   make demo   -- create .venv, install caffe2lite, run the main example
+#   make test   -- create .venv, install caffe2lite[test], run the whole suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) examples/demo.py
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[test,bench]'
+	$(PY) tools/bench_dispatch.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

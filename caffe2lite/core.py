@@ -1,0 +1,378 @@
+"""Caffe2's ``core`` module: building OperatorDefs and nets from Python.
+
+``CreateOperator`` only builds a proto (the schema is checked when the op is
+created in a workspace, as in Caffe2).  ``Net`` wraps a NetDef and turns
+``net.OpType(inputs, outputs, **args)`` into an appended operator.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections import namedtuple
+
+from caffe2lite import registry, scope
+from caffe2lite.arguments import make_argument
+from caffe2lite.proto import caffe2_pb2
+from caffe2lite.scope import DeviceScope, NameScope  # noqa: F401  (Caffe2's core re-exports)
+
+
+class DataType:
+    """TensorProto.DataType values by name (core.DataType.FLOAT == 1, ...)."""
+
+
+for _name, _value in caffe2_pb2.TensorProto.DataType.items():
+    setattr(DataType, _name, _value)
+
+GradientSlice = namedtuple("GradientSlice", ["indices", "values"])
+
+
+def IsOperator(op_type) -> bool:  # noqa: N802
+    return registry.get_schema(op_type) is not None and any(
+        t == op_type for (t, _d, _e) in registry.kernels())
+
+
+def IsOperatorWithEngine(op_type, engine) -> bool:  # noqa: N802
+    return registry_key_exists(registry.registry_key(op_type, engine))
+
+
+def registry_key_exists(key: str) -> bool:
+    return key in registry.registered_operators()
+
+
+def RefreshRegisteredOperators():  # noqa: N802
+    """Kept for Caffe2 scripts; the registry is always current here."""
+    registry.load_builtin_operators()
+
+
+def DeviceOption(device_type, device_id=0, random_seed=None, node_name=None,
+                 numa_node_id=None, extra_info=None):  # noqa: N802
+    """A DeviceOption proto (numa_node_id only for CPU, as in Caffe2)."""
+    option = caffe2_pb2.DeviceOption(device_type=device_type, device_id=device_id)
+    if random_seed is not None:
+        option.random_seed = random_seed
+    if node_name is not None:
+        option.node_name = node_name
+    if numa_node_id is not None:
+        assert device_type == caffe2_pb2.CPU, "numa_node_id is only valid for CPU"
+        option.numa_node_id = numa_node_id
+    if extra_info is not None:
+        option.extra_info.extend(extra_info)
+    return option
+
+
+def device_option_equal(opt1, opt2, ignore_node_name=True, ignore_random_seed=True) -> bool:
+    if not opt1 or not opt2:
+        return opt1 == opt2
+    if not ignore_node_name and opt1.node_name != opt2.node_name:
+        return False
+    if not ignore_random_seed and opt1.random_seed != opt2.random_seed:
+        return False
+    if not opt1.device_type or not opt2.device_type:
+        return opt1.device_type == opt2.device_type  # both CPU
+    return opt1.device_id == opt2.device_id and opt1.device_type == opt2.device_type
+
+
+def ScopedName(name) -> str:  # noqa: N802
+    if isinstance(name, bytes):
+        name = name.decode("ascii")
+    return scope.CurrentNameScope() + name
+
+
+class BlobReference:
+    """A blob name, optionally tied to the net that produces it."""
+
+    def __init__(self, name, net=None):
+        if isinstance(name, bytes):
+            name = name.decode("utf-8")
+        self._name = name if isinstance(name, str) else str(name)
+        self._from_net = net
+        self.meta = {}
+
+    def __hash__(self):
+        return hash(self._name)
+
+    def __eq__(self, other):
+        if isinstance(other, str):
+            return self._name == other
+        if isinstance(other, bytes):
+            return self._name == other.decode("utf-8")
+        if isinstance(other, BlobReference):
+            return self._name == other._name
+        return False
+
+    def __ne__(self, other):
+        return not self == other
+
+    def __str__(self):
+        return self._name
+
+    def __repr__(self):
+        return f'BlobReference("{self._name}")'
+
+    def __add__(self, other):
+        if not isinstance(other, str):
+            raise RuntimeError("Cannot add BlobReference to a non-string.")
+        return BlobReference(self._name + other, self._from_net)
+
+    def __radd__(self, other):
+        if not isinstance(other, str):
+            raise RuntimeError("Cannot add a non-string to BlobReference.")
+        return BlobReference(other + self._name, self._from_net)
+
+    def Net(self):  # noqa: N802
+        return self._from_net
+
+    def GetNameScope(self):  # noqa: N802
+        return self._name[:self._name.rfind("/") + 1]
+
+    def GetUnscopedName(self):  # noqa: N802
+        return self._name[self._name.rfind("/") + 1:]
+
+    def __getattr__(self, op_type):
+        if op_type.startswith("__"):
+            raise AttributeError(op_type)
+        if self._from_net is None:
+            raise RuntimeError("You cannot use a blob reference that does not have a net "
+                               "source to create operators. Create the operator from an "
+                               "explicit net object.")
+        if not IsOperator(op_type):
+            raise RuntimeError(f"Method {op_type} is not a registered operator. Did you mean: "
+                               f"[{', '.join(registry.close_names(op_type))}]")
+        return lambda *args, **kwargs: self._create_op(op_type, *args, **kwargs)
+
+    def _create_op(self, op_type, inputs=None, *args, **kwargs):
+        inputs = [self] + (_rectify(inputs) if inputs is not None else [])
+        return self._from_net.__getattr__(op_type)(inputs, *args, **kwargs)
+
+
+def ScopedBlobReference(name, *args, **kwargs):  # noqa: N802
+    return BlobReference(ScopedName(name), *args, **kwargs)
+
+
+def _rectify(blobs):
+    """Caffe2's _RectifyInputOutput: names -> [BlobReference], strings get the name scope."""
+    if isinstance(blobs, (str, bytes)):
+        return [ScopedBlobReference(blobs)]
+    if isinstance(blobs, BlobReference):
+        return [blobs]
+    if isinstance(blobs, (list, tuple)):
+        out = []
+        for i, blob in enumerate(blobs):
+            if isinstance(blob, (str, bytes)):
+                out.append(ScopedBlobReference(blob))
+            elif isinstance(blob, BlobReference):
+                out.append(blob)
+            else:
+                raise TypeError(f"I/O blob #{i} of unsupported type: {blob} of type "
+                                f"{type(blob)}")
+        return out
+    raise TypeError(f"Unknown input/output type: {blobs} of type {type(blobs)}")
+
+
+def CreateOperator(operator_type, inputs, outputs, name="", control_input=None,
+                   device_option=None, arg=None, engine=None, **kwargs):  # noqa: N802
+    """Build an OperatorDef (not checked here: the schema is verified when it is created)."""
+    op = caffe2_pb2.OperatorDef()
+    op.type = operator_type
+    op.name = name
+    op.input.extend(str(b) for b in _rectify(inputs))
+    op.output.extend(str(b) for b in _rectify(outputs))
+    if control_input:
+        op.control_input.extend(str(b) for b in _rectify(control_input))
+    if device_option is not None:
+        op.device_option.CopyFrom(device_option)
+    elif scope.CurrentDeviceScope() is not None:
+        op.device_option.CopyFrom(scope.CurrentDeviceScope())
+    if engine is not None:
+        op.engine = engine
+    if "random_seed" in kwargs:
+        op.device_option.random_seed = kwargs.pop("random_seed")
+    if arg is not None:
+        op.arg.extend(arg)
+    for key, value in kwargs.items():
+        if value is not None:
+            op.arg.add().CopyFrom(make_argument(key, value))
+    return op
+
+
+class Net:
+    """A NetDef under construction, with ``net.OpType(...)`` sugar."""
+
+    _net_names_used: set[str] = set()
+
+    @staticmethod
+    def _get_next_net_name(basename: str) -> str:
+        name = basename
+        next_idx = 1
+        while name in Net._net_names_used:
+            name = f"{basename}_{next_idx}"
+            next_idx += 1
+        Net._net_names_used.add(name)
+        return name
+
+    def __init__(self, name_or_proto):
+        self._net = caffe2_pb2.NetDef()
+        self._next_name_index = 0
+        self._next_blob_name_ids = {}
+        if isinstance(name_or_proto, caffe2_pb2.NetDef):
+            self._net.CopyFrom(name_or_proto)
+            existing = set(self._net.external_input)
+            for op in self._net.op:
+                existing.update(op.output)
+            prefix = f"{self._net.name}_blob_"
+            ids = [int(b[len(prefix):]) for b in existing
+                   if b.startswith(prefix) and b[len(prefix):].isdigit()]
+            self._next_name_index = max(ids) + 1 if ids else 0
+            name = self._net.name
+        else:
+            name = str(name_or_proto)
+        self._net.name = Net._get_next_net_name(name)
+
+    # -- Caffe2 accessors ----------------------------------------------------
+    def Name(self):  # noqa: N802
+        return self._net.name
+
+    def __str__(self):
+        return self.Name()
+
+    def Proto(self):  # noqa: N802
+        """The live NetDef (not a copy), as in Caffe2."""
+        return self._net
+
+    def _defined_blobs(self):
+        blobs = set(self._net.external_input)
+        for op in self._net.op:
+            blobs.update(op.output)
+        return blobs
+
+    def BlobIsDefined(self, blob) -> bool:  # noqa: N802
+        return str(blob) in self._defined_blobs()
+
+    def GetUsedBlobNames(self):  # noqa: N802
+        used = set(self._net.external_input) | set(self._net.external_output)
+        for op in self._net.op:
+            used.update(op.input)
+            used.update(op.output)
+        return used
+
+    def NextName(self, prefix=None, output_id=None):  # noqa: N802
+        if prefix:
+            output_name_base = f"{self._net.name}/{prefix}"
+            output_name = output_name_base
+            if output_id is not None:
+                output_name += f":{output_id}"
+            key = output_name
+            index = 2
+            while self.BlobIsDefined(output_name) or key in self._next_blob_name_ids and \
+                    self._next_blob_name_ids[key] >= index:
+                output_name = f"{output_name_base}_{index}"
+                if output_id is not None:
+                    output_name += f":{output_id}"
+                index += 1
+            self._next_blob_name_ids[key] = index
+            return output_name
+        output_name = f"{self._net.name}_blob_{self._next_name_index}"
+        self._next_name_index += 1
+        return output_name
+
+    def NextBlob(self, prefix=None):  # noqa: N802
+        name = str(prefix or "blob")
+        index = 0
+        candidate = name
+        used = self.GetUsedBlobNames()
+        while candidate in used:
+            candidate = f"{name}_auto_{index}"
+            index += 1
+        return BlobReference(candidate, self)
+
+    def NextScopedBlob(self, prefix=None):  # noqa: N802
+        return self.NextBlob(ScopedName(prefix or "blob"))
+
+    def AddExternalInput(self, *inputs):  # noqa: N802
+        assert len(inputs) > 0
+        refs = _rectify(list(inputs))
+        existing = set(self._net.external_input)
+        for ref in refs:
+            assert str(ref) not in existing, f"Net already contains an input named {ref}"
+            existing.add(str(ref))
+            self._net.external_input.append(str(ref))
+        refs = [BlobReference(str(r), self) for r in refs]
+        return refs[0] if len(refs) == 1 else refs
+
+    def AddExternalInputs(self, *inputs):  # noqa: N802
+        return self.AddExternalInput(*inputs)
+
+    def AddExternalOutput(self, *outputs):  # noqa: N802
+        for output in outputs:
+            assert isinstance(output, BlobReference), "AddExternalOutput takes BlobReferences"
+            assert self.BlobIsDefined(output), f"{output} is not defined in net {self.Name()}"
+            self._net.external_output.append(str(output))
+
+    def AddExternalOutputs(self, *outputs):  # noqa: N802
+        return self.AddExternalOutput(*outputs)
+
+    @property
+    def external_inputs(self):
+        return [BlobReference(s, self) for s in self._net.external_input]
+
+    @property
+    def external_outputs(self):
+        return [BlobReference(s, self) for s in self._net.external_output]
+
+    def Clone(self, name, blob_remap=None, op_id_mask=None, keep_schema=True):  # noqa: N802
+        """A copy under a new name; ``blob_remap`` renames blobs, ``op_id_mask`` keeps some ops."""
+        proto = caffe2_pb2.NetDef()
+        proto.CopyFrom(self._net)
+        remap = {str(k): str(v) for k, v in (blob_remap or {}).items()}
+        if op_id_mask is not None:
+            kept = [proto.op[i] for i in op_id_mask]
+            del proto.op[:]
+            proto.op.extend(kept)
+        for op in proto.op:
+            op.input[:] = [remap.get(b, b) for b in op.input]
+            op.output[:] = [remap.get(b, b) for b in op.output]
+        proto.external_input[:] = [remap.get(b, b) for b in proto.external_input]
+        proto.external_output[:] = [remap.get(b, b) for b in proto.external_output]
+        proto.name = name
+        return Net(proto)
+
+    def RunAllOnGPU(self, gpu_id=0, use_cudnn=False):  # noqa: N802
+        self._net.device_option.CopyFrom(DeviceOption(caffe2_pb2.CUDA, gpu_id))
+        for op in self._net.op:
+            op.device_option.CopyFrom(self._net.device_option)
+
+    def set_rand_seed(self, seed=100, sequence_seed=True, seed_on_op_def=False):
+        for i, op in enumerate(self._net.op):
+            op.device_option.random_seed = seed + i if sequence_seed else seed
+
+    # -- operator sugar ------------------------------------------------------
+    def __getattr__(self, op_type):
+        if op_type.startswith("__"):
+            raise AttributeError(op_type)
+        if not IsOperator(op_type) and not IsOperatorWithEngine(op_type, "CUDNN"):
+            hints = difflib.get_close_matches(op_type, list(registry.schemas()), n=5, cutoff=0.6)
+            raise AttributeError(f"Method {op_type} is not a registered operator. Did you "
+                                 f"mean: [{', '.join(hints)}]")
+        return lambda *args, **kwargs: self._CreateAndAddToSelf(op_type, *args, **kwargs)
+
+    def __dir__(self):
+        return sorted(set(super().__dir__()) | set(registry.schemas()))
+
+    def _CreateAndAddToSelf(self, op_type, inputs, outputs=None, **kwargs):  # noqa: N802
+        inputs = _rectify(inputs)
+        defined = self._defined_blobs()
+        for blob in inputs:
+            if str(blob) not in defined:
+                self._net.external_input.append(str(blob))
+                defined.add(str(blob))
+        if outputs is None:
+            outputs = self.NextName(prefix=op_type)
+        elif isinstance(outputs, int):
+            outputs = [self.NextName(prefix=op_type, output_id=i) for i in range(outputs)]
+        outputs = _rectify(outputs)
+        op = CreateOperator(op_type, inputs, outputs, **kwargs)
+        self._net.op.extend([op])
+        refs = tuple(BlobReference(str(o), self) for o in op.output)
+        if not refs:
+            return None
+        return refs[0] if len(refs) == 1 else refs

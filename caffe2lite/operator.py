@@ -1,0 +1,156 @@
+"""Operator instances: an OperatorDef checked, resolved and parsed once.
+
+Creating an ``Operator`` verifies the schema, picks the kernel for the op's
+device and engine, parses the arguments and checks that every input blob
+exists -- all before any blob is read.  Running it gathers the inputs, calls
+the kernel, checks what came back, and only then writes the outputs, so an
+operator that fails leaves every blob as it was.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from caffe2lite import registry
+from caffe2lite.arguments import parse_arguments
+from caffe2lite.devices import context_for
+from caffe2lite.errors import (BlobNotFound, Caffe2LiteError, EnforceError,
+                               OperatorError, OperatorNotRegistered)
+
+
+def describe_op(op_def, position=None, net_name=None) -> str:
+    """'op #3 Relu "name" in net "n"': how errors name an operator."""
+    text = f"op #{position} {op_def.type}" if position is not None else f"op {op_def.type}"
+    if op_def.name:
+        text += f' "{op_def.name}"'
+    if net_name:
+        text += f' in net "{net_name}"'
+    return text
+
+
+class OpContext:
+    """What a kernel sees besides its inputs: device, ``xp``, parsed args, RNG.
+
+    ``workspace`` is set only for schemas that declare ``needs_workspace``
+    (Caffe2's pass_workspace), so ordinary kernels stay pure functions.
+    """
+
+    __slots__ = ("op_def", "schema", "args", "device", "xp", "engine", "where",
+                 "workspace", "_rng")
+
+    def __init__(self, op_def, schema, args, device, engine, where, workspace=None):
+        self.op_def = op_def
+        self.schema = schema
+        self.args = args
+        self.device = device
+        self.xp = device.xp
+        self.engine = engine
+        self.where = where
+        self.workspace = workspace
+        self._rng = None
+
+    @property
+    def rng(self):
+        """The op's random generator, seeded by DeviceOption.random_seed when set."""
+        if self._rng is None:
+            opt = self.op_def.device_option
+            seed = opt.random_seed if opt.HasField("random_seed") else None
+            self._rng = self.device.rng(seed)
+        return self._rng
+
+    def enforce(self, cond, *msg):
+        """CAFFE_ENFORCE with this op's description in the message."""
+        if not cond:
+            raise EnforceError(f"{self.where}: " + "".join(str(m) for m in msg))
+
+
+class Operator:
+    """One created operator, ready to run many times."""
+
+    __slots__ = ("op_def", "schema", "kernel", "ctx", "inputs", "outputs", "where", "position")
+
+    def __init__(self, op_def, workspace, position=None, net_name=None, produced=()):
+        where = describe_op(op_def, position, net_name)
+        self.op_def = op_def
+        self.where = where
+        self.position = position
+        schema = registry.get_schema(op_def.type)
+        if schema is None:
+            registry.find_kernel(op_def, 0, where)  # raises "unknown operator" with hints
+        schema.verify(op_def, where)
+        device = context_for(op_def.device_option if op_def.HasField("device_option") else None)
+        kernel, engine = _resolve_kernel(op_def, schema, device, where)
+        args = parse_arguments(op_def, schema, where)
+        for i, name in enumerate(op_def.input):
+            if name not in produced and not workspace.has_blob(name):
+                raise BlobNotFound(f"{where}: input {i} ({_input_label(schema, i)}) is blob "
+                                   f"'{name}', which does not exist in workspace "
+                                   f"'{workspace.name}' (feed it or produce it earlier)")
+        self.schema = schema
+        self.kernel = kernel
+        self.ctx = OpContext(op_def, schema, args, device, engine, where,
+                             workspace if getattr(schema, "needs_workspace", False) else None)
+        self.inputs = tuple(op_def.input)
+        self.outputs = tuple(op_def.output)
+
+    def run(self, blobs: dict) -> None:
+        """Run once on the blob dict; raise a caffe2lite error naming this op on failure."""
+        try:
+            values = [blobs[n] for n in self.inputs]
+            results = self.kernel(self.ctx, *values)
+            results = check_outputs(self, results)
+        except Exception as exc:  # re-raised with this op's context
+            raise self.failure(exc, blobs) from exc
+        for name, value in zip(self.outputs, results):
+            blobs[name] = value
+
+    def failure(self, exc, blobs) -> Caffe2LiteError:
+        """Turn any exception from this op into a caffe2lite error naming the op."""
+        for i, name in enumerate(self.inputs):
+            if blobs.get(name) is None:
+                return BlobNotFound(f"{self.where}: input {i} "
+                                    f"({_input_label(self.schema, i)}) blob '{name}' "
+                                    f"{'is empty (never written)' if name in blobs else 'does not exist'}")
+        if isinstance(exc, Caffe2LiteError):
+            return exc if str(exc).startswith(self.where) else exc.with_context(self.where)
+        return OperatorError(f"{self.where}: {type(exc).__name__}: {exc}")
+
+
+def check_outputs(op: Operator, results):
+    """The kernel contract: one value per output, arrays on the op's device."""
+    if type(results) is not tuple:
+        results = tuple(results) if isinstance(results, list) else (results,)
+    if len(results) != len(op.outputs):
+        raise OperatorError(f"{op.where}: kernel returned {len(results)} values for "
+                            f"{len(op.outputs)} outputs {list(op.outputs)}")
+    for value in results:
+        if type(value) is not np.ndarray:
+            return tuple(_normalize_output(op, v) for v in results)
+    return results
+
+
+def _normalize_output(op: Operator, value):
+    if isinstance(value, (np.generic, int, float, bool)):
+        return np.asarray(value)
+    if isinstance(value, np.ndarray) or op.ctx.device.is_device_array(value):
+        return value
+    if isinstance(value, (str, bytes)) or getattr(op.schema, "opaque_outputs", False):
+        return value
+    raise OperatorError(f"{op.where}: kernel returned a {type(value).__name__}, expected an "
+                        f"array on {op.ctx.device.name}")
+
+
+def _resolve_kernel(op_def, schema, device, where):
+    try:
+        return registry.find_kernel(op_def, device.device_type, where)
+    except OperatorNotRegistered:
+        if not schema.cpu_fallback or device.name == "CPU":
+            raise
+    from caffe2lite.devices.fallback import cpu_fallback_kernel  # CUDA only
+
+    return cpu_fallback_kernel(op_def, where), "CPU_FALLBACK"
+
+
+def _input_label(schema, i):
+    names = schema.input_names()
+    return f"'{names[i]}'" if i < len(names) else "unnamed"

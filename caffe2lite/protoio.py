@@ -1,0 +1,106 @@
+"""Reading and writing Caffe2 protos (NetDef, PlanDef, OperatorDef, ...).
+
+Real Caffe2 files come in binary (``.pb``) and text (``.pbtxt``) form, and
+the extension does not always tell the truth (some ``.pb`` files are text).
+``parse_proto`` tries the likely form first and the other second; a file
+that is neither raises ``ProtoParseError`` saying what was tried and why
+each attempt failed.
+"""
+
+from __future__ import annotations
+
+import os
+
+from google.protobuf import text_format
+
+from caffe2lite.errors import ProtoParseError
+from caffe2lite.proto import caffe2_pb2
+
+
+def _looks_like_text(data: bytes) -> bool:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(c.isprintable() or c in "\n\r\t" for c in text[:4096])
+
+
+def parse_text(text, message_cls, source: str = "<text>"):
+    """Parse protobuf text format into a new ``message_cls``."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    msg = message_cls()
+    try:
+        text_format.Parse(text, msg)
+    except text_format.ParseError as e:
+        raise ProtoParseError(f"{source}: not a valid {message_cls.__name__} in text "
+                              f"format: {e}") from e
+    return msg
+
+
+def parse_binary(data: bytes, message_cls, source: str = "<bytes>"):
+    """Parse protobuf wire format into a new ``message_cls``."""
+    msg = message_cls()
+    try:
+        msg.ParseFromString(data)
+    except Exception as e:  # DecodeError, or missing required fields
+        raise ProtoParseError(f"{source}: not a valid {message_cls.__name__} in binary "
+                              f"format ({len(data)} bytes): {e}") from e
+    missing = msg.FindInitializationErrors()
+    if missing:
+        raise ProtoParseError(f"{source}: {message_cls.__name__} is missing required "
+                              f"fields {missing}")
+    return msg
+
+
+def parse_proto(data, message_cls, source: str = "<data>"):
+    """Parse ``data`` (bytes or str, text or binary) as ``message_cls``."""
+    if isinstance(data, message_cls):
+        return data
+    if isinstance(data, str):
+        return parse_text(data, message_cls, source)
+    if not isinstance(data, (bytes, bytearray)):
+        raise ProtoParseError(f"{source}: expected bytes, text or a {message_cls.__name__}, "
+                              f"got {type(data).__name__}")
+    data = bytes(data)
+    attempts = [parse_text, parse_binary] if _looks_like_text(data) else [parse_binary, parse_text]
+    errors = []
+    for attempt in attempts:
+        try:
+            return attempt(data, message_cls, source)
+        except (ProtoParseError, UnicodeDecodeError) as e:
+            errors.append(str(e))
+    raise ProtoParseError(f"{source}: cannot be parsed as a {message_cls.__name__} in binary "
+                          f"or text format. " + " | ".join(errors))
+
+
+def load_proto(path, message_cls):
+    """Read a file holding one ``message_cls`` in binary or text format."""
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        data = f.read()
+    return parse_proto(data, message_cls, source=path)
+
+
+def load_net(path) -> caffe2_pb2.NetDef:
+    """Load a NetDef from a ``.pb`` or ``.pbtxt`` file."""
+    return load_proto(path, caffe2_pb2.NetDef)
+
+
+def load_plan(path) -> caffe2_pb2.PlanDef:
+    """Load a PlanDef from a ``.pb`` or ``.pbtxt`` file."""
+    return load_proto(path, caffe2_pb2.PlanDef)
+
+
+def to_text(msg) -> str:
+    return text_format.MessageToString(msg)
+
+
+def save_proto(msg, path, as_text: bool | None = None) -> None:
+    """Write ``msg``; text format when ``as_text`` or the name ends in .pbtxt/.prototxt."""
+    path = os.fspath(path)
+    if as_text is None:
+        as_text = path.endswith((".pbtxt", ".prototxt", ".txt"))
+    data = to_text(msg).encode("utf-8") if as_text else msg.SerializeToString()
+    with open(path, "wb") as f:
+        f.write(data)

@@ -1,0 +1,193 @@
+"""The operator registry: schemas by op type, kernels by (op type, device, engine).
+
+An operator is declared once, in a module under ``operators/`` (or in a
+user's own module): ``register_schema(OpSchema(...))`` and one
+``@register_kernel`` per device/engine.  A kernel for a type without a
+schema, or a second schema for a type, fails at import.  Which kernel runs
+is decided once, when the operator is created, following Caffe2's engine
+order: the op's own ``engine`` list, then per-op preferences, then global
+per-device preferences, then the default engine.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import pkgutil
+from typing import Callable, Iterable
+
+from caffe2lite.errors import OperatorNotRegistered, SchemaError
+from caffe2lite.proto import caffe2_pb2
+from caffe2lite.schema import OpSchema
+
+DEFAULT_ENGINE = ""
+
+_schemas: dict[str, OpSchema] = {}
+_kernels: dict[tuple[str, int, str], Callable] = {}
+_per_op_engine_pref: dict[tuple[int, str], list[str]] = {}
+_global_engine_pref: dict[int, list[str]] = {caffe2_pb2.CUDA: ["CUDNN"], caffe2_pb2.HIP: ["MIOPEN"]}
+_builtin_loaded = False
+
+
+def device_type_of(device) -> int:
+    """Map 'CPU' / 'CUDA' / caffe2_pb2 values to the DeviceTypeProto integer."""
+    if isinstance(device, int):
+        return device
+    name = str(device).upper()
+    value = getattr(caffe2_pb2, name, None)
+    if not isinstance(value, int):
+        raise OperatorNotRegistered(f"unknown device '{device}'; expected one of "
+                                    f"{device_names()}")
+    return value
+
+
+def device_name(device_type: int) -> str:
+    """Caffe2's short device name (CPU, CUDA, ...) for a DeviceTypeProto value."""
+    try:
+        return caffe2_pb2.DeviceTypeProto.Name(device_type)[len("PROTO_"):]
+    except ValueError:
+        return f"device_type {device_type}"
+
+
+def device_names() -> list[str]:
+    return [n[len("PROTO_"):] for n in caffe2_pb2.DeviceTypeProto.keys()]
+
+
+def normalize_engine(engine: str) -> str:
+    return "" if engine in ("", "DEFAULT") else engine
+
+
+# -- registration ------------------------------------------------------------
+def register_schema(schema: OpSchema) -> OpSchema:
+    """Register ``schema``; a second schema for the same type fails, naming both sites."""
+    old = _schemas.get(schema.type)
+    if old is not None:
+        raise SchemaError(f"schema for operator '{schema.type}' registered twice: at "
+                          f"{schema.file}:{schema.line}, already registered at "
+                          f"{old.file}:{old.line}")
+    _schemas[schema.type] = schema
+    return schema
+
+
+def register_kernel(op_type: str, devices: Iterable = ("CPU",), engine: str = DEFAULT_ENGINE):
+    """Decorator registering ``fn(ctx, *inputs) -> tuple`` for op_type on devices/engine.
+
+    The schema must already be registered (Caffe2 refused to link a kernel
+    without one).  ``devices`` lists device names or DeviceTypeProto values;
+    a body written against ``ctx.xp`` can serve CPU and CUDA alike.
+    """
+    if op_type not in _schemas:
+        raise SchemaError(f"kernel for operator '{op_type}' has no schema: call "
+                          f"register_schema(OpSchema('{op_type}', ...)) before register_kernel")
+    if isinstance(devices, (str, int)):
+        devices = (devices,)
+    engine = normalize_engine(engine)
+
+    def decorate(fn):
+        for dev in devices:
+            key = (op_type, device_type_of(dev), engine)
+            if key in _kernels:
+                raise SchemaError(f"kernel for operator '{op_type}' on {device_name(key[1])} "
+                                  f"engine '{engine or 'DEFAULT'}' registered twice")
+            _kernels[key] = fn
+        return fn
+
+    return decorate
+
+
+def set_per_op_engine_pref(device, op_type: str, engines: list[str]) -> None:
+    """Caffe2's SetPerOpEnginePref: engines tried for op_type on device before the global ones."""
+    _per_op_engine_pref[(device_type_of(device), op_type)] = list(engines)
+
+
+def set_global_engine_pref(device, engines: list[str]) -> None:
+    """Caffe2's SetGlobalEnginePref for one device type."""
+    _global_engine_pref[device_type_of(device)] = list(engines)
+
+
+# -- lookup ------------------------------------------------------------------
+def load_builtin_operators() -> None:
+    """Import every module of the ``operators`` package once (each registers itself)."""
+    global _builtin_loaded
+    if _builtin_loaded:
+        return
+    _builtin_loaded = True
+    import operators as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{package.__name__}.{info.name}")
+
+
+def get_schema(op_type: str) -> OpSchema | None:
+    load_builtin_operators()
+    return _schemas.get(op_type)
+
+
+def schemas() -> dict[str, OpSchema]:
+    load_builtin_operators()
+    return dict(_schemas)
+
+
+def kernels() -> dict[tuple[str, int, str], Callable]:
+    load_builtin_operators()
+    return dict(_kernels)
+
+
+def registry_key(op_type: str, engine: str = "") -> str:
+    """Caffe2's OpRegistryKey: 'Type' or 'Type_ENGINE_X'."""
+    engine = normalize_engine(engine)
+    return f"{op_type}_ENGINE_{engine}" if engine else op_type
+
+
+def registered_operators() -> list[str]:
+    """Sorted Caffe2-style registry keys over every device (RegisteredOperators())."""
+    load_builtin_operators()
+    return sorted({registry_key(t, e) for (t, _d, e) in _kernels})
+
+
+def close_names(op_type: str, n: int = 5) -> list[str]:
+    load_builtin_operators()
+    return difflib.get_close_matches(op_type, list(_schemas), n=n, cutoff=0.6)
+
+
+def available_implementations(op_type: str) -> list[str]:
+    return sorted(f"{device_name(d)}/{e or 'DEFAULT'}" for (t, d, e) in _kernels if t == op_type)
+
+
+def engine_candidates(op_def, device_type: int) -> list[str]:
+    """Caffe2's engine order for op_def on device_type, ending with the default engine."""
+    order = [normalize_engine(e.strip()) for e in op_def.engine.split(",") if e.strip()]
+    order += _per_op_engine_pref.get((device_type, op_def.type), [])
+    order += _global_engine_pref.get(device_type, [])
+    order.append(DEFAULT_ENGINE)
+    seen: list[str] = []
+    for e in order:
+        if e not in seen:
+            seen.append(e)
+    return seen
+
+
+def find_kernel(op_def, device_type: int, where: str = "") -> tuple[Callable, str]:
+    """Pick the kernel for op_def on device_type: returns (kernel, engine).
+
+    Raises OperatorNotRegistered listing the devices/engines that do exist
+    and, for an unknown type, the closest registered names.
+    """
+    load_builtin_operators()
+    for engine in engine_candidates(op_def, device_type):
+        fn = _kernels.get((op_def.type, device_type, engine))
+        if fn is not None:
+            return fn, engine
+    label = where or f"operator {op_def.type}"
+    if op_def.type not in _schemas:
+        hint = close_names(op_def.type)
+        raise OperatorNotRegistered(
+            f"{label}: unknown operator type '{op_def.type}'"
+            + (f"; did you mean {hint}?" if hint else "; see `caffe2lite ops` for the list"))
+    have = available_implementations(op_def.type)
+    raise OperatorNotRegistered(
+        f"{label}: no implementation of '{op_def.type}' on device "
+        f"{device_name(device_type)} (engines tried: "
+        f"{[e or 'DEFAULT' for e in engine_candidates(op_def, device_type)]}); "
+        f"implementations that exist: {have or 'none'}")

@@ -1,0 +1,369 @@
+"""Caffe2's ``workspace`` module: blobs and nets by name, in named workspaces.
+
+The module-level functions keep Caffe2's names, call shapes, return values
+and failure behaviour (``FeedBlob``, ``FetchBlob``, ``CreateNet``,
+``RunNet``, ...), so a Caffe2 script ports by changing its imports.  They
+act on the current workspace, a ``Workspace`` object whose own methods use
+the snake_case names of Caffe2's ``C.Workspace`` (``feed_blob``, ``run``...).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import MutableMapping
+
+import numpy as np
+from google.protobuf.message import Message
+
+from caffe2lite import registry, scope
+from caffe2lite.devices import context_for
+from caffe2lite.errors import BlobNotFound, EnforceError, NetError, WorkspaceError
+from caffe2lite.net import create_net
+from caffe2lite.operator import Operator
+from caffe2lite.proto import caffe2_pb2
+from caffe2lite.protoio import parse_proto
+from caffe2lite.serialization import blob_to_proto, proto_to_blob, proto_to_tensor
+
+
+def StringifyProto(obj):  # noqa: N802
+    """bytes for a proto, an object with Proto(), or bytes/str given as they are."""
+    if isinstance(obj, (str, bytes)):
+        return obj
+    if isinstance(obj, Message):
+        return obj.SerializeToString()
+    if hasattr(obj, "Proto"):
+        return obj.Proto().SerializeToString()
+    raise ValueError(f"Unexpected argument to StringifyProto of type {type(obj).__name__}")
+
+
+def _as_proto(obj, message_cls, what: str):
+    """Accept a proto, an object with .Proto() or serialized bytes/text."""
+    if isinstance(obj, message_cls):
+        return obj
+    if hasattr(obj, "Proto"):
+        return obj.Proto()
+    if isinstance(obj, (bytes, bytearray, str)):
+        return parse_proto(obj, message_cls, what)
+    raise ValueError(f"{what}: expected a {message_cls.__name__}, an object with Proto() or "
+                     f"serialized bytes, got {type(obj).__name__}")
+
+
+def GetNetName(net) -> str:  # noqa: N802
+    if isinstance(net, str):
+        return net
+    if isinstance(net, caffe2_pb2.NetDef):
+        return net.name
+    if hasattr(net, "Name"):
+        return net.Name()
+    raise Exception(f"Not a Net object: {net!r}")  # Caffe2 raised a plain Exception
+
+
+StringifyNetName = GetNetName
+
+
+def StringifyBlobName(name) -> str:  # noqa: N802
+    return name.decode("utf-8") if isinstance(name, bytes) else str(name)
+
+
+class Workspace:
+    """Blobs and nets by name.  Blobs hold arrays (NumPy, or CuPy on CUDA) or strings."""
+
+    def __init__(self, name: str = "", root_folder: str = ""):
+        self.name = name
+        self.root_folder = root_folder
+        self.blob_dict: dict[str, object] = {}
+        self.nets: dict[str, object] = {}
+
+    # -- blobs ---------------------------------------------------------------
+    @property
+    def blobs(self) -> dict:
+        return self.blob_dict
+
+    def has_blob(self, name) -> bool:
+        return StringifyBlobName(name) in self.blob_dict
+
+    def create_blob(self, name) -> bool:
+        self.blob_dict.setdefault(StringifyBlobName(name), None)
+        return True
+
+    def remove_blob(self, name) -> bool:
+        return self.blob_dict.pop(StringifyBlobName(name), _MISSING) is not _MISSING
+
+    def feed_blob(self, name, arr, device_option=None) -> bool:
+        """Store a copy of ``arr`` (or a string) under ``name`` on the given device."""
+        name = StringifyBlobName(name)
+        if isinstance(arr, caffe2_pb2.TensorProto):
+            arr = proto_to_tensor(arr)
+        if isinstance(arr, (str, bytes)):
+            self.blob_dict[name] = arr
+            return True
+        if device_option is None:
+            device_option = scope.CurrentDeviceScope()
+        ctx = context_for(device_option)
+        if isinstance(arr, np.ndarray):
+            if arr.dtype.kind in "SU":
+                arr = arr.astype(object)
+            value = np.array(arr, copy=True, order="C")
+            value = value if ctx.name == "CPU" else ctx.to_device(value)
+        elif ctx.is_device_array(arr) or ctx.name != "CPU" and hasattr(arr, "__cuda_array_interface__"):
+            value = ctx.to_device(arr).copy()
+        elif hasattr(arr, "__cuda_array_interface__"):
+            value = context_for(None).to_device(arr)
+        else:
+            raise EnforceError(
+                f"FeedBlob('{name}'): Unexpected type of argument - only numpy array or string "
+                f"are supported for feeding, got {type(arr).__name__}")
+        self.blob_dict[name] = value
+        return True
+
+    def fetch_blob(self, name):
+        """A host copy of a tensor blob, or the string held by a string blob."""
+        name = StringifyBlobName(name)
+        try:
+            value = self.blob_dict[name]
+        except KeyError:
+            raise BlobNotFound(f"Can't find blob: {name} (workspace '{self.name}')") from None
+        if isinstance(value, np.ndarray):
+            return value.copy()
+        if hasattr(value, "__cuda_array_interface__"):
+            return context_for(None).to_host(value)
+        return value
+
+    # -- nets and operators --------------------------------------------------
+    def create_net(self, net, overwrite: bool = False, input_blobs=None) -> bool:
+        for blob in input_blobs or ():
+            self.create_blob(blob)
+        net_def = _as_proto(net, caffe2_pb2.NetDef, "CreateNet")
+        if not net_def.name:
+            raise NetError("Net definition should have a name.")
+        if net_def.name in self.nets and not overwrite:
+            raise NetError(f'I respectfully refuse to overwrite an existing net of the same '
+                           f'name "{net_def.name}", unless you explicitly specify '
+                           f'overwrite=true.')
+        self.nets[net_def.name] = create_net(net_def, self)
+        return True
+
+    def run_net(self, name, num_iter: int = 1, allow_fail: bool = False) -> bool:
+        name = GetNetName(name)
+        net = self.nets.get(name)
+        if net is None:
+            raise NetError(f"Can't find net {name} in workspace '{self.name}' "
+                           f"(nets: {sorted(self.nets) or 'none'}); create it with CreateNet")
+        try:
+            for _ in range(num_iter):
+                net.run()
+        except Exception:
+            if allow_fail:
+                return False
+            raise
+        return True
+
+    def run_net_once(self, net) -> bool:
+        net_def = _as_proto(net, caffe2_pb2.NetDef, "RunNetOnce")
+        create_net(net_def, self).run()
+        return True
+
+    def run_operator_once(self, op) -> bool:
+        op_def = _as_proto(op, caffe2_pb2.OperatorDef, "RunOperatorOnce")
+        if not op_def.HasField("device_option") and scope.CurrentDeviceScope() is not None:
+            op_def = caffe2_pb2.OperatorDef.FromString(op_def.SerializeToString())
+            op_def.device_option.CopyFrom(scope.CurrentDeviceScope())
+        operator = Operator(op_def, self)
+        for name in op_def.output:
+            self.blob_dict.setdefault(name, None)
+        operator.run(self.blob_dict)
+        return True
+
+    def run(self, obj) -> bool:
+        """Caffe2's Workspace.run: a plan, a net or an operator (proto or object)."""
+        proto = obj.Proto() if hasattr(obj, "Proto") else obj
+        if isinstance(proto, caffe2_pb2.NetDef):
+            return self.run_net_once(proto)
+        if isinstance(proto, caffe2_pb2.OperatorDef):
+            return self.run_operator_once(proto)
+        if isinstance(proto, caffe2_pb2.PlanDef) and hasattr(self, "run_plan"):
+            return self.run_plan(proto)
+        raise ValueError(f"Don't know how to do Workspace.run() on {type(obj)}")
+
+    # -- serialization -------------------------------------------------------
+    def serialize_blob(self, name) -> bytes:
+        name = StringifyBlobName(name)
+        if name not in self.blob_dict:
+            raise BlobNotFound(f"Can't find blob: {name} (workspace '{self.name}')")
+        return blob_to_proto(name, self.blob_dict[name]).SerializeToString()
+
+    def deserialize_blob(self, name, serialized) -> bool:
+        blob = parse_proto(bytes(serialized), caffe2_pb2.BlobProto, f"DeserializeBlob('{name}')")
+        self.blob_dict[StringifyBlobName(name)] = proto_to_blob(blob)
+        return True
+
+
+_MISSING = object()
+_workspaces: dict[str, Workspace] = {"default": Workspace("default", os.getcwd())}
+_current = ["default"]
+
+
+def current() -> Workspace:
+    """The current Workspace object."""
+    return _workspaces[_current[0]]
+
+
+# -- Caffe2's module-level API ------------------------------------------------
+def Blobs():  # noqa: N802
+    return list(current().blob_dict)
+
+
+def HasBlob(name):  # noqa: N802
+    return current().has_blob(name)
+
+
+def CreateBlob(name):  # noqa: N802
+    return current().create_blob(name)
+
+
+def ResetBlob(name):  # noqa: N802
+    current().blob_dict[StringifyBlobName(name)] = None
+    return True
+
+
+def FeedBlob(name, arr, device_option=None):  # noqa: N802
+    return current().feed_blob(name, arr, device_option)
+
+
+def FetchBlob(name):  # noqa: N802
+    return current().fetch_blob(name)
+
+
+def FetchBlobs(names):  # noqa: N802
+    return [FetchBlob(n) for n in names]
+
+
+def CurrentWorkspace():  # noqa: N802
+    return _current[0]
+
+
+def Workspaces():  # noqa: N802
+    return list(_workspaces)
+
+
+def RootFolder():  # noqa: N802
+    return current().root_folder
+
+
+def SwitchWorkspace(name, create_if_missing=None):  # noqa: N802
+    """Make ``name`` current; it must exist unless ``create_if_missing``."""
+    if isinstance(name, Workspace):
+        _workspaces.setdefault(name.name, name)
+        _current[0] = name.name
+        return None
+    if name not in _workspaces:
+        if not create_if_missing:
+            raise WorkspaceError(f"Workspace {name} does not exist (workspaces: "
+                                 f"{Workspaces()}); pass create_if_missing=True to create it")
+        _workspaces[name] = Workspace(name, current().root_folder)
+    _current[0] = name
+    return None
+
+
+def ResetWorkspace(root_folder=None):  # noqa: N802
+    """Replace the current workspace with an empty one of the same name."""
+    old = current()
+    if root_folder is not None:
+        os.makedirs(root_folder, exist_ok=True)
+    _workspaces[old.name] = Workspace(old.name, root_folder if root_folder is not None
+                                      else old.root_folder)
+    return True
+
+
+class WorkspaceGuard:
+    """Context manager: switch to ``name`` (creating it) and back afterwards."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __enter__(self):
+        self._old = CurrentWorkspace()
+        SwitchWorkspace(self.name, True)
+
+    def __exit__(self, *exc):
+        SwitchWorkspace(self._old)
+
+
+def CreateNet(net, overwrite=False, input_blobs=None):  # noqa: N802
+    return current().create_net(net, overwrite, input_blobs)
+
+
+def RunNet(name, num_iter=1, allow_fail=False):  # noqa: N802
+    return current().run_net(name, num_iter, allow_fail)
+
+
+def RunNetOnce(net):  # noqa: N802
+    return current().run_net_once(net)
+
+
+def RunOperatorOnce(operator):  # noqa: N802
+    return current().run_operator_once(operator)
+
+
+def RunOperatorsOnce(operators):  # noqa: N802
+    for op in operators:
+        if not RunOperatorOnce(op):
+            return False
+    return True
+
+
+def SerializeBlob(name):  # noqa: N802
+    return current().serialize_blob(name)
+
+
+def DeserializeBlob(name, serialized):  # noqa: N802
+    return current().deserialize_blob(name, serialized)
+
+
+def RegisteredOperators():  # noqa: N802
+    return registry.registered_operators()
+
+
+def NumCudaDevices():  # noqa: N802
+    """Number of CUDA devices (0 without CuPy or a GPU)."""
+    try:
+        import cupy
+        return cupy.cuda.runtime.getDeviceCount()
+    except Exception:
+        return 0
+
+
+NumGpuDevices = NumCudaDevices
+
+
+def has_cuda_support() -> bool:
+    return NumCudaDevices() > 0
+
+
+has_gpu_support = has_cuda_support
+
+
+class _BlobDict(MutableMapping):
+    """``workspace.blobs``: dict-like access to the current workspace's blobs."""
+
+    def __getitem__(self, name):
+        return FetchBlob(name)
+
+    def __setitem__(self, name, value):
+        FeedBlob(name, value)
+
+    def __delitem__(self, name):
+        if not current().remove_blob(name):
+            raise KeyError(name)
+
+    def __contains__(self, name):
+        return HasBlob(name)
+
+    def __iter__(self):
+        return iter(Blobs())
+
+    def __len__(self):
+        return len(current().blob_dict)
+
+
+blobs = _BlobDict()

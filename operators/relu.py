@@ -1,0 +1,35 @@
+"""Relu and ReluGradient: Y = max(X, 0), elementwise (numpy.maximum(X, 0))."""
+
+from caffe2lite.core import CreateOperator
+from caffe2lite.registry import register_kernel, register_schema
+from caffe2lite.schema import OpSchema
+
+
+def relu_gradient_maker(op_def, g_output):
+    """dX = dY where Y > 0 (computed from the output, as Caffe2's ReluGradient)."""
+    grad_op = CreateOperator("ReluGradient", [op_def.output[0], g_output[0]],
+                             [op_def.input[0] + "_grad"])
+    return [grad_op], [op_def.input[0] + "_grad"]
+
+
+register_schema(OpSchema(
+    "Relu", num_inputs=1, num_outputs=1, allow_inplace={(0, 0)},
+    inputs=[("X", "input tensor")], outputs=[("Y", "max(X, 0), same shape and dtype")],
+    doc="Rectified linear unit: Y = max(X, 0) elementwise.",
+    gradient=relu_gradient_maker))
+
+register_schema(OpSchema(
+    "ReluGradient", num_inputs=2, num_outputs=1, allow_inplace={(1, 0)},
+    inputs=[("Y", "output of Relu"), ("dY", "gradient of Y")],
+    outputs=[("dX", "dY where Y > 0, else 0")],
+    doc="Gradient of Relu, computed from its output."))
+
+
+@register_kernel("Relu", devices=("CPU", "CUDA"))
+def relu(ctx, x):
+    return (ctx.xp.maximum(x, x.dtype.type(0)),)
+
+
+@register_kernel("ReluGradient", devices=("CPU", "CUDA"))
+def relu_gradient(ctx, y, dy):
+    return (ctx.xp.where(y > 0, dy, dy.dtype.type(0)),)

@@ -1,0 +1,38 @@
+"""Shared test fixtures: a fresh default workspace per test, the shared nets folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from caffe2lite import workspace
+
+# Real Caffe2 nets and golden op tests live beside the project, never inside it.
+NETS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "nets"
+
+
+@pytest.fixture(autouse=True)
+def fresh_workspace():
+    """Every test starts in an empty 'default' workspace."""
+    workspace.SwitchWorkspace("default", True)
+    workspace.ResetWorkspace()
+    yield
+    workspace.SwitchWorkspace("default", True)
+    workspace.ResetWorkspace()
+
+
+@pytest.fixture
+def nets_dir() -> Path:
+    """../shared/nets, or skip with the reason when this checkout has none beside it."""
+    if not NETS_DIR.is_dir():
+        pytest.skip(f"shared nets folder {NETS_DIR} is absent (only in the project's "
+                    f"workplace checkout)")
+    return NETS_DIR
+
+
+# Hypothesis: no per-example deadline (the CI machine has 2 shared cores).
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("caffe2lite", deadline=None, max_examples=40)
+settings.load_profile("caffe2lite")
