@@ -47,9 +47,9 @@ def legacy_b_shape(ctx, a_shape, b_shape, first=0) -> tuple:
     if int(np.prod(b_shape, dtype=np.int64)) == 1:
         return (1,) * nd
     if len(b_shape) > nd:
-        raise EnforceError(f"{ctx.where}: with broadcast=1, {_label(ctx, first + 1)} of shape "
-                           f"{tuple(b_shape)} must not have more dims than {_label(ctx, first)} "
-                           f"of shape {tuple(a_shape)}")
+        raise EnforceError(f"{ctx.where}: with broadcast=1, {_label(ctx, first + 1)} of "
+                           f"shape {tuple(b_shape)} must not have more dims than "
+                           f"{_label(ctx, first)} of shape {tuple(a_shape)}")
     axis = _legacy_axis(ctx)
     if axis == -1:
         axis = nd - len(b_shape)
@@ -66,8 +66,9 @@ def legacy_b_shape(ctx, a_shape, b_shape, first=0) -> tuple:
     for i in range(start, end + 1):
         if a_shape[axis + i] != b_shape[i]:
             raise EnforceError(f"{ctx.where}: broadcast dimension mismatch: "
-                               f"{_label(ctx, first + 1)} of shape {tuple(b_shape)} placed at axis {axis} of "
-                               f"{_label(ctx, first)} of shape {tuple(a_shape)}: dim {i} is "
+                               f"{_label(ctx, first + 1)} of shape {tuple(b_shape)} placed "
+                               f"at axis {axis} of {_label(ctx, first)} of shape "
+                               f"{tuple(a_shape)}: dim {i} is "
                                f"{b_shape[i]}, A has {a_shape[axis + i]}")
         view[axis + i] = b_shape[i]
     return tuple(view)
@@ -96,8 +97,9 @@ def numpy_broadcast_shape(ctx, a_shape, b_shape, first=0) -> tuple:
     out = []
     for da, db in zip(a, b):
         if da != db and da != 1 and db != 1:
-            raise EnforceError(f"{ctx.where}: {_label(ctx, first)} of shape {tuple(a_shape)} and "
-                               f"{_label(ctx, first + 1)} of shape {tuple(b_shape)} cannot be "
+            raise EnforceError(f"{ctx.where}: {_label(ctx, first)} of shape "
+                               f"{tuple(a_shape)} and {_label(ctx, first + 1)} of shape "
+                               f"{tuple(b_shape)} cannot be "
                                f"broadcast together (pass broadcast=1 for Caffe2's legacy "
                                f"rule)")
         out.append(db if da == 1 else da)
