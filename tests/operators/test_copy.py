@@ -82,3 +82,18 @@ def test_alias_gradient_passes_the_output_gradient_through():
     assert maker(op, ["y_grad"]) == ([], ["y_grad"])
     sparse = core.GradientSlice("i", "v")
     assert maker(op, [sparse]) == ([], [sparse])
+
+
+def test_real_alias_net(nets_dir):
+    """Glow's Caffe2 importer test net: Y = Alias(X)."""
+    from caffe2lite import protoio
+
+    path = nets_dir / "pytorch__glow__alias_op_net.pbtxt"
+    if not path.exists():
+        pytest.skip(f"{path.name} is not in {nets_dir}")
+    net = protoio.load_net(path)
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    workspace.FeedBlob("X", x)
+    workspace.RunNetOnce(net)
+    np.testing.assert_array_equal(workspace.FetchBlob("Y"), x)
+    assert workspace.current().blobs["Y"] is workspace.current().blobs["X"]
