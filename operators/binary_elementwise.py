@@ -229,8 +229,9 @@ def _register(op_type, fn, numpy_name, grads, needs_values):
         args=list(BROADCAST_ARGS),
         doc=f"Gradient of {op_type}: the partial derivatives times dC, summed over the "
             f"dimensions broadcasting stretched so dA has A's shape and dB has B's."))
-    register_kernel(op_type, devices=("CPU", "CUDA"))(_binary_kernel(fn))
-    register_kernel(grad_type, devices=("CPU", "CUDA"))(_gradient_kernel(grads))
+    for name, kernel in ((op_type, _binary_kernel(fn)), (grad_type, _gradient_kernel(grads))):
+        kernel.__name__ = kernel.__qualname__ = f"{name}_kernel"
+        register_kernel(name, devices=("CPU", "CUDA"))(kernel)
 
 
 for _type, _row in BINARY_OPS.items():
