@@ -319,7 +319,11 @@ def test_corrupt_files_fail_cleanly(root, corrupt):
         second = caffe2_pb2.BlobProto()
         second.CopyFrom(blob)
         second.tensor.segment.begin, second.tensor.segment.end = 1, 4
-        write_records(path, [("x#%0", blob), ("x#%1", second)])
+        if corrupt == "bad_type":  # one whole record of a type Caffe2 did not serialize
+            blob.tensor.float_data.append(4)
+            blob.tensor.segment.end = 4
+        write_records(path, [("x#%0", blob)] + ([("x#%1", second)] if corrupt == "overlap"
+                                                else []))
     workspace.FeedBlob("x", np.ones(2, np.float32))
     before = snapshot()
     with pytest.raises(DBError, match="bad.minidb|'x'"):
