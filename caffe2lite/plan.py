@@ -33,7 +33,6 @@ import time
 
 import numpy as np
 
-from caffe2lite import registry
 from caffe2lite.devices import cpu_context
 from caffe2lite.errors import Caffe2LiteError, EnforceError, PlanError
 from caffe2lite.net import SimpleNet
@@ -108,6 +107,11 @@ class _Compiled:
         if self.stop_blob is not None:
             return 1 if self.step.only_once else None
         return self.step.num_iter if self.step.HasField("num_iter") else 1
+
+
+def _creates_undeclared_blobs(op) -> bool:
+    """Load with load_all writes blobs that are not its outputs: anything may exist later."""
+    return op.type == "Load" and any(a.name == "load_all" and a.i for a in op.arg)
 
 
 class _ProbeWorkspace:
@@ -204,8 +208,7 @@ class PlanExecutor:
         for net_def in nets:
             for op in net_def.op:
                 known.update(op.output)
-                schema = registry.get_schema(op.type)
-                permissive |= bool(schema is not None and schema.needs_workspace)
+                permissive |= _creates_undeclared_blobs(op)
         probe = _ProbeWorkspace(self.ws, known, permissive)
         for net_def in nets:
             SimpleNet(net_def, probe)

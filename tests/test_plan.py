@@ -297,6 +297,12 @@ def test_bad_operator_in_a_later_step_fails_before_anything_runs():
     p.AddStep(core.execution_step("second", typo))
     with pytest.raises(BlobNotFound, match="x_typo"):
         workspace.RunPlan(p)
+    typo.Save(["x"], [], db="never_written.minidb", db_type="minidb")  # still checked
+    p = core.Plan("p3")
+    p.AddStep(core.execution_step("first", count_net("n3", "c")))
+    p.AddStep(core.execution_step("second", typo))
+    with pytest.raises(BlobNotFound, match="x_typo"):
+        workspace.RunPlan(p)
     assert value("c") == 0 and workspace.current().nets == {}
 
 
