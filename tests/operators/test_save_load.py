@@ -399,3 +399,17 @@ def test_save_in_a_net_overwrites_each_run(root):
     workspace.RunNet(net.Name())
     [(_, blob)] = read_records(root / "n.minidb")
     assert list(blob.tensor.float_data) == [1.0, 1.0]
+
+
+def test_load_from_dbreader_inputs(root):
+    from operators.save_load import DBReader
+
+    workspace.FeedBlob("x", np.arange(3, dtype=np.int32))
+    run("Save", ["x"], [], db="r.minidb", db_type="minidb")
+    workspace.ResetWorkspace()
+    workspace.current().blob_dict["reader"] = DBReader(str(root / "r.minidb"))
+    run("Load", ["reader"], ["x"])
+    np.testing.assert_array_equal(workspace.FetchBlob("x"), np.arange(3, dtype=np.int32))
+    workspace.FeedBlob("not_a_reader", np.zeros(1, np.float32))
+    with pytest.raises(Caffe2LiteError, match="'not_a_reader' must hold a DBReader"):
+        run("Load", ["not_a_reader"], ["x"])
