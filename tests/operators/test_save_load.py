@@ -413,3 +413,24 @@ def test_load_from_dbreader_inputs(root):
     workspace.FeedBlob("not_a_reader", np.zeros(1, np.float32))
     with pytest.raises(Caffe2LiteError, match="'not_a_reader' must hold a DBReader"):
         run("Load", ["not_a_reader"], ["x"])
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(workspace.NumCudaDevices() == 0, reason="needs CuPy and an NVIDIA GPU")
+def test_cuda_blobs_save_and_load_on_the_ops_device(root):
+    cuda = core.DeviceOption(caffe2_pb2.CUDA, 0)
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    workspace.FeedBlob("x", x, device_option=cuda)
+    run("Save", ["x"], [], db="g.minidb", db_type="minidb", device_option=cuda)
+    [(_, blob)] = read_records(root / "g.minidb")
+    assert blob.tensor.device_detail.device_type == caffe2_pb2.CUDA
+    workspace.ResetWorkspace()
+    run("Load", [], ["x"], db="g.minidb", db_type="minidb")  # a CPU op loads to the CPU
+    assert isinstance(workspace.current().blob_dict["x"], np.ndarray)
+    run("Load", [], ["y"], db="g.minidb", db_type="minidb", source_blob_names=["x"],
+        device_option=cuda)
+    assert not isinstance(workspace.current().blob_dict["y"], np.ndarray)
+    run("Load", [], ["z"], db="g.minidb", db_type="minidb", source_blob_names=["x"],
+        keep_device=1)  # a CPU op, but the saved device wins
+    assert not isinstance(workspace.current().blob_dict["z"], np.ndarray)
+    np.testing.assert_array_equal(workspace.FetchBlob("y"), x)
