@@ -416,8 +416,9 @@ def test_load_from_dbreader_inputs(root):
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(workspace.NumCudaDevices() == 0, reason="needs CuPy and an NVIDIA GPU")
 def test_cuda_blobs_save_and_load_on_the_ops_device(root):
+    if workspace.NumCudaDevices() == 0:
+        pytest.skip("needs CuPy and an NVIDIA GPU")
     cuda = core.DeviceOption(caffe2_pb2.CUDA, 0)
     x = np.arange(6, dtype=np.float32).reshape(2, 3)
     workspace.FeedBlob("x", x, device_option=cuda)
