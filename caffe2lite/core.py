@@ -376,3 +376,8 @@ class Net:
         if not refs:
             return None
         return refs[0] if len(refs) == 1 else refs
+
+
+# Plans and execution steps (Caffe2's core.Plan / core.ExecutionStep) live in plan_builder.
+from caffe2lite.plan_builder import (ExecutionStep, Plan, add_nets_in_order,  # noqa: E402,F401
+                                     execution_step, scoped_execution_step, to_execution_step)

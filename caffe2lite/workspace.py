@@ -185,6 +185,12 @@ class Workspace:
             return self.run_plan(proto)
         raise ValueError(f"Don't know how to do Workspace.run() on {type(obj)}")
 
+    def run_plan(self, plan, quiet=None) -> bool:
+        """Check, then run a PlanDef / core.Plan / core.ExecutionStep (see caffe2lite.plan)."""
+        from caffe2lite.plan import run_plan
+
+        return run_plan(self, plan, quiet)
+
     # -- serialization -------------------------------------------------------
     def serialize_blob(self, name) -> bytes:
         name = StringifyBlobName(name)
@@ -310,6 +316,15 @@ def RunOperatorsOnce(operators):  # noqa: N802
         if not RunOperatorOnce(op):
             return False
     return True
+
+
+def RunPlan(plan_or_step, quiet=None):  # noqa: N802
+    """Run a plan (PlanDef, core.Plan, or core.ExecutionStep wrapped into a Plan).
+
+    ``quiet=True`` hides the progress bar of long steps (None: the setting
+    of ``caffe2lite.plan.set_quiet``).  Returns True; a failure raises.
+    """
+    return current().run_plan(plan_or_step, quiet)
 
 
 def SerializeBlob(name):  # noqa: N802
