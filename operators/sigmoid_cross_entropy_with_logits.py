@@ -65,8 +65,8 @@ def sigmoid_cross_entropy_with_logits(ctx, x, t):
         terms = (2 * t - 1) * (x - (x * pos + log_term))  # (2t - 1) * log(sigmoid(x))
     else:
         terms = x * (t - pos) - log_term
-    out = -terms.reshape(-1, inner).sum(axis=1) / inner
-    return (out.reshape(x.shape[:-1]).astype(x.dtype, copy=False),)
+    out = -(terms.sum(axis=-1) if x.ndim else terms) / inner
+    return (out.astype(x.dtype, copy=False),)
 
 
 @register_kernel("SigmoidCrossEntropyWithLogitsGradient", devices=("CPU", "CUDA"))
@@ -83,5 +83,5 @@ def sigmoid_cross_entropy_with_logits_gradient(ctx, dY, x, t):
         d = (2 * t - 1) * (1 - sig)                      # (2t - 1) / (1 + exp(x))
     else:
         d = t - sig
-    scale = -dY.reshape(-1, 1) / inner
-    return ((d.reshape(-1, inner) * scale).reshape(x.shape).astype(x.dtype, copy=False),)
+    scale = -dY.reshape(x.shape[:-1] + (1,) if x.ndim else ()) / inner
+    return ((d * scale).astype(x.dtype, copy=False),)

@@ -4,6 +4,8 @@ NumPy: ``0.5 * ((X - Y) ** 2).reshape(N, -1).sum(1)`` with N = X.shape[0]
 (N = 1 for a 0-d input, as in Caffe2).
 """
 
+from math import prod
+
 from caffe2lite.core import CreateOperator
 from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
@@ -38,19 +40,19 @@ def _rows(ctx, X, Y):
                                     f"one shape")
     ctx.enforce(X.dtype.kind == "f" and X.dtype == Y.dtype,
                 f"X and Y must be float tensors of one dtype, got {X.dtype} and {Y.dtype}")
-    return X.shape[0] if X.ndim else 1
+    return (X.shape[0], prod(X.shape[1:])) if X.ndim else (1, 1)
 
 
 @register_kernel("SquaredL2Distance", devices=("CPU", "CUDA"))
 def squared_l2_distance(ctx, X, Y):
-    n = _rows(ctx, X, Y)
-    diff = (X - Y).reshape(n, -1)
+    n, inner = _rows(ctx, X, Y)
+    diff = (X - Y).reshape(n, inner)
     return ((diff * diff).sum(axis=1) * X.dtype.type(0.5),)
 
 
 @register_kernel("SquaredL2DistanceGradient", devices=("CPU", "CUDA"))
 def squared_l2_distance_gradient(ctx, X, Y, dD):
-    n = _rows(ctx, X, Y)
+    n, inner = _rows(ctx, X, Y)
     ctx.enforce(dD.size == n, f"dDistance {tuple(dD.shape)} must have {n} elements, one per row")
-    dX = ((X - Y).reshape(n, -1) * dD.reshape(n, 1).astype(X.dtype, copy=False)).reshape(X.shape)
+    dX = ((X - Y).reshape(n, inner) * dD.reshape(n, 1).astype(X.dtype, copy=False)).reshape(X.shape)
     return dX, -dX
