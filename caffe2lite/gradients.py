@@ -143,10 +143,13 @@ def get_gradient_for_op(op_def, g_output, position=None, net_name=None):
     try:
         grad_ops, g_input = maker(op_def, g_output)
     except GradientError as exc:
-        raise exc.with_context(where) if not str(exc).startswith(where) else exc
-    except Caffe2LiteError as exc:
+        if str(exc).startswith(where):
+            raise
+        raise exc.with_context(where) from exc
+    except Exception as exc:  # a maker's own failure, reported with the op it was for
+        detail = str(exc) if isinstance(exc, Caffe2LiteError) else f"{type(exc).__name__}: {exc}"
         raise GradientError(f"{where}: Exception when creating gradient for "
-                            f"[{op_def.type}]: {exc}") from exc
+                            f"[{op_def.type}]: {detail}") from exc
     if grad_ops is None:
         grad_ops = []
     elif not isinstance(grad_ops, (list, tuple)):

@@ -339,3 +339,76 @@ def test_mixing_sparse_and_dense_gradients_is_an_error():
     l2 = net.AveragedLoss(net.SquaredL2Distance(["data", "Y"], "d2"), "l2")
     with pytest.raises(GradientError, match="'data'.*mix of sparse and dense gradients"):
         net.AddGradientOperators([l1, l2])
+
+
+# -- makers, precedence, devices -------------------------------------------------------
+def test_schema_maker_wins_over_a_python_registered_one():
+    calls = []
+
+    @core.GradientRegistry.RegisterGradient("Tanh")
+    def never(op_def, g_output):  # Caffe2 asked Python only when C++ had no maker
+        calls.append(op_def)
+        return [], [None]
+
+    try:
+        grad_ops, _ = core.GradientRegistry.GetGradientForOp(
+            core.CreateOperator("Tanh", ["x"], ["y"]), ["y_grad"])
+        assert grad_ops[0].type == "TanhGradient" and calls == []
+    finally:
+        del core.GradientRegistry.gradient_registry_["Tanh"]
+
+
+def test_maker_failures_name_the_op():
+    op = core.CreateOperator("FC", ["X", "W", "b"], ["Y"])
+    with pytest.raises(GradientError, match=r"op FC: .*output 0 \('Y'\) is sparse"):
+        core.GradientRegistry.GetGradientForOp(op, [GradientSlice("i", "v")])
+    with pytest.raises(GradientError, match=r"g_output has 2 entries for 1 outputs"):
+        core.GradientRegistry.GetGradientForOp(op, ["a", "b"])
+
+    @core.GradientRegistry.RegisterGradient("GradTestNotYet")
+    def broken(op_def, g_output):
+        return [], []
+
+    try:
+        with pytest.raises(GradientError, match=r"returned 0 input gradients for 1 inputs"):
+            core.GradientRegistry.GetGradientForOp(
+                core.CreateOperator("GradTestNotYet", ["x"], ["y"]), ["y_grad"])
+    finally:
+        del core.GradientRegistry.gradient_registry_["GradTestNotYet"]
+
+
+def test_accumulation_sum_takes_the_gradient_ops_device():
+    cuda = core.DeviceOption(1, 0)
+    net = core.Net("device")
+    net.Relu("x", "y", device_option=cuda)
+    net.Tanh("y", "a", device_option=cuda)
+    net.Sigmoid("y", "b", device_option=cuda)
+    net.AddGradientOperators({"a": "da", "b": "db"})
+    (sum_op,) = [op for op in net.Proto().op if op.type == "Sum"]
+    assert sum_op.device_option.device_type == 1
+    assert list(sum_op.device_option.extra_info) == ["is_auto_gen_sum_ops:1"]
+
+
+def test_accumulation_across_devices_is_an_error():
+    net = core.Net("devices")
+    net.Relu("x", "y")
+    net.Tanh("y", "a", device_option=core.DeviceOption(1, 0))
+    net.Sigmoid("y", "b", device_option=core.DeviceOption(1, 1))
+    with pytest.raises(GradientError, match="'y'.*not all gradient operators have the same "
+                                            "device option"):
+        net.AddGradientOperators({"a": "da", "b": "db"})
+
+
+def test_given_seed_of_a_blob_read_downstream_is_summed_with_the_downstream_gradient():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(4).astype(np.float32)
+    dy, dz = (rng.standard_normal(4).astype(np.float32) for _ in range(2))
+    _feed(x=x, dy=dy, dz=dz)
+    net = core.Net("seed_and_reader")
+    net.Relu("x", "y")
+    net.Tanh("y", "z")
+    grads = net.AddGradientOperators({"y": "dy", "z": "dz"})
+    workspace.RunNetOnce(net)
+    y = np.maximum(x, 0)
+    expected = (dy + dz * (1 - np.tanh(y) ** 2)) * (x > 0)
+    np.testing.assert_allclose(workspace.FetchBlob(grads["x"]), expected, rtol=1e-5, atol=1e-6)
