@@ -42,4 +42,5 @@ def averaged_loss(ctx, X):
 @register_kernel("AveragedLossGradient", devices=("CPU", "CUDA"))
 def averaged_loss_gradient(ctx, X, dY):
     ctx.enforce(dY.size == 1, f"dY must have one element, got shape {tuple(dY.shape)}")
-    return (ctx.xp.full(X.shape, dY.reshape(()) / max(X.size, 1), dtype=X.dtype),)
+    share = (dY.reshape(()) / max(X.size, 1)).astype(X.dtype)
+    return (ctx.xp.zeros(X.shape, dtype=X.dtype) + share,)
