@@ -37,7 +37,9 @@ def split_gradient_maker(op_def, g_output):
 
     Caffe2 concatenated only the gradients that exist, which gives a wrong
     shape when some output has none; here such an output contributes zeros
-    (ConstantFill shaped like it).  ``split`` is not copied: Concat has no use for it.
+    (ConstantFill shaped like it; float32, ConstantFill's default dtype, so a
+    partial gradient of a float64 Split fails in Concat with a dtype error).
+    ``split`` is not copied: Concat has no use for it.
     """
     if all(g is None for g in g_output):
         return [], [None] * len(op_def.input)

@@ -72,7 +72,8 @@ def test_split_gradient_by_finite_differences():
     # a gradient for one output only: the other contributes zeros via ConstantFill
     if registry.get_schema("ConstantFill") is None:
         pytest.skip("ConstantFill is not registered (it comes with the basic ops)")
-    X = np.random.default_rng(0).standard_normal((3, 5))
+    # float32: ConstantFill's zeros are float32 unless told otherwise
+    X = np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32)
     op = core.CreateOperator("Split", ["X"], ["a", "b"], axis=1, split=[2, 3])
     for out in (0, 1):
         check_gradient(op, [X], 0, output_index=out)
