@@ -1,10 +1,12 @@
 """Reshape: data reshaped to a new shape, plus the old shape (Caffe2's reshape_op).
 
 The new shape comes from the ``shape`` argument or from a second input (a
-1-D int tensor), never both.  In it, 0 keeps the input's dimension at the
-same index and one -1 is inferred from the remaining size, so
-``numpy.reshape`` plus the 0 rule.  ``old_shape`` (int64) lets the gradient
-reshape dY back.
+1-D int32/int64 tensor), never both.  In it, 0 keeps the input's dimension
+at the same index (for a non-empty input, as in Caffe2) and one -1 is
+inferred from the remaining size, so ``numpy.reshape`` plus the 0 rule.
+``old_shape`` (int64, or the shape input's dtype) lets the gradient reshape
+dY back.  Where Caffe2 would resize an empty input to a non-empty shape
+(leaving garbage), this is an error.
 """
 
 import numpy as np
@@ -36,43 +38,50 @@ register_schema(OpSchema(
     gradient=reshape_gradient_maker))
 
 
-def _target_shape(ctx, X, new_shape_input):
-    if new_shape_input:
-        ctx.enforce(ctx.args["shape"] is None, "New shape is specified by the input blob, do "
-                                               "not pass in the argument `shape`.")
-        raw = np.asarray(ctx.device.to_host(new_shape_input[0]))
-        ctx.enforce(raw.ndim == 1 and raw.dtype.kind in "iu",
-                    f"input 'new_shape' must be a 1-D int tensor, got {raw.dtype} of shape "
-                    f"{raw.shape}")
-        shape = raw.tolist()
-    else:
+def _requested_shape(ctx, new_shape_input):
+    """The shape asked for, and the dtype old_shape takes (that of the shape input, or int64)."""
+    if not new_shape_input:
         ctx.enforce(ctx.args["shape"] is not None, "Argument `shape` is missing (give it or a "
                                                    "second input).")
-        shape = list(ctx.args["shape"])
-    for i, d in enumerate(shape):
-        if d == 0:
-            ctx.enforce(i < X.ndim, f"shape[{i}] is 0 (copy the input dimension), but the input "
-                                    f"has only {X.ndim} dimensions")
-            shape[i] = X.shape[i]
-        else:
-            ctx.enforce(d >= -1, f"shape[{i}] = {d}: dimensions must be >= -1")
+        return list(ctx.args["shape"]), np.int64
+    ctx.enforce(ctx.args["shape"] is None, "New shape is specified by the input blob, do not "
+                                           "pass in the argument `shape`.")
+    raw = np.asarray(ctx.device.to_host(new_shape_input[0]))
+    ctx.enforce(raw.ndim == 1, f"Shape should be 1-D; input 'new_shape' has shape {raw.shape}")
+    ctx.enforce(raw.dtype in (np.int32, np.int64), f"input 'new_shape' must be int32 or int64, "
+                                                   f"got {raw.dtype}")
+    return raw.tolist(), raw.dtype
+
+
+def _target_shape(ctx, X, shape):
+    """Caffe2's rules: 0 copies the input dim (non-empty input only), one -1 is inferred."""
+    total = X.size
+    if total:
+        shape = [X.shape[i] if d == 0 and i < X.ndim else d for i, d in enumerate(shape)]
+    ctx.enforce(all(d >= -1 for d in shape), f"The dimensions in argument `shape` {shape} must "
+                                             f"not be a negative number (other than -1).")
     ctx.enforce(shape.count(-1) <= 1, f"Argument `shape` {shape} has more than one missing "
                                       f"dimension.")
-    known = int(np.prod([d for d in shape if d != -1]))
-    if -1 in shape:
-        ctx.enforce(known != 0 and X.size % known == 0,
-                    f"cannot infer the -1 in shape {shape} for {X.size} elements "
-                    f"{tuple(X.shape)}")
-        shape[shape.index(-1)] = X.size // known
-    else:
-        ctx.enforce(known == X.size, f"Argument `shape` {shape} does not agree with the input "
-                                     f"data: {known} != {X.size} elements {tuple(X.shape)}")
+    size = int(np.prod([d for d in shape if d != -1]))
+    unknown = shape.index(-1) if -1 in shape else None
+    if total:
+        ctx.enforce(size != 0, f"Can not reshape a non-zero size ({total}) tensor to zero "
+                               f"size (shape {shape}).")
+        if unknown is not None:
+            ctx.enforce(total % size == 0, f"Argument `shape` {shape} does not agree with the "
+                                           f"input data. ({total} vs {size})")
+            shape[unknown] = total // size
+    elif unknown is not None:
+        shape[unknown] = 0  # an empty input: the unknown dimension is 0
+    ctx.enforce(int(np.prod(shape)) == total,
+                f"Argument `shape` {shape} does not agree with the input data. ({total} != "
+                f"{int(np.prod(shape))} elements; input shape {tuple(X.shape)})")
     return tuple(shape)
 
 
 @register_kernel("Reshape", devices=("CPU", "CUDA"))
 def reshape(ctx, X, *new_shape_input):
-    shape = _target_shape(ctx, X, new_shape_input)
+    requested, shape_dtype = _requested_shape(ctx, new_shape_input)
+    Y = X.reshape(_target_shape(ctx, X, requested))
     in_place = ctx.op_def.input[0] == ctx.op_def.output[0]
-    Y = X.reshape(shape)
-    return (Y if in_place else Y.copy()), np.asarray(X.shape, dtype=np.int64)
+    return (Y if in_place else Y.copy()), np.asarray(X.shape, dtype=shape_dtype)
