@@ -46,6 +46,11 @@ def grad_name(blob) -> str:
     return f"{blob}_grad"
 
 
+def sparse_grad_names(blob) -> GradientSlice:
+    """Caffe2's GI_I(i) / GI_V(i): ``<blob>_grad_indices`` and ``<blob>_grad_values``."""
+    return GradientSlice(f"{blob}_grad_indices", f"{blob}_grad_values")
+
+
 def dense_output_grad(op_def, g_output, i: int = 0) -> str:
     """Caffe2's GO(i): the dense gradient of output i; an error when missing or sparse."""
     g = g_output[i] if i < len(g_output) else None

@@ -332,6 +332,30 @@ def test_sparse_gradients_from_two_readers_are_concatenated():
     np.testing.assert_allclose(dense, expected, rtol=1e-5, atol=1e-6)
 
 
+def test_sparse_gradients_written_by_gradient_ops_are_renamed_before_concat():
+    from caffe2lite.gradients import sparse_grad_names
+
+    @core.GradientRegistry.RegisterGradient("GradTestNone")
+    def copy_to_slice(op_def, g_output):
+        names = sparse_grad_names(op_def.input[0])
+        return ([core.CreateOperator("Relu", [op_def.input[0]], [names.indices]),
+                 core.CreateOperator("Relu", [g_output[0]], [names.values])], [names])
+
+    try:
+        net = core.Net("sparse_ops")
+        net.GradTestNone("emb", "a")
+        net.GradTestNone("emb", "b")
+        grads = net.AddGradientOperators({"a": "da", "b": "db"})
+    finally:
+        del core.GradientRegistry.gradient_registry_["GradTestNone"]
+    assert grads["emb"] == GradientSlice("emb_grad_indices_concat", "emb_grad_values_concat")
+    concat_i, concat_v = net.Proto().op[-2:]
+    assert list(concat_i.input) == ["_emb_grad_indices_autosplit_0",
+                                    "_emb_grad_indices_autosplit_1"]
+    assert list(concat_v.input) == ["_emb_grad_values_autosplit_0", "_emb_grad_values_autosplit_1"]
+    assert [a.i for a in concat_i.arg if a.name == "axis"] == [0]
+
+
 def test_mixing_sparse_and_dense_gradients_is_an_error():
     net = core.Net("mixed")
     rows = net.GradTestRowGather(["data", "idx"], "rows")
