@@ -11,8 +11,8 @@ dY back.  Where Caffe2 would resize an empty input to a non-empty shape
 
 import numpy as np
 
-from caffe2lite.gradients import dense_output_grad, grad_name, gradient_maker
 from caffe2lite.core import CreateOperator
+from caffe2lite.gradients import dense_output_grad, grad_name, gradient_maker
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
 

@@ -37,6 +37,12 @@ def _register_stand_ins():
         def _sum(ctx, *xs):
             return (sum(xs[1:], xs[0].copy()),)
 
+    if registry.get_schema("Sum").gradient is None and "Sum" not in \
+            core.GradientRegistry.gradient_registry_:
+        @core.GradientRegistry.RegisterGradient("Sum")
+        def _sum_maker(op_def, g_output):  # Caffe2's: dY passed to every input, no ops
+            return [], [g_output[0]] * len(op_def.input)
+
 
 def _register_test_ops():
     """Test-local ops: identity ops with each gradient declaration, and a sparse row gather."""
@@ -436,3 +442,39 @@ def test_given_seed_of_a_blob_read_downstream_is_summed_with_the_downstream_grad
     y = np.maximum(x, 0)
     expected = (dy + dz * (1 - np.tanh(y) ** 2)) * (x > 0)
     np.testing.assert_allclose(workspace.FetchBlob(grads["x"]), expected, rtol=1e-5, atol=1e-6)
+
+
+# -- golden: a backward pass that Caffe2 itself generated --------------------------------
+def test_lstm_step_net_backward_matches_caffe2s(nets_dir):
+    """The RNN step net of a real Caffe2 train net carries both the forward step net and
+    the backward step net Caffe2 built from it (ys = hidden/cell state gradients).
+
+    LSTMUnit has no schema here; its maker is registered from Python with the
+    inputs/outputs of Caffe2's GetLSTMUnitGradient (sequence_lengths variant).
+    """
+    from caffe2lite.protoio import load_net
+
+    net = load_net(nets_dir / "yakov-helm__pytorch_exp__concat_elim_test_net.pb")
+    rnn = next(op for op in net.op if op.type == "RecurrentNetwork")
+    nets = {a.name: a.n for a in rnn.arg if a.HasField("n")}
+    step, golden = nets["step_net"], nets["backward_step_net"]
+
+    @core.GradientRegistry.RegisterGradient("LSTMUnit")
+    def lstm_unit_maker(op, g_output):
+        grads = [i + "_grad" for i in op.input[:3]]
+        return ([core.CreateOperator("LSTMUnitGradient",
+                                     list(op.input) + list(op.output) + list(g_output), grads)],
+                grads + [None, None])
+
+    try:
+        ys = {out: out + "_grad" for out in step.external_output}
+        grad_ops, grads = core.GradientRegistry.GetBackwardPass(list(step.op), ys)
+    finally:
+        del core.GradientRegistry.gradient_registry_["LSTMUnit"]
+
+    def summary(op):
+        return (op.type, list(op.input), list(op.output), [a.name for a in op.arg],
+                op.is_gradient_op, op.HasField("device_option"))
+
+    assert [summary(op) for op in grad_ops] == [summary(op) for op in golden.op]
+    assert [op.arg for op in grad_ops] == [op.arg for op in golden.op]
