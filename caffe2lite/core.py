@@ -195,6 +195,37 @@ def CreateOperator(operator_type, inputs, outputs, name="", control_input=None,
     return op
 
 
+class GradientRegistry:
+    """Caffe2's Python GradientRegistry; the engine lives in caffe2lite.gradients.
+
+    ``RegisterGradient(op_type)`` registers a Python maker ``(op, g_output) ->
+    (grad_ops, g_input)``.  As in Caffe2 it is consulted only when the op's
+    schema declares no maker of its own (nor NO_GRADIENT).
+    """
+
+    gradient_registry_: dict = {}
+
+    @classmethod
+    def RegisterGradient(cls, op_type):  # noqa: N802
+        def wrapper(func):
+            cls.gradient_registry_[op_type] = func
+            return func
+
+        return wrapper
+
+    @classmethod
+    def GetGradientForOp(cls, op, g_output):  # noqa: N802
+        from caffe2lite.gradients import get_gradient_for_op
+
+        return get_gradient_for_op(op, g_output)
+
+    @classmethod
+    def GetBackwardPass(cls, operators, ys, ys_generate_gradient=False):  # noqa: N802
+        from caffe2lite.gradients import get_backward_pass
+
+        return get_backward_pass(operators, ys)
+
+
 class Net:
     """A NetDef under construction, with ``net.OpType(...)`` sugar."""
 
@@ -344,6 +375,19 @@ class Net:
     def set_rand_seed(self, seed=100, sequence_seed=True, seed_on_op_def=False):
         for i, op in enumerate(self._net.op):
             op.device_option.random_seed = seed + i if sequence_seed else seed
+
+    def AddGradientOperators(self, ys, skip=0):  # noqa: N802
+        """Append the backward pass of ``ys`` (list, or dict {y: grad or None}).
+
+        Returns {BlobReference(input): BlobReference(grad) or GradientSlice};
+        see caffe2lite.gradients for the rules.  Ops before ``skip`` are ignored.
+        """
+        from caffe2lite.gradients import get_backward_pass
+
+        grad_ops, input_to_grad = get_backward_pass(
+            self._net.op[skip:], ys, net_name=self._net.name, first_position=skip)
+        self._net.op.extend(grad_ops)
+        return input_to_grad
 
     # -- operator sugar ------------------------------------------------------
     def __getattr__(self, op_type):
