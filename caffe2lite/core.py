@@ -256,20 +256,21 @@ class Net:
         return used
 
     def NextName(self, prefix=None, output_id=None):  # noqa: N802
+        """'<net>/<prefix>' (then '_2', '_3'... while taken; ':i' for output i), or '<net>_blob_<n>'.
+
+        Whether a name is taken is checked with the current name scope added,
+        as the op sugar adds it to the returned name.
+        """
         if prefix:
             output_name_base = f"{self._net.name}/{prefix}"
-            output_name = output_name_base
-            if output_id is not None:
-                output_name += f":{output_id}"
+            suffix = f":{output_id}" if output_id is not None else ""
+            output_name = output_name_base + suffix
             key = output_name
-            index = 2
-            while self.BlobIsDefined(output_name) or key in self._next_blob_name_ids and \
-                    self._next_blob_name_ids[key] >= index:
-                output_name = f"{output_name_base}_{index}"
-                if output_id is not None:
-                    output_name += f":{output_id}"
+            index = self._next_blob_name_ids.get(key, 2)
+            while self.BlobIsDefined(ScopedName(output_name)):
+                output_name = f"{output_name_base}_{index}{suffix}"
                 index += 1
-            self._next_blob_name_ids[key] = index
+                self._next_blob_name_ids[key] = index
             return output_name
         output_name = f"{self._net.name}_blob_{self._next_name_index}"
         self._next_name_index += 1

@@ -35,7 +35,16 @@ def parse_text(text, message_cls, source: str = "<text>"):
     except text_format.ParseError as e:
         raise ProtoParseError(f"{source}: not a valid {message_cls.__name__} in text "
                               f"format: {e}") from e
+    _check_required(msg, source)
     return msg
+
+
+def _check_required(msg, source: str) -> None:
+    """proto2 required fields (Segment.end, MapFieldEntry.val, ...) must be present."""
+    missing = msg.FindInitializationErrors()
+    if missing:
+        raise ProtoParseError(f"{source}: {type(msg).__name__} is missing required "
+                              f"fields {missing}")
 
 
 def parse_binary(data: bytes, message_cls, source: str = "<bytes>"):
@@ -47,10 +56,7 @@ def parse_binary(data: bytes, message_cls, source: str = "<bytes>"):
         raise ProtoParseError(f"{source}: not a valid {message_cls.__name__} in binary "
                               f"format ({len(data)} bytes): {e}"
                               f"{_stray_tail_hint(data, message_cls)}") from e
-    missing = msg.FindInitializationErrors()
-    if missing:
-        raise ProtoParseError(f"{source}: {message_cls.__name__} is missing required "
-                              f"fields {missing}")
+    _check_required(msg, source)
     return msg
 
 
