@@ -60,7 +60,7 @@ def _count_rule(spec, what):
         allowed = frozenset(spec)
         return min(allowed), max(allowed), allowed.__contains__, f"one of {sorted(allowed)}"
     if callable(spec):
-        return 0, INT_MAX, spec, "a count accepted by the schema"
+        return 0, INT_MAX, spec, "an allowed number of"
     raise SchemaError(f"{what}: expected an int, (min, max), set or predicate, got {spec!r}")
 
 
@@ -220,7 +220,9 @@ class OpSchema:
         for a in self.args:
             extra = "required" if a.required else f"default {a.default!r}"
             lines.append(f"  {a.name} ({a.type}, {extra}): {a.doc or '(no doc)'}")
-        lines += ["", f"Inputs: {self._in[3]}; outputs: {self._out[3]}",
+        counts = [rule[3] if rule[2] is None or rule[0] != 0 or rule[1] != INT_MAX
+                  else "decided by a rule" for rule in (self._in, self._out)]
+        lines += ["", f"Inputs: {counts[0]}; outputs: {counts[1]}",
                   f"Gradient: {gradient_kind(self.gradient)}",
                   f"Defined at {self.file}:{self.line}"]
         return "\n".join(lines)
