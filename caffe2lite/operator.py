@@ -14,8 +14,8 @@ import numpy as np
 from caffe2lite import registry
 from caffe2lite.arguments import parse_arguments
 from caffe2lite.devices import context_for
-from caffe2lite.errors import (BlobNotFound, Caffe2LiteError, EnforceError,
-                               OperatorError, OperatorNotRegistered)
+from caffe2lite.errors import (BlobNotFound, Caffe2LiteError, DeviceUnavailable,
+                               EnforceError, OperatorError, OperatorNotRegistered)
 
 
 def describe_op(op_def, position=None, net_name=None) -> str:
@@ -78,7 +78,11 @@ class Operator:
         if schema is None:
             registry.find_kernel(op_def, 0, where)  # raises "unknown operator" with hints
         schema.verify(op_def, where)
-        device = context_for(op_def.device_option if op_def.HasField("device_option") else None)
+        try:
+            device = context_for(op_def.device_option if op_def.HasField("device_option")
+                                 else None)
+        except DeviceUnavailable as e:
+            raise e.with_context(where) from e
         kernel, engine = _resolve_kernel(op_def, schema, device, where)
         args = parse_arguments(op_def, schema, where)
         for i, name in enumerate(op_def.input):

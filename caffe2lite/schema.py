@@ -171,8 +171,9 @@ class OpSchema:
         n_in, n_out = len(op_def.input), len(op_def.output)
         lo, hi, pred, text = self._in
         if not lo <= n_in <= hi or (pred is not None and not pred(n_in)):
-            raise SchemaError(f"{label}: takes {text} inputs "
-                              f"({', '.join(self.input_names(n_in)) or 'none'}), got {n_in}: "
+            names = self.input_names()
+            named = f" ({', '.join(names)})" if names else ""
+            raise SchemaError(f"{label}: takes {text} inputs{named}, got {n_in}: "
                               f"{list(op_def.input)}")
         lo, hi, pred, text = self._out
         if not lo <= n_out <= hi or (pred is not None and not pred(n_out)):
