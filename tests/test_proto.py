@@ -310,3 +310,32 @@ def test_stray_trailing_byte_is_diagnosed():
     with pytest.raises(ProtoParseError, match="1 stray trailing byte"):
         parse_binary(net.SerializeToString() + b"\x80", caffe2_pb2.NetDef, "n.pb")
 
+
+
+# -- files -------------------------------------------------------------------------------
+def _plan():
+    plan = caffe2_pb2.PlanDef(name="plan")
+    net = plan.network.add(name="train")
+    net.op.add(type="Relu", input=["x"], output=["y"])
+    step = plan.execution_step.add(name="outer", num_iter=3)
+    step.substep.add(name="inner", network=["train"], should_stop_blob="stop")
+    return plan
+
+
+@pytest.mark.parametrize("filename, is_text", [("plan.pbtxt", True), ("plan.pb", False),
+                                               ("text_named.pb", None)])
+def test_load_plan_and_net_files(tmp_path, filename, is_text):
+    from caffe2lite.protoio import load_net, load_plan, save_proto
+
+    plan = _plan()
+    path = tmp_path / filename
+    if is_text is None:  # text content behind a binary-looking name still loads
+        path.write_text(text_format.MessageToString(plan))
+    else:
+        save_proto(plan, path)
+        assert (path.read_bytes() == plan.SerializeToString()) == (not is_text)
+    assert load_plan(path) == plan
+    save_proto(plan.network[0], tmp_path / "net.pbtxt")
+    assert load_net(tmp_path / "net.pbtxt") == plan.network[0]
+    with pytest.raises(ProtoParseError, match="PlanDef"):
+        load_plan(tmp_path / "net.pbtxt")  # a NetDef's fields are not a PlanDef's
