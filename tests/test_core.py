@@ -186,13 +186,13 @@ def test_blob_reference_semantics():
 
 
 def test_blob_reference_op_sugar():
-    net = core.Net("sugar_ref")
+    net = core.Net("tc_sugar_ref")
     x = net.AddExternalInput("x")
     y = x.Relu([], "y")
     z = y.Relu()
     assert y == "y" and y.Net() is net
     assert [list(op.input) for op in net.Proto().op] == [["x"], ["y"]]
-    assert z == "sugar_ref/Relu"
+    assert z == "tc_sugar_ref/Relu"
     with pytest.raises(RuntimeError, match="does not have a net source"):
         core.BlobReference("free").Relu()
     with pytest.raises(RuntimeError, match="Method Rellu is not a registered operator. "
@@ -202,29 +202,29 @@ def test_blob_reference_op_sugar():
 
 # -- Net -------------------------------------------------------------------------------
 def test_net_names_are_unique():
-    a, b, c = core.Net("uniq"), core.Net("uniq"), core.Net("uniq")
-    assert (a.Name(), b.Name(), c.Name()) == ("uniq", "uniq_1", "uniq_2")
-    assert str(a) == "uniq"
-    proto = caffe2_pb2.NetDef(name="uniq")
-    assert core.Net(proto).Name() == "uniq_3"
+    a, b, c = core.Net("tc_uniq"), core.Net("tc_uniq"), core.Net("tc_uniq")
+    assert (a.Name(), b.Name(), c.Name()) == ("tc_uniq", "tc_uniq_1", "tc_uniq_2")
+    assert str(a) == "tc_uniq"
+    proto = caffe2_pb2.NetDef(name="tc_uniq")
+    assert core.Net(proto).Name() == "tc_uniq_3"
 
 
 def test_net_sugar_names_and_returns():
-    net = core.Net("sugar")
+    net = core.Net("tc_sugar")
     y = net.Relu("x")
     y2 = net.Relu(y)
     pair = net.Relu("x", 2)
     named = net.Relu(["x"], ["out"])
     assert isinstance(y, core.BlobReference) and y.Net() is net
-    assert (str(y), str(y2)) == ("sugar/Relu", "sugar/Relu_2")
-    assert tuple(map(str, pair)) == ("sugar/Relu:0", "sugar/Relu:1")
+    assert (str(y), str(y2)) == ("tc_sugar/Relu", "tc_sugar/Relu_2")
+    assert tuple(map(str, pair)) == ("tc_sugar/Relu:0", "tc_sugar/Relu:1")
     assert named == "out"
     proto = net.Proto()
     assert list(proto.external_input) == ["x"]  # undefined inputs become external inputs
     assert [op.type for op in proto.op] == ["Relu"] * 4
-    assert list(proto.op[1].input) == ["sugar/Relu"]
+    assert list(proto.op[1].input) == ["tc_sugar/Relu"]
     with core.NameScope("s"):
-        assert net.Relu("x") == "s/sugar/Relu"
+        assert net.Relu("x") == "s/tc_sugar/Relu"
 
 
 def test_net_sugar_with_zero_outputs():
@@ -258,13 +258,13 @@ def test_proto_is_live_and_netdef_is_copied():
     proto.external_output.append("y")
     assert list(net.Proto().external_output) == ["y"]
 
-    source = caffe2_pb2.NetDef(name="copied")
-    source.op.add(type="Relu", input=["x"], output=["copied_blob_4"])
+    source = caffe2_pb2.NetDef(name="tc_copied")
+    source.op.add(type="Relu", input=["x"], output=["tc_copied_blob_4"])
     copy = core.Net(source)
     source.op.add(type="Relu")
     assert len(copy.Proto().op) == 1
-    assert copy.NextName() == "copied_blob_5"  # counter restored from existing names
-    assert copy.NextName() == "copied_blob_6"
+    assert copy.NextName() == "tc_copied_blob_5"  # counter restored from existing names
+    assert copy.NextName() == "tc_copied_blob_6"
 
 
 def test_external_inputs_and_outputs():

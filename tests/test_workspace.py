@@ -167,14 +167,14 @@ def _relu_net(name="relu_net"):
 def test_create_net_accepts_net_netdef_and_bytes():
     x = np.array([-1, 2, -3], np.float32)
     workspace.FeedBlob("x", x)
-    core_net = core.Net("from_core")
+    core_net = core.Net("tw_from_core")
     core_net.Relu("x", "y1")
     assert workspace.CreateNet(core_net) is True
     proto = _relu_net("from_proto")
     assert workspace.CreateNet(proto) is True
     wire = _relu_net("from_bytes").SerializeToString()
     assert workspace.CreateNet(wire) is True
-    for name in ("from_core", "from_proto", "from_bytes"):
+    for name in ("tw_from_core", "from_proto", "from_bytes"):
         assert workspace.RunNet(name) is True
     np.testing.assert_array_equal(workspace.FetchBlob("y"), np.maximum(x, 0))
     np.testing.assert_array_equal(workspace.FetchBlob("y1"), np.maximum(x, 0))
@@ -222,11 +222,11 @@ def test_run_net_num_iter_and_allow_fail(counter_op):
     assert workspace.RunNet(net, 2) is True
     assert workspace.FetchBlob("c").tolist() == [5]
 
-    bad = core.Net("bad")
+    bad = core.Net("tw_bad")
     bad.TestWsFail("c", "d")
     workspace.CreateNet(bad)
     assert workspace.RunNet(bad.Name(), allow_fail=True) is False
-    with pytest.raises(RuntimeError, match='TestWsFail.*in net "bad".*told to fail'):
+    with pytest.raises(RuntimeError, match='TestWsFail.*in net "tw_bad".*told to fail'):
         workspace.RunNet(bad.Name())
     assert workspace.FetchBlob("d") is None  # never written
 
