@@ -106,11 +106,19 @@ def ops_command(args) -> int:
     width = max((len(t) for t in schemas), default=0)
     for op_type in sorted(schemas):
         schema = schemas[op_type]
-        if schema.private:
-            continue
-        doc = (schema.doc.strip().splitlines() or ["(no documentation yet)"])[0]
-        print(f"{op_type:<{width}}  {doc}")
+        if not schema.private:
+            print(f"{op_type:<{width}}  {_short_doc(schema.doc)}")
     return 0
+
+
+def _short_doc(doc: str, limit: int = 72) -> str:
+    """The doc's first sentence, cut at a word boundary to ``limit`` characters."""
+    text = (doc.strip().splitlines() or ["(no documentation yet)"])[0]
+    end = text.find(". ")
+    text = text[:end + 1] if end != -1 else text
+    if len(text) > limit:
+        text = text[:limit - 3].rsplit(" ", 1)[0] + "..."
+    return text
 
 
 # -- show ------------------------------------------------------------------------

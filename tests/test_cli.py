@@ -129,6 +129,18 @@ def test_ops_lists_one_line_each(capsys):
     assert add.split(None, 1)[1] == "Y = A + B"  # first doc line only
 
 
+def test_ops_docs_are_short(capsys):
+    register_schema(OpSchema("TestCliTwo", doc="First sentence. Second sentence."))
+    register_schema(OpSchema("TestCliLong", doc="word " * 40))
+    register_kernel("TestCliTwo")(lambda ctx: ())
+    register_kernel("TestCliLong")(lambda ctx: ())
+    out = _run(capsys, "ops")[1]
+    lines = {line.split()[0]: line.split(None, 1)[1] for line in out.splitlines()}
+    assert lines["TestCliTwo"] == "First sentence."
+    assert lines["TestCliLong"] == "word " * 12 + "word..."  # cut at a word boundary
+    assert len(lines["TestCliLong"]) <= 72
+
+
 def test_ops_describes_one(capsys):
     rc, out, _ = _run(capsys, "ops", "Relu")
     assert rc == 0
