@@ -8,10 +8,12 @@ created in a workspace, as in Caffe2).  ``Net`` wraps a NetDef and turns
 from __future__ import annotations
 
 import difflib
+import sys
 from collections import namedtuple
 
 from caffe2lite import registry, scope
 from caffe2lite.arguments import make_argument
+from caffe2lite.operator import operator_tracebacks
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.scope import DeviceScope, NameScope  # noqa: F401  (Caffe2's core re-exports)
 
@@ -195,6 +197,14 @@ def CreateOperator(operator_type, inputs, outputs, name="", control_input=None,
     return op
 
 
+def _caller_site() -> str:
+    """'file:line' of the first frame outside this module (the user's net-building code)."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame = frame.f_back
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame else "<unknown>"
+
+
 class Net:
     """A NetDef under construction, with ``net.OpType(...)`` sugar."""
 
@@ -256,7 +266,7 @@ class Net:
         return used
 
     def NextName(self, prefix=None, output_id=None):  # noqa: N802
-        """'<net>/<prefix>' (then '_2', '_3'... while taken; ':i' for output i), or '<net>_blob_<n>'.
+        """'<net>/<prefix>' ('_2', '_3'... while taken; ':i' for output i) or '<net>_blob_<n>'.
 
         Whether a name is taken is checked with the current name scope added,
         as the op sugar adds it to the returned name.
@@ -373,6 +383,8 @@ class Net:
         outputs = _rectify(outputs)
         op = CreateOperator(op_type, inputs, outputs, **kwargs)
         self._net.op.extend([op])
+        operator_tracebacks.setdefault(self._net.name, {})[len(self._net.op) - 1] = (
+            op_type, _caller_site())
         refs = tuple(BlobReference(str(o), self) for o in op.output)
         if not refs:
             return None

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from caffe2lite.errors import NetError
-from caffe2lite.operator import Operator, check_outputs
+from caffe2lite.errors import Caffe2LiteError, NetError
+from caffe2lite.operator import Operator, add_origin, check_outputs
 from caffe2lite.proto import caffe2_pb2
 
 KNOWN_TYPES = ("", "simple", "dag", "async_dag", "async_scheduling", "async_simple",
@@ -43,7 +43,10 @@ class SimpleNet:
         produced: set[str] = set()
         ops = []
         for position, op_def in enumerate(self.net_def.op):
-            ops.append(Operator(op_def, workspace, position, self.name, produced))
+            try:
+                ops.append(Operator(op_def, workspace, position, self.name, produced))
+            except Caffe2LiteError as e:
+                raise add_origin(e, op_def, position, self.name)
             produced.update(op_def.output)
         self.operators = ops
         if create_outputs:  # Caffe2 creates every output blob with the net.

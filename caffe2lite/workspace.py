@@ -19,7 +19,7 @@ from caffe2lite import registry, scope
 from caffe2lite.devices import context_for
 from caffe2lite.errors import BlobNotFound, EnforceError, NetError, WorkspaceError
 from caffe2lite.net import create_net
-from caffe2lite.operator import Operator
+from caffe2lite.operator import Operator, operator_tracebacks  # noqa: F401 (Caffe2's name)
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.protoio import parse_proto
 from caffe2lite.serialization import blob_to_proto, proto_to_blob, proto_to_tensor

@@ -5,6 +5,8 @@ at fault and what was expected -- and every blob is left exactly as it was.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 
@@ -231,3 +233,26 @@ def test_arity_error_names_the_schema_inputs():
     with pytest.raises(SchemaError, match=r"op Relu: takes exactly 1 inputs \(X\), got 2: "
                                           r"\['x', 'y'\]"):
         workspace.RunOperatorOnce(core.CreateOperator("Relu", ["x", "y"], ["z"]))
+
+
+def test_errors_note_where_core_net_built_the_op():
+    net = core.Net("te_origin")
+    net.Relu("x", "ok")
+    line = inspect.currentframe().f_lineno + 1
+    net.TestErrAdd(["x", "ghost"], "y")
+    with pytest.raises(BlobNotFound) as info:
+        workspace.CreateNet(net)
+    assert info.value.__notes__ == [
+        f'op #1 TestErrAdd in net "te_origin" was created at {__file__}:{line}']
+
+    workspace.CreateBlob("ghost")  # exists but empty: now it fails when run
+    workspace.CreateNet(net)
+    with pytest.raises(BlobNotFound, match="'ghost' is empty") as info:
+        workspace.RunNet(net.Name())
+    assert info.value.__notes__ == [
+        f'op #1 TestErrAdd in net "te_origin" was created at {__file__}:{line}']
+    # A NetDef from elsewhere with the same name but other ops gets no (wrong) note.
+    other = _net(core.CreateOperator("TestErrScale", ["x"], ["y"]), name="te_origin")
+    with pytest.raises(SchemaError) as info:
+        workspace.RunNetOnce(other)
+    assert not getattr(info.value, "__notes__", [])
