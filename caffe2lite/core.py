@@ -8,10 +8,12 @@ created in a workspace, as in Caffe2).  ``Net`` wraps a NetDef and turns
 from __future__ import annotations
 
 import difflib
+import sys
 from collections import namedtuple
 
 from caffe2lite import registry, scope
 from caffe2lite.arguments import make_argument
+from caffe2lite.operator import operator_tracebacks
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.scope import DeviceScope, NameScope  # noqa: F401  (Caffe2's core re-exports)
 
@@ -226,6 +228,14 @@ class GradientRegistry:
         return get_backward_pass(operators, ys)
 
 
+def _caller_site() -> str:
+    """'file:line' of the first frame outside this module (the user's net-building code)."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame = frame.f_back
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame else "<unknown>"
+
+
 class Net:
     """A NetDef under construction, with ``net.OpType(...)`` sugar."""
 
@@ -287,20 +297,21 @@ class Net:
         return used
 
     def NextName(self, prefix=None, output_id=None):  # noqa: N802
+        """'<net>/<prefix>' ('_2', '_3'... while taken; ':i' for output i) or '<net>_blob_<n>'.
+
+        Whether a name is taken is checked with the current name scope added,
+        as the op sugar adds it to the returned name.
+        """
         if prefix:
             output_name_base = f"{self._net.name}/{prefix}"
-            output_name = output_name_base
-            if output_id is not None:
-                output_name += f":{output_id}"
+            suffix = f":{output_id}" if output_id is not None else ""
+            output_name = output_name_base + suffix
             key = output_name
-            index = 2
-            while self.BlobIsDefined(output_name) or key in self._next_blob_name_ids and \
-                    self._next_blob_name_ids[key] >= index:
-                output_name = f"{output_name_base}_{index}"
-                if output_id is not None:
-                    output_name += f":{output_id}"
+            index = self._next_blob_name_ids.get(key, 2)
+            while self.BlobIsDefined(ScopedName(output_name)):
+                output_name = f"{output_name_base}_{index}{suffix}"
                 index += 1
-            self._next_blob_name_ids[key] = index
+                self._next_blob_name_ids[key] = index
             return output_name
         output_name = f"{self._net.name}_blob_{self._next_name_index}"
         self._next_name_index += 1
@@ -416,6 +427,8 @@ class Net:
         outputs = _rectify(outputs)
         op = CreateOperator(op_type, inputs, outputs, **kwargs)
         self._net.op.extend([op])
+        operator_tracebacks.setdefault(self._net.name, {})[len(self._net.op) - 1] = (
+            op_type, _caller_site())
         refs = tuple(BlobReference(str(o), self) for o in op.output)
         if not refs:
             return None
