@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections import Counter
 
 import numpy as np
@@ -159,6 +160,27 @@ def show_command(args) -> int:
                           or "(no ops)"))
     if net.partition_info:
         print(f"partitions: {_names(p.name for p in net.partition_info)}")
+    return 0
+
+
+# -- run-plan --------------------------------------------------------------------
+@subcommand("run-plan", "run a PlanDef (after an optional init net), with a progress bar",
+            arg("plan", metavar="PLAN", help="PlanDef file (.pb binary or .pbtxt text)"),
+            arg("--init", metavar="INIT_NET", help="NetDef run once before the plan"),
+            arg("--quiet", action="store_true", help="no progress bars or summary"))
+def run_plan_command(args) -> int:
+    """Run INIT_NET once (if given), then the plan, in the current workspace."""
+    from caffe2lite import workspace
+    from caffe2lite.protoio import load_net, load_plan
+
+    plan_def = load_plan(args.plan)
+    start = time.perf_counter()
+    if args.init:
+        workspace.RunNetOnce(load_net(args.init))
+    workspace.RunPlan(plan_def, quiet=args.quiet or None)
+    if not args.quiet:
+        print(f'plan "{plan_def.name}" ran in {time.perf_counter() - start:.3f} s',
+              file=sys.stderr)
     return 0
 
 

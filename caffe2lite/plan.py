@@ -25,16 +25,14 @@ environment variable ``CAFFE2LITE_QUIET=1``.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import threading
-import time
 
 import numpy as np
 
 from caffe2lite.devices import cpu_context
-from caffe2lite.errors import Caffe2LiteError, EnforceError, PlanError
+from caffe2lite.errors import EnforceError, PlanError
 from caffe2lite.net import SimpleNet
 from caffe2lite.proto import caffe2_pb2
 
@@ -389,34 +387,3 @@ class _Reporter:
             thread.join()
         if raise_errors and self.errors:
             raise self.errors[0]
-
-
-# -- the `caffe2lite run-plan` command ----------------------------------------
-def run_plan_command(argv=None, prog: str = "caffe2lite run-plan") -> int:
-    """``caffe2lite run-plan PLAN [--init INIT_NET] [--quiet]``; returns the exit status.
-
-    Runs INIT_NET once (if given), then the plan, in the current workspace
-    (root folder: the current directory, so relative checkpoint paths land
-    there).  Errors are printed as one line on stderr, exit status 1.
-    """
-    from caffe2lite import protoio, workspace
-
-    parser = argparse.ArgumentParser(prog=prog, description="Run a Caffe2 PlanDef "
-                                     "(.pb or .pbtxt), optionally after an init net.")
-    parser.add_argument("plan", metavar="PLAN", help="PlanDef file, binary or text")
-    parser.add_argument("--init", metavar="INIT_NET", help="NetDef run once before the plan")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars or summary")
-    args = parser.parse_args(argv)
-    try:
-        plan_def = protoio.load_plan(args.plan)
-        start = time.perf_counter()
-        if args.init:
-            workspace.RunNetOnce(protoio.load_net(args.init))
-        workspace.RunPlan(plan_def, quiet=args.quiet or None)
-    except (Caffe2LiteError, OSError) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 1
-    if not args.quiet:
-        print(f'plan "{plan_def.name}" ran in {time.perf_counter() - start:.3f} s',
-              file=sys.stderr)
-    return 0

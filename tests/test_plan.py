@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from caffe2lite import core, plan, registry, workspace
+from caffe2lite import cli, core, plan, registry, workspace
 from caffe2lite.errors import (BlobNotFound, Caffe2LiteError, EnforceError, PlanError,
                                SchemaError)
 from caffe2lite.proto import caffe2_pb2
@@ -423,13 +423,13 @@ def test_run_plan_command(tmp_path, monkeypatch, capsys):
     counter("c")
     workspace.FeedBlob("c0", np.zeros(1, np.float32))
     protoio.save_proto(init.Proto(), tmp_path / "init.pb")
-    assert plan.run_plan_command([str(tmp_path / "plan.pbtxt"), "--init",
+    assert cli.main(["run-plan", str(tmp_path / "plan.pbtxt"), "--init",
                                   str(tmp_path / "init.pb")]) == 0
     assert value("c") == 3 and workspace.HasBlob("unused")
     assert 'plan "s" ran in' in capsys.readouterr().err
-    assert plan.run_plan_command([str(tmp_path / "plan.pbtxt"), "--quiet"]) == 0
+    assert cli.main(["run-plan", str(tmp_path / "plan.pbtxt"), "--quiet"]) == 0
     assert capsys.readouterr().err == ""
     (tmp_path / "bad.pbtxt").write_text('execution_step { name: "x" network: "ghost" }')
-    assert plan.run_plan_command([str(tmp_path / "bad.pbtxt")]) == 1
+    assert cli.main(["run-plan", str(tmp_path / "bad.pbtxt")]) == 1
     assert "undefined net 'ghost'" in capsys.readouterr().err
-    assert plan.run_plan_command([str(tmp_path / "missing.pb")]) == 1
+    assert cli.main(["run-plan", str(tmp_path / "missing.pb")]) == 1
