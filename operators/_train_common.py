@@ -1,0 +1,128 @@
+"""Checks and index plumbing shared by the training operators.
+
+Optimizers and scatter ops update a parameter blob in place, so everything
+they read must be validated before the first write (an op that fails leaves
+every blob as it was).  The checks are the same for all of them -- an index
+vector in range, a one-element learning rate, matching floating dtypes -- and
+so is the way duplicate indices are resolved: Caffe2's CPU kernels walked the
+indices one by one, so a row named twice is updated twice, the second time
+from the result of the first.  ``occurrence_rounds`` reproduces that order
+with a few vectorised steps instead of a Python loop over rows.
+
+The module name starts with "_" so the operator loader does not import it as
+an operator module.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def label(ctx, i: int) -> str:
+    """'input 2 (indices blob 'ids')': how messages name an input."""
+    names = ctx.schema.input_names()
+    role = names[i] if i < len(names) else f"#{i}"
+    return f"input {i} ({role} blob '{ctx.op_def.input[i]}')"
+
+
+def host_int(value) -> int:
+    """A Python int from a NumPy/CuPy scalar or 0-d array (syncs on CUDA)."""
+    return int(value.item() if hasattr(value, "item") else value)
+
+
+def check_index_vector(ctx, i: int, indices, n_rows: int, data_i: int):
+    """Flattened indices of input i, checked: int32/int64, each in [0, n_rows)."""
+    ctx.enforce(np.dtype(indices.dtype) in INDEX_DTYPES,
+                f"{label(ctx, i)} must hold int32 or int64 indices, got {indices.dtype}")
+    flat = indices.reshape(-1)
+    if flat.size:
+        bad = (flat < 0) | (flat >= n_rows)
+        if bool(bad.any()):
+            pos = host_int(ctx.xp.argmax(bad))
+            ctx.enforce(False, f"{label(ctx, i)} holds index {host_int(flat[pos])} at position "
+                               f"{pos}, outside [0, {n_rows}) -- the first dimension of "
+                               f"{label(ctx, data_i)}")
+    return flat
+
+
+def check_scalar(ctx, i: int, value, what: str):
+    """The single value of a one-element floating input (a learning rate, a weight)."""
+    ctx.enforce(value.size == 1, f"{label(ctx, i)} ({what}) must hold exactly 1 element, "
+                                 f"got shape {tuple(value.shape)}")
+    ctx.enforce(value.dtype.kind == "f", f"{label(ctx, i)} ({what}) must be a floating "
+                                         f"tensor, got {value.dtype}")
+    return value.reshape(-1)[0]
+
+
+def check_float(ctx, i: int, value, like_i: int | None = None, like=None):
+    """Input i must be float32/float64 and, when given, of the dtype of input like_i."""
+    ctx.enforce(np.dtype(value.dtype) in FLOAT_DTYPES,
+                f"{label(ctx, i)} must be float32 or float64, got {value.dtype}")
+    if like is not None:
+        ctx.enforce(value.dtype == like.dtype, f"{label(ctx, i)} has dtype {value.dtype}, "
+                                               f"expected {like.dtype} like {label(ctx, like_i)}")
+
+
+def check_rows(ctx, i: int, value):
+    """Input i has a first dimension (rank >= 1); returns (rows, block size)."""
+    ctx.enforce(value.ndim >= 1, f"{label(ctx, i)} must have rank >= 1 (rows to update), "
+                                 f"got a scalar")
+    rows = value.shape[0]
+    block = int(np.prod(value.shape[1:], dtype=np.int64))
+    return rows, block
+
+
+def owned(value):
+    """``value`` if it may be written in place, else a private copy.
+
+    A blob can hold a view that shares memory with another blob (a kernel that
+    reshapes without copying); writing through it would change that other
+    blob too, so such arrays are copied once before an in-place update.
+    """
+    flags = value.flags
+    if value.base is None and flags.c_contiguous and getattr(flags, "writeable", True):
+        return value
+    return value.copy()
+
+
+def occurrence_rounds(xp, idx) -> list:
+    """Positions of ``idx`` split into rounds in which every row appears at most once.
+
+    Round k holds, for each row named more than k times, the position of its
+    (k+1)-th occurrence.  Applying a row update round after round therefore
+    applies each row's updates in index order, exactly as Caffe2's sequential
+    loop did, while every round is one vectorised gather/compute/scatter.
+    Without duplicates there is a single round; the number of rounds is the
+    largest multiplicity, never the number of rows.
+    """
+    n = idx.size
+    if n == 0:
+        return []
+    order = xp.argsort(idx, kind="stable")
+    ranked = idx[order]
+    starts_group = xp.empty(n, dtype=bool)
+    starts_group[0] = True
+    starts_group[1:] = ranked[1:] != ranked[:-1]
+    if bool(starts_group.all()):
+        return [xp.arange(n)]
+    group = xp.cumsum(starts_group) - 1
+    rank = xp.arange(n) - xp.flatnonzero(starts_group)[group]
+    by_rank = order[xp.argsort(rank, kind="stable")]
+    counts = np.bincount(np.asarray(rank.get() if hasattr(rank, "get") else rank))
+    return xp.split(by_rank, np.cumsum(counts)[:-1].tolist())
+
+
+def last_occurrences(xp, idx):
+    """Positions of the last occurrence of each distinct value in idx (sequential "last write wins")."""
+    n = idx.size
+    if n == 0:
+        return xp.arange(0)
+    order = xp.argsort(idx, kind="stable")
+    ranked = idx[order]
+    ends_group = xp.empty(n, dtype=bool)
+    ends_group[-1] = True
+    ends_group[:-1] = ranked[1:] != ranked[:-1]
+    return order[ends_group]
