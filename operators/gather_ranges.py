@@ -112,9 +112,10 @@ def gather_ranges_to_dense(ctx, data, ranges, key=None):
     for j in range(n_out):
         for ratio, name, count in ((args["max_mismatched_ratio"], "mismatch", n_mismatched),
                                    (args["max_empty_ratio"], "empty", n_empty)):
-            ctx.enforce(ratio >= 1.0 or seen * ratio >= count[j],
-                        f"ratio of range length {name} for feature at index {j} is "
-                        f"{count[j] / total:g} ({count[j]}/{total}), which exceeds {ratio:g}")
+            if ratio < 1.0 and seen * ratio < count[j]:
+                ctx.enforce(False, f"ratio of range length {name} for feature at index {j} "
+                                   f"is {count[j] / total:g} ({count[j]}/{total}), which "
+                                   f"exceeds {ratio:g}")
     counts.update(total=total, empty=n_empty, mismatched=n_mismatched)
     outputs = []
     for j, w in enumerate(widths):
