@@ -99,3 +99,18 @@ def test_scatter_assign_bad_inputs():
 def test_scatter_ops_should_not_do_gradient():
     for t in ("ScatterWeightedSum", "ScatterAssign"):
         assert registry.get_schema(t).gradient == SHOULD_NOT_DO_GRADIENT
+
+
+def test_in_place_update_never_writes_through_a_shared_view():
+    """A blob holding a view of another blob (a reshape that did not copy) is copied first."""
+    from caffe2lite import workspace
+    base = np.zeros((4, 2), F)
+    workspace.FeedBlob("base", base)
+    blobs = workspace.current().blob_dict
+    blobs["view"] = blobs["base"][1:]  # what a non-copying kernel could leave behind
+    workspace.FeedBlob("indices", np.array([0], np.int32))
+    workspace.FeedBlob("slices", np.ones((1, 2), F))
+    workspace.RunOperatorOnce(core.CreateOperator("ScatterAssign", ["view", "indices", "slices"],
+                                                  ["view"]))
+    np.testing.assert_array_equal(workspace.FetchBlob("view"), [[1, 1], [0, 0], [0, 0]])
+    np.testing.assert_array_equal(workspace.FetchBlob("base"), base)
