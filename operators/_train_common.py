@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from caffe2lite.errors import GradientError
+
 INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -26,6 +28,15 @@ def label(ctx, i: int) -> str:
     names = ctx.schema.input_names()
     role = names[i] if i < len(names) else f"#{i}"
     return f"input {i} ({role} blob '{ctx.op_def.input[i]}')"
+
+
+def dense_output_gradient(op_def, g_output, i: int = 0) -> str:
+    """The dense gradient blob of output i (Caffe2's GO(i) refused sparse or missing ones)."""
+    grad = g_output[i]
+    if not isinstance(grad, str):
+        raise GradientError(f"{op_def.type} output {i} ('{op_def.output[i]}') needs a dense "
+                            f"gradient blob, got {grad!r}")
+    return grad
 
 
 def host_int(value) -> int:
@@ -116,7 +127,7 @@ def occurrence_rounds(xp, idx) -> list:
 
 
 def last_occurrences(xp, idx):
-    """Positions of the last occurrence of each distinct value in idx (sequential "last write wins")."""
+    """Positions of the last occurrence of each value in idx: sequential "last write wins"."""
     n = idx.size
     if n == 0:
         return xp.arange(0)

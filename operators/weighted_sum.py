@@ -6,19 +6,15 @@ The output has X_0's shape and may be X_0 itself.  Summation order follows
 Caffe2: w_1*X_1 + w_0*X_0 first, then + w_i*X_i for i >= 2.
 """
 
-from caffe2lite.core import CreateOperator, GradientSlice
-from caffe2lite.errors import GradientError
+from caffe2lite.core import CreateOperator
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
-from operators._train_common import check_float, check_scalar, label
+from operators._train_common import check_float, check_scalar, dense_output_gradient, label
 
 
 def weighted_sum_gradient_maker(op_def, g_output):
     """dX_i = w_i * dY; with grad_on_w also dw_i = sum(dY * X_i) (one WeightedSumGradient op)."""
-    dy = g_output[0]
-    if dy is None or isinstance(dy, GradientSlice):
-        raise GradientError(f"WeightedSum output '{op_def.output[0]}' needs a dense gradient, "
-                            f"got {dy!r}")
+    dy = dense_output_gradient(op_def, g_output)
     grad_on_w = any(a.name == "grad_on_w" and a.i for a in op_def.arg)
     inputs = [dy] + list(op_def.input)
     data, weights = op_def.input[0::2], op_def.input[1::2]
@@ -85,9 +81,10 @@ def weighted_sum_gradient(ctx, dy, *inputs):
     n_pairs = len(inputs) // 2
     grad_on_w = ctx.args["grad_on_w"]
     expected = 2 * n_pairs if grad_on_w else n_pairs
+    weights_too = " and as many weight gradients" if grad_on_w else ""
     ctx.enforce(len(ctx.op_def.output) == expected,
                 f"{len(ctx.op_def.output)} outputs given, expected {expected} "
-                f"({n_pairs} input gradients{' and as many weight gradients' if grad_on_w else ''})")
+                f"({n_pairs} input gradients{weights_too})")
     check_float(ctx, 0, dy)
     d_data, d_weights = [], []
     for k in range(n_pairs):

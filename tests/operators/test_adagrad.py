@@ -124,7 +124,8 @@ def test_sparse_adagrad_bad_inputs_leave_blobs(op_type):
     if op_type == "RowWiseSparseAdagrad":
         ok["moment"] = np.ones(4, F)
     op = core.CreateOperator(op_type, list(ok), ["param", "moment"])
-    bad = [({"indices": np.array([0, 4], np.int64)}, "'indices'.*index 4 at position 1.*\\[0, 4\\)"),
+    bad = [({"indices": np.array([0, 4], np.int64)},
+            "'indices'.*index 4 at position 1.*\\[0, 4\\)"),
            ({"indices": np.array([-1, 2], np.int32)}, "index -1 at position 0"),
            ({"indices": np.array([0.0, 1.0], F)}, "'indices'.*int32 or int64"),
            ({"lr": np.array([0.1, 0.2], F)}, "'lr'.*exactly 1 element"),

@@ -1,7 +1,6 @@
 """BatchSparseToDense and BatchDenseToSparse against NumPy loops, and their gradients."""
 
 import numpy as np
-import pytest
 from hypothesis import given, strategies as st
 
 from caffe2lite import core, registry

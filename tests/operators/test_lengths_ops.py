@@ -1,7 +1,6 @@
 """LengthsToRanges, LengthsGather, LengthsRangeFill against NumPy loops."""
 
 import numpy as np
-import pytest
 from hypothesis import given, strategies as st
 
 from caffe2lite import core, registry

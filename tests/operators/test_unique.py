@@ -1,7 +1,6 @@
 """Unique against a NumPy reference (sorted distinct values, int32 remapping)."""
 
 import numpy as np
-import pytest
 from hypothesis import given, strategies as st
 
 from caffe2lite import core, registry
