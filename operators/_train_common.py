@@ -99,6 +99,13 @@ def owned(value):
     return value.copy()
 
 
+def stable_argsort(xp, values, axis=-1):
+    """Stable argsort on NumPy or CuPy (CuPy's sort is stable and takes no ``kind``)."""
+    if xp is np:
+        return np.argsort(values, axis=axis, kind="stable")
+    return xp.argsort(values, axis=axis)
+
+
 def occurrence_rounds(xp, idx) -> list:
     """Positions of ``idx`` split into rounds in which every row appears at most once.
 
@@ -112,7 +119,7 @@ def occurrence_rounds(xp, idx) -> list:
     n = idx.size
     if n == 0:
         return []
-    order = xp.argsort(idx, kind="stable")
+    order = stable_argsort(xp, idx)
     ranked = idx[order]
     starts_group = xp.empty(n, dtype=bool)
     starts_group[0] = True
@@ -121,7 +128,7 @@ def occurrence_rounds(xp, idx) -> list:
         return [xp.arange(n)]
     group = xp.cumsum(starts_group) - 1
     rank = xp.arange(n) - xp.flatnonzero(starts_group)[group]
-    by_rank = order[xp.argsort(rank, kind="stable")]
+    by_rank = order[stable_argsort(xp, rank)]
     counts = np.bincount(np.asarray(rank.get() if hasattr(rank, "get") else rank))
     return xp.split(by_rank, np.cumsum(counts)[:-1].tolist())
 
@@ -131,7 +138,7 @@ def last_occurrences(xp, idx):
     n = idx.size
     if n == 0:
         return xp.arange(0)
-    order = xp.argsort(idx, kind="stable")
+    order = stable_argsort(xp, idx)
     ranked = idx[order]
     ends_group = xp.empty(n, dtype=bool)
     ends_group[-1] = True

@@ -20,7 +20,7 @@ import numpy as np
 
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import NO_GRADIENT, Arg, OpSchema
-from operators._train_common import INDEX_DTYPES, host_int, label
+from operators._train_common import INDEX_DTYPES, host_int, label, stable_argsort
 from operators.lengths_ops import MAX_OUTPUT_SIZE, position_in_segment
 
 register_schema(OpSchema(
@@ -123,7 +123,7 @@ def gather_ranges_to_dense(ctx, data, ranges, key=None):
         rows = xp.flatnonzero(lengths[:, j] == w)
         src = starts[rows, j].astype(np.int64)[:, None] + xp.arange(w)
         if key is not None and rows.size:
-            src = xp.take_along_axis(src, xp.argsort(key[src], axis=1, kind="stable"), axis=1)
+            src = xp.take_along_axis(src, stable_argsort(xp, key[src], axis=1), axis=1)
         out[rows] = data[src]
         outputs.append(out)
     return tuple(outputs)
