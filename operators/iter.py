@@ -3,7 +3,8 @@
 As in caffe2/sgd/iter_op.h the counter lives on the CPU whatever the op's
 device.  With no input (the old form Caffe2 still accepted) the op reads its
 own output blob: a missing or empty blob starts at 0, so the first run yields
-1; an existing int64 tensor is incremented (resuming training).
+1; an existing int64 tensor is incremented (resuming training).  With the
+in-place input, the blob must already hold the counter, as in Caffe2.
 """
 
 import numpy as np
@@ -25,10 +26,12 @@ register_schema(OpSchema(
 @register_kernel("Iter", devices=("CPU", "CUDA"))
 def iter_op(ctx, counter=None):
     name = ctx.op_def.output[0]
-    if counter is None:
+    if not ctx.op_def.input:
         counter = ctx.workspace.blobs.get(name)
         if counter is None:
             counter = np.zeros(1, dtype=np.int64)
+    ctx.enforce(counter is not None, f"counter blob '{name}' is empty: feed a 1-element int64 "
+                                     f"tensor (Caffe2 starts from 0 only for Iter without input)")
     counter = ctx.device.to_host(counter)
     ctx.enforce(getattr(counter, "dtype", None) == np.int64,
                 f"counter blob '{name}' must be an int64 tensor, got "

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from caffe2lite import core, registry, workspace
-from caffe2lite.errors import ArgumentError, EnforceError, SchemaError
+from caffe2lite.errors import ArgumentError, BlobNotFound, EnforceError, SchemaError
 from caffe2lite.schema import NO_GRADIENT
 from _train_helpers import assert_fails_unchanged, run_op
 
@@ -42,6 +42,10 @@ def test_iter_bad_inputs():
     with pytest.raises(SchemaError, match="must be the same blob"):
         run_op("Iter", {"a": np.zeros(1, np.int64)}, ["b"])
     op = core.CreateOperator("Iter", ["it"], ["it"])
+    workspace.CreateBlob("it")
+    with pytest.raises(BlobNotFound, match="'it' is empty"):  # only Iter() starts at 0
+        workspace.RunOperatorOnce(op)
+    assert workspace.FetchBlob("it") is None
     assert_fails_unchanged(op, {"it": np.zeros(1, np.int32)}, EnforceError, "'it'.*int64")
     assert_fails_unchanged(op, {"it": np.zeros(2, np.int64)}, EnforceError, "exactly 1 element")
     assert_fails_unchanged(op, {"it": np.array([-3], np.int64)}, EnforceError, "negative")
