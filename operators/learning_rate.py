@@ -26,10 +26,16 @@ from caffe2lite.schema import NO_GRADIENT, Arg, OpSchema
 F32 = np.float32
 
 
+def _cdiv(a, b):
+    """C++ integer division (truncates toward zero, unlike Python's //)."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
 def _linear_warmup(a, it):
     if it >= a["num_iter"]:
         return F32(1)
-    start = a["start_multiplier"]
+    start = float(F32(a["start_multiplier"]))  # a float member, then double arithmetic
     return F32(start + (1.0 - start) * float(F32(it)) / float(F32(a["num_iter"])))
 
 
@@ -39,13 +45,14 @@ def _inv(a, it):
 
 def _alter(a, it):
     first, active, inactive = a["active_first"], a["active_period"], a["inactive_period"]
-    in_first = it % (active + inactive) < (active if first else inactive)
+    period = active + inactive
+    in_first = it - _cdiv(it, period) * period < (active if first else inactive)
     return F32(1 if in_first == first else 0)
 
 
 _POLICIES = {
     "fixed": lambda a, it: F32(1),
-    "step": lambda a, it: F32(a["gamma"]) ** F32(it // a["stepsize"]),
+    "step": lambda a, it: F32(a["gamma"]) ** F32(_cdiv(it, a["stepsize"])),
     "exp": lambda a, it: F32(a["gamma"]) ** F32(it),
     "inv": _inv,
     "poly": lambda a, it: F32(F32(1) - F32(it) / F32(a["max_iter"])) ** F32(a["power"]),

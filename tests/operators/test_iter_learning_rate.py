@@ -104,3 +104,10 @@ def test_learning_rate_argument_errors():
 def test_iter_and_learning_rate_have_no_gradient():
     assert registry.get_schema("Iter").gradient == NO_GRADIENT
     assert registry.get_schema("LearningRate").gradient == NO_GRADIENT
+
+
+def test_learning_rate_negative_iteration_truncates_like_cpp():
+    # C++ iter / stepsize truncates toward zero: -3 / 2 == -1, so gamma^-1
+    assert math.isclose(lr_at(-3, base_lr=1.0, policy="step", stepsize=2, gamma=0.5), 2.0)
+    # C++ -3 % 8 == -3 < 5: active
+    assert lr_at(-3, base_lr=1.0, policy="alter", active_period=5, inactive_period=3) == 1.0
