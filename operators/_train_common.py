@@ -26,8 +26,8 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 def label(ctx, i: int) -> str:
     """'input 2 (indices blob 'ids')': how messages name an input."""
     names = ctx.schema.input_names()
-    role = names[i] if i < len(names) else f"#{i}"
-    return f"input {i} ({role} blob '{ctx.op_def.input[i]}')"
+    role = f"{names[i]} " if i < len(names) else ""
+    return f"input {i} ({role}blob '{ctx.op_def.input[i]}')"
 
 
 def dense_output_gradient(op_def, g_output, i: int = 0) -> str:
