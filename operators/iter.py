@@ -23,15 +23,8 @@ register_schema(OpSchema(
     gradient=NO_GRADIENT, needs_workspace=True))
 
 
-@register_kernel("Iter", devices=("CPU", "CUDA"))
-def iter_op(ctx, counter=None):
-    name = ctx.op_def.output[0]
-    if not ctx.op_def.input:
-        counter = ctx.workspace.blobs.get(name)
-        if counter is None:
-            counter = np.zeros(1, dtype=np.int64)
-    ctx.enforce(counter is not None, f"counter blob '{name}' is empty: feed a 1-element int64 "
-                                     f"tensor (Caffe2 starts from 0 only for Iter without input)")
+def increment(ctx, counter, name):
+    """counter + 1 as a new int64 array, after Caffe2's IncrementIter checks."""
     counter = ctx.device.to_host(counter)
     ctx.enforce(getattr(counter, "dtype", None) == np.int64,
                 f"counter blob '{name}' must be an int64 tensor, got "
@@ -43,4 +36,16 @@ def iter_op(ctx, counter=None):
     ctx.enforce(value >= 0, f"counter blob '{name}' is {value}: previous iteration number is "
                             f"negative")
     ctx.enforce(value < _INT64_MAX, f"counter blob '{name}' is {value}: overflow will happen")
-    return (np.full(counter.shape, value + 1, dtype=np.int64),)
+    return np.full(counter.shape, value + 1, dtype=np.int64)
+
+
+@register_kernel("Iter", devices=("CPU", "CUDA"))
+def iter_op(ctx, counter=None):
+    name = ctx.op_def.output[0]
+    if not ctx.op_def.input:
+        counter = ctx.workspace.blobs.get(name)
+        if counter is None:
+            counter = np.zeros(1, dtype=np.int64)
+    ctx.enforce(counter is not None, f"counter blob '{name}' is empty: feed a 1-element int64 "
+                                     f"tensor (Caffe2 starts from 0 only for Iter without input)")
+    return (increment(ctx, counter, name),)

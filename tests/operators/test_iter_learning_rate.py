@@ -111,3 +111,25 @@ def test_learning_rate_negative_iteration_truncates_like_cpp():
     assert math.isclose(lr_at(-3, base_lr=1.0, policy="step", stepsize=2, gamma=0.5), 2.0)
     # C++ -3 % 8 == -3 < 5: active
     assert lr_at(-3, base_lr=1.0, policy="alter", active_period=5, inactive_period=3) == 1.0
+
+
+def test_create_mutex_and_atomic_iter_as_caffe2_optimizers_build_them():
+    init = core.Net("init")
+    init.CreateMutex([], ["iteration_mutex"])
+    workspace.RunNetOnce(init)
+    workspace.FeedBlob("iteration", np.zeros(1, np.int64))
+    net = core.Net("train_iter")
+    net.AtomicIter(["iteration_mutex", "iteration"], ["iteration"])
+    workspace.CreateNet(net)
+    workspace.RunNet(net.Name(), num_iter=3)
+    assert workspace.FetchBlob("iteration").tolist() == [3]
+    mutex = workspace.current().blob_dict["iteration_mutex"]
+    assert mutex.acquire(blocking=False)  # released after every run
+    mutex.release()
+    op = core.CreateOperator("AtomicIter", ["fake", "iteration"], ["iteration"])
+    assert_fails_unchanged(op, {"fake": np.zeros(1, np.int64)}, EnforceError,
+                           "'fake'.*mutex made by CreateMutex")
+    with pytest.raises(SchemaError, match="must be the same blob"):
+        workspace.RunOperatorOnce(
+            core.CreateOperator("AtomicIter", ["iteration_mutex", "iteration"], ["x"]))
+    assert registry.get_schema("AtomicIter").gradient == NO_GRADIENT
