@@ -6,14 +6,17 @@ every blob as it was).  The checks are the same for all of them -- an index
 vector in range, a one-element learning rate, matching floating dtypes -- and
 so is the way duplicate indices are resolved: Caffe2's CPU kernels walked the
 indices one by one, so a row named twice is updated twice, the second time
-from the result of the first.  ``occurrence_rounds`` reproduces that order
-with a few vectorised steps instead of a Python loop over rows.
+from the result of the first.  ``occurrence_plan`` reproduces that order
+with a few vectorised steps (at most about 2*sqrt(len(indices)) of them)
+instead of a Python loop over rows.
 
 The module name starts with "_" so the operator loader does not import it as
 an operator module.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -106,31 +109,67 @@ def stable_argsort(xp, values, axis=-1):
     return xp.argsort(values, axis=axis)
 
 
-def occurrence_rounds(xp, idx) -> list:
-    """Positions of ``idx`` split into rounds in which every row appears at most once.
+def _host(values):
+    """A NumPy copy of a NumPy or CuPy array (index bookkeeping is done on the host)."""
+    return np.asarray(values.get() if hasattr(values, "get") else values)
 
-    Round k holds, for each row named more than k times, the position of its
-    (k+1)-th occurrence.  Applying a row update round after round therefore
-    applies each row's updates in index order, exactly as Caffe2's sequential
-    loop did, while every round is one vectorised gather/compute/scatter.
-    Without duplicates there is a single round; the number of rounds is the
-    largest multiplicity, never the number of rows.
+
+def occurrence_plan(xp, idx, heavy_rows: bool = True):
+    """How to apply one update per position of ``idx`` in Caffe2's sequential order.
+
+    Returns ``(rounds, heavy)``.  Each round is an array of positions naming
+    every row at most once: round k holds the (k+1)-th occurrence of each row,
+    so applying the rounds one after another applies every row's updates in
+    index order while each round is one vectorised gather/compute/scatter.
+    A row named more than sqrt(len(idx)) times would need as many rounds; with
+    ``heavy_rows`` such rows are returned separately in ``heavy`` (one array
+    of its positions, in index order, per row) for kernels whose recurrence is
+    a running sum, which they apply with one cumulative sum per row.  Either
+    way the Python-level loop runs at most about 2*sqrt(len(idx)) times, never
+    once per row or per index.
     """
     n = idx.size
     if n == 0:
-        return []
+        return [], []
     order = stable_argsort(xp, idx)
     ranked = idx[order]
     starts_group = xp.empty(n, dtype=bool)
     starts_group[0] = True
     starts_group[1:] = ranked[1:] != ranked[:-1]
     if bool(starts_group.all()):
-        return [xp.arange(n)]
+        return [xp.arange(n)], []
+    group_start = xp.flatnonzero(starts_group)
     group = xp.cumsum(starts_group) - 1
-    rank = xp.arange(n) - xp.flatnonzero(starts_group)[group]
+    rank = xp.arange(n) - group_start[group]
+    heavy = []
+    if heavy_rows:
+        starts = _host(group_start)
+        sizes = np.diff(np.append(starts, n))
+        is_heavy = sizes > max(1, math.isqrt(n))
+        if is_heavy.any():
+            heavy = [order[s:s + c] for s, c in zip(starts[is_heavy], sizes[is_heavy])]
+            light = ~xp.asarray(is_heavy)[group]
+            order, rank = order[light], rank[light]
+            if order.size == 0:
+                return [], heavy
     by_rank = order[stable_argsort(xp, rank)]
-    counts = np.bincount(np.asarray(rank.get() if hasattr(rank, "get") else rank))
-    return xp.split(by_rank, np.cumsum(counts)[:-1].tolist())
+    counts = np.bincount(_host(rank))
+    return xp.split(by_rank, np.cumsum(counts)[:-1].tolist()), heavy
+
+
+def occurrence_rounds(xp, idx) -> list:
+    """Only rounds (see occurrence_plan): for recurrences that are not running sums."""
+    return occurrence_plan(xp, idx, heavy_rows=False)[0]
+
+
+def running_sum(xp, first, steps):
+    """first, first + steps[0], (first + steps[0]) + steps[1], ... along axis 0.
+
+    ``first`` is a one-row slice.  The additions happen left to right, as in a
+    sequential loop (NumPy's cumulative sum does not reorder them), so a heavy
+    row's result is bit-identical to Caffe2's one-index-at-a-time update on CPU.
+    """
+    return xp.cumsum(xp.concatenate([first, steps]), axis=0)
 
 
 def last_occurrences(xp, idx):

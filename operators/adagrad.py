@@ -8,14 +8,17 @@ weight_decay of 0 the two are identical).
 
 The sparse variants update the rows named by ``indices`` in place.  Caffe2
 walked the indices in order, so a duplicated index is updated twice, the second
-time from the moment and parameter the first update wrote; ``occurrence_rounds``
-reproduces that exactly, one vectorised round per repetition.
+time from the moment and parameter the first update wrote.  That is reproduced
+exactly (bit for bit on CPU): one vectorised round per repetition, and for a
+row repeated more than sqrt(len(indices)) times one cumulative sum over its
+occurrences (the moment and, without weight decay, the parameter are running
+sums), so Zipf-like batches where one id dominates stay fast.
 """
 
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT, Arg, OpSchema
 from operators._train_common import (check_float, check_index_vector, check_rows, check_scalar,
-                                     label, occurrence_rounds, owned)
+                                     host_int, label, occurrence_plan, owned, running_sum)
 
 _EPSILON = Arg("epsilon", "float", 1e-5, "added to sqrt(moment) in the denominator")
 _WEIGHT_DECAY = Arg("weight_decay", "float", 0.0, "L2 penalty: grad + weight_decay * param")
@@ -114,12 +117,22 @@ def sparse_adagrad(ctx, param, moment, indices, grad, lr):
     param, moment = owned(param), owned(moment)
     table, history = param.reshape(rows, block), moment.reshape(rows, block)
     eps, wd = param.dtype.type(ctx.args["epsilon"]), param.dtype.type(ctx.args["weight_decay"])
-    for pos in occurrence_rounds(ctx.xp, idx):
+    xp = ctx.xp
+    # With weight decay the gradient reads the parameter, so every repetition
+    # needs its own round; without it the moment and the parameter are running
+    # sums, and a much-repeated row is done with one cumulative sum.
+    rounds, heavy = occurrence_plan(xp, idx, heavy_rows=not wd)
+    for pos in rounds:
         r = idx[pos]
         g = g2[pos] + wd * table[r] if wd else g2[pos]
         h = history[r] + g * g
         history[r] = h
-        table[r] = table[r] + rate * g / (ctx.xp.sqrt(h) + eps)
+        table[r] = table[r] + rate * g / (xp.sqrt(h) + eps)
+    for pos in heavy:
+        r, g = host_int(idx[pos[0]]), g2[pos]
+        h = running_sum(xp, history[r:r + 1], g * g)[1:]
+        table[r] = running_sum(xp, table[r:r + 1], rate * g / (xp.sqrt(h) + eps))[-1]
+        history[r] = h[-1]
     return param, moment
 
 
@@ -134,15 +147,26 @@ def row_wise_sparse_adagrad(ctx, param, moment, indices, grad, lr, counter=None)
     param, moment = owned(param), owned(moment)
     table, history = param.reshape(rows, block), moment.reshape(rows)
     eps, wd = param.dtype.type(ctx.args["epsilon"]), param.dtype.type(ctx.args["weight_decay"])
-    for pos in occurrence_rounds(ctx.xp, idx):
-        r = idx[pos]
-        g = g2[pos] + wd * table[r] if wd else g2[pos]
+    xp = ctx.xp
+
+    def row_terms(g):
+        """(moment increment, parameter step) per occurrence, as Caffe2 computed them."""
         if block == 1:  # Caffe2's scalar path: lr * g / (sqrt(h) + eps)
-            h = history[r] + g[:, 0] * g[:, 0]
-            history[r] = h
-            table[r] = table[r] + rate * g / (ctx.xp.sqrt(h) + eps)[:, None]
-        else:
-            h = history[r] + (g * g).sum(axis=1) / param.dtype.type(block)
-            history[r] = h
-            table[r] = table[r] + g * (rate / (ctx.xp.sqrt(h) + eps))[:, None]
+            return g[:, 0] * g[:, 0], lambda h: rate * g / (xp.sqrt(h) + eps)[:, None]
+        return ((g * g).sum(axis=1) / param.dtype.type(block),
+                lambda h: g * (rate / (xp.sqrt(h) + eps))[:, None])
+
+    rounds, heavy = occurrence_plan(xp, idx, heavy_rows=not wd)
+    for pos in rounds:
+        r = idx[pos]
+        increment, step = row_terms(g2[pos] + wd * table[r] if wd else g2[pos])
+        h = history[r] + increment
+        history[r] = h
+        table[r] = table[r] + step(h)
+    for pos in heavy:
+        r = host_int(idx[pos[0]])
+        increment, step = row_terms(g2[pos])
+        h = running_sum(xp, history[r:r + 1], increment)[1:]
+        table[r] = running_sum(xp, table[r:r + 1], step(h))[-1]
+        history[r] = h[-1]
     return param, moment

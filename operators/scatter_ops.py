@@ -17,7 +17,8 @@ Duplicated indices follow Caffe2's sequential CPU loops:
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT, OpSchema
 from operators._train_common import (check_float, check_index_vector, check_rows, check_scalar,
-                                     label, last_occurrences, occurrence_rounds, owned)
+                                     host_int, label, last_occurrences, occurrence_plan, owned,
+                                     running_sum)
 
 register_schema(OpSchema(
     "ScatterWeightedSum", num_inputs=lambda n: n > 3 and (n - 3) % 2 == 0, num_outputs=1,
@@ -60,15 +61,24 @@ def scatter_weighted_sum(ctx, x0, w0, indices, *updates):
                     f"{idx.size} x {block}")
         weight = check_scalar(ctx, i + 1, updates[k + 1], "weight").astype(x0.dtype)
         pairs.append((x.reshape(idx.size, block), weight))
+    xp = ctx.xp
     x0 = owned(x0)
     table = x0.reshape(rows, block)
-    rounds = occurrence_rounds(ctx.xp, idx)
-    if weight0 != 1:
+    rounds, heavy = occurrence_plan(xp, idx)
+    scale = weight0 != 1
+    if scale:
         for pos in rounds:
             table[idx[pos]] *= weight0
     for x, weight in pairs:
         for pos in rounds:
             table[idx[pos]] += weight * x[pos]
+    for pos in heavy:  # one much-repeated row: repeated scaling, then a running sum
+        r = host_int(idx[pos[0]])
+        if scale:
+            factors = xp.full((pos.size, block), weight0, dtype=x0.dtype)
+            table[r] = xp.cumprod(xp.concatenate([table[r:r + 1], factors]), axis=0)[-1]
+        updates = xp.concatenate([weight * x[pos] for x, weight in pairs])
+        table[r] = running_sum(xp, table[r:r + 1], updates)[-1]
     return (x0,)
 
 

@@ -181,3 +181,24 @@ def test_optimizers_should_not_do_gradient():
     from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT
     for t in ("Adagrad", "SparseAdagrad", "RowWiseSparseAdagrad"):
         assert registry.get_schema(t).gradient == SHOULD_NOT_DO_GRADIENT
+
+
+def test_much_repeated_row_takes_the_running_sum_path_exactly():
+    """A row named more than sqrt(len(indices)) times is done with cumulative sums."""
+    rng = np.random.default_rng(7)
+    indices = np.array([2] * 9 + [0, 1, 2, 4], np.int64)
+    param = rng.standard_normal((5, 3)).astype(F)
+    grad = rng.standard_normal((indices.size, 3)).astype(F)
+    lr = np.array([-0.5], F)
+    for op_type, moment, ref in (("SparseAdagrad", rng.random((5, 3)).astype(F),
+                                  lambda p, m: ref_sparse_adagrad(p, m, indices, grad, lr[0],
+                                                                  1e-5)),
+                                 ("RowWiseSparseAdagrad", rng.random(5).astype(F),
+                                  lambda p, m: ref_row_wise(p, m, indices, grad, lr[0], 1e-5))):
+        got = run_op(op_type, {"param": param, "moment": moment, "indices": indices,
+                               "grad": grad, "lr": lr}, ["param", "moment"])
+        for g, w in zip(got, ref(param, moment)):
+            if op_type == "SparseAdagrad":
+                np.testing.assert_array_equal(g, w)
+            else:  # the reference sums each row's squares sequentially, NumPy pairwise
+                np.testing.assert_allclose(g, w, rtol=2e-6)

@@ -50,6 +50,18 @@ def test_scatter_weighted_sum_duplicate_scaled_twice():
     np.testing.assert_array_equal(got, [1 * 2 * 2 + 1 + 3, 1.0])
 
 
+def test_scatter_weighted_sum_much_repeated_row():
+    rng = np.random.default_rng(5)
+    indices = np.array([1] * 10 + [0, 3], np.int32)
+    x0 = rng.standard_normal((4, 2)).astype(F)
+    x1, x2 = rng.standard_normal((2, 12, 2)).astype(F)
+    got, = run_op("ScatterWeightedSum", {"X0": x0, "W0": np.array([0.9], F), "I": indices,
+                                         "X1": x1, "W1": np.array([0.5], F),
+                                         "X2": x2, "W2": np.array([-2.0], F)}, ["X0"])
+    want = ref_scatter_weighted_sum(x0, F(0.9), indices, [(x1, F(0.5)), (x2, F(-2.0))])
+    np.testing.assert_array_equal(got, want)
+
+
 def test_scatter_weighted_sum_bad_inputs():
     ok = {"d": np.zeros((3, 2), F), "w0": np.ones(1, F), "i": np.array([0, 2], np.int32),
           "x": np.ones((2, 2), F), "w1": np.ones(1, F)}
