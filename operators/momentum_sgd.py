@@ -9,7 +9,9 @@ adjusted gradient from the parameter:
 
 The sparse variant applies this to the rows named by ``indices``, in index
 order (a duplicated row is updated twice), and returns the adjusted gradient
-row by row.
+row by row.  The momentum recurrence is not a running sum, so each repetition
+of a row is one vectorised round: the cost grows with the largest number of
+times one index repeats (not with the number of rows or indices).
 """
 
 from caffe2lite.registry import register_kernel, register_schema
