@@ -51,8 +51,10 @@ class OpContext:
     (Caffe2's pass_workspace), so ordinary kernels stay pure functions.
     """
 
+    # __weakref__: kernels with per-operator state (Caffe2 ops that kept
+    # counters, e.g. GatherRangesToDense) key it weakly on their context.
     __slots__ = ("op_def", "schema", "args", "device", "xp", "engine", "where",
-                 "workspace", "_rng")
+                 "workspace", "_rng", "__weakref__")
 
     def __init__(self, op_def, schema, args, device, engine, where, workspace=None):
         self.op_def = op_def
