@@ -49,8 +49,11 @@ def check_index_range(ctx, indices, bound: int, i: int, what: str, low: int = 0)
                        f"range for {what} (expected {low} <= index < {bound})")
 
 
-def check_lengths(ctx, lengths, i: int, total: int, total_what: str) -> None:
-    """LENGTHS: an int32/int64 vector of non-negative values that sum to ``total``."""
+def check_lengths(ctx, lengths, i: int, total=None, total_what: str = "") -> int:
+    """LENGTHS: an int32/int64 vector of non-negative values (summing to ``total`` if given).
+
+    Returns the sum, i.e. the number of rows the segments cover.
+    """
     check_index_dtype(ctx, lengths, i)
     check_vector(ctx, lengths, i)
     if lengths.size and int(lengths.min()) < 0:
@@ -58,8 +61,9 @@ def check_lengths(ctx, lengths, i: int, total: int, total_what: str) -> None:
         ctx.enforce(False, f"{blob_label(ctx, i)}: element {pos} is {int(lengths[pos])}; "
                            f"lengths must be non-negative")
     got = int(lengths.sum()) if lengths.size else 0
-    ctx.enforce(got == total, f"{blob_label(ctx, i)} sums to {got}, but must sum to "
-                              f"{total} ({total_what})")
+    ctx.enforce(total is None or got == total,
+                f"{blob_label(ctx, i)} sums to {got}, but must sum to {total} ({total_what})")
+    return got
 
 
 def segment_starts(xp, lengths):
