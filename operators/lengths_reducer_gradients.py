@@ -14,6 +14,8 @@ is used to check that LENGTHS covers exactly its first dimension.  Outputs
 are float32, as in Caffe2.
 """
 
+import math
+
 import numpy as np
 
 from caffe2lite.registry import register_kernel, register_schema
@@ -144,7 +146,7 @@ def with_main_input_gradient(ctx, scalars, go, lengths, data, indices):
     expanded, total = _expand(ctx, go, lengths, 1, 2, 4, indices)
     check_scalars(ctx, scalars, 0, total)
     rows = xp.take(data, indices, axis=0).astype(np.float32, copy=False)
-    weight_grad = (rows * expanded).reshape(total, -1).sum(axis=1)
+    weight_grad = (rows * expanded).reshape(total, math.prod(expanded.shape[1:])).sum(axis=1)
     values = expanded * scalars.reshape((-1,) + (1,) * (expanded.ndim - 1))
     return values, weight_grad
 
