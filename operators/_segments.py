@@ -110,7 +110,12 @@ def segment_sum(xp, values, lengths):
 
 def repeat_segments(xp, segment_values, lengths):
     """Row k of ``segment_values`` repeated lengths[k] times (np.repeat along axis 0)."""
-    return xp.repeat(segment_values, lengths.astype(np.int64), axis=0)
+    if xp is np:
+        return np.repeat(segment_values, lengths.astype(np.int64), axis=0)
+    # CuPy's repeat takes the counts only as a host list: look each row's segment up instead.
+    ends = xp.cumsum(lengths.astype(np.int64))
+    total = int(ends[-1]) if lengths.shape[0] else 0
+    return segment_values[xp.searchsorted(ends, xp.arange(total), side="right")]
 
 
 def scatter_add_rows(xp, shape, dtype, indices, values):

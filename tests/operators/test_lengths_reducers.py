@@ -228,3 +228,27 @@ def test_float16_table_is_summed_in_float32():
                                          "len": np.array([64], np.int32)}, "out")
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, np.full((1, 4), 64 * 1000.5))
+
+
+class _ArrayModuleWithoutNumpyExtras:
+    """NumPy minus what CuPy lacks (ufunc.reduceat, array repeat counts): the CUDA code path."""
+
+    class add:  # noqa: N801 - mirrors xp.add
+        at = staticmethod(np.add.at)
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+
+@given(sparse_case())
+def test_segment_helpers_without_numpy_only_features(case):
+    from operators._segments import repeat_segments, segment_sum
+
+    data, _, lengths, _ = case
+    xp = _ArrayModuleWithoutNumpyExtras()
+    rows = np.resize(data.astype(np.float32), (int(lengths.sum()),) + data.shape[1:])
+    np.testing.assert_allclose(segment_sum(xp, rows, lengths), ref_reduce(rows, lengths),
+                               rtol=1e-5, atol=1e-5)
+    seg = np.arange(len(lengths) * 2, dtype=np.float32).reshape(-1, 2)
+    np.testing.assert_array_equal(repeat_segments(xp, seg, lengths),
+                                  np.repeat(seg, lengths.astype(np.int64), axis=0))
