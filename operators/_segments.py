@@ -66,6 +66,14 @@ def check_lengths(ctx, lengths, i: int, total=None, total_what: str = "") -> int
     return got
 
 
+def take_checked(xp, data, indices, axis=0):
+    """numpy.take for indices already range-checked: NumPy's "clip" mode then skips its
+    own bounds pass and output buffering (CuPy's take has no mode and never checks)."""
+    if xp is np:
+        return np.take(data, indices, axis=axis, mode="clip")
+    return xp.take(data, indices, axis=axis)
+
+
 def segment_starts(xp, lengths):
     """Exclusive prefix sum of lengths: the first row of every segment."""
     ends = xp.cumsum(lengths.astype(np.int64))

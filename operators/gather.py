@@ -14,7 +14,7 @@ from caffe2lite.core import CreateOperator, GradientSlice
 from caffe2lite.errors import GradientError
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
-from operators._segments import blob_label, check_index_dtype, check_index_range
+from operators._segments import blob_label, check_index_dtype, check_index_range, take_checked
 
 GATHER_ARGS = (
     Arg("axis", "int", 0, "axis of DATA to gather along; negative counts from the end"),
@@ -97,7 +97,7 @@ def gather_along(ctx, data, indices, axis, match_outer, wrap, indices_input=1):
     if wrap:
         indices = xp.where(indices < 0, indices + dim, indices)
     if not match_outer:
-        return xp.take(data, indices, axis=axis)
+        return take_checked(xp, data, indices, axis)
     outer = tuple(data.shape[:axis])
     rows = math.prod(outer)
     flat_data = data.reshape((rows, dim) + tuple(data.shape[axis + 1:]))

@@ -21,7 +21,8 @@ import numpy as np
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
 from operators._segments import (blob_label, check_dtype, check_index_dtype, check_index_range,
-                                 check_lengths, check_vector, repeat_segments)
+                                 check_lengths, check_vector, repeat_segments,
+                                 take_checked)
 from operators.lengths_reducers import GRAD_ON_WEIGHTS, check_scalars, segment_mean_scale
 
 _FLOATS = (np.float16, np.float32, np.float64)
@@ -145,7 +146,7 @@ def with_main_input_gradient(ctx, scalars, go, lengths, data, indices):
     check_index_range(ctx, indices, int(data.shape[0]), 4, f"DATA with {data.shape[0]} rows")
     expanded, total = _expand(ctx, go, lengths, 1, 2, 4, indices)
     check_scalars(ctx, scalars, 0, total)
-    rows = xp.take(data, indices, axis=0).astype(np.float32, copy=False)
+    rows = take_checked(xp, data, indices).astype(np.float32, copy=False)
     weight_grad = (rows * expanded).reshape(total, math.prod(expanded.shape[1:])).sum(axis=1)
     values = expanded * scalars.reshape((-1,) + (1,) * (expanded.ndim - 1))
     return values, weight_grad

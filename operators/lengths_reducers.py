@@ -20,7 +20,7 @@ from caffe2lite.core import CreateOperator, GradientSlice
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
 from operators._segments import (blob_label, check_dtype, check_index_dtype, check_index_range,
-                                 check_lengths, check_vector, segment_sum)
+                                 check_lengths, check_vector, segment_sum, take_checked)
 
 GRAD_ON_WEIGHTS = Arg("grad_on_weights", "bool", False,
                       "also produce the gradient of SCALARS (Caffe2's WithMainInput gradient)")
@@ -140,7 +140,7 @@ def _reduce(ctx, data, lengths, *, indices=None, scalars=None, mean=False, first
         check_lengths(ctx, lengths, first + 1, int(indices.shape[0]), "the number of INDICES")
         check_index_range(ctx, indices, int(data.shape[0]), first,
                           f"DATA with {data.shape[0]} rows")
-        rows = xp.take(data, indices, axis=0)
+        rows = take_checked(xp, data, indices)
     if rows.dtype != np.float32:
         rows = rows.astype(np.float32)
     if scalars is not None:
