@@ -74,8 +74,9 @@ register_schema(OpSchema(
 def normalized_axis(ctx, data, axis, data_input=0):
     """Caffe2 accepts axis in [-r, r); return it in [0, r) or fail naming DATA."""
     rank = data.ndim
-    ctx.enforce(-rank <= axis < rank, f"argument 'axis' is {axis}, but {blob_label(ctx, data_input)} "
-                                      f"has rank {rank} (expected -{rank} <= axis < {rank})")
+    ctx.enforce(-rank <= axis < rank,
+                f"argument 'axis' is {axis}, but {blob_label(ctx, data_input)} has rank {rank} "
+                f"(expected -{rank} <= axis < {rank})")
     return axis + rank if axis < 0 else axis
 
 
@@ -88,7 +89,8 @@ def gather_along(ctx, data, indices, axis, match_outer, wrap, indices_input=1):
         return xp.empty(data.shape, data.dtype)
     if match_outer:
         ctx.enforce(axis >= 1, f"match_outer needs axis >= 1, got axis {axis}")
-        ctx.enforce(indices.ndim >= axis and tuple(indices.shape[:axis]) == tuple(data.shape[:axis]),
+        outer = tuple(data.shape[:axis])
+        ctx.enforce(indices.ndim >= axis and tuple(indices.shape[:axis]) == outer,
                     f"with match_outer, {blob_label(ctx, indices_input)} must start with DATA's "
                     f"outer dims {tuple(data.shape[:axis])}, got shape {tuple(indices.shape)}")
     check_index_range(ctx, indices, dim, indices_input,

@@ -48,7 +48,8 @@ def sparse_to_dense(ctx, indices, values, *infer):
     check_index_dtype(ctx, indices, 0)
     check_dtype(ctx, values, 1, VALUE_DTYPES, "float16/32/64, int32 or int64")
     n = int(indices.size)
-    if values.ndim >= max(indices.ndim, 1) and tuple(values.shape[:indices.ndim]) == tuple(indices.shape):
+    leading = tuple(values.shape[:indices.ndim])
+    if values.ndim >= max(indices.ndim, 1) and leading == tuple(indices.shape):
         slice_shape = tuple(values.shape[indices.ndim:])
     else:
         ctx.enforce(values.ndim >= 1 and values.shape[0] == n,

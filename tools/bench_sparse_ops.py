@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from caffe2lite import core, workspace
+from caffe2lite import core, registry, workspace
 
 
 def median_ms(fn, repeat):
@@ -48,9 +48,6 @@ def caffe2lite_phases(table, indices, lengths, repeat):
     workspace.CreateNet(fwd)
     workspace.RunNet(fwd.Name())
     workspace.FeedBlob("bags_grad", np.ones_like(workspace.FetchBlob("bags")))
-    grad_ops, g_input = fwd.Proto().op[0].type, None
-    from caffe2lite import registry
-
     grad_ops, g_input = registry.get_schema("SparseLengthsSum").gradient(
         fwd.Proto().op[0], ["bags_grad"])
     bwd = core.Net("sls_backward")
@@ -120,7 +117,7 @@ def main():
     indices = rng.integers(0, args.rows, args.batch * args.bag).astype(np.int64)
     print(f"table {args.rows} x {args.dim} float32, {indices.size} lookups "
           f"({args.batch} bags x {args.bag}); numpy {np.__version__}, torch "
-          f"{torch.__version__} ({torch.get_num_threads()} threads); {platform.processor() or platform.machine()}")
+          f"{torch.__version__} ({torch.get_num_threads()} threads); {platform.machine()}")
     ours = caffe2lite_phases(table, indices, lengths, args.repeat)
     theirs = torch_phases(table, indices, lengths, args.repeat)
     print(f"{'phase':28s} {'caffe2lite ms':>14s} {'torch ms':>10s} {'torch/ours':>11s}")

@@ -69,7 +69,8 @@ def test_batch_gather_match_outer_gradient():
 
 def test_batch_gather_caffe2_golden_with_gradient(nets_dir):
     """Caffe2's gather_ops_test.test_batch_gather_ops: forward and its grad_0.pb op."""
-    path = nets_dir / "yakov-helm__pytorch_exp__serialized_gather_ops_test.test_batch_gather_ops.zip"
+    path = nets_dir / ("yakov-helm__pytorch_exp__serialized_gather_ops_test."
+                       "test_batch_gather_ops.zip")
     with zipfile.ZipFile(path) as zf:
         op = caffe2_pb2.OperatorDef.FromString(zf.read("op.pb"))
         grad_op = caffe2_pb2.OperatorDef.FromString(zf.read("grad_0.pb"))
