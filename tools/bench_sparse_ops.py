@@ -3,7 +3,7 @@
     PYTHONPATH=. python tools/bench_sparse_ops.py [--rows 1000000] [--dim 64]
         [--batch 10000] [--bag 10] [--repeat 7] [--torch-threads 0]
 
-Times, as the median of ``--repeat`` runs after one warm-up:
+Times, as the fastest of ``--repeat`` runs after one warm-up:
   * forward:  SparseLengthsSum vs nn.EmbeddingBag(mode="sum", sparse=True);
   * backward: the gradient op SparseLengthsSum's maker emits
     (SparseLengthsIndicesInGradientSumGradient: the sparse gradient's values)
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import time
 
 import numpy as np
@@ -28,14 +27,21 @@ import numpy as np
 from caffe2lite import core, registry, workspace
 
 
-def median_ms(fn, repeat):
-    fn()
+def best_ms(fn, repeat, setup=None):
+    """Fastest of ``repeat`` timed calls of fn(setup()) after one warm-up.
+
+    The minimum, as timeit advises: on a machine shared with other jobs the
+    slower runs measure the neighbours, not the code.  ``setup`` runs untimed.
+    """
+    setup = setup or (lambda: None)
+    fn(setup())
     times = []
     for _ in range(repeat):
+        state = setup()
         start = time.perf_counter()
-        fn()
+        fn(state)
         times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+    return min(times) * 1e3
 
 
 def caffe2lite_phases(table, indices, lengths, repeat):
@@ -53,8 +59,8 @@ def caffe2lite_phases(table, indices, lengths, repeat):
     bwd = core.Net("sls_backward")
     bwd.Proto().op.extend(grad_ops)
     workspace.CreateNet(bwd)
-    results = {"forward": median_ms(lambda: workspace.RunNet(fwd.Name()), repeat),
-               "backward": median_ms(lambda: workspace.RunNet(bwd.Name()), repeat)}
+    results = {"forward": best_ms(lambda _: workspace.RunNet(fwd.Name()), repeat),
+               "backward": best_ms(lambda _: workspace.RunNet(bwd.Name()), repeat)}
     if not core.IsOperator("SparseAdagrad"):
         print("SparseAdagrad is not registered in this checkout (branch train-ops not "
               "merged): its update is skipped")
@@ -66,7 +72,7 @@ def caffe2lite_phases(table, indices, lengths, repeat):
     upd.SparseAdagrad(["table", "moment", str(g_input[0].indices), str(g_input[0].values), "lr"],
                       ["table", "moment"], epsilon=1e-10)
     workspace.CreateNet(upd)
-    results["update (SparseAdagrad)"] = median_ms(lambda: workspace.RunNet(upd.Name()), repeat)
+    results["update (SparseAdagrad)"] = best_ms(lambda _: workspace.RunNet(upd.Name()), repeat)
     return results
 
 
@@ -80,21 +86,20 @@ def torch_phases(table, indices, lengths, repeat):
     out = emb(ids, offsets)
     seed = torch.ones_like(out)
 
-    def forward():
+    def forward(_):
         with torch.no_grad():
             emb(ids, offsets)
 
-    def backward():
+    def fresh_graph():  # untimed: the forward pass whose backward is timed
         emb.weight.grad = None
-        emb(ids, offsets).backward(seed)
+        return emb(ids, offsets)
 
-    results = {"forward": median_ms(forward, repeat)}
-    # backward alone = (forward + backward) - forward, both medians
-    results["backward"] = median_ms(backward, repeat) - results["forward"]
+    results = {"forward": best_ms(forward, repeat),
+               "backward": best_ms(lambda bags: bags.backward(seed), repeat, fresh_graph)}
     for name, opt in (("update (Adagrad)", torch.optim.Adagrad([emb.weight], lr=0.01)),
                       ("update (SparseAdam)", torch.optim.SparseAdam([emb.weight], lr=0.01))):
-        backward()
-        results[name] = median_ms(opt.step, repeat)
+        fresh_graph().backward(seed)
+        results[name] = best_ms(lambda _: opt.step(), repeat)
     return results
 
 
@@ -124,9 +129,9 @@ def main():
     for phase in ("forward", "backward"):
         print(f"{phase:28s} {ours[phase]:14.2f} {theirs[phase]:10.2f} "
               f"{theirs[phase] / ours[phase]:11.2f}")
-    for phase in ours.keys() - {"forward", "backward"}:
+    for phase in [p for p in ours if p not in ("forward", "backward")]:
         print(f"{phase:28s} {ours[phase]:14.2f}")
-    for phase in theirs.keys() - {"forward", "backward"}:
+    for phase in [p for p in theirs if p not in ("forward", "backward")]:
         print(f"{phase:28s} {'':14s} {theirs[phase]:10.2f}")
     step_ours = ours["forward"] + ours["backward"]
     step_theirs = theirs["forward"] + theirs["backward"]
