@@ -252,3 +252,16 @@ def test_segment_helpers_without_numpy_only_features(case):
     seg = np.arange(len(lengths) * 2, dtype=np.float32).reshape(-1, 2)
     np.testing.assert_array_equal(repeat_segments(xp, seg, lengths),
                                   np.repeat(seg, lengths.astype(np.int64), axis=0))
+
+
+def test_glow_lengths_sum_net_runs(nets_dir):
+    """A real Caffe2 text net (Glow's importer test) with one LengthsSum op."""
+    from caffe2lite.protoio import load_net
+
+    net = load_net(nets_dir / "pytorch__glow__lengths_sum.pbtxt")
+    data = np.arange(12, dtype=np.float32).reshape(6, 2)
+    lengths = np.array([1, 0, 5], np.int32)
+    workspace.FeedBlob("data", data)
+    workspace.FeedBlob("lengths", lengths)
+    workspace.RunNetOnce(net)
+    np.testing.assert_allclose(workspace.FetchBlob("result"), ref_reduce(data, lengths))
