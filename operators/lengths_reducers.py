@@ -20,7 +20,8 @@ from caffe2lite.core import CreateOperator, GradientSlice
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
 from operators._segments import (blob_label, check_dtype, check_index_dtype, check_index_range,
-                                 check_lengths, check_vector, segment_sum, take_checked)
+                                 check_lengths, check_vector, dense_output_gradient,
+                                 segment_sum, take_checked)
 
 GRAD_ON_WEIGHTS = Arg("grad_on_weights", "bool", False,
                       "also produce the gradient of SCALARS (Caffe2's WithMainInput gradient)")
@@ -30,7 +31,8 @@ GRAD_ON_WEIGHTS = Arg("grad_on_weights", "bool", False,
 def _dense_maker(grad_type):
     def maker(op_def, g_output):
         data, lengths = op_def.input[0], op_def.input[1]
-        grad_op = CreateOperator(grad_type, [g_output[0], lengths, data], [data + "_grad"])
+        grad = dense_output_gradient(op_def, g_output)
+        grad_op = CreateOperator(grad_type, [grad, lengths, data], [data + "_grad"])
         return [grad_op], [data + "_grad", None]
 
     maker.__name__ = f"lengths_gradient_maker_{grad_type}"
@@ -41,7 +43,8 @@ def _sparse_maker(grad_type):
     def maker(op_def, g_output):
         data, indices, lengths = op_def.input
         values = data + "_grad_values"
-        grad_op = CreateOperator(grad_type, [g_output[0], lengths, indices], [values])
+        grad = dense_output_gradient(op_def, g_output)
+        grad_op = CreateOperator(grad_type, [grad, lengths, indices], [values])
         return [grad_op], [GradientSlice(indices, values), None, None]
 
     maker.__name__ = f"sparse_lengths_gradient_maker_{grad_type}"
@@ -52,14 +55,15 @@ def sparse_lengths_weighted_sum_gradient_maker(op_def, g_output):
     """dDATA is a GradientSlice; dSCALARS (dense) only when grad_on_weights is set."""
     data, scalars, indices, lengths = op_def.input
     values = data + "_grad_values"
+    grad = dense_output_gradient(op_def, g_output)
     on_weights = any(a.name == "grad_on_weights" and a.i for a in op_def.arg)
     if on_weights:
         grad_op = CreateOperator(
             "SparseLengthsIndicesInGradientWeightedSumWithMainInputGradient",
-            [scalars, g_output[0], lengths, data, indices], [values, scalars + "_grad"])
+            [scalars, grad, lengths, data, indices], [values, scalars + "_grad"])
         return [grad_op], [GradientSlice(indices, values), scalars + "_grad", None, None]
     grad_op = CreateOperator("SparseLengthsIndicesInGradientWeightedSumGradient",
-                             [scalars, g_output[0], lengths, indices], [values])
+                             [scalars, grad, lengths, indices], [values])
     return [grad_op], [GradientSlice(indices, values), None, None, None]
 
 

@@ -150,3 +150,10 @@ def test_gather_bad_input_names_blob_and_leaves_blobs(idx, args, match):
         workspace.RunOperatorOnce(core.CreateOperator("Gather", ["data", "idx"], ["out"], **args))
     assert "Gather" in str(info.value)
     assert_unchanged(before)
+
+
+def test_makers_need_a_dense_output_gradient():
+    for fwd in (core.CreateOperator("Gather", ["D", "I"], ["O"]),
+                core.CreateOperator("SparseLengthsSum", ["D", "I", "L"], ["O"])):
+        with pytest.raises(GradientError, match=r"gradient of output 0 \('O'\) must be a dense"):
+            gradient_ops(fwd, [core.GradientSlice("i", "v")])
