@@ -8,10 +8,12 @@ created in a workspace, as in Caffe2).  ``Net`` wraps a NetDef and turns
 from __future__ import annotations
 
 import difflib
+import sys
 from collections import namedtuple
 
 from caffe2lite import registry, scope
 from caffe2lite.arguments import make_argument
+from caffe2lite.operator import operator_tracebacks
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.scope import DeviceScope, NameScope  # noqa: F401  (Caffe2's core re-exports)
 
@@ -195,6 +197,45 @@ def CreateOperator(operator_type, inputs, outputs, name="", control_input=None,
     return op
 
 
+class GradientRegistry:
+    """Caffe2's Python GradientRegistry; the engine lives in caffe2lite.gradients.
+
+    ``RegisterGradient(op_type)`` registers a Python maker ``(op, g_output) ->
+    (grad_ops, g_input)``.  As in Caffe2 it is consulted only when the op's
+    schema declares no maker of its own (nor NO_GRADIENT).
+    """
+
+    gradient_registry_: dict = {}
+
+    @classmethod
+    def RegisterGradient(cls, op_type):  # noqa: N802
+        def wrapper(func):
+            cls.gradient_registry_[op_type] = func
+            return func
+
+        return wrapper
+
+    @classmethod
+    def GetGradientForOp(cls, op, g_output):  # noqa: N802
+        from caffe2lite.gradients import get_gradient_for_op
+
+        return get_gradient_for_op(op, g_output)
+
+    @classmethod
+    def GetBackwardPass(cls, operators, ys, ys_generate_gradient=False):  # noqa: N802
+        from caffe2lite.gradients import get_backward_pass
+
+        return get_backward_pass(operators, ys)
+
+
+def _caller_site() -> str:
+    """'file:line' of the first frame outside this module (the user's net-building code)."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame = frame.f_back
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame else "<unknown>"
+
+
 class Net:
     """A NetDef under construction, with ``net.OpType(...)`` sugar."""
 
@@ -256,20 +297,21 @@ class Net:
         return used
 
     def NextName(self, prefix=None, output_id=None):  # noqa: N802
+        """'<net>/<prefix>' ('_2', '_3'... while taken; ':i' for output i) or '<net>_blob_<n>'.
+
+        Whether a name is taken is checked with the current name scope added,
+        as the op sugar adds it to the returned name.
+        """
         if prefix:
             output_name_base = f"{self._net.name}/{prefix}"
-            output_name = output_name_base
-            if output_id is not None:
-                output_name += f":{output_id}"
+            suffix = f":{output_id}" if output_id is not None else ""
+            output_name = output_name_base + suffix
             key = output_name
-            index = 2
-            while self.BlobIsDefined(output_name) or key in self._next_blob_name_ids and \
-                    self._next_blob_name_ids[key] >= index:
-                output_name = f"{output_name_base}_{index}"
-                if output_id is not None:
-                    output_name += f":{output_id}"
+            index = self._next_blob_name_ids.get(key, 2)
+            while self.BlobIsDefined(ScopedName(output_name)):
+                output_name = f"{output_name_base}_{index}{suffix}"
                 index += 1
-            self._next_blob_name_ids[key] = index
+                self._next_blob_name_ids[key] = index
             return output_name
         output_name = f"{self._net.name}_blob_{self._next_name_index}"
         self._next_name_index += 1
@@ -345,6 +387,19 @@ class Net:
         for i, op in enumerate(self._net.op):
             op.device_option.random_seed = seed + i if sequence_seed else seed
 
+    def AddGradientOperators(self, ys, skip=0):  # noqa: N802
+        """Append the backward pass of ``ys`` (list, or dict {y: grad or None}).
+
+        Returns {BlobReference(input): BlobReference(grad) or GradientSlice};
+        see caffe2lite.gradients for the rules.  Ops before ``skip`` are ignored.
+        """
+        from caffe2lite.gradients import get_backward_pass
+
+        grad_ops, input_to_grad = get_backward_pass(
+            self._net.op[skip:], ys, net_name=self._net.name, first_position=skip)
+        self._net.op.extend(grad_ops)
+        return input_to_grad
+
     # -- operator sugar ------------------------------------------------------
     def __getattr__(self, op_type):
         if op_type.startswith("__"):
@@ -372,7 +427,14 @@ class Net:
         outputs = _rectify(outputs)
         op = CreateOperator(op_type, inputs, outputs, **kwargs)
         self._net.op.extend([op])
+        operator_tracebacks.setdefault(self._net.name, {})[len(self._net.op) - 1] = (
+            op_type, _caller_site())
         refs = tuple(BlobReference(str(o), self) for o in op.output)
         if not refs:
             return None
         return refs[0] if len(refs) == 1 else refs
+
+
+# Plans and execution steps (Caffe2's core.Plan / core.ExecutionStep) live in plan_builder.
+from caffe2lite.plan_builder import (ExecutionStep, Plan, add_nets_in_order,  # noqa: E402,F401
+                                     execution_step, scoped_execution_step, to_execution_step)

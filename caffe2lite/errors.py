@@ -65,6 +65,14 @@ class GradientError(Caffe2LiteError, RuntimeError):
     """A gradient cannot be built (should-not-do, not implemented, ...)."""
 
 
+class DBError(Caffe2LiteError, RuntimeError):
+    """A db (checkpoint) file cannot be read or written: missing, truncated or corrupt."""
+
+
+class PlanError(Caffe2LiteError, RuntimeError):
+    """A PlanDef is malformed (unknown net, step with both substeps and nets, ...)."""
+
+
 def enforce(cond, *msg, error=EnforceError):
     """Caffe2's CAFFE_ENFORCE: raise ``error`` with the joined message if not ``cond``."""
     if not cond:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from caffe2lite.errors import NetError
-from caffe2lite.operator import Operator, check_outputs
+from caffe2lite.errors import Caffe2LiteError, NetError
+from caffe2lite.operator import Operator, add_origin, check_outputs
 from caffe2lite.proto import caffe2_pb2
 
 KNOWN_TYPES = ("", "simple", "dag", "async_dag", "async_scheduling", "async_simple",
@@ -33,7 +33,7 @@ def with_net_device(net_def):
 class SimpleNet:
     """Runs a NetDef's operators one after another."""
 
-    def __init__(self, net_def, workspace):
+    def __init__(self, net_def, workspace, create_outputs: bool = True):
         if net_def.type not in KNOWN_TYPES:
             raise NetError(f'net "{net_def.name}": unknown net type "{net_def.type}", '
                            f"expected one of {[t for t in KNOWN_TYPES if t]}")
@@ -43,11 +43,15 @@ class SimpleNet:
         produced: set[str] = set()
         ops = []
         for position, op_def in enumerate(self.net_def.op):
-            ops.append(Operator(op_def, workspace, position, self.name, produced))
+            try:
+                ops.append(Operator(op_def, workspace, position, self.name, produced))
+            except Caffe2LiteError as e:
+                raise add_origin(e, op_def, position, self.name)
             produced.update(op_def.output)
         self.operators = ops
-        for name in produced:  # Caffe2 creates every output blob with the net.
-            workspace.create_blob(name)
+        if create_outputs:  # Caffe2 creates every output blob with the net.
+            for name in produced:
+                workspace.create_blob(name)
         self._steps = [(op, op.kernel, op.ctx, op.inputs, op.outputs) for op in ops]
 
     def run(self) -> None:
@@ -72,6 +76,10 @@ class SimpleNet:
         return self.net_def
 
 
-def create_net(net_def, workspace):
-    """Instantiate net_def in workspace (every executor type runs sequentially)."""
-    return SimpleNet(net_def, workspace)
+def create_net(net_def, workspace, create_outputs: bool = True):
+    """Instantiate net_def in workspace (every executor type runs sequentially).
+
+    ``create_outputs=False`` (RunNetOnce) skips creating empty output blobs up
+    front, so a net that fails leaves no empty blobs behind.
+    """
+    return SimpleNet(net_def, workspace, create_outputs)

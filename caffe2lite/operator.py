@@ -14,8 +14,24 @@ import numpy as np
 from caffe2lite import registry
 from caffe2lite.arguments import parse_arguments
 from caffe2lite.devices import context_for
-from caffe2lite.errors import (BlobNotFound, Caffe2LiteError, EnforceError,
-                               OperatorError, OperatorNotRegistered)
+from caffe2lite.errors import (BlobNotFound, Caffe2LiteError, DeviceUnavailable,
+                               EnforceError, OperatorError, OperatorNotRegistered)
+
+
+# net name -> {op position: (op type, "file:line")}: where core.Net created each op.
+# Caffe2 kept the same in workspace.operator_tracebacks and logged it when an op
+# failed; here a failing op's error carries it as a note.
+operator_tracebacks: dict[str, dict[int, tuple[str, str]]] = {}
+
+
+def add_origin(err: BaseException, op_def, position, net_name) -> BaseException:
+    """Note on ``err`` where the Python code that built this op ran, when known."""
+    origin = operator_tracebacks.get(net_name, {}).get(position)
+    if origin is not None and origin[0] == op_def.type:
+        note = f"{describe_op(op_def, position, net_name)} was created at {origin[1]}"
+        if note not in getattr(err, "__notes__", ()):
+            err.add_note(note)
+    return err
 
 
 def describe_op(op_def, position=None, net_name=None) -> str:
@@ -35,8 +51,10 @@ class OpContext:
     (Caffe2's pass_workspace), so ordinary kernels stay pure functions.
     """
 
+    # __weakref__: kernels with per-operator state (Caffe2 ops that kept
+    # counters, e.g. GatherRangesToDense) key it weakly on their context.
     __slots__ = ("op_def", "schema", "args", "device", "xp", "engine", "where",
-                 "workspace", "_rng")
+                 "workspace", "_rng", "__weakref__")
 
     def __init__(self, op_def, schema, args, device, engine, where, workspace=None):
         self.op_def = op_def
@@ -67,18 +85,24 @@ class OpContext:
 class Operator:
     """One created operator, ready to run many times."""
 
-    __slots__ = ("op_def", "schema", "kernel", "ctx", "inputs", "outputs", "where", "position")
+    __slots__ = ("op_def", "schema", "kernel", "ctx", "inputs", "outputs", "where", "position",
+                 "net_name")
 
     def __init__(self, op_def, workspace, position=None, net_name=None, produced=()):
         where = describe_op(op_def, position, net_name)
         self.op_def = op_def
         self.where = where
         self.position = position
+        self.net_name = net_name
         schema = registry.get_schema(op_def.type)
         if schema is None:
             registry.find_kernel(op_def, 0, where)  # raises "unknown operator" with hints
         schema.verify(op_def, where)
-        device = context_for(op_def.device_option if op_def.HasField("device_option") else None)
+        try:
+            device = context_for(op_def.device_option if op_def.HasField("device_option")
+                                 else None)
+        except DeviceUnavailable as e:
+            raise e.with_context(where) from e
         kernel, engine = _resolve_kernel(op_def, schema, device, where)
         args = parse_arguments(op_def, schema, where)
         for i, name in enumerate(op_def.input):
@@ -106,6 +130,9 @@ class Operator:
 
     def failure(self, exc, blobs) -> Caffe2LiteError:
         """Turn any exception from this op into a caffe2lite error naming the op."""
+        return add_origin(self._failure(exc, blobs), self.op_def, self.position, self.net_name)
+
+    def _failure(self, exc, blobs) -> Caffe2LiteError:
         for i, name in enumerate(self.inputs):
             if blobs.get(name) is None:
                 return BlobNotFound(f"{self.where}: input {i} "

@@ -35,7 +35,16 @@ def parse_text(text, message_cls, source: str = "<text>"):
     except text_format.ParseError as e:
         raise ProtoParseError(f"{source}: not a valid {message_cls.__name__} in text "
                               f"format: {e}") from e
+    _check_required(msg, source)
     return msg
+
+
+def _check_required(msg, source: str) -> None:
+    """proto2 required fields (Segment.end, MapFieldEntry.val, ...) must be present."""
+    missing = msg.FindInitializationErrors()
+    if missing:
+        raise ProtoParseError(f"{source}: {type(msg).__name__} is missing required "
+                              f"fields {missing}")
 
 
 def parse_binary(data: bytes, message_cls, source: str = "<bytes>"):
@@ -45,12 +54,22 @@ def parse_binary(data: bytes, message_cls, source: str = "<bytes>"):
         msg.ParseFromString(data)
     except Exception as e:  # DecodeError, or missing required fields
         raise ProtoParseError(f"{source}: not a valid {message_cls.__name__} in binary "
-                              f"format ({len(data)} bytes): {e}") from e
-    missing = msg.FindInitializationErrors()
-    if missing:
-        raise ProtoParseError(f"{source}: {message_cls.__name__} is missing required "
-                              f"fields {missing}")
+                              f"format ({len(data)} bytes): {e}"
+                              f"{_stray_tail_hint(data, message_cls)}") from e
+    _check_required(msg, source)
     return msg
+
+
+def _stray_tail_hint(data: bytes, message_cls, max_tail: int = 16) -> str:
+    """Say so when all but the last few bytes parse: a truncated or padded copy."""
+    for tail in range(1, min(max_tail, len(data) - 1) + 1):
+        try:
+            message_cls.FromString(data[:-tail])
+        except Exception:  # noqa: BLE001 - any failure means "not this cut"
+            continue
+        return (f"; the first {len(data) - tail} bytes parse as a {message_cls.__name__}, "
+                f"so the data has {tail} stray trailing byte(s) at offset {len(data) - tail}")
+    return ""
 
 
 def parse_proto(data, message_cls, source: str = "<data>"):

@@ -191,3 +191,24 @@ def find_kernel(op_def, device_type: int, where: str = "") -> tuple[Callable, st
         f"{device_name(device_type)} (engines tried: "
         f"{[e or 'DEFAULT' for e in engine_candidates(op_def, device_type)]}); "
         f"implementations that exist: {have or 'none'}")
+
+
+class isolated:  # noqa: N801 - used as ``with registry.isolated():``
+    """Context manager restoring schemas, kernels and engine preferences on exit.
+
+    For tests that register throw-away operators (or a deliberately broken
+    schema) without leaking them into the rest of the process.
+    """
+
+    def __enter__(self):
+        load_builtin_operators()
+        self._saved = (dict(_schemas), dict(_kernels), dict(_per_op_engine_pref),
+                       {k: list(v) for k, v in _global_engine_pref.items()})
+        return self
+
+    def __exit__(self, *exc):
+        for live, saved in zip((_schemas, _kernels, _per_op_engine_pref, _global_engine_pref),
+                               self._saved):
+            live.clear()
+            live.update(saved)
+        return False

@@ -60,7 +60,7 @@ def _count_rule(spec, what):
         allowed = frozenset(spec)
         return min(allowed), max(allowed), allowed.__contains__, f"one of {sorted(allowed)}"
     if callable(spec):
-        return 0, INT_MAX, spec, "a count accepted by the schema"
+        return 0, INT_MAX, spec, "an allowed number of"
     raise SchemaError(f"{what}: expected an int, (min, max), set or predicate, got {spec!r}")
 
 
@@ -171,8 +171,9 @@ class OpSchema:
         n_in, n_out = len(op_def.input), len(op_def.output)
         lo, hi, pred, text = self._in
         if not lo <= n_in <= hi or (pred is not None and not pred(n_in)):
-            raise SchemaError(f"{label}: takes {text} inputs "
-                              f"({', '.join(self.input_names(n_in)) or 'none'}), got {n_in}: "
+            names = self.input_names()
+            named = f" ({', '.join(names)})" if names else ""
+            raise SchemaError(f"{label}: takes {text} inputs{named}, got {n_in}: "
                               f"{list(op_def.input)}")
         lo, hi, pred, text = self._out
         if not lo <= n_out <= hi or (pred is not None and not pred(n_out)):
@@ -220,7 +221,9 @@ class OpSchema:
         for a in self.args:
             extra = "required" if a.required else f"default {a.default!r}"
             lines.append(f"  {a.name} ({a.type}, {extra}): {a.doc or '(no doc)'}")
-        lines += ["", f"Inputs: {self._in[3]}; outputs: {self._out[3]}",
+        counts = [rule[3] if rule[2] is None or rule[0] != 0 or rule[1] != INT_MAX
+                  else "decided by a rule" for rule in (self._in, self._out)]
+        lines += ["", f"Inputs: {counts[0]}; outputs: {counts[1]}",
                   f"Gradient: {gradient_kind(self.gradient)}",
                   f"Defined at {self.file}:{self.line}"]
         return "\n".join(lines)

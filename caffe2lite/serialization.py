@@ -67,8 +67,13 @@ def _type_name(data_type):
         return "unknown"
 
 
-def tensor_to_proto(array, name: str | None = None) -> caffe2_pb2.TensorProto:
-    """Serialise an array into a TensorProto in Caffe2's typed fields."""
+def tensor_to_proto(array, name: str | None = None, segment=None) -> caffe2_pb2.TensorProto:
+    """Serialise an array into a TensorProto in Caffe2's typed fields.
+
+    ``segment=(begin, end)`` stores only the flat elements [begin, end) and
+    records the range in ``TensorProto.segment`` (one chunk of a tensor
+    split over several db records, as Caffe2's TensorSerializer wrote).
+    """
     array = np.asarray(array)
     proto = TP()
     if name:
@@ -76,6 +81,10 @@ def tensor_to_proto(array, name: str | None = None) -> caffe2_pb2.TensorProto:
     proto.dims.extend(array.shape)
     proto.data_type = data_type_of(array.dtype)
     flat = array.reshape(-1)
+    if segment is not None:
+        begin, end = segment
+        flat = flat[begin:end]
+        proto.segment.begin, proto.segment.end = begin, end
     if proto.data_type == TP.STRING:
         proto.string_data.extend(v if isinstance(v, bytes) else str(v).encode("utf-8")
                                  for v in flat)
@@ -94,12 +103,25 @@ def _field_dtype(field):
 
 def proto_to_tensor(proto) -> np.ndarray:
     """Deserialise a TensorProto (typed fields or raw_data) into a NumPy array."""
+    shape = tuple(proto.dims)
+    return proto_values(proto, int(np.prod(shape, dtype=np.int64))).reshape(shape)
+
+
+# Small types Caffe2 could also store as raw bytes in byte_data
+# (--caffe2_serialize_fp16_as_bytes / --caffe2_serialize_using_bytes_as_holder).
+_BYTES_OR_INT32 = (TP.BOOL, TP.UINT8, TP.INT8, TP.UINT16, TP.INT16, TP.FLOAT16)
+
+
+def proto_values(proto, count: int) -> np.ndarray:
+    """The flat values a TensorProto holds; there must be exactly ``count`` of them.
+
+    ``count`` is the element count of the whole tensor, or of the proto's
+    segment when it holds one chunk.
+    """
     dtype_name, field = DTYPE_OF.get(proto.data_type, (None, None))
     if dtype_name is None:
         raise EnforceError(f"TensorProto '{proto.name}': data type {proto.data_type} "
                            f"({_type_name(proto.data_type)}) is not supported")
-    shape = tuple(proto.dims)
-    count = int(np.prod(shape, dtype=np.int64))
     dtype = np.dtype(dtype_name)
     if proto.data_format == TP.FMT_BFLOAT16:
         bits = np.frombuffer(proto.raw_data, dtype="<u2").astype(np.uint32) << 16
@@ -109,16 +131,22 @@ def proto_to_tensor(proto) -> np.ndarray:
     elif proto.data_type == TP.STRING:
         values = np.empty(len(proto.string_data), dtype=object)
         values[:] = list(proto.string_data)
-    elif field == "byte_data":
-        values = np.frombuffer(proto.byte_data, dtype=np.uint8).copy()
+    elif field == "byte_data" or (proto.data_type in _BYTES_OR_INT32
+                                  and proto.HasField("byte_data")):
+        field = "byte_data"
+        if len(proto.byte_data) % dtype.itemsize:
+            raise EnforceError(f"TensorProto '{proto.name}': byte_data holds "
+                               f"{len(proto.byte_data)} bytes, not a whole number of "
+                               f"{dtype} values")
+        values = np.frombuffer(proto.byte_data, dtype=dtype.newbyteorder("<")).astype(dtype)
     elif proto.data_type == TP.FLOAT16:
         values = np.asarray(proto.int32_data, dtype=np.int32).astype(np.uint16).view(np.float16)
     else:
         values = np.asarray(getattr(proto, field), dtype=_field_dtype(field)).astype(dtype)
     if values.size != count:
-        raise EnforceError(f"TensorProto '{proto.name}': dims {list(shape)} need {count} "
+        raise EnforceError(f"TensorProto '{proto.name}': dims {list(proto.dims)} need {count} "
                            f"values, {field} holds {values.size}")
-    return values.reshape(shape)
+    return values
 
 
 STRING_BLOB_TYPE = "std::string"
@@ -146,3 +174,88 @@ def proto_to_blob(blob) -> object:
     if blob.HasField("tensor"):
         return proto_to_tensor(blob.tensor)
     raise EnforceError(f"blob '{blob.name}': cannot deserialize blob type '{blob.type}'")
+
+
+# -- db records: chunked tensors, as Caffe2's Save wrote them -----------------
+CHUNK_ID_SEPARATOR = "#%"
+DEFAULT_CHUNK_SIZE = 1000000  # Caffe2's --caffe2_tensor_chunk_size (elements)
+
+
+def blob_name_from_db_key(key: str) -> str:
+    """The blob name in a db key: Caffe2 wrote tensors as '<name>#%<chunk id>'."""
+    return key.split(CHUNK_ID_SEPARATOR, 1)[0]
+
+
+def blob_to_records(name: str, value, chunk_size: int | None = DEFAULT_CHUNK_SIZE):
+    """[(db key, BlobProto)] for one blob, as Caffe2's blob serializers produced them.
+
+    A string blob is one record keyed by its name.  A tensor is split into
+    chunks of ``chunk_size`` elements (None: one chunk), each record keyed
+    '<name>#%<chunk id>' and holding the full dims, its ``segment`` and the
+    device it came from in ``device_detail`` -- so Caffe2's Load reads them.
+    """
+    if isinstance(value, (str, bytes)):
+        return [(name, blob_to_proto(name, value))]
+    if value is None:
+        raise EnforceError(f"blob '{name}' is empty (never written); nothing to serialize")
+    device = caffe2_pb2.DeviceOption(device_type=caffe2_pb2.CPU)
+    if not isinstance(value, np.ndarray) and hasattr(value, "device"):  # CuPy array
+        device = caffe2_pb2.DeviceOption(device_type=caffe2_pb2.CUDA, device_id=value.device.id)
+        value = value.get()
+    value = np.asarray(value)
+    size = value.size
+    step = size + 1 if chunk_size is None else chunk_size
+    records = []
+    for chunk, begin in enumerate(range(0, max(size, 1), step)):
+        blob = caffe2_pb2.BlobProto(name=name, type=TENSOR_BLOB_TYPE)
+        blob.tensor.CopyFrom(tensor_to_proto(value, name, (begin, min(begin + step, size))))
+        blob.tensor.device_detail.CopyFrom(device)
+        records.append((f"{name}{CHUNK_ID_SEPARATOR}{chunk}", blob))
+    return records
+
+
+def blob_from_records(name: str, blobs) -> tuple[object, caffe2_pb2.DeviceOption | None]:
+    """Reassemble one blob from the BlobProtos of its records (any order).
+
+    Returns (value, device_detail of the tensor or None).  Raises
+    EnforceError naming the blob when chunks overlap, are missing, or
+    disagree on dims or type.
+    """
+    first = blobs[0]
+    if not first.HasField("tensor"):
+        if first.HasField("content_num_chunks"):
+            raise EnforceError(f"blob '{name}': chunked '{first.type}' content is not "
+                               f"supported (only tensors may be chunked)")
+        if len(blobs) > 1:
+            raise EnforceError(f"blob '{name}' appears {len(blobs)} times in the db")
+        return proto_to_blob(first), None
+    head = first.tensor
+    dims = list(head.dims)
+    total = int(np.prod(dims, dtype=np.int64))
+    if len(blobs) == 1 and (not head.HasField("segment")
+                            or (head.segment.begin, head.segment.end) == (0, total)):
+        return proto_to_tensor(head), head.device_detail
+    parts = []
+    for blob in blobs:
+        t = blob.tensor
+        if not blob.HasField("tensor") or list(t.dims) != dims or t.data_type != head.data_type:
+            raise EnforceError(f"blob '{name}': its chunks disagree on dims or data type "
+                               f"(expected dims {dims}, type {_type_name(head.data_type)})")
+        if not t.HasField("segment"):
+            raise EnforceError(f"blob '{name}': a partial tensor chunk has no segment")
+        parts.append((t.segment.begin, t.segment.end, t))
+    parts.sort(key=lambda p: p[0])
+    covered = 0
+    for begin, end, _t in parts:
+        if begin != covered or end < begin or end > total:
+            raise EnforceError(f"blob '{name}': tensor chunks cover [{covered}, {begin}) "
+                               f"wrongly (next segment [{begin}, {end}), {total} elements; "
+                               f"a chunk is missing, repeated or out of range)")
+        covered = end
+    if covered != total:
+        raise EnforceError(f"blob '{name}': data size mismatch, expected {total} elements, "
+                           f"chunks hold {covered} (a chunk is missing)")
+    flat = np.concatenate([proto_values(t, end - begin) for begin, end, t in parts]) \
+        if parts else np.empty(0)
+    return flat.astype(numpy_dtype(head.data_type), copy=False).reshape(dims), \
+        head.device_detail

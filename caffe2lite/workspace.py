@@ -19,7 +19,7 @@ from caffe2lite import registry, scope
 from caffe2lite.devices import context_for
 from caffe2lite.errors import BlobNotFound, EnforceError, NetError, WorkspaceError
 from caffe2lite.net import create_net
-from caffe2lite.operator import Operator
+from caffe2lite.operator import Operator, operator_tracebacks  # noqa: F401 (Caffe2's name)
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.protoio import parse_proto
 from caffe2lite.serialization import blob_to_proto, proto_to_blob, proto_to_tensor
@@ -160,7 +160,7 @@ class Workspace:
 
     def run_net_once(self, net) -> bool:
         net_def = _as_proto(net, caffe2_pb2.NetDef, "RunNetOnce")
-        create_net(net_def, self).run()
+        create_net(net_def, self, create_outputs=False).run()
         return True
 
     def run_operator_once(self, op) -> bool:
@@ -168,10 +168,9 @@ class Workspace:
         if not op_def.HasField("device_option") and scope.CurrentDeviceScope() is not None:
             op_def = caffe2_pb2.OperatorDef.FromString(op_def.SerializeToString())
             op_def.device_option.CopyFrom(scope.CurrentDeviceScope())
-        operator = Operator(op_def, self)
-        for name in op_def.output:
-            self.blob_dict.setdefault(name, None)
-        operator.run(self.blob_dict)
+        # Outputs are written only when the op succeeds, so a failing op
+        # leaves the workspace exactly as it was (no empty output blobs).
+        Operator(op_def, self).run(self.blob_dict)
         return True
 
     def run(self, obj) -> bool:
@@ -185,11 +184,20 @@ class Workspace:
             return self.run_plan(proto)
         raise ValueError(f"Don't know how to do Workspace.run() on {type(obj)}")
 
+    def run_plan(self, plan, quiet=None) -> bool:
+        """Check, then run a PlanDef / core.Plan / core.ExecutionStep (see caffe2lite.plan)."""
+        from caffe2lite.plan import run_plan
+
+        return run_plan(self, plan, quiet)
+
     # -- serialization -------------------------------------------------------
     def serialize_blob(self, name) -> bytes:
         name = StringifyBlobName(name)
         if name not in self.blob_dict:
             raise BlobNotFound(f"Can't find blob: {name} (workspace '{self.name}')")
+        if self.blob_dict[name] is None:
+            raise BlobNotFound(f"SerializeBlob: blob '{name}' is empty (created but never "
+                               f"written), so there is nothing to serialize")
         return blob_to_proto(name, self.blob_dict[name]).SerializeToString()
 
     def deserialize_blob(self, name, serialized) -> bool:
@@ -310,6 +318,15 @@ def RunOperatorsOnce(operators):  # noqa: N802
         if not RunOperatorOnce(op):
             return False
     return True
+
+
+def RunPlan(plan_or_step, quiet=None):  # noqa: N802
+    """Run a plan (PlanDef, core.Plan, or core.ExecutionStep wrapped into a Plan).
+
+    ``quiet=True`` hides the progress bar of long steps (None: the setting
+    of ``caffe2lite.plan.set_quiet``).  Returns True; a failure raises.
+    """
+    return current().run_plan(plan_or_step, quiet)
 
 
 def SerializeBlob(name):  # noqa: N802

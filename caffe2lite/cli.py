@@ -1,0 +1,210 @@
+"""The ``caffe2lite`` command: run a net, list operators, summarise a net file.
+
+Each subcommand is one function registered with ``@subcommand``; its
+arguments are declared next to it, so adding one (``run-plan``, say) is a
+decorator and a short function.  A handler returns the exit status; any
+caffe2lite error, unreadable file or bad value ends the command with a
+one-line message on stderr and status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+
+import numpy as np
+
+from caffe2lite.errors import Caffe2LiteError
+
+_SUBCOMMANDS: list[tuple[str, str, tuple, object]] = []
+_MAX_LISTED = 10  # blob names printed per list by `show` before "... (N more)"
+
+
+def arg(*flags, **options):
+    """One argparse argument of a subcommand: ``arg("--init", help=...)``."""
+    return flags, options
+
+
+def subcommand(name: str, help: str, *arguments):
+    """Register ``fn(args) -> int`` as ``caffe2lite <name>`` with the given ``arg(...)``s."""
+    def decorate(fn):
+        _SUBCOMMANDS.append((name, help, arguments, fn))
+        return fn
+    return decorate
+
+
+def _fail(message: str) -> int:
+    print(f"caffe2lite: error: {message}", file=sys.stderr)
+    return 1
+
+
+# -- run -------------------------------------------------------------------------
+def _parse_feed(spec: str):
+    name, sep, path = spec.partition("=")
+    if not sep or not name or not path:
+        raise ValueError(f"--feed '{spec}': expected NAME=FILE.npy")
+    try:
+        return name, np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"--feed {name}: cannot read '{path}' as a .npy array: {e}") from e
+
+
+def _print_blob(name: str, value) -> None:
+    if isinstance(value, np.ndarray):
+        print(f"{name} ({value.dtype}, shape {value.shape}):")
+        print(np.array2string(value, threshold=200))
+    else:
+        print(f"{name} ({type(value).__name__}): {value!r}")
+
+
+@subcommand("run", "run a net (after an optional init net) and print blobs",
+            arg("net", help="NetDef file (.pb binary or .pbtxt text)"),
+            arg("--init", metavar="INIT_NET", help="NetDef run once before NET"),
+            arg("--feed", metavar="NAME=FILE.npy", action="append", default=[],
+                help="feed a blob from a .npy file (after the init net); repeatable"),
+            arg("--fetch", metavar="NAME", action="append", default=None,
+                help="blob to print (default: the net's external outputs); repeatable"))
+def run_command(args) -> int:
+    from caffe2lite import workspace
+    from caffe2lite.protoio import load_net
+
+    net = load_net(args.net)
+    init = load_net(args.init) if args.init else None
+    feeds = [_parse_feed(spec) for spec in args.feed]
+    if init is not None:
+        workspace.RunNetOnce(init)
+    for name, value in feeds:
+        workspace.FeedBlob(name, value)
+    workspace.RunNetOnce(net)
+    names = args.fetch if args.fetch is not None else list(net.external_output)
+    if not names:
+        print(f'net "{net.name}" ran; it declares no external_output, so nothing is '
+              f"printed (use --fetch NAME)")
+    for name in names:
+        _print_blob(name, workspace.FetchBlob(name))
+    return 0
+
+
+# -- ops -------------------------------------------------------------------------
+@subcommand("ops", "list registered operators, or describe one",
+            arg("type", nargs="?", help="operator type to describe (e.g. Relu)"))
+def ops_command(args) -> int:
+    from caffe2lite import registry
+
+    schemas = registry.schemas()
+    if args.type:
+        schema = schemas.get(args.type)
+        if schema is None:
+            hint = registry.close_names(args.type)
+            return _fail(f"unknown operator type '{args.type}'"
+                         + (f"; did you mean {hint}?" if hint else ""))
+        print(schema.describe())
+        devices = registry.available_implementations(args.type)
+        print(f"Implementations: {', '.join(devices) or 'none'}")
+        return 0
+    width = max((len(t) for t in schemas), default=0)
+    for op_type in sorted(schemas):
+        schema = schemas[op_type]
+        if not schema.private:
+            print(f"{op_type:<{width}}  {_short_doc(schema.doc)}")
+    return 0
+
+
+def _short_doc(doc: str, limit: int = 72) -> str:
+    """The doc's first sentence, cut at a word boundary to ``limit`` characters."""
+    text = (doc.strip().splitlines() or ["(no documentation yet)"])[0]
+    end = text.find(". ")
+    text = text[:end + 1] if end != -1 else text
+    if len(text) > limit:
+        text = text[:limit - 3].rsplit(" ", 1)[0] + "..."
+    return text
+
+
+# -- show ------------------------------------------------------------------------
+def _names(names) -> str:
+    names = list(names)
+    if not names:
+        return "(none)"
+    shown = ", ".join(names[:_MAX_LISTED])
+    more = len(names) - _MAX_LISTED
+    return f"{shown}, ... ({more} more)" if more > 0 else shown
+
+
+def _device_label(option) -> str:
+    from caffe2lite.registry import device_name
+
+    label = device_name(option.device_type)
+    label = label if option.device_type == 0 else f"{label}:{option.device_id}"
+    return f"{label} on node {option.node_name}" if option.node_name else label
+
+
+@subcommand("show", "summarise a net file: name, type, ops by type, inputs/outputs, devices",
+            arg("net", help="NetDef file (.pb binary or .pbtxt text)"))
+def show_command(args) -> int:
+    from caffe2lite.protoio import load_net
+
+    net = load_net(args.net)
+    print(f"net:      {net.name or '(unnamed)'}")
+    print(f"type:     {net.type or 'simple'}")
+    print(f"ops:      {len(net.op)}")
+    for op_type, count in sorted(Counter(op.type for op in net.op).items(),
+                                 key=lambda kv: (-kv[1], kv[0])):
+        print(f"  {count:5d}  {op_type}")
+    print(f"inputs:   {len(net.external_input)}: {_names(net.external_input)}")
+    print(f"outputs:  {len(net.external_output)}: {_names(net.external_output)}")
+    devices = Counter(_device_label(op.device_option if op.HasField("device_option")
+                                    else net.device_option) for op in net.op)
+    print("devices:  " + (", ".join(f"{d} ({n} ops)" for d, n in sorted(devices.items()))
+                          or "(no ops)"))
+    if net.partition_info:
+        print(f"partitions: {_names(p.name for p in net.partition_info)}")
+    return 0
+
+
+# -- run-plan --------------------------------------------------------------------
+@subcommand("run-plan", "run a PlanDef (after an optional init net), with a progress bar",
+            arg("plan", metavar="PLAN", help="PlanDef file (.pb binary or .pbtxt text)"),
+            arg("--init", metavar="INIT_NET", help="NetDef run once before the plan"),
+            arg("--quiet", action="store_true", help="no progress bars or summary"))
+def run_plan_command(args) -> int:
+    """Run INIT_NET once (if given), then the plan, in the current workspace."""
+    from caffe2lite import workspace
+    from caffe2lite.protoio import load_net, load_plan
+
+    plan_def = load_plan(args.plan)
+    start = time.perf_counter()
+    if args.init:
+        workspace.RunNetOnce(load_net(args.init))
+    workspace.RunPlan(plan_def, quiet=args.quiet or None)
+    if not args.quiet:
+        print(f'plan "{plan_def.name}" ran in {time.perf_counter() - start:.3f} s',
+              file=sys.stderr)
+    return 0
+
+
+# -- entry point -----------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="caffe2lite",
+                                     description="Run and inspect Caffe2 nets with caffe2lite.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_text, arguments, fn in _SUBCOMMANDS:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        for flags, options in arguments:
+            p.add_argument(*flags, **options)
+        p.set_defaults(handler=fn)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Parse ``argv`` (default: sys.argv[1:]), run the subcommand, return its exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # usage error or --help: argparse already printed it
+        return e.code if isinstance(e.code, int) else 2
+    try:
+        return args.handler(args)
+    except (Caffe2LiteError, OSError, ValueError) as e:
+        return _fail(str(e))

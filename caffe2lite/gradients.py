@@ -1,0 +1,507 @@
+"""Gradient generation: Caffe2's gradient registry and backward pass.
+
+``net.AddGradientOperators(ys)`` walks a net's operators backwards from the
+loss blobs ``ys`` and asks each operator's gradient maker for the operators
+that compute its inputs' gradients, as Caffe2's Python ``IR`` did:
+
+* blobs are tracked in SSA form (a version per write), so in-place operators
+  and blobs written twice get the gradient of the right version, and a
+  gradient operator that needs a value that was overwritten later is an
+  error instead of a silently wrong result;
+* a maker is asked only when at least one output of its operator has a
+  gradient, so ops off the path from the losses are never consulted;
+* a blob version read by several operators gets its partial gradients
+  accumulated: dense ones are renamed ``_<name>_autosplit_<k>`` and summed
+  by one ``Sum``; sparse ones (``core.GradientSlice``) are concatenated by
+  two ``Concat`` ops along axis 0; a mix of the two is an error.
+
+Makers come from the op's schema (``OpSchema.gradient``: a maker function,
+NO_GRADIENT, SHOULD_NOT_DO_GRADIENT, GRADIENT_NOT_IMPLEMENTED_YET or None)
+and, failing that, from the Python registry filled by
+``core.GradientRegistry.RegisterGradient`` -- the order Caffe2 used (C++
+registry first, Python second).  A maker has Caffe2's Python form
+``maker(op_def, g_output) -> (grad_ops, g_input)``; each gradient is None, a
+blob name, or a ``GradientSlice(indices, values)``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from caffe2lite import registry
+from caffe2lite.core import (BlobReference, CreateOperator, GradientRegistry, GradientSlice,
+                             device_option_equal)
+from caffe2lite.errors import Caffe2LiteError, GradientError
+from caffe2lite.operator import describe_op
+from caffe2lite.proto import caffe2_pb2
+from caffe2lite.schema import GRADIENT_NOT_IMPLEMENTED_YET, NO_GRADIENT, SHOULD_NOT_DO_GRADIENT
+
+AUTOGEN_GRAD_SUFFIX = "_autogen_grad"
+IS_AUTO_GEN_SUM_OPS_TAG = "is_auto_gen_sum_ops"
+
+# -- helpers for writing makers -----------------------------------------------
+def grad_name(blob) -> str:
+    """Caffe2's GI(i): the dense gradient name of a blob, ``<blob>_grad``."""
+    return f"{blob}_grad"
+
+
+def sparse_grad_names(blob) -> GradientSlice:
+    """Caffe2's GI_I(i) / GI_V(i): ``<blob>_grad_indices`` and ``<blob>_grad_values``."""
+    return GradientSlice(f"{blob}_grad_indices", f"{blob}_grad_values")
+
+
+def dense_output_grad(op_def, g_output, i: int = 0) -> str:
+    """Caffe2's GO(i): the dense gradient of output i; an error when missing or sparse."""
+    g = g_output[i] if i < len(g_output) else None
+    if g is None or isinstance(g, GradientSlice):
+        raise GradientError(
+            f"operator {op_def.type}: the gradient of output {i} ('{op_def.output[i]}') is "
+            f"{'missing' if g is None else 'sparse'}, but its gradient needs a dense one")
+    return str(g)
+
+
+def gradient_maker(copy_device_option=True, copy_engine=True, copy_arguments=True):
+    """Decorator for a maker that opts out of copying the forward op's fields.
+
+    Caffe2's GradientMakerBase copied the forward op's device option, engine
+    and arguments into every gradient op unless the maker overrode
+    CopyDeviceOption / CopyEngine / CopyArguments (Reshape's maker, e.g.,
+    does not copy ``shape``).  These flags are that override.
+    """
+    def decorate(fn):
+        fn.copy_device_option = copy_device_option
+        fn.copy_engine = copy_engine
+        fn.copy_arguments = copy_arguments
+        return fn
+
+    return decorate
+
+
+# -- GetGradientForOp ---------------------------------------------------------
+def _maker_for(op_def, where):
+    """The maker for op_def's type (schema first, then Python), or raise Caffe2's error."""
+    schema = registry.get_schema(op_def.type)
+    declared = schema.gradient if schema is not None else None
+    if callable(declared) or declared == NO_GRADIENT:
+        return declared
+    python_makers = GradientRegistry.gradient_registry_
+    if op_def.type in python_makers:
+        return python_makers[op_def.type]
+    if declared == SHOULD_NOT_DO_GRADIENT:
+        reason = f"One should not call gradient for operator {op_def.type}."
+    elif declared == GRADIENT_NOT_IMPLEMENTED_YET:
+        reason = f"Operator {op_def.type} should have a gradient but is not implemented yet."
+    elif schema is None:
+        reason = f"Gradient maker for operator {op_def.type} not implemented " \
+                 f"(no operator of that type is registered)."
+    else:
+        reason = f"Gradient maker for operator {op_def.type} not implemented."
+    raise GradientError(f"{where}: Exception when creating gradient for [{op_def.type}]: "
+                        f"{reason} Op: inputs {list(op_def.input)}, outputs "
+                        f"{list(op_def.output)}")
+
+
+def _as_grad(g):
+    if g is None:
+        return None
+    if isinstance(g, GradientSlice):
+        return GradientSlice(str(g.indices), str(g.values))
+    if isinstance(g, tuple) and len(g) == 2:
+        return GradientSlice(str(g[0]), str(g[1]))
+    return str(g)
+
+
+def _copy_forward_fields(maker, op_def, grad_ops):
+    """Copy device option, engine and args into the gradient ops (Caffe2's GetGradientForOp).
+
+    A gradient op keeps a device option or engine it already set, and an
+    argument it already carries is not duplicated.
+    """
+    for grad_op in grad_ops:
+        if getattr(maker, "copy_device_option", True) and op_def.HasField("device_option") \
+                and not grad_op.HasField("device_option"):
+            grad_op.device_option.CopyFrom(op_def.device_option)
+        if getattr(maker, "copy_engine", True) and op_def.engine and not grad_op.engine:
+            grad_op.engine = op_def.engine
+        if getattr(maker, "copy_arguments", True):
+            have = {a.name for a in grad_op.arg}
+            grad_op.arg.extend(a for a in op_def.arg if a.name not in have)
+        grad_op.is_gradient_op = True
+
+
+def get_gradient_for_op(op_def, g_output, position=None, net_name=None):
+    """Caffe2's GetGradientForOp: ``(grad_ops, g_input)`` for one forward op.
+
+    ``g_output`` has one entry per output (None, a name or a GradientSlice).
+    Gradient ops get the forward op's device option, engine and arguments
+    (unless the maker opts out, see ``gradient_maker``) and is_gradient_op.
+    """
+    where = describe_op(op_def, position, net_name)
+    g_output = [_as_grad(g) for g in g_output]
+    if len(g_output) != len(op_def.output):
+        raise GradientError(f"{where}: g_output has {len(g_output)} entries for "
+                            f"{len(op_def.output)} outputs {list(op_def.output)}")
+    maker = _maker_for(op_def, where)
+    if maker == NO_GRADIENT:
+        return [], [None] * len(op_def.input)
+    try:
+        grad_ops, g_input = maker(op_def, g_output)
+    except GradientError as exc:
+        if str(exc).startswith(where):
+            raise
+        raise exc.with_context(where) from exc
+    except Exception as exc:  # a maker's own failure, reported with the op it was for
+        detail = str(exc) if isinstance(exc, Caffe2LiteError) else f"{type(exc).__name__}: {exc}"
+        raise GradientError(f"{where}: Exception when creating gradient for "
+                            f"[{op_def.type}]: {detail}") from exc
+    if grad_ops is None:
+        grad_ops = []
+    elif not isinstance(grad_ops, (list, tuple)):
+        grad_ops = [grad_ops]
+    grad_ops = list(grad_ops)
+    g_input = [_as_grad(g) for g in g_input]
+    if len(g_input) != len(op_def.input):
+        raise GradientError(f"{where}: the gradient maker of {op_def.type} returned "
+                            f"{len(g_input)} input gradients for {len(op_def.input)} inputs "
+                            f"{list(op_def.input)}")
+    _copy_forward_fields(maker, op_def, grad_ops)
+    return grad_ops, g_input
+
+
+# -- the backward pass ----------------------------------------------------------
+@dataclass
+class _OpSSA:
+    op: object
+    in_versions: dict
+    out_versions: dict
+    position: int   # in the net, for error messages
+    index: int      # in self.ssa
+
+
+@dataclass
+class _DenseGen:
+    """A dense partial gradient: written by grad_op.output[idx], or passed through."""
+    grad_op: object
+    idx: int
+    gradient: str
+    device_option: object
+
+
+@dataclass
+class _SparseGen:
+    """A sparse partial gradient: indices / values each written by an op or passed through."""
+    op_i: object
+    idx_i: int
+    op_v: object
+    idx_v: int
+    gradient: GradientSlice
+    device_option: object
+
+
+def _index_in_grads(grads, name):
+    """Index of the entry of grads (None / name / GradientSlice) that mentions name."""
+    for i, g in enumerate(grads):
+        if g is None:
+            continue
+        if isinstance(g, GradientSlice):
+            if name in (g.indices, g.values):
+                return i
+        elif g == name:
+            return i
+    return None
+
+
+class BackwardPass:
+    """The SSA bookkeeping of one backward pass (Caffe2's ``IR``)."""
+
+    def __init__(self, operators, net_name=None, first_position=0):
+        self.net_name = net_name
+        self.ssa: list[_OpSSA] = []
+        self.input_usages = defaultdict(lambda: defaultdict(list))
+        self.frontier = defaultdict(int)
+        self.gradient_frontier = {}
+        self.gradient_generators = defaultdict(lambda: defaultdict(list))
+        self.produced = set()
+        for i, op in enumerate(operators):
+            self._play(op, first_position + i)
+        for entry in self.ssa:
+            op = entry.op
+            if op.type == "StopGradient" and op.output[0] not in self.input_usages:
+                raise GradientError(
+                    f"{self._where(entry)}: StopGradient's output '{op.output[0]}' is orphan "
+                    f"(no operator reads it). You typically want to specify the same input "
+                    f"and output for StopGradient.")
+
+    def _where(self, entry):
+        return describe_op(entry.op, entry.position, self.net_name)
+
+    def _play(self, op, position):
+        in_versions = {}
+        for name in op.input:
+            in_versions[name] = self.frontier[name]
+            self.input_usages[name][self.frontier[name]].append(len(self.ssa))
+        out_versions = {}
+        for name in op.output:
+            if name in self.frontier:
+                self.frontier[name] += 1
+            out_versions[name] = self.frontier[name]
+            self.produced.add(name)
+        self.ssa.append(_OpSSA(op, in_versions, out_versions, position, len(self.ssa)))
+
+    # -- checks ----------------------------------------------------------------
+    def _check_grad_op_input(self, name, g_output, entry, local_blobs):
+        """A gradient op may read: output gradients, the op's blobs at their version, or
+        blobs written by earlier gradient ops of the same maker."""
+        op = entry.op
+        out_index = _index_in_grads(g_output, name)
+        if out_index is not None:
+            out_name = op.output[out_index]
+            if entry.out_versions[out_name] != self.gradient_frontier.get(out_name):
+                raise GradientError(
+                    f"{self._where(entry)}: gradient name '{name}' is expected to correspond "
+                    f"to version {entry.out_versions[out_name]} of '{out_name}', but the "
+                    f"gradient at hand is for version {self.gradient_frontier.get(out_name)} "
+                    f"(is the same blob written by two operators?)")
+        elif name in entry.out_versions:
+            if self.frontier[name] != entry.out_versions[name]:
+                raise GradientError(
+                    f"{self._where(entry)}: its gradient operator needs output '{name}' at "
+                    f"version {entry.out_versions[name]}, but a later operator overwrites it "
+                    f"(version {self.frontier[name]}); write that later result to another blob")
+        elif name in entry.in_versions:
+            if self.frontier[name] != entry.in_versions[name]:
+                raise GradientError(
+                    f"{self._where(entry)}: its gradient operator needs input '{name}' at "
+                    f"version {entry.in_versions[name]}, but a later operator overwrites it "
+                    f"(version {self.frontier[name]}); write that later result to another blob")
+        elif name not in local_blobs:
+            raise GradientError(
+                f"{self._where(entry)}: blob '{name}' read by its gradient operator is neither "
+                f"an input, an output or an output gradient of the operator, nor written by "
+                f"one of its other gradient operators")
+
+    def _record_generators(self, entry, grad_ops, g_output, g_input):
+        """Caffe2's BuildGradientGenerators: remember who writes each input gradient."""
+        op = entry.op
+        local_blobs: list[str] = []
+        sparse_parts = defaultdict(list)
+        for grad_op in grad_ops:
+            for name in grad_op.input:
+                self._check_grad_op_input(name, g_output, entry, local_blobs)
+            local_blobs.extend(grad_op.output)
+            for i, out in enumerate(grad_op.output):
+                input_index = _index_in_grads(g_input, out)
+                if input_index is None:
+                    continue
+                input_name = op.input[input_index]
+                key = (input_name, entry.in_versions[input_name])
+                g = g_input[input_index]
+                if isinstance(g, GradientSlice):
+                    if g.indices == out:
+                        sparse_parts[key].append(_SparseGen(grad_op, i, None, 0, g,
+                                                            grad_op.device_option))
+                    else:
+                        sparse_parts[key].append(_SparseGen(None, 0, grad_op, i, g,
+                                                            grad_op.device_option))
+                else:
+                    self.gradient_generators[key[0]][key[1]].append(
+                        _DenseGen(grad_op, i, g, grad_op.device_option))
+        for (name, version), parts in sparse_parts.items():
+            merged = parts[0]
+            for part in parts[1:]:
+                merged = _SparseGen(merged.op_i or part.op_i, merged.idx_i + part.idx_i,
+                                    merged.op_v or part.op_v, merged.idx_v + part.idx_v,
+                                    merged.gradient, merged.device_option)
+            self.gradient_generators[name][version].append(merged)
+        # Gradients passed straight through (no op writes them, e.g. Sum's maker).
+        for i, g in enumerate(g_input):
+            if g is None:
+                continue
+            name = op.input[i]
+            version = entry.in_versions[name]
+            if isinstance(g, GradientSlice):
+                if g.indices not in local_blobs and g.values not in local_blobs:
+                    self.gradient_generators[name][version].append(
+                        _SparseGen(None, 0, None, 0, g, op.device_option))
+            elif g not in local_blobs:
+                self.gradient_generators[name][version].append(
+                    _DenseGen(None, 0, g, op.device_option))
+        for i, g in enumerate(g_input):
+            if g is not None:
+                self.gradient_frontier[op.input[i]] = entry.in_versions[op.input[i]]
+
+    # -- accumulation ------------------------------------------------------------
+    @staticmethod
+    def _rename_output(grad_op, idx, count):
+        grad_op.output[idx] = f"_{grad_op.output[idx]}_autosplit_{count}"
+        return grad_op.output[idx], count + 1
+
+    @staticmethod
+    def _sum_output_name(generators, input_name):
+        for g in generators:
+            if isinstance(g, _DenseGen):
+                if g.grad_op is not None:
+                    return g.grad_op.output[g.idx]
+            else:
+                if g.op_i is not None:
+                    return g.op_i.output[g.idx_i].removesuffix("_indices")
+                if g.op_v is not None:
+                    return g.op_v.output[g.idx_v].removesuffix("_values")
+        return grad_name(input_name)
+
+    @staticmethod
+    def _check_conflict(base, name, input_name):
+        if str(base) == str(name):
+            raise GradientError(
+                f"gradient accumulation for '{input_name}': a gradient passed through "
+                f"unchanged is named '{name}', the name the accumulated gradient needs")
+
+    def _dense_sum(self, generators, base, input_name):
+        inputs, count, first = [], 0, True
+        for g in generators:
+            if g.grad_op is not None:
+                if first:
+                    first = False
+                    out = g.grad_op.output[g.idx]
+                else:
+                    out, count = self._rename_output(g.grad_op, g.idx, count)
+                inputs.append(out)
+            else:
+                self._check_conflict(base, g.gradient, input_name)
+                inputs.append(str(g.gradient))
+        if base in inputs:  # Sum works in place only on its first input.
+            k = inputs.index(base)
+            inputs[0], inputs[k] = inputs[k], inputs[0]
+        return [CreateOperator("Sum", inputs, [base])], base
+
+    def _sparse_sum(self, generators, base, input_name):
+        indices, values, count_i, count_v = [], [], 0, 0
+        for g in generators:
+            if g.op_i is not None:
+                out, count_i = self._rename_output(g.op_i, g.idx_i, count_i)
+                indices.append(out)
+            else:
+                self._check_conflict(base, g.gradient.indices, input_name)
+                indices.append(g.gradient.indices)
+            if g.op_v is not None:
+                out, count_v = self._rename_output(g.op_v, g.idx_v, count_v)
+                values.append(out)
+            else:
+                self._check_conflict(base, g.gradient.values, input_name)
+                values.append(g.gradient.values)
+        ops = [CreateOperator("Concat", indices, [f"{base}_indices_concat",
+                                                  f"{base}_indices_concat_split"], axis=0),
+               CreateOperator("Concat", values, [f"{base}_values_concat",
+                                                 f"{base}_values_concat_split"], axis=0)]
+        return ops, GradientSlice(f"{base}_indices_concat", f"{base}_values_concat")
+
+    def _accumulate(self, entry):
+        """Caffe2's DoGradientAccumulation for the inputs of one forward op."""
+        ops, grad_map = [], {}
+        for name in dict.fromkeys(entry.op.input):
+            version = entry.in_versions[name]
+            usage = self.input_usages[name][version]
+            if len(usage) <= 1 or usage[0] != entry.index:
+                continue  # read once, or earlier readers are still to come
+            generators = self.gradient_generators[name][version]
+            kinds = {type(g) for g in generators}
+            if len(kinds) > 1:
+                raise GradientError(
+                    f"gradients for '{name}' (read by {len(usage)} operators) failed to "
+                    f"verify: Automatic aggregation of a mix of sparse and dense gradients "
+                    f"is not supported yet")
+            if len(generators) < 2:
+                continue
+            options = [g.device_option for g in generators if g.device_option.ByteSize()]
+            if any(not device_option_equal(o, options[0]) for o in options[1:]):
+                raise GradientError(f"gradients for '{name}' failed to verify: not all "
+                                    f"gradient operators have the same device option")
+            base = self._sum_output_name(generators, name)
+            if kinds == {_DenseGen}:
+                sum_ops, g = self._dense_sum(generators, base, name)
+            else:
+                sum_ops, g = self._sparse_sum(generators, base, name)
+            if options:  # no option: the ops take the net's, like every other op
+                for sum_op in sum_ops:
+                    sum_op.device_option.CopyFrom(options[0])
+                    sum_op.device_option.extra_info.append(f"{IS_AUTO_GEN_SUM_OPS_TAG}:1")
+            ops.extend(sum_ops)
+            grad_map[name] = g
+        return ops, grad_map
+
+    # -- the walk ----------------------------------------------------------------
+    def _seed(self, ys):
+        grads, ops = {}, []
+        for y, g in ys.items():
+            y = str(y)
+            version = self.frontier[y]
+            if g is None:
+                fill = CreateOperator("ConstantFill", [y], [y + AUTOGEN_GRAD_SUFFIX], value=1.0)
+                ops.append(fill)
+                grads[y] = fill.output[0]
+                self.gradient_generators[y][version].append(
+                    _DenseGen(fill, 0, fill.output[0], fill.device_option))
+            else:
+                g = _as_grad(g)
+                grads[y] = g
+                # Caffe2 dropped a given seed when y also fed another op; keep it so
+                # that it is summed with the other partial gradients.
+                gen = (_SparseGen(None, 0, None, 0, g, caffe2_pb2.DeviceOption())
+                       if isinstance(g, GradientSlice) else
+                       _DenseGen(None, 0, g, caffe2_pb2.DeviceOption()))
+                self.gradient_generators[y][version].append(gen)
+        return grads, ops
+
+    def run(self, ys):
+        """Caffe2's GetBackwardPass: ``(grad_ops, {input: grad})`` for ys (list or dict)."""
+        if isinstance(ys, (list, tuple)):
+            ys = {y: None for y in ys}
+        elif not isinstance(ys, dict):
+            raise TypeError("ys should either be a list or a dict.")
+        ys = {str(y): g for y, g in ys.items()}
+        for y in ys:
+            if y not in self.produced:
+                where = f'net "{self.net_name}"' if self.net_name else "the operators given"
+                raise GradientError(
+                    f"cannot compute the gradient of '{y}': no operator in {where} produces "
+                    f"it (a loss must be the output of an operator of the net)")
+        for y in ys:
+            self.gradient_frontier[y] = self.frontier[y]
+            self.input_usages[y][self.frontier[y]].append(len(self.ssa))
+        all_grads, all_ops = self._seed(ys)
+        for entry in reversed(self.ssa):
+            new_grads, grad_ops = self._grads_for_op(entry, all_grads)
+            all_grads.update(new_grads)
+            all_ops += grad_ops
+            sum_ops, grad_map = self._accumulate(entry)
+            all_grads.update(grad_map)
+            all_ops += sum_ops
+        result = {}
+        for name, g in all_grads.items():
+            if g is None:
+                continue
+            result[BlobReference(name)] = (
+                GradientSlice(BlobReference(g.indices), BlobReference(g.values))
+                if isinstance(g, GradientSlice) else BlobReference(g))
+        return all_ops, result
+
+    def _grads_for_op(self, entry, all_grads):
+        op = entry.op
+        g_output = [all_grads.get(name) for name in op.output]
+        if all(g is None for g in g_output) and op.type != "ZeroGradient":
+            return {}, []
+        grad_ops, g_input = get_gradient_for_op(op, g_output, entry.position, self.net_name)
+        self._record_generators(entry, grad_ops, g_output, g_input)
+        new_grads = {}
+        for name, g in zip(op.input, g_input):
+            # Keep an existing gradient rather than overwrite it with None, unless the op
+            # also writes the blob (then the older version really has no gradient).
+            if g is not None or name not in all_grads or name in op.output:
+                new_grads[name] = g
+        return new_grads, grad_ops
+
+
+def get_backward_pass(operators, ys, net_name=None, first_position=0):
+    """Caffe2's GradientRegistry.GetBackwardPass: ``(grad_ops, {BlobReference: grad})``."""
+    return BackwardPass(list(operators), net_name, first_position).run(ys)

@@ -1,0 +1,185 @@
+"""Checks and index plumbing shared by the training operators.
+
+Optimizers and scatter ops update a parameter blob in place, so everything
+they read must be validated before the first write (an op that fails leaves
+every blob as it was).  The checks are the same for all of them -- an index
+vector in range, a one-element learning rate, matching floating dtypes -- and
+so is the way duplicate indices are resolved: Caffe2's CPU kernels walked the
+indices one by one, so a row named twice is updated twice, the second time
+from the result of the first.  ``occurrence_plan`` reproduces that order
+with a few vectorised steps (at most about 2*sqrt(len(indices)) of them)
+instead of a Python loop over rows.
+
+The module name starts with "_" so the operator loader does not import it as
+an operator module.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from caffe2lite.errors import GradientError
+
+INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def label(ctx, i: int) -> str:
+    """'input 2 (indices blob 'ids')': how messages name an input."""
+    names = ctx.schema.input_names()
+    role = f"{names[i]} " if i < len(names) else ""
+    return f"input {i} ({role}blob '{ctx.op_def.input[i]}')"
+
+
+def dense_output_gradient(op_def, g_output, i: int = 0) -> str:
+    """The dense gradient blob of output i (Caffe2's GO(i) refused sparse or missing ones)."""
+    grad = g_output[i]
+    if not isinstance(grad, str):
+        raise GradientError(f"{op_def.type} output {i} ('{op_def.output[i]}') needs a dense "
+                            f"gradient blob, got {grad!r}")
+    return grad
+
+
+def host_int(value) -> int:
+    """A Python int from a NumPy/CuPy scalar or 0-d array (syncs on CUDA)."""
+    return int(value.item() if hasattr(value, "item") else value)
+
+
+def check_index_vector(ctx, i: int, indices, n_rows: int, data_i: int):
+    """Flattened indices of input i, checked: int32/int64, each in [0, n_rows)."""
+    ctx.enforce(np.dtype(indices.dtype) in INDEX_DTYPES,
+                f"{label(ctx, i)} must hold int32 or int64 indices, got {indices.dtype}")
+    flat = indices.reshape(-1)
+    if flat.size:
+        bad = (flat < 0) | (flat >= n_rows)
+        if bool(bad.any()):
+            pos = host_int(ctx.xp.argmax(bad))
+            ctx.enforce(False, f"{label(ctx, i)} holds index {host_int(flat[pos])} at position "
+                               f"{pos}, outside [0, {n_rows}) -- the first dimension of "
+                               f"{label(ctx, data_i)}")
+    return flat
+
+
+def check_scalar(ctx, i: int, value, what: str):
+    """The single value of a one-element floating input (a learning rate, a weight)."""
+    ctx.enforce(value.size == 1, f"{label(ctx, i)} ({what}) must hold exactly 1 element, "
+                                 f"got shape {tuple(value.shape)}")
+    ctx.enforce(value.dtype.kind == "f", f"{label(ctx, i)} ({what}) must be a floating "
+                                         f"tensor, got {value.dtype}")
+    return value.reshape(-1)[0]
+
+
+def check_float(ctx, i: int, value, like_i: int | None = None, like=None):
+    """Input i must be float32/float64 and, when given, of the dtype of input like_i."""
+    ctx.enforce(np.dtype(value.dtype) in FLOAT_DTYPES,
+                f"{label(ctx, i)} must be float32 or float64, got {value.dtype}")
+    if like is not None:
+        ctx.enforce(value.dtype == like.dtype, f"{label(ctx, i)} has dtype {value.dtype}, "
+                                               f"expected {like.dtype} like {label(ctx, like_i)}")
+
+
+def check_rows(ctx, i: int, value):
+    """Input i has a first dimension (rank >= 1); returns (rows, block size)."""
+    ctx.enforce(value.ndim >= 1, f"{label(ctx, i)} must have rank >= 1 (rows to update), "
+                                 f"got a scalar")
+    rows = value.shape[0]
+    block = int(np.prod(value.shape[1:], dtype=np.int64))
+    return rows, block
+
+
+def owned(value):
+    """``value`` if it may be written in place, else a private copy.
+
+    A blob can hold a view that shares memory with another blob (a kernel that
+    reshapes without copying); writing through it would change that other
+    blob too, so such arrays are copied once before an in-place update.
+    """
+    flags = value.flags
+    if value.base is None and flags.c_contiguous and getattr(flags, "writeable", True):
+        return value
+    return value.copy()
+
+
+def stable_argsort(xp, values, axis=-1):
+    """Stable argsort on NumPy or CuPy (CuPy's sort is stable and takes no ``kind``)."""
+    if xp is np:
+        return np.argsort(values, axis=axis, kind="stable")
+    return xp.argsort(values, axis=axis)
+
+
+def _host(values):
+    """A NumPy copy of a NumPy or CuPy array (index bookkeeping is done on the host)."""
+    return np.asarray(values.get() if hasattr(values, "get") else values)
+
+
+def occurrence_plan(xp, idx, heavy_rows: bool = True):
+    """How to apply one update per position of ``idx`` in Caffe2's sequential order.
+
+    Returns ``(rounds, heavy)``.  Each round is an array of positions naming
+    every row at most once: round k holds the (k+1)-th occurrence of each row,
+    so applying the rounds one after another applies every row's updates in
+    index order while each round is one vectorised gather/compute/scatter.
+    A row named more than sqrt(len(idx)) times would need as many rounds; with
+    ``heavy_rows`` such rows are returned separately in ``heavy`` (one array
+    of its positions, in index order, per row) for kernels whose recurrence is
+    a running sum, which they apply with one cumulative sum per row.  Either
+    way the Python-level loop runs at most about 2*sqrt(len(idx)) times, never
+    once per row or per index.
+    """
+    n = idx.size
+    if n == 0:
+        return [], []
+    order = stable_argsort(xp, idx)
+    ranked = idx[order]
+    starts_group = xp.empty(n, dtype=bool)
+    starts_group[0] = True
+    starts_group[1:] = ranked[1:] != ranked[:-1]
+    if bool(starts_group.all()):
+        return [xp.arange(n)], []
+    group_start = xp.flatnonzero(starts_group)
+    group = xp.cumsum(starts_group) - 1
+    rank = xp.arange(n) - group_start[group]
+    heavy = []
+    if heavy_rows:
+        starts = _host(group_start)
+        sizes = np.diff(np.append(starts, n))
+        is_heavy = sizes > max(1, math.isqrt(n))
+        if is_heavy.any():
+            heavy = [order[s:s + c] for s, c in zip(starts[is_heavy], sizes[is_heavy])]
+            light = ~xp.asarray(is_heavy)[group]
+            order, rank = order[light], rank[light]
+            if order.size == 0:
+                return [], heavy
+    by_rank = order[stable_argsort(xp, rank)]
+    counts = np.bincount(_host(rank))
+    return xp.split(by_rank, np.cumsum(counts)[:-1].tolist()), heavy
+
+
+def occurrence_rounds(xp, idx) -> list:
+    """Only rounds (see occurrence_plan): for recurrences that are not running sums."""
+    return occurrence_plan(xp, idx, heavy_rows=False)[0]
+
+
+def running_sum(xp, first, steps):
+    """first, first + steps[0], (first + steps[0]) + steps[1], ... along axis 0.
+
+    ``first`` is a one-row slice.  The additions happen left to right, as in a
+    sequential loop (NumPy's cumulative sum does not reorder them), so a heavy
+    row's result is bit-identical to Caffe2's one-index-at-a-time update on CPU.
+    """
+    return xp.cumsum(xp.concatenate([first, steps]), axis=0)
+
+
+def last_occurrences(xp, idx):
+    """Positions of the last occurrence of each value in idx: sequential "last write wins"."""
+    n = idx.size
+    if n == 0:
+        return xp.arange(0)
+    order = stable_argsort(xp, idx)
+    ranked = idx[order]
+    ends_group = xp.empty(n, dtype=bool)
+    ends_group[-1] = True
+    ends_group[:-1] = ranked[1:] != ranked[:-1]
+    return order[ends_group]

@@ -1,0 +1,172 @@
+"""Adagrad, SparseAdagrad and RowWiseSparseAdagrad: Caffe2's AdaGrad updates.
+
+Caffe2 scripts pass a negative learning rate (LearningRate with a negative
+base_lr), so the update is *added*: ``param + lr * g / (sqrt(moment) + eps)``.
+Arithmetic follows caffe2/sgd/adagrad_op.h term by term (``fma(weight_decay,
+param, grad)`` becomes ``grad + weight_decay * param``; with the default
+weight_decay of 0 the two are identical).
+
+The sparse variants update the rows named by ``indices`` in place.  Caffe2
+walked the indices in order, so a duplicated index is updated twice, the second
+time from the moment and parameter the first update wrote.  That is reproduced
+exactly (bit for bit on CPU): one vectorised round per repetition, and for a
+row repeated more than sqrt(len(indices)) times one cumulative sum over its
+occurrences (the moment and, without weight decay, the parameter are running
+sums), so Zipf-like batches where one id dominates stay fast.
+"""
+
+from caffe2lite.registry import register_kernel, register_schema
+from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT, Arg, OpSchema
+from operators._train_common import (check_float, check_index_vector, check_rows, check_scalar,
+                                     host_int, label, occurrence_plan, owned, running_sum)
+
+_EPSILON = Arg("epsilon", "float", 1e-5, "added to sqrt(moment) in the denominator")
+_WEIGHT_DECAY = Arg("weight_decay", "float", 0.0, "L2 penalty: grad + weight_decay * param")
+
+register_schema(OpSchema(
+    "Adagrad", num_inputs=4, num_outputs=(2, 4), allow_inplace={(0, 0), (1, 1)},
+    inputs=[("param", "parameters to update"), ("moment", "squared-gradient history"),
+            ("grad", "gradient, same size as param"), ("lr", "learning rate, 1 element")],
+    outputs=[("output_param", "updated parameters"), ("output_moment", "updated moment"),
+             ("output_effective_lr", "(optional) lr / (sqrt(new moment) + epsilon)"),
+             ("output_update", "(optional) the update added to param")],
+    args=[_EPSILON, Arg("decay", "float", 1.0, "moment = decay * moment + grad^2"),
+          _WEIGHT_DECAY],
+    doc="Dense AdaGrad: g = grad + weight_decay*param; moment = decay*moment + g*g; "
+        "param = param + lr*g / (sqrt(moment) + epsilon).",
+    gradient=SHOULD_NOT_DO_GRADIENT))
+
+register_schema(OpSchema(
+    "SparseAdagrad", num_inputs=5, num_outputs=2, enforce_inplace="one_to_one",
+    inputs=[("param", "table; rows are updated"), ("moment", "history, same size as param"),
+            ("indices", "int32/int64 rows of param to update"),
+            ("grad", "gradient rows: indices.shape + param.shape[1:]"),
+            ("lr", "learning rate, 1 element")],
+    outputs=[("output_param", "param, updated in place"),
+             ("output_moment_1", "moment, updated in place")],
+    args=[_EPSILON, _WEIGHT_DECAY,
+          Arg("decay", "float", 1.0, "must be 1: Caffe2 rejected decay for SparseAdagrad")],
+    doc="AdaGrad on the rows named by indices, applied in index order (a duplicated row is "
+        "updated twice). Both outputs must be the input blobs.",
+    gradient=SHOULD_NOT_DO_GRADIENT))
+
+register_schema(OpSchema(
+    "RowWiseSparseAdagrad", num_inputs=(5, 6), num_outputs=2, enforce_inplace="one_to_one",
+    inputs=[("param", "table; rows are updated"),
+            ("moment", "1-D history with one value per row of param"),
+            ("indices", "int32/int64 rows of param to update"),
+            ("grad", "gradient rows: indices.shape + param.shape[1:]"),
+            ("lr", "learning rate, 1 element"),
+            ("counter", "(optional) only read when counter_halflife != -1")],
+    outputs=[("output_param", "param, updated in place"),
+             ("output_moment_1", "moment, updated in place")],
+    args=[_EPSILON, _WEIGHT_DECAY,
+          Arg("counter_halflife", "int", -1, "frequency-adjusted weight decay; only -1 "
+                                             "(off) is supported")],
+    doc="Row-wise AdaGrad: moment[r] += mean(g*g over the row); "
+        "param[r] += g * lr / (sqrt(moment[r]) + epsilon), in index order.",
+    gradient=SHOULD_NOT_DO_GRADIENT))
+
+
+@register_kernel("Adagrad", devices=("CPU", "CUDA"))
+def adagrad(ctx, param, moment, grad, lr):
+    check_float(ctx, 0, param)
+    check_float(ctx, 1, moment, 0, param)
+    check_float(ctx, 2, grad, 0, param)
+    ctx.enforce(grad.size == moment.size == param.size,
+                f"{label(ctx, 2)} has {grad.size} elements, {label(ctx, 1)} {moment.size} and "
+                f"{label(ctx, 0)} {param.size}: all three must be equal")
+    rate = check_scalar(ctx, 3, lr, "learning rate").astype(param.dtype)
+    eps, decay, wd = ctx.args["epsilon"], ctx.args["decay"], ctx.args["weight_decay"]
+    g = grad.reshape(param.shape)
+    if wd:
+        g = g + param.dtype.type(wd) * param
+    new_moment = moment.dtype.type(decay) * moment.reshape(param.shape) + g * g
+    denom = ctx.xp.sqrt(new_moment) + param.dtype.type(eps)
+    n_out = len(ctx.op_def.output)
+    if n_out == 2:
+        return param + rate * g / denom, new_moment.reshape(moment.shape)
+    effective_lr = rate / denom
+    update = effective_lr * g
+    outputs = (param + update, new_moment.reshape(moment.shape), effective_lr.reshape(grad.shape))
+    return outputs + ((update.reshape(grad.shape),) if n_out == 4 else ())
+
+
+def _check_sparse(ctx, param, moment, indices, grad, lr):
+    """Shared checks of the sparse variants; returns (rows, block, flat indices, rate, grad 2-D)."""
+    check_float(ctx, 0, param)
+    check_float(ctx, 1, moment, 0, param)
+    check_float(ctx, 3, grad, 0, param)
+    rows, block = check_rows(ctx, 0, param)
+    rate = check_scalar(ctx, 4, lr, "learning rate").astype(param.dtype)
+    idx = check_index_vector(ctx, 2, indices, rows, 0)
+    ctx.enforce(grad.shape[indices.ndim:] == param.shape[1:] and grad.size == idx.size * block,
+                f"{label(ctx, 3)} has shape {tuple(grad.shape)}, expected indices.shape + "
+                f"param.shape[1:] = {tuple(indices.shape) + tuple(param.shape[1:])}")
+    return rows, block, idx, rate, grad.reshape(idx.size, block)
+
+
+@register_kernel("SparseAdagrad", devices=("CPU", "CUDA"))
+def sparse_adagrad(ctx, param, moment, indices, grad, lr):
+    rows, block, idx, rate, g2 = _check_sparse(ctx, param, moment, indices, grad, lr)
+    ctx.enforce(moment.size == param.size, f"{label(ctx, 1)} has {moment.size} elements, "
+                                           f"expected {param.size} like {label(ctx, 0)}")
+    ctx.enforce(ctx.args["decay"] == 1.0, f"argument 'decay' must be 1.0 for SparseAdagrad "
+                                          f"(Caffe2 does not support decay here), got "
+                                          f"{ctx.args['decay']}")
+    param, moment = owned(param), owned(moment)
+    table, history = param.reshape(rows, block), moment.reshape(rows, block)
+    eps, wd = param.dtype.type(ctx.args["epsilon"]), param.dtype.type(ctx.args["weight_decay"])
+    xp = ctx.xp
+    # With weight decay the gradient reads the parameter, so every repetition
+    # needs its own round; without it the moment and the parameter are running
+    # sums, and a much-repeated row is done with one cumulative sum.
+    rounds, heavy = occurrence_plan(xp, idx, heavy_rows=not wd)
+    for pos in rounds:
+        r = idx[pos]
+        g = g2[pos] + wd * table[r] if wd else g2[pos]
+        h = history[r] + g * g
+        history[r] = h
+        table[r] = table[r] + rate * g / (xp.sqrt(h) + eps)
+    for pos in heavy:
+        r, g = host_int(idx[pos[0]]), g2[pos]
+        h = running_sum(xp, history[r:r + 1], g * g)[1:]
+        table[r] = running_sum(xp, table[r:r + 1], rate * g / (xp.sqrt(h) + eps))[-1]
+        history[r] = h[-1]
+    return param, moment
+
+
+@register_kernel("RowWiseSparseAdagrad", devices=("CPU", "CUDA"))
+def row_wise_sparse_adagrad(ctx, param, moment, indices, grad, lr, counter=None):
+    rows, block, idx, rate, g2 = _check_sparse(ctx, param, moment, indices, grad, lr)
+    ctx.enforce(moment.size == rows, f"{label(ctx, 1)} has {moment.size} elements, expected "
+                                     f"one per row of {label(ctx, 0)} ({rows})")
+    ctx.enforce(ctx.args["counter_halflife"] == -1,
+                f"argument 'counter_halflife' = {ctx.args['counter_halflife']}: frequency-"
+                f"adjusted weight decay is not supported by caffe2lite (use -1)")
+    param, moment = owned(param), owned(moment)
+    table, history = param.reshape(rows, block), moment.reshape(rows)
+    eps, wd = param.dtype.type(ctx.args["epsilon"]), param.dtype.type(ctx.args["weight_decay"])
+    xp = ctx.xp
+
+    def row_terms(g):
+        """(moment increment, parameter step) per occurrence, as Caffe2 computed them."""
+        if block == 1:  # Caffe2's scalar path: lr * g / (sqrt(h) + eps)
+            return g[:, 0] * g[:, 0], lambda h: rate * g / (xp.sqrt(h) + eps)[:, None]
+        return ((g * g).sum(axis=1) / param.dtype.type(block),
+                lambda h: g * (rate / (xp.sqrt(h) + eps))[:, None])
+
+    rounds, heavy = occurrence_plan(xp, idx, heavy_rows=not wd)
+    for pos in rounds:
+        r = idx[pos]
+        increment, step = row_terms(g2[pos] + wd * table[r] if wd else g2[pos])
+        h = history[r] + increment
+        history[r] = h
+        table[r] = table[r] + step(h)
+    for pos in heavy:
+        r = host_int(idx[pos[0]])
+        increment, step = row_terms(g2[pos])
+        h = running_sum(xp, history[r:r + 1], increment)[1:]
+        table[r] = running_sum(xp, table[r:r + 1], step(h))[-1]
+        history[r] = h[-1]
+    return param, moment

@@ -1,0 +1,42 @@
+"""CreateMutex and AtomicIter: the iteration counter guarded by a mutex.
+
+Caffe2's Python optimizers build their ITER blob this way
+(utils.BuildUniqueMutexIter: CreateMutex in the init net, AtomicIter in the
+train net), so scripts ported from Caffe2 need both.  The mutex blob holds a
+``threading.Lock``; AtomicIter increments the int64 counter while holding it,
+with Iter's checks.
+"""
+
+import threading
+
+from caffe2lite.registry import register_kernel, register_schema
+from caffe2lite.schema import NO_GRADIENT, SHOULD_NOT_DO_GRADIENT, OpSchema
+from operators.iter import increment
+
+register_schema(OpSchema(
+    "CreateMutex", num_inputs=0, num_outputs=1,
+    outputs=[("mutex_ptr", "a new, unlocked mutex (threading.Lock)")],
+    doc="Creates an unlocked mutex blob.",
+    gradient=SHOULD_NOT_DO_GRADIENT, opaque_outputs=True))
+
+register_schema(OpSchema(
+    "AtomicIter", num_inputs=2, num_outputs=1, enforce_inplace={(1, 0)},
+    inputs=[("mutex", "mutex blob from CreateMutex"),
+            ("iter", "int64 counter with 1 element (the same blob as the output)")],
+    outputs=[("iter", "the counter plus one")],
+    doc="Iter under a mutex: iter = iter + 1 while holding the lock.",
+    gradient=NO_GRADIENT))
+
+
+@register_kernel("CreateMutex", devices=("CPU", "CUDA"))
+def create_mutex(ctx):
+    return (threading.Lock(),)
+
+
+@register_kernel("AtomicIter", devices=("CPU", "CUDA"))
+def atomic_iter(ctx, mutex, counter):
+    ctx.enforce(hasattr(mutex, "acquire") and hasattr(mutex, "release"),
+                f"input 0 (mutex blob '{ctx.op_def.input[0]}') must hold a mutex made by "
+                f"CreateMutex, got {type(mutex).__name__}")
+    with mutex:
+        return (increment(ctx, counter, ctx.op_def.output[0]),)

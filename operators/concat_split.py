@@ -1,0 +1,155 @@
+"""Concat and Split, each the other's gradient (Caffe2's concat_split_op).
+
+Concat: ``numpy.concatenate(inputs, axis)`` (``numpy.stack`` with
+add_axis), plus ``split_info``, the int32 sizes of the inputs along the axis.
+Split: the inverse, sizes from the optional ``split`` input, the ``split``
+argument, or equal parts.  The axis is ``axis`` when given, else the C axis
+of ``order`` (NCHW: 1, NHWC: 3); add_axis counts only with an explicit axis.
+"""
+
+import numpy as np
+
+from caffe2lite.core import CreateOperator
+from caffe2lite.gradients import grad_name, gradient_maker
+from caffe2lite.registry import register_kernel, register_schema
+from caffe2lite.schema import INT_MAX, Arg, OpSchema
+
+ORDER_AXIS = {"NCHW": 1, "NHWC": 3}
+AXIS_ARGS = [
+    Arg("axis", "int", None, "axis to work on (may be negative); default: from order"),
+    Arg("order", "string", None, "NCHW (axis 1, the default) or NHWC (axis 3); "
+                                 "not together with axis"),
+    Arg("add_axis", "int", 0, "non-zero: the axis is new (Concat stacks, Split removes it)"),
+]
+
+
+def concat_gradient_maker(op_def, g_output):
+    """Split(dY, split_info) -> one gradient per input (Caffe2's GetConcatGradient)."""
+    if g_output[0] is None:
+        return [], [None] * len(op_def.input)
+    grads = [grad_name(x) for x in op_def.input]
+    return [CreateOperator("Split", [g_output[0], op_def.output[1]], grads)], grads
+
+
+@gradient_maker(copy_arguments=False)
+def split_gradient_maker(op_def, g_output):
+    """Concat of the output gradients (Caffe2's GetSplitGradient).
+
+    Caffe2 concatenated only the gradients that exist, which gives a wrong
+    shape when some output has none; here such an output contributes zeros
+    (ConstantFill shaped like it; float32, ConstantFill's default dtype, so a
+    partial gradient of a float64 Split fails in Concat with a dtype error).
+    ``split`` is not copied: Concat has no use for it.
+    """
+    if all(g is None for g in g_output):
+        return [], [None] * len(op_def.input)
+    ops, parts = [], []
+    for out, g in zip(op_def.output, g_output):
+        if g is None:
+            zeros = f"_{out}_zero_grad"
+            ops.append(CreateOperator("ConstantFill", [out], [zeros], value=0.0))
+            g = zeros
+        parts.append(str(g))
+    x = op_def.input[0]
+    concat = CreateOperator("Concat", parts, [grad_name(x), f"_{grad_name(x)}_dims"],
+                            arg=[a for a in op_def.arg if a.name != "split"])
+    return ops + [concat], [grad_name(x)] + [None] * (len(op_def.input) - 1)
+
+
+register_schema(OpSchema(
+    "Concat", num_inputs=(1, None), num_outputs=2,
+    args=AXIS_ARGS + [Arg("split", "ints", [], "ignored (Caffe2 gradient nets of Split carry "
+                                                "it here)")],
+    inputs=[("X1, X2, ...", "tensors of one dtype and rank, equal except along axis")],
+    outputs=[("concat_result", "the inputs joined along axis"),
+             ("split_info", "int32 sizes of the inputs along axis (1 each with add_axis)")],
+    doc="Concatenate tensors along axis (numpy.concatenate), or stack them along a new "
+        "axis when add_axis (numpy.stack).",
+    gradient=concat_gradient_maker))
+
+register_schema(OpSchema(
+    "Split", num_inputs=(1, 2), num_outputs=(1, INT_MAX),
+    args=AXIS_ARGS + [Arg("split", "ints", [], "length of each output along axis")],
+    inputs=[("input", "tensor to split"),
+            ("split", "optional 1-D int tensor of output lengths (instead of the argument)")],
+    outputs=[("[output_0, output_1, ...]", "consecutive slices of input along axis")],
+    doc="Split input along axis into consecutive parts (numpy.split at the cumulative "
+        "lengths); equal parts when no lengths are given; with add_axis every length is 1 "
+        "and the axis is removed.",
+    gradient=split_gradient_maker))
+
+
+def _axis_and_add(ctx, what):
+    """(axis, add_axis) from the arguments, with Caffe2's axis-vs-order rule."""
+    axis, order = ctx.args["axis"], ctx.args["order"]
+    ctx.enforce(axis is None or order is None,
+                f"You shouldn't specify both the dim to {what} (axis) and the order")
+    if axis is not None:
+        return axis, bool(ctx.args["add_axis"])
+    ctx.enforce((order or "NCHW") in ORDER_AXIS,
+                f"argument 'order' must be NCHW or NHWC, got '{order}'")
+    return ORDER_AXIS[order or "NCHW"], False
+
+
+def _canonical(ctx, axis, ndim):
+    ctx.enforce(-ndim <= axis < ndim, f"axis {axis} is out of range for rank {ndim}")
+    return axis + ndim if axis < 0 else axis
+
+
+@register_kernel("Concat", devices=("CPU", "CUDA"))
+def concat(ctx, *inputs):
+    axis, add_axis = _axis_and_add(ctx, "concat")
+    first = inputs[0]
+    axis = _canonical(ctx, axis, first.ndim + add_axis)
+    names = ctx.op_def.input
+    for name, X in zip(names[1:], inputs[1:]):
+        ctx.enforce(X.dtype == first.dtype, f"input '{name}' has dtype {X.dtype}, but input "
+                                            f"'{names[0]}' has {first.dtype}")
+        same = X.ndim == first.ndim and all(
+            a == b for i, (a, b) in enumerate(zip(X.shape, first.shape))
+            if add_axis or i != axis)
+        ctx.enforce(same, f"input '{name}' has shape {tuple(X.shape)}, which must equal input "
+                          f"'{names[0]}' {tuple(first.shape)}"
+                          + ("" if add_axis else f" except along axis {axis}"))
+    if add_axis:
+        sizes = [1] * len(inputs)
+        result = ctx.xp.stack(inputs, axis=axis)
+    else:
+        sizes = [X.shape[axis] for X in inputs]
+        result = ctx.xp.concatenate(inputs, axis=axis)
+    return result, np.asarray(sizes, dtype=np.int32)  # split_info lives on the host
+
+
+@register_kernel("Split", devices=("CPU", "CUDA"))
+def split(ctx, X, *split_input):
+    axis, add_axis = _axis_and_add(ctx, "split")
+    axis = _canonical(ctx, axis, X.ndim)
+    n_out = len(ctx.op_def.output)
+    if split_input:
+        ctx.enforce(not ctx.args["split"], "If you set split with an input blob, do not pass "
+                                           "in split in the argument.")
+        sizes = np.asarray(ctx.device.to_host(split_input[0])).reshape(-1)
+        ctx.enforce(sizes.dtype.kind in "iu", f"input 'split' must hold integers, got "
+                                              f"{sizes.dtype}")
+        sizes = sizes.tolist()
+    elif ctx.args["split"]:
+        sizes = list(ctx.args["split"])
+    else:
+        ctx.enforce(X.shape[axis] % n_out == 0, f"input dimension {axis} ({X.shape[axis]}) "
+                                                f"is not divisible into {n_out} equal outputs")
+        sizes = [X.shape[axis] // n_out] * n_out
+    ctx.enforce(len(sizes) == n_out, f"{len(sizes)} split lengths {sizes} for {n_out} outputs")
+    ctx.enforce(all(s >= 0 for s in sizes), f"split lengths must be >= 0, got {sizes}")
+    if add_axis:
+        ctx.enforce(all(s == 1 for s in sizes), f"every split length must be 1 with add_axis, "
+                                                f"got {sizes}")
+    ctx.enforce(sum(sizes) == X.shape[axis],
+                f"split lengths {sizes} add up to {sum(sizes)}, but input dimension {axis} is "
+                f"{X.shape[axis]}")
+    bounds = np.cumsum([0] + sizes)
+    index = [slice(None)] * X.ndim
+    parts = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        index[axis] = lo if add_axis else slice(lo, hi)
+        parts.append(X[tuple(index)].copy())
+    return tuple(parts)

@@ -1,0 +1,72 @@
+"""Copy, CopyOnDeviceLike and Alias: the same tensor under another blob name."""
+
+from caffe2lite.core import CreateOperator, GradientSlice
+from caffe2lite.registry import register_kernel, register_schema
+from caffe2lite.schema import OpSchema
+from operators._gradient_util import grad_of, sparse_grad_of
+
+
+def copy_gradient_maker(op_def, g_output):
+    """dX = a copy of dY (Caffe2 used CopyOnDeviceLike(dY, X) to land on X's device).
+
+    A sparse dY is copied part by part into a sparse dX.
+    """
+    g = g_output[0]
+    x = op_def.input[0]
+    if g is None:
+        return [], [None]
+    if isinstance(g, GradientSlice):
+        gx = sparse_grad_of(x)
+        return [CreateOperator("Copy", [g.indices], [gx.indices]),
+                CreateOperator("Copy", [g.values], [gx.values])], [gx]
+    return [CreateOperator("CopyOnDeviceLike", [g, x], [grad_of(x)])], [grad_of(x)]
+
+
+def pass_through_gradient(op_def, g_output):
+    """The input's gradient is the output's gradient itself, dense or sparse (Alias)."""
+    return [], [g_output[0]]
+
+
+register_schema(OpSchema(
+    "Copy", num_inputs=1, num_outputs=1,
+    inputs=[("input", "tensor (or string blob) to copy")],
+    outputs=[("output", "a copy of the input; later changes to either do not affect the "
+              "other")],
+    doc="Y = numpy.copy(X): a copy of the input, same shape and dtype.",
+    gradient=copy_gradient_maker))
+
+register_schema(OpSchema(
+    "CopyOnDeviceLike", num_inputs=2, num_outputs=1,
+    inputs=[("input", "tensor to copy"), ("dst", "tensor on the device the copy goes to")],
+    outputs=[("output", "a copy of the input")],
+    doc="Y = numpy.copy(X), on the device of the second input (caffe2lite runs both "
+        "inputs of an op on the op's device, so this is a plain copy).",
+    gradient=copy_gradient_maker))
+
+register_schema(OpSchema(
+    "Alias", num_inputs=1, num_outputs=1,
+    inputs=[("input", "tensor to alias")],
+    outputs=[("output", "the same tensor: it shares the input's storage")],
+    doc="Y = X without a copy: both blobs hold the same array. As in Caffe2, use it only "
+        "where nothing later writes either blob in place.",
+    gradient=pass_through_gradient))
+
+
+def _copy(ctx, x):
+    # str/bytes blobs are immutable: handing the same object over is a copy.
+    return x if isinstance(x, (str, bytes)) else ctx.xp.array(x, copy=True)
+
+
+@register_kernel("Copy", devices=("CPU", "CUDA"))
+def copy(ctx, x):
+    return (_copy(ctx, x),)
+
+
+@register_kernel("CopyOnDeviceLike", devices=("CPU", "CUDA"))
+def copy_on_device_like(ctx, x, _dst):
+    return (_copy(ctx, x),)
+
+
+@register_kernel("Alias", devices=("CPU", "CUDA"))
+def alias(ctx, x):
+    return (x,)

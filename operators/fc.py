@@ -1,0 +1,87 @@
+"""FC and FCGradient: a fully connected layer, Y = X_flat @ W_flat.T + b.
+
+X is flattened to a matrix (M, K) at ``axis`` (M = prod(X.shape[:axis])),
+W to (N, K) at ``axis_w``; Y has shape X.shape[:axis] + (N,).  NumPy:
+``X.reshape(M, K) @ W.reshape(N, K).T + b``.
+"""
+
+from math import prod
+
+from caffe2lite.core import CreateOperator
+from caffe2lite.gradients import dense_output_grad, grad_name
+from caffe2lite.registry import register_kernel, register_schema
+from caffe2lite.schema import Arg, OpSchema
+
+FC_ARGS = [
+    Arg("axis", "int", 1, "X is flattened to (prod(X.shape[:axis]), prod(X.shape[axis:]))"),
+    Arg("axis_w", "int", 1, "W is flattened to (prod(W.shape[:axis_w]), prod(W.shape[axis_w:]))"),
+    Arg("float16_compute", "bool", False, "accepted for Caffe2 nets; computation uses the "
+                                          "input dtype"),
+]
+
+
+def fc_gradient_maker(op_def, g_output):
+    """FCGradient(X, W, dY) -> (dW, db, dX), as Caffe2's GetFCGradient."""
+    x, w, b = op_def.input
+    grad_op = CreateOperator("FCGradient", [x, w, dense_output_grad(op_def, g_output)],
+                             [grad_name(w), grad_name(b), grad_name(x)])
+    return [grad_op], [grad_name(x), grad_name(w), grad_name(b)]
+
+
+register_schema(OpSchema(
+    "FC", num_inputs=3, num_outputs=1, args=FC_ARGS,
+    inputs=[("X", "input, flattened to (M, K) at axis"),
+            ("W", "weights, flattened to (N, K) at axis_w"), ("b", "bias of N elements")],
+    outputs=[("Y", "X.shape[:axis] + (N,)")],
+    doc="Fully connected layer: Y = X.reshape(M, K) @ W.reshape(N, K).T + b, reshaped to "
+        "X.shape[:axis] + (N,).",
+    gradient=fc_gradient_maker))
+
+register_schema(OpSchema(
+    "FCGradient", num_inputs=3, num_outputs=(2, 3), args=FC_ARGS,
+    inputs=[("X", "input of FC"), ("W", "weights of FC"), ("dY", "gradient of Y")],
+    outputs=[("dW", "dY_flat.T @ X_flat, shaped like W"), ("db", "dY_flat summed over rows (N,)"),
+             ("dX", "optional: dY_flat @ W_flat, shaped like X")],
+    doc="Gradient of FC with respect to W, b and (if a third output is given) X."))
+
+
+def _canonical(ctx, axis, ndim, arg):
+    ctx.enforce(-ndim <= axis < ndim,
+                f"argument '{arg}' = {axis} is out of range for a tensor of rank {ndim}")
+    return axis + ndim if axis < 0 else axis
+
+
+def _flat_shapes(ctx, X, W):
+    """(M, K, N) after flattening X at axis and W at axis_w, checking that K agrees."""
+    axis = _canonical(ctx, ctx.args["axis"], X.ndim, "axis")
+    axis_w = _canonical(ctx, ctx.args["axis_w"], W.ndim, "axis_w")
+    M, K = prod(X.shape[:axis]), prod(X.shape[axis:])
+    N, K_w = prod(W.shape[:axis_w]), prod(W.shape[axis_w:])
+    ctx.enforce(K == K_w, f"input X {tuple(X.shape)} has K = {K} features from axis {axis} on, "
+                          f"but W {tuple(W.shape)} has {K_w} from axis_w {axis_w} on")
+    for name, arr in (("X", X), ("W", W)):
+        ctx.enforce(arr.dtype.kind == "f", f"input {name} must be a float tensor, got {arr.dtype}")
+    ctx.enforce(X.dtype == W.dtype, f"X ({X.dtype}) and W ({W.dtype}) must have the same dtype")
+    return axis, M, K, N
+
+
+@register_kernel("FC", devices=("CPU", "CUDA"))
+def fc(ctx, X, W, b):
+    axis, M, K, N = _flat_shapes(ctx, X, W)
+    ctx.enforce(b.size == N, f"input b has {b.size} elements {tuple(b.shape)}, expected N = {N}")
+    ctx.enforce(b.dtype == X.dtype, f"b ({b.dtype}) must have X's dtype ({X.dtype})")
+    Y = X.reshape(M, K) @ W.reshape(N, K).T + b.reshape(N)
+    return (Y.reshape(tuple(X.shape[:axis]) + (N,)),)
+
+
+@register_kernel("FCGradient", devices=("CPU", "CUDA"))
+def fc_gradient(ctx, X, W, dY):
+    axis, M, K, N = _flat_shapes(ctx, X, W)
+    ctx.enforce(dY.size == M * N, f"input dY {tuple(dY.shape)} must have M x N = {M} x {N} "
+                                  f"elements (the shape of FC's output)")
+    dY2 = dY.reshape(M, N).astype(X.dtype, copy=False)
+    dW = (dY2.T @ X.reshape(M, K)).reshape(W.shape)
+    db = dY2.sum(axis=0)
+    if len(ctx.op_def.output) == 2:
+        return dW, db
+    return dW, db, (dY2 @ W.reshape(N, K)).reshape(X.shape)

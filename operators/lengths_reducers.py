@@ -1,0 +1,178 @@
+"""Lengths reducers: per-segment sums and means of DATA rows, optionally looked up.
+
+``Lengths{Sum,Mean}(DATA, LENGTHS)`` reduce consecutive rows of DATA, one
+segment per LENGTHS entry.  ``SparseLengths{Sum,Mean,WeightedSum}`` first
+gather the rows DATA[INDICES] (an embedding lookup; the weighted form also
+scales row i by SCALARS[i]), so for segment k with rows r:
+
+    OUTPUT[k] = sum_r w_r * DATA[INDICES[r]]      (w_r = 1, or 1/LENGTHS[k] for Mean)
+
+An empty segment gives a zero row.  SparseLengths* accept float32 or float16
+tables and, as Caffe2 did, always produce float32.  Gradients follow
+Caffe2's newest makers (the "IndicesInGradient" ops, see
+lengths_reducer_gradients.py): dense for Lengths*, a GradientSlice
+(INDICES, values) for the sparse ops, plus dSCALARS when ``grad_on_weights``.
+"""
+
+import numpy as np
+
+from caffe2lite.core import CreateOperator, GradientSlice
+from caffe2lite.registry import register_kernel, register_schema
+from caffe2lite.schema import Arg, OpSchema
+from operators._segments import (blob_label, check_dtype, check_index_dtype, check_index_range,
+                                 check_lengths, check_vector, dense_output_gradient,
+                                 segment_sum, take_checked)
+
+GRAD_ON_WEIGHTS = Arg("grad_on_weights", "bool", False,
+                      "also produce the gradient of SCALARS (Caffe2's WithMainInput gradient)")
+
+
+# -- gradient makers (Caffe2's LengthsOpGetGradient with GradientNeedIndices) -----------
+def _dense_maker(grad_type):
+    def maker(op_def, g_output):
+        data, lengths = op_def.input[0], op_def.input[1]
+        grad = dense_output_gradient(op_def, g_output)
+        grad_op = CreateOperator(grad_type, [grad, lengths, data], [data + "_grad"])
+        return [grad_op], [data + "_grad", None]
+
+    maker.__name__ = f"lengths_gradient_maker_{grad_type}"
+    return maker
+
+
+def _sparse_maker(grad_type):
+    def maker(op_def, g_output):
+        data, indices, lengths = op_def.input
+        values = data + "_grad_values"
+        grad = dense_output_gradient(op_def, g_output)
+        grad_op = CreateOperator(grad_type, [grad, lengths, indices], [values])
+        return [grad_op], [GradientSlice(indices, values), None, None]
+
+    maker.__name__ = f"sparse_lengths_gradient_maker_{grad_type}"
+    return maker
+
+
+def sparse_lengths_weighted_sum_gradient_maker(op_def, g_output):
+    """dDATA is a GradientSlice; dSCALARS (dense) only when grad_on_weights is set."""
+    data, scalars, indices, lengths = op_def.input
+    values = data + "_grad_values"
+    grad = dense_output_gradient(op_def, g_output)
+    on_weights = any(a.name == "grad_on_weights" and a.i for a in op_def.arg)
+    if on_weights:
+        grad_op = CreateOperator(
+            "SparseLengthsIndicesInGradientWeightedSumWithMainInputGradient",
+            [scalars, grad, lengths, data, indices], [values, scalars + "_grad"])
+        return [grad_op], [GradientSlice(indices, values), scalars + "_grad", None, None]
+    grad_op = CreateOperator("SparseLengthsIndicesInGradientWeightedSumGradient",
+                             [scalars, grad, lengths, indices], [values])
+    return [grad_op], [GradientSlice(indices, values), None, None, None]
+
+
+# -- schemas ---------------------------------------------------------------------------
+_DATA = ("DATA", "float32 tensor of rank >= 1 whose rows are reduced")
+_TABLE = ("DATA", "embedding table: float32 or float16, rank >= 1, rows looked up by INDICES")
+_SCALARS = ("SCALARS", "float32 vector, one weight per entry of INDICES")
+_INDICES = ("INDICES", "int32/int64 vector of row numbers into DATA")
+_OUTPUT = ("OUTPUT", "(len(LENGTHS),) + DATA.shape[1:]; float32")
+
+
+def _lengths(total):
+    return ("LENGTHS", f"int32/int64 vector of non-negative segment sizes summing to {total}")
+
+
+register_schema(OpSchema(
+    "LengthsSum", num_inputs=2, num_outputs=1,
+    inputs=[_DATA, _lengths("DATA.shape[0]")], outputs=[_OUTPUT],
+    doc="OUTPUT[k] = DATA[s_k : s_k + LENGTHS[k]].sum(0), s_k = sum(LENGTHS[:k]).",
+    gradient=_dense_maker("LengthsIndicesInGradientSumGradient")))
+
+register_schema(OpSchema(
+    "LengthsMean", num_inputs=2, num_outputs=1,
+    inputs=[_DATA, _lengths("DATA.shape[0]")], outputs=[_OUTPUT],
+    doc="OUTPUT[k] = DATA[s_k : s_k + LENGTHS[k]].mean(0); an empty segment gives zeros.",
+    gradient=_dense_maker("LengthsIndicesInGradientMeanGradient")))
+
+register_schema(OpSchema(
+    "SparseLengthsSum", num_inputs=3, num_outputs=1,
+    inputs=[_TABLE, _INDICES, _lengths("len(INDICES)")], outputs=[_OUTPUT],
+    doc="Gather + LengthsSum fused: OUTPUT[k] = DATA[INDICES[s_k : s_k + LENGTHS[k]]].sum(0) "
+        "(nn.EmbeddingBag(mode='sum')).",
+    gradient=_sparse_maker("SparseLengthsIndicesInGradientSumGradient")))
+
+register_schema(OpSchema(
+    "SparseLengthsMean", num_inputs=3, num_outputs=1,
+    inputs=[_TABLE, _INDICES, _lengths("len(INDICES)")], outputs=[_OUTPUT],
+    doc="Gather + LengthsMean fused: OUTPUT[k] = DATA[INDICES[segment k]].mean(0); empty "
+        "segments give zeros.",
+    gradient=_sparse_maker("SparseLengthsIndicesInGradientMeanGradient")))
+
+register_schema(OpSchema(
+    "SparseLengthsWeightedSum", num_inputs=4, num_outputs=1,
+    inputs=[_TABLE, _SCALARS, _INDICES, _lengths("len(INDICES)")], outputs=[_OUTPUT],
+    args=[GRAD_ON_WEIGHTS],
+    doc="OUTPUT[k] = sum over r in segment k of SCALARS[r] * DATA[INDICES[r]].",
+    gradient=sparse_lengths_weighted_sum_gradient_maker))
+
+
+# -- kernels ---------------------------------------------------------------------------
+def check_scalars(ctx, scalars, i, count):
+    check_dtype(ctx, scalars, i, (np.float32,), "float32")
+    check_vector(ctx, scalars, i)
+    ctx.enforce(scalars.shape[0] == count, f"{blob_label(ctx, i)} has {scalars.shape[0]} "
+                                           f"weights, expected one per index ({count})")
+
+
+def segment_mean_scale(xp, sums, lengths):
+    """Divide each segment's sum by its length; empty segments stay zero."""
+    shape = (-1,) + (1,) * (sums.ndim - 1)
+    counts = xp.maximum(lengths, 1).astype(np.float32).reshape(shape)
+    return sums / counts
+
+
+def _reduce(ctx, data, lengths, *, indices=None, scalars=None, mean=False, first=2):
+    xp = ctx.xp
+    ctx.enforce(data.ndim >= 1, f"{blob_label(ctx, 0)} must have rank >= 1, got a scalar")
+    if indices is None:
+        check_dtype(ctx, data, 0, (np.float32,), "float32")
+        check_lengths(ctx, lengths, 1, int(data.shape[0]), "the number of DATA rows")
+        rows = data
+    else:
+        check_dtype(ctx, data, 0, (np.float32, np.float16), "float32 or float16")
+        check_index_dtype(ctx, indices, first)
+        check_vector(ctx, indices, first)
+        if scalars is not None:
+            check_scalars(ctx, scalars, 1, int(indices.shape[0]))
+        check_lengths(ctx, lengths, first + 1, int(indices.shape[0]), "the number of INDICES")
+        check_index_range(ctx, indices, int(data.shape[0]), first,
+                          f"DATA with {data.shape[0]} rows")
+        rows = take_checked(xp, data, indices)
+    if rows.dtype != np.float32:
+        rows = rows.astype(np.float32)
+    if scalars is not None:
+        rows = rows * scalars.reshape((-1,) + (1,) * (rows.ndim - 1))
+    out = segment_sum(xp, rows, lengths)
+    return (segment_mean_scale(xp, out, lengths) if mean else out,)
+
+
+@register_kernel("LengthsSum", devices=("CPU", "CUDA"))
+def lengths_sum(ctx, data, lengths):
+    return _reduce(ctx, data, lengths)
+
+
+@register_kernel("LengthsMean", devices=("CPU", "CUDA"))
+def lengths_mean(ctx, data, lengths):
+    return _reduce(ctx, data, lengths, mean=True)
+
+
+@register_kernel("SparseLengthsSum", devices=("CPU", "CUDA"))
+def sparse_lengths_sum(ctx, data, indices, lengths):
+    return _reduce(ctx, data, lengths, indices=indices, first=1)
+
+
+@register_kernel("SparseLengthsMean", devices=("CPU", "CUDA"))
+def sparse_lengths_mean(ctx, data, indices, lengths):
+    return _reduce(ctx, data, lengths, indices=indices, mean=True, first=1)
+
+
+@register_kernel("SparseLengthsWeightedSum", devices=("CPU", "CUDA"))
+def sparse_lengths_weighted_sum(ctx, data, scalars, indices, lengths):
+    return _reduce(ctx, data, lengths, indices=indices, scalars=scalars, first=2)

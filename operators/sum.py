@@ -1,0 +1,42 @@
+"""Sum: elementwise sum of any number of same-shape, same-dtype tensors."""
+
+import numpy as np
+
+from caffe2lite.errors import EnforceError
+from caffe2lite.registry import register_kernel, register_schema
+from caffe2lite.schema import OpSchema
+
+SUM_DTYPES = (np.float32, np.float64, np.int32, np.int64)
+
+
+def sum_gradient_maker(op_def, g_output):
+    """Every input's gradient is the output's gradient itself; no op is needed."""
+    return [], [g_output[0]] * len(op_def.input)
+
+
+register_schema(OpSchema(
+    "Sum", num_inputs=(1, None), num_outputs=1, allow_inplace={(0, 0)},
+    inputs=[("data_0", "first of the tensors to add (float, double, int32 or int64)")],
+    outputs=[("sum", "elementwise sum, same shape and dtype as data_0")],
+    doc="sum = data_0 + data_1 + ... elementwise (numpy.sum(numpy.stack(inputs), 0)). "
+        "All inputs must have the same shape and dtype: Sum does not broadcast.",
+    gradient=sum_gradient_maker))
+
+
+@register_kernel("Sum", devices=("CPU", "CUDA"))
+def sum_op(ctx, *xs):
+    first = xs[0]
+    names = ctx.op_def.input
+    if first.dtype not in SUM_DTYPES:
+        raise EnforceError(f"{ctx.where}: input 0 (blob '{names[0]}') has dtype "
+                           f"{first.dtype}; Sum supports float32, float64, int32, int64")
+    for i, x in enumerate(xs[1:], 1):
+        if x.dtype != first.dtype or x.shape != first.shape:
+            raise EnforceError(f"{ctx.where}: input {i} (blob '{names[i]}') has shape "
+                               f"{tuple(x.shape)} dtype {x.dtype}; it must match input 0 "
+                               f"(blob '{names[0]}'): shape {tuple(first.shape)} dtype "
+                               f"{first.dtype}")
+    out = first.copy()
+    for x in xs[1:]:
+        out += x
+    return (out,)

@@ -1,0 +1,63 @@
+"""Sigmoid / Tanh and their gradients against NumPy written here."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra import numpy as hnp
+
+from caffe2lite import core, workspace
+from caffe2lite.errors import EnforceError
+from caffe2lite.testing import check_gradient, check_reference
+
+REFERENCES = {
+    "Sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x.astype(np.float64))),
+    "Tanh": lambda x: np.tanh(x.astype(np.float64)),
+}
+
+
+@settings(max_examples=20)
+@given(op_type=st.sampled_from(sorted(REFERENCES)),
+       X=hnp.arrays(np.float32, hnp.array_shapes(min_dims=0, max_dims=3, max_side=4),
+                    elements=st.floats(-50, 50, width=32)))
+def test_forward_matches_numpy(op_type, X):
+    op = core.CreateOperator(op_type, ["X"], ["Y"])
+    (Y,) = check_reference(op, [X], lambda x: (REFERENCES[op_type](x),), threshold=1e-6)
+    assert Y.dtype == np.float32 and Y.shape == X.shape
+
+
+def test_sigmoid_is_finite_and_silent_at_extremes():
+    X = np.array([-1000.0, -100.0, 0.0, 100.0, 1000.0])
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        (Y,) = check_reference(core.CreateOperator("Sigmoid", ["X"], ["Y"]), [X],
+                               lambda x: (np.array([0.0, np.exp(-100.0), 0.5, 1.0, 1.0]),),
+                               threshold=1e-12)
+
+
+@pytest.mark.parametrize("op_type", sorted(REFERENCES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gradient_by_finite_differences(op_type, dtype):
+    X = np.random.default_rng(0).standard_normal((3, 4)).astype(dtype)
+    check_gradient(core.CreateOperator(op_type, ["X"], ["Y"]), [X], 0)
+
+
+@pytest.mark.parametrize("op_type, derivative", [("Sigmoid", lambda y: y * (1 - y)),
+                                                 ("Tanh", lambda y: 1 - y * y)])
+def test_gradient_op_uses_the_output(op_type, derivative):
+    rng = np.random.default_rng(1)
+    Y, dY = rng.random((2, 3)), rng.standard_normal((2, 3))
+    op = core.CreateOperator(op_type + "Gradient", ["Y", "dY"], ["dX"])
+    check_reference(op, [Y, dY], lambda Y, dY: (dY * derivative(Y),), threshold=1e-12)
+
+
+def test_in_place_and_errors():
+    workspace.FeedBlob("X", np.array([0.0, 1.0], np.float32))
+    workspace.RunOperatorOnce(core.CreateOperator("Tanh", ["X"], ["X"]))
+    np.testing.assert_allclose(workspace.FetchBlob("X"), np.tanh([0.0, 1.0]), rtol=1e-6)
+    workspace.FeedBlob("I", np.array([1, 2], np.int64))
+    with pytest.raises(EnforceError, match="op Sigmoid: input X must be a float tensor"):
+        workspace.RunOperatorOnce(core.CreateOperator("Sigmoid", ["I"], ["I"]))
+    np.testing.assert_array_equal(workspace.FetchBlob("I"), [1, 2])
+    workspace.FeedBlob("Y", np.ones(3, np.float32))
+    workspace.FeedBlob("dY", np.ones(2, np.float32))
+    with pytest.raises(EnforceError, match=r"Y \(3,\) and dY \(2,\) must have the same shape"):
+        workspace.RunOperatorOnce(core.CreateOperator("TanhGradient", ["Y", "dY"], ["dX"]))

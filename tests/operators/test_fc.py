@@ -1,0 +1,83 @@
+"""FC / FCGradient against NumPy written here, gradients by finite differences."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from caffe2lite import core, workspace
+from caffe2lite.errors import EnforceError
+from caffe2lite.testing import check_gradient, check_reference
+
+
+def fc_ref(X, W, b, axis=1, axis_w=1):
+    m, k = int(np.prod(X.shape[:axis])), int(np.prod(X.shape[axis:]))
+    n = int(np.prod(W.shape[:axis_w]))
+    y = X.reshape(m, k) @ W.reshape(n, -1).T + b
+    return (y.reshape(X.shape[:axis] + (n,)),)
+
+
+@settings(max_examples=15)
+@given(m=st.integers(1, 4), k=st.integers(1, 5), n=st.integers(1, 4),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
+def test_fc_matches_numpy(m, k, n, dtype, seed):
+    rng = np.random.default_rng(seed)
+    X, W, b = (rng.standard_normal(s).astype(dtype) for s in ((m, k), (n, k), (n,)))
+    op = core.CreateOperator("FC", ["X", "W", "b"], ["Y"])
+    (Y,) = check_reference(op, [X, W, b], fc_ref, threshold=1e-4)
+    assert Y.dtype == dtype
+
+
+def test_fc_axis_and_axis_w_flatten_higher_rank_tensors():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((2, 3, 2, 2))
+    W = rng.standard_normal((5, 2, 2))
+    b = rng.standard_normal(5)
+    op = core.CreateOperator("FC", ["X", "W", "b"], ["Y"], axis=2, axis_w=1)
+    (Y,) = check_reference(op, [X, W, b], lambda X, W, b: fc_ref(X, W, b, 2, 1))
+    assert Y.shape == (2, 3, 5)
+    op = core.CreateOperator("FC", ["X", "W", "b"], ["Y"], axis=-2, axis_w=1)
+    check_reference(op, [X, W, b], lambda X, W, b: fc_ref(X, W, b, 2, 1))
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_fc_gradient_by_finite_differences(index):
+    rng = np.random.default_rng(index)
+    X = rng.standard_normal((3, 2, 2))
+    W = rng.standard_normal((4, 4))
+    b = rng.standard_normal(4)
+    op = core.CreateOperator("FC", ["X", "W", "b"], ["Y"])
+    check_gradient(op, [X, W, b], index)
+    check_gradient(op, [X.astype(np.float32), W.astype(np.float32), b.astype(np.float32)], index)
+
+
+def test_fc_gradient_with_two_outputs_skips_dx():
+    rng = np.random.default_rng(1)
+    X, W, dY = rng.standard_normal((3, 2)), rng.standard_normal((4, 2)), rng.standard_normal((3, 4))
+    op = core.CreateOperator("FCGradient", ["X", "W", "dY"], ["dW", "db"])
+    check_reference(op, [X, W, dY], lambda X, W, dY: (dY.T @ X, dY.sum(0)))
+
+
+@pytest.mark.parametrize("shapes, message", [
+    (((3, 4), (5, 3), (5,)), "K = 4 features.*but W .* has 3"),
+    (((3, 4), (5, 4), (4,)), "input b has 4 elements.*expected N = 5"),
+])
+def test_fc_bad_shapes_fail_and_leave_blobs_unchanged(shapes, message):
+    for name, shape in zip(["X", "W", "b"], shapes):
+        workspace.FeedBlob(name, np.ones(shape, np.float32))
+    workspace.FeedBlob("Y", np.array([42.0], np.float32))
+    with pytest.raises(EnforceError, match=rf"op FC: .*{message}"):
+        workspace.RunOperatorOnce(core.CreateOperator("FC", ["X", "W", "b"], ["Y"]))
+    np.testing.assert_array_equal(workspace.FetchBlob("Y"), [42.0])
+
+
+def test_fc_rejects_integer_input_and_bad_axis():
+    workspace.FeedBlob("X", np.ones((2, 2), np.int32))
+    workspace.FeedBlob("W", np.ones((2, 2), np.float32))
+    workspace.FeedBlob("b", np.ones(2, np.float32))
+    workspace.FeedBlob("Y", np.zeros(1, np.float32))
+    with pytest.raises(EnforceError, match="input X must be a float tensor"):
+        workspace.RunOperatorOnce(core.CreateOperator("FC", ["X", "W", "b"], ["Y"]))
+    workspace.FeedBlob("X", np.ones((2, 2), np.float32))
+    with pytest.raises(EnforceError, match="argument 'axis' = 2 is out of range"):
+        workspace.RunOperatorOnce(core.CreateOperator("FC", ["X", "W", "b"], ["Y"], axis=2))
+    np.testing.assert_array_equal(workspace.FetchBlob("Y"), [0.0])

@@ -1,0 +1,76 @@
+"""LengthsToRanges, LengthsGather, LengthsRangeFill against NumPy loops."""
+
+import numpy as np
+from hypothesis import given, strategies as st
+
+from caffe2lite import core, registry
+from caffe2lite.errors import EnforceError
+from caffe2lite.schema import NO_GRADIENT, SHOULD_NOT_DO_GRADIENT
+from _train_helpers import assert_fails_unchanged, run_op
+
+lengths_lists = st.lists(st.integers(0, 4), max_size=8)
+
+
+@given(lengths_lists)
+def test_lengths_to_ranges_and_range_fill(lengths):
+    arr = np.array(lengths, np.int32)
+    ranges, fill = run_op("LengthsToRanges", {"l": arr}, ["r"])[0], \
+        run_op("LengthsRangeFill", {"l": arr}, ["f"])[0]
+    offset, want_ranges, want_fill = 0, [], []
+    for n in lengths:
+        want_ranges.append([offset, n])
+        want_fill.extend(range(n))
+        offset += n
+    assert ranges.dtype == np.int32 and ranges.shape == (len(lengths), 2)
+    np.testing.assert_array_equal(ranges, np.array(want_ranges, np.int32).reshape(-1, 2))
+    assert fill.dtype == np.int32
+    np.testing.assert_array_equal(fill, np.array(want_fill, np.int32))
+
+
+def test_documented_examples():
+    np.testing.assert_array_equal(
+        run_op("LengthsToRanges", {"l": np.array([1, 3, 0, 2], np.int32)}, ["r"])[0],
+        [[0, 1], [1, 3], [4, 0], [4, 2]])
+    np.testing.assert_array_equal(
+        run_op("LengthsRangeFill", {"l": np.array([4, 3, 1], np.int32)}, ["f"],
+               maxOutputSize=8)[0], [0, 1, 2, 3, 0, 1, 2, 0])
+    np.testing.assert_array_equal(
+        run_op("LengthsGather", {"items": np.arange(10, dtype=np.int64),
+                                 "len": np.array([0, 2, 3, 1, 4], np.int32),
+                                 "idx": np.array([0, 2, 4], np.int32)}, ["out"])[0],
+        [2, 3, 4, 6, 7, 8, 9])
+
+
+@given(lengths_lists.filter(len), st.data())
+def test_lengths_gather(lengths, data):
+    idx = data.draw(st.lists(st.integers(0, len(lengths) - 1), max_size=6))
+    lens = np.array(lengths, np.int32)
+    items = np.arange(lens.sum() * 2, dtype=np.float32).reshape(-1, 2)
+    offsets = np.concatenate([[0], np.cumsum(lens)])
+    want = [items[offsets[i]:offsets[i] + lens[i]] for i in idx]
+    want = np.concatenate(want) if want else np.zeros((0, 2), np.float32)
+    got, = run_op("LengthsGather", {"items": items, "lengths": lens,
+                                    "indices": np.array(idx, np.int64)}, ["out"])
+    assert got.shape == want.shape and got.dtype == items.dtype
+    np.testing.assert_array_equal(got, want)
+
+
+def test_lengths_ops_bad_inputs():
+    for op_type in ("LengthsToRanges", "LengthsRangeFill"):
+        op = core.CreateOperator(op_type, ["l"], ["o"])
+        assert_fails_unchanged(op, {"l": np.array([1, 2], np.int64)}, EnforceError, "int32")
+        assert_fails_unchanged(op, {"l": np.ones((2, 2), np.int32)}, EnforceError, "vector")
+        assert_fails_unchanged(op, {"l": np.array([1, -1], np.int32)}, EnforceError, "negative")
+    ok = {"items": np.ones(5, np.float32), "lengths": np.array([2, 3], np.int32),
+          "indices": np.array([1], np.int32)}
+    op = core.CreateOperator("LengthsGather", list(ok), ["out"])
+    assert_fails_unchanged(op, {**ok, "indices": np.array([2], np.int32)}, EnforceError,
+                           "'indices'.*index 2.*\\[0, 2\\)")
+    assert_fails_unchanged(op, {**ok, "items": np.ones(4, np.float32)}, EnforceError,
+                           "'items'.*4 rows.*sum to 5")
+
+
+def test_gradient_declarations():
+    assert registry.get_schema("LengthsToRanges").gradient is None  # Caffe2 registered none
+    assert registry.get_schema("LengthsRangeFill").gradient == NO_GRADIENT
+    assert registry.get_schema("LengthsGather").gradient == SHOULD_NOT_DO_GRADIENT

@@ -1,0 +1,341 @@
+"""proto/caffe2.proto and the generated caffe2_pb2 against Caffe2's own definitions.
+
+The field table below is written from Caffe2's caffe2/proto/caffe2.proto
+(see shared/reference/caffe2_facts.md, section 1), independently of the
+.proto file in this repository, so a wrong number, label or type fails here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+from google.protobuf import text_format
+from google.protobuf.descriptor import FieldDescriptor as FD
+
+from caffe2lite.errors import ProtoParseError
+from caffe2lite.proto import caffe2_pb2
+from caffe2lite.protoio import parse_binary, parse_proto, parse_text
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# message: field number label type [default]   (label: opt / req / rep)
+FIELD_TABLE = """
+TensorProto: dims 1 rep int64 | data_type 2 opt enum FLOAT | float_data 3 rep float packed |
+  int32_data 4 rep int32 packed | byte_data 5 opt bytes | string_data 6 rep bytes |
+  name 7 opt string | device_detail 8 opt message | double_data 9 rep double packed |
+  int64_data 10 rep int64 packed | segment 11 opt message | raw_data 13 opt bytes |
+  data_format 15 opt uint32 0
+TensorProto.Segment: begin 1 req int64 | end 2 req int64
+QTensorProto: dims 1 rep int64 | precision 2 req int32 | scale 3 req double | bias 4 req double |
+  is_signed 5 req bool | data 6 rep int32 packed | name 7 opt string |
+  data_type 8 opt enum INT32 | scales 9 rep double | biases 10 rep double | axis 11 opt int32 |
+  is_multiparam 12 opt bool False
+TensorProtos: protos 1 rep message
+TensorShape: dims 1 rep int64 | data_type 2 opt enum FLOAT | unknown_dims 3 rep int32 |
+  unknown_shape 4 opt bool False | name 5 opt string
+TensorShapes: shapes 1 rep message
+TensorBoundShape: shape 1 opt message | dim_type 2 rep enum | name 3 opt string |
+  shape_is_final 4 opt bool
+TensorBoundShapes: shapes 1 rep message | max_batch_size 2 opt int64 | max_feature_len 3 opt int64
+AOTConfig: max_batch_size 1 req int64 | max_seq_size 2 req int64 | in_batch_broadcast 3 req bool |
+  onnxifi_blacklist_ops 4 opt string | onnxifi_min_ops 5 opt int32
+Argument: name 1 opt string | f 2 opt float | i 3 opt int64 | s 4 opt bytes | floats 5 rep float |
+  ints 6 rep int64 | strings 7 rep bytes | n 8 opt message | nets 9 rep message |
+  t 10 opt message | tensors 11 rep message | qtensors 12 rep message
+DeviceOption: device_type 1 opt int32 0 | device_id 2 opt int32 | random_seed 3 opt uint32 |
+  node_name 4 opt string | numa_node_id 5 opt int32 | extra_info 6 rep string
+OperatorDef: input 1 rep string | output 2 rep string | name 3 opt string | type 4 opt string |
+  arg 5 rep message | device_option 6 opt message | engine 7 opt string |
+  control_input 8 rep string | is_gradient_op 9 opt bool False | debug_info 10 opt string |
+  domain 11 opt string | op_version 12 opt int64
+MapFieldEntry: key 1 req string | val 2 req string
+BackendOptions: backend_name 1 req string | option 2 rep message
+PartitionInfo: name 1 req string | device_id 2 rep int32 | extra_info 3 opt string |
+  backend_options 4 rep message
+NetDef: name 1 opt string | op 2 rep message | type 3 opt string | num_workers 4 opt int32 |
+  device_option 5 opt message | arg 6 rep message | external_input 7 rep string |
+  external_output 8 rep string | partition_info 9 rep message
+ExecutionStep: name 1 opt string | substep 2 rep message | network 3 rep string |
+  num_iter 4 opt int64 | criteria_network 5 opt string | concurrent_substeps 6 opt bool |
+  report_net 7 opt string | report_interval 8 opt int32 | should_stop_blob 9 opt string |
+  only_once 10 opt bool | run_every_ms 11 opt int64 | create_workspace 12 opt bool |
+  num_concurrent_instances 13 opt int32
+PlanDef: name 1 opt string | network 2 rep message | execution_step 3 rep message
+BlobProto: name 1 opt string | type 2 opt string | tensor 3 opt message | content 4 opt bytes |
+  qtensor 5 opt message | content_num_chunks 6 opt int32 | content_chunk_id 7 opt int32
+DBReaderProto: name 1 opt string | source 2 opt string | db_type 3 opt string | key 4 opt string
+BlobSerializationOptions: blob_name_regex 1 opt string | chunk_size 2 opt int64 |
+  float_format 3 opt enum
+SerializationOptions: options 1 rep message
+"""
+
+TYPE_CODES = {"int64": FD.TYPE_INT64, "int32": FD.TYPE_INT32, "uint32": FD.TYPE_UINT32,
+              "float": FD.TYPE_FLOAT, "double": FD.TYPE_DOUBLE, "bool": FD.TYPE_BOOL,
+              "string": FD.TYPE_STRING, "bytes": FD.TYPE_BYTES, "enum": FD.TYPE_ENUM,
+              "message": FD.TYPE_MESSAGE}
+
+
+def _parse_table():
+    """{message: {field: (number, label, type, extras)}} from FIELD_TABLE."""
+    blocks, table = [], {}
+    for line in FIELD_TABLE.strip().splitlines():
+        if line[0].isspace():
+            blocks[-1] += " " + line.strip()
+        else:
+            blocks.append(line)
+    for block in blocks:
+        message, fields = block.split(":", 1)
+        table[message] = {}
+        for spec in fields.split("|"):
+            name, number, label, ftype, *rest = spec.split()
+            table[message][name] = (int(number), label, ftype, rest)
+    return table
+
+
+TABLE = _parse_table()
+
+
+def _descriptor(path: str):
+    cls = caffe2_pb2
+    for part in path.split("."):
+        cls = getattr(cls, part)
+    return cls.DESCRIPTOR
+
+
+def _all_message_classes():
+    out = []
+
+    def walk(desc, cls):
+        out.append(cls)
+        for nested in desc.nested_types:
+            walk(nested, getattr(cls, nested.name))
+
+    for name, desc in caffe2_pb2.DESCRIPTOR.message_types_by_name.items():
+        walk(desc, getattr(caffe2_pb2, name))
+    return out
+
+
+def test_generated_module_has_no_drift(tmp_path):
+    spec = importlib.util.spec_from_file_location("gen_proto", ROOT / "tools" / "gen_proto.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    fresh = gen.generate(tmp_path)
+    committed = ROOT / "caffe2lite" / "proto" / "caffe2_pb2.py"
+    assert fresh.read_text() == committed.read_text(), (
+        "caffe2lite/proto/caffe2_pb2.py is stale: run python tools/gen_proto.py")
+
+
+def test_proto_file_header():
+    lines = [ln for ln in (ROOT / "proto" / "caffe2.proto").read_text().splitlines()
+             if ln.strip() and not ln.lstrip().startswith("//")]
+    assert lines[0] == 'syntax = "proto2";'
+    assert lines[1] == "package caffe2;"
+    assert not any(ln.startswith(("import", "option")) for ln in lines)
+    assert caffe2_pb2.DESCRIPTOR.package == "caffe2"
+
+
+def test_every_message_is_in_the_table_and_back():
+    names = {c.DESCRIPTOR.full_name[len("caffe2."):] for c in _all_message_classes()}
+    assert names == set(TABLE)
+
+
+@pytest.mark.parametrize("message", sorted(TABLE))
+def test_fields_match_caffe2(message):
+    desc = _descriptor(message)
+    expected = TABLE[message]
+    assert set(desc.fields_by_name) == set(expected), message
+    for name, (number, label, ftype, rest) in expected.items():
+        field = desc.fields_by_name[name]
+        assert field.number == number, f"{message}.{name}"
+        assert field.type == TYPE_CODES[ftype], f"{message}.{name}"
+        assert field.is_repeated == (label == "rep"), f"{message}.{name}"
+        assert field.is_required == (label == "req"), f"{message}.{name}"
+        assert field.is_packed == ("packed" in rest), f"{message}.{name} packed"
+        default = [r for r in rest if r != "packed"]
+        if default:
+            if ftype == "enum":
+                want = field.enum_type.values_by_name[default[0]].number
+            elif ftype == "bool":
+                want = default[0] == "True"
+            else:
+                want = int(default[0])
+            assert field.has_default_value and field.default_value == want, f"{message}.{name}"
+
+
+def test_enums_match_caffe2():
+    dt = caffe2_pb2.TensorProto.DataType
+    assert dict(dt.items()) == {
+        "UNDEFINED": 0, "FLOAT": 1, "INT32": 2, "BYTE": 3, "STRING": 4, "BOOL": 5, "UINT8": 6,
+        "INT8": 7, "UINT16": 8, "INT16": 9, "INT64": 10, "FLOAT16": 12, "DOUBLE": 13,
+        "ZERO_COLLISION_HASH": 14, "REBATCHING_BUFFER": 15}
+    assert dict(caffe2_pb2.TensorProto.SerializationFormat.items()) == {
+        "FMT_PROTOBUF": 0, "FMT_BFLOAT16": 1}
+    assert [caffe2_pb2.DeviceTypeProto.Name(i) for i in range(12)] == [
+        "PROTO_CPU", "PROTO_CUDA", "PROTO_MKLDNN", "PROTO_OPENGL", "PROTO_OPENCL",
+        "PROTO_IDEEP", "PROTO_HIP", "PROTO_FPGA", "PROTO_ORT", "PROTO_XLA", "PROTO_MPS",
+        "PROTO_COMPILE_TIME_MAX_DEVICE_TYPES"]
+    assert dict(caffe2_pb2.TensorBoundShape.DimType.items()) == {
+        "UNKNOWN": 0, "CONSTANT": 1, "BATCH": 2, "BATCH_OF_FEATURE_MAX": 3,
+        "BATCH_OF_FEATURE_MAX_DEFAULT": 4, "FEATURE_MAX": 5, "FEATURE_MAX_DEFAULT": 6}
+    assert dict(caffe2_pb2.BlobSerializationOptions.FloatFormat.items()) == {
+        "FLOAT_DEFAULT": 0, "FLOAT_PROTOBUF": 1, "FLOAT_BFLOAT16": 2}
+
+
+def test_device_aliases():
+    assert (caffe2_pb2.CPU, caffe2_pb2.CUDA, caffe2_pb2.HIP) == (0, 1, 6)
+    assert caffe2_pb2.MKLDNN == 2 and caffe2_pb2.IDEEP == 5
+    assert caffe2_pb2.CPU == caffe2_pb2.PROTO_CPU and caffe2_pb2.CUDA == caffe2_pb2.PROTO_CUDA
+
+
+def test_defaults_of_empty_messages():
+    assert caffe2_pb2.TensorProto().data_type == caffe2_pb2.TensorProto.FLOAT
+    assert caffe2_pb2.TensorProto().data_format == 0
+    assert caffe2_pb2.QTensorProto().data_type == caffe2_pb2.TensorProto.INT32
+    assert caffe2_pb2.TensorShape().data_type == caffe2_pb2.TensorProto.FLOAT
+    assert caffe2_pb2.DeviceOption().device_type == 0
+    assert caffe2_pb2.OperatorDef().is_gradient_op is False
+    # Defaults are not written: an empty message serialises to nothing.
+    assert caffe2_pb2.TensorProto().SerializeToString() == b""
+
+
+# -- populated round trips ---------------------------------------------------------
+def _value(field, i):
+    t = field.type
+    if t in (FD.TYPE_INT64, FD.TYPE_INT32):
+        return -(7 + i) if field.name != "precision" else 8 + i
+    if t == FD.TYPE_UINT32:
+        return 4_000_000_000 - i
+    if t == FD.TYPE_FLOAT:
+        return 1.5 + i  # exactly representable in float32
+    if t == FD.TYPE_DOUBLE:
+        return 0.1 + i
+    if t == FD.TYPE_BOOL:
+        return True
+    if t == FD.TYPE_STRING:
+        return f"{field.name}-{i}-\u00e9"
+    if t == FD.TYPE_BYTES:
+        return bytes([0, 255, i, 10])
+    if t == FD.TYPE_ENUM:
+        values = field.enum_type.values
+        return values[-1 - i % len(values)].number  # a non-default value
+    raise AssertionError(t)
+
+
+def _populate(msg, depth=0):
+    """Set every field of msg (2 entries per repeated field), nesting messages to depth 2."""
+    for field in msg.DESCRIPTOR.fields:
+        if field.type == FD.TYPE_MESSAGE:
+            if depth >= 2:  # deep enough: recursive types (NetDef in Argument) stop here
+                continue
+            if field.is_repeated:
+                for _ in range(2):
+                    _populate(getattr(msg, field.name).add(), depth + 1)
+            else:
+                _populate(getattr(msg, field.name), depth + 1)
+        elif field.is_repeated:
+            getattr(msg, field.name).extend(_value(field, i) for i in range(2))
+        else:
+            setattr(msg, field.name, _value(field, 0))
+    return msg
+
+
+@pytest.mark.parametrize("cls", _all_message_classes(), ids=lambda c: c.DESCRIPTOR.name)
+def test_populated_round_trip_binary_and_text(cls):
+    msg = _populate(cls())
+    assert msg.IsInitialized()
+    set_fields = {f.name for f, _ in msg.ListFields()}
+    assert set_fields == set(msg.DESCRIPTOR.fields_by_name)  # nothing left unset
+
+    wire = msg.SerializeToString()
+    back = parse_binary(wire, cls)
+    assert back == msg and back.SerializeToString() == wire
+
+    text = text_format.MessageToString(msg)
+    back_text = parse_text(text, cls)
+    assert back_text == msg
+    assert text_format.MessageToString(back_text) == text
+
+
+def test_nested_messages_survive_inside_a_net():
+    net = caffe2_pb2.NetDef(name="outer")
+    op = net.op.add(type="If", input=["c"], output=["y"])
+    inner = op.arg.add(name="then_net").n
+    inner.name = "then"
+    inner.op.add(type="Relu", input=["x"], output=["y"])
+    t = op.arg.add(name="value").t
+    t.dims.extend([2])
+    t.float_data.extend([1.0, 2.0])
+    t.segment.begin, t.segment.end = 0, 2
+    net.partition_info.add(name="p0", device_id=[1]).backend_options.add(
+        backend_name="glow").option.add(key="k", val="v")
+    for data in (net.SerializeToString(), text_format.MessageToString(net)):
+        back = parse_proto(data, caffe2_pb2.NetDef)
+        assert back == net
+        assert back.op[0].arg[0].n.op[0].type == "Relu"
+        assert back.partition_info[0].backend_options[0].option[0].val == "v"
+
+
+@pytest.mark.parametrize("cls, field", [
+    (caffe2_pb2.TensorProto.Segment, "end"),
+    (caffe2_pb2.MapFieldEntry, "val"),
+    (caffe2_pb2.QTensorProto, "is_signed"),
+    (caffe2_pb2.PartitionInfo, "name"),
+])
+def test_missing_required_field_is_a_parse_error(cls, field):
+    msg = _populate(cls())
+    msg.ClearField(field)
+    with pytest.raises(Exception):
+        msg.SerializeToString()  # protobuf refuses to write it
+    wire = msg.SerializePartialToString()
+    with pytest.raises(ProtoParseError, match=field):
+        parse_binary(wire, cls)
+    with pytest.raises(ProtoParseError):
+        parse_text(text_format.MessageToString(msg), cls)
+
+
+def test_malformed_text_and_binary_name_the_source():
+    with pytest.raises(ProtoParseError, match=r"my\.pbtxt.*text format.*1:"):
+        parse_proto("name: 'x' op { type: }", caffe2_pb2.NetDef, "my.pbtxt")
+    with pytest.raises(ProtoParseError, match=r"blob\.pb.*binary"):
+        parse_proto(b"\x0a\xff\xff\xff\xff\x0f", caffe2_pb2.NetDef, "blob.pb")
+    with pytest.raises(ProtoParseError, match="expected bytes, text"):
+        parse_proto(12, caffe2_pb2.NetDef)
+
+
+def test_stray_trailing_byte_is_diagnosed():
+    net = caffe2_pb2.NetDef(name="n", external_input=["x"])
+    net.op.add(type="Relu", input=["x"], output=["y"])
+    with pytest.raises(ProtoParseError, match="1 stray trailing byte"):
+        parse_binary(net.SerializeToString() + b"\x80", caffe2_pb2.NetDef, "n.pb")
+
+
+
+# -- files -------------------------------------------------------------------------------
+def _plan():
+    plan = caffe2_pb2.PlanDef(name="plan")
+    net = plan.network.add(name="train")
+    net.op.add(type="Relu", input=["x"], output=["y"])
+    step = plan.execution_step.add(name="outer", num_iter=3)
+    step.substep.add(name="inner", network=["train"], should_stop_blob="stop")
+    return plan
+
+
+@pytest.mark.parametrize("filename, is_text", [("plan.pbtxt", True), ("plan.pb", False),
+                                               ("text_named.pb", None)])
+def test_load_plan_and_net_files(tmp_path, filename, is_text):
+    from caffe2lite.protoio import load_net, load_plan, save_proto
+
+    plan = _plan()
+    path = tmp_path / filename
+    if is_text is None:  # text content behind a binary-looking name still loads
+        path.write_text(text_format.MessageToString(plan))
+    else:
+        save_proto(plan, path)
+        assert (path.read_bytes() == plan.SerializeToString()) == (not is_text)
+    assert load_plan(path) == plan
+    save_proto(plan.network[0], tmp_path / "net.pbtxt")
+    assert load_net(tmp_path / "net.pbtxt") == plan.network[0]
+    with pytest.raises(ProtoParseError, match="PlanDef"):
+        load_plan(tmp_path / "net.pbtxt")  # a NetDef's fields are not a PlanDef's

@@ -1,0 +1,95 @@
+"""Per-operator dispatch overhead: caffe2lite RunNet vs onnx.reference, same process.
+
+A chain of N Relu ops on a 4-element float32 tensor does almost no math, so
+the time per op is the runtime's own cost (looking up blobs, calling the
+kernel, checking and storing its result).  The same chain is built as an
+ONNX graph and run by ``onnx.reference.ReferenceEvaluator`` for comparison.
+
+Usage: ``python tools/bench_dispatch.py [--ops 200] [--repeat 7] [--iters 200]``.
+Targets (foundation issue): <= 3 us/op, and >= 3x faster than the ONNX evaluator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from caffe2lite import core, workspace  # noqa: E402
+
+
+def build_caffe2lite(n_ops: int) -> str:
+    """A net 'dispatch_chain' of n_ops Relu ops x -> r1 -> ... -> y, created in the workspace."""
+    net = core.Net("dispatch_chain")
+    blob = "x"
+    for i in range(n_ops):
+        blob = net.Relu(blob, "y" if i == n_ops - 1 else f"r{i}")
+    workspace.CreateNet(net)
+    return net.Name()
+
+
+def build_onnx(n_ops: int):
+    """The same chain as an ONNX model, wrapped in a ReferenceEvaluator."""
+    from onnx import TensorProto, helper
+    from onnx.reference import ReferenceEvaluator
+
+    nodes = [helper.make_node("Relu", ["x" if i == 0 else f"r{i - 1}"],
+                              ["y" if i == n_ops - 1 else f"r{i}"]) for i in range(n_ops)]
+    graph = helper.make_graph(nodes, "dispatch_chain",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return ReferenceEvaluator(model)
+
+
+def best_time(fn, iters: int, repeat: int) -> float:
+    """Best-of-``repeat`` seconds per call of ``fn`` (the least disturbed by other jobs)."""
+    fn()  # warm up
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(iters):
+            fn()
+        best = min(best, (time.perf_counter() - start) / iters)
+    return best
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ops", type=int, default=200, help="length of the Relu chain")
+    parser.add_argument("--iters", type=int, default=200, help="net runs per timing")
+    parser.add_argument("--repeat", type=int, default=7, help="timings (the best is kept)")
+    args = parser.parse_args(argv)
+
+    x = np.array([-1.0, 0.5, -2.0, 3.0], dtype=np.float32)
+    workspace.FeedBlob("x", x)
+    name = build_caffe2lite(args.ops)
+    evaluator = build_onnx(args.ops)
+
+    workspace.RunNet(name)
+    (onnx_y,) = evaluator.run(None, {"x": x})
+    expected = np.maximum(x, 0)
+    np.testing.assert_array_equal(workspace.FetchBlob("y"), expected)
+    np.testing.assert_array_equal(onnx_y, expected)
+
+    ours = best_time(lambda: workspace.RunNet(name), args.iters, args.repeat) / args.ops
+    theirs = best_time(lambda: evaluator.run(None, {"x": x}), max(1, args.iters // 4),
+                       args.repeat) / args.ops
+    print(f"python {platform.python_version()}, numpy {np.__version__}; "
+          f"{args.ops}-op Relu chain on float32[4], best of {args.repeat}")
+    print(f"caffe2lite RunNet:               {ours * 1e6:8.2f} us/op")
+    print(f"onnx.reference.ReferenceEvaluator: {theirs * 1e6:8.2f} us/op")
+    print(f"ratio (onnx / caffe2lite):       {theirs / ours:8.2f}x")
+    ok = ours <= 3e-6 and theirs / ours >= 3
+    print("targets (<= 3 us/op, >= 3x): " + ("met" if ok else "MISSED"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
