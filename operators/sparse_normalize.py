@@ -181,3 +181,217 @@ def sparse_normalize_native(ctx, param, indices, grad=None):
 for _op_type in _native_fns:
     register_kernel(_op_type, devices=("CPU",), engine="NATIVE")(sparse_normalize_native)
     set_per_op_engine_pref("CPU", _op_type, ["NATIVE"])
+
+
+# -- CUDA: in place on the GPU, one host sync (the index-range verdict) ---------
+# Caffe2 had no CUDA kernel for these ops (its CUDA registration copied the
+# table to the host and back).  Here the table never leaves the GPU:
+#   1. claim: one thread per index position; out-of-range indices are counted,
+#      in-range ones claim their row with atomicMin(owner[row], position), so
+#      each distinct row gets exactly one owner (its first occurrence);
+#   2. normalise: one warp per position; the owner's warp frees the claim,
+#      then -- only if no index was bad -- sums the row's squares in float32
+#      (vector loads, kept in registers), and scales and stores the row.
+# The host then reads the bad count (the one synchronisation) and raises if
+# it is non-zero: the table was not written.  ``owner`` is scratch of one
+# int32 per table row, kept per GPU between calls and left all-free by every
+# call, so per-call work grows with len(indices) x block, not with the table.
+# Row offsets are 64-bit (tables over 2**31 elements).
+
+_FREE = 0x7FFFFFFF  # an unclaimed row in the owner scratch
+_CUDA_SOURCE = r"""
+typedef %(index_t)s index_t;
+typedef %(store_t)s store_t;
+#define VEC %(vec)d
+#define CACHE %(cache)d
+
+struct alignas(%(align)d) pack_t { store_t v[VEC]; };
+
+__device__ __forceinline__ float load_f(float x) { return x; }
+__device__ __forceinline__ float load_f(unsigned short h) {
+    float f; asm("cvt.f32.f16 %%0, %%1;" : "=f"(f) : "h"(h)); return f;
+}
+__device__ __forceinline__ void store_f(float& dst, float x) { dst = x; }
+__device__ __forceinline__ void store_f(unsigned short& dst, float x) {
+    unsigned short h; asm("cvt.rn.f16.f32 %%0, %%1;" : "=h"(h) : "f"(x)); dst = h;
+}
+__device__ __forceinline__ float sum_squares(const pack_t& q) {
+    float s = 0.f;
+#pragma unroll
+    for (int e = 0; e < VEC; ++e) { const float x = load_f(q.v[e]); s += x * x; }
+    return s;
+}
+__device__ __forceinline__ void scale_pack(pack_t& q, float scale) {
+#pragma unroll
+    for (int e = 0; e < VEC; ++e) store_f(q.v[e], load_f(q.v[e]) * scale);
+}
+
+extern "C" __global__ void sparse_normalize_claim(
+        const index_t* __restrict__ idx, long long k, long long n_rows,
+        int* __restrict__ owner, unsigned long long* __restrict__ bad) {
+    const long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < k; p += stride) {
+        const long long r = (long long)idx[p];
+        if (r < 0 || r >= n_rows) atomicAdd(bad, 1ULL);
+        else atomicMin(owner + r, (int)p);
+    }
+}
+
+extern "C" __global__ void sparse_normalize_rows(
+        store_t* __restrict__ param, const index_t* __restrict__ idx, long long k,
+        long long n_rows, long long nvec, int* __restrict__ owner,
+        const unsigned long long* __restrict__ bad, float norm, int use_max_norm) {
+    const int lane = threadIdx.x & 31;
+    const long long n_warps = ((long long)gridDim.x * blockDim.x) >> 5;
+    const bool write = *bad == 0ULL;
+    pack_t* table = reinterpret_cast<pack_t*>(param);
+    for (long long p = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5; p < k;
+         p += n_warps) {                       /* p is the same on every lane of a warp */
+        const long long r = (long long)idx[p];
+        if (r < 0 || r >= n_rows) continue;
+        const int first = owner[r];
+        __syncwarp();                          /* every lane has read the claim */
+        if (first != (int)p) continue;         /* a later duplicate: the owner does it */
+        if (lane == 0) owner[r] = 0x7FFFFFFF;  /* leave the scratch free for next call */
+        if (!write) continue;
+        pack_t* row = table + r * nvec;        /* 64-bit row offset */
+        pack_t cache[CACHE];
+        float ss = 0.f;
+#pragma unroll
+        for (int c = 0; c < CACHE; ++c) {
+            const long long j = lane + 32LL * c;
+            if (j < nvec) { cache[c] = row[j]; ss += sum_squares(cache[c]); }
+        }
+        for (long long j = lane + 32LL * CACHE; j < nvec; j += 32) {
+            const pack_t q = row[j];           /* one vector load, not VEC scalar ones */
+            ss += sum_squares(q);
+        }
+#pragma unroll
+        for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
+        const float n = sqrtf(ss);             /* identical on every lane */
+        if (use_max_norm && n <= norm) continue;
+        const float scale = norm / (n + 1e-12f);
+#pragma unroll
+        for (int c = 0; c < CACHE; ++c) {
+            const long long j = lane + 32LL * c;
+            if (j < nvec) { scale_pack(cache[c], scale); row[j] = cache[c]; }
+        }
+        for (long long j = lane + 32LL * CACHE; j < nvec; j += 32) {
+            pack_t q = row[j];
+            scale_pack(q, scale);
+            row[j] = q;
+        }
+    }
+}
+"""
+_cuda_modules = {}  # (store, index, vec) -> (claim, rows) kernels, compiled once
+_owner_scratch = {}  # device id -> [int32 owner array, dirty flag]
+_THREADS = 256
+_MAX_BLOCKS = 1 << 16
+
+
+def _cuda_kernels(cp, table_dtype, index_dtype, vec):
+    key = (table_dtype.str, index_dtype.str, vec)
+    if key not in _cuda_modules:
+        source = _CUDA_SOURCE % {
+            "index_t": "int" if index_dtype == np.int32 else "long long",
+            "store_t": "float" if table_dtype == np.float32 else "unsigned short",
+            "vec": vec, "cache": 4 if vec > 1 else 8, "align": vec * table_dtype.itemsize}
+        module = cp.RawModule(code=source, options=("--std=c++14",))
+        _cuda_modules[key] = (module.get_function("sparse_normalize_claim"),
+                              module.get_function("sparse_normalize_rows"))
+    return _cuda_modules[key]
+
+
+def _owners(cp, device_id, n_rows):
+    """The GPU's owner scratch, all rows free, at least n_rows long."""
+    entry = _owner_scratch.get(device_id)
+    if entry is None or entry[0].size < n_rows or entry[1]:
+        size = max(n_rows, entry[0].size if entry is not None and not entry[1] else 0, 1)
+        entry = _owner_scratch[device_id] = [cp.full(size, _FREE, dtype=cp.int32), False]
+    return entry
+
+
+def _validated_on_device(ctx, param, indices):
+    """The CPU kernel's checks for CuPy inputs: (flat indices, rows, block, norm)."""
+    names, xp = ctx.op_def.input, ctx.xp
+    norm = ctx.args["norm"]
+    if not norm > 0:
+        raise ArgumentError(f"argument 'norm' must be > 0, got {norm}")
+    expected = TABLE_DTYPES[ctx.op_def.type]
+    if not isinstance(param, xp.ndarray) or param.dtype != expected:
+        what = getattr(param, "dtype", type(param).__name__)
+        raise EnforceError(f"input 0 'param' (blob '{names[0]}') must be a {expected} array, "
+                           f"got {what}")
+    if param.ndim < 1:
+        raise EnforceError(f"input 0 'param' (blob '{names[0]}') must have rank >= 1 "
+                           f"(rows = first dimension), got a scalar")
+    if not isinstance(indices, xp.ndarray) or indices.dtype not in INDEX_DTYPES:
+        what = getattr(indices, "dtype", type(indices).__name__)
+        raise EnforceError(f"input 1 'indices' (blob '{names[1]}') must be an int32 or int64 "
+                           f"array, got {what}")
+    block = int(np.prod(param.shape[1:], dtype=np.int64))
+    return xp.ascontiguousarray(indices.reshape(-1)), param.shape[0], block, np.float32(norm)
+
+
+def _check_range_on_device(ctx, flat, n_rows):
+    """CUPY engine's bound check: one reduction, one sync; the error names the first bad."""
+    if int(((flat < 0) | (flat >= n_rows)).sum()):
+        host = ctx.device.to_host(flat)
+        _raise_bad_index(ctx.op_def.input, host,
+                         np.flatnonzero((host < 0) | (host >= n_rows))[0], n_rows)
+
+
+@register_kernel("SparseNormalize", devices=("CUDA",))
+@register_kernel("Float16SparseNormalize", devices=("CUDA",))
+def sparse_normalize_cuda(ctx, param, indices, grad=None):
+    """Fused CUDA kernels (see the comment above): claim rows, then normalise them."""
+    flat, n_rows, block, norm = _validated_on_device(ctx, param, indices)
+    k = flat.size
+    if k == 0:
+        return (param,)
+    if not param.flags.c_contiguous or k >= _FREE:
+        return sparse_normalize_cupy(ctx, param, indices, grad)
+    cp = ctx.xp
+    per_pack = 16 // param.dtype.itemsize
+    vec = per_pack if block % per_pack == 0 and param.data.ptr % 16 == 0 else 1
+    claim, rows = _cuda_kernels(cp, param.dtype, flat.dtype, vec)
+    scratch = _owners(cp, ctx.device.device_id, n_rows)
+    bad = cp.zeros(1, dtype=cp.uint64)
+    scratch[1] = True  # until the rows kernel has freed every claim
+    claim((min(-(-k // _THREADS), _MAX_BLOCKS),), (_THREADS,),
+          (flat, np.int64(k), np.int64(n_rows), scratch[0], bad))
+    rows((min(-(-k // (_THREADS // 32)), _MAX_BLOCKS),), (_THREADS,),
+         (param, flat, np.int64(k), np.int64(n_rows), np.int64(block // vec), scratch[0], bad,
+          norm, np.int32(ctx.args["use_max_norm"])))
+    scratch[1] = False
+    if int(bad.get()[0]):  # the one host synchronisation
+        host = ctx.device.to_host(flat)
+        _raise_bad_index(ctx.op_def.input, host,
+                         np.flatnonzero((host < 0) | (host >= n_rows))[0], n_rows)
+    return (param,)
+
+
+@register_kernel("SparseNormalize", devices=("CUDA",), engine="CUPY")
+@register_kernel("Float16SparseNormalize", devices=("CUDA",), engine="CUPY")
+def sparse_normalize_cupy(ctx, param, indices, grad=None):
+    """CuPy composition (engine CUPY): cupy.unique, gather, scale, scatter.
+
+    Slower than the fused kernels (a sort and several launches) but written
+    only in array calls, so it serves tables the fused kernels do not address
+    (not C-contiguous, 2**31 indices or more) and is a second opinion on them.
+    """
+    flat, n_rows, block, norm = _validated_on_device(ctx, param, indices)
+    if flat.size == 0:
+        return (param,)
+    _check_range_on_device(ctx, flat, n_rows)
+    xp = ctx.xp
+    rows = xp.unique(flat)
+    values = param[rows].reshape(rows.size, block).astype(xp.float32)
+    row_norm = xp.sqrt(xp.sum(values * values, axis=1))
+    scale = norm / (row_norm + EPSILON)
+    if ctx.args["use_max_norm"]:  # x * 1 is exact: rows within the bound keep their bits
+        scale = xp.where(row_norm <= norm, xp.float32(1), scale)
+    values *= scale[:, None]
+    param[rows] = values.reshape(rows.shape + param.shape[1:]).astype(param.dtype)
+    return (param,)
