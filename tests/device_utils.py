@@ -19,10 +19,17 @@ from caffe2lite.devices.cuda import unavailable_reason
 from caffe2lite.proto import caffe2_pb2
 
 CUDA_REASON = unavailable_reason()
-requires_cuda = [pytest.mark.cuda,
-                 pytest.mark.skipif(CUDA_REASON is not None, reason=f"CUDA: {CUDA_REASON}")]
+CUDA_MARKS = [pytest.mark.cuda,
+              pytest.mark.skipif(CUDA_REASON is not None, reason=f"CUDA: {CUDA_REASON}")]
 DEVICES = [pytest.param("CPU", id="CPU"),
-           pytest.param("CUDA", id="CUDA", marks=requires_cuda)]
+           pytest.param("CUDA", id="CUDA", marks=CUDA_MARKS)]
+
+
+def requires_cuda(test):
+    """Decorator: the ``cuda`` marker, and a skip with the reason where CUDA is missing."""
+    for mark in CUDA_MARKS:
+        test = mark(test)
+    return test
 
 # Agreement between devices (the issue's contract): float32 1e-6, float16 1e-3.
 TOLERANCE = {np.dtype(np.float16): 1e-3, np.dtype(np.float32): 1e-6,
