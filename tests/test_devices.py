@@ -20,7 +20,8 @@ from caffe2lite.errors import (DeviceUnavailable, EnforceError, OperatorNotRegis
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.schema import OpSchema
 from fake_cupy import make_fake_cupy
-from device_utils import CUDA_REASON, device_option
+from device_utils import (CUDA_REASON, DEVICES, assert_close, assert_devices_agree,
+                          device_option, run_on)
 
 ROOT = Path(__file__).resolve().parents[1]
 CUDA0 = device_option("CUDA", 0)
@@ -276,3 +277,22 @@ def test_numpy_output_from_cuda_kernel_is_an_error(gpu, monkeypatch):
         workspace.RunOperatorOnce(core.CreateOperator("TestHostOut", ["x"], ["y"],
                                                       device_option=CUDA0))
 
+
+
+# -- the per-device helpers, on the model operator -----------------------------
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_relu_matches_numpy_on_each_device(device, dtype):
+    x = np.random.default_rng(1).standard_normal((5, 7)).astype(dtype)
+    blobs, error = run_on(core.CreateOperator("Relu", ["x"], ["y"]), {"x": x}, device)
+    assert error is None
+    assert_close(blobs["y"], np.where(x > 0, x, dtype(0)), f"Relu on {device}")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_relu_cpu_and_cuda_agree(seed):
+    x = np.random.default_rng(seed).standard_normal((4, 9)).astype(np.float32)
+    assert_devices_agree(core.CreateOperator("Relu", ["x"], ["y"]), {"x": x})
+    # bad input fails alike on both devices and leaves the blobs as fed
+    assert_devices_agree(core.CreateOperator("ReluGradient", ["x", "x"], ["dx"],
+                                             unknown_arg=1), {"x": x})
