@@ -9,6 +9,7 @@ library was built) runs the same checks.
 from __future__ import annotations
 
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from hypothesis.extra import numpy as hnp
 
 from caffe2lite import core, registry, workspace
 from caffe2lite.errors import ArgumentError, BlobNotFound, EnforceError, SchemaError
+from caffe2lite.protoio import load_net
 from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT
 
 OPS = {"SparseNormalize": np.float32, "Float16SparseNormalize": np.float16}
@@ -310,3 +312,66 @@ def test_missing_blob_names_it():
     with pytest.raises(BlobNotFound, match=r"SparseNormalize.*'indices'.*'nope'"):
         workspace.RunOperatorOnce(core.CreateOperator("SparseNormalize", ["w", "nope"], ["w"]))
     _assert_unchanged("w", _table())
+
+
+# -- the example net: protobuf text file, init net, command line ------------------
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLE_TABLE = np.array([[3, 0, 4, 0], [0.1, 0.2, 0.2, 0.4], [1, 1, 1, 1],
+                          [0.5, 0.5, 0.5, 0.5], [0.2, 0.2, 0.2, 0.2]], np.float32)
+EXAMPLE_INDICES = np.array([0, 2, 2, 4], np.int64)
+
+
+def _needs_fill_ops():
+    if not all(core.IsOperator(t) for t in ("GivenTensorFill", "GivenTensorInt64Fill")):
+        pytest.skip("GivenTensorFill / GivenTensorInt64Fill are not registered in this "
+                    "checkout (another branch adds them)")
+
+
+def test_example_pbtxt_file():
+    net = load_net(EXAMPLES / "sparse_normalize.pbtxt")
+    workspace.FeedBlob("emb", EXAMPLE_TABLE)
+    workspace.FeedBlob("indices", EXAMPLE_INDICES)
+    workspace.CreateNet(net)
+    workspace.RunNet(net.name)
+    np.testing.assert_allclose(workspace.FetchBlob("emb"),
+                               reference(EXAMPLE_TABLE, EXAMPLE_INDICES), rtol=1e-6)
+
+
+def test_example_init_net_matches_the_fed_blobs():
+    _needs_fill_ops()
+    workspace.RunNetOnce(load_net(EXAMPLES / "sparse_normalize_init.pbtxt"))
+    np.testing.assert_array_equal(workspace.FetchBlob("emb"), EXAMPLE_TABLE)
+    np.testing.assert_array_equal(workspace.FetchBlob("indices"), EXAMPLE_INDICES)
+
+
+def test_cli_run_with_feeds(tmp_path, capsys):
+    cli = pytest.importorskip("caffe2lite.cli")
+    np.save(tmp_path / "emb.npy", EXAMPLE_TABLE)
+    np.save(tmp_path / "idx.npy", EXAMPLE_INDICES)
+    rc = cli.main(["run", str(EXAMPLES / "sparse_normalize.pbtxt"),
+                   "--feed", f"emb={tmp_path / 'emb.npy'}",
+                   "--feed", f"indices={tmp_path / 'idx.npy'}", "--fetch", "emb"])
+    assert rc == 0
+    np.testing.assert_allclose(workspace.FetchBlob("emb"),
+                               reference(EXAMPLE_TABLE, EXAMPLE_INDICES), rtol=1e-6)
+    assert "emb" in capsys.readouterr().out
+
+
+def test_cli_run_with_init_net(capsys):
+    cli = pytest.importorskip("caffe2lite.cli")
+    _needs_fill_ops()
+    rc = cli.main(["run", str(EXAMPLES / "sparse_normalize.pbtxt"),
+                   "--init", str(EXAMPLES / "sparse_normalize_init.pbtxt")])
+    assert rc == 0
+    np.testing.assert_allclose(workspace.FetchBlob("emb"),
+                               reference(EXAMPLE_TABLE, EXAMPLE_INDICES), rtol=1e-6)
+    assert "0.6" in capsys.readouterr().out  # row 0 became [0.6, 0, 0.8, 0]
+
+
+def test_cli_ops_prints_the_schema(capsys):
+    cli = pytest.importorskip("caffe2lite.cli")
+    assert cli.main(["ops", "SparseNormalize"]) == 0
+    out = capsys.readouterr().out
+    for text in ("SparseNormalize", "param", "indices", "grad", "output_param",
+                 "use_max_norm", "norm", "should not do gradient"):
+        assert text in out
