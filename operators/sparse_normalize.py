@@ -127,19 +127,24 @@ def sparse_normalize(ctx, param, indices, grad=None):
     rows = _distinct_rows(flat, n_rows)
     use_max_norm = ctx.args["use_max_norm"]
     step = max(64, CHUNK_BYTES // max(4 * block, 1))
-    for start in range(0, rows.size, step):
-        chunk = rows[start:start + step]
-        values = np.take(param, chunk, axis=0).reshape(chunk.size, block)
-        values = values.astype(np.float32, copy=False)
-        row_norm = np.sqrt(np.einsum("ij,ij->i", values, values))
-        scale = norm / (row_norm + EPSILON)
-        if use_max_norm:
-            over = ~(row_norm <= norm)  # NaN norms are scaled (to NaN), as in Caffe2
-            if not over.all():
-                chunk, values, scale = chunk[over], values[over], scale[over]
-        values *= scale[:, None]
-        param[chunk] = values.reshape(chunk.shape + param.shape[1:])
+    with np.errstate(all="ignore"):  # NaN/inf rows follow IEEE arithmetic silently, as in C
+        for start in range(0, rows.size, step):
+            _normalize_chunk(param, rows[start:start + step], block, norm, use_max_norm)
     return (param,)
+
+
+def _normalize_chunk(param, chunk, block, norm, use_max_norm):
+    """Normalise the distinct rows ``chunk`` of ``param`` (float32 arithmetic)."""
+    values = np.take(param, chunk, axis=0).reshape(chunk.size, block)
+    values = values.astype(np.float32, copy=False)
+    row_norm = np.sqrt(np.einsum("ij,ij->i", values, values))
+    scale = norm / (row_norm + EPSILON)
+    if use_max_norm:
+        over = ~(row_norm <= norm)  # NaN norms are scaled (to NaN), as in Caffe2
+        if not over.all():
+            chunk, values, scale = chunk[over], values[over], scale[over]
+    values *= scale[:, None]
+    param[chunk] = values.reshape(chunk.shape + param.shape[1:])
 
 
 # -- NATIVE engine: caffe2lite/_native/sparse_normalize.c, when it was built -----
