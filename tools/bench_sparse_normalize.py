@@ -15,6 +15,7 @@ timed region).  Times are medians.  Peak extra memory is measured in separate
 runs with tracemalloc (NumPy allocations are traced; torch's are not).
 
     python tools/bench_sparse_normalize.py [--repeat 5] [--quick] [--plot FILE]
+    python tools/bench_sparse_normalize.py --device cuda [--quick]   # on a GPU
 """
 
 from __future__ import annotations
@@ -118,7 +119,14 @@ def main(argv=None):
     parser.add_argument("--torch-repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="small shapes (smoke test)")
     parser.add_argument("--plot", metavar="FILE", help="save a bar chart (matplotlib)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cuda: the GPU benchmark (tools/bench_sparse_normalize_cuda.py)")
     args = parser.parse_args(argv)
+    if args.device == "cuda":
+        from bench_sparse_normalize_cuda import main as cuda_main
+
+        return cuda_main((["--quick"] if args.quick else [])
+                         + ([f"--repeat={args.repeat}"] if args.repeat != 5 else []))
 
     engines = sorted({e for (t, d, e) in registry.kernels()
                       if t == "SparseNormalize" and d == 0 and e}, reverse=True)

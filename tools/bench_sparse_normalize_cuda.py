@@ -31,13 +31,17 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(1, str(Path(__file__).resolve().parent))
 
 from caffe2lite import core, workspace  # noqa: E402
 from caffe2lite.proto import caffe2_pb2  # noqa: E402
 
-BASE_SHAPES = [(1_000_000, 64, 100_000), (1_000_000, 128, 200_000), (100_000, 32, 1_000_000)]
-SHAPES = BASE_SHAPES + [(10 * n, d, k) for n, d, k in BASE_SHAPES]
-QUICK_SHAPES = [(100_000, 64, 10_000), (1_000_000, 64, 10_000)]
+from bench_sparse_normalize import QUICK_SHAPES as CPU_QUICK_SHAPES  # noqa: E402
+from bench_sparse_normalize import SHAPES as CPU_SHAPES  # noqa: E402
+
+# The CPU benchmark's shapes, and each with 10x the rows (same indices count).
+SHAPES = CPU_SHAPES + [(10 * n, d, k) for n, d, k in CPU_SHAPES]
+QUICK_SHAPES = CPU_QUICK_SHAPES + [(10 * n, d, k) for n, d, k in CPU_QUICK_SHAPES]
 NORM = 1.0
 TARGET_VS_TORCH = 3.0
 TARGET_OF_BANDWIDTH = 0.5
