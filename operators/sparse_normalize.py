@@ -339,12 +339,11 @@ def _validated_on_device(ctx, param, indices):
     return xp.ascontiguousarray(indices.reshape(-1)), param.shape[0], block, np.float32(norm)
 
 
-def _check_range_on_device(ctx, flat, n_rows):
-    """CUPY engine's bound check: one reduction, one sync; the error names the first bad."""
-    if int(((flat < 0) | (flat >= n_rows)).sum()):
-        host = ctx.device.to_host(flat)
-        _raise_bad_index(ctx.op_def.input, host,
-                         np.flatnonzero((host < 0) | (host >= n_rows))[0], n_rows)
+def _raise_first_bad_index(ctx, flat, n_rows):
+    """The CPU kernel's error for the first out-of-range index (error path: host copy)."""
+    host = ctx.device.to_host(flat)
+    _raise_bad_index(ctx.op_def.input, host,
+                     np.flatnonzero((host < 0) | (host >= n_rows))[0], n_rows)
 
 
 @register_kernel("SparseNormalize", devices=("CUDA",))
@@ -371,9 +370,7 @@ def sparse_normalize_cuda(ctx, param, indices, grad=None):
           norm, np.int32(ctx.args["use_max_norm"])))
     scratch[1] = False
     if int(bad.get()[0]):  # the one host synchronisation
-        host = ctx.device.to_host(flat)
-        _raise_bad_index(ctx.op_def.input, host,
-                         np.flatnonzero((host < 0) | (host >= n_rows))[0], n_rows)
+        _raise_first_bad_index(ctx, flat, n_rows)
     return (param,)
 
 
@@ -389,7 +386,8 @@ def sparse_normalize_cupy(ctx, param, indices, grad=None):
     flat, n_rows, block, norm = _validated_on_device(ctx, param, indices)
     if flat.size == 0:
         return (param,)
-    _check_range_on_device(ctx, flat, n_rows)
+    if int(((flat < 0) | (flat >= n_rows)).sum()):  # one reduction, one sync
+        _raise_first_bad_index(ctx, flat, n_rows)
     xp = ctx.xp
     rows = xp.unique(flat)
     values = param[rows].reshape(rows.size, block).astype(xp.float32)
