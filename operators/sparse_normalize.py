@@ -289,20 +289,28 @@ extern "C" __global__ void sparse_normalize_rows(
     }
 }
 """
-_cuda_modules = {}  # (store, index, vec) -> (claim, rows) kernels, compiled once
+_cuda_modules = {}  # (GPU, store, index, vec) -> (claim, rows) kernels, built once each
 _owner_scratch = {}  # device id -> [int32 owner array, dirty flag]
 _THREADS = 256
 _MAX_BLOCKS = 1 << 16
 
 
-def _cuda_kernels(cp, table_dtype, index_dtype, vec):
-    key = (table_dtype.str, index_dtype.str, vec)
+def cuda_source(table_dtype, index_dtype, vec):
+    """The CUDA C++ for one specialisation: table dtype, index dtype, elements per load."""
+    table_dtype, index_dtype = np.dtype(table_dtype), np.dtype(index_dtype)
+    return _CUDA_SOURCE % {
+        "index_t": "int" if index_dtype == np.int32 else "long long",
+        "store_t": "float" if table_dtype == np.float32 else "unsigned short",
+        "vec": vec, "cache": 4 if vec > 1 else 8, "align": vec * table_dtype.itemsize}
+
+
+def _cuda_kernels(cp, device_id, table_dtype, index_dtype, vec):
+    """The two kernels for one specialisation, loaded on GPU ``device_id`` (the
+    current device: a loaded function belongs to the GPU it was loaded on)."""
+    key = (device_id, table_dtype.str, index_dtype.str, vec)
     if key not in _cuda_modules:
-        source = _CUDA_SOURCE % {
-            "index_t": "int" if index_dtype == np.int32 else "long long",
-            "store_t": "float" if table_dtype == np.float32 else "unsigned short",
-            "vec": vec, "cache": 4 if vec > 1 else 8, "align": vec * table_dtype.itemsize}
-        module = cp.RawModule(code=source, options=("--std=c++14",))
+        module = cp.RawModule(code=cuda_source(table_dtype, index_dtype, vec),
+                              options=("--std=c++14",))
         _cuda_modules[key] = (module.get_function("sparse_normalize_claim"),
                               module.get_function("sparse_normalize_rows"))
     return _cuda_modules[key]
@@ -359,7 +367,7 @@ def sparse_normalize_cuda(ctx, param, indices, grad=None):
     cp = ctx.xp
     per_pack = 16 // param.dtype.itemsize
     vec = per_pack if block % per_pack == 0 and param.data.ptr % 16 == 0 else 1
-    claim, rows = _cuda_kernels(cp, param.dtype, flat.dtype, vec)
+    claim, rows = _cuda_kernels(cp, ctx.device.device_id, param.dtype, flat.dtype, vec)
     scratch = _owners(cp, ctx.device.device_id, n_rows)
     bad = cp.zeros(1, dtype=cp.uint64)
     scratch[1] = True  # until the rows kernel has freed every claim
