@@ -13,7 +13,8 @@ import numpy as np
 
 from caffe2lite import registry
 from caffe2lite.arguments import parse_arguments
-from caffe2lite.devices import blob_devices, context_for, location, wrong_device_error
+from caffe2lite.devices import (blob_devices, context_for, is_device_array, location,
+                                wrong_device_error)
 from caffe2lite.errors import (BlobNotFound, Caffe2LiteError, DeviceUnavailable, EnforceError,
                                OperatorError, OperatorNotRegistered)
 
@@ -157,7 +158,7 @@ def _normalize_output(op: Operator, value):
     if isinstance(value, (np.generic, int, float, bool)):
         return np.asarray(value)
     if op.ctx.device.is_device_array(value) or \
-            isinstance(value, np.ndarray) and not hasattr(value, "__cuda_array_interface__"):
+            isinstance(value, np.ndarray) and not is_device_array(value):
         return value
     if isinstance(value, (str, bytes)) or getattr(op.schema, "opaque_outputs", False):
         return value

@@ -16,7 +16,7 @@ import numpy as np
 from google.protobuf.message import Message
 
 from caffe2lite import registry, scope
-from caffe2lite.devices import context_for, location, to_host
+from caffe2lite.devices import context_for, is_device_array, location, to_host
 from caffe2lite.errors import BlobNotFound, EnforceError, NetError, WorkspaceError
 from caffe2lite.net import create_net
 from caffe2lite.operator import Operator
@@ -104,7 +104,7 @@ class Workspace:
         if device_option is None:
             device_option = scope.CurrentDeviceScope()
         ctx = context_for(device_option)
-        on_gpu = hasattr(arr, "__cuda_array_interface__")
+        on_gpu = is_device_array(arr)
         if not on_gpu and not isinstance(arr, np.ndarray):
             raise EnforceError(
                 f"FeedBlob('{name}'): Unexpected type of argument - only numpy array or string "
@@ -129,7 +129,7 @@ class Workspace:
             value = self.blob_dict[name]
         except KeyError:
             raise BlobNotFound(f"Can't find blob: {name} (workspace '{self.name}')") from None
-        if hasattr(value, "__cuda_array_interface__"):
+        if is_device_array(value):
             return to_host(value)
         if isinstance(value, np.ndarray):
             return value.copy()

@@ -59,8 +59,11 @@ def key_name(key: tuple[int, int]) -> str:
 
 
 def is_device_array(value) -> bool:
-    """True for arrays in GPU memory (CuPy, or anything with the CUDA array interface)."""
-    return hasattr(value, "__cuda_array_interface__")
+    """True for arrays in GPU memory (CuPy, or anything with the CUDA array interface).
+
+    Asked of the type: on an instance, CuPy builds the interface dict each time.
+    """
+    return hasattr(type(value), "__cuda_array_interface__")
 
 
 def location(value):
@@ -68,6 +71,8 @@ def location(value):
 
     Only called on error paths and in the CUDA path, never in the CPU hot loop.
     """
+    if type(value) is np.ndarray:
+        return (caffe2_pb2.CPU, 0)
     if is_device_array(value):
         device = getattr(value, "device", None)
         return (caffe2_pb2.CUDA, int(getattr(device, "id", 0)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from caffe2lite.devices import to_host
+from caffe2lite.devices import is_device_array, to_host
 from caffe2lite.proto import caffe2_pb2
 
 
@@ -37,7 +37,7 @@ class DeviceContext:
     @staticmethod
     def is_device_array(value) -> bool:
         """A host array (GPU arrays may subclass ndarray, so they are excluded)."""
-        return isinstance(value, np.ndarray) and not hasattr(value, "__cuda_array_interface__")
+        return isinstance(value, np.ndarray) and not is_device_array(value)
 
     @staticmethod
     def guard_kernel(kernel, op_def, schema, where):

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from caffe2lite.devices import blob_devices, key_name, location, to_host, wrong_device_error
+from caffe2lite.devices import (blob_devices, is_device_array, key_name, location, to_host,
+                                wrong_device_error)
 from caffe2lite.errors import DeviceUnavailable, OperatorError
 from caffe2lite.proto import caffe2_pb2
 
@@ -85,8 +86,7 @@ class DeviceContext:
     def copy_to_device(self, value):
         """A new C-contiguous CuPy array on this GPU holding ``value`` (never shared)."""
         with self.device:
-            if not isinstance(value, self.xp.ndarray) and \
-                    hasattr(value, "__cuda_array_interface__"):
+            if not isinstance(value, self.xp.ndarray) and is_device_array(value):
                 value = self.xp.asarray(value)  # wraps foreign GPU memory, no copy yet
             if isinstance(value, self.xp.ndarray):
                 return self.xp.copy(value, order="C")  # also copies across GPUs
