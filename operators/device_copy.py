@@ -15,16 +15,21 @@ from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import NO_GRADIENT, OpSchema
 
 
+_HOST = caffe2_pb2.DeviceOption()
+
+
 def _op_device(op_def):
-    return op_def.device_option if op_def.HasField("device_option") else caffe2_pb2.DeviceOption()
+    return op_def.device_option if op_def.HasField("device_option") else _HOST
 
 
 def _host_to_op_device(op_def):
-    return [caffe2_pb2.DeviceOption()] * len(op_def.input), [_op_device(op_def)] * len(op_def.output)
+    """Device inference: inputs on the host, outputs on the op's device."""
+    return [_HOST] * len(op_def.input), [_op_device(op_def)] * len(op_def.output)
 
 
 def _op_device_to_host(op_def):
-    return [_op_device(op_def)] * len(op_def.input), [caffe2_pb2.DeviceOption()] * len(op_def.output)
+    """Device inference: inputs on the op's device, outputs on the host."""
+    return [_op_device(op_def)] * len(op_def.input), [_HOST] * len(op_def.output)
 
 
 def _mirror_gradient(copy_type):

@@ -69,7 +69,7 @@ def is_device_array(value) -> bool:
 def location(value):
     """The device key an array lives on, or None for a value that is not an array.
 
-    Only called on error paths and in the CUDA path, never in the CPU hot loop.
+    Used on the CUDA path, on error paths and by the workspace; never by the CPU hot loop.
     """
     if type(value) is np.ndarray:
         return (caffe2_pb2.CPU, 0)
