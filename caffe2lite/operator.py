@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from caffe2lite import registry
+from caffe2lite import devices, registry
 from caffe2lite.arguments import parse_arguments
-from caffe2lite.devices import (blob_devices, context_for, is_device_array, location,
-                                wrong_device_error)
-from caffe2lite.errors import (BlobNotFound, Caffe2LiteError, DeviceUnavailable, EnforceError,
-                               OperatorError, OperatorNotRegistered)
+from caffe2lite.devices import context_for
+from caffe2lite.errors import (BlobNotFound, Caffe2LiteError, DeviceUnavailable,
+                               EnforceError, OperatorError, OperatorNotRegistered)
 
 
 FALLBACK_ENGINE = "CPU_FALLBACK"
@@ -85,8 +84,8 @@ class Operator:
         try:
             device = context_for(op_def.device_option if op_def.HasField("device_option")
                                  else None)
-        except DeviceUnavailable as exc:
-            raise exc.with_context(where) from exc
+        except DeviceUnavailable as e:
+            raise e.with_context(where) from e
         kernel, engine = _resolve_kernel(op_def, schema, device, where)
         if engine != FALLBACK_ENGINE:
             kernel = device.guard_kernel(kernel, op_def, schema, where)
@@ -133,11 +132,12 @@ class Operator:
         wrong.  Checked only after a failure, so the CPU hot loop pays nothing."""
         if self.ctx.device.name != "CPU" or self.schema.inputs_can_cross_devices:
             return None
-        expected, _ = blob_devices(self.op_def, self.schema)
+        expected, _ = devices.blob_devices(self.op_def, self.schema)
         for i, name in enumerate(self.inputs):
-            found = location(blobs.get(name))
+            found = devices.location(blobs.get(name))
             if found is not None and found != expected[i]:
-                return wrong_device_error(self.where, "input", i, name, found, expected[i])
+                return devices.wrong_device_error(self.where, "input", i, name, found,
+                                                  expected[i])
         return None
 
 
@@ -158,7 +158,7 @@ def _normalize_output(op: Operator, value):
     if isinstance(value, (np.generic, int, float, bool)):
         return np.asarray(value)
     if op.ctx.device.is_device_array(value) or \
-            isinstance(value, np.ndarray) and not is_device_array(value):
+            isinstance(value, np.ndarray) and not devices.is_device_array(value):
         return value
     if isinstance(value, (str, bytes)) or getattr(op.schema, "opaque_outputs", False):
         return value

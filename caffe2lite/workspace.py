@@ -16,7 +16,7 @@ import numpy as np
 from google.protobuf.message import Message
 
 from caffe2lite import registry, scope
-from caffe2lite.devices import context_for, is_device_array, location, to_host
+from caffe2lite.devices import context_for, is_device_array, to_host
 from caffe2lite.errors import BlobNotFound, EnforceError, NetError, WorkspaceError
 from caffe2lite.net import create_net
 from caffe2lite.operator import Operator
@@ -196,14 +196,7 @@ class Workspace:
         name = StringifyBlobName(name)
         if name not in self.blob_dict:
             raise BlobNotFound(f"Can't find blob: {name} (workspace '{self.name}')")
-        value = self.blob_dict[name]
-        blob = blob_to_proto(name, to_host(value))
-        where = location(value)
-        if where is not None and where[0] != caffe2_pb2.CPU:
-            # Caffe2 records the device a tensor was serialized from.
-            blob.tensor.device_detail.device_type = where[0]
-            blob.tensor.device_detail.device_id = where[1]
-        return blob.SerializeToString()
+        return blob_to_proto(name, self.blob_dict[name]).SerializeToString()
 
     def deserialize_blob(self, name, serialized) -> bool:
         blob = parse_proto(bytes(serialized), caffe2_pb2.BlobProto, f"DeserializeBlob('{name}')")

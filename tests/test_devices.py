@@ -169,7 +169,7 @@ def test_host_input_to_cuda_op_is_an_error(gpu):
     with pytest.raises(EnforceError, match=r"op Relu: input 0 \('x'\) is on CPU, but the op "
                                            r"expects it on CUDA:0.*CopyCPUToGPU"):
         workspace.RunOperatorOnce(op)
-    assert workspace.current().blob_dict["y"] is None
+    assert workspace.current().blob_dict.get("y") is None
 
 
 def test_gpu_input_to_cpu_op_is_an_error(gpu):
@@ -178,7 +178,7 @@ def test_gpu_input_to_cpu_op_is_an_error(gpu):
     with pytest.raises(EnforceError, match=r"input 0 \('x'\) is on CUDA:0, but the op expects "
                                            r"it on CPU.*CopyGPUToCPU"):
         workspace.RunOperatorOnce(op)
-    assert workspace.current().blob_dict["y"] is None
+    assert workspace.current().blob_dict.get("y") is None
 
 
 def test_other_gpu_input_is_an_error(gpu):

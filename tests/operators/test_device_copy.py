@@ -36,7 +36,7 @@ def gpu(request, monkeypatch):
 
 
 def _held(name):
-    return workspace.current().blob_dict[name]
+    return workspace.current().blob_dict.get(name)
 
 
 def _run(op_type, x_on_gpu, device=CUDA0, x=X):
