@@ -18,9 +18,6 @@ from caffe2lite.errors import (BlobNotFound, Caffe2LiteError, DeviceUnavailable,
                                EnforceError, OperatorError, OperatorNotRegistered)
 
 
-FALLBACK_ENGINE = "CPU_FALLBACK"
-
-
 def describe_op(op_def, position=None, net_name=None) -> str:
     """'op #3 Relu "name" in net "n"': how errors name an operator."""
     text = f"op #{position} {op_def.type}" if position is not None else f"op {op_def.type}"
@@ -164,6 +161,9 @@ def _normalize_output(op: Operator, value):
         return value
     raise OperatorError(f"{op.where}: kernel returned a {type(value).__name__}, expected an "
                         f"array on {op.ctx.device.name}")
+
+
+FALLBACK_ENGINE = "CPU_FALLBACK"  # the engine name a GPU-fallback kernel reports
 
 
 def _resolve_kernel(op_def, schema, device, where):
