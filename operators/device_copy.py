@@ -1,8 +1,10 @@
 """Cross-device copies: CopyCPUToGPU, CopyGPUToCPU, CopyFromCPUInput, EnsureCPUOutput.
 
-As in Caffe2 (copy_op.cc/.cu, ensure_cpu_output_op.cc): the two GPU copies
-exist only for a CUDA DeviceOption (the op's device names the GPU); the
-other two also run on the CPU, where they are plain copies.  Their schemas
+As in Caffe2 (copy_op.cc/.cu, ensure_cpu_output_op.cc), under a CUDA
+DeviceOption the op's device names the GPU.  Caffe2 had no CPU kernels for
+the two GPU copies; here, under a CPU DeviceOption, they are plain host
+copies (as CopyFromCPUInput is), so a GPU net whose device options were
+switched to the CPU still runs on a machine without a GPU.  Their schemas
 declare where each blob lives (``infer_device``), which is how the CUDA
 path knows that a host input or output is right here and not a mistake.
 (``Copy`` itself, GPU to GPU on CUDA, lives in its own module.)
@@ -54,7 +56,7 @@ register_schema(OpSchema(
     inputs=[("input", "a CPU (NumPy) tensor")],
     outputs=[("output", "a copy of the input on the op's GPU")],
     doc="Copy a host tensor to the GPU named by the op's CUDA DeviceOption "
-        "(cupy.asarray(numpy_array)). Runs only under a CUDA DeviceOption.",
+        "(cupy.asarray(numpy_array)); under a CPU DeviceOption, a host copy.",
     infer_device=_host_to_op_device, inputs_can_cross_devices=True,
     gradient=_mirror_gradient("CopyGPUToCPU")))
 
@@ -62,8 +64,8 @@ register_schema(OpSchema(
     "CopyGPUToCPU", num_inputs=1, num_outputs=1,
     inputs=[("input", "a GPU (CuPy) tensor")],
     outputs=[("output", "a host (NumPy) copy of the input")],
-    doc="Copy a GPU tensor to the host (cupy.asnumpy). Runs only under a CUDA "
-        "DeviceOption.",
+    doc="Copy a GPU tensor to the host (cupy.asnumpy); under a CPU DeviceOption "
+        "the input may also be a host tensor (numpy.copy).",
     infer_device=_op_device_to_host, inputs_can_cross_devices=True,
     gradient=_mirror_gradient("CopyCPUToGPU")))
 
@@ -93,22 +95,18 @@ def _require(ctx, value, on_gpu, expected):
                            f"got {key_name(found) + ' array' if found else type(value).__name__}")
 
 
-@register_kernel("CopyCPUToGPU", devices=("CUDA",))
-def copy_cpu_to_gpu(ctx, x):
-    _require(ctx, x, False, "CPU (NumPy)")
-    return (ctx.device.copy_to_device(x),)
-
-
-@register_kernel("CopyGPUToCPU", devices=("CUDA",))
-def copy_gpu_to_cpu(ctx, x):
-    _require(ctx, x, True, "GPU (CuPy)")
-    return (ctx.device.to_host(x),)
-
-
+@register_kernel("CopyCPUToGPU", devices=("CPU", "CUDA"))
 @register_kernel("CopyFromCPUInput", devices=("CPU", "CUDA"))
 def copy_from_cpu_input(ctx, x):
     _require(ctx, x, False, "CPU (NumPy)")
     return (ctx.device.copy_to_device(x),)
+
+
+@register_kernel("CopyGPUToCPU", devices=("CPU", "CUDA"))
+def copy_gpu_to_cpu(ctx, x):
+    if ctx.device.name != "CPU":
+        _require(ctx, x, True, "GPU (CuPy)")
+    return (ctx.device.to_host(x) if is_device_array(x) else x.copy(),)
 
 
 @register_kernel("EnsureCPUOutput", devices=("CPU", "CUDA"))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from caffe2lite import core, devices, registry, workspace
-from caffe2lite.errors import EnforceError, OperatorNotRegistered
+from caffe2lite.errors import EnforceError
 from caffe2lite.proto import caffe2_pb2
 from device_utils import CUDA_REASON, device_option
 from fake_cupy import make_fake_cupy
@@ -96,11 +96,23 @@ def test_source_on_the_wrong_device(gpu, op_type, x_on_gpu, expected):
 
 
 @pytest.mark.parametrize("op_type", ["CopyCPUToGPU", "CopyGPUToCPU"])
-def test_gpu_copies_need_a_cuda_device_option(op_type):
-    workspace.FeedBlob("x", X)
-    with pytest.raises(OperatorNotRegistered, match=rf"no implementation of '{op_type}' on "
-                                                    r"device CPU.*CUDA/DEFAULT"):
-        workspace.RunOperatorOnce(core.CreateOperator(op_type, ["x"], ["y"]))
+def test_gpu_copies_on_a_cpu_device_option_are_host_copies(op_type):
+    """Caffe2 had no CPU kernel here; caffe2lite copies on the host, so a GPU net
+    switched to the CPU runs without a GPU."""
+    y = _run(op_type, False, device=None)
+    assert type(y) is np.ndarray and y is not _held("x")
+    np.testing.assert_array_equal(y, X)
+
+
+def test_gpu_to_cpu_on_cpu_accepts_a_gpu_input(gpu):
+    y = _run("CopyGPUToCPU", True, device=None)
+    assert type(y) is np.ndarray
+    np.testing.assert_array_equal(y, X)
+
+
+def test_cpu_to_gpu_on_cpu_refuses_a_gpu_input(gpu):
+    with pytest.raises(EnforceError, match=r"must be a CPU \(NumPy\) tensor, got CUDA:0"):
+        _run("CopyCPUToGPU", True, device=None)
 
 
 def test_copies_in_a_net(gpu):
