@@ -8,6 +8,10 @@ inline PTX ``cvt`` lines are swapped for them).  Blocks and warps run one
 after another, which is one legal GPU schedule: this checks indexing,
 vector/cached paths, duplicate claims and the bad-index protocol, not
 timing or races.  Real GPUs run the ``cuda``-marked tests.
+
+``build`` returns a library with ``launch_<kernel>(grid, block, *args)`` for
+each ``extern "C" __global__`` kernel (block a multiple of 32);
+``RawModule`` wraps it as CuPy's class for tests/fake_cupy.py.
 """
 
 from __future__ import annotations
@@ -61,36 +65,40 @@ static inline unsigned short float_to_half_bits(float f) {
 }
 """
 
-_LAUNCHERS = r"""
-extern "C" void launch_claim(unsigned grid, unsigned block, const index_t* idx, long long k,
-                             long long n_rows, int* owner, unsigned long long* bad) {
-    gridDim.x = grid; blockDim.x = block;
-    for (unsigned b = 0; b < grid; ++b)
-        for (unsigned t = 0; t < block; ++t) {
-            blockIdx.x = b; threadIdx.x = t;
-            sparse_normalize_claim(idx, k, n_rows, owner, bad);
-        }
-}
+_KERNEL = re.compile(r'extern "C" __global__ void (\w+)\(([^)]*)\)')
 
-extern "C" void launch_rows(unsigned grid, unsigned block, store_t* param, const index_t* idx,
-                            long long k, long long n_rows, long long nvec, int* owner,
-                            const unsigned long long* bad, float norm, int use_max_norm) {
+# One launcher per kernel: 32 host threads are the lanes; each walks every warp
+# of the grid in order, meeting the others at the warp barrier.
+_LAUNCHER = r"""
+extern "C" void launch_%(name)s(unsigned grid, unsigned block, %(params)s) {
     gridDim.x = grid; blockDim.x = block;
-    for (unsigned b = 0; b < grid; ++b)
-        for (unsigned w = 0; w < block / 32; ++w) {
-            std::barrier<> bar(32);
-            WarpState state{&bar, {}};
-            std::vector<std::thread> lanes;
-            for (unsigned lane = 0; lane < 32; ++lane)
-                lanes.emplace_back([&, b, w, lane] {
-                    blockIdx.x = b; threadIdx.x = w * 32 + lane; warp_state = &state;
-                    sparse_normalize_rows(param, idx, k, n_rows, nvec, owner, bad, norm,
-                                          use_max_norm);
-                });
-            for (auto& t : lanes) t.join();
-        }
+    std::barrier<> bar(32);
+    WarpState state{&bar, {}};
+    std::vector<std::thread> lanes;
+    for (unsigned lane = 0; lane < 32; ++lane)
+        lanes.emplace_back([&, lane] {
+            warp_state = &state;
+            for (unsigned b = 0; b < grid; ++b)
+                for (unsigned w = 0; w < block / 32; ++w) {
+                    blockIdx.x = b; threadIdx.x = w * 32 + lane;
+                    %(name)s(%(args)s);
+                    bar.arrive_and_wait();
+                }
+        });
+    for (auto& t : lanes) t.join();
 }
 """
+
+
+def _launchers(source: str) -> str:
+    out = []
+    for name, params in _KERNEL.findall(source):
+        names = [re.findall(r"\w+", p)[-1] for p in params.split(",")]
+        out.append(_LAUNCHER % {"name": name, "params": " ".join(params.split()),
+                                "args": ", ".join(names)})
+    if not out:
+        raise ValueError('no extern "C" __global__ kernels in the source')
+    return "".join(out)
 
 
 def compiler() -> str | None:
@@ -105,7 +113,7 @@ def host_source(cuda_source: str) -> str:
                     r"\1 = float_to_half_bits(\2);", source)
     if "asm(" in source:
         raise ValueError("kernel source has inline PTX the emulation does not know")
-    return _PRELUDE + source + _LAUNCHERS
+    return _PRELUDE + source + _launchers(source)
 
 
 def build(cuda_source: str, cache_dir: Path | None = None) -> ctypes.CDLL:
@@ -123,3 +131,29 @@ def build(cuda_source: str, cache_dir: Path | None = None) -> ctypes.CDLL:
                         str(src), "-o", str(tmp)], check=True, capture_output=True, text=True)
         tmp.replace(lib)
     return ctypes.CDLL(str(lib))
+
+
+class RawModule:
+    """cupy.RawModule for the fake CuPy: kernels emulated on the host."""
+
+    def __init__(self, code=None, options=(), **kwargs):
+        self._lib = build(code)
+
+    def get_function(self, name):
+        launch = getattr(self._lib, f"launch_{name}")
+
+        def call(grid, block, args, **kwargs):
+            launch(ctypes.c_uint(int(grid[0])), ctypes.c_uint(int(block[0])),
+                   *[_c_arg(a) for a in args])
+
+        return call
+
+
+def _c_arg(value):
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return ctypes.c_void_p(value.ctypes.data)
+    ctype = {np.dtype(np.int64): ctypes.c_longlong, np.dtype(np.int32): ctypes.c_int,
+             np.dtype(np.float32): ctypes.c_float, np.dtype(np.uint64): ctypes.c_ulonglong}
+    return ctype[np.asarray(value).dtype](value.item())

@@ -3,8 +3,9 @@
 It models what caffe2lite's runtime relies on -- ``cupy.ndarray`` arrays
 tagged with the GPU they live on (``.device.id``, ``.get()``,
 ``__cuda_array_interface__``), ``cupy.cuda.Device`` as the current-device
-context manager, ``getDeviceCount``, ``asarray``/``asnumpy``/``copy`` and
-NumPy's functions returning device arrays -- not GPU arithmetic.  Real GPU
+context manager, ``getDeviceCount``, ``asarray``/``asnumpy``/``copy``,
+NumPy's functions returning device arrays, and ``RawModule`` whose kernels
+run on the host (tests/cuda_emulation.py) -- not GPU performance.  Real GPU
 behaviour is checked by the ``cuda``-marked tests on a GPU machine.
 """
 
@@ -51,6 +52,10 @@ class ndarray(np.ndarray):  # noqa: N801 (CuPy's name)
     def __cuda_array_interface__(self):
         return {"shape": self.shape, "typestr": self.dtype.str, "version": 3,
                 "data": (self.__array_interface__["data"][0], False)}
+
+    @property
+    def data(self):  # CuPy's MemoryPointer: only .ptr is modelled
+        return types.SimpleNamespace(ptr=self.__array_interface__["data"][0])
 
     def get(self):
         return np.array(self.view(np.ndarray), copy=True)
@@ -127,6 +132,13 @@ def make_fake_cupy(device_count=1, count_error=None):
         return _on_current(np.array(a, copy=True, order=order))
 
     mod.asarray, mod.asnumpy, mod.array, mod.copy = asarray, asnumpy, array, copy
+
+    def raw_module(code=None, options=(), **kwargs):  # kernels run on the host
+        from cuda_emulation import RawModule
+
+        return RawModule(code=code, options=options, **kwargs)
+
+    mod.RawModule = raw_module
 
     def __getattr__(name):  # everything else: NumPy's, returning device arrays
         value = getattr(np, name)

@@ -3,9 +3,11 @@
 Every case is checked against a plain-NumPy reference written here from the
 documented semantics (shared/reference/sparse_normalize.md), and -- on a GPU
 -- CPU and CUDA must agree on the same random cases (float32 1e-6, float16
-1e-3), bad input included.  The CUPY engine's logic (validation, dedup,
-gather/scale/scatter) also runs on NumPy posing as CuPy, so it is exercised
-on every machine; the fused kernels need a GPU (``cuda`` marker).
+1e-3), bad input included.  Both engines also run on NumPy posing as CuPy
+(tests/fake_cupy.py), so the CUPY engine's logic is exercised
+on every machine, and so do the fused kernels with their launch code, their
+CUDA C++ run on the host by tests/cuda_emulation.py; the ``cuda``-marked
+variants run everything on a real GPU.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from caffe2lite import core, devices, workspace
 from caffe2lite.errors import ArgumentError, EnforceError
 from device_utils import (CUDA_MARKS, TOLERANCE, assert_close, assert_devices_agree,
                           device_option, requires_cuda, run_on)
+from cuda_emulation import compiler
 from fake_cupy import make_fake_cupy
 
 OPS = {"SparseNormalize": np.float32, "Float16SparseNormalize": np.float16}
@@ -64,8 +67,9 @@ def gpu(request, monkeypatch):
 
 
 def _engines(gpu):
-    # The fused RawKernels need real CUDA; the CuPy composition runs on either.
-    return ["CUPY"] if gpu == "fake" else ["", "CUPY"]
+    """DEFAULT (the fused RawKernels) and CUPY.  On the fake CuPy the fused kernels run
+    through the host emulation (tests/cuda_emulation.py), which needs a C++ compiler."""
+    return ["", "CUPY"] if gpu == "real" or compiler() else ["CUPY"]
 
 
 @pytest.mark.parametrize("op_type", sorted(OPS))

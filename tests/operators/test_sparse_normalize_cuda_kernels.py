@@ -11,12 +11,10 @@ a bad index leaving the table untouched.  Skips without a C++20 compiler.
 
 from __future__ import annotations
 
-import ctypes
-
 import numpy as np
 import pytest
 
-from cuda_emulation import build, compiler
+from cuda_emulation import RawModule, compiler
 from operators.sparse_normalize import _FREE, cuda_source
 
 pytestmark = pytest.mark.skipif(compiler() is None, reason="no host C++ compiler (g++/clang++)")
@@ -41,24 +39,22 @@ def reference(param, indices, use_max_norm, norm):
                                                            f"{np.dtype(s[1])}-vec{s[2]}")
 def kernels(request):
     table_dtype, index_dtype, vec = request.param
-    lib = build(cuda_source(table_dtype, index_dtype, vec))
-    return lib, table_dtype, index_dtype, vec
+    module = RawModule(code=cuda_source(table_dtype, index_dtype, vec))
+    return module, table_dtype, index_dtype, vec
 
 
 def launch(kernels, param, indices, use_max_norm=True, norm=1.0, grid=(3, 2), block=64):
     """The operator's two launches; returns (bad count, owner scratch after)."""
-    lib, _, _, vec = kernels
+    module, _, _, vec = kernels
     n_rows, width = param.shape[0], int(np.prod(param.shape[1:], dtype=np.int64))
     owner = np.full(n_rows + 1, _FREE, np.int32)
     bad = np.zeros(1, np.uint64)
-    ptr = ctypes.c_void_p
-    k, rows = ctypes.c_longlong(indices.size), ctypes.c_longlong(n_rows)
-    lib.launch_claim(ctypes.c_uint(grid[0]), ctypes.c_uint(256), ptr(indices.ctypes.data), k,
-                     rows, ptr(owner.ctypes.data), ptr(bad.ctypes.data))
-    lib.launch_rows(ctypes.c_uint(grid[1]), ctypes.c_uint(block), ptr(param.ctypes.data),
-                    ptr(indices.ctypes.data), k, rows, ctypes.c_longlong(width // vec),
-                    ptr(owner.ctypes.data), ptr(bad.ctypes.data), ctypes.c_float(norm),
-                    ctypes.c_int(int(use_max_norm)))
+    k = np.int64(indices.size)
+    module.get_function("sparse_normalize_claim")(
+        (grid[0],), (256,), (indices, k, np.int64(n_rows), owner, bad))
+    module.get_function("sparse_normalize_rows")(
+        (grid[1],), (block,), (param, indices, k, np.int64(n_rows), np.int64(width // vec),
+                               owner, bad, np.float32(norm), np.int32(use_max_norm)))
     return int(bad[0]), owner
 
 
