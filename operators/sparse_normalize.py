@@ -198,10 +198,12 @@ for _op_type in _native_fns:
 #      then -- only if no index was bad -- sums the row's squares in float32
 #      (vector loads, kept in registers), and scales and stores the row.
 # The host then reads the bad count (the one synchronisation) and raises if
-# it is non-zero: the table was not written.  ``owner`` is scratch of one
-# int32 per table row, kept per GPU between calls and left all-free by every
-# call, so per-call work grows with len(indices) x block, not with the table.
-# Row offsets are 64-bit (tables over 2**31 elements).
+# it grew: the table was not written.  Scratch is kept per GPU between calls:
+# ``owner`` (one int32 per table row, left all-free by every call) and the
+# bad counter, which only ever grows (the host remembers its last value, so
+# no per-call allocation or reset launch).  Per-call work grows with
+# len(indices) x block, not with the table.  Row offsets are 64-bit (tables
+# over 2**31 elements).
 
 _FREE = 0x7FFFFFFF  # an unclaimed row in the owner scratch
 _CUDA_SOURCE = r"""
@@ -245,10 +247,11 @@ extern "C" __global__ void sparse_normalize_claim(
 extern "C" __global__ void sparse_normalize_rows(
         store_t* __restrict__ param, const index_t* __restrict__ idx, long long k,
         long long n_rows, long long nvec, int* __restrict__ owner,
-        const unsigned long long* __restrict__ bad, float norm, int use_max_norm) {
+        const unsigned long long* __restrict__ bad, unsigned long long bad_before,
+        float norm, int use_max_norm) {
     const int lane = threadIdx.x & 31;
     const long long n_warps = ((long long)gridDim.x * blockDim.x) >> 5;
-    const bool write = *bad == 0ULL;
+    const bool write = *bad == bad_before;     /* no index of this call was bad */
     pack_t* table = reinterpret_cast<pack_t*>(param);
     for (long long p = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5; p < k;
          p += n_warps) {                       /* p is the same on every lane of a warp */
@@ -289,10 +292,25 @@ extern "C" __global__ void sparse_normalize_rows(
     }
 }
 """
-_cuda_modules = {}  # (GPU, store, index, vec) -> (claim, rows) kernels, built once each
-_owner_scratch = {}  # device id -> [int32 owner array, dirty flag]
+# Keyed by the CuPy module too, so a stand-in CuPy in tests never shares them.
+_cuda_modules = {}  # (cupy, GPU, store, index, vec) -> (claim, rows) kernels, built once
+_scratch = {}  # (cupy, GPU) -> _Scratch
 _THREADS = 256
 _MAX_BLOCKS = 1 << 16
+
+
+class _Scratch:
+    """Per-GPU scratch: the row owners (all free between calls) and the bad counter.
+
+    ``dirty`` is set while a call is in flight; a call that never finished
+    (an exception between launch and read-back) makes the next one start over.
+    """
+
+    def __init__(self, cp, n_rows):
+        self.owner = cp.full(max(n_rows, 1), _FREE, dtype=cp.int32)
+        self.bad = cp.zeros(1, dtype=cp.uint64)
+        self.seen = 0  # the counter's value after the last call
+        self.dirty = False
 
 
 def cuda_source(table_dtype, index_dtype, vec):
@@ -307,7 +325,7 @@ def cuda_source(table_dtype, index_dtype, vec):
 def _cuda_kernels(cp, device_id, table_dtype, index_dtype, vec):
     """The two kernels for one specialisation, loaded on GPU ``device_id`` (the
     current device: a loaded function belongs to the GPU it was loaded on)."""
-    key = (device_id, table_dtype.str, index_dtype.str, vec)
+    key = (cp, device_id, table_dtype.str, index_dtype.str, vec)
     if key not in _cuda_modules:
         module = cp.RawModule(code=cuda_source(table_dtype, index_dtype, vec),
                               options=("--std=c++14",))
@@ -316,12 +334,12 @@ def _cuda_kernels(cp, device_id, table_dtype, index_dtype, vec):
     return _cuda_modules[key]
 
 
-def _owners(cp, device_id, n_rows):
-    """The GPU's owner scratch, all rows free, at least n_rows long."""
-    entry = _owner_scratch.get(device_id)
-    if entry is None or entry[0].size < n_rows or entry[1]:
-        size = max(n_rows, entry[0].size if entry is not None and not entry[1] else 0, 1)
-        entry = _owner_scratch[device_id] = [cp.full(size, _FREE, dtype=cp.int32), False]
+def _scratch_for(cp, device_id, n_rows):
+    """This GPU's scratch, clean, with room for n_rows rows."""
+    entry = _scratch.get((cp, device_id))
+    if entry is None or entry.dirty or entry.owner.size < n_rows:
+        entry = _scratch[(cp, device_id)] = _Scratch(
+            cp, max(n_rows, entry.owner.size if entry is not None and not entry.dirty else 0))
     return entry
 
 
@@ -368,16 +386,16 @@ def sparse_normalize_cuda(ctx, param, indices, grad=None):
     per_pack = 16 // param.dtype.itemsize
     vec = per_pack if block % per_pack == 0 and param.data.ptr % 16 == 0 else 1
     claim, rows = _cuda_kernels(cp, ctx.device.device_id, param.dtype, flat.dtype, vec)
-    scratch = _owners(cp, ctx.device.device_id, n_rows)
-    bad = cp.zeros(1, dtype=cp.uint64)
-    scratch[1] = True  # until the rows kernel has freed every claim
+    scratch = _scratch_for(cp, ctx.device.device_id, n_rows)
+    scratch.dirty = True
     claim((min(-(-k // _THREADS), _MAX_BLOCKS),), (_THREADS,),
-          (flat, np.int64(k), np.int64(n_rows), scratch[0], bad))
+          (flat, np.int64(k), np.int64(n_rows), scratch.owner, scratch.bad))
     rows((min(-(-k // (_THREADS // 32)), _MAX_BLOCKS),), (_THREADS,),
-         (param, flat, np.int64(k), np.int64(n_rows), np.int64(block // vec), scratch[0], bad,
-          norm, np.int32(ctx.args["use_max_norm"])))
-    scratch[1] = False
-    if int(bad.get()[0]):  # the one host synchronisation
+         (param, flat, np.int64(k), np.int64(n_rows), np.int64(block // vec), scratch.owner,
+          scratch.bad, np.uint64(scratch.seen), norm, np.int32(ctx.args["use_max_norm"])))
+    bad_total = int(scratch.bad.get()[0])  # the one host synchronisation
+    bad_here, scratch.seen, scratch.dirty = bad_total - scratch.seen, bad_total, False
+    if bad_here:
         _raise_first_bad_index(ctx, flat, n_rows)
     return (param,)
 

@@ -130,6 +130,24 @@ def test_bad_indices_leave_table_untouched(gpu, indices, match):
         np.testing.assert_array_equal(blobs["param"], param)
 
 
+def test_calls_after_a_failed_call_still_write(gpu):
+    """The fused engine keeps its scratch (and bad counter) between calls."""
+    workspace.FeedBlob("param", np.full((6, 4), 2.0, np.float32), CUDA0)
+    for engine in _engines(gpu):
+        for indices, fails in (([1, 7], True), ([2, 2], False), ([9], True), ([3], False)):
+            workspace.FeedBlob("indices", np.array(indices, np.int32), CUDA0)
+            op = _op("SparseNormalize", engine, device_option=CUDA0)
+            if fails:
+                with pytest.raises(EnforceError, match="outside"):
+                    workspace.RunOperatorOnce(op)
+            else:
+                workspace.RunOperatorOnce(op)
+        out = workspace.FetchBlob("param")
+        np.testing.assert_allclose(out[[2, 3]], 0.5, rtol=1e-6)
+        np.testing.assert_array_equal(out[[0, 1, 4, 5]], 2.0)
+        workspace.FeedBlob("param", np.full((6, 4), 2.0, np.float32), CUDA0)
+
+
 def test_bad_arguments_and_dtypes(gpu):
     param = np.ones((4, 2), np.float32)
     idx = np.array([1])
