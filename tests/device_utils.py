@@ -97,12 +97,15 @@ def assert_close(actual, expected, what=""):
                                    rtol=tol, atol=tol, err_msg=what)
 
 
-def assert_devices_agree(op_def, feeds: dict, fetch=None):
+def assert_devices_agree(op_def, feeds: dict, fetch=None, needs_real_cuda=True):
     """CPU and CUDA give the same blobs, or fail alike leaving the blobs as fed.
 
-    Skips (with the reason) where CUDA is unavailable.  Returns the CPU blobs.
+    Skips (with the reason) where CUDA is unavailable, unless
+    ``needs_real_cuda=False`` (the caller installed tests/fake_cupy.py).
+    Returns the CPU blobs.
     """
-    skip_unless_cuda()
+    if needs_real_cuda:
+        skip_unless_cuda()
     cpu, cpu_error = run_on(op_def, feeds, "CPU", fetch)
     gpu, gpu_error = run_on(op_def, feeds, "CUDA", fetch)
     if cpu_error is not None or gpu_error is not None:
