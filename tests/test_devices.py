@@ -93,6 +93,20 @@ def test_zero_devices_and_broken_driver(monkeypatch, fresh_devices):
     assert not workspace.HasBlob("y")
 
 
+def test_context_basics(gpu):
+    ctx = devices.context_for(CUDA0)
+    assert ctx is devices.context_for(CUDA0)  # one context per GPU
+    assert ctx.name == "CUDA" and ctx.device_id == 0 and ctx.xp is gpu
+    assert ctx.is_available() and repr(ctx) == "DeviceContext(CUDA:0)"
+    x = ctx.copy_to_device(np.arange(3, dtype=np.float32))
+    assert ctx.is_device_array(x) and ctx.to_device(x) is x
+    ctx.synchronize()
+    np.testing.assert_array_equal(ctx.to_host(x), [0, 1, 2])
+    draws = [ctx.rng(7).standard_normal(4) for _ in range(2)]
+    assert ctx.is_device_array(draws[0])
+    np.testing.assert_array_equal(gpu.asnumpy(draws[0]), gpu.asnumpy(draws[1]))
+
+
 def test_device_id_out_of_range(gpu):
     n = _gpu_count(gpu)
     workspace.FeedBlob("x", np.ones(3, np.float32))

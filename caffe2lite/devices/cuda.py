@@ -100,8 +100,8 @@ class DeviceContext:
         return isinstance(value, self.xp.ndarray) and value.device.id == self.device_id
 
     def synchronize(self) -> None:
-        with self.device:
-            self.xp.cuda.Stream.null.synchronize()
+        """Wait for all work on this GPU (every stream)."""
+        self.device.synchronize()
 
     def rng(self, seed):
         with self.device:
