@@ -174,7 +174,7 @@ def sparse_normalize_native(ctx, param, indices, grad=None):
         return (param,)
     flat = np.ascontiguousarray(flat)
     seen = np.zeros(n_rows, dtype=np.uint8)
-    rows = np.empty(min(flat.size, n_rows), dtype=np.int64)
+    rows = np.empty(min(flat.size, n_rows) + 1, dtype=np.int64)  # +1: see the C file
     bad = _native_fns[ctx.op_def.type](
         param.ctypes.data, n_rows, block, flat.ctypes.data, flat.itemsize, flat.size,
         norm, int(ctx.args["use_max_norm"]), seen.ctypes.data, rows.ctypes.data)
