@@ -96,11 +96,17 @@ def torch_runner():
     return run
 
 
-def measure(fn, table0, indices, repeat, trace=True):
-    """Median seconds over fresh copies; peak traced bytes; the result of the last run."""
+def measure(fn, table0, indices, repeat, trace=True, evict=None):
+    """Median seconds over fresh copies; peak traced bytes; the result of the last run.
+
+    ``evict``: (src, dst) arrays copied before each timed run, so that the
+    table starts out of the caches whatever its size.
+    """
     times = []
     for _ in range(repeat):
         table = table0.copy()
+        if evict is not None:
+            np.copyto(*evict)
         times.append(_timed(lambda: fn(table, indices)))
     peak = None
     if trace:
@@ -160,6 +166,7 @@ def main(argv=None):
         results.append(row)
         print_row(row)
     print_table(results, impls)
+    scaling(impls, args.repeat, quick=args.quick)
     if args.plot:
         plot(results, impls, args.plot)
     return 0
@@ -201,6 +208,25 @@ def print_table(results, impls):
     print(f"\nTargets: >= {TARGET_VS_TORCH:.0f}x faster than torch.embedding_renorm_, "
           f"<= {TARGET_VS_BOUND:.0f}x the memory bound, extra memory <= touched rows + "
           f"1 byte per table row ('MISSED' marks a miss).")
+
+
+def scaling(impls, repeat, quick=False):
+    """The same indices on a table 10x taller: the cost should not follow the table."""
+    n_rows, block, n = (20_000, 32, 2_000) if quick else (200_000, 32, 20_000)
+    rng = np.random.default_rng(1)
+    indices = rng.integers(0, n_rows, n, dtype=np.int64)
+    ours = {k: v for k, v in impls.items() if k.startswith("caffe2lite")}
+    scratch = np.ones(2 ** 27, np.float32)  # 512 MB, copied between runs to flush caches
+    evict = (np.empty_like(scratch), scratch)
+    print(f"\nSame {n:,} indices, table {n_rows:,} x {block} vs 10x taller "
+          f"(caches flushed before each run):")
+    for rows in (n_rows, 10 * n_rows):
+        table0 = rng.standard_normal((rows, block), dtype=np.float32) + 1.0
+        cells = []
+        for name, fn in ours.items():
+            seconds, peak, _ = measure(fn, table0, indices, repeat, evict=evict)
+            cells.append(f"{name} {seconds * 1e3:.2f} ms, extra {peak / 1e6:.2f} MB")
+        print(f"  {rows:>10,} rows ({table0.nbytes / 1e6:.0f} MB): " + "; ".join(cells))
 
 
 def plot(results, impls, path):
