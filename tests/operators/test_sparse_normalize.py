@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from caffe2lite import core, registry, workspace
-from caffe2lite.errors import ArgumentError, BlobNotFound, EnforceError, SchemaError
+from caffe2lite.errors import (ArgumentError, BlobNotFound, EnforceError, GradientError,
+                               SchemaError)
 from caffe2lite.protoio import load_net
 from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT
 
@@ -219,6 +220,17 @@ def test_schema_declaration():
         assert schema.gradient == SHOULD_NOT_DO_GRADIENT
         assert {a.name: a.default for a in schema.args} == {"use_max_norm": True, "norm": 1.0}
         assert [name for name, _ in schema.inputs] == ["param", "indices", "grad"]
+
+
+def test_building_a_gradient_through_it_is_an_error():
+    if not hasattr(core.Net, "AddGradientOperators"):
+        pytest.skip("core.Net.AddGradientOperators is not in this checkout (another branch "
+                    "adds the gradient engine)")
+    net = core.Net("grad")
+    net.SparseNormalize(["w", "idx"], ["w"])
+    with pytest.raises(GradientError, match="should not call gradient for operator "
+                                            "SparseNormalize"):
+        net.AddGradientOperators(["w"])
 
 
 # -- bad input: clear error, table bit-identical ----------------------------------
