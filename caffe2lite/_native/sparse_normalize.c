@@ -96,6 +96,9 @@ static float reduce_lanes(float *acc) {
         return -1;                                                                       \
     }
 
+/* Bumped whenever a signature above changes, so that a stale build is ignored. */
+int32_t caffe2lite_sparse_normalize_abi(void) { return 1; }
+
 DEFINE_SPARSE_NORMALIZE(caffe2lite_sparse_normalize_f32, float)
 
 #ifdef __FLT16_MAX__ /* gcc >= 12 / clang on x86-64 and arm64 */

@@ -8,6 +8,9 @@ library was built) runs the same checks.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -180,6 +183,23 @@ def test_updates_the_table_in_place(engine):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("view", ["strided", "transposed"])
+def test_non_contiguous_table_updated_through_the_view(engine, view):
+    """A table another op left as a view (not C-contiguous) is updated where it lives."""
+    base = np.random.default_rng(3).standard_normal((12, 10)).astype(np.float32) * 2
+    table = base[:, ::2] if view == "strided" else base.T
+    before, base_before = table.copy(), base.copy()
+    workspace.current().blob_dict["w"] = table
+    workspace.FeedBlob("idx", np.array([1, 4, 4, 0]))
+    workspace.RunOperatorOnce(core.CreateOperator("SparseNormalize", ["w", "idx"], ["w"],
+                                                  engine=engine))
+    assert workspace.current().blob_dict["w"] is table
+    np.testing.assert_allclose(table, reference(before, [1, 4, 4, 0]), rtol=1e-6)
+    if view == "strided":  # the other columns of the base array are not touched
+        assert base[:, 1::2].tobytes() == base_before[:, 1::2].tobytes()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_big_table_is_not_copied(engine):
     """Peak extra memory follows the touched rows, not a 10x larger table."""
     indices = np.random.default_rng(0).integers(0, 20_000, 2_000)
@@ -210,6 +230,26 @@ def test_net_sugar_and_arguments_defaults():
     workspace.CreateNet(net)
     workspace.RunNet(net.Name())
     np.testing.assert_allclose(workspace.FetchBlob("w"), reference(param, [0, 1]), rtol=1e-6)
+
+
+def test_runs_without_the_c_library():
+    """No C library (no compiler, or disabled): NUMPY is the engine and the op works."""
+    root = Path(__file__).resolve().parents[2]
+    code = ("import numpy as np\n"
+            "from caffe2lite import core, registry, workspace\n"
+            "assert not any(e == 'NATIVE' for (_t, _d, e) in registry.kernels())\n"
+            "workspace.FeedBlob('w', np.array([[3, 4], [1, 0]], np.float32))\n"
+            "workspace.FeedBlob('idx', np.array([0, 1]))\n"
+            "workspace.RunOperatorOnce(core.CreateOperator("
+            "'SparseNormalize', ['w', 'idx'], ['w'], norm=2.5))\n"
+            "print(workspace.FetchBlob('w').tolist())\n")
+    env = {**os.environ, "CAFFE2LITE_DISABLE_NATIVE": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(root),
+                                                       os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[[1.5, 2.0], [1.0, 0.0]]"
 
 
 def test_schema_declaration():
