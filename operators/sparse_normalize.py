@@ -35,7 +35,8 @@ TABLE_DTYPES = {"SparseNormalize": np.dtype(np.float32),
                 "Float16SparseNormalize": np.dtype(np.float16)}
 INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
 CHUNK_BYTES = 1 << 18  # float32 scratch per NumPy step: small enough to stay in L2
-UNIQUE_BELOW = 32  # np.unique (sorting) when rows > UNIQUE_BELOW * len(indices), else a mask
+UNIQUE_BELOW = 512  # np.unique (sorting) when rows > 512 * len(indices), else a mask:
+# measured crossover, e.g. 2M rows: 20k indices mask 0.9 ms vs unique 2.6 ms, 2k 0.37 vs 0.16
 
 
 def _schema(op_type, dtype_doc):

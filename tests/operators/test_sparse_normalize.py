@@ -101,12 +101,14 @@ def test_matches_reference(engine, case):
 
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("op_type", sorted(OPS))
-@pytest.mark.parametrize("n_indices", [5, 50, 500, 5000])
-def test_duplicates_equal_distinct_rows_once(engine, op_type, n_indices):
-    """Few and many indices (both de-duplication strategies), many repeats."""
+@pytest.mark.parametrize("n_rows, n_indices", [(5000, 3), (1000, 5), (1000, 50),
+                                                 (1000, 500), (1000, 5000)])
+def test_duplicates_equal_distinct_rows_once(engine, op_type, n_rows, n_indices):
+    """Few and many indices (every de-duplication strategy of both engines), repeats."""
     rng = np.random.default_rng(n_indices)
-    param = (rng.standard_normal((1000, 6)) * 3).astype(OPS[op_type])
-    indices = rng.integers(0, 1000, n_indices)
+    param = (rng.standard_normal((n_rows, 6)) * 3).astype(OPS[op_type])
+    indices = rng.integers(0, n_rows, n_indices)
+    indices = np.concatenate([indices, indices[::2]])  # at least one repeat
     out = run(op_type, param, indices, engine, norm=1.5)
     np.testing.assert_allclose(out, reference(param, indices, True, 1.5),
                                **TOL[OPS[op_type]])
