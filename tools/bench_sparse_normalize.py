@@ -252,7 +252,8 @@ def plot(results, impls, path):
     ax.set_yscale("log")
     ax.set_ylabel("ms (best of the repetitions, log scale)")
     ax.set_title("SparseNormalize on CPU (max-norm, every touched row above the bound)")
-    ax.legend()
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=len(names),
+              fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     print(f"plot saved to {path}")
