@@ -21,6 +21,7 @@ built, "NATIVE" (preferred automatically; see caffe2lite/_native).
 from __future__ import annotations
 
 import ctypes
+import inspect
 import warnings
 
 import numpy as np
@@ -40,8 +41,11 @@ UNIQUE_BELOW = 512  # np.unique (sorting) when rows > 512 * len(indices), else a
 
 
 def _schema(op_type, dtype_doc):
+    """The schema shared by both table types; it records the caller's line as its site."""
+    caller = inspect.stack()[1]
     return OpSchema(
-        op_type, num_inputs=(2, 3), num_outputs=1, enforce_inplace="one_to_one",
+        op_type, file=caller.filename, line=caller.lineno,
+        num_inputs=(2, 3), num_outputs=1, enforce_inplace="one_to_one",
         inputs=[("param", f"the embedding table, {dtype_doc}, rank >= 1; row r is param[r] "
                           f"(block = product of dims 1..)"),
                 ("indices", "int32 or int64, any shape: the rows to normalise "
