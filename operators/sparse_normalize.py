@@ -21,6 +21,8 @@ built, "NATIVE" (preferred automatically; see caffe2lite/_native).
 from __future__ import annotations
 
 import ctypes
+import inspect
+import warnings
 
 import numpy as np
 
@@ -34,12 +36,16 @@ TABLE_DTYPES = {"SparseNormalize": np.dtype(np.float32),
                 "Float16SparseNormalize": np.dtype(np.float16)}
 INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
 CHUNK_BYTES = 1 << 18  # float32 scratch per NumPy step: small enough to stay in L2
-UNIQUE_BELOW = 32  # np.unique (sorting) when rows > UNIQUE_BELOW * len(indices), else a mask
+UNIQUE_BELOW = 512  # np.unique (sorting) when rows > 512 * len(indices), else a mask:
+# measured crossover, e.g. 2M rows: 20k indices mask 0.9 ms vs unique 2.6 ms, 2k 0.37 vs 0.16
 
 
 def _schema(op_type, dtype_doc):
+    """The schema shared by both table types; it records the caller's line as its site."""
+    caller = inspect.stack()[1]
     return OpSchema(
-        op_type, num_inputs=(2, 3), num_outputs=1, enforce_inplace="one_to_one",
+        op_type, file=caller.filename, line=caller.lineno,
+        num_inputs=(2, 3), num_outputs=1, enforce_inplace="one_to_one",
         inputs=[("param", f"the embedding table, {dtype_doc}, rank >= 1; row r is param[r] "
                           f"(block = product of dims 1..)"),
                 ("indices", "int32 or int64, any shape: the rows to normalise "
@@ -148,7 +154,12 @@ def _normalize_chunk(param, chunk, block, norm, use_max_norm):
 
 
 # -- NATIVE engine: caffe2lite/_native/sparse_normalize.c, when it was built -----
+NATIVE_ABI = 1  # must match caffe2lite_sparse_normalize_abi() in the C file
 _lib = _native.load("_sparse_normalize")
+if _lib is not None and _native.abi(_lib, "caffe2lite_sparse_normalize_abi") != NATIVE_ABI:
+    warnings.warn("caffe2lite: the built SparseNormalize C library is stale (rebuild with "
+                  "`pip install -e .`); using the NumPy engine", RuntimeWarning, stacklevel=1)
+    _lib = None
 _native_fns = {}
 if _lib is not None:
     _native_fns["SparseNormalize"] = _lib.caffe2lite_sparse_normalize_f32
@@ -174,7 +185,7 @@ def sparse_normalize_native(ctx, param, indices, grad=None):
         return (param,)
     flat = np.ascontiguousarray(flat)
     seen = np.zeros(n_rows, dtype=np.uint8)
-    rows = np.empty(min(flat.size, n_rows), dtype=np.int64)
+    rows = np.empty(min(flat.size, n_rows) + 1, dtype=np.int64)  # +1: see the C file
     bad = _native_fns[ctx.op_def.type](
         param.ctypes.data, n_rows, block, flat.ctypes.data, flat.itemsize, flat.size,
         norm, int(ctx.args["use_max_norm"]), seen.ctypes.data, rows.ctypes.data)

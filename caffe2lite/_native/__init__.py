@@ -39,3 +39,13 @@ def load(stem: str) -> ctypes.CDLL | None:
         except OSError:  # built for another platform, or a broken file
             _cache[stem] = None
     return _cache[stem]
+
+
+def abi(lib: ctypes.CDLL, symbol: str) -> int | None:
+    """The int returned by ``symbol()`` in ``lib`` (its ABI version), None if absent."""
+    fn = getattr(lib, symbol, None)
+    if fn is None:
+        return None
+    fn.restype = ctypes.c_int32
+    fn.argtypes = []
+    return fn()

@@ -7,10 +7,16 @@
  * (BENCHMARKS.md, section sparse-normalize).
  *
  * Plain C, no Python headers: loaded with ctypes by caffe2lite/_native.
- * The caller (operators/sparse_normalize.py) passes zeroed scratch: `seen`
- * (one byte per table row) and `rows` (min(n, n_rows) int64).  Nothing in
+ * The caller (operators/sparse_normalize.py) passes scratch: `seen`, one zeroed
+ * byte per table row, and `rows`, room for min(n, n_rows) + 1 int64 (the
+ * branch-free scan below stores one candidate past the last row).  Nothing in
  * `param` is written before every index has been checked.  Single-threaded
  * and with a fixed summation order, so results are the same bits on every run.
+ *
+ * Memory-check it with AddressSanitizer: build the library with
+ * `gcc -g -std=c11 -fsanitize=address -shared -fPIC` in place of the built one and run
+ * tests/operators/test_sparse_normalize.py under
+ * `ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD=$(gcc -print-file-name=libasan.so)`.
  */
 #include <math.h>
 #include <stdint.h>
@@ -24,7 +30,9 @@ static int64_t index_at(const void *indices, int32_t index_bytes, int64_t i) {
 }
 
 /* Validate every index, mark rows in `seen` and list the distinct rows in
- * `rows`; returns their number, or -(position + 1) of the first bad index. */
+ * `rows`; returns their number, or -(position + 1) of the first bad index.
+ * Each loop stores a candidate at rows[k] and advances k only when it counts,
+ * so it writes at most rows[min(n, n_rows)]. */
 static int64_t distinct_rows(int64_t n_rows, const void *indices, int32_t index_bytes,
                              int64_t n, uint8_t *seen, int64_t *rows) {
     int64_t k = 0;
@@ -87,6 +95,9 @@ static float reduce_lanes(float *acc) {
         }                                                                                \
         return -1;                                                                       \
     }
+
+/* Bumped whenever a signature above changes, so that a stale build is ignored. */
+int32_t caffe2lite_sparse_normalize_abi(void) { return 1; }
 
 DEFINE_SPARSE_NORMALIZE(caffe2lite_sparse_normalize_f32, float)
 

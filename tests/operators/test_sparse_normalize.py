@@ -8,6 +8,9 @@ library was built) runs the same checks.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -18,7 +21,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from caffe2lite import core, registry, workspace
-from caffe2lite.errors import ArgumentError, BlobNotFound, EnforceError, SchemaError
+from caffe2lite.errors import (ArgumentError, BlobNotFound, EnforceError, GradientError,
+                               SchemaError)
 from caffe2lite.protoio import load_net
 from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT
 
@@ -97,12 +101,14 @@ def test_matches_reference(engine, case):
 
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("op_type", sorted(OPS))
-@pytest.mark.parametrize("n_indices", [5, 50, 500, 5000])
-def test_duplicates_equal_distinct_rows_once(engine, op_type, n_indices):
-    """Few and many indices (both de-duplication strategies), many repeats."""
+@pytest.mark.parametrize("n_rows, n_indices", [(5000, 3), (1000, 5), (1000, 50),
+                                                 (1000, 500), (1000, 5000)])
+def test_duplicates_equal_distinct_rows_once(engine, op_type, n_rows, n_indices):
+    """Few and many indices (every de-duplication strategy of both engines), repeats."""
     rng = np.random.default_rng(n_indices)
-    param = (rng.standard_normal((1000, 6)) * 3).astype(OPS[op_type])
-    indices = rng.integers(0, 1000, n_indices)
+    param = (rng.standard_normal((n_rows, 6)) * 3).astype(OPS[op_type])
+    indices = rng.integers(0, n_rows, n_indices)
+    indices = np.concatenate([indices, indices[::2]])  # at least one repeat
     out = run(op_type, param, indices, engine, norm=1.5)
     np.testing.assert_allclose(out, reference(param, indices, True, 1.5),
                                **TOL[OPS[op_type]])
@@ -179,6 +185,23 @@ def test_updates_the_table_in_place(engine):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("view", ["strided", "transposed"])
+def test_non_contiguous_table_updated_through_the_view(engine, view):
+    """A table another op left as a view (not C-contiguous) is updated where it lives."""
+    base = np.random.default_rng(3).standard_normal((12, 10)).astype(np.float32) * 2
+    table = base[:, ::2] if view == "strided" else base.T
+    before, base_before = table.copy(), base.copy()
+    workspace.current().blob_dict["w"] = table
+    workspace.FeedBlob("idx", np.array([1, 4, 4, 0]))
+    workspace.RunOperatorOnce(core.CreateOperator("SparseNormalize", ["w", "idx"], ["w"],
+                                                  engine=engine))
+    assert workspace.current().blob_dict["w"] is table
+    np.testing.assert_allclose(table, reference(before, [1, 4, 4, 0]), rtol=1e-6)
+    if view == "strided":  # the other columns of the base array are not touched
+        assert base[:, 1::2].tobytes() == base_before[:, 1::2].tobytes()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_big_table_is_not_copied(engine):
     """Peak extra memory follows the touched rows, not a 10x larger table."""
     indices = np.random.default_rng(0).integers(0, 20_000, 2_000)
@@ -211,6 +234,26 @@ def test_net_sugar_and_arguments_defaults():
     np.testing.assert_allclose(workspace.FetchBlob("w"), reference(param, [0, 1]), rtol=1e-6)
 
 
+def test_runs_without_the_c_library():
+    """No C library (no compiler, or disabled): NUMPY is the engine and the op works."""
+    root = Path(__file__).resolve().parents[2]
+    code = ("import numpy as np\n"
+            "from caffe2lite import core, registry, workspace\n"
+            "assert not any(e == 'NATIVE' for (_t, _d, e) in registry.kernels())\n"
+            "workspace.FeedBlob('w', np.array([[3, 4], [1, 0]], np.float32))\n"
+            "workspace.FeedBlob('idx', np.array([0, 1]))\n"
+            "workspace.RunOperatorOnce(core.CreateOperator("
+            "'SparseNormalize', ['w', 'idx'], ['w'], norm=2.5))\n"
+            "print(workspace.FetchBlob('w').tolist())\n")
+    env = {**os.environ, "CAFFE2LITE_DISABLE_NATIVE": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(root),
+                                                       os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[[1.5, 2.0], [1.0, 0.0]]"
+
+
 def test_schema_declaration():
     for op_type in OPS:
         schema = registry.get_schema(op_type)
@@ -219,6 +262,17 @@ def test_schema_declaration():
         assert schema.gradient == SHOULD_NOT_DO_GRADIENT
         assert {a.name: a.default for a in schema.args} == {"use_max_norm": True, "norm": 1.0}
         assert [name for name, _ in schema.inputs] == ["param", "indices", "grad"]
+
+
+def test_building_a_gradient_through_it_is_an_error():
+    if not hasattr(core.Net, "AddGradientOperators"):
+        pytest.skip("core.Net.AddGradientOperators is not in this checkout (another branch "
+                    "adds the gradient engine)")
+    net = core.Net("grad")
+    net.SparseNormalize(["w", "idx"], ["w"])
+    with pytest.raises(GradientError, match="should not call gradient for operator "
+                                            "SparseNormalize"):
+        net.AddGradientOperators(["w"])
 
 
 # -- bad input: clear error, table bit-identical ----------------------------------
