@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from caffe2lite import registry
+from caffe2lite import devices, registry
 from caffe2lite.arguments import parse_arguments
 from caffe2lite.devices import context_for
 from caffe2lite.errors import (BlobNotFound, Caffe2LiteError, DeviceUnavailable,
@@ -104,6 +104,8 @@ class Operator:
         except DeviceUnavailable as e:
             raise e.with_context(where) from e
         kernel, engine = _resolve_kernel(op_def, schema, device, where)
+        if engine != FALLBACK_ENGINE:
+            kernel = device.guard_kernel(kernel, op_def, schema, where)
         args = parse_arguments(op_def, schema, where)
         for i, name in enumerate(op_def.input):
             if name not in produced and not workspace.has_blob(name):
@@ -138,9 +140,25 @@ class Operator:
                 return BlobNotFound(f"{self.where}: input {i} "
                                     f"({_input_label(self.schema, i)}) blob '{name}' "
                                     f"{'is empty (never written)' if name in blobs else 'does not exist'}")
+        misplaced = self._misplaced_input(blobs)
+        if misplaced is not None:
+            return misplaced
         if isinstance(exc, Caffe2LiteError):
             return exc if str(exc).startswith(self.where) else exc.with_context(self.where)
         return OperatorError(f"{self.where}: {type(exc).__name__}: {exc}")
+
+    def _misplaced_input(self, blobs):
+        """A CPU op fed a GPU array fails somewhere inside NumPy; say what really went
+        wrong.  Checked only after a failure, so the CPU hot loop pays nothing."""
+        if self.ctx.device.name != "CPU" or self.schema.inputs_can_cross_devices:
+            return None
+        expected, _ = devices.blob_devices(self.op_def, self.schema)
+        for i, name in enumerate(self.inputs):
+            found = devices.location(blobs.get(name))
+            if found is not None and found != expected[i]:
+                return devices.wrong_device_error(self.where, "input", i, name, found,
+                                                  expected[i])
+        return None
 
 
 def check_outputs(op: Operator, results):
@@ -159,12 +177,16 @@ def check_outputs(op: Operator, results):
 def _normalize_output(op: Operator, value):
     if isinstance(value, (np.generic, int, float, bool)):
         return np.asarray(value)
-    if isinstance(value, np.ndarray) or op.ctx.device.is_device_array(value):
+    if op.ctx.device.is_device_array(value) or \
+            isinstance(value, np.ndarray) and not devices.is_device_array(value):
         return value
     if isinstance(value, (str, bytes)) or getattr(op.schema, "opaque_outputs", False):
         return value
     raise OperatorError(f"{op.where}: kernel returned a {type(value).__name__}, expected an "
                         f"array on {op.ctx.device.name}")
+
+
+FALLBACK_ENGINE = "CPU_FALLBACK"  # the engine name a GPU-fallback kernel reports
 
 
 def _resolve_kernel(op_def, schema, device, where):
@@ -175,7 +197,7 @@ def _resolve_kernel(op_def, schema, device, where):
             raise
     from caffe2lite.devices.fallback import cpu_fallback_kernel  # CUDA only
 
-    return cpu_fallback_kernel(op_def, where), "CPU_FALLBACK"
+    return cpu_fallback_kernel(op_def, where), FALLBACK_ENGINE
 
 
 def _input_label(schema, i):

@@ -90,6 +90,11 @@ class OpSchema:
     GRADIENT_NOT_IMPLEMENTED_YET, or None when nothing is declared.
     ``allow_unknown_args`` opts out of rejecting undeclared arguments.
     ``cpu_fallback`` lets a CUDA op run its CPU kernel (Caffe2's GPUFallbackOp).
+    ``infer_device`` is Caffe2's DeviceInferenceFunction, ``op_def -> (input
+    DeviceOptions, output DeviceOptions)``, for ops whose blobs do not all live
+    on the op's device (CopyGPUToCPU, ...); None means every blob does.
+    ``inputs_can_cross_devices`` (Caffe2's InputsCanCrossDevices) lets inputs
+    come from any device, so the CUDA path does not check where they live.
     ``needs_workspace`` hands the kernel ``ctx.workspace`` (Caffe2's
     pass_workspace); ``opaque_outputs`` lets it write non-array blobs.
     """
@@ -108,6 +113,8 @@ class OpSchema:
     num_inputs_outputs: Callable[[int, int], bool] | None = None
     output_calculator: Callable[[int], int] | None = None
     cpu_fallback: bool = False
+    infer_device: Callable | None = None
+    inputs_can_cross_devices: bool = False
     needs_workspace: bool = False
     opaque_outputs: bool = False
     private: bool = False

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from caffe2lite import devices
 from caffe2lite.errors import EnforceError
 from caffe2lite.proto import caffe2_pb2
 
@@ -160,10 +161,12 @@ def blob_to_proto(name: str, value) -> caffe2_pb2.BlobProto:
         blob.type = STRING_BLOB_TYPE
         blob.content = value.encode("utf-8") if isinstance(value, str) else value
     else:
-        host = value.get() if hasattr(value, "get") and not isinstance(value, np.ndarray) \
-            else value
         blob.type = TENSOR_BLOB_TYPE
-        blob.tensor.CopyFrom(tensor_to_proto(host, name))
+        blob.tensor.CopyFrom(tensor_to_proto(devices.to_host(value), name))
+        where = devices.location(value)
+        if where is not None and where[0] != caffe2_pb2.CPU:
+            # Caffe2 records the device a tensor was serialized from.
+            blob.tensor.device_detail.device_type, blob.tensor.device_detail.device_id = where
     return blob
 
 

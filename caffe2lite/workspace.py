@@ -16,7 +16,7 @@ import numpy as np
 from google.protobuf.message import Message
 
 from caffe2lite import registry, scope
-from caffe2lite.devices import context_for
+from caffe2lite.devices import context_for, is_device_array, to_host
 from caffe2lite.errors import BlobNotFound, EnforceError, NetError, WorkspaceError
 from caffe2lite.net import create_net
 from caffe2lite.operator import Operator, operator_tracebacks  # noqa: F401 (Caffe2's name)
@@ -90,7 +90,11 @@ class Workspace:
         return self.blob_dict.pop(StringifyBlobName(name), _MISSING) is not _MISSING
 
     def feed_blob(self, name, arr, device_option=None) -> bool:
-        """Store a copy of ``arr`` (or a string) under ``name`` on the given device."""
+        """Store a copy of ``arr`` (or a string) under ``name`` on the given device.
+
+        NumPy and CuPy arrays are accepted for any device and copied there
+        (with ``device_option`` None, the current DeviceScope decides).
+        """
         name = StringifyBlobName(name)
         if isinstance(arr, caffe2_pb2.TensorProto):
             arr = proto_to_tensor(arr)
@@ -100,33 +104,35 @@ class Workspace:
         if device_option is None:
             device_option = scope.CurrentDeviceScope()
         ctx = context_for(device_option)
-        if isinstance(arr, np.ndarray):
-            if arr.dtype.kind in "SU":
-                arr = arr.astype(object)
-            value = np.array(arr, copy=True, order="C")
-            value = value if ctx.name == "CPU" else ctx.to_device(value)
-        elif ctx.is_device_array(arr) or ctx.name != "CPU" and hasattr(arr, "__cuda_array_interface__"):
-            value = ctx.to_device(arr).copy()
-        elif hasattr(arr, "__cuda_array_interface__"):
-            value = context_for(None).to_device(arr)
-        else:
+        on_gpu = is_device_array(arr)
+        if not on_gpu and not isinstance(arr, np.ndarray):
             raise EnforceError(
                 f"FeedBlob('{name}'): Unexpected type of argument - only numpy array or string "
                 f"are supported for feeding, got {type(arr).__name__}")
+        if ctx.name == "CPU":
+            value = to_host(arr) if on_gpu else arr
+            if value.dtype.kind in "SU":
+                value = value.astype(object)
+            value = np.array(value, copy=True, order="C")
+        else:
+            if not on_gpu and arr.dtype.kind in "OSU":
+                raise EnforceError(f"FeedBlob('{name}'): a {arr.dtype} array cannot live on "
+                                   f"{ctx.name}; feed strings to the CPU")
+            value = ctx.copy_to_device(arr)
         self.blob_dict[name] = value
         return True
 
     def fetch_blob(self, name):
-        """A host copy of a tensor blob, or the string held by a string blob."""
+        """A host (NumPy) copy of a tensor blob on any device, or a string blob's value."""
         name = StringifyBlobName(name)
         try:
             value = self.blob_dict[name]
         except KeyError:
             raise BlobNotFound(f"Can't find blob: {name} (workspace '{self.name}')") from None
+        if is_device_array(value):
+            return to_host(value)
         if isinstance(value, np.ndarray):
             return value.copy()
-        if hasattr(value, "__cuda_array_interface__"):
-            return context_for(None).to_host(value)
         return value
 
     # -- nets and operators --------------------------------------------------

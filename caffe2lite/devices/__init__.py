@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import importlib
 
-from caffe2lite.errors import DeviceUnavailable
+import numpy as np
+
+from caffe2lite.errors import DeviceUnavailable, EnforceError
 from caffe2lite.proto import caffe2_pb2
 
 _MODULES = {caffe2_pb2.CPU: "cpu", caffe2_pb2.CUDA: "cuda"}
@@ -39,3 +41,79 @@ def context_for(device_option=None):
 
 def cpu_context():
     return context_for(None)
+
+
+def device_key(device_option=None) -> tuple[int, int]:
+    """(device_type, device_id) of a DeviceOption; every CPU option is (CPU, 0)."""
+    if device_option is None or device_option.device_type == caffe2_pb2.CPU:
+        return (caffe2_pb2.CPU, 0)
+    return (device_option.device_type, device_option.device_id)
+
+
+def key_name(key: tuple[int, int]) -> str:
+    """'CPU' or 'CUDA:1': how errors name a device."""
+    if key[0] == caffe2_pb2.CPU:
+        return "CPU"
+    name = "CUDA" if key[0] == caffe2_pb2.CUDA else f"device_type {key[0]}"
+    return f"{name}:{key[1]}"
+
+
+def is_device_array(value) -> bool:
+    """True for arrays in GPU memory (CuPy, or anything with the CUDA array interface).
+
+    Asked of the type: on an instance, CuPy builds the interface dict each time.
+    """
+    return hasattr(type(value), "__cuda_array_interface__")
+
+
+def location(value):
+    """The device key an array lives on, or None for a value that is not an array.
+
+    Used on the CUDA path, on error paths and by the workspace; never by the CPU hot loop.
+    """
+    if type(value) is np.ndarray:
+        return (caffe2_pb2.CPU, 0)
+    if is_device_array(value):
+        device = getattr(value, "device", None)
+        return (caffe2_pb2.CUDA, int(getattr(device, "id", 0)))
+    if isinstance(value, (np.ndarray, np.generic)):
+        return (caffe2_pb2.CPU, 0)
+    return None
+
+
+def to_host(value):
+    """A NumPy array for a device array (a copy); any other value as it is."""
+    if not is_device_array(value):
+        return value
+    get = getattr(value, "get", None)
+    if get is None:
+        raise EnforceError(f"cannot copy a {type(value).__name__} from the GPU to the host: "
+                           f"caffe2lite holds device data as CuPy arrays")
+    return get()
+
+
+def blob_devices(op_def, schema):
+    """Caffe2's device inference: (device keys of the inputs, of the outputs).
+
+    Every blob lives on the op's device unless the schema's ``infer_device``
+    says otherwise (cross-device copies).
+    """
+    infer = getattr(schema, "infer_device", None)
+    if infer is None:
+        key = device_key(op_def.device_option if op_def.HasField("device_option") else None)
+        return [key] * len(op_def.input), [key] * len(op_def.output)
+    inputs, outputs = infer(op_def)
+    return [device_key(o) for o in inputs], [device_key(o) for o in outputs]
+
+
+def wrong_device_error(where, what, index, name, found, expected) -> EnforceError:
+    """The error for a blob on the wrong device, saying how to move it."""
+    if expected[0] == caffe2_pb2.CPU:
+        fix = "copy it to the host first (CopyGPUToCPU or EnsureCPUOutput)"
+    elif found[0] == caffe2_pb2.CPU:
+        fix = (f"copy it to the GPU first (CopyCPUToGPU under a {key_name(expected)} "
+               f"DeviceOption) or feed it with that DeviceOption")
+    else:
+        fix = f"copy it to {key_name(expected)} first"
+    return EnforceError(f"{where}: {what} {index} ('{name}') is on {key_name(found)}, "
+                        f"but the op expects it on {key_name(expected)}: {fix}")

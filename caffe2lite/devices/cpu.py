@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from caffe2lite.devices import is_device_array, to_host
 from caffe2lite.proto import caffe2_pb2
 
 
@@ -24,15 +25,25 @@ class DeviceContext:
     @staticmethod
     def to_device(value):
         """Return a NumPy array for ``value`` (CuPy arrays are copied to the host)."""
-        if hasattr(value, "get") and not isinstance(value, np.ndarray):
-            return value.get()
-        return value
+        return to_host(value)
 
     to_host = to_device
 
     @staticmethod
+    def copy_to_device(value):
+        """A new C-contiguous NumPy array holding ``value`` (GPU data is downloaded)."""
+        return np.array(to_host(value), copy=True, order="C")
+
+    @staticmethod
     def is_device_array(value) -> bool:
-        return isinstance(value, np.ndarray)
+        """A host array (GPU arrays may subclass ndarray, so they are excluded)."""
+        return isinstance(value, np.ndarray) and not is_device_array(value)
+
+    @staticmethod
+    def guard_kernel(kernel, op_def, schema, where):
+        """CPU kernels run unwrapped: the CPU hot loop pays nothing for device checks
+        (a GPU input is diagnosed only when the op fails, in Operator.failure)."""
+        return kernel
 
     @staticmethod
     def synchronize() -> None:

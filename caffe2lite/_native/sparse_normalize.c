@@ -1,0 +1,109 @@
+/* SparseNormalize on CPU as one pass over the touched rows (the NATIVE engine).
+ *
+ * Why C: the NumPy kernel has to gather the touched rows into a buffer, compute
+ * norms, scale and scatter them back, i.e. several passes with random row
+ * access.  Here each distinct row is read, scaled and written while it is in
+ * cache, and the next rows are prefetched, which roughly halves the time
+ * (BENCHMARKS.md, section sparse-normalize).
+ *
+ * Plain C, no Python headers: loaded with ctypes by caffe2lite/_native.
+ * The caller (operators/sparse_normalize.py) passes scratch: `seen`, one zeroed
+ * byte per table row, and `rows`, room for min(n, n_rows) + 1 int64 (the
+ * branch-free scan below stores one candidate past the last row).  Nothing in
+ * `param` is written before every index has been checked.  Single-threaded
+ * and with a fixed summation order, so results are the same bits on every run.
+ *
+ * Memory-check it with AddressSanitizer: build the library with
+ * `gcc -g -std=c11 -fsanitize=address -shared -fPIC` in place of the built one and run
+ * tests/operators/test_sparse_normalize.py under
+ * `ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD=$(gcc -print-file-name=libasan.so)`.
+ */
+#include <math.h>
+#include <stdint.h>
+
+#define LANES 16 /* fixed partial sums: vectorisable and deterministic */
+#define AHEAD 8  /* rows prefetched ahead of the one being normalised */
+
+static int64_t index_at(const void *indices, int32_t index_bytes, int64_t i) {
+    return index_bytes == 8 ? ((const int64_t *)indices)[i]
+                            : (int64_t)((const int32_t *)indices)[i];
+}
+
+/* Validate every index, mark rows in `seen` and list the distinct rows in
+ * `rows`; returns their number, or -(position + 1) of the first bad index.
+ * Each loop stores a candidate at rows[k] and advances k only when it counts,
+ * so it writes at most rows[min(n, n_rows)]. */
+static int64_t distinct_rows(int64_t n_rows, const void *indices, int32_t index_bytes,
+                             int64_t n, uint8_t *seen, int64_t *rows) {
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t r = index_at(indices, index_bytes, i);
+        if (r < 0 || r >= n_rows) return -(i + 1);
+    }
+    if (n < n_rows / 8) { /* few rows: keep first occurrences, no scan of the table */
+        for (int64_t i = 0; i < n; i++) {
+            int64_t r = index_at(indices, index_bytes, i);
+            rows[k] = r;
+            k += !seen[r];
+            seen[r] = 1;
+        }
+        return k;
+    }
+    for (int64_t i = 0; i < n; i++) seen[index_at(indices, index_bytes, i)] = 1;
+    for (int64_t r = 0; r < n_rows; r++) { /* ascending order: friendlier to memory */
+        rows[k] = r;
+        k += seen[r];
+    }
+    return k;
+}
+
+static void prefetch_row(const void *row, int64_t bytes) {
+    for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch((const char *)row + o, 1, 0);
+}
+
+static float reduce_lanes(float *acc) {
+    for (int w = LANES / 2; w > 0; w /= 2)
+        for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+    return acc[0];
+}
+
+#define DEFINE_SPARSE_NORMALIZE(NAME, T)                                                 \
+    int64_t NAME(T *param, int64_t n_rows, int64_t block, const void *indices,           \
+                 int32_t index_bytes, int64_t n, float norm, int32_t use_max_norm,       \
+                 uint8_t *seen, int64_t *rows) {                                         \
+        int64_t k = distinct_rows(n_rows, indices, index_bytes, n, seen, rows);          \
+        if (k < 0) return -k - 1;                                                        \
+        for (int64_t i = 0; i < k; i++) {                                                \
+            if (i + AHEAD < k)                                                           \
+                prefetch_row(param + rows[i + AHEAD] * block, block * (int64_t)sizeof(T)); \
+            T *row = param + rows[i] * block;                                            \
+            float acc[LANES] = {0};                                                      \
+            int64_t j = 0;                                                               \
+            for (; j + LANES <= block; j += LANES)                                       \
+                for (int l = 0; l < LANES; l++) {                                        \
+                    float x = (float)row[j + l];                                         \
+                    acc[l] += x * x;                                                     \
+                }                                                                        \
+            for (int l = 0; j < block; j++, l++) {                                       \
+                float x = (float)row[j];                                                 \
+                acc[l] += x * x;                                                         \
+            }                                                                            \
+            float row_norm = sqrtf(reduce_lanes(acc));                                   \
+            if (use_max_norm && row_norm <= norm) continue;                              \
+            float scale = norm / (row_norm + 1e-12f);                                    \
+            for (j = 0; j < block; j++) row[j] = (T)((float)row[j] * scale);             \
+        }                                                                                \
+        return -1;                                                                       \
+    }
+
+/* Bumped whenever a signature above changes, so that a stale build is ignored. */
+int32_t caffe2lite_sparse_normalize_abi(void) { return 1; }
+
+DEFINE_SPARSE_NORMALIZE(caffe2lite_sparse_normalize_f32, float)
+
+#ifdef __FLT16_MAX__ /* gcc >= 12 / clang on x86-64 and arm64 */
+DEFINE_SPARSE_NORMALIZE(caffe2lite_sparse_normalize_f16, _Float16)
+int32_t caffe2lite_sparse_normalize_has_f16(void) { return 1; }
+#else
+int32_t caffe2lite_sparse_normalize_has_f16(void) { return 0; }
+#endif
