@@ -156,7 +156,8 @@ def _normalize_chunk(param, chunk, block, norm, use_max_norm):
 # -- NATIVE engine: caffe2lite/_native/sparse_normalize.c, when it was built -----
 NATIVE_ABI = 1  # must match caffe2lite_sparse_normalize_abi() in the C file
 _lib = _native.load("_sparse_normalize")
-if _lib is not None and _native.abi(_lib, "caffe2lite_sparse_normalize_abi") != NATIVE_ABI:
+if _lib is not None and \
+        _native.int_symbol(_lib, "caffe2lite_sparse_normalize_abi") != NATIVE_ABI:
     warnings.warn("caffe2lite: the built SparseNormalize C library is stale (rebuild with "
                   "`pip install -e .`); using the NumPy engine", RuntimeWarning, stacklevel=1)
     _lib = None
@@ -196,4 +197,10 @@ def sparse_normalize_native(ctx, param, indices, grad=None):
 
 for _op_type in _native_fns:
     register_kernel(_op_type, devices=("CPU",), engine="NATIVE")(sparse_normalize_native)
-    set_per_op_engine_pref("CPU", _op_type, ["NATIVE"])
+if "SparseNormalize" in _native_fns:
+    set_per_op_engine_pref("CPU", "SparseNormalize", ["NATIVE"])
+# Without hardware half conversions (F16C / arm64) the C float16 kernel is slower than
+# NumPy's, so it is then only used when asked for by name.
+if "Float16SparseNormalize" in _native_fns and _native.int_symbol(
+        _lib, "caffe2lite_sparse_normalize_f16_fast") == 1:
+    set_per_op_engine_pref("CPU", "Float16SparseNormalize", ["NATIVE"])
