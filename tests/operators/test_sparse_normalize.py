@@ -328,6 +328,20 @@ def test_out_of_range_index_writes_nothing(engine, bad):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("bad", [-3, 5000])
+def test_out_of_range_index_among_few_on_a_tall_table(engine, bad):
+    """Few indices on many rows take the sorting path: the range is checked there too."""
+    table = np.arange(10_000, dtype=np.float32).reshape(5000, 2)
+    workspace.FeedBlob("w", table)
+    workspace.FeedBlob("idx", np.array([4999, bad, 7]))
+    with pytest.raises(EnforceError, match=rf"holds {bad} at flat position 1, "
+                                           rf"outside \[0, 5000\)"):
+        workspace.RunOperatorOnce(core.CreateOperator("SparseNormalize", ["w", "idx"], ["w"],
+                                                      engine=engine))
+    _assert_unchanged("w", table)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("op_type, table, indices, message", [
     ("SparseNormalize", _table(), np.array([0.0, 1.0], np.float32),
      r"'indices' \(blob 'idx'\) must be an int32 or int64 array, got float32"),
