@@ -103,12 +103,15 @@ def _validated(ctx, param, indices):
     return indices.reshape(-1), param.shape[0], block, np.float32(norm)
 
 
-def _raise_bad_index(names, flat, n_rows, position=None):
-    if position is None:
-        position = np.flatnonzero((flat < 0) | (flat >= n_rows))[0]
+def _raise_bad_index(names, flat, position, n_rows):
     raise EnforceError(f"input 1 'indices' (blob '{names[1]}') holds {flat[position]} at "
                        f"flat position {position}, outside [0, {n_rows}): input 0 'param' "
                        f"(blob '{names[0]}') has {n_rows} rows")
+
+
+def _first_bad(flat, n_rows):
+    """Position of the first index outside [0, n_rows) (error path only)."""
+    return np.flatnonzero((flat < 0) | (flat >= n_rows))[0]
 
 
 def _distinct_rows(names, flat, n_rows):
@@ -120,15 +123,15 @@ def _distinct_rows(names, flat, n_rows):
     if flat.size * UNIQUE_BELOW < n_rows:
         rows = np.unique(flat)
         if rows[0] < 0 or rows[-1] >= n_rows:
-            _raise_bad_index(names, flat, n_rows)
+            _raise_bad_index(names, flat, _first_bad(flat, n_rows), n_rows)
         return rows
     if flat.min() < 0:  # a negative index would wrap around in the mask
-        _raise_bad_index(names, flat, n_rows)
+        _raise_bad_index(names, flat, _first_bad(flat, n_rows), n_rows)
     mask = np.zeros(n_rows, dtype=np.bool_)
     try:
         mask[flat] = True
     except IndexError:
-        _raise_bad_index(names, flat, n_rows)
+        _raise_bad_index(names, flat, _first_bad(flat, n_rows), n_rows)
     return np.flatnonzero(mask)
 
 
@@ -223,7 +226,7 @@ def sparse_normalize_native(ctx, param, indices, grad=None):
         param.ctypes.data, n_rows, block, flat.ctypes.data, flat.itemsize, flat.size,
         norm, int(ctx.args["use_max_norm"]), seen.ctypes.data, rows.ctypes.data)
     if bad >= 0:  # the C code wrote nothing: it checks every index first
-        _raise_bad_index(ctx.op_def.input, flat, n_rows, bad)
+        _raise_bad_index(ctx.op_def.input, flat, bad, n_rows)
     return (param,)
 
 
