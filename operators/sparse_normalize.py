@@ -71,11 +71,11 @@ register_schema(_schema("SparseNormalize", "float32"))
 register_schema(_schema("Float16SparseNormalize", "float16 (arithmetic in float32)"))
 
 
-def _validated(ctx, param, indices, check_range=True):
-    """Check everything the kernels rely on; return (flat indices, rows, block, norm).
+def _validated(ctx, param, indices):
+    """Check everything but the index range; return (flat indices, rows, block, norm).
 
-    ``check_range=False`` leaves the index range to the caller (the C kernel
-    checks it in its own first pass, still before any write).
+    Each engine checks the range while it de-duplicates (one pass fewer),
+    still before its first write.
     """
     names = ctx.op_def.input
     expected = TABLE_DTYPES[ctx.op_def.type]
@@ -99,11 +99,8 @@ def _validated(ctx, param, indices, check_range=True):
         what = indices.dtype if isinstance(indices, np.ndarray) else type(indices).__name__
         raise EnforceError(f"input 1 'indices' (blob '{names[1]}') must be an int32 or int64 "
                            f"array, got {what}")
-    flat = indices.reshape(-1)
-    n_rows = param.shape[0]
-    if check_range and flat.size and (flat.min() < 0 or flat.max() >= n_rows):
-        _raise_bad_index(names, flat, np.flatnonzero((flat < 0) | (flat >= n_rows))[0], n_rows)
-    return flat, n_rows, int(np.prod(param.shape[1:], dtype=np.int64)), np.float32(norm)
+    block = int(np.prod(param.shape[1:], dtype=np.int64))
+    return indices.reshape(-1), param.shape[0], block, np.float32(norm)
 
 
 def _raise_bad_index(names, flat, position, n_rows):
@@ -112,13 +109,42 @@ def _raise_bad_index(names, flat, position, n_rows):
                        f"(blob '{names[0]}') has {n_rows} rows")
 
 
-def _distinct_rows(flat, n_rows):
-    """Sorted distinct rows: sort few indices, else mark a one-byte-per-row mask."""
+def _first_bad(flat, n_rows):
+    """Position of the first index outside [0, n_rows) (error path only)."""
+    return np.flatnonzero((flat < 0) | (flat >= n_rows))[0]
+
+
+def _distinct_rows(names, flat, n_rows):
+    """Sorted distinct rows of a non-empty ``flat``, range-checked on the way.
+
+    Few indices: ``np.unique`` (the range is then its first and last value);
+    else a one-byte-per-row mask, whose scatter rejects indices >= n_rows.
+    """
     if flat.size * UNIQUE_BELOW < n_rows:
-        return np.unique(flat)
+        rows = np.unique(flat)
+        if rows[0] < 0 or rows[-1] >= n_rows:
+            _raise_bad_index(names, flat, _first_bad(flat, n_rows), n_rows)
+        return rows
+    if flat.min() < 0:  # a negative index would wrap around in the mask
+        _raise_bad_index(names, flat, _first_bad(flat, n_rows), n_rows)
     mask = np.zeros(n_rows, dtype=np.bool_)
-    mask[flat] = True
+    try:
+        mask[flat] = True
+    except IndexError:
+        _raise_bad_index(names, flat, _first_bad(flat, n_rows), n_rows)
     return np.flatnonzero(mask)
+
+
+def _record_view(param, block):
+    """``param`` as a 1-D array of row records (a view), or None if not C-contiguous.
+
+    Gathering and scattering whole records is faster than rows of numbers
+    (about 10 % of the op on 100,000 x 32 with 1M indices).
+    """
+    if block == 0 or not param.flags.c_contiguous:
+        return None
+    record = np.dtype((np.void, block * param.itemsize))
+    return param.reshape(param.shape[0], block).view(record).reshape(param.shape[0])
 
 
 @register_kernel("SparseNormalize", devices=("CPU",), engine="NUMPY")
@@ -130,18 +156,23 @@ def sparse_normalize(ctx, param, indices, grad=None):
     flat, n_rows, block, norm = _validated(ctx, param, indices)
     if flat.size == 0:
         return (param,)
-    rows = _distinct_rows(flat, n_rows)
+    rows = _distinct_rows(ctx.op_def.input, flat, n_rows)
+    records = _record_view(param, block)
     use_max_norm = ctx.args["use_max_norm"]
     step = max(64, CHUNK_BYTES // max(4 * block, 1))
     with np.errstate(all="ignore"):  # NaN/inf rows follow IEEE arithmetic silently, as in C
         for start in range(0, rows.size, step):
-            _normalize_chunk(param, rows[start:start + step], block, norm, use_max_norm)
+            _normalize_chunk(param, records, rows[start:start + step], block, norm,
+                             use_max_norm)
     return (param,)
 
 
-def _normalize_chunk(param, chunk, block, norm, use_max_norm):
+def _normalize_chunk(param, records, chunk, block, norm, use_max_norm):
     """Normalise the distinct rows ``chunk`` of ``param`` (float32 arithmetic)."""
-    values = np.take(param, chunk, axis=0).reshape(chunk.size, block)
+    if records is not None:
+        values = np.take(records, chunk).view(param.dtype).reshape(chunk.size, block)
+    else:
+        values = np.take(param, chunk, axis=0).reshape(chunk.size, block)
     values = values.astype(np.float32, copy=False)
     row_norm = np.sqrt(np.einsum("ij,ij->i", values, values))
     scale = norm / (row_norm + EPSILON)
@@ -150,13 +181,18 @@ def _normalize_chunk(param, chunk, block, norm, use_max_norm):
         if not over.all():
             chunk, values, scale = chunk[over], values[over], scale[over]
     values *= scale[:, None]
-    param[chunk] = values.reshape(chunk.shape + param.shape[1:])
+    if records is not None:
+        values = values.astype(param.dtype, copy=False)
+        records[chunk] = values.view(records.dtype).reshape(chunk.size)
+    else:
+        param[chunk] = values.reshape(chunk.shape + param.shape[1:])
 
 
 # -- NATIVE engine: caffe2lite/_native/sparse_normalize.c, when it was built -----
 NATIVE_ABI = 1  # must match caffe2lite_sparse_normalize_abi() in the C file
 _lib = _native.load("_sparse_normalize")
-if _lib is not None and _native.abi(_lib, "caffe2lite_sparse_normalize_abi") != NATIVE_ABI:
+if _lib is not None and \
+        _native.int_symbol(_lib, "caffe2lite_sparse_normalize_abi") != NATIVE_ABI:
     warnings.warn("caffe2lite: the built SparseNormalize C library is stale (rebuild with "
                   "`pip install -e .`); using the NumPy engine", RuntimeWarning, stacklevel=1)
     _lib = None
@@ -178,7 +214,7 @@ def sparse_normalize_native(ctx, param, indices, grad=None):
     Falls back to the NumPy kernel for a table the C code cannot address
     directly (not C-contiguous, misaligned or byte-swapped).
     """
-    flat, n_rows, block, norm = _validated(ctx, param, indices, check_range=False)
+    flat, n_rows, block, norm = _validated(ctx, param, indices)
     if not (param.flags.c_contiguous and param.flags.aligned and param.dtype.isnative):
         return sparse_normalize(ctx, param, indices, grad)
     if flat.size == 0:
@@ -196,7 +232,13 @@ def sparse_normalize_native(ctx, param, indices, grad=None):
 
 for _op_type in _native_fns:
     register_kernel(_op_type, devices=("CPU",), engine="NATIVE")(sparse_normalize_native)
-    set_per_op_engine_pref("CPU", _op_type, ["NATIVE"])
+if "SparseNormalize" in _native_fns:
+    set_per_op_engine_pref("CPU", "SparseNormalize", ["NATIVE"])
+# Without hardware half conversions (F16C / arm64) the C float16 kernel is slower than
+# NumPy's, so it is then only used when asked for by name.
+if "Float16SparseNormalize" in _native_fns and _native.int_symbol(
+        _lib, "caffe2lite_sparse_normalize_f16_fast") == 1:
+    set_per_op_engine_pref("CPU", "Float16SparseNormalize", ["NATIVE"])
 
 
 # -- CUDA: in place on the GPU, one host sync (the index-range verdict) ---------

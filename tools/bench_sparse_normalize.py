@@ -1,6 +1,7 @@
 """Benchmark SparseNormalize (CPU) against its peers and the memory bound.
 
-Side by side, in one process, for N x D float32 tables and n random int64
+Side by side, in one process, for N x D float32 tables (``--dtype float16``:
+float16 tables and Float16SparseNormalize) and n random int64
 indices, every touched row above the bound (max-norm, norm=1):
 
 * caffe2lite, each registered CPU engine (NATIVE when the C library is built,
@@ -17,7 +18,8 @@ is what a shared machine lets through most faithfully; the medians show the
 noise.  Peak extra memory is measured in separate runs with tracemalloc
 (NumPy allocations are traced; torch's are not).
 
-    python tools/bench_sparse_normalize.py [--repeat 5] [--quick] [--plot FILE]
+    python tools/bench_sparse_normalize.py [--repeat 5] [--quick] [--dtype float16]
+                                           [--plot FILE]
     python tools/bench_sparse_normalize.py --device cuda [--quick]   # on a GPU
 """
 
@@ -43,6 +45,7 @@ QUICK_SHAPES = [(100_000, 64, 10_000), (10_000, 32, 100_000)]
 NORM = 1.0
 TARGET_VS_TORCH = 10.0
 TARGET_VS_BOUND = 8.0
+OP_TYPES = {"float32": "SparseNormalize", "float16": "Float16SparseNormalize"}
 
 
 def copy_bandwidth(nbytes=512 * 2**20, repeat=5):
@@ -63,16 +66,16 @@ def _timed(fn):
 def numpy_unique(table, indices):
     """The obvious NumPy version: unique rows, norms, scale those above the bound."""
     rows = np.unique(indices)
-    values = table[rows]
+    values = table[rows].astype(np.float32, copy=False)
     norms = np.linalg.norm(values, axis=1)
     over = norms > NORM
     table[rows[over]] = values[over] * (NORM / (norms[over] + 1e-12))[:, None]
 
 
-def caffe2lite_runner(engine):
-    """A net holding one SparseNormalize op with ``engine``; returns run(table, indices)."""
+def caffe2lite_runner(op_type, engine):
+    """A net holding one ``op_type`` op with ``engine``; returns run(table, indices)."""
     net = core.Net(f"bench_{engine}")
-    net.Proto().op.extend([core.CreateOperator("SparseNormalize", ["w", "idx"], ["w"],
+    net.Proto().op.extend([core.CreateOperator(op_type, ["w", "idx"], ["w"],
                                                engine=engine, use_max_norm=True, norm=NORM)])
     created = []
 
@@ -127,6 +130,8 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--torch-repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="small shapes (smoke test)")
+    parser.add_argument("--dtype", choices=sorted(OP_TYPES), default="float32",
+                        help="table dtype (float16: Float16SparseNormalize)")
     parser.add_argument("--plot", metavar="FILE", help="save a bar chart (matplotlib)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="cuda: the GPU benchmark (tools/bench_sparse_normalize_cuda.py)")
@@ -137,9 +142,10 @@ def main(argv=None):
         return cuda_main((["--quick"] if args.quick else [])
                          + ([f"--repeat={args.repeat}"] if args.repeat != 5 else []))
 
+    op_type, dtype = OP_TYPES[args.dtype], np.dtype(args.dtype)
     engines = sorted({e for (t, d, e) in registry.kernels()
-                      if t == "SparseNormalize" and d == 0 and e}, reverse=True)
-    impls = {f"caffe2lite {e}": caffe2lite_runner(e) for e in engines}
+                      if t == op_type and d == 0 and e}, reverse=True)
+    impls = {f"caffe2lite {e}": caffe2lite_runner(op_type, e) for e in engines}
     impls["numpy np.unique"] = numpy_unique
     if torch_runner() is not None:
         import torch
@@ -151,15 +157,16 @@ def main(argv=None):
     bandwidth = copy_bandwidth()
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"numpy {np.__version__}, {torch_note}")
-    print(f"# copy bandwidth (np.copyto, read + write): {bandwidth / 1e9:.1f} GB/s")
+    print(f"# copy bandwidth (np.copyto, read + write): {bandwidth / 1e9:.1f} GB/s; "
+          f"{op_type} on {dtype} tables")
     rng = np.random.default_rng(0)
     results = []
     for n_rows, block, n in (QUICK_SHAPES if args.quick else SHAPES):
-        table0 = rng.standard_normal((n_rows, block), dtype=np.float32) + 1.0
+        table0 = (rng.standard_normal((n_rows, block), dtype=np.float32) + 1.0).astype(dtype)
         indices = rng.integers(0, n_rows, n, dtype=np.int64)
         touched = np.unique(indices)
-        assert (np.linalg.norm(table0[touched], axis=1) > NORM).all()
-        touched_bytes = touched.size * block * 4
+        assert (np.linalg.norm(table0[touched].astype(np.float32), axis=1) > NORM).all()
+        touched_bytes = touched.size * block * dtype.itemsize
         bound = 2 * touched_bytes / bandwidth
         row = {"shape": (n_rows, block, n), "touched": touched.size, "bound": bound,
                "allowed": touched_bytes + n_rows, "times": {}, "peaks": {}}
@@ -172,14 +179,16 @@ def main(argv=None):
             if expected is None:
                 expected = out
             else:
-                np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+                tol = 1e-5 if dtype == np.float32 else 2e-3
+                np.testing.assert_allclose(out.astype(np.float32), expected.astype(np.float32),
+                                           rtol=tol, atol=tol)
             row["times"][name], row["peaks"][name] = seconds, peak
         results.append(row)
         print_row(row)
     print_table(results, impls)
-    scaling(impls, args.repeat, quick=args.quick)
+    scaling(impls, args.repeat, dtype, quick=args.quick)
     if args.plot:
-        plot(results, impls, args.plot)
+        plot(results, impls, args.plot, op_type, dtype)
     return 0
 
 
@@ -222,7 +231,7 @@ def print_table(results, impls):
           f"1 byte per table row ('MISSED' marks a miss).")
 
 
-def scaling(impls, repeat, quick=False):
+def scaling(impls, repeat, dtype, quick=False):
     """The same indices on a table 10x taller: the cost should not follow the table."""
     n_rows, block, n = (20_000, 32, 2_000) if quick else (200_000, 32, 20_000)
     rng = np.random.default_rng(1)
@@ -233,7 +242,7 @@ def scaling(impls, repeat, quick=False):
     print(f"\nSame {n:,} indices, table {n_rows:,} x {block} vs 10x taller "
           f"(caches flushed before each run; best / median):")
     for rows in (n_rows, 10 * n_rows):
-        table0 = rng.standard_normal((rows, block), dtype=np.float32) + 1.0
+        table0 = (rng.standard_normal((rows, block), dtype=np.float32) + 1.0).astype(dtype)
         cells = []
         for name, fn in ours.items():
             seconds, peak, _ = measure(fn, table0, indices, repeat, evict=evict)
@@ -242,7 +251,7 @@ def scaling(impls, repeat, quick=False):
         print(f"  {rows:>10,} rows ({table0.nbytes / 1e6:.0f} MB): " + "; ".join(cells))
 
 
-def plot(results, impls, path):
+def plot(results, impls, path, op_type, dtype):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -259,7 +268,8 @@ def plot(results, impls, path):
                         for r in results])
     ax.set_yscale("log")
     ax.set_ylabel("ms (best of the repetitions, log scale)")
-    ax.set_title("SparseNormalize on CPU (max-norm, every touched row above the bound)")
+    ax.set_title(f"{op_type} on CPU, {dtype} tables (max-norm, every touched row above "
+                 f"the bound)")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=len(names),
               fontsize="small")
     fig.tight_layout()

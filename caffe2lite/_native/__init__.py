@@ -41,8 +41,9 @@ def load(stem: str) -> ctypes.CDLL | None:
     return _cache[stem]
 
 
-def abi(lib: ctypes.CDLL, symbol: str) -> int | None:
-    """The int returned by ``symbol()`` in ``lib`` (its ABI version), None if absent."""
+def int_symbol(lib: ctypes.CDLL, symbol: str) -> int | None:
+    """The int returned by ``symbol(void)`` in ``lib`` (an ABI version, a feature
+    flag), or None when the library has no such symbol."""
     fn = getattr(lib, symbol, None)
     if fn is None:
         return None

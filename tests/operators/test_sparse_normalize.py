@@ -8,6 +8,7 @@ library was built) runs the same checks.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from caffe2lite import core, registry, workspace
+from caffe2lite import _native, core, registry, workspace
 from caffe2lite.errors import (ArgumentError, BlobNotFound, EnforceError, GradientError,
                                SchemaError)
 from caffe2lite.protoio import load_net
@@ -126,6 +127,33 @@ def test_deterministic_bits(engine, op_type):
     for _ in range(3):
         assert run(op_type, param, indices, engine, use_max_norm=False,
                    norm=0.7).tobytes() == first.tobytes()
+
+
+def test_native_float16_kernels_agree_bit_for_bit():
+    """The F16C kernel (picked at run time on x86-64) and the portable one: same bits."""
+    lib = _native.load("_sparse_normalize")
+    if lib is None or not _native.int_symbol(lib, "caffe2lite_sparse_normalize_f16_fast"):
+        pytest.skip("needs the C library and hardware half conversions (F16C)")
+    rng = np.random.default_rng(5)
+    for block in (1, 7, 8, 15, 16, 17, 40, 64):
+        table = (rng.standard_normal((300, block)) * 4).astype(np.float16)
+        indices = rng.integers(0, 300, 500).astype(np.int64)
+        outs = []
+        for name in ("caffe2lite_sparse_normalize_f16", "caffe2lite_sparse_normalize_f16_generic"):
+            fn = getattr(lib, name)
+            fn.restype = ctypes.c_int64
+            out = table.copy()
+            seen, rows = np.zeros(300, np.uint8), np.empty(301, np.int64)
+            for use_max_norm in (1, 0):
+                assert fn(ctypes.c_void_p(out.ctypes.data), ctypes.c_int64(300),
+                          ctypes.c_int64(block), ctypes.c_void_p(indices.ctypes.data),
+                          ctypes.c_int32(8), ctypes.c_int64(indices.size), ctypes.c_float(1.5),
+                          ctypes.c_int32(use_max_norm), ctypes.c_void_p(seen.ctypes.data),
+                          ctypes.c_void_p(rows.ctypes.data)) == -1
+                seen[:] = 0
+            outs.append(out)
+        assert outs[0].tobytes() == outs[1].tobytes()
+        assert outs[0].tobytes() != table.tobytes()
 
 
 # -- edge cases ------------------------------------------------------------------
@@ -297,6 +325,20 @@ def test_out_of_range_index_writes_nothing(engine, bad):
                                            rf"position 4, outside \[0, 4\).*'w'\) has 4 rows"):
         workspace.RunOperatorOnce(op)
     _assert_unchanged("w", _table())
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("bad", [-3, 5000])
+def test_out_of_range_index_among_few_on_a_tall_table(engine, bad):
+    """Few indices on many rows take the sorting path: the range is checked there too."""
+    table = np.arange(10_000, dtype=np.float32).reshape(5000, 2)
+    workspace.FeedBlob("w", table)
+    workspace.FeedBlob("idx", np.array([4999, bad, 7]))
+    with pytest.raises(EnforceError, match=rf"holds {bad} at flat position 1, "
+                                           rf"outside \[0, 5000\)"):
+        workspace.RunOperatorOnce(core.CreateOperator("SparseNormalize", ["w", "idx"], ["w"],
+                                                      engine=engine))
+    _assert_unchanged("w", table)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
