@@ -51,13 +51,22 @@ def sparse_grad_names(blob) -> GradientSlice:
     return GradientSlice(f"{blob}_grad_indices", f"{blob}_grad_values")
 
 
-def dense_output_grad(op_def, g_output, i: int = 0) -> str:
-    """Caffe2's GO(i): the dense gradient of output i; an error when missing or sparse."""
+def dense_output_grad(op_def, g_output, i: int = 0, optional: bool = False):
+    """Caffe2's GO(i): the dense gradient of output i; an error when missing or sparse.
+
+    With ``optional=True`` a missing gradient gives None instead of an error,
+    for makers that answer "no input gradients" when the output has none; a
+    sparse one is still an error.
+    """
     g = g_output[i] if i < len(g_output) else None
+    if g is None and optional:
+        return None
     if g is None or isinstance(g, GradientSlice):
-        raise GradientError(
-            f"operator {op_def.type}: the gradient of output {i} ('{op_def.output[i]}') is "
-            f"{'missing' if g is None else 'sparse'}, but its gradient needs a dense one")
+        out = f"output {i} ('{op_def.output[i]}')"
+        got = (f"{out} has none" if g is None else
+               f"the one for {out} is sparse ({g.indices}, {g.values})")
+        raise GradientError(f"operator {op_def.type}: the gradient of {out} must be a dense "
+                            f"blob, but {got}")
     return str(g)
 
 

@@ -19,9 +19,9 @@ import numpy as np
 
 from caffe2lite.core import CreateOperator
 from caffe2lite.errors import ArgumentError, EnforceError, GradientError
+from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
-from operators._gradient_util import dense_output_gradient, grad_of
 
 NUMERIC_DTYPES = (np.int32, np.int64, np.float32, np.float64)
 
@@ -181,14 +181,14 @@ def _gradient_kernel(grads):
 
 def _gradient_maker(grad_type, needs_inputs_intact):
     def maker(op_def, g_output):
-        g = dense_output_gradient(op_def, g_output)
+        g = dense_output_grad(op_def, g_output, optional=True)
         if g is None:
             return [], [None, None]
         if needs_inputs_intact and op_def.output[0] in op_def.input:
             raise GradientError(f"op {op_def.type}: its gradient needs inputs "
                                 f"{list(op_def.input)}, but output '{op_def.output[0]}' "
                                 f"overwrites one of them (in place)")
-        ga, gb = grad_of(op_def.input[0]), grad_of(op_def.input[1])
+        ga, gb = grad_name(op_def.input[0]), grad_name(op_def.input[1])
         if ga == gb:  # the same blob for A and B: its gradient is dA + dB
             return [CreateOperator(grad_type, [g, op_def.input[0], op_def.input[1]],
                                    [ga + "_autosplit_0", ga + "_autosplit_1"]),

@@ -7,23 +7,24 @@ Caffe2: w_1*X_1 + w_0*X_0 first, then + w_i*X_i for i >= 2.
 """
 
 from caffe2lite.core import CreateOperator
+from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
-from operators._train_common import check_float, check_scalar, dense_output_gradient, label
+from operators._train_common import check_float, check_scalar, label
 
 
 def weighted_sum_gradient_maker(op_def, g_output):
     """dX_i = w_i * dY; with grad_on_w also dw_i = sum(dY * X_i) (one WeightedSumGradient op)."""
-    dy = dense_output_gradient(op_def, g_output)
+    dy = dense_output_grad(op_def, g_output)
     grad_on_w = any(a.name == "grad_on_w" and a.i for a in op_def.arg)
     inputs = [dy] + list(op_def.input)
     data, weights = op_def.input[0::2], op_def.input[1::2]
-    outputs = [x + "_grad" for x in data] + ([w + "_grad" for w in weights] if grad_on_w else [])
+    outputs = [grad_name(x) for x in data] + ([grad_name(w) for w in weights] if grad_on_w else [])
     g_input = [None] * len(op_def.input)
     for i in range(0, len(op_def.input), 2):
-        g_input[i] = op_def.input[i] + "_grad"
+        g_input[i] = grad_name(op_def.input[i])
         if grad_on_w:
-            g_input[i + 1] = op_def.input[i + 1] + "_grad"
+            g_input[i + 1] = grad_name(op_def.input[i + 1])
     return [CreateOperator("WeightedSumGradient", inputs, outputs)], g_input
 
 
