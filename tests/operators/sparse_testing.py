@@ -83,20 +83,3 @@ def check_gradient(op_type, inputs: dict, wrt, args=None, eps=1e-2, atol=2e-3, r
         np.testing.assert_allclose(got, want, atol=atol, rtol=rtol,
                                    err_msg=f"gradient of {op_type} w.r.t. {name}")
     return ops, g_input
-
-
-def blobs_snapshot():
-    """Every written blob's value (copied), to prove a failed op changed nothing."""
-    snap = {}
-    for name in workspace.Blobs():
-        value = workspace.FetchBlob(name)
-        if value is not None:  # None: created (as an op's output) but never written
-            snap[name] = np.array(value, copy=True)
-    return snap
-
-
-def assert_unchanged(before):
-    after = blobs_snapshot()
-    assert sorted(after) == sorted(before), "a failed op wrote a blob"
-    for name, value in before.items():
-        np.testing.assert_array_equal(after[name], value, err_msg=f"blob {name} changed")

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from caffe2lite import core, workspace
 from caffe2lite.errors import EnforceError
 from caffe2lite.proto import caffe2_pb2
-from sparse_testing import assert_unchanged, blobs_snapshot, check_gradient, gradient_ops, run_op
+from helpers import assert_unchanged, snapshot
+from sparse_testing import check_gradient, gradient_ops, run_op
 
 
 def ref_batch_gather(data, indices):
@@ -106,7 +107,7 @@ def test_batch_gather_caffe2_golden_with_gradient(nets_dir):
 def test_batch_gather_bad_input(op_type, feeds, match):
     for name, value in feeds.items():
         workspace.FeedBlob(name, value)
-    before = blobs_snapshot()
+    before = snapshot()
     with pytest.raises(EnforceError, match=match):
         workspace.RunOperatorOnce(core.CreateOperator(op_type, list(feeds), ["out"]))
     assert_unchanged(before)

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from caffe2lite import core, workspace
 from caffe2lite.errors import EnforceError, GradientError
 from caffe2lite.proto import caffe2_pb2
-from sparse_testing import (assert_unchanged, blobs_snapshot, check_gradient, gradient_ops,
-                            run_op)
+from helpers import assert_unchanged, snapshot
+from sparse_testing import check_gradient, gradient_ops, run_op
 
 
 def ref_gather(data, indices, axis=0, match_outer=False, wrap=None):
@@ -145,7 +145,7 @@ def test_gather_dense_gradient_matches_finite_differences():
 def test_gather_bad_input_names_blob_and_leaves_blobs(idx, args, match):
     workspace.FeedBlob("data", np.ones((4, 3), np.float32))
     workspace.FeedBlob("idx", idx)
-    before = blobs_snapshot()
+    before = snapshot()
     with pytest.raises(EnforceError, match=match) as info:
         workspace.RunOperatorOnce(core.CreateOperator("Gather", ["data", "idx"], ["out"], **args))
     assert "Gather" in str(info.value)

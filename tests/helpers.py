@@ -1,0 +1,38 @@
+"""Helpers shared by test modules (not a test module; tests/ is on sys.path via conftest).
+
+``snapshot()`` / ``assert_unchanged(before)`` prove the runtime's promise that
+an operator that fails leaves every blob exactly as it was: the same blob
+names, and for each blob the same dtype, shape and bytes (so even a -0.0
+written over 0.0 shows), or the very same object for non-tensor blobs
+(strings, mutexes, never-written blobs).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from caffe2lite import workspace
+
+
+def snapshot() -> dict:
+    """Every blob of the current workspace: a host copy of tensors, other values as they are."""
+    # FetchBlob already returns a host copy of a tensor, so later writes cannot leak in.
+    return {name: workspace.FetchBlob(name) for name in workspace.Blobs()}
+
+
+def assert_unchanged(before: dict) -> None:
+    """The current workspace holds exactly the blobs of ``before``, each unchanged."""
+    after = snapshot()
+    assert sorted(after) == sorted(before), (
+        f"a failed op added or removed blobs: before {sorted(before)}, after {sorted(after)}")
+    for name, value in before.items():
+        got = after[name]
+        if not isinstance(value, np.ndarray):
+            assert got is value, f"blob '{name}' changed: {value!r} -> {got!r}"
+            continue
+        assert isinstance(got, np.ndarray), f"blob '{name}' is no longer a tensor: {got!r}"
+        assert (got.dtype, got.shape) == (value.dtype, value.shape), (
+            f"blob '{name}' changed from {value.dtype}{value.shape} to {got.dtype}{got.shape}")
+        np.testing.assert_array_equal(got, value, err_msg=f"blob '{name}' changed")
+        if value.dtype != object:
+            assert got.tobytes() == value.tobytes(), f"blob '{name}' changed bits"
