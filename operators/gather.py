@@ -77,9 +77,9 @@ register_schema(OpSchema(
 def normalized_axis(ctx, data, axis, data_input=0):
     """Caffe2 accepts axis in [-r, r); return it in [0, r) or fail naming DATA."""
     rank = data.ndim
-    ctx.enforce(-rank <= axis < rank,
-                f"argument 'axis' is {axis}, but {blob_label(ctx, data_input)} has rank {rank} "
-                f"(expected -{rank} <= axis < {rank})")
+    if not -rank <= axis < rank:
+        ctx.fail(f"argument 'axis' is {axis}, but {blob_label(ctx, data_input)} has rank {rank} "
+                 f"(expected -{rank} <= axis < {rank})")
     return axis + rank if axis < 0 else axis
 
 
@@ -91,11 +91,12 @@ def gather_along(ctx, data, indices, axis, match_outer, wrap, indices_input=1):
     if dim == 0:
         return xp.empty(data.shape, data.dtype)
     if match_outer:
-        ctx.enforce(axis >= 1, f"match_outer needs axis >= 1, got axis {axis}")
+        if axis < 1:
+            ctx.fail(f"match_outer needs axis >= 1, got axis {axis}")
         outer = tuple(data.shape[:axis])
-        ctx.enforce(indices.ndim >= axis and tuple(indices.shape[:axis]) == outer,
-                    f"with match_outer, {blob_label(ctx, indices_input)} must start with DATA's "
-                    f"outer dims {tuple(data.shape[:axis])}, got shape {tuple(indices.shape)}")
+        if not (indices.ndim >= axis and tuple(indices.shape[:axis]) == outer):
+            ctx.fail(f"with match_outer, {blob_label(ctx, indices_input)} must start with DATA's "
+                     f"outer dims {tuple(data.shape[:axis])}, got shape {tuple(indices.shape)}")
     check_index_range(ctx, indices, dim, indices_input,
                       f"an axis of size {dim}" + (" (negative indices wrap)" if wrap else ""),
                       low=-dim if wrap else 0)
@@ -113,7 +114,8 @@ def gather_along(ctx, data, indices, axis, match_outer, wrap, indices_input=1):
 
 @register_kernel("Gather", devices=("CPU", "CUDA"))
 def gather(ctx, data, indices):
-    ctx.enforce(data.ndim >= 1, f"{blob_label(ctx, 0)} must have rank >= 1, got a scalar")
+    if data.ndim < 1:
+        ctx.fail(f"{blob_label(ctx, 0)} must have rank >= 1, got a scalar")
     wrap = ctx.args["wrap_indices"]
     wrap = ctx.args["axis"] == 0 if wrap is None else wrap
     axis = normalized_axis(ctx, data, ctx.args["axis"])

@@ -56,8 +56,9 @@ def _pairs(ctx, tensors, first_input):
     for k in range(0, len(tensors), 2):
         x, i = tensors[k], first_input + k
         check_float(ctx, i, x, first_input, x0)
-        ctx.enforce(x.size == x0.size, f"{label(ctx, i)} has {x.size} elements, expected "
-                                       f"{x0.size} like {label(ctx, first_input)}")
+        if x.size != x0.size:
+            ctx.fail(f"{label(ctx, i)} has {x.size} elements, expected "
+                     f"{x0.size} like {label(ctx, first_input)}")
         pairs.append((x, check_scalar(ctx, i + 1, tensors[k + 1], "weight").astype(x0.dtype)))
     return pairs
 
@@ -66,7 +67,8 @@ def _pairs(ctx, tensors, first_input):
 def weighted_sum(ctx, *inputs):
     x0 = inputs[0]
     check_float(ctx, 0, x0)
-    ctx.enforce(x0.size > 0, f"{label(ctx, 0)} must not be empty")
+    if x0.size <= 0:
+        ctx.fail(f"{label(ctx, 0)} must not be empty")
     pairs = _pairs(ctx, inputs, 0)
     (x0, w0), rest = pairs[0], pairs[1:]
     if not rest:
@@ -83,9 +85,9 @@ def weighted_sum_gradient(ctx, dy, *inputs):
     grad_on_w = ctx.args["grad_on_w"]
     expected = 2 * n_pairs if grad_on_w else n_pairs
     weights_too = " and as many weight gradients" if grad_on_w else ""
-    ctx.enforce(len(ctx.op_def.output) == expected,
-                f"{len(ctx.op_def.output)} outputs given, expected {expected} "
-                f"({n_pairs} input gradients{weights_too})")
+    if len(ctx.op_def.output) != expected:
+        ctx.fail(f"{len(ctx.op_def.output)} outputs given, expected {expected} "
+                 f"({n_pairs} input gradients{weights_too})")
     check_float(ctx, 0, dy)
     d_data, d_weights = [], []
     for k in range(n_pairs):
@@ -94,7 +96,8 @@ def weighted_sum_gradient(ctx, dy, *inputs):
         d_data.append(weight * dy)
         if grad_on_w:
             check_float(ctx, 2 * k + 1, x, 0, dy)
-            ctx.enforce(x.size == dy.size, f"{label(ctx, 2 * k + 1)} has {x.size} elements, "
-                                           f"expected {dy.size} like {label(ctx, 0)}")
+            if x.size != dy.size:
+                ctx.fail(f"{label(ctx, 2 * k + 1)} has {x.size} elements, "
+                         f"expected {dy.size} like {label(ctx, 0)}")
             d_weights.append(ctx.xp.dot(dy.reshape(-1), x.reshape(-1)).reshape(1))
     return tuple(d_data + d_weights)

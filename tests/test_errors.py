@@ -241,3 +241,21 @@ def test_errors_note_where_core_net_built_the_op():
     with pytest.raises(SchemaError) as info:
         workspace.RunNetOnce(other)
     assert not getattr(info.value, "__notes__", [])
+
+
+def test_ctx_fail_raises_like_a_failed_enforce_and_leaves_blobs():
+    """ctx.fail(*msg) == ctx.enforce(False, *msg): EnforceError, op named, parts joined."""
+    def kernel(ctx, x):
+        if ctx.args["scale"] < 0:
+            ctx.fail("argument 'scale' is ", ctx.args["scale"], ", expected >= 0")
+        ctx.enforce(ctx.args["scale"] != 0, "argument 'scale' must not be 0")
+        return (x * ctx.args["scale"],)
+
+    register_kernel("TestErrScale", engine="FAILING")(kernel)
+    before = snapshot()
+    for scale, message in ((-2.0, r"argument 'scale' is -2.0, expected >= 0"),
+                           (0.0, r"argument 'scale' must not be 0")):
+        with pytest.raises(EnforceError, match=r'^op TestErrScale "checked": ' + message):
+            workspace.RunOperatorOnce(core.CreateOperator(
+                "TestErrScale", ["x"], ["y"], name="checked", scale=scale, engine="FAILING"))
+        assert_unchanged(before)
