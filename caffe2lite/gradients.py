@@ -272,17 +272,13 @@ class BackwardPass:
                     f"to version {entry.out_versions[out_name]} of '{out_name}', but the "
                     f"gradient at hand is for version {self.gradient_frontier.get(out_name)} "
                     f"(is the same blob written by two operators?)")
-        elif name in entry.out_versions:
-            if self.frontier[name] != entry.out_versions[name]:
+        elif name in entry.out_versions or name in entry.in_versions:
+            role, versions = (("output", entry.out_versions) if name in entry.out_versions
+                              else ("input", entry.in_versions))
+            if self.frontier[name] != versions[name]:
                 raise GradientError(
-                    f"{self._where(entry)}: its gradient operator needs output '{name}' at "
-                    f"version {entry.out_versions[name]}, but a later operator overwrites it "
-                    f"(version {self.frontier[name]}); write that later result to another blob")
-        elif name in entry.in_versions:
-            if self.frontier[name] != entry.in_versions[name]:
-                raise GradientError(
-                    f"{self._where(entry)}: its gradient operator needs input '{name}' at "
-                    f"version {entry.in_versions[name]}, but a later operator overwrites it "
+                    f"{self._where(entry)}: its gradient operator needs {role} '{name}' at "
+                    f"version {versions[name]}, but a later operator overwrites it "
                     f"(version {self.frontier[name]}); write that later result to another blob")
         elif name not in local_blobs:
             raise GradientError(

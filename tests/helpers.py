@@ -1,5 +1,8 @@
 """Helpers shared by test modules (not a test module; tests/ is on sys.path via conftest).
 
+``load_golden(path)`` reads one of Caffe2's serialized single-operator tests
+(see tests/test_caffe2_golden.py for the file layout).
+
 ``snapshot()`` / ``assert_unchanged(before)`` prove the runtime's promise that
 an operator that fails leaves every blob exactly as it was: the same blob
 names, and for each blob the same dtype, shape and bytes (so even a -0.0
@@ -9,9 +12,13 @@ written over 0.0 shows), or the very same object for non-tensor blobs
 
 from __future__ import annotations
 
+import io
+import zipfile
+
 import numpy as np
 
 from caffe2lite import workspace
+from caffe2lite.proto import caffe2_pb2
 
 
 def snapshot() -> dict:
@@ -36,3 +43,13 @@ def assert_unchanged(before: dict) -> None:
         np.testing.assert_array_equal(got, value, err_msg=f"blob '{name}' changed")
         if value.dtype != object:
             assert got.tobytes() == value.tobytes(), f"blob '{name}' changed bits"
+
+
+def load_golden(path):
+    """(op, inputs, outputs, device_type, gradient ops) from one serialized test zip."""
+    with zipfile.ZipFile(path) as z:
+        op = caffe2_pb2.OperatorDef.FromString(z.read("op.pb"))
+        npz = np.load(io.BytesIO(z.read("inout.npz")), allow_pickle=True, encoding="latin1")
+        grads = [caffe2_pb2.OperatorDef.FromString(z.read(n))
+                 for n in sorted(z.namelist()) if n.startswith("grad_")]
+        return (op, list(npz["inputs"]), list(npz["outputs"]), int(npz["device_type"]), grads)
