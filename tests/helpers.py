@@ -17,8 +17,18 @@ import zipfile
 
 import numpy as np
 
-from caffe2lite import workspace
+from caffe2lite import core, workspace
 from caffe2lite.proto import caffe2_pb2
+
+
+def run_op(op_type, inputs: dict, outputs, **args) -> list:
+    """Feed ``inputs`` ({blob: array}, in the op's input order), run the op once and
+    return its outputs (a name or a list of names) as a list of host arrays."""
+    for name, value in inputs.items():
+        workspace.FeedBlob(name, value)
+    outputs = [outputs] if isinstance(outputs, str) else list(outputs)
+    workspace.RunOperatorOnce(core.CreateOperator(op_type, list(inputs), outputs, **args))
+    return [workspace.FetchBlob(o) for o in outputs]
 
 
 def snapshot() -> dict:

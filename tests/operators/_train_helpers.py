@@ -6,16 +6,8 @@ import numpy as np
 import pytest
 from hypothesis import strategies as st
 
-from caffe2lite import core, workspace
+from caffe2lite import workspace
 from helpers import assert_unchanged, snapshot
-
-
-def run_op(op_type, inputs: dict, outputs, **args):
-    """Feed ``inputs`` ({blob: array}, in the op's input order), run the op once, fetch outputs."""
-    for name, value in inputs.items():
-        workspace.FeedBlob(name, value)
-    workspace.RunOperatorOnce(core.CreateOperator(op_type, list(inputs), outputs, **args))
-    return [workspace.FetchBlob(o) for o in outputs]
 
 
 def assert_fails_unchanged(op_def, inputs: dict, error, match):

@@ -11,16 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from caffe2lite import core, workspace
-
-
-def run_op(op_type, inputs: dict, outputs, **args):
-    """Feed ``inputs`` (name -> array), run one op, return its outputs as a list."""
-    for name, value in inputs.items():
-        workspace.FeedBlob(name, value)
-    outputs = [outputs] if isinstance(outputs, str) else list(outputs)
-    op = core.CreateOperator(op_type, list(inputs), outputs, **args)
-    workspace.RunOperatorOnce(op)
-    return [workspace.FetchBlob(o) for o in outputs]
+from helpers import run_op
 
 
 def gradient_ops(op_def, g_output):

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from caffe2lite import core, workspace
 from caffe2lite.errors import EnforceError
-from helpers import assert_unchanged, load_golden, snapshot
-from sparse_testing import check_gradient, gradient_ops, run_op
+from helpers import assert_unchanged, load_golden, run_op, snapshot
+from sparse_testing import check_gradient, gradient_ops
 
 
 def ref_batch_gather(data, indices):

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from caffe2lite import core, workspace
 from caffe2lite.errors import EnforceError, GradientError
-from helpers import assert_unchanged, load_golden, snapshot
-from sparse_testing import check_gradient, gradient_ops, run_op
+from helpers import assert_unchanged, load_golden, run_op, snapshot
+from sparse_testing import check_gradient, gradient_ops
 
 
 def ref_gather(data, indices, axis=0, match_outer=False, wrap=None):

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from caffe2lite import core, workspace
 from caffe2lite.errors import EnforceError
-from helpers import assert_unchanged, snapshot
-from sparse_testing import check_gradient, gradient_ops, run_op
+from helpers import assert_unchanged, run_op, snapshot
+from sparse_testing import check_gradient, gradient_ops
 
 
 def ref_reduce(data, lengths, indices=None, weights=None, mean=False):
