@@ -51,13 +51,22 @@ def sparse_grad_names(blob) -> GradientSlice:
     return GradientSlice(f"{blob}_grad_indices", f"{blob}_grad_values")
 
 
-def dense_output_grad(op_def, g_output, i: int = 0) -> str:
-    """Caffe2's GO(i): the dense gradient of output i; an error when missing or sparse."""
+def dense_output_grad(op_def, g_output, i: int = 0, optional: bool = False):
+    """Caffe2's GO(i): the dense gradient of output i; an error when missing or sparse.
+
+    With ``optional=True`` a missing gradient gives None instead of an error,
+    for makers that answer "no input gradients" when the output has none; a
+    sparse one is still an error.
+    """
     g = g_output[i] if i < len(g_output) else None
+    if g is None and optional:
+        return None
     if g is None or isinstance(g, GradientSlice):
-        raise GradientError(
-            f"operator {op_def.type}: the gradient of output {i} ('{op_def.output[i]}') is "
-            f"{'missing' if g is None else 'sparse'}, but its gradient needs a dense one")
+        out = f"output {i} ('{op_def.output[i]}')"
+        got = (f"{out} has none" if g is None else
+               f"the one for {out} is sparse ({g.indices}, {g.values})")
+        raise GradientError(f"operator {op_def.type}: the gradient of {out} must be a dense "
+                            f"blob, but {got}")
     return str(g)
 
 
@@ -263,17 +272,13 @@ class BackwardPass:
                     f"to version {entry.out_versions[out_name]} of '{out_name}', but the "
                     f"gradient at hand is for version {self.gradient_frontier.get(out_name)} "
                     f"(is the same blob written by two operators?)")
-        elif name in entry.out_versions:
-            if self.frontier[name] != entry.out_versions[name]:
+        elif name in entry.out_versions or name in entry.in_versions:
+            role, versions = (("output", entry.out_versions) if name in entry.out_versions
+                              else ("input", entry.in_versions))
+            if self.frontier[name] != versions[name]:
                 raise GradientError(
-                    f"{self._where(entry)}: its gradient operator needs output '{name}' at "
-                    f"version {entry.out_versions[name]}, but a later operator overwrites it "
-                    f"(version {self.frontier[name]}); write that later result to another blob")
-        elif name in entry.in_versions:
-            if self.frontier[name] != entry.in_versions[name]:
-                raise GradientError(
-                    f"{self._where(entry)}: its gradient operator needs input '{name}' at "
-                    f"version {entry.in_versions[name]}, but a later operator overwrites it "
+                    f"{self._where(entry)}: its gradient operator needs {role} '{name}' at "
+                    f"version {versions[name]}, but a later operator overwrites it "
                     f"(version {self.frontier[name]}); write that later result to another blob")
         elif name not in local_blobs:
             raise GradientError(

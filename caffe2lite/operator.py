@@ -9,6 +9,8 @@ operator that fails leaves every blob as it was.
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import numpy as np
 
 from caffe2lite import devices, registry
@@ -79,7 +81,17 @@ class OpContext:
     def enforce(self, cond, *msg):
         """CAFFE_ENFORCE with this op's description in the message."""
         if not cond:
-            raise EnforceError(f"{self.where}: " + "".join(str(m) for m in msg))
+            self.fail(*msg)
+
+    def fail(self, *msg) -> NoReturn:
+        """Raise CAFFE_ENFORCE's error (EnforceError naming this op) unconditionally.
+
+        Hot checks read ``if not cond: ctx.fail(f"...")`` rather than
+        ``ctx.enforce(cond, f"...")``: the f-string would otherwise be
+        formatted (dtype and shape __str__, blob labels) on every run, even
+        when the check passes.
+        """
+        raise EnforceError(f"{self.where}: " + "".join(str(m) for m in msg))
 
 
 class Operator:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from caffe2lite.core import GradientSlice
-from caffe2lite.errors import GradientError
 
 INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
 
@@ -23,16 +21,6 @@ def blob_label(ctx, i: int) -> str:
     names = ctx.schema.input_names()
     name = names[i] if i < len(names) else f"input {i}"
     return f"{name} (input {i}, blob '{ctx.op_def.input[i]}')"
-
-
-def dense_output_gradient(op_def, g_output, i: int = 0):
-    """Caffe2's GO(i) in a gradient maker: output i's gradient must be a dense blob."""
-    g = g_output[i]
-    if g is None or isinstance(g, GradientSlice):
-        got = "none" if g is None else "a GradientSlice"
-        raise GradientError(f"{op_def.type}: the gradient of output {i} ('{op_def.output[i]}') "
-                            f"must be a dense blob, got {got}")
-    return g
 
 
 def check_dtype(ctx, value, i: int, allowed, what: str) -> None:

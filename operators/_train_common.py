@@ -20,7 +20,6 @@ import math
 
 import numpy as np
 
-from caffe2lite.errors import GradientError
 
 INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -31,15 +30,6 @@ def label(ctx, i: int) -> str:
     names = ctx.schema.input_names()
     role = f"{names[i]} " if i < len(names) else ""
     return f"input {i} ({role}blob '{ctx.op_def.input[i]}')"
-
-
-def dense_output_gradient(op_def, g_output, i: int = 0) -> str:
-    """The dense gradient blob of output i (Caffe2's GO(i) refused sparse or missing ones)."""
-    grad = g_output[i]
-    if not isinstance(grad, str):
-        raise GradientError(f"{op_def.type} output {i} ('{op_def.output[i]}') needs a dense "
-                            f"gradient blob, got {grad!r}")
-    return grad
 
 
 def host_int(value) -> int:

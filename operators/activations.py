@@ -46,13 +46,14 @@ def _register(op_type, formula, forward, derivative):
 
     @register_kernel(op_type, devices=("CPU", "CUDA"))
     def kernel(ctx, X):
-        ctx.enforce(X.dtype.kind == "f", f"input X must be a float tensor, got {X.dtype}")
+        if X.dtype.kind != "f":
+            ctx.fail(f"input X must be a float tensor, got {X.dtype}")
         return (forward(ctx.xp, X),)
 
     @register_kernel(op_type + "Gradient", devices=("CPU", "CUDA"))
     def gradient_kernel(ctx, Y, dY):
-        ctx.enforce(Y.shape == dY.shape, f"Y {tuple(Y.shape)} and dY {tuple(dY.shape)} must "
-                                         f"have the same shape")
+        if Y.shape != dY.shape:
+            ctx.fail(f"Y {tuple(Y.shape)} and dY {tuple(dY.shape)} must have the same shape")
         return ((dY * derivative(Y)).astype(dY.dtype, copy=False),)
 
 

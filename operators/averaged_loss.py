@@ -34,13 +34,15 @@ register_schema(OpSchema(
 
 @register_kernel("AveragedLoss", devices=("CPU", "CUDA"))
 def averaged_loss(ctx, X):
-    ctx.enforce(X.dtype.kind == "f", f"input X must be a float tensor, got {X.dtype}")
+    if X.dtype.kind != "f":
+        ctx.fail(f"input X must be a float tensor, got {X.dtype}")
     total = X.sum(dtype=X.dtype)
     return (total / X.dtype.type(X.size) if X.size else total,)
 
 
 @register_kernel("AveragedLossGradient", devices=("CPU", "CUDA"))
 def averaged_loss_gradient(ctx, X, dY):
-    ctx.enforce(dY.size == 1, f"dY must have one element, got shape {tuple(dY.shape)}")
+    if dY.size != 1:
+        ctx.fail(f"dY must have one element, got shape {tuple(dY.shape)}")
     share = (dY.reshape(()) / max(X.size, 1)).astype(X.dtype)
     return (ctx.xp.zeros(X.shape, dtype=X.dtype) + share,)

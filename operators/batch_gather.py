@@ -10,10 +10,11 @@ import math
 import numpy as np
 
 from caffe2lite.core import CreateOperator
+from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
 from operators._segments import (blob_label, check_dtype, check_index_dtype, check_index_range,
-                                 dense_output_gradient, scatter_add)
+                                 scatter_add)
 from operators.gather import gather_along, normalized_axis
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
@@ -22,10 +23,10 @@ FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 def batch_gather_gradient_maker(op_def, g_output):
     """Caffe2's GetBatchGatherGradient: BatchGatherGradient(DATA, INDICES, dOUTPUT)."""
     data = op_def.input[0]
-    grad = dense_output_gradient(op_def, g_output)
+    grad = dense_output_grad(op_def, g_output)
     grad_op = CreateOperator("BatchGatherGradient", [data, op_def.input[1], grad],
-                             [data + "_grad"])
-    return [grad_op], [data + "_grad", None]
+                             [grad_name(data)])
+    return [grad_op], [grad_name(data), None]
 
 
 register_schema(OpSchema(

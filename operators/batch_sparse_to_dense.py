@@ -15,26 +15,26 @@ gradient is the other one (caffe2/operators/batch_sparse_to_dense_op.cc).
 import numpy as np
 
 from caffe2lite.core import CreateOperator
+from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
-from operators._train_common import (INDEX_DTYPES, dense_output_gradient, host_int, label,
-                                     last_occurrences)
+from operators._train_common import INDEX_DTYPES, host_int, label, last_occurrences
 from operators.lengths_ops import position_in_segment
 
 
 def batch_sparse_to_dense_gradient(op_def, g_output):
     """d values = BatchDenseToSparse(lengths, indices, d dense)."""
-    grad = op_def.input[2] + "_grad"
+    grad = grad_name(op_def.input[2])
     op = CreateOperator("BatchDenseToSparse", [op_def.input[0], op_def.input[1],
-                                               dense_output_gradient(op_def, g_output)], [grad])
+                                               dense_output_grad(op_def, g_output)], [grad])
     return [op], [None, None, grad] + [None] * (len(op_def.input) - 3)
 
 
 def batch_dense_to_sparse_gradient(op_def, g_output):
     """d dense = BatchSparseToDense(lengths, indices, d values, dense) (shaped like dense)."""
-    grad = op_def.input[2] + "_grad"
+    grad = grad_name(op_def.input[2])
     op = CreateOperator("BatchSparseToDense", [op_def.input[0], op_def.input[1],
-                                               dense_output_gradient(op_def, g_output),
+                                               dense_output_grad(op_def, g_output),
                                                op_def.input[2]], [grad])
     return [op], [None, None, grad]
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 import numpy as np
 
 from caffe2lite.core import CreateOperator
-from caffe2lite.errors import ArgumentError, EnforceError, GradientError
+from caffe2lite.errors import ArgumentError, GradientError
+from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
-from operators._gradient_util import dense_output_gradient, grad_of
 
 NUMERIC_DTYPES = (np.int32, np.int64, np.float32, np.float64)
 
@@ -47,16 +47,16 @@ def legacy_b_shape(ctx, a_shape, b_shape, first=0) -> tuple:
     if int(np.prod(b_shape, dtype=np.int64)) == 1:
         return (1,) * nd
     if len(b_shape) > nd:
-        raise EnforceError(f"{ctx.where}: with broadcast=1, {_label(ctx, first + 1)} of "
-                           f"shape {tuple(b_shape)} must not have more dims than "
-                           f"{_label(ctx, first)} of shape {tuple(a_shape)}")
+        ctx.fail(f"with broadcast=1, {_label(ctx, first + 1)} of "
+                 f"shape {tuple(b_shape)} must not have more dims than "
+                 f"{_label(ctx, first)} of shape {tuple(a_shape)}")
     axis = _legacy_axis(ctx)
     if axis == -1:
         axis = nd - len(b_shape)
     if not 0 <= axis <= nd - len(b_shape):
-        raise EnforceError(f"{ctx.where}: broadcast axis must be in [0, "
-                           f"{nd - len(b_shape)}] for A of shape {tuple(a_shape)} and B of "
-                           f"shape {tuple(b_shape)}, got axis={axis}")
+        ctx.fail(f"broadcast axis must be in [0, "
+                 f"{nd - len(b_shape)}] for A of shape {tuple(a_shape)} and B of "
+                 f"shape {tuple(b_shape)}, got axis={axis}")
     start, end = 0, len(b_shape) - 1
     while start < len(b_shape) and b_shape[start] == 1:
         start += 1
@@ -65,11 +65,11 @@ def legacy_b_shape(ctx, a_shape, b_shape, first=0) -> tuple:
     view = [1] * nd
     for i in range(start, end + 1):
         if a_shape[axis + i] != b_shape[i]:
-            raise EnforceError(f"{ctx.where}: broadcast dimension mismatch: "
-                               f"{_label(ctx, first + 1)} of shape {tuple(b_shape)} placed "
-                               f"at axis {axis} of {_label(ctx, first)} of shape "
-                               f"{tuple(a_shape)}: dim {i} is "
-                               f"{b_shape[i]}, A has {a_shape[axis + i]}")
+            ctx.fail(f"broadcast dimension mismatch: "
+                     f"{_label(ctx, first + 1)} of shape {tuple(b_shape)} placed "
+                     f"at axis {axis} of {_label(ctx, first)} of shape "
+                     f"{tuple(a_shape)}: dim {i} is "
+                     f"{b_shape[i]}, A has {a_shape[axis + i]}")
         view[axis + i] = b_shape[i]
     return tuple(view)
 
@@ -97,11 +97,11 @@ def numpy_broadcast_shape(ctx, a_shape, b_shape, first=0) -> tuple:
     out = []
     for da, db in zip(a, b):
         if da != db and da != 1 and db != 1:
-            raise EnforceError(f"{ctx.where}: {_label(ctx, first)} of shape "
-                               f"{tuple(a_shape)} and {_label(ctx, first + 1)} of shape "
-                               f"{tuple(b_shape)} cannot be "
-                               f"broadcast together (pass broadcast=1 for Caffe2's legacy "
-                               f"rule)")
+            ctx.fail(f"{_label(ctx, first)} of shape "
+                     f"{tuple(a_shape)} and {_label(ctx, first + 1)} of shape "
+                     f"{tuple(b_shape)} cannot be "
+                     f"broadcast together (pass broadcast=1 for Caffe2's legacy "
+                     f"rule)")
         out.append(db if da == 1 else da)
     return tuple(out)
 
@@ -116,12 +116,12 @@ def _check_operands(ctx, a, b, first=0):
     """Both operands numeric tensors of one dtype (inputs first, first + 1)."""
     for i, x in ((first, a), (first + 1, b)):
         if getattr(x, "dtype", None) not in NUMERIC_DTYPES:
-            raise EnforceError(f"{ctx.where}: {_label(ctx, i)} has "
-                               f"{getattr(x, 'dtype', type(x).__name__)}; {ctx.op_def.type} "
-                               f"supports int32, int64, float32 and float64")
+            ctx.fail(f"{_label(ctx, i)} has "
+                     f"{getattr(x, 'dtype', type(x).__name__)}; {ctx.op_def.type} "
+                     f"supports int32, int64, float32 and float64")
     if a.dtype != b.dtype:
-        raise EnforceError(f"{ctx.where}: {_label(ctx, first)} is {a.dtype} but "
-                           f"{_label(ctx, first + 1)} is {b.dtype}; both must have one dtype")
+        ctx.fail(f"{_label(ctx, first)} is {a.dtype} but "
+                 f"{_label(ctx, first + 1)} is {b.dtype}; both must have one dtype")
 
 
 def broadcast_operands(ctx, a, b, first=0):
@@ -148,10 +148,10 @@ def _check_inplace(ctx, out_shape, a, b):
     for i, x in ((0, a), (1, b)):
         if ctx.op_def.input[i] == out and tuple(x.shape) != out_shape:
             if ctx.args["broadcast"] and i == 1:
-                raise EnforceError(f"{ctx.where}: with broadcast=1 only input 0 may be "
-                                   f"written in place, not {_label(ctx, 1)}")
-            raise EnforceError(f"{ctx.where}: in place on {_label(ctx, i)} of shape "
-                               f"{tuple(x.shape)}, but the result has shape {out_shape}")
+                ctx.fail(f"with broadcast=1 only input 0 may be "
+                         f"written in place, not {_label(ctx, 1)}")
+            ctx.fail(f"in place on {_label(ctx, i)} of shape "
+                     f"{tuple(x.shape)}, but the result has shape {out_shape}")
 
 
 def _binary_kernel(fn):
@@ -167,9 +167,9 @@ def _gradient_kernel(grads):
     def kernel(ctx, dc, a, b):
         a, bv, out_shape = broadcast_operands(ctx, a, b, first=1)
         if tuple(dc.shape) != out_shape:
-            raise EnforceError(f"{ctx.where}: input 0 (blob '{ctx.op_def.input[0]}', the "
-                               f"output gradient) has shape {tuple(dc.shape)}, expected the "
-                               f"forward output's shape {out_shape}")
+            ctx.fail(f"input 0 (blob '{ctx.op_def.input[0]}', the "
+                     f"output gradient) has shape {tuple(dc.shape)}, expected the "
+                     f"forward output's shape {out_shape}")
         results = []
         for g, view, shape in zip(grads(dc, a, bv), (a.shape, bv.shape), (a.shape, b.shape)):
             g = sum_to_shape(g, view, dc.dtype).reshape(shape)
@@ -181,14 +181,14 @@ def _gradient_kernel(grads):
 
 def _gradient_maker(grad_type, needs_inputs_intact):
     def maker(op_def, g_output):
-        g = dense_output_gradient(op_def, g_output)
+        g = dense_output_grad(op_def, g_output, optional=True)
         if g is None:
             return [], [None, None]
         if needs_inputs_intact and op_def.output[0] in op_def.input:
             raise GradientError(f"op {op_def.type}: its gradient needs inputs "
                                 f"{list(op_def.input)}, but output '{op_def.output[0]}' "
                                 f"overwrites one of them (in place)")
-        ga, gb = grad_of(op_def.input[0]), grad_of(op_def.input[1])
+        ga, gb = grad_name(op_def.input[0]), grad_name(op_def.input[1])
         if ga == gb:  # the same blob for A and B: its gradient is dA + dB
             return [CreateOperator(grad_type, [g, op_def.input[0], op_def.input[1]],
                                    [ga + "_autosplit_0", ga + "_autosplit_1"]),

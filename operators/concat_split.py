@@ -82,17 +82,18 @@ register_schema(OpSchema(
 def _axis_and_add(ctx, what):
     """(axis, add_axis) from the arguments, with Caffe2's axis-vs-order rule."""
     axis, order = ctx.args["axis"], ctx.args["order"]
-    ctx.enforce(axis is None or order is None,
-                f"You shouldn't specify both the dim to {what} (axis) and the order")
+    if not (axis is None or order is None):
+        ctx.fail(f"You shouldn't specify both the dim to {what} (axis) and the order")
     if axis is not None:
         return axis, bool(ctx.args["add_axis"])
-    ctx.enforce((order or "NCHW") in ORDER_AXIS,
-                f"argument 'order' must be NCHW or NHWC, got '{order}'")
+    if (order or "NCHW") not in ORDER_AXIS:
+        ctx.fail(f"argument 'order' must be NCHW or NHWC, got '{order}'")
     return ORDER_AXIS[order or "NCHW"], False
 
 
 def _canonical(ctx, axis, ndim):
-    ctx.enforce(-ndim <= axis < ndim, f"axis {axis} is out of range for rank {ndim}")
+    if not -ndim <= axis < ndim:
+        ctx.fail(f"axis {axis} is out of range for rank {ndim}")
     return axis + ndim if axis < 0 else axis
 
 
@@ -103,14 +104,16 @@ def concat(ctx, *inputs):
     axis = _canonical(ctx, axis, first.ndim + add_axis)
     names = ctx.op_def.input
     for name, X in zip(names[1:], inputs[1:]):
-        ctx.enforce(X.dtype == first.dtype, f"input '{name}' has dtype {X.dtype}, but input "
-                                            f"'{names[0]}' has {first.dtype}")
+        if X.dtype != first.dtype:
+            ctx.fail(f"input '{name}' has dtype {X.dtype}, but input "
+                     f"'{names[0]}' has {first.dtype}")
         same = X.ndim == first.ndim and all(
             a == b for i, (a, b) in enumerate(zip(X.shape, first.shape))
             if add_axis or i != axis)
-        ctx.enforce(same, f"input '{name}' has shape {tuple(X.shape)}, which must equal input "
-                          f"'{names[0]}' {tuple(first.shape)}"
-                          + ("" if add_axis else f" except along axis {axis}"))
+        if not same:
+            ctx.fail(f"input '{name}' has shape {tuple(X.shape)}, which must equal input "
+                     f"'{names[0]}' {tuple(first.shape)}"
+                     + ("" if add_axis else f" except along axis {axis}"))
     if add_axis:
         sizes = [1] * len(inputs)
         result = ctx.xp.stack(inputs, axis=axis)
@@ -126,26 +129,29 @@ def split(ctx, X, *split_input):
     axis = _canonical(ctx, axis, X.ndim)
     n_out = len(ctx.op_def.output)
     if split_input:
-        ctx.enforce(not ctx.args["split"], "If you set split with an input blob, do not pass "
-                                           "in split in the argument.")
+        if ctx.args["split"]:
+            ctx.fail("If you set split with an input blob, do not pass in split in the argument.")
         sizes = np.asarray(ctx.device.to_host(split_input[0])).reshape(-1)
-        ctx.enforce(sizes.dtype.kind in "iu", f"input 'split' must hold integers, got "
-                                              f"{sizes.dtype}")
+        if sizes.dtype.kind not in "iu":
+            ctx.fail(f"input 'split' must hold integers, got {sizes.dtype}")
         sizes = sizes.tolist()
     elif ctx.args["split"]:
         sizes = list(ctx.args["split"])
     else:
-        ctx.enforce(X.shape[axis] % n_out == 0, f"input dimension {axis} ({X.shape[axis]}) "
-                                                f"is not divisible into {n_out} equal outputs")
+        if X.shape[axis] % n_out != 0:
+            ctx.fail(f"input dimension {axis} ({X.shape[axis]}) "
+                     f"is not divisible into {n_out} equal outputs")
         sizes = [X.shape[axis] // n_out] * n_out
-    ctx.enforce(len(sizes) == n_out, f"{len(sizes)} split lengths {sizes} for {n_out} outputs")
-    ctx.enforce(all(s >= 0 for s in sizes), f"split lengths must be >= 0, got {sizes}")
+    if len(sizes) != n_out:
+        ctx.fail(f"{len(sizes)} split lengths {sizes} for {n_out} outputs")
+    if not all(s >= 0 for s in sizes):
+        ctx.fail(f"split lengths must be >= 0, got {sizes}")
     if add_axis:
-        ctx.enforce(all(s == 1 for s in sizes), f"every split length must be 1 with add_axis, "
-                                                f"got {sizes}")
-    ctx.enforce(sum(sizes) == X.shape[axis],
-                f"split lengths {sizes} add up to {sum(sizes)}, but input dimension {axis} is "
-                f"{X.shape[axis]}")
+        if not all(s == 1 for s in sizes):
+            ctx.fail(f"every split length must be 1 with add_axis, got {sizes}")
+    if sum(sizes) != X.shape[axis]:
+        ctx.fail(f"split lengths {sizes} add up to {sum(sizes)}, but input dimension {axis} is "
+                 f"{X.shape[axis]}")
     bounds = np.cumsum([0] + sizes)
     index = [slice(None)] * X.ndim
     parts = []

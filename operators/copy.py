@@ -1,9 +1,9 @@
 """Copy, CopyOnDeviceLike and Alias: the same tensor under another blob name."""
 
 from caffe2lite.core import CreateOperator, GradientSlice
+from caffe2lite.gradients import grad_name, sparse_grad_names
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import OpSchema
-from operators._gradient_util import grad_of, sparse_grad_of
 
 
 def copy_gradient_maker(op_def, g_output):
@@ -16,10 +16,10 @@ def copy_gradient_maker(op_def, g_output):
     if g is None:
         return [], [None]
     if isinstance(g, GradientSlice):
-        gx = sparse_grad_of(x)
+        gx = sparse_grad_names(x)
         return [CreateOperator("Copy", [g.indices], [gx.indices]),
                 CreateOperator("Copy", [g.values], [gx.values])], [gx]
-    return [CreateOperator("CopyOnDeviceLike", [g, x], [grad_of(x)])], [grad_of(x)]
+    return [CreateOperator("CopyOnDeviceLike", [g, x], [grad_name(x)])], [grad_name(x)]
 
 
 def pass_through_gradient(op_def, g_output):

@@ -12,6 +12,7 @@ path knows that a host input or output is right here and not a mistake.
 
 from caffe2lite.core import CreateOperator, GradientSlice
 from caffe2lite.devices import is_device_array, key_name, location
+from caffe2lite.gradients import grad_name, sparse_grad_names
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import NO_GRADIENT, OpSchema
@@ -42,10 +43,11 @@ def _mirror_gradient(copy_type):
         grad = g_output[0]
         x = op_def.input[0]
         if isinstance(grad, GradientSlice):
-            ops = [CreateOperator(copy_type, [grad.indices], [x + "_grad_indices"]),
-                   CreateOperator(copy_type, [grad.values], [x + "_grad_values"])]
-            return ops, [GradientSlice(x + "_grad_indices", x + "_grad_values")]
-        return [CreateOperator(copy_type, [grad], [x + "_grad"])], [x + "_grad"]
+            gx = sparse_grad_names(x)
+            ops = [CreateOperator(copy_type, [grad.indices], [gx.indices]),
+                   CreateOperator(copy_type, [grad.values], [gx.values])]
+            return ops, [gx]
+        return [CreateOperator(copy_type, [grad], [grad_name(x)])], [grad_name(x)]
 
     maker.__name__ = f"copy_gradient_via_{copy_type}"
     return maker

@@ -46,8 +46,8 @@ register_schema(OpSchema(
 
 
 def _canonical(ctx, axis, ndim, arg):
-    ctx.enforce(-ndim <= axis < ndim,
-                f"argument '{arg}' = {axis} is out of range for a tensor of rank {ndim}")
+    if not -ndim <= axis < ndim:
+        ctx.fail(f"argument '{arg}' = {axis} is out of range for a tensor of rank {ndim}")
     return axis + ndim if axis < 0 else axis
 
 
@@ -57,19 +57,24 @@ def _flat_shapes(ctx, X, W):
     axis_w = _canonical(ctx, ctx.args["axis_w"], W.ndim, "axis_w")
     M, K = prod(X.shape[:axis]), prod(X.shape[axis:])
     N, K_w = prod(W.shape[:axis_w]), prod(W.shape[axis_w:])
-    ctx.enforce(K == K_w, f"input X {tuple(X.shape)} has K = {K} features from axis {axis} on, "
-                          f"but W {tuple(W.shape)} has {K_w} from axis_w {axis_w} on")
+    if K != K_w:
+        ctx.fail(f"input X {tuple(X.shape)} has K = {K} features from axis {axis} on, "
+                 f"but W {tuple(W.shape)} has {K_w} from axis_w {axis_w} on")
     for name, arr in (("X", X), ("W", W)):
-        ctx.enforce(arr.dtype.kind == "f", f"input {name} must be a float tensor, got {arr.dtype}")
-    ctx.enforce(X.dtype == W.dtype, f"X ({X.dtype}) and W ({W.dtype}) must have the same dtype")
+        if arr.dtype.kind != "f":
+            ctx.fail(f"input {name} must be a float tensor, got {arr.dtype}")
+    if X.dtype != W.dtype:
+        ctx.fail(f"X ({X.dtype}) and W ({W.dtype}) must have the same dtype")
     return axis, M, K, N
 
 
 @register_kernel("FC", devices=("CPU", "CUDA"))
 def fc(ctx, X, W, b):
     axis, M, K, N = _flat_shapes(ctx, X, W)
-    ctx.enforce(b.size == N, f"input b has {b.size} elements {tuple(b.shape)}, expected N = {N}")
-    ctx.enforce(b.dtype == X.dtype, f"b ({b.dtype}) must have X's dtype ({X.dtype})")
+    if b.size != N:
+        ctx.fail(f"input b has {b.size} elements {tuple(b.shape)}, expected N = {N}")
+    if b.dtype != X.dtype:
+        ctx.fail(f"b ({b.dtype}) must have X's dtype ({X.dtype})")
     Y = X.reshape(M, K) @ W.reshape(N, K).T + b.reshape(N)
     return (Y.reshape(tuple(X.shape[:axis]) + (N,)),)
 
@@ -77,8 +82,9 @@ def fc(ctx, X, W, b):
 @register_kernel("FCGradient", devices=("CPU", "CUDA"))
 def fc_gradient(ctx, X, W, dY):
     axis, M, K, N = _flat_shapes(ctx, X, W)
-    ctx.enforce(dY.size == M * N, f"input dY {tuple(dY.shape)} must have M x N = {M} x {N} "
-                                  f"elements (the shape of FC's output)")
+    if dY.size != M * N:
+        ctx.fail(f"input dY {tuple(dY.shape)} must have M x N = {M} x {N} "
+                 f"elements (the shape of FC's output)")
     dY2 = dY.reshape(M, N).astype(X.dtype, copy=False)
     dW = (dY2.T @ X.reshape(M, K)).reshape(W.shape)
     db = dY2.sum(axis=0)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from caffe2lite.errors import ArgumentError, EnforceError
+from caffe2lite.errors import ArgumentError
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import NO_GRADIENT, Arg, OpSchema
 from caffe2lite.serialization import DataType, numpy_dtype
@@ -52,7 +52,6 @@ def fill_shape(ctx, inputs) -> tuple:
             raise ArgumentError(f"{ctx.where}: argument 'input_as_shape' is set but the "
                                 f"op has no input holding the shape")
         dims = list(shape)
-        what = "argument 'shape'"
     else:
         if shape:
             raise ArgumentError(f"{ctx.where}: argument 'shape' {shape} cannot be set "
@@ -60,23 +59,22 @@ def fill_shape(ctx, inputs) -> tuple:
                                 f"use 'extra_shape' to add dimensions")
         x = inputs[0]
         if not hasattr(x, "shape"):
-            raise EnforceError(f"{ctx.where}: {_blob(ctx, 0)} must be a tensor, got "
-                               f"{type(x).__name__}")
+            ctx.fail(f"{_blob(ctx, 0)} must be a tensor, got "
+                     f"{type(x).__name__}")
         if as_shape:
-            ctx.enforce(x.ndim == 1 and x.size > 0,
-                        f"{_blob(ctx, 0)} must be a non-empty 1-D int64 tensor holding the "
-                        f"shape (input_as_shape), got shape {tuple(x.shape)}")
-            ctx.enforce(x.dtype == np.int64,
-                        f"{_blob(ctx, 0)} must be an int64 tensor holding the shape "
-                        f"(input_as_shape), got dtype {x.dtype}")
+            if not (x.ndim == 1 and x.size > 0):
+                ctx.fail(f"{_blob(ctx, 0)} must be a non-empty 1-D int64 tensor holding the "
+                         f"shape (input_as_shape), got shape {tuple(x.shape)}")
+            if x.dtype != np.int64:
+                ctx.fail(f"{_blob(ctx, 0)} must be an int64 tensor holding the shape "
+                         f"(input_as_shape), got dtype {x.dtype}")
             dims = [int(d) for d in ctx.device.to_host(x).tolist()]
-            what = _blob(ctx, 0)
         else:
             dims = list(x.shape)
-            what = _blob(ctx, 0)
         dims += list(extra)
-    ctx.enforce(all(d >= 0 for d in dims),
-                f"the output shape {dims} (from {what}) has a negative dimension")
+    if not all(d >= 0 for d in dims):
+        what = _blob(ctx, 0) if inputs else "argument 'shape'"
+        ctx.fail(f"the output shape {dims} (from {what}) has a negative dimension")
     return tuple(dims)
 
 
@@ -155,8 +153,8 @@ def constant_fill(ctx, *inputs):
     dtype, value = _constant_dtype_and_value(ctx)
     shape = fill_shape(ctx, inputs)
     if dtype == TP.STRING:
-        ctx.enforce(ctx.device.name == "CPU", "STRING tensors exist only on CPU; run this "
-                    "ConstantFill on CPU")
+        if ctx.device.name != "CPU":
+            ctx.fail("STRING tensors exist only on CPU; run this ConstantFill on CPU")
         out = np.empty(shape, dtype=object)
         out[...] = value
         return (out,)
@@ -195,10 +193,11 @@ def _uniform_range(ctx, inputs, dtype):
                 raise ArgumentError(f"{ctx.where}: cannot set both the '{name}' argument and "
                                     f"the {name} input ({_blob(ctx, i)})")
             x = inputs[i]
-            ctx.enforce(getattr(x, "size", 0) == 1, f"{_blob(ctx, i)} ({name}) must be a "
-                        f"scalar tensor, got shape {tuple(getattr(x, 'shape', ()))}")
-            ctx.enforce(x.dtype == dtype, f"{_blob(ctx, i)} ({name}) must be {np.dtype(dtype)}, "
-                        f"got {x.dtype}")
+            if getattr(x, "size", 0) != 1:
+                ctx.fail(f"{_blob(ctx, i)} ({name}) must be a "
+                         f"scalar tensor, got shape {tuple(getattr(x, 'shape', ()))}")
+            if x.dtype != dtype:
+                ctx.fail(f"{_blob(ctx, i)} ({name}) must be {np.dtype(dtype)}, got {x.dtype}")
         host = [ctx.device.to_host(inputs[i]).reshape(()).item() for i in (1, 2)]
         return host[0], host[1]
     low, high = ctx.args["min"], ctx.args["max"]
@@ -270,12 +269,13 @@ def gaussian_fill(ctx, *inputs):
 
 def _fan(ctx, shape, axis, name):
     """numel // shape[axis], as Caffe2's Xavier/MSRA fillers compute their fan."""
-    ctx.enforce(len(shape) > axis, f"{ctx.op_def.type} needs an output of at least "
-                f"{axis + 1} dimensions to compute {name}, got shape {shape}")
+    if len(shape) <= axis:
+        ctx.fail(f"{ctx.op_def.type} needs an output of at least "
+                 f"{axis + 1} dimensions to compute {name}, got shape {shape}")
     numel = int(np.prod(shape, dtype=np.int64))
     fan = numel // shape[axis] if shape[axis] else 0
-    ctx.enforce(fan > 0, f"{name} of output shape {shape} is 0; the shape must have no "
-                f"zero dimension")
+    if fan <= 0:
+        ctx.fail(f"{name} of output shape {shape} is 0; the shape must have no zero dimension")
     return fan
 
 
@@ -360,12 +360,13 @@ def _given_values(ctx, dtype_code):
 def _given_fill(ctx, inputs, host_values):
     shape = fill_shape(ctx, inputs)
     size = int(np.prod(shape, dtype=np.int64))
-    ctx.enforce(size == host_values.size,
-                f"argument 'values' has {host_values.size} elements but the output shape "
-                f"{list(shape)} needs {size}")
+    if size != host_values.size:
+        ctx.fail(f"argument 'values' has {host_values.size} elements but the output shape "
+                 f"{list(shape)} needs {size}")
     host_values = host_values.reshape(shape)
     if host_values.dtype == object:
-        ctx.enforce(ctx.device.name == "CPU", "STRING tensors exist only on CPU")
+        if ctx.device.name != "CPU":
+            ctx.fail("STRING tensors exist only on CPU")
         return (host_values,)
     return (ctx.device.to_device(host_values),)
 

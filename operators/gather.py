@@ -12,10 +12,11 @@ import math
 
 from caffe2lite.core import CreateOperator, GradientSlice
 from caffe2lite.errors import GradientError
+from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
 from operators._segments import (blob_label, check_index_dtype, check_index_range,
-                                 dense_output_gradient, take_checked)
+                                 take_checked)
 
 GATHER_ARGS = (
     Arg("axis", "int", 0, "axis of DATA to gather along; negative counts from the end"),
@@ -41,23 +42,23 @@ def _arg(op_def, name):
 def gather_gradient_maker(op_def, g_output):
     """Caffe2's GetGatherGradient: sparse (INDICES, dOUTPUT) for axis 0, else dense."""
     data, indices = op_def.input[0], op_def.input[1]
-    grad = dense_output_gradient(op_def, g_output)
+    grad = dense_output_grad(op_def, g_output)
     dense_arg, axis_arg = _arg(op_def, "dense_gradient"), _arg(op_def, "axis")
     dense = bool(dense_arg.i) if dense_arg is not None else False
     axis = int(axis_arg.i) if axis_arg is not None else 0
     if axis == 0:
         if not dense:
             return [], [GradientSlice(indices, grad), None]
-        grad_op = CreateOperator("SparseToDense", [indices, grad, data], [data + "_grad"])
-        return [grad_op], [data + "_grad", None]
+        grad_op = CreateOperator("SparseToDense", [indices, grad, data], [grad_name(data)])
+        return [grad_op], [grad_name(data), None]
     if dense_arg is not None and not dense:
         raise GradientError(f"Gather with axis {axis} (!= 0) must use dense_gradient: "
                             f"remove dense_gradient=0 from the op")
     match_arg = _arg(op_def, "match_outer")
     extra = {"match_outer": True} if match_arg is not None and match_arg.i else {}
-    grad_op = CreateOperator("BatchGatherGradient", [data, indices, grad], [data + "_grad"],
+    grad_op = CreateOperator("BatchGatherGradient", [data, indices, grad], [grad_name(data)],
                              axis=axis, **extra)
-    return [grad_op], [data + "_grad", None]
+    return [grad_op], [grad_name(data), None]
 
 
 register_schema(OpSchema(
@@ -76,9 +77,9 @@ register_schema(OpSchema(
 def normalized_axis(ctx, data, axis, data_input=0):
     """Caffe2 accepts axis in [-r, r); return it in [0, r) or fail naming DATA."""
     rank = data.ndim
-    ctx.enforce(-rank <= axis < rank,
-                f"argument 'axis' is {axis}, but {blob_label(ctx, data_input)} has rank {rank} "
-                f"(expected -{rank} <= axis < {rank})")
+    if not -rank <= axis < rank:
+        ctx.fail(f"argument 'axis' is {axis}, but {blob_label(ctx, data_input)} has rank {rank} "
+                 f"(expected -{rank} <= axis < {rank})")
     return axis + rank if axis < 0 else axis
 
 
@@ -90,11 +91,12 @@ def gather_along(ctx, data, indices, axis, match_outer, wrap, indices_input=1):
     if dim == 0:
         return xp.empty(data.shape, data.dtype)
     if match_outer:
-        ctx.enforce(axis >= 1, f"match_outer needs axis >= 1, got axis {axis}")
+        if axis < 1:
+            ctx.fail(f"match_outer needs axis >= 1, got axis {axis}")
         outer = tuple(data.shape[:axis])
-        ctx.enforce(indices.ndim >= axis and tuple(indices.shape[:axis]) == outer,
-                    f"with match_outer, {blob_label(ctx, indices_input)} must start with DATA's "
-                    f"outer dims {tuple(data.shape[:axis])}, got shape {tuple(indices.shape)}")
+        if not (indices.ndim >= axis and tuple(indices.shape[:axis]) == outer):
+            ctx.fail(f"with match_outer, {blob_label(ctx, indices_input)} must start with DATA's "
+                     f"outer dims {tuple(data.shape[:axis])}, got shape {tuple(indices.shape)}")
     check_index_range(ctx, indices, dim, indices_input,
                       f"an axis of size {dim}" + (" (negative indices wrap)" if wrap else ""),
                       low=-dim if wrap else 0)
@@ -112,7 +114,8 @@ def gather_along(ctx, data, indices, axis, match_outer, wrap, indices_input=1):
 
 @register_kernel("Gather", devices=("CPU", "CUDA"))
 def gather(ctx, data, indices):
-    ctx.enforce(data.ndim >= 1, f"{blob_label(ctx, 0)} must have rank >= 1, got a scalar")
+    if data.ndim < 1:
+        ctx.fail(f"{blob_label(ctx, 0)} must have rank >= 1, got a scalar")
     wrap = ctx.args["wrap_indices"]
     wrap = ctx.args["axis"] == 0 if wrap is None else wrap
     axis = normalized_axis(ctx, data, ctx.args["axis"])

@@ -26,16 +26,18 @@ register_schema(OpSchema(
 def increment(ctx, counter, name):
     """counter + 1 as a new int64 array, after Caffe2's IncrementIter checks."""
     counter = ctx.device.to_host(counter)
-    ctx.enforce(getattr(counter, "dtype", None) == np.int64,
-                f"counter blob '{name}' must be an int64 tensor, got "
-                f"{getattr(counter, 'dtype', type(counter).__name__)}")
-    ctx.enforce(counter.size == 1, f"counter blob '{name}' must hold exactly 1 element "
-                                   f"(The output of IterOp exists, but not of the right size), "
-                                   f"got shape {tuple(counter.shape)}")
+    if getattr(counter, "dtype", None) != np.int64:
+        ctx.fail(f"counter blob '{name}' must be an int64 tensor, got "
+                 f"{getattr(counter, 'dtype', type(counter).__name__)}")
+    if counter.size != 1:
+        ctx.fail(f"counter blob '{name}' must hold exactly 1 element "
+                 f"(The output of IterOp exists, but not of the right size), "
+                 f"got shape {tuple(counter.shape)}")
     value = int(counter.reshape(-1)[0])
-    ctx.enforce(value >= 0, f"counter blob '{name}' is {value}: previous iteration number is "
-                            f"negative")
-    ctx.enforce(value < _INT64_MAX, f"counter blob '{name}' is {value}: overflow will happen")
+    if value < 0:
+        ctx.fail(f"counter blob '{name}' is {value}: previous iteration number is negative")
+    if value >= _INT64_MAX:
+        ctx.fail(f"counter blob '{name}' is {value}: overflow will happen")
     return np.full(counter.shape, value + 1, dtype=np.int64)
 
 
@@ -46,6 +48,7 @@ def iter_op(ctx, counter=None):
         counter = ctx.workspace.blobs.get(name)
         if counter is None:
             counter = np.zeros(1, dtype=np.int64)
-    ctx.enforce(counter is not None, f"counter blob '{name}' is empty: feed a 1-element int64 "
-                                     f"tensor (Caffe2 starts from 0 only for Iter without input)")
+    if counter is None:
+        ctx.fail(f"counter blob '{name}' is empty: feed a 1-element int64 "
+                 f"tensor (Caffe2 starts from 0 only for Iter without input)")
     return (increment(ctx, counter, name),)

@@ -108,10 +108,10 @@ def learning_rate(ctx, it):
         raise ArgumentError(f"{ctx.where}: policy 'alter' needs active_period + "
                             f"inactive_period > 0")
     it = ctx.device.to_host(it)
-    ctx.enforce(getattr(it, "dtype", None) == np.int64 and it.size == 1,
-                f"input 0 (iter blob '{ctx.op_def.input[0]}') must be a 1-element int64 "
-                f"tensor, got {getattr(it, 'dtype', type(it).__name__)} of shape "
-                f"{tuple(getattr(it, 'shape', ()))}")
+    if not (getattr(it, "dtype", None) == np.int64 and it.size == 1):
+        ctx.fail(f"input 0 (iter blob '{ctx.op_def.input[0]}') must be a 1-element int64 "
+                 f"tensor, got {getattr(it, 'dtype', type(it).__name__)} of shape "
+                 f"{tuple(getattr(it, 'shape', ()))}")
     multiplier = _POLICIES[policy](args, int(it.reshape(-1)[0]))
     rate = F32(F32(args["lr_scale"]) * F32(args["base_lr"])) * F32(multiplier)
     return (ctx.xp.asarray(np.asarray(rate, dtype=np.float32)),)

@@ -17,11 +17,11 @@ lengths_reducer_gradients.py): dense for Lengths*, a GradientSlice
 import numpy as np
 
 from caffe2lite.core import CreateOperator, GradientSlice
+from caffe2lite.gradients import dense_output_grad
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
 from operators._segments import (blob_label, check_dtype, check_index_dtype, check_index_range,
-                                 check_lengths, check_vector, dense_output_gradient,
-                                 segment_sum, take_checked)
+                                 check_lengths, check_vector, segment_sum, take_checked)
 
 GRAD_ON_WEIGHTS = Arg("grad_on_weights", "bool", False,
                       "also produce the gradient of SCALARS (Caffe2's WithMainInput gradient)")
@@ -31,7 +31,7 @@ GRAD_ON_WEIGHTS = Arg("grad_on_weights", "bool", False,
 def _dense_maker(grad_type):
     def maker(op_def, g_output):
         data, lengths = op_def.input[0], op_def.input[1]
-        grad = dense_output_gradient(op_def, g_output)
+        grad = dense_output_grad(op_def, g_output)
         grad_op = CreateOperator(grad_type, [grad, lengths, data], [data + "_grad"])
         return [grad_op], [data + "_grad", None]
 
@@ -43,7 +43,7 @@ def _sparse_maker(grad_type):
     def maker(op_def, g_output):
         data, indices, lengths = op_def.input
         values = data + "_grad_values"
-        grad = dense_output_gradient(op_def, g_output)
+        grad = dense_output_grad(op_def, g_output)
         grad_op = CreateOperator(grad_type, [grad, lengths, indices], [values])
         return [grad_op], [GradientSlice(indices, values), None, None]
 
@@ -55,7 +55,7 @@ def sparse_lengths_weighted_sum_gradient_maker(op_def, g_output):
     """dDATA is a GradientSlice; dSCALARS (dense) only when grad_on_weights is set."""
     data, scalars, indices, lengths = op_def.input
     values = data + "_grad_values"
-    grad = dense_output_gradient(op_def, g_output)
+    grad = dense_output_grad(op_def, g_output)
     on_weights = any(a.name == "grad_on_weights" and a.i for a in op_def.arg)
     if on_weights:
         grad_op = CreateOperator(

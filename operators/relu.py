@@ -1,6 +1,7 @@
 """Relu and ReluGradient: Y = max(X, 0), elementwise (numpy.maximum(X, 0))."""
 
 from caffe2lite.core import CreateOperator
+from caffe2lite.gradients import grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import OpSchema
 
@@ -8,8 +9,8 @@ from caffe2lite.schema import OpSchema
 def relu_gradient_maker(op_def, g_output):
     """dX = dY where Y > 0 (computed from the output, as Caffe2's ReluGradient)."""
     grad_op = CreateOperator("ReluGradient", [op_def.output[0], g_output[0]],
-                             [op_def.input[0] + "_grad"])
-    return [grad_op], [op_def.input[0] + "_grad"]
+                             [grad_name(op_def.input[0])])
+    return [grad_op], [grad_name(op_def.input[0])]
 
 
 register_schema(OpSchema(

@@ -41,15 +41,16 @@ register_schema(OpSchema(
 def _requested_shape(ctx, new_shape_input):
     """The shape asked for, and the dtype old_shape takes (that of the shape input, or int64)."""
     if not new_shape_input:
-        ctx.enforce(ctx.args["shape"] is not None, "Argument `shape` is missing (give it or a "
-                                                   "second input).")
+        if ctx.args["shape"] is None:
+            ctx.fail("Argument `shape` is missing (give it or a second input).")
         return list(ctx.args["shape"]), np.int64
-    ctx.enforce(ctx.args["shape"] is None, "New shape is specified by the input blob, do not "
-                                           "pass in the argument `shape`.")
+    if ctx.args["shape"] is not None:
+        ctx.fail("New shape is specified by the input blob, do not pass in the argument `shape`.")
     raw = np.asarray(ctx.device.to_host(new_shape_input[0]))
-    ctx.enforce(raw.ndim == 1, f"Shape should be 1-D; input 'new_shape' has shape {raw.shape}")
-    ctx.enforce(raw.dtype in (np.int32, np.int64), f"input 'new_shape' must be int32 or int64, "
-                                                   f"got {raw.dtype}")
+    if raw.ndim != 1:
+        ctx.fail(f"Shape should be 1-D; input 'new_shape' has shape {raw.shape}")
+    if raw.dtype not in (np.int32, np.int64):
+        ctx.fail(f"input 'new_shape' must be int32 or int64, got {raw.dtype}")
     return raw.tolist(), raw.dtype
 
 
@@ -58,24 +59,27 @@ def _target_shape(ctx, X, shape):
     total = X.size
     if total:
         shape = [X.shape[i] if d == 0 and i < X.ndim else d for i, d in enumerate(shape)]
-    ctx.enforce(all(d >= -1 for d in shape), f"The dimensions in argument `shape` {shape} must "
-                                             f"not be a negative number (other than -1).")
-    ctx.enforce(shape.count(-1) <= 1, f"Argument `shape` {shape} has more than one missing "
-                                      f"dimension.")
+    if not all(d >= -1 for d in shape):
+        ctx.fail(f"The dimensions in argument `shape` {shape} must "
+                 f"not be a negative number (other than -1).")
+    if shape.count(-1) > 1:
+        ctx.fail(f"Argument `shape` {shape} has more than one missing dimension.")
     size = int(np.prod([d for d in shape if d != -1]))
     unknown = shape.index(-1) if -1 in shape else None
     if total:
-        ctx.enforce(size != 0, f"Can not reshape a non-zero size ({total}) tensor to zero "
-                               f"size (shape {shape}).")
+        if size == 0:
+            ctx.fail(f"Can not reshape a non-zero size ({total}) tensor to zero "
+                     f"size (shape {shape}).")
         if unknown is not None:
-            ctx.enforce(total % size == 0, f"Argument `shape` {shape} does not agree with the "
-                                           f"input data. ({total} vs {size})")
+            if total % size != 0:
+                ctx.fail(f"Argument `shape` {shape} does not agree with the "
+                         f"input data. ({total} vs {size})")
             shape[unknown] = total // size
     elif unknown is not None:
         shape[unknown] = 0  # an empty input: the unknown dimension is 0
-    ctx.enforce(int(np.prod(shape)) == total,
-                f"Argument `shape` {shape} does not agree with the input data. ({total} != "
-                f"{int(np.prod(shape))} elements; input shape {tuple(X.shape)})")
+    if int(np.prod(shape)) != total:
+        ctx.fail(f"Argument `shape` {shape} does not agree with the input data. ({total} != "
+                 f"{int(np.prod(shape))} elements; input shape {tuple(X.shape)})")
     return tuple(shape)
 
 

@@ -1,18 +1,17 @@
 """Scale: Y = scale * X elementwise, in X's floating dtype."""
 
 from caffe2lite.core import CreateOperator
-from caffe2lite.errors import EnforceError
+from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
-from operators._gradient_util import dense_output_gradient, grad_of
 
 
 def scale_gradient_maker(op_def, g_output):
     """dX = Scale(dY) with the same 'scale' (the gradient engine copies the forward args)."""
-    g = dense_output_gradient(op_def, g_output)
+    g = dense_output_grad(op_def, g_output, optional=True)
     if g is None:
         return [], [None]
-    gx = grad_of(op_def.input[0])
+    gx = grad_name(op_def.input[0])
     return [CreateOperator("Scale", [g], [gx])], [gx]
 
 
@@ -28,6 +27,6 @@ register_schema(OpSchema(
 @register_kernel("Scale", devices=("CPU", "CUDA"))
 def scale(ctx, x):
     if x.dtype.kind != "f":
-        raise EnforceError(f"{ctx.where}: input 0 (blob '{ctx.op_def.input[0]}') has dtype "
-                           f"{x.dtype}; Scale supports float16, float32 and float64")
+        ctx.fail(f"input 0 (blob '{ctx.op_def.input[0]}') has dtype "
+                 f"{x.dtype}; Scale supports float16, float32 and float64")
     return (x * x.dtype.type(ctx.args["scale"]),)

@@ -44,12 +44,14 @@ register_schema(OpSchema(
 
 
 def _check(ctx, logits, targets):
-    ctx.enforce(not (ctx.args["log_D_trick"] and ctx.args["unjoined_lr_loss"]),
-                "log_D_trick and unjoined_lr_loss cannot both be set")
-    ctx.enforce(logits.shape == targets.shape, f"logits {tuple(logits.shape)} and targets "
-                                               f"{tuple(targets.shape)} must have one shape")
+    if ctx.args["log_D_trick"] and ctx.args["unjoined_lr_loss"]:
+        ctx.fail("log_D_trick and unjoined_lr_loss cannot both be set")
+    if logits.shape != targets.shape:
+        ctx.fail(f"logits {tuple(logits.shape)} and targets "
+                 f"{tuple(targets.shape)} must have one shape")
     for name, arr in (("logits", logits), ("targets", targets)):
-        ctx.enforce(arr.dtype.kind == "f", f"input {name} must be a float tensor, got {arr.dtype}")
+        if arr.dtype.kind != "f":
+            ctx.fail(f"input {name} must be a float tensor, got {arr.dtype}")
     return logits.shape[-1] if logits.ndim else 1
 
 
@@ -72,8 +74,8 @@ def sigmoid_cross_entropy_with_logits(ctx, x, t):
 @register_kernel("SigmoidCrossEntropyWithLogitsGradient", devices=("CPU", "CUDA"))
 def sigmoid_cross_entropy_with_logits_gradient(ctx, dY, x, t):
     inner = _check(ctx, x, t)
-    ctx.enforce(dY.size * inner == x.size, f"dY {tuple(dY.shape)} must have one element per "
-                                           f"row of logits {tuple(x.shape)}")
+    if dY.size * inner != x.size:
+        ctx.fail(f"dY {tuple(dY.shape)} must have one element per row of logits {tuple(x.shape)}")
     xp = ctx.xp
     e = xp.exp(-xp.abs(x))
     sig = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))    # sigmoid(x), overflow-free

@@ -9,10 +9,11 @@ INDICES' shape -- exactly the shape of a Gather output's gradient.
 import numpy as np
 
 from caffe2lite.core import CreateOperator
+from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
 from operators._segments import (blob_label, check_dtype, check_index_dtype, check_index_range,
-                                 dense_output_gradient, scatter_add_rows)
+                                 scatter_add_rows)
 
 VALUE_DTYPES = (np.float16, np.float32, np.float64, np.int32, np.int64)
 
@@ -20,9 +21,9 @@ VALUE_DTYPES = (np.float16, np.float32, np.float64, np.int32, np.int64)
 def sparse_to_dense_gradient_maker(op_def, g_output):
     """Caffe2's GetSparseToDenseGradient: dVALUES = Gather(dOUTPUT, INDICES)."""
     values = op_def.input[1]
-    grad = dense_output_gradient(op_def, g_output)
-    grad_op = CreateOperator("Gather", [grad, op_def.input[0]], [values + "_grad"])
-    return [grad_op], [None, values + "_grad"] + [None] * (len(op_def.input) - 2)
+    grad = dense_output_grad(op_def, g_output)
+    grad_op = CreateOperator("Gather", [grad, op_def.input[0]], [grad_name(values)])
+    return [grad_op], [None, grad_name(values)] + [None] * (len(op_def.input) - 2)
 
 
 register_schema(OpSchema(

@@ -36,10 +36,10 @@ register_schema(OpSchema(
 
 
 def _rows(ctx, X, Y):
-    ctx.enforce(X.shape == Y.shape, f"X {tuple(X.shape)} and Y {tuple(Y.shape)} must have "
-                                    f"one shape")
-    ctx.enforce(X.dtype.kind == "f" and X.dtype == Y.dtype,
-                f"X and Y must be float tensors of one dtype, got {X.dtype} and {Y.dtype}")
+    if X.shape != Y.shape:
+        ctx.fail(f"X {tuple(X.shape)} and Y {tuple(Y.shape)} must have one shape")
+    if not (X.dtype.kind == "f" and X.dtype == Y.dtype):
+        ctx.fail(f"X and Y must be float tensors of one dtype, got {X.dtype} and {Y.dtype}")
     return (X.shape[0], prod(X.shape[1:])) if X.ndim else (1, 1)
 
 
@@ -53,6 +53,7 @@ def squared_l2_distance(ctx, X, Y):
 @register_kernel("SquaredL2DistanceGradient", devices=("CPU", "CUDA"))
 def squared_l2_distance_gradient(ctx, X, Y, dD):
     n, inner = _rows(ctx, X, Y)
-    ctx.enforce(dD.size == n, f"dDistance {tuple(dD.shape)} must have {n} elements, one per row")
+    if dD.size != n:
+        ctx.fail(f"dDistance {tuple(dD.shape)} must have {n} elements, one per row")
     dX = ((X - Y).reshape(n, inner) * dD.reshape(n, 1).astype(X.dtype, copy=False)).reshape(X.shape)
     return dX, -dX

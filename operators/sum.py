@@ -2,7 +2,6 @@
 
 import numpy as np
 
-from caffe2lite.errors import EnforceError
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import OpSchema
 
@@ -28,14 +27,14 @@ def sum_op(ctx, *xs):
     first = xs[0]
     names = ctx.op_def.input
     if first.dtype not in SUM_DTYPES:
-        raise EnforceError(f"{ctx.where}: input 0 (blob '{names[0]}') has dtype "
-                           f"{first.dtype}; Sum supports float32, float64, int32, int64")
+        ctx.fail(f"input 0 (blob '{names[0]}') has dtype "
+                 f"{first.dtype}; Sum supports float32, float64, int32, int64")
     for i, x in enumerate(xs[1:], 1):
         if x.dtype != first.dtype or x.shape != first.shape:
-            raise EnforceError(f"{ctx.where}: input {i} (blob '{names[i]}') has shape "
-                               f"{tuple(x.shape)} dtype {x.dtype}; it must match input 0 "
-                               f"(blob '{names[0]}'): shape {tuple(first.shape)} dtype "
-                               f"{first.dtype}")
+            ctx.fail(f"input {i} (blob '{names[i]}') has shape "
+                     f"{tuple(x.shape)} dtype {x.dtype}; it must match input 0 "
+                     f"(blob '{names[0]}'): shape {tuple(first.shape)} dtype "
+                     f"{first.dtype}")
     out = first.copy()
     for x in xs[1:]:
         out += x

@@ -7,23 +7,24 @@ Caffe2: w_1*X_1 + w_0*X_0 first, then + w_i*X_i for i >= 2.
 """
 
 from caffe2lite.core import CreateOperator
+from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
-from operators._train_common import check_float, check_scalar, dense_output_gradient, label
+from operators._train_common import check_float, check_scalar, label
 
 
 def weighted_sum_gradient_maker(op_def, g_output):
     """dX_i = w_i * dY; with grad_on_w also dw_i = sum(dY * X_i) (one WeightedSumGradient op)."""
-    dy = dense_output_gradient(op_def, g_output)
+    dy = dense_output_grad(op_def, g_output)
     grad_on_w = any(a.name == "grad_on_w" and a.i for a in op_def.arg)
     inputs = [dy] + list(op_def.input)
     data, weights = op_def.input[0::2], op_def.input[1::2]
-    outputs = [x + "_grad" for x in data] + ([w + "_grad" for w in weights] if grad_on_w else [])
+    outputs = [grad_name(x) for x in data] + ([grad_name(w) for w in weights] if grad_on_w else [])
     g_input = [None] * len(op_def.input)
     for i in range(0, len(op_def.input), 2):
-        g_input[i] = op_def.input[i] + "_grad"
+        g_input[i] = grad_name(op_def.input[i])
         if grad_on_w:
-            g_input[i + 1] = op_def.input[i + 1] + "_grad"
+            g_input[i + 1] = grad_name(op_def.input[i + 1])
     return [CreateOperator("WeightedSumGradient", inputs, outputs)], g_input
 
 
@@ -55,8 +56,9 @@ def _pairs(ctx, tensors, first_input):
     for k in range(0, len(tensors), 2):
         x, i = tensors[k], first_input + k
         check_float(ctx, i, x, first_input, x0)
-        ctx.enforce(x.size == x0.size, f"{label(ctx, i)} has {x.size} elements, expected "
-                                       f"{x0.size} like {label(ctx, first_input)}")
+        if x.size != x0.size:
+            ctx.fail(f"{label(ctx, i)} has {x.size} elements, expected "
+                     f"{x0.size} like {label(ctx, first_input)}")
         pairs.append((x, check_scalar(ctx, i + 1, tensors[k + 1], "weight").astype(x0.dtype)))
     return pairs
 
@@ -65,7 +67,8 @@ def _pairs(ctx, tensors, first_input):
 def weighted_sum(ctx, *inputs):
     x0 = inputs[0]
     check_float(ctx, 0, x0)
-    ctx.enforce(x0.size > 0, f"{label(ctx, 0)} must not be empty")
+    if x0.size <= 0:
+        ctx.fail(f"{label(ctx, 0)} must not be empty")
     pairs = _pairs(ctx, inputs, 0)
     (x0, w0), rest = pairs[0], pairs[1:]
     if not rest:
@@ -82,9 +85,9 @@ def weighted_sum_gradient(ctx, dy, *inputs):
     grad_on_w = ctx.args["grad_on_w"]
     expected = 2 * n_pairs if grad_on_w else n_pairs
     weights_too = " and as many weight gradients" if grad_on_w else ""
-    ctx.enforce(len(ctx.op_def.output) == expected,
-                f"{len(ctx.op_def.output)} outputs given, expected {expected} "
-                f"({n_pairs} input gradients{weights_too})")
+    if len(ctx.op_def.output) != expected:
+        ctx.fail(f"{len(ctx.op_def.output)} outputs given, expected {expected} "
+                 f"({n_pairs} input gradients{weights_too})")
     check_float(ctx, 0, dy)
     d_data, d_weights = [], []
     for k in range(n_pairs):
@@ -93,7 +96,8 @@ def weighted_sum_gradient(ctx, dy, *inputs):
         d_data.append(weight * dy)
         if grad_on_w:
             check_float(ctx, 2 * k + 1, x, 0, dy)
-            ctx.enforce(x.size == dy.size, f"{label(ctx, 2 * k + 1)} has {x.size} elements, "
-                                           f"expected {dy.size} like {label(ctx, 0)}")
+            if x.size != dy.size:
+                ctx.fail(f"{label(ctx, 2 * k + 1)} has {x.size} elements, "
+                         f"expected {dy.size} like {label(ctx, 0)}")
             d_weights.append(ctx.xp.dot(dy.reshape(-1), x.reshape(-1)).reshape(1))
     return tuple(d_data + d_weights)

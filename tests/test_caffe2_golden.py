@@ -16,8 +16,6 @@ operator branches are merged.
 
 from __future__ import annotations
 
-import io
-import zipfile
 
 import numpy as np
 import pytest
@@ -25,20 +23,11 @@ import pytest
 from caffe2lite import registry, workspace
 from caffe2lite.proto import caffe2_pb2
 from conftest import NETS_DIR
+from helpers import load_golden
 
 ATOL = RTOL = 1e-4  # hypothesis_test_util.assertReferenceChecks' default threshold
 
 GOLDENS = sorted(p.name for p in NETS_DIR.glob("*serialized_*.zip")) if NETS_DIR.is_dir() else []
-
-
-def load_golden(path):
-    """(op, inputs, outputs, device_type, gradient ops) from one serialized test zip."""
-    with zipfile.ZipFile(path) as z:
-        op = caffe2_pb2.OperatorDef.FromString(z.read("op.pb"))
-        npz = np.load(io.BytesIO(z.read("inout.npz")), allow_pickle=True, encoding="latin1")
-        grads = [caffe2_pb2.OperatorDef.FromString(z.read(n))
-                 for n in sorted(z.namelist()) if n.startswith("grad_")]
-        return (op, list(npz["inputs"]), list(npz["outputs"]), int(npz["device_type"]), grads)
 
 
 # -- gradient references (plain NumPy vector-Jacobian products) ---------------------

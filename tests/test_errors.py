@@ -19,6 +19,7 @@ from caffe2lite.proto import caffe2_pb2
 from caffe2lite.protoio import load_net
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
+from helpers import assert_unchanged, snapshot
 
 X = np.array([-1.0, 2.0, -3.0], np.float32)
 
@@ -39,22 +40,6 @@ def blobs_and_ops():
         yield
 
 
-def _snapshot():
-    return {name: (None if v is None else np.array(v, copy=True))
-            for name, v in ((n, workspace.FetchBlob(n)) for n in workspace.Blobs())}
-
-
-def _assert_unchanged(before):
-    after = _snapshot()
-    assert sorted(after) == sorted(before)
-    for name, value in before.items():
-        if value is None:
-            assert after[name] is None
-        else:
-            assert after[name].dtype == value.dtype
-            np.testing.assert_array_equal(after[name], value)
-
-
 def _net(*ops, name="bad_net"):
     """A net whose op #0 is a good Relu x -> r and whose later ops come from ``ops``."""
     net = caffe2_pb2.NetDef(name=name)
@@ -66,13 +51,13 @@ def _net(*ops, name="bad_net"):
 
 def _check(error, pattern, net):
     """CreateNet and RunNetOnce both fail with ``error`` matching ``pattern``; blobs unchanged."""
-    before = _snapshot()
+    before = snapshot()
     with pytest.raises(error, match=pattern) as info:
         workspace.CreateNet(net)
-    _assert_unchanged(before)
+    assert_unchanged(before)
     with pytest.raises(error, match=pattern):
         workspace.RunNetOnce(net)
-    _assert_unchanged(before)
+    assert_unchanged(before)
     assert isinstance(info.value, Caffe2LiteError) and isinstance(info.value, RuntimeError)
     return str(info.value)
 
@@ -149,9 +134,9 @@ def test_input_produced_later_in_the_net_is_missing():
 def test_empty_input_blob_fails_at_run_time():
     workspace.CreateBlob("hollow")
     op = core.CreateOperator("TestErrAdd", ["x", "hollow"], ["y"])
-    before = _snapshot()
+    before = snapshot()
     workspace.CreateNet(_net(op, name="hollow_net"))
-    created = _snapshot()  # creating the net created its outputs (r), as Caffe2 does
+    created = snapshot()  # creating the net created its outputs (r), as Caffe2 does
     assert set(created) - set(before) == {"r"}
     with pytest.raises(BlobNotFound, match=r"op #1 TestErrAdd in net \"hollow_net\": input 1 "
                                            r"\(unnamed\) blob 'hollow' is empty"):
@@ -164,11 +149,11 @@ def test_kernel_failures_carry_the_op_and_leave_blobs():
     # numpy's own error (shapes that do not broadcast) comes back naming the op
     workspace.FeedBlob("w", np.ones(2, np.float32))
     op = core.CreateOperator("TestErrAdd", ["x", "w"], ["y"], name="shapes")
-    before = _snapshot()
+    before = snapshot()
     with pytest.raises(OperatorError, match=r'op #1 TestErrAdd "shapes" in net "run_fail": '
                                             r"ValueError: operands could not be broadcast"):
         workspace.RunNetOnce(_net(op, name="run_fail"))
-    after = _snapshot()
+    after = snapshot()
     assert after.pop("r").tolist() == [0, 2, 0]
     assert sorted(after) == sorted(before)
     assert after["y"].tolist() == [7, 7, 7]
@@ -184,24 +169,24 @@ def test_in_place_kernel_that_enforces_leaves_its_input():
         x[...] = np.clip(x, 0, 1)  # never reached for float32
         return (x,)
 
-    before = _snapshot()
+    before = snapshot()
     with pytest.raises(EnforceError, match=r"op TestErrClip: input 0 \('X'\) must be float64, "
                                            r"got float32"):
         workspace.RunOperatorOnce(core.CreateOperator("TestErrClip", ["x"], ["x"]))
-    _assert_unchanged(before)
+    assert_unchanged(before)
 
 
 def test_duplicate_net_name():
     net = _net(name="twice")
     workspace.CreateNet(net)
-    before = _snapshot()
+    before = snapshot()
     with pytest.raises(NetError, match='existing net of the same name "twice"'):
         workspace.CreateNet(net)
-    _assert_unchanged(before)
+    assert_unchanged(before)
 
 
 def test_malformed_text_and_binary_protos(tmp_path):
-    before = _snapshot()
+    before = snapshot()
     with pytest.raises(ProtoParseError, match=r"CreateNet: .*NetDef.*text format: 1:\d+"):
         workspace.CreateNet('name: "n" op { type: "Relu" input: }')
     with pytest.raises(ProtoParseError, match="RunOperatorOnce: .*OperatorDef"):
@@ -212,7 +197,7 @@ def test_malformed_text_and_binary_protos(tmp_path):
         load_net(bad)
     with pytest.raises(FileNotFoundError):
         load_net(tmp_path / "absent.pb")
-    _assert_unchanged(before)
+    assert_unchanged(before)
 
 
 def test_unknown_workspace():
@@ -256,3 +241,21 @@ def test_errors_note_where_core_net_built_the_op():
     with pytest.raises(SchemaError) as info:
         workspace.RunNetOnce(other)
     assert not getattr(info.value, "__notes__", [])
+
+
+def test_ctx_fail_raises_like_a_failed_enforce_and_leaves_blobs():
+    """ctx.fail(*msg) == ctx.enforce(False, *msg): EnforceError, op named, parts joined."""
+    def kernel(ctx, x):
+        if ctx.args["scale"] < 0:
+            ctx.fail("argument 'scale' is ", ctx.args["scale"], ", expected >= 0")
+        ctx.enforce(ctx.args["scale"] != 0, "argument 'scale' must not be 0")
+        return (x * ctx.args["scale"],)
+
+    register_kernel("TestErrScale", engine="FAILING")(kernel)
+    before = snapshot()
+    for scale, message in ((-2.0, r"argument 'scale' is -2.0, expected >= 0"),
+                           (0.0, r"argument 'scale' must not be 0")):
+        with pytest.raises(EnforceError, match=r'^op TestErrScale "checked": ' + message):
+            workspace.RunOperatorOnce(core.CreateOperator(
+                "TestErrScale", ["x"], ["y"], name="checked", scale=scale, engine="FAILING"))
+        assert_unchanged(before)

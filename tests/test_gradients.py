@@ -478,3 +478,20 @@ def test_lstm_step_net_backward_matches_caffe2s(nets_dir):
 
     assert [summary(op) for op in grad_ops] == [summary(op) for op in golden.op]
     assert [op.arg for op in grad_ops] == [op.arg for op in golden.op]
+
+
+def test_dense_output_grad_optional_only_excuses_a_missing_gradient():
+    from caffe2lite.gradients import dense_output_grad
+
+    op = core.CreateOperator("Scale", ["x"], ["y"])
+    assert dense_output_grad(op, ["y_grad"]) == "y_grad"
+    assert dense_output_grad(op, [None], optional=True) is None
+    with pytest.raises(GradientError, match=r"Scale: the gradient of output 0 \('y'\) must be a "
+                                            r"dense blob, but output 0 \('y'\) has none"):
+        dense_output_grad(op, [None])
+    with pytest.raises(GradientError, match=r"the one for output 0 \('y'\) is sparse \(i, v\)"):
+        dense_output_grad(op, [GradientSlice("i", "v")], optional=True)
+    # makers that relied on the None-returning variant still answer "no gradients"
+    assert core.GradientRegistry.GetGradientForOp(op, [None]) == ([], [None])
+    assert core.GradientRegistry.GetGradientForOp(
+        core.CreateOperator("Add", ["a", "b"], ["c"]), [None]) == ([], [None, None])

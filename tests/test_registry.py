@@ -21,6 +21,7 @@ from caffe2lite.errors import (ArgumentError, DeviceUnavailable, OperatorNotRegi
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
+from helpers import assert_unchanged, snapshot
 
 
 @pytest.fixture(autouse=True)
@@ -184,13 +185,13 @@ def _schema_op(schema, inputs, outputs, **kwargs):
 ])
 def test_each_verify_rule(schema, inputs, outputs, rule):
     net = _schema_op(schema, inputs, outputs)
-    before = {n: workspace.FetchBlob(n) for n in workspace.Blobs()}
+    before = snapshot()
     with pytest.raises(SchemaError, match=f'op #1 {schema.type} "checked" in net '
                                           f'"verify_net": {rule}'):
         workspace.CreateNet(net)
     with pytest.raises(SchemaError, match=rule):
         workspace.RunOperatorOnce(net.op[1])
-    assert {n: workspace.FetchBlob(n) for n in workspace.Blobs()} == before
+    assert_unchanged(before)
 
 
 def test_allowed_and_enforced_inplace_pass():

@@ -6,32 +6,18 @@ import numpy as np
 import pytest
 from hypothesis import strategies as st
 
-from caffe2lite import core, workspace
-
-
-def run_op(op_type, inputs: dict, outputs, **args):
-    """Feed ``inputs`` ({blob: array}, in the op's input order), run the op once, fetch outputs."""
-    for name, value in inputs.items():
-        workspace.FeedBlob(name, value)
-    workspace.RunOperatorOnce(core.CreateOperator(op_type, list(inputs), outputs, **args))
-    return [workspace.FetchBlob(o) for o in outputs]
+from caffe2lite import workspace
+from helpers import assert_unchanged, snapshot
 
 
 def assert_fails_unchanged(op_def, inputs: dict, error, match):
     """Running op_def raises ``error`` matching ``match`` and leaves every blob as it was."""
     for name, value in inputs.items():
         workspace.FeedBlob(name, value)
-    before = {b: workspace.FetchBlob(b) for b in workspace.Blobs()}
+    before = snapshot()
     with pytest.raises(error, match=match):
         workspace.RunOperatorOnce(op_def)
-    assert set(workspace.Blobs()) >= set(before)
-    for name, value in before.items():
-        after = workspace.FetchBlob(name)
-        if not isinstance(value, np.ndarray):  # empty blobs, mutexes: the same object
-            assert after is value, name
-            continue
-        assert after.dtype == value.dtype and after.shape == value.shape, name
-        np.testing.assert_array_equal(after, value, err_msg=f"blob '{name}' changed")
+    assert_unchanged(before)
 
 
 @st.composite

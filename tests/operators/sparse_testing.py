@@ -11,16 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from caffe2lite import core, workspace
-
-
-def run_op(op_type, inputs: dict, outputs, **args):
-    """Feed ``inputs`` (name -> array), run one op, return its outputs as a list."""
-    for name, value in inputs.items():
-        workspace.FeedBlob(name, value)
-    outputs = [outputs] if isinstance(outputs, str) else list(outputs)
-    op = core.CreateOperator(op_type, list(inputs), outputs, **args)
-    workspace.RunOperatorOnce(op)
-    return [workspace.FetchBlob(o) for o in outputs]
+from helpers import run_op
 
 
 def gradient_ops(op_def, g_output):
@@ -83,20 +74,3 @@ def check_gradient(op_type, inputs: dict, wrt, args=None, eps=1e-2, atol=2e-3, r
         np.testing.assert_allclose(got, want, atol=atol, rtol=rtol,
                                    err_msg=f"gradient of {op_type} w.r.t. {name}")
     return ops, g_input
-
-
-def blobs_snapshot():
-    """Every written blob's value (copied), to prove a failed op changed nothing."""
-    snap = {}
-    for name in workspace.Blobs():
-        value = workspace.FetchBlob(name)
-        if value is not None:  # None: created (as an op's output) but never written
-            snap[name] = np.array(value, copy=True)
-    return snap
-
-
-def assert_unchanged(before):
-    after = blobs_snapshot()
-    assert sorted(after) == sorted(before), "a failed op wrote a blob"
-    for name, value in before.items():
-        np.testing.assert_array_equal(after[name], value, err_msg=f"blob {name} changed")

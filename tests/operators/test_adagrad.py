@@ -6,7 +6,8 @@ from hypothesis import given
 
 from caffe2lite import core
 from caffe2lite.errors import EnforceError, SchemaError
-from _train_helpers import assert_fails_unchanged, run_op, sparse_case
+from helpers import run_op
+from _train_helpers import assert_fails_unchanged, sparse_case
 
 F = np.float32
 

@@ -1,6 +1,5 @@
 """BatchGather, BatchGatherGradient and SparseToDense against loop references."""
 
-import zipfile
 
 import numpy as np
 import pytest
@@ -9,8 +8,8 @@ from hypothesis import strategies as st
 
 from caffe2lite import core, workspace
 from caffe2lite.errors import EnforceError
-from caffe2lite.proto import caffe2_pb2
-from sparse_testing import assert_unchanged, blobs_snapshot, check_gradient, gradient_ops, run_op
+from helpers import assert_unchanged, load_golden, run_op, snapshot
+from sparse_testing import check_gradient, gradient_ops
 
 
 def ref_batch_gather(data, indices):
@@ -71,12 +70,8 @@ def test_batch_gather_caffe2_golden_with_gradient(nets_dir):
     """Caffe2's gather_ops_test.test_batch_gather_ops: forward and its grad_0.pb op."""
     path = nets_dir / ("yakov-helm__pytorch_exp__serialized_gather_ops_test."
                        "test_batch_gather_ops.zip")
-    with zipfile.ZipFile(path) as zf:
-        op = caffe2_pb2.OperatorDef.FromString(zf.read("op.pb"))
-        grad_op = caffe2_pb2.OperatorDef.FromString(zf.read("grad_0.pb"))
-        with zf.open("inout.npz") as f:
-            npz = np.load(f, allow_pickle=True, encoding="latin1")
-            inputs, outputs = list(npz["inputs"]), list(npz["outputs"])
+    op, inputs, outputs, _, grads = load_golden(path)
+    grad_op = grads[0]  # grad_0.pb
     for name, value in zip(op.input, inputs):
         workspace.FeedBlob(name, value)
     workspace.RunOperatorOnce(op)
@@ -106,7 +101,7 @@ def test_batch_gather_caffe2_golden_with_gradient(nets_dir):
 def test_batch_gather_bad_input(op_type, feeds, match):
     for name, value in feeds.items():
         workspace.FeedBlob(name, value)
-    before = blobs_snapshot()
+    before = snapshot()
     with pytest.raises(EnforceError, match=match):
         workspace.RunOperatorOnce(core.CreateOperator(op_type, list(feeds), ["out"]))
     assert_unchanged(before)

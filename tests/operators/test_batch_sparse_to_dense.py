@@ -5,7 +5,8 @@ from hypothesis import given, strategies as st
 
 from caffe2lite import core, registry
 from caffe2lite.errors import EnforceError
-from _train_helpers import assert_fails_unchanged, run_op
+from helpers import run_op
+from _train_helpers import assert_fails_unchanged
 
 F = np.float32
 

@@ -8,6 +8,7 @@ from hypothesis.extra import numpy as hnp
 
 from caffe2lite import core, registry, workspace
 from caffe2lite.errors import ArgumentError, EnforceError, GradientError, SchemaError
+from helpers import assert_unchanged, snapshot
 
 NUMPY_FN = {"Add": np.add, "Mul": np.multiply}
 
@@ -27,17 +28,6 @@ def legacy_view(a_shape, b_shape, axis=-1):
     if axis == -1:
         axis = len(a_shape) - len(b_shape)
     return (1,) * axis + tuple(b_shape) + (1,) * (len(a_shape) - axis - len(b_shape))
-
-
-def snapshot():
-    return {n: workspace.FetchBlob(n) for n in workspace.Blobs()}
-
-
-def assert_unchanged(before):
-    after = snapshot()
-    assert sorted(after) == sorted(before)
-    for name, value in before.items():
-        np.testing.assert_array_equal(after[name], value)
 
 
 @pytest.mark.parametrize("op_type", ["Add", "Mul"])

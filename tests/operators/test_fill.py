@@ -9,6 +9,7 @@ from caffe2lite import core, registry, workspace
 from caffe2lite.errors import ArgumentError, Caffe2LiteError, EnforceError, SchemaError
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.schema import NO_GRADIENT
+from helpers import assert_unchanged, snapshot
 
 TP = caffe2_pb2.TensorProto
 FILLERS = ["ConstantFill", "UniformFill", "UniformIntFill", "GaussianFill", "XavierFill",
@@ -20,18 +21,6 @@ FILLERS = ["ConstantFill", "UniformFill", "UniformIntFill", "GaussianFill", "Xav
 def run(op_type, inputs=(), output="y", **kwargs):
     workspace.RunOperatorOnce(core.CreateOperator(op_type, list(inputs), [output], **kwargs))
     return workspace.FetchBlob(output)
-
-
-def snapshot():
-    return {n: workspace.FetchBlob(n) for n in workspace.Blobs()}
-
-
-def assert_unchanged(before):
-    after = snapshot()
-    assert sorted(after) == sorted(before)
-    for name, value in before.items():
-        np.testing.assert_array_equal(after[name], value)
-        assert np.asarray(after[name]).dtype == np.asarray(value).dtype
 
 
 @pytest.mark.parametrize("op_type", FILLERS)

@@ -1,6 +1,5 @@
 """Gather: against a loop reference, Caffe2's golden test, its gradient maker and bad input."""
 
-import zipfile
 
 import numpy as np
 import pytest
@@ -9,9 +8,8 @@ from hypothesis import strategies as st
 
 from caffe2lite import core, workspace
 from caffe2lite.errors import EnforceError, GradientError
-from caffe2lite.proto import caffe2_pb2
-from sparse_testing import (assert_unchanged, blobs_snapshot, check_gradient, gradient_ops,
-                            run_op)
+from helpers import assert_unchanged, load_golden, run_op, snapshot
+from sparse_testing import check_gradient, gradient_ops
 
 
 def ref_gather(data, indices, axis=0, match_outer=False, wrap=None):
@@ -87,11 +85,7 @@ def test_gather_empty_cases():
 def test_gather_caffe2_golden(nets_dir):
     """Caffe2's own serialized test (gather_ops_test.test_gather_ops), read in place."""
     path = nets_dir / "yakov-helm__pytorch_exp__serialized_gather_ops_test.test_gather_ops.zip"
-    with zipfile.ZipFile(path) as zf:
-        op = caffe2_pb2.OperatorDef.FromString(zf.read("op.pb"))
-        with zf.open("inout.npz") as f:
-            npz = np.load(f, allow_pickle=True, encoding="latin1")
-            inputs, outputs = list(npz["inputs"]), list(npz["outputs"])
+    op, inputs, outputs, _, _ = load_golden(path)
     for name, value in zip(op.input, inputs):
         workspace.FeedBlob(name, value)
     workspace.RunOperatorOnce(op)
@@ -145,7 +139,7 @@ def test_gather_dense_gradient_matches_finite_differences():
 def test_gather_bad_input_names_blob_and_leaves_blobs(idx, args, match):
     workspace.FeedBlob("data", np.ones((4, 3), np.float32))
     workspace.FeedBlob("idx", idx)
-    before = blobs_snapshot()
+    before = snapshot()
     with pytest.raises(EnforceError, match=match) as info:
         workspace.RunOperatorOnce(core.CreateOperator("Gather", ["data", "idx"], ["out"], **args))
     assert "Gather" in str(info.value)

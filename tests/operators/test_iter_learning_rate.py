@@ -8,7 +8,8 @@ import pytest
 from caffe2lite import core, registry, workspace
 from caffe2lite.errors import ArgumentError, BlobNotFound, EnforceError, SchemaError
 from caffe2lite.schema import NO_GRADIENT
-from _train_helpers import assert_fails_unchanged, run_op
+from helpers import run_op
+from _train_helpers import assert_fails_unchanged
 
 
 def test_iter_increments_in_place():

@@ -6,7 +6,8 @@ from hypothesis import given, strategies as st
 from caffe2lite import core, registry
 from caffe2lite.errors import EnforceError
 from caffe2lite.schema import NO_GRADIENT, SHOULD_NOT_DO_GRADIENT
-from _train_helpers import assert_fails_unchanged, run_op
+from helpers import run_op
+from _train_helpers import assert_fails_unchanged
 
 lengths_lists = st.lists(st.integers(0, 4), max_size=8)
 

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from caffe2lite import core, workspace
 from caffe2lite.errors import EnforceError
-from sparse_testing import (assert_unchanged, blobs_snapshot, check_gradient, gradient_ops,
-                            run_op)
+from helpers import assert_unchanged, run_op, snapshot
+from sparse_testing import check_gradient, gradient_ops
 
 
 def ref_reduce(data, lengths, indices=None, weights=None, mean=False):
@@ -214,7 +214,7 @@ def test_bad_input_names_op_blob_and_leaves_blobs(op_type, feeds, match):
     for name, value in inputs.items():
         workspace.FeedBlob(name, value)
     workspace.FeedBlob("out", np.full(2, 7.0, np.float32))  # an existing output must survive
-    before = blobs_snapshot()
+    before = snapshot()
     with pytest.raises(EnforceError, match=match) as info:
         workspace.RunOperatorOnce(core.CreateOperator(op_type, list(inputs), ["out"]))
     assert str(info.value).startswith(f"op {op_type}")

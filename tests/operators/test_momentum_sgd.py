@@ -7,7 +7,8 @@ from hypothesis import given, strategies as st
 from caffe2lite import core, registry, workspace
 from caffe2lite.errors import EnforceError, SchemaError
 from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT
-from _train_helpers import assert_fails_unchanged, run_op, sparse_case
+from helpers import run_op
+from _train_helpers import assert_fails_unchanged, sparse_case
 
 F = np.float32
 

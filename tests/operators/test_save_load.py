@@ -15,6 +15,7 @@ import pytest
 from caffe2lite import core, workspace
 from caffe2lite.errors import ArgumentError, Caffe2LiteError, DBError, DeviceUnavailable
 from caffe2lite.proto import caffe2_pb2
+from helpers import assert_unchanged, snapshot
 
 TP = caffe2_pb2.TensorProto
 
@@ -45,18 +46,6 @@ def run(op_type, inputs, outputs, **kwargs):
     return workspace.RunOperatorOnce(core.CreateOperator(op_type, inputs, outputs, **kwargs))
 
 
-def snapshot():
-    return {n: workspace.FetchBlob(n) for n in workspace.Blobs()}
-
-
-def assert_same(before, after):
-    assert sorted(before) == sorted(after)
-    for name, value in before.items():
-        if isinstance(value, np.ndarray):
-            assert after[name].dtype == value.dtype
-            np.testing.assert_array_equal(after[name], value)
-        else:
-            assert after[name] == value
 
 
 @pytest.fixture
@@ -197,7 +186,7 @@ def test_save_strip_prefix_and_overrides(root):
             strip_prefix="/")
     assert not (root / "x.minidb").exists()
     before["gpu_1/w"] = np.ones(1, np.float32)
-    assert_same(before, snapshot())
+    assert_unchanged(before)
 
 
 def test_load_all_incomplete_and_missing(root):
@@ -215,7 +204,7 @@ def test_load_all_incomplete_and_missing(root):
         run("Load", [], ["a", "c"], db="d.minidb", db_type="minidb")
     with pytest.raises(DBError, match=r"\['c'\] do not exist"):
         run("Load", [], ["c"], db="d.minidb", db_type="minidb", load_all=1)
-    assert_same(before, snapshot())
+    assert_unchanged(before)
     workspace.FeedBlob("a", np.zeros(1, np.int64))
     run("Load", [], ["a", "c"], db="d.minidb", db_type="minidb", allow_incomplete=True)
     np.testing.assert_array_equal(workspace.FetchBlob("a"), [1, 2])
@@ -251,7 +240,7 @@ def test_keep_device(root):
         with pytest.raises(DeviceUnavailable):
             run("Load", [], ["v"], db="g.minidb", db_type="minidb",
                 source_blob_names=["gpu_0/w"], keep_device=1)
-        assert_same(before, snapshot())
+        assert_unchanged(before)
     else:
         run("Load", [], ["v"], db="g.minidb", db_type="minidb",
             source_blob_names=["gpu_0/w"], keep_device=1)
@@ -295,7 +284,7 @@ def test_truncated_at_every_byte_fails_cleanly(root):
         (root / "cut.minidb").write_bytes(data[:cut])
         with pytest.raises(DBError):
             run("Load", [], ["w", "s", "i"], db="cut.minidb", db_type="minidb")
-        assert_same(before, snapshot())
+        assert_unchanged(before)
     (root / "cut.minidb").write_bytes(data)
     run("Load", [], ["w", "s", "i"], db="cut.minidb", db_type="minidb")
     np.testing.assert_array_equal(workspace.FetchBlob("w"), np.arange(5, dtype=np.float32))
@@ -328,7 +317,7 @@ def test_corrupt_files_fail_cleanly(root, corrupt):
     before = snapshot()
     with pytest.raises(DBError, match="bad.minidb|'x'"):
         run("Load", [], ["x"], db="bad.minidb", db_type="minidb")
-    assert_same(before, snapshot())
+    assert_unchanged(before)
 
 
 def _checkpoint(root, value):

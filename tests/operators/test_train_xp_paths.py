@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from caffe2lite.devices import cpu
-from _train_helpers import run_op
+from helpers import run_op
 
 F = np.float32
 

@@ -6,7 +6,8 @@ from hypothesis import given, strategies as st
 from caffe2lite import core, registry
 from caffe2lite.errors import EnforceError
 from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT
-from _train_helpers import assert_fails_unchanged, run_op
+from helpers import run_op
+from _train_helpers import assert_fails_unchanged
 
 
 @given(st.lists(st.integers(-5, 5), max_size=15), st.sampled_from([np.int32, np.int64]))

@@ -5,7 +5,8 @@ import pytest
 
 from caffe2lite import core, registry, workspace
 from caffe2lite.errors import EnforceError, GradientError, SchemaError
-from _train_helpers import assert_fails_unchanged, run_op
+from helpers import run_op
+from _train_helpers import assert_fails_unchanged
 
 F = np.float32
 
