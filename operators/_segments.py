@@ -129,6 +129,100 @@ def segment_sum(xp, values, lengths):
     return xp.einsum("mlb->mb", grid).reshape((m,) + block)
 
 
+# Bytes of rows gather_segment_sum handles per step: small enough that a step's
+# gathered rows and output rows stay in the L2 cache until they are summed.
+GATHER_CHUNK_BYTES = 1 << 18
+
+
+def gather_segment_sum(xp, data, indices, lengths, scalars=None):
+    """segment_sum(data[indices] (x scalars), lengths) in float32, without the full gather.
+
+    Materialising data[indices] costs a fresh (len(indices), block) array whose page
+    faults and trip through main memory take as long as the lookups themselves.  On
+    NumPy the work is instead done a few hundred KiB at a time in reused buffers
+    (np.take with out=, ufuncs in place):
+
+    * all segments of length L (fixed-size bags, the usual embedding batch): for a
+      chunk of segments, the j-th row of every segment is gathered and added to the
+      chunk's output, j = 0..L-1 -- each segment summed left to right as Caffe2 did;
+    * otherwise: a chunk of whole segments is gathered and reduced by segment_sum.
+
+    Results are deterministic (the chunking depends only on the shapes).  CuPy keeps
+    the one-shot gather: device memory has no such cache cliff.
+    """
+    m, n = int(lengths.shape[0]), int(indices.shape[0])
+    block = tuple(data.shape[1:])
+    if xp is not np or n == 0:
+        rows = take_checked(xp, data, indices).astype(np.float32, copy=False)
+        if scalars is not None:
+            rows = rows * scalars.reshape((-1,) + (1,) * (rows.ndim - 1))
+        return segment_sum(xp, rows, lengths)
+    width = int(np.prod(block, dtype=np.int64))
+    table = data.reshape(data.shape[0], width)
+    budget = max(1, GATHER_CHUNK_BYTES // max(1, 4 * width))
+    longest = int(lengths.max())
+    if longest * m == n:
+        out = _sum_fixed_length(table, indices.reshape(m, longest), scalars, budget)
+    else:
+        out = _sum_chunks(table, indices, lengths, scalars, budget)
+    return out.reshape((m,) + block)
+
+
+def _weighted_rows(table, rows_idx, weights, gathered, converted):
+    """table[rows_idx] (x weights[:, None]) as float32, in the given scratch buffers."""
+    got = np.take(table, rows_idx, axis=0, out=gathered, mode="clip")
+    if weights is not None:
+        return np.multiply(got, weights[:, None], out=converted)
+    if got.dtype != np.float32:  # float16 table: summed in float32, as Caffe2 did
+        np.copyto(converted, got)
+        return converted
+    return got
+
+
+def _sum_fixed_length(table, grid, scalars, budget):
+    """Segments of one length L (grid: segments x L indices), one column at a time."""
+    m, length = grid.shape
+    weights = None if scalars is None else scalars.reshape(m, length)
+    out = np.empty((m, table.shape[1]), np.float32)
+    step = min(m, budget)
+    gathered = np.empty((step, table.shape[1]), table.dtype)
+    converted = np.empty((step, table.shape[1]), np.float32)
+    for b0 in range(0, m, step):
+        b1 = min(m, b0 + step)
+        k = b1 - b0
+        columns = np.ascontiguousarray(grid[b0:b1].T)
+        w = None if weights is None else np.ascontiguousarray(weights[b0:b1].T)
+        acc = out[b0:b1]
+        for j in range(length):
+            term = _weighted_rows(table, columns[j], None if w is None else w[j],
+                                  gathered[:k], converted[:k])
+            if j:
+                np.add(acc, term, out=acc)
+            else:
+                np.copyto(acc, term)
+    return out
+
+
+def _sum_chunks(table, indices, lengths, scalars, budget):
+    """Segments of mixed lengths: gather whole segments a chunk at a time, segment_sum."""
+    m, n = int(lengths.shape[0]), int(indices.shape[0])
+    ends = np.cumsum(lengths, dtype=np.int64)
+    # Chunks end between segments, at the last segment ending before the next multiple
+    # of the budget: each holds fewer than budget + (longest segment) rows.
+    cuts = np.unique(np.searchsorted(ends, np.arange(budget, n, budget), side="right"))
+    bounds = np.concatenate(([0], cuts[(cuts > 0) & (cuts < m)], [m])).tolist()
+    row_bounds = [0] + [int(ends[b - 1]) for b in bounds[1:]]
+    most = max(b - a for a, b in zip(row_bounds, row_bounds[1:]))
+    gathered = np.empty((most, table.shape[1]), table.dtype)
+    converted = np.empty((most, table.shape[1]), np.float32)
+    out = np.empty((m, table.shape[1]), np.float32)
+    for b0, b1, r0, r1 in zip(bounds, bounds[1:], row_bounds, row_bounds[1:]):
+        rows = _weighted_rows(table, indices[r0:r1], None if scalars is None else
+                              scalars[r0:r1], gathered[:r1 - r0], converted[:r1 - r0])
+        out[b0:b1] = segment_sum(np, rows, lengths[b0:b1])
+    return out
+
+
 def repeat_segments(xp, segment_values, lengths):
     """Row k of ``segment_values`` repeated lengths[k] times (np.repeat along axis 0)."""
     if xp is np:
