@@ -14,6 +14,7 @@ import numpy as np
 
 from caffe2lite.core import GradientSlice
 from caffe2lite.errors import GradientError
+from operators._parallel import for_each_range
 
 INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
 
@@ -139,16 +140,18 @@ def gather_segment_sum(xp, data, indices, lengths, scalars=None):
 
     Materialising data[indices] costs a fresh (len(indices), block) array whose page
     faults and trip through main memory take as long as the lookups themselves.  On
-    NumPy the work is instead done a few hundred KiB at a time in reused buffers
-    (np.take with out=, ufuncs in place):
+    NumPy the segments are instead taken a few thousand at a time and summed by rank
+    in reused buffers: the first row of every segment is gathered (np.take with out=)
+    into the chunk's accumulator, then the second row of every segment at least two
+    long is gathered and added in place, and so on -- each segment summed left to
+    right, as Caffe2's loop did.  Segments are ordered longest first within a chunk,
+    so the rows still being summed are always a prefix of the accumulator.  A chunk
+    whose longest segment is more than 4x its mean (one huge bag) is gathered whole
+    and reduced by segment_sum instead, which needs fewer steps there.
 
-    * all segments of length L (fixed-size bags, the usual embedding batch): for a
-      chunk of segments, the j-th row of every segment is gathered and added to the
-      chunk's output, j = 0..L-1 -- each segment summed left to right as Caffe2 did;
-    * otherwise: a chunk of whole segments is gathered and reduced by segment_sum.
-
-    Results are deterministic (the chunking depends only on the shapes).  CuPy keeps
-    the one-shot gather: device memory has no such cache cliff.
+    Chunks depend only on the shapes, so results are deterministic for any number of
+    threads (operators/_parallel.py runs chunks concurrently).  CuPy keeps the
+    one-shot gather: device memory has no such cache cliff.
     """
     m, n = int(lengths.shape[0]), int(indices.shape[0])
     block = tuple(data.shape[1:])
@@ -159,13 +162,64 @@ def gather_segment_sum(xp, data, indices, lengths, scalars=None):
         return segment_sum(xp, rows, lengths)
     width = int(np.prod(block, dtype=np.int64))
     table = data.reshape(data.shape[0], width)
-    budget = max(1, GATHER_CHUNK_BYTES // max(1, 4 * width))
-    longest = int(lengths.max())
-    if longest * m == n:
-        out = _sum_fixed_length(table, indices.reshape(m, longest), scalars, budget)
-    else:
-        out = _sum_chunks(table, indices, lengths, scalars, budget)
+    step = min(m, max(1, GATHER_CHUNK_BYTES // max(1, 4 * width)))
+    starts = segment_starts(np, lengths)
+    uniform = int(lengths.min()) == int(lengths.max())
+    out = np.empty((m, width), np.float32)
+
+    def run(first, stop):
+        gathered = np.empty((step, width), table.dtype)
+        converted = np.empty((step, width), np.float32)
+        acc = out[:0] if uniform else np.empty((step, width), np.float32)
+        for b0 in range(first * step, min(m, stop * step), step):
+            b1 = min(m, b0 + step)
+            _sum_chunk(table, indices, lengths[b0:b1], starts[b0:b1], scalars,
+                       out[b0:b1], None if uniform else acc[:b1 - b0], gathered, converted)
+
+    for_each_range(run, -(-m // step))
     return out.reshape((m,) + block)
+
+
+def _sum_chunk(table, indices, lengths, starts, scalars, out, acc, gathered, converted):
+    """out[k] = sum of segment k's rows.  ``acc`` (scratch) is None when all segments
+    have one length: they then keep their order and ``out`` is the accumulator."""
+    k = lengths.shape[0]
+    r0 = int(starts[0])
+    if acc is None:
+        longest = int(lengths[0])
+        rank_idx = np.ascontiguousarray(indices[r0:r0 + k * longest].reshape(k, longest).T)
+        rank_w = None if scalars is None else np.ascontiguousarray(
+            scalars[r0:r0 + k * longest].reshape(k, longest).T)
+        _sum_by_rank(table, rank_idx, rank_w, [k] * longest, out, gathered, converted)
+        return
+    longest, total = int(lengths.max()), int(lengths.sum())
+    if longest * k > 4 * total:  # a few long segments: fewer steps with segment_sum
+        rows = _weighted_rows(table, indices[r0:r0 + total],
+                              None if scalars is None else scalars[r0:r0 + total],
+                              np.empty((total, table.shape[1]), table.dtype),
+                              np.empty((total, table.shape[1]), np.float32))
+        out[...] = segment_sum(np, rows, lengths)
+        return
+    order = np.argsort(-lengths.astype(np.int64), kind="stable")
+    active = (k - np.cumsum(np.bincount(lengths, minlength=longest))[:longest]).tolist()
+    acc[active[0] if longest else 0:] = 0  # empty segments
+    # by_rank[j, i]: position in INDICES of row j of the i-th (longest first) segment;
+    # slots past a segment's end point at any valid position and are never read.
+    by_rank = np.minimum(starts[order] + np.arange(longest)[:, None], indices.shape[0] - 1)
+    rank_w = None if scalars is None else np.take(scalars, by_rank)
+    _sum_by_rank(table, np.take(indices, by_rank), rank_w, active, acc, gathered, converted)
+    out[order] = acc
+
+
+def _sum_by_rank(table, rank_idx, rank_w, active, acc, gathered, converted):
+    """acc[i] = sum over j of table[rank_idx[j, i]] (x rank_w[j, i]) for i < active[j]."""
+    for j, c in enumerate(active):
+        term = _weighted_rows(table, rank_idx[j, :c], None if rank_w is None else rank_w[j, :c],
+                              gathered[:c], converted[:c])
+        if j:
+            np.add(acc[:c], term, out=acc[:c])
+        else:
+            np.copyto(acc[:c], term)
 
 
 def _weighted_rows(table, rows_idx, weights, gathered, converted):
@@ -177,50 +231,6 @@ def _weighted_rows(table, rows_idx, weights, gathered, converted):
         np.copyto(converted, got)
         return converted
     return got
-
-
-def _sum_fixed_length(table, grid, scalars, budget):
-    """Segments of one length L (grid: segments x L indices), one column at a time."""
-    m, length = grid.shape
-    weights = None if scalars is None else scalars.reshape(m, length)
-    out = np.empty((m, table.shape[1]), np.float32)
-    step = min(m, budget)
-    gathered = np.empty((step, table.shape[1]), table.dtype)
-    converted = np.empty((step, table.shape[1]), np.float32)
-    for b0 in range(0, m, step):
-        b1 = min(m, b0 + step)
-        k = b1 - b0
-        columns = np.ascontiguousarray(grid[b0:b1].T)
-        w = None if weights is None else np.ascontiguousarray(weights[b0:b1].T)
-        acc = out[b0:b1]
-        for j in range(length):
-            term = _weighted_rows(table, columns[j], None if w is None else w[j],
-                                  gathered[:k], converted[:k])
-            if j:
-                np.add(acc, term, out=acc)
-            else:
-                np.copyto(acc, term)
-    return out
-
-
-def _sum_chunks(table, indices, lengths, scalars, budget):
-    """Segments of mixed lengths: gather whole segments a chunk at a time, segment_sum."""
-    m, n = int(lengths.shape[0]), int(indices.shape[0])
-    ends = np.cumsum(lengths, dtype=np.int64)
-    # Chunks end between segments, at the last segment ending before the next multiple
-    # of the budget: each holds fewer than budget + (longest segment) rows.
-    cuts = np.unique(np.searchsorted(ends, np.arange(budget, n, budget), side="right"))
-    bounds = np.concatenate(([0], cuts[(cuts > 0) & (cuts < m)], [m])).tolist()
-    row_bounds = [0] + [int(ends[b - 1]) for b in bounds[1:]]
-    most = max(b - a for a, b in zip(row_bounds, row_bounds[1:]))
-    gathered = np.empty((most, table.shape[1]), table.dtype)
-    converted = np.empty((most, table.shape[1]), np.float32)
-    out = np.empty((m, table.shape[1]), np.float32)
-    for b0, b1, r0, r1 in zip(bounds, bounds[1:], row_bounds, row_bounds[1:]):
-        rows = _weighted_rows(table, indices[r0:r1], None if scalars is None else
-                              scalars[r0:r1], gathered[:r1 - r0], converted[:r1 - r0])
-        out[b0:b1] = segment_sum(np, rows, lengths[b0:b1])
-    return out
 
 
 def repeat_segments(xp, segment_values, lengths):
