@@ -12,13 +12,17 @@ time from the moment and parameter the first update wrote.  That is reproduced
 exactly (bit for bit on CPU): one vectorised round per repetition, and for a
 row repeated more than sqrt(len(indices)) times one cumulative sum over its
 occurrences (the moment and, without weight decay, the parameter are running
-sums), so Zipf-like batches where one id dominates stay fast.
+sums), so Zipf-like batches where one id dominates stay fast.  On NumPy,
+SparseAdagrad first sets aside the rows named only once -- usually nearly all
+-- and updates them in one cache-chunked pass (_update_distinct_rows); the
+rounds then cover only the repeated rows.
 """
 
 import numpy as np
 
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT, Arg, OpSchema
+from operators._parallel import for_each_range
 from operators._train_common import (check_float, check_index_vector, check_rows, check_scalar,
                                      host_int, label, occurrence_plan, owned, running_sum,
                                      split_repeated)
@@ -122,31 +126,36 @@ def _update_distinct_rows(table, history, idx, g2, pos, rate, eps, wd):
     the bits are those of Caffe2's loop; but done a few hundred rows at a time in
     reused buffers with in-place ufuncs: each parameter and moment row is
     gathered once, updated in cache and written back once, and no temporary
-    the size of the gradient is made.  Only reads until the first write-back,
-    which happens after the kernel's checks.
+    the size of the gradient is made.  Steps run on operators/_parallel.py's
+    threads; as no row is named twice, they touch disjoint rows and the result
+    is the same whatever the thread count.  Called only after every check.
     """
     count = idx.size if pos is None else pos.size
     width = table.shape[1]
     step = max(1, min(count, _STEP_BYTES // max(1, table.itemsize * width)))
-    buffers = np.empty((5, step, width), table.dtype)
-    for start in range(0, count, step):
-        stop = min(count, start + step)
-        p, h, g, t, u = buffers[:, :stop - start]
-        if pos is None:
-            r, grad = idx[start:stop], g2[start:stop]
-        else:
-            where = pos[start:stop]
-            r, grad = idx[where], np.take(g2, where, axis=0, out=g, mode="clip")
-        np.take(table, r, axis=0, out=p, mode="clip")
-        if wd:
-            grad = np.add(grad, np.multiply(p, wd, out=t), out=g)
-        np.take(history, r, axis=0, out=h, mode="clip")
-        np.add(h, np.multiply(grad, grad, out=t), out=h)
-        np.add(np.sqrt(h, out=t), eps, out=t)
-        np.divide(np.multiply(grad, rate, out=u), t, out=u)
-        np.add(p, u, out=p)
-        history[r] = h
-        table[r] = p
+
+    def run(first, stop):
+        buffers = np.empty((5, step, width), table.dtype)
+        for start in range(first * step, min(count, stop * step), step):
+            end = min(count, start + step)
+            p, h, g, t, u = buffers[:, :end - start]
+            if pos is None:
+                r, grad = idx[start:end], g2[start:end]
+            else:
+                where = pos[start:end]
+                r, grad = idx[where], np.take(g2, where, axis=0, out=g, mode="clip")
+            np.take(table, r, axis=0, out=p, mode="clip")
+            if wd:
+                grad = np.add(grad, np.multiply(p, wd, out=t), out=g)
+            np.take(history, r, axis=0, out=h, mode="clip")
+            np.add(h, np.multiply(grad, grad, out=t), out=h)
+            np.add(np.sqrt(h, out=t), eps, out=t)
+            np.divide(np.multiply(grad, rate, out=u), t, out=u)
+            np.add(p, u, out=p)
+            history[r] = h
+            table[r] = p
+
+    for_each_range(run, -(-count // step))  # no row twice: pieces are independent
 
 
 @register_kernel("SparseAdagrad", devices=("CPU", "CUDA"))

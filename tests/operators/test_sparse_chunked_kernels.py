@@ -136,8 +136,8 @@ def sequential_adagrad(param, moment, indices, grad, lr, eps, wd):
 
 
 @given(st.lists(st.integers(0, 11), max_size=40), st.sampled_from([0.0, 0.05]),
-       st.sampled_from([F, np.float64]), st.integers(1, 3))
-def test_sparse_adagrad_chunked_paths_are_bit_exact(values, wd, dtype, rows_per_step):
+       st.sampled_from([F, np.float64]), st.integers(1, 3), st.sampled_from([1, 3]))
+def test_sparse_adagrad_chunked_paths_are_bit_exact(values, wd, dtype, rows_per_step, threads):
     rng = np.random.default_rng(len(values))
     indices = np.array(values, np.int64)
     param = rng.standard_normal((12, 3)).astype(dtype)
@@ -146,6 +146,8 @@ def test_sparse_adagrad_chunked_paths_are_bit_exact(values, wd, dtype, rows_per_
     lr = np.array([-0.3], dtype)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(adagrad, "_STEP_BYTES", rows_per_step * 3 * param.itemsize)
+        mp.setattr(parallel, "MIN_PIECES_PER_THREAD", 1)
+        parallel.set_num_threads(threads)
         got = run_op("SparseAdagrad", {"p": param, "m": moment, "i": indices, "g": grad,
                                        "lr": lr}, ["p", "m"], epsilon=1e-4, weight_decay=wd)
     # arguments travel as float32 in the OperatorDef
