@@ -133,6 +133,9 @@ def segment_sum(xp, values, lengths):
 # Bytes of rows gather_segment_sum handles per step: small enough that a step's
 # gathered rows and output rows stay in the L2 cache until they are summed.
 GATHER_CHUNK_BYTES = 1 << 18
+# Fewest rows per rank (on average) for which gather_segment_sum sums by rank; below,
+# per-call overhead outweighs the rows and a chunk is gathered whole instead.
+RANK_MIN_ROWS = 16
 
 
 def gather_segment_sum(xp, data, indices, lengths, scalars=None):
@@ -146,8 +149,9 @@ def gather_segment_sum(xp, data, indices, lengths, scalars=None):
     long is gathered and added in place, and so on -- each segment summed left to
     right, as Caffe2's loop did.  Segments are ordered longest first within a chunk,
     so the rows still being summed are always a prefix of the accumulator.  A chunk
-    whose longest segment is more than 4x its mean (one huge bag) is gathered whole
-    and reduced by segment_sum instead, which needs fewer steps there.
+    whose longest segment is more than 4x its mean (one huge bag), or with fewer
+    than RANK_MIN_ROWS rows per rank (a few long bags), is gathered whole and reduced
+    by segment_sum instead, which needs fewer steps there.
 
     Chunks depend only on the shapes, so results are deterministic for any number of
     threads (operators/_parallel.py runs chunks concurrently).  CuPy keeps the
@@ -185,20 +189,22 @@ def _sum_chunk(table, indices, lengths, starts, scalars, out, acc, gathered, con
     have one length: they then keep their order and ``out`` is the accumulator."""
     k = lengths.shape[0]
     r0 = int(starts[0])
-    if acc is None:
-        longest = int(lengths[0])
-        rank_idx = np.ascontiguousarray(indices[r0:r0 + k * longest].reshape(k, longest).T)
-        rank_w = None if scalars is None else np.ascontiguousarray(
-            scalars[r0:r0 + k * longest].reshape(k, longest).T)
-        _sum_by_rank(table, rank_idx, rank_w, [k] * longest, out, gathered, converted)
-        return
-    longest, total = int(lengths.max()), int(lengths.sum())
-    if longest * k > 4 * total:  # a few long segments: fewer steps with segment_sum
+    longest = int(lengths[0]) if acc is None else int(lengths.max())
+    total = k * longest if acc is None else int(lengths.sum())
+    # A rank costs a gather and an add whatever its size: summing by rank pays only
+    # with enough rows per rank, and with at most 4x padding in the rank table.
+    if total < RANK_MIN_ROWS * longest or longest * k > 4 * total:
         rows = _weighted_rows(table, indices[r0:r0 + total],
                               None if scalars is None else scalars[r0:r0 + total],
                               np.empty((total, table.shape[1]), table.dtype),
                               np.empty((total, table.shape[1]), np.float32))
         out[...] = segment_sum(np, rows, lengths)
+        return
+    if acc is None:
+        rank_idx = np.ascontiguousarray(indices[r0:r0 + total].reshape(k, longest).T)
+        rank_w = None if scalars is None else np.ascontiguousarray(
+            scalars[r0:r0 + total].reshape(k, longest).T)
+        _sum_by_rank(table, rank_idx, rank_w, [k] * longest, out, gathered, converted)
         return
     order = np.argsort(-lengths.astype(np.int64), kind="stable")
     active = (k - np.cumsum(np.bincount(lengths, minlength=longest))[:longest]).tolist()

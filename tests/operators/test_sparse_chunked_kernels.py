@@ -44,10 +44,11 @@ def bags(draw, max_len=6):
     return data, indices, lengths, weights
 
 
-def tiny_chunks(mp, data, segments_per_chunk, threads=1):
+def tiny_chunks(mp, data, segments_per_chunk, threads=1, rank_min_rows=1):
     """A chunk of a few segments, and pieces spread over ``threads`` threads."""
     row = 4 * int(np.prod(data.shape[1:], dtype=np.int64))
     mp.setattr(segments, "GATHER_CHUNK_BYTES", row * segments_per_chunk)
+    mp.setattr(segments, "RANK_MIN_ROWS", rank_min_rows)
     mp.setattr(parallel, "MIN_PIECES_PER_THREAD", 1)
     parallel.set_num_threads(threads)
 
@@ -90,25 +91,28 @@ def test_bags_are_summed_left_to_right_like_caffe2(case, per_chunk):
             np.testing.assert_array_equal(got, sequential_bags(data, indices, lengths, w))
 
 
-def test_fixed_length_bags_and_a_huge_bag_through_the_ops():
+@pytest.mark.parametrize("lengths", [np.full(37, 5, np.int32), np.full(3, 40, np.int32),
+                                     np.array([1, 0, 2, 90, 1, 0, 3], np.int64)])
+@pytest.mark.parametrize("rank_min_rows", [1, segments.RANK_MIN_ROWS])
+def test_fixed_length_bags_and_long_bags_through_the_ops(lengths, rank_min_rows):
+    """By rank, or (few rows per rank, a huge bag) gathered whole: the same sums."""
     rng = np.random.default_rng(3)
     data = rng.standard_normal((50, 4)).astype(F)
-    for lengths in (np.full(37, 5, np.int32), np.array([1, 0, 2, 90, 1, 0, 3], np.int64)):
-        idx = rng.integers(0, 50, int(lengths.sum())).astype(np.int32)
-        w = rng.standard_normal(idx.size).astype(F)
-        with pytest.MonkeyPatch.context() as mp:
-            tiny_chunks(mp, data, 3, threads=2)
-            (total,) = run_op("SparseLengthsSum", {"d": data, "i": idx, "l": lengths}, "o")
-            (mean,) = run_op("SparseLengthsMean", {"d": data, "i": idx, "l": lengths}, "o")
-            (wsum,) = run_op("SparseLengthsWeightedSum",
-                             {"d": data, "w": w, "i": idx, "l": lengths}, "o")
-        want = sequential_bags(data.astype(np.float64), idx, lengths)
-        np.testing.assert_allclose(total, want, rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(mean, want / np.maximum(lengths, 1)[:, None], rtol=1e-5,
-                                   atol=1e-5)
-        np.testing.assert_allclose(wsum, sequential_bags(data.astype(np.float64), idx, lengths,
-                                                         w.astype(np.float64)),
-                                   rtol=1e-5, atol=1e-5)
+    idx = rng.integers(0, 50, int(lengths.sum())).astype(np.int32)
+    w = rng.standard_normal(idx.size).astype(F)
+    with pytest.MonkeyPatch.context() as mp:
+        tiny_chunks(mp, data, 3, threads=2, rank_min_rows=rank_min_rows)
+        (total,) = run_op("SparseLengthsSum", {"d": data, "i": idx, "l": lengths}, "o")
+        (mean,) = run_op("SparseLengthsMean", {"d": data, "i": idx, "l": lengths}, "o")
+        (wsum,) = run_op("SparseLengthsWeightedSum",
+                         {"d": data, "w": w, "i": idx, "l": lengths}, "o")
+    want = sequential_bags(data.astype(np.float64), idx, lengths)
+    np.testing.assert_allclose(total, want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(mean, want / np.maximum(lengths, 1)[:, None], rtol=1e-5,
+                               atol=1e-5)
+    np.testing.assert_allclose(wsum, sequential_bags(data.astype(np.float64), idx, lengths,
+                                                     w.astype(np.float64)),
+                               rtol=1e-5, atol=1e-5)
 
 
 @given(st.lists(st.integers(0, 7), max_size=30))
