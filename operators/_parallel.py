@@ -30,7 +30,9 @@ MIN_PIECES_PER_THREAD = 4
 def _default_threads() -> int:
     env = os.environ.get("CAFFE2LITE_NUM_THREADS", "").strip()
     if env:
-        return max(1, int(env))
+        if not env.isdigit() or int(env) < 1:
+            raise ValueError(f"CAFFE2LITE_NUM_THREADS must be a positive integer, got {env!r}")
+        return int(env)
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
@@ -53,16 +55,20 @@ def set_num_threads(n: int) -> None:
     _threads = int(n)
 
 
-def _executor(workers: int) -> ThreadPoolExecutor:
-    """The shared pool, grown (replaced) when a kernel needs more workers than it has."""
+def _submit(workers: int, calls) -> list:
+    """Submit fn(*args) for each (fn, args) to the shared pool, grown to ``workers``.
+
+    Under the lock, so a pool being replaced never receives work after shutdown;
+    a replaced pool still finishes what it was given.
+    """
     global _pool, _pool_size
     with _lock:
         if _pool is None or _pool_size < workers:
             if _pool is not None:
-                _pool.shutdown(wait=False)  # running ranges finish; new ones go to the new pool
+                _pool.shutdown(wait=False)
             _pool = ThreadPoolExecutor(workers, thread_name_prefix="caffe2lite-op")
             _pool_size = workers
-        return _pool
+        return [_pool.submit(fn, *args) for fn, args in calls]
 
 
 def for_each_range(fn, n_pieces: int) -> None:
@@ -78,8 +84,7 @@ def for_each_range(fn, n_pieces: int) -> None:
             fn(0, n_pieces)
         return
     edges = [n_pieces * k // parts for k in range(parts + 1)]
-    pool = _executor(parts - 1)
-    futures = [pool.submit(fn, a, b) for a, b in zip(edges[:-2], edges[1:-1])]
+    futures = _submit(parts - 1, [(fn, (a, b)) for a, b in zip(edges[:-2], edges[1:-1])])
     error = None
     try:
         fn(edges[-2], edges[-1])

@@ -181,3 +181,11 @@ def test_for_each_range_covers_every_piece_once_and_reraises():
             parallel.for_each_range(fail, 10)
     with pytest.raises(ValueError, match="n must be >= 1"):
         parallel.set_num_threads(0)
+
+
+def test_thread_count_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("CAFFE2LITE_NUM_THREADS", "3")
+    assert parallel._default_threads() == 3
+    monkeypatch.setenv("CAFFE2LITE_NUM_THREADS", "two")
+    with pytest.raises(ValueError, match="CAFFE2LITE_NUM_THREADS must be a positive integer"):
+        parallel._default_threads()
