@@ -27,6 +27,16 @@ _threads: int | None = None
 MIN_PIECES_PER_THREAD = 4
 
 
+def _forget_pool() -> None:
+    """In a forked child: the parent's pool threads do not exist there, start afresh."""
+    global _lock, _pool, _pool_size
+    _lock, _pool, _pool_size = threading.Lock(), None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _default_threads() -> int:
     env = os.environ.get("CAFFE2LITE_NUM_THREADS", "").strip()
     if env:

@@ -189,3 +189,31 @@ def test_thread_count_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("CAFFE2LITE_NUM_THREADS", "two")
     with pytest.raises(ValueError, match="CAFFE2LITE_NUM_THREADS must be a positive integer"):
         parallel._default_threads()
+
+
+def _ranges_in_child(queue):
+    seen = []
+    parallel.for_each_range(lambda a, b: seen.extend(range(a, b)), 8)
+    queue.put(sorted(seen))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_child_gets_its_own_pool():
+    """The parent's pool threads do not exist after fork: the child must not wait on them."""
+    import multiprocessing
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(parallel, "MIN_PIECES_PER_THREAD", 1)
+        parallel.set_num_threads(2)
+        parallel.for_each_range(lambda a, b: None, 8)  # the parent's pool now exists
+        ctx = multiprocessing.get_context("fork")
+        queue = ctx.Queue()
+        child = ctx.Process(target=_ranges_in_child, args=(queue,), daemon=True)
+        child.start()
+        try:
+            got = queue.get(timeout=20)
+            child.join(timeout=20)
+        finally:
+            if child.is_alive():
+                child.kill()
+    assert child.exitcode == 0 and got == list(range(8))
