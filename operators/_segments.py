@@ -14,6 +14,7 @@ import numpy as np
 
 from caffe2lite.core import GradientSlice
 from caffe2lite.errors import GradientError
+from operators._native_segments import native_gather_segment_sum
 from operators._parallel import for_each_range
 
 INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
@@ -133,12 +134,12 @@ def segment_sum(xp, values, lengths):
 # Bytes of rows gather_segment_sum handles per step: small enough that a step's
 # gathered rows and output rows stay in the L2 cache until they are summed.
 GATHER_CHUNK_BYTES = 1 << 18
-# Fewest rows per rank (on average) for which gather_segment_sum sums by rank; below,
-# per-call overhead outweighs the rows and a chunk is gathered whole instead.
-RANK_MIN_ROWS = 16
+# Fewest bags for which gather_segment_sum sums by rank (each rank costs a gather and
+# an add whatever its size); fewer bags are summed one at a time.
+RANK_MIN_BAGS = 16
 
 
-def gather_segment_sum(xp, data, indices, lengths, scalars=None):
+def gather_segment_sum(xp, data, indices, lengths, scalars=None, native=True):
     """segment_sum(data[indices] (x scalars), lengths) in float32, without the full gather.
 
     Materialising data[indices] costs a fresh (len(indices), block) array whose page
@@ -148,14 +149,16 @@ def gather_segment_sum(xp, data, indices, lengths, scalars=None):
     into the chunk's accumulator, then the second row of every segment at least two
     long is gathered and added in place, and so on -- each segment summed left to
     right, as Caffe2's loop did.  Segments are ordered longest first within a chunk,
-    so the rows still being summed are always a prefix of the accumulator.  A chunk
-    whose longest segment is more than 4x its mean (one huge bag), or with fewer
-    than RANK_MIN_ROWS rows per rank (a few long bags), is gathered whole and reduced
-    by segment_sum instead, which needs fewer steps there.
+    so the rows still being summed are always a prefix of the accumulator.  A bag
+    longer than 4x its chunk's mean, and every bag of a chunk with fewer than
+    RANK_MIN_BAGS bags to rank, is summed on its own (np.cumsum over its rows, a
+    buffer at a time), which takes fewer steps there and keeps the same order.
 
     Chunks depend only on the shapes, so results are deterministic for any number of
     threads (operators/_parallel.py runs chunks concurrently).  CuPy keeps the
-    one-shot gather: device memory has no such cache cliff.
+    one-shot gather: device memory has no such cache cliff.  With ``native`` and the
+    optional C library built, operators/_native_segments.py does the same sums in
+    the same order in one compiled pass (same bits).
     """
     m, n = int(lengths.shape[0]), int(indices.shape[0])
     block = tuple(data.shape[1:])
@@ -164,6 +167,10 @@ def gather_segment_sum(xp, data, indices, lengths, scalars=None):
         if scalars is not None:
             rows = rows * scalars.reshape((-1,) + (1,) * (rows.ndim - 1))
         return segment_sum(xp, rows, lengths)
+    if native:
+        out = native_gather_segment_sum(data, indices, lengths, scalars)
+        if out is not None:
+            return out.reshape((m,) + block)
     width = int(np.prod(block, dtype=np.int64))
     table = data.reshape(data.shape[0], width)
     step = min(m, max(1, GATHER_CHUNK_BYTES // max(1, 4 * width)))
@@ -188,26 +195,35 @@ def _sum_chunk(table, indices, lengths, starts, scalars, out, acc, gathered, con
     """out[k] = sum of segment k's rows.  ``acc`` (scratch) is None when all segments
     have one length: they then keep their order and ``out`` is the accumulator."""
     k = lengths.shape[0]
-    r0 = int(starts[0])
-    longest = int(lengths[0]) if acc is None else int(lengths.max())
-    total = k * longest if acc is None else int(lengths.sum())
-    # A rank costs a gather and an add whatever its size: summing by rank pays only
-    # with enough rows per rank, and with at most 4x padding in the rank table.
-    if total < RANK_MIN_ROWS * longest or longest * k > 4 * total:
-        rows = _weighted_rows(table, indices[r0:r0 + total],
-                              None if scalars is None else scalars[r0:r0 + total],
-                              np.empty((total, table.shape[1]), table.dtype),
-                              np.empty((total, table.shape[1]), np.float32))
-        out[...] = segment_sum(np, rows, lengths)
-        return
     if acc is None:
-        rank_idx = np.ascontiguousarray(indices[r0:r0 + total].reshape(k, longest).T)
+        length = int(lengths[0])
+        if k < RANK_MIN_BAGS:  # a few bags: one pass each
+            for b in range(k):
+                _sum_one(table, indices, scalars, int(starts[b]), length, out[b], gathered,
+                         converted)
+            return
+        r0, total = int(starts[0]), k * length
+        rank_idx = np.ascontiguousarray(indices[r0:r0 + total].reshape(k, length).T)
         rank_w = None if scalars is None else np.ascontiguousarray(
-            scalars[r0:r0 + total].reshape(k, longest).T)
-        _sum_by_rank(table, rank_idx, rank_w, [k] * longest, out, gathered, converted)
+            scalars[r0:r0 + total].reshape(k, length).T)
+        _sum_by_rank(table, rank_idx, rank_w, [k] * length, out, gathered, converted)
         return
-    order = np.argsort(-lengths.astype(np.int64), kind="stable")
-    active = (k - np.cumsum(np.bincount(lengths, minlength=longest))[:longest]).tolist()
+    # Bags over 4x the mean length get a pass of their own (so the rank table stays
+    # small); so does every bag when too few are left to fill the ranks.
+    alone = lengths > max(1, 4 * int(lengths.sum()) // k)
+    if k - int(np.count_nonzero(alone)) < RANK_MIN_BAGS:
+        alone[:] = True
+    for b in np.flatnonzero(alone).tolist():
+        _sum_one(table, indices, scalars, int(starts[b]), int(lengths[b]), out[b], gathered,
+                 converted)
+    ranked = np.flatnonzero(~alone)
+    if not ranked.size:
+        return
+    order = ranked[np.argsort(-lengths[ranked].astype(np.int64), kind="stable")]
+    longest = int(lengths[order[0]])
+    active = (order.size - np.cumsum(np.bincount(lengths[order], minlength=longest))
+              [:longest]).tolist()
+    acc = acc[:order.size]
     acc[active[0] if longest else 0:] = 0  # empty segments
     # by_rank[j, i]: position in INDICES of row j of the i-th (longest first) segment;
     # slots past a segment's end point at any valid position and are never read.
@@ -215,6 +231,24 @@ def _sum_chunk(table, indices, lengths, starts, scalars, out, acc, gathered, con
     rank_w = None if scalars is None else np.take(scalars, by_rank)
     _sum_by_rank(table, np.take(indices, by_rank), rank_w, active, acc, gathered, converted)
     out[order] = acc
+
+
+def _sum_one(table, indices, scalars, start, length, out_row, gathered, converted):
+    """out_row = one segment's rows summed left to right, a buffer of rows at a time.
+
+    np.cumsum adds strictly in order (np.add.reduceat and pairwise sums do not), and
+    each buffer continues from the previous buffer's total.
+    """
+    total = None
+    step = gathered.shape[0]
+    for s in range(start, start + length, step):
+        e = min(start + length, s + step)
+        rows = _weighted_rows(table, indices[s:e], None if scalars is None else scalars[s:e],
+                              gathered[:e - s], converted[:e - s])
+        if total is not None:
+            np.add(total, rows[0], out=rows[0])
+        total = np.cumsum(rows, axis=0, out=rows)[-1].copy()
+    out_row[...] = 0 if total is None else total
 
 
 def _sum_by_rank(table, rank_idx, rank_w, active, acc, gathered, converted):

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import operators._native_segments as native_segments
 import operators._parallel as parallel
 import operators._segments as segments
 import operators.adagrad as adagrad
@@ -44,13 +45,20 @@ def bags(draw, max_len=6):
     return data, indices, lengths, weights
 
 
-def tiny_chunks(mp, data, segments_per_chunk, threads=1, rank_min_rows=1):
+def tiny_chunks(mp, data, segments_per_chunk, threads=1, rank_min_bags=1):
     """A chunk of a few segments, and pieces spread over ``threads`` threads."""
     row = 4 * int(np.prod(data.shape[1:], dtype=np.int64))
     mp.setattr(segments, "GATHER_CHUNK_BYTES", row * segments_per_chunk)
-    mp.setattr(segments, "RANK_MIN_ROWS", rank_min_rows)
+    mp.setattr(segments, "RANK_MIN_BAGS", rank_min_bags)
     mp.setattr(parallel, "MIN_PIECES_PER_THREAD", 1)
     parallel.set_num_threads(threads)
+
+
+# The compiled forward (only where the optional C library was built) and the NumPy one.
+ENGINES = [False, pytest.param(True, marks=pytest.mark.skipif(
+    not native_segments.available(),
+    reason="caffe2lite/_native/sparse_lengths.c not built (python setup.py build_ext "
+           "--inplace)"))]
 
 
 @pytest.fixture(autouse=True)
@@ -60,8 +68,10 @@ def restore_threads():
     parallel.set_num_threads(before)
 
 
+@pytest.mark.parametrize("native", ENGINES)
 @given(bags(), st.integers(1, 4), st.booleans())
-def test_chunked_forward_matches_reference_and_is_thread_independent(case, per_chunk, weighted):
+def test_chunked_forward_matches_reference_and_is_thread_independent(native, case, per_chunk,
+                                                                      weighted):
     data, indices, lengths, weights = case
     w = weights if weighted else None
     want = np.zeros((len(lengths),) + data.shape[1:])
@@ -74,34 +84,61 @@ def test_chunked_forward_matches_reference_and_is_thread_independent(case, per_c
     for threads in (1, 3):
         with pytest.MonkeyPatch.context() as mp:
             tiny_chunks(mp, data, per_chunk, threads)
-            results.append(segments.gather_segment_sum(np, data, indices, lengths, w))
+            mp.setattr(native_segments, "ROWS_PER_PIECE", 2)
+            results.append(segments.gather_segment_sum(np, data, indices, lengths, w, native))
     assert results[0].dtype == F and results[0].shape == want.shape
     np.testing.assert_allclose(results[0], want, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(results[0], results[1])  # same bits on any thread count
 
 
-@given(bags(max_len=3), st.integers(1, 4))
-def test_bags_are_summed_left_to_right_like_caffe2(case, per_chunk):
-    """Lengths 0..3 never take the one-huge-bag fallback: the order is Caffe2's, bit for bit."""
+@pytest.mark.parametrize("native", ENGINES)
+@pytest.mark.parametrize("rank_min_bags", [1, segments.RANK_MIN_BAGS])
+@given(bags(max_len=9), st.integers(1, 4))
+def test_bags_are_summed_left_to_right_like_caffe2(native, rank_min_bags, case, per_chunk):
+    """By rank, bag by bag or in C: the order is Caffe2's, bit for bit."""
     data, indices, lengths, weights = case
     with pytest.MonkeyPatch.context() as mp:
-        tiny_chunks(mp, data, per_chunk)
+        tiny_chunks(mp, data, per_chunk, rank_min_bags=rank_min_bags)
         for w in (None, weights):
-            got = segments.gather_segment_sum(np, data, indices, lengths, w)
+            got = segments.gather_segment_sum(np, data, indices, lengths, w, native)
             np.testing.assert_array_equal(got, sequential_bags(data, indices, lengths, w))
+
+
+@pytest.mark.skipif(not native_segments.available(), reason="C library not built")
+@pytest.mark.parametrize("dtype", [F, np.float16])
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("block", [(2, 8), (64,), (5,)])  # compiled widths 16, 64; any
+def test_native_forward_gives_the_numpy_bits(dtype, index_dtype, block):
+    """Large enough for several pieces on several threads; weights, empty and long bags."""
+    rng = np.random.default_rng(11)
+    data = rng.standard_normal((3000,) + block).astype(dtype)
+    data[5] = np.inf
+    data[6] = np.nan
+    lengths = rng.integers(0, 12, 2000).astype(np.int32)
+    lengths[[3, 700]] = [0, 300]
+    idx = rng.integers(0, 3000, int(lengths.sum())).astype(index_dtype)
+    w = rng.standard_normal(idx.size).astype(F)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(parallel, "MIN_PIECES_PER_THREAD", 1)
+        parallel.set_num_threads(3)
+        for weights in (None, w):
+            got = segments.gather_segment_sum(np, data, idx, lengths, weights, native=True)
+            want = segments.gather_segment_sum(np, data, idx, lengths, weights, native=False)
+            assert got.shape == (2000,) + block and got.dtype == F
+            np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("lengths", [np.full(37, 5, np.int32), np.full(3, 40, np.int32),
                                      np.array([1, 0, 2, 90, 1, 0, 3], np.int64)])
-@pytest.mark.parametrize("rank_min_rows", [1, segments.RANK_MIN_ROWS])
-def test_fixed_length_bags_and_long_bags_through_the_ops(lengths, rank_min_rows):
+@pytest.mark.parametrize("rank_min_bags", [1, segments.RANK_MIN_BAGS])
+def test_fixed_length_bags_and_long_bags_through_the_ops(lengths, rank_min_bags):
     """By rank, or (few rows per rank, a huge bag) gathered whole: the same sums."""
     rng = np.random.default_rng(3)
     data = rng.standard_normal((50, 4)).astype(F)
     idx = rng.integers(0, 50, int(lengths.sum())).astype(np.int32)
     w = rng.standard_normal(idx.size).astype(F)
     with pytest.MonkeyPatch.context() as mp:
-        tiny_chunks(mp, data, 3, threads=2, rank_min_rows=rank_min_rows)
+        tiny_chunks(mp, data, 3, threads=2, rank_min_bags=rank_min_bags)
         (total,) = run_op("SparseLengthsSum", {"d": data, "i": idx, "l": lengths}, "o")
         (mean,) = run_op("SparseLengthsMean", {"d": data, "i": idx, "l": lengths}, "o")
         (wsum,) = run_op("SparseLengthsWeightedSum",

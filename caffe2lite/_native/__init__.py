@@ -1,0 +1,52 @@
+"""Optional compiled CPU kernels, loaded with ctypes.
+
+The C sources here are built by ``pip install`` (setup.py, as optional
+extensions: a missing compiler only prints a warning) into plain shared
+libraries without Python headers.  ``load(stem)`` returns the library, or
+None when it was not built, so every caller keeps a NumPy path: caffe2lite
+never needs a compiler to work.  ``CAFFE2LITE_DISABLE_NATIVE=1`` makes every
+``load`` return None (to compare engines or rule the C code out).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.machinery
+import os
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+_cache: dict[str, ctypes.CDLL | None] = {}
+
+
+def library_path(stem: str) -> Path | None:
+    """The built library for ``stem`` next to this file, if any."""
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        path = _HERE / f"{stem}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+def load(stem: str) -> ctypes.CDLL | None:
+    """Load ``_native/<stem>*.so`` once; None if absent, unloadable or disabled."""
+    if os.environ.get("CAFFE2LITE_DISABLE_NATIVE", "") not in ("", "0"):
+        return None
+    if stem not in _cache:
+        path = library_path(stem)
+        try:
+            _cache[stem] = ctypes.CDLL(str(path)) if path is not None else None
+        except OSError:  # built for another platform, or a broken file
+            _cache[stem] = None
+    return _cache[stem]
+
+
+def int_symbol(lib: ctypes.CDLL, symbol: str) -> int | None:
+    """The int returned by ``symbol(void)`` in ``lib`` (an ABI version, a feature
+    flag), or None when the library has no such symbol."""
+    fn = getattr(lib, symbol, None)
+    if fn is None:
+        return None
+    fn.restype = ctypes.c_int32
+    fn.argtypes = []
+    return fn()

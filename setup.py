@@ -1,0 +1,20 @@
+"""Build hook for the optional compiled kernels (metadata lives in pyproject.toml).
+
+The C files are plain C (no Python headers) loaded with ctypes by
+caffe2lite/_native; ``optional=True`` turns a failed build (no compiler) into
+a warning, and caffe2lite then uses its NumPy kernels.
+"""
+
+from setuptools import Extension, setup
+
+setup(ext_modules=[
+    Extension("caffe2lite._native._sparse_normalize",
+              sources=["caffe2lite/_native/sparse_normalize.c"],
+              extra_compile_args=["-O3", "-std=c11"],
+              optional=True),
+    Extension("caffe2lite._native._sparse_lengths",
+              sources=["caffe2lite/_native/sparse_lengths.c"],
+              # no fused multiply-add: the same roundings as the NumPy path
+              extra_compile_args=["-O3", "-std=c11", "-ffp-contract=off"],
+              optional=True),
+])
