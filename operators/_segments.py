@@ -273,10 +273,35 @@ def _weighted_rows(table, rows_idx, weights, gathered, converted):
     return got
 
 
+# Output bytes per piece of work repeat_segments hands to a thread.
+REPEAT_PIECE_BYTES = 1 << 20
+
+
 def repeat_segments(xp, segment_values, lengths):
-    """Row k of ``segment_values`` repeated lengths[k] times (np.repeat along axis 0)."""
+    """Row k of ``segment_values`` repeated lengths[k] times (np.repeat along axis 0).
+
+    On NumPy, equal lengths (fixed-size bags) are one broadcast copy into the
+    output, a range of segments per thread (operators/_parallel.py); the sparse
+    gradient this builds is the size of every looked-up row, so one core's memory
+    bandwidth was the limit.
+    """
     if xp is np:
-        return np.repeat(segment_values, lengths.astype(np.int64), axis=0)
+        counts = lengths.astype(np.int64)
+        m = int(counts.shape[0])
+        length = int(counts[0]) if m else 0
+        if length == 0 or int(counts.min()) != int(counts.max()):
+            return np.repeat(segment_values, counts, axis=0)
+        rest = tuple(segment_values.shape[1:])
+        out = np.empty((m * length,) + rest, segment_values.dtype)  # owns its memory
+        grid = out.reshape((m, length) + rest)
+        step = max(1, REPEAT_PIECE_BYTES // max(1, grid[0].nbytes))
+
+        def run(first, stop):
+            b0, b1 = first * step, min(m, stop * step)
+            np.copyto(grid[b0:b1], segment_values[b0:b1, None])
+
+        for_each_range(run, -(-m // step))
+        return out
     # CuPy's repeat takes the counts only as a host list: look each row's segment up instead.
     ends = xp.cumsum(lengths.astype(np.int64))
     total = int(ends[-1]) if lengths.shape[0] else 0

@@ -254,3 +254,18 @@ def test_a_forked_child_gets_its_own_pool():
             if child.is_alive():
                 child.kill()
     assert child.exitcode == 0 and got == list(range(8))
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_repeat_segments_in_pieces(threads):
+    rng = np.random.default_rng(5)
+    values = rng.standard_normal((40, 2, 3)).astype(F)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(segments, "REPEAT_PIECE_BYTES", 200)  # 2 segments per piece
+        mp.setattr(parallel, "MIN_PIECES_PER_THREAD", 1)
+        parallel.set_num_threads(threads)
+        for lengths in (np.full(40, 4, np.int32), rng.integers(0, 4, 40), np.zeros(40, int)):
+            got = segments.repeat_segments(np, values, lengths)
+            want = np.array([values[k] for k, n in enumerate(lengths) for _ in range(n)],
+                            F).reshape((-1, 2, 3))
+            np.testing.assert_array_equal(got, want)
