@@ -12,7 +12,9 @@ Times, as the fastest of ``--repeat`` runs after one warm-up:
     torch.optim.SparseAdam on the sparse .grad (SparseAdagrad is skipped, with
     a message, when this checkout has no such operator).
 caffe2lite runs each phase as a net through workspace.RunNet, so runtime
-overhead is included.  Both libraries run once per ``--threads`` setting
+overhead is included.  The forward uses the optional C kernel when it was built
+(``python setup.py build_ext --inplace`` or ``pip install -e .``; the header
+line says which); ``CAFFE2LITE_DISABLE_NATIVE=1`` measures the NumPy path.  Both libraries run once per ``--threads`` setting
 (0 = each library's default: PyTorch's intra-op threads, caffe2lite's
 operators/_parallel.py, both one per usable CPU); ratios are against PyTorch
 with the same setting.
@@ -134,9 +136,13 @@ def main():
     table = rng.standard_normal((args.rows, args.dim), dtype=np.float32)
     lengths = np.full(args.batch, args.bag, np.int32)
     indices = rng.integers(0, args.rows, args.batch * args.bag).astype(np.int64)
+    from operators import _native_segments
+
     print(f"table {args.rows} x {args.dim} float32, {indices.size} lookups "
           f"({args.batch} bags x {args.bag}, {np.unique(indices).size} distinct rows); "
-          f"numpy {np.__version__}, torch {torch.__version__}; {platform.machine()}")
+          f"numpy {np.__version__}, torch {torch.__version__}; {platform.machine()}; "
+          f"SparseLengths C kernel: "
+          f"{'yes' if _native_segments.available() else 'no (NumPy path)'}")
     for n in args.threads:
         ours_threads, torch_threads = set_threads(n)
         ours = caffe2lite_phases(table, indices, lengths, args.repeat)
