@@ -107,7 +107,7 @@ def test_bags_are_summed_left_to_right_like_caffe2(native, rank_min_bags, case, 
 @pytest.mark.skipif(not native_segments.available(), reason="C library not built")
 @pytest.mark.parametrize("dtype", [F, np.float16])
 @pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
-@pytest.mark.parametrize("block", [(2, 8), (64,), (5,)])  # compiled widths 16, 64; any
+@pytest.mark.parametrize("block", [(2, 8), (32,), (64,), (2, 64), (5,)])  # 16 32 64 128, any
 def test_native_forward_gives_the_numpy_bits(dtype, index_dtype, block):
     """Large enough for several pieces on several threads; weights, empty and long bags."""
     rng = np.random.default_rng(11)
