@@ -173,14 +173,15 @@ def gather_segment_sum(xp, data, indices, lengths, scalars=None, native=True):
             return out.reshape((m,) + block)
     width = int(np.prod(block, dtype=np.int64))
     table = data.reshape(data.shape[0], width)
-    step = min(m, max(1, GATHER_CHUNK_BYTES // max(1, 4 * width)))
+    budget = max(1, GATHER_CHUNK_BYTES // max(1, 4 * width))
+    step = min(m, budget)  # segments per chunk
     starts = segment_starts(np, lengths)
     uniform = int(lengths.min()) == int(lengths.max())
     out = np.empty((m, width), np.float32)
 
     def run(first, stop):
-        gathered = np.empty((step, width), table.dtype)
-        converted = np.empty((step, width), np.float32)
+        gathered = np.empty((min(n, budget), width), table.dtype)
+        converted = np.empty(gathered.shape, np.float32)
         acc = out[:0] if uniform else np.empty((step, width), np.float32)
         for b0 in range(first * step, min(m, stop * step), step):
             b1 = min(m, b0 + step)
@@ -197,7 +198,9 @@ def _sum_chunk(table, indices, lengths, starts, scalars, out, acc, gathered, con
     k = lengths.shape[0]
     if acc is None:
         length = int(lengths[0])
-        if k < RANK_MIN_BAGS:  # a few bags: one pass each
+        # A rank sums k rows per call, a bag on its own min(length, buffer) rows per call:
+        # a few (long) bags go one at a time.
+        if k < RANK_MIN_BAGS or k < min(length, gathered.shape[0]):
             for b in range(k):
                 _sum_one(table, indices, scalars, int(starts[b]), length, out[b], gathered,
                          converted)
@@ -236,8 +239,10 @@ def _sum_chunk(table, indices, lengths, starts, scalars, out, acc, gathered, con
 def _sum_one(table, indices, scalars, start, length, out_row, gathered, converted):
     """out_row = one segment's rows summed left to right, a buffer of rows at a time.
 
-    np.cumsum adds strictly in order (np.add.reduceat and pairwise sums do not), and
-    each buffer continues from the previous buffer's total.
+    Each buffer starts from the previous buffer's total (added into its first row).
+    np.add.reduce over axis 0 of rows wider than 1 adds row after row; a column of
+    single values would be summed pairwise, so it goes through np.cumsum, which is
+    sequential.  (np.add.reduceat is not sequential either.)
     """
     total = None
     step = gathered.shape[0]
@@ -247,7 +252,10 @@ def _sum_one(table, indices, scalars, start, length, out_row, gathered, converte
                               gathered[:e - s], converted[:e - s])
         if total is not None:
             np.add(total, rows[0], out=rows[0])
-        total = np.cumsum(rows, axis=0, out=rows)[-1].copy()
+        if rows.shape[1] > 1:
+            total = np.add.reduce(rows, axis=0)
+        else:
+            total = np.cumsum(rows, axis=0, out=rows)[-1].copy()
     out_row[...] = 0 if total is None else total
 
 
