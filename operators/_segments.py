@@ -134,6 +134,7 @@ def segment_sum(xp, values, lengths):
 # Bytes of rows gather_segment_sum handles per step: small enough that a step's
 # gathered rows and output rows stay in the L2 cache until they are summed.
 GATHER_CHUNK_BYTES = 1 << 18
+_ZERO = np.float32(0)
 # Fewest bags for which gather_segment_sum sums by rank (each rank costs a gather and
 # an add whatever its size); fewer bags are summed one at a time.
 RANK_MIN_BAGS = 16
@@ -250,8 +251,7 @@ def _sum_one(table, indices, scalars, start, length, out_row, gathered, converte
         e = min(start + length, s + step)
         rows = _weighted_rows(table, indices[s:e], None if scalars is None else scalars[s:e],
                               gathered[:e - s], converted[:e - s])
-        if total is not None:
-            np.add(total, rows[0], out=rows[0])
+        np.add(_ZERO if total is None else total, rows[0], out=rows[0])
         if rows.shape[1] > 1:
             total = np.add.reduce(rows, axis=0)
         else:
@@ -264,10 +264,8 @@ def _sum_by_rank(table, rank_idx, rank_w, active, acc, gathered, converted):
     for j, c in enumerate(active):
         term = _weighted_rows(table, rank_idx[j, :c], None if rank_w is None else rank_w[j, :c],
                               gathered[:c], converted[:c])
-        if j:
-            np.add(acc[:c], term, out=acc[:c])
-        else:
-            np.copyto(acc[:c], term)
+        # 0 + first row, as Caffe2's zeroed accumulator (a row of -0.0 sums to +0.0)
+        np.add(acc[:c] if j else _ZERO, term, out=acc[:c])
 
 
 def _weighted_rows(table, rows_idx, weights, gathered, converted):

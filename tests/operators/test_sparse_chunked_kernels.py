@@ -114,9 +114,11 @@ def test_native_forward_gives_the_numpy_bits(dtype, index_dtype, block):
     data = rng.standard_normal((3000,) + block).astype(dtype)
     data[5] = np.inf
     data[6] = np.nan
+    data[7] = -0.0
     lengths = rng.integers(0, 12, 2000).astype(np.int32)
-    lengths[[3, 700]] = [0, 300]
+    lengths[[0, 3, 700]] = [3, 0, 300]
     idx = rng.integers(0, 3000, int(lengths.sum())).astype(index_dtype)
+    idx[:lengths[0]] = 7  # a bag of -0.0 rows: +0.0, as from Caffe2's zeroed sum
     w = rng.standard_normal(idx.size).astype(F)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(parallel, "MIN_PIECES_PER_THREAD", 1)
@@ -126,6 +128,7 @@ def test_native_forward_gives_the_numpy_bits(dtype, index_dtype, block):
             want = segments.gather_segment_sum(np, data, idx, lengths, weights, native=False)
             assert got.shape == (2000,) + block and got.dtype == F
             np.testing.assert_array_equal(got, want)
+            np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
 
 
 @pytest.mark.parametrize("lengths", [np.full(37, 5, np.int32), np.full(3, 40, np.int32),
