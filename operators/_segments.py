@@ -38,9 +38,13 @@ def dense_output_gradient(op_def, g_output, i: int = 0):
 
 
 def check_dtype(ctx, value, i: int, allowed, what: str) -> None:
-    """Enforce that input i has one of the ``allowed`` dtypes."""
-    ctx.enforce(np.dtype(value.dtype) in tuple(np.dtype(d) for d in allowed),
-                f"{blob_label(ctx, i)} must be {what}, got dtype {value.dtype}")
+    """Enforce that input i has one of the ``allowed`` dtypes.
+
+    The checks here build their messages only on failure: formatting them every
+    time cost tens of microseconds per op, against an embedding lookup of ~1 ms.
+    """
+    if np.dtype(value.dtype) not in tuple(np.dtype(d) for d in allowed):
+        ctx.enforce(False, f"{blob_label(ctx, i)} must be {what}, got dtype {value.dtype}")
 
 
 def check_index_dtype(ctx, value, i: int) -> None:
@@ -48,8 +52,9 @@ def check_index_dtype(ctx, value, i: int) -> None:
 
 
 def check_vector(ctx, value, i: int) -> None:
-    ctx.enforce(value.ndim == 1, f"{blob_label(ctx, i)} must be a vector (1-D), "
-                                 f"got shape {tuple(value.shape)}")
+    if value.ndim != 1:
+        ctx.enforce(False, f"{blob_label(ctx, i)} must be a vector (1-D), "
+                           f"got shape {tuple(value.shape)}")
 
 
 def check_index_range(ctx, indices, bound: int, i: int, what: str, low: int = 0) -> None:
@@ -76,8 +81,9 @@ def check_lengths(ctx, lengths, i: int, total=None, total_what: str = "") -> int
         ctx.enforce(False, f"{blob_label(ctx, i)}: element {pos} is {int(lengths[pos])}; "
                            f"lengths must be non-negative")
     got = int(lengths.sum()) if lengths.size else 0
-    ctx.enforce(total is None or got == total,
-                f"{blob_label(ctx, i)} sums to {got}, but must sum to {total} ({total_what})")
+    if total is not None and got != total:
+        ctx.enforce(False, f"{blob_label(ctx, i)} sums to {got}, but must sum to {total} "
+                           f"({total_what})")
     return got
 
 

@@ -117,8 +117,9 @@ register_schema(OpSchema(
 def check_scalars(ctx, scalars, i, count):
     check_dtype(ctx, scalars, i, (np.float32,), "float32")
     check_vector(ctx, scalars, i)
-    ctx.enforce(scalars.shape[0] == count, f"{blob_label(ctx, i)} has {scalars.shape[0]} "
-                                           f"weights, expected one per index ({count})")
+    if scalars.shape[0] != count:
+        ctx.enforce(False, f"{blob_label(ctx, i)} has {scalars.shape[0]} weights, expected "
+                           f"one per index ({count})")
 
 
 def segment_mean_scale(xp, sums, lengths):
@@ -130,7 +131,8 @@ def segment_mean_scale(xp, sums, lengths):
 
 def _reduce(ctx, data, lengths, *, indices=None, scalars=None, mean=False, first=2):
     xp = ctx.xp
-    ctx.enforce(data.ndim >= 1, f"{blob_label(ctx, 0)} must have rank >= 1, got a scalar")
+    if data.ndim < 1:
+        ctx.enforce(False, f"{blob_label(ctx, 0)} must have rank >= 1, got a scalar")
     if indices is None:
         check_dtype(ctx, data, 0, (np.float32,), "float32")
         check_lengths(ctx, lengths, 1, int(data.shape[0]), "the number of DATA rows")
