@@ -272,3 +272,18 @@ def test_repeat_segments_in_pieces(threads):
             want = np.array([values[k] for k, n in enumerate(lengths) for _ in range(n)],
                             F).reshape((-1, 2, 3))
             np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("native", ENGINES)
+def test_strided_or_byte_swapped_tables(native):
+    """The C kernel only takes tables it can address directly; others go through NumPy."""
+    rng = np.random.default_rng(9)
+    base = rng.standard_normal((30, 8)).astype(F)
+    lengths = np.array([3, 0, 5, 2], np.int64)
+    idx = rng.integers(0, 30, 10)
+    for data in (base[:, ::2], base.astype(">f4")[:, :4], base[::2]):
+        rows = data.shape[0]
+        i = idx % rows
+        got = segments.gather_segment_sum(np, data, i, lengths, native=native)
+        want = sequential_bags(data.astype(F), i, lengths)
+        np.testing.assert_array_equal(got, want)
