@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from operators._native_segments import native_gather_segment_sum
+from operators._parallel import for_each_range
 
 INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
 
@@ -24,9 +26,13 @@ def blob_label(ctx, i: int) -> str:
 
 
 def check_dtype(ctx, value, i: int, allowed, what: str) -> None:
-    """Enforce that input i has one of the ``allowed`` dtypes."""
-    ctx.enforce(np.dtype(value.dtype) in tuple(np.dtype(d) for d in allowed),
-                f"{blob_label(ctx, i)} must be {what}, got dtype {value.dtype}")
+    """Enforce that input i has one of the ``allowed`` dtypes.
+
+    The checks here build their messages only on failure: formatting them every
+    time cost tens of microseconds per op, against an embedding lookup of ~1 ms.
+    """
+    if np.dtype(value.dtype) not in tuple(np.dtype(d) for d in allowed):
+        ctx.enforce(False, f"{blob_label(ctx, i)} must be {what}, got dtype {value.dtype}")
 
 
 def check_index_dtype(ctx, value, i: int) -> None:
@@ -34,8 +40,9 @@ def check_index_dtype(ctx, value, i: int) -> None:
 
 
 def check_vector(ctx, value, i: int) -> None:
-    ctx.enforce(value.ndim == 1, f"{blob_label(ctx, i)} must be a vector (1-D), "
-                                 f"got shape {tuple(value.shape)}")
+    if value.ndim != 1:
+        ctx.enforce(False, f"{blob_label(ctx, i)} must be a vector (1-D), "
+                           f"got shape {tuple(value.shape)}")
 
 
 def check_index_range(ctx, indices, bound: int, i: int, what: str, low: int = 0) -> None:
@@ -62,8 +69,9 @@ def check_lengths(ctx, lengths, i: int, total=None, total_what: str = "") -> int
         ctx.enforce(False, f"{blob_label(ctx, i)}: element {pos} is {int(lengths[pos])}; "
                            f"lengths must be non-negative")
     got = int(lengths.sum()) if lengths.size else 0
-    ctx.enforce(total is None or got == total,
-                f"{blob_label(ctx, i)} sums to {got}, but must sum to {total} ({total_what})")
+    if total is not None and got != total:
+        ctx.enforce(False, f"{blob_label(ctx, i)} sums to {got}, but must sum to {total} "
+                           f"({total_what})")
     return got
 
 
@@ -117,10 +125,183 @@ def segment_sum(xp, values, lengths):
     return xp.einsum("mlb->mb", grid).reshape((m,) + block)
 
 
+# Bytes of rows gather_segment_sum handles per step: small enough that a step's
+# gathered rows and output rows stay in the L2 cache until they are summed.
+GATHER_CHUNK_BYTES = 1 << 18
+_ZERO = np.float32(0)
+# Fewest bags for which gather_segment_sum sums by rank (each rank costs a gather and
+# an add whatever its size); fewer bags are summed one at a time.
+RANK_MIN_BAGS = 16
+
+
+def gather_segment_sum(xp, data, indices, lengths, scalars=None, native=True):
+    """segment_sum(data[indices] (x scalars), lengths) in float32, without the full gather.
+
+    Materialising data[indices] costs a fresh (len(indices), block) array whose page
+    faults and trip through main memory take as long as the lookups themselves.  On
+    NumPy the segments are instead taken a few thousand at a time and summed by rank
+    in reused buffers: the first row of every segment is gathered (np.take with out=)
+    into the chunk's accumulator, then the second row of every segment at least two
+    long is gathered and added in place, and so on -- each segment summed left to
+    right, as Caffe2's loop did.  Segments are ordered longest first within a chunk,
+    so the rows still being summed are always a prefix of the accumulator.  A bag
+    longer than 4x its chunk's mean, and every bag of a chunk with fewer than
+    RANK_MIN_BAGS bags to rank, is summed on its own (np.cumsum over its rows, a
+    buffer at a time), which takes fewer steps there and keeps the same order.
+
+    Chunks depend only on the shapes, so results are deterministic for any number of
+    threads (operators/_parallel.py runs chunks concurrently).  CuPy keeps the
+    one-shot gather: device memory has no such cache cliff.  With ``native`` and the
+    optional C library built, operators/_native_segments.py does the same sums in
+    the same order in one compiled pass (same bits).
+    """
+    m, n = int(lengths.shape[0]), int(indices.shape[0])
+    block = tuple(data.shape[1:])
+    if xp is not np or n == 0:
+        rows = take_checked(xp, data, indices).astype(np.float32, copy=False)
+        if scalars is not None:
+            rows = rows * scalars.reshape((-1,) + (1,) * (rows.ndim - 1))
+        return segment_sum(xp, rows, lengths)
+    if native:
+        out = native_gather_segment_sum(data, indices, lengths, scalars)
+        if out is not None:
+            return out.reshape((m,) + block)
+    width = int(np.prod(block, dtype=np.int64))
+    table = data.reshape(data.shape[0], width)
+    budget = max(1, GATHER_CHUNK_BYTES // max(1, 4 * width))
+    step = min(m, budget)  # segments per chunk
+    starts = segment_starts(np, lengths)
+    uniform = int(lengths.min()) == int(lengths.max())
+    out = np.empty((m, width), np.float32)
+
+    def run(first, stop):
+        gathered = np.empty((min(n, budget), width), table.dtype)
+        converted = np.empty(gathered.shape, np.float32)
+        acc = out[:0] if uniform else np.empty((step, width), np.float32)
+        for b0 in range(first * step, min(m, stop * step), step):
+            b1 = min(m, b0 + step)
+            _sum_chunk(table, indices, lengths[b0:b1], starts[b0:b1], scalars,
+                       out[b0:b1], None if uniform else acc[:b1 - b0], gathered, converted)
+
+    for_each_range(run, -(-m // step))
+    return out.reshape((m,) + block)
+
+
+def _sum_chunk(table, indices, lengths, starts, scalars, out, acc, gathered, converted):
+    """out[k] = sum of segment k's rows.  ``acc`` (scratch) is None when all segments
+    have one length: they then keep their order and ``out`` is the accumulator."""
+    k = lengths.shape[0]
+    if acc is None:
+        length = int(lengths[0])
+        # A rank sums k rows per call, a bag on its own min(length, buffer) rows per call:
+        # a few (long) bags go one at a time.
+        if k < RANK_MIN_BAGS or k < min(length, gathered.shape[0]):
+            for b in range(k):
+                _sum_one(table, indices, scalars, int(starts[b]), length, out[b], gathered,
+                         converted)
+            return
+        r0, total = int(starts[0]), k * length
+        rank_idx = np.ascontiguousarray(indices[r0:r0 + total].reshape(k, length).T)
+        rank_w = None if scalars is None else np.ascontiguousarray(
+            scalars[r0:r0 + total].reshape(k, length).T)
+        _sum_by_rank(table, rank_idx, rank_w, [k] * length, out, gathered, converted)
+        return
+    # Bags over 4x the mean length get a pass of their own (so the rank table stays
+    # small); so does every bag when too few are left to fill the ranks.
+    alone = lengths > max(1, 4 * int(lengths.sum()) // k)
+    if k - int(np.count_nonzero(alone)) < RANK_MIN_BAGS:
+        alone[:] = True
+    for b in np.flatnonzero(alone).tolist():
+        _sum_one(table, indices, scalars, int(starts[b]), int(lengths[b]), out[b], gathered,
+                 converted)
+    ranked = np.flatnonzero(~alone)
+    if not ranked.size:
+        return
+    order = ranked[np.argsort(-lengths[ranked].astype(np.int64), kind="stable")]
+    longest = int(lengths[order[0]])
+    active = (order.size - np.cumsum(np.bincount(lengths[order], minlength=longest))
+              [:longest]).tolist()
+    acc = acc[:order.size]
+    acc[active[0] if longest else 0:] = 0  # empty segments
+    # by_rank[j, i]: position in INDICES of row j of the i-th (longest first) segment;
+    # slots past a segment's end point at any valid position and are never read.
+    by_rank = np.minimum(starts[order] + np.arange(longest)[:, None], indices.shape[0] - 1)
+    rank_w = None if scalars is None else np.take(scalars, by_rank)
+    _sum_by_rank(table, np.take(indices, by_rank), rank_w, active, acc, gathered, converted)
+    out[order] = acc
+
+
+def _sum_one(table, indices, scalars, start, length, out_row, gathered, converted):
+    """out_row = one segment's rows summed left to right, a buffer of rows at a time.
+
+    Each buffer starts from the previous buffer's total (added into its first row).
+    np.add.reduce over axis 0 of rows wider than 1 adds row after row; a column of
+    single values would be summed pairwise, so it goes through np.cumsum, which is
+    sequential.  (np.add.reduceat is not sequential either.)
+    """
+    total = None
+    step = gathered.shape[0]
+    for s in range(start, start + length, step):
+        e = min(start + length, s + step)
+        rows = _weighted_rows(table, indices[s:e], None if scalars is None else scalars[s:e],
+                              gathered[:e - s], converted[:e - s])
+        np.add(_ZERO if total is None else total, rows[0], out=rows[0])
+        if rows.shape[1] > 1:
+            total = np.add.reduce(rows, axis=0)
+        else:
+            total = np.cumsum(rows, axis=0, out=rows)[-1].copy()
+    out_row[...] = 0 if total is None else total
+
+
+def _sum_by_rank(table, rank_idx, rank_w, active, acc, gathered, converted):
+    """acc[i] = sum over j of table[rank_idx[j, i]] (x rank_w[j, i]) for i < active[j]."""
+    for j, c in enumerate(active):
+        term = _weighted_rows(table, rank_idx[j, :c], None if rank_w is None else rank_w[j, :c],
+                              gathered[:c], converted[:c])
+        # 0 + first row, as Caffe2's zeroed accumulator (a row of -0.0 sums to +0.0)
+        np.add(acc[:c] if j else _ZERO, term, out=acc[:c])
+
+
+def _weighted_rows(table, rows_idx, weights, gathered, converted):
+    """table[rows_idx] (x weights[:, None]) as float32, in the given scratch buffers."""
+    got = np.take(table, rows_idx, axis=0, out=gathered, mode="clip")
+    if weights is not None:
+        return np.multiply(got, weights[:, None], out=converted)
+    if got.dtype != np.float32:  # float16 table: summed in float32, as Caffe2 did
+        np.copyto(converted, got)
+        return converted
+    return got
+
+
+# Output bytes per piece of work repeat_segments hands to a thread.
+REPEAT_PIECE_BYTES = 1 << 20
+
+
 def repeat_segments(xp, segment_values, lengths):
-    """Row k of ``segment_values`` repeated lengths[k] times (np.repeat along axis 0)."""
+    """Row k of ``segment_values`` repeated lengths[k] times (np.repeat along axis 0).
+
+    On NumPy, equal lengths (fixed-size bags) are one broadcast copy into the
+    output, a range of segments per thread (operators/_parallel.py); the sparse
+    gradient this builds is the size of every looked-up row, so one core's memory
+    bandwidth was the limit.
+    """
     if xp is np:
-        return np.repeat(segment_values, lengths.astype(np.int64), axis=0)
+        counts = lengths.astype(np.int64)
+        m = int(counts.shape[0])
+        length = int(counts[0]) if m else 0
+        if length == 0 or int(counts.min()) != int(counts.max()):
+            return np.repeat(segment_values, counts, axis=0)
+        rest = tuple(segment_values.shape[1:])
+        out = np.empty((m * length,) + rest, segment_values.dtype)  # owns its memory
+        grid = out.reshape((m, length) + rest)
+        step = max(1, REPEAT_PIECE_BYTES // max(1, grid[0].nbytes))
+
+        def run(first, stop):
+            b0, b1 = first * step, min(m, stop * step)
+            np.copyto(grid[b0:b1], segment_values[b0:b1, None])
+
+        for_each_range(run, -(-m // step))
+        return out
     # CuPy's repeat takes the counts only as a host list: look each row's segment up instead.
     ends = xp.cumsum(lengths.astype(np.int64))
     total = int(ends[-1]) if lengths.shape[0] else 0

@@ -147,6 +147,28 @@ def occurrence_plan(xp, idx, heavy_rows: bool = True):
     return xp.split(by_rank, np.cumsum(counts)[:-1].tolist()), heavy
 
 
+def split_repeated(xp, idx, n_rows: int):
+    """``(once, repeated)``: positions of idx whose row it names once / more than once.
+
+    Both are in index order; ``once`` is None when no row repeats (every position).
+    Rows named once need no ordering at all, so a kernel can update them in one
+    pass and leave only the repeated rows to occurrence_plan.  Costs O(len(idx))
+    and a scratch vector of n_rows position numbers of which only the named
+    entries are touched.  Which of several writes to the same entry lands is
+    irrelevant: exactly one position per distinct row reads its own number back.
+    """
+    n = idx.size
+    pos = xp.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
+    owner = xp.empty(n_rows, pos.dtype)
+    owner[idx] = pos
+    won = owner[idx] == pos
+    if bool(won.all()):
+        return None, pos[:0]
+    owner[idx[~won]] = -1  # a row with a losing position repeats
+    once = owner[idx] == pos
+    return xp.flatnonzero(once), xp.flatnonzero(~once)
+
+
 def occurrence_rounds(xp, idx) -> list:
     """Only rounds (see occurrence_plan): for recurrences that are not running sums."""
     return occurrence_plan(xp, idx, heavy_rows=False)[0]

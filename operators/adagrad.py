@@ -12,13 +12,20 @@ time from the moment and parameter the first update wrote.  That is reproduced
 exactly (bit for bit on CPU): one vectorised round per repetition, and for a
 row repeated more than sqrt(len(indices)) times one cumulative sum over its
 occurrences (the moment and, without weight decay, the parameter are running
-sums), so Zipf-like batches where one id dominates stay fast.
+sums), so Zipf-like batches where one id dominates stay fast.  On NumPy,
+SparseAdagrad first sets aside the rows named only once -- usually nearly all
+-- and updates them in one cache-chunked pass (_update_distinct_rows); the
+rounds then cover only the repeated rows.
 """
+
+import numpy as np
 
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT, Arg, OpSchema
+from operators._parallel import for_each_range
 from operators._train_common import (check_float, check_index_vector, check_rows, check_scalar,
-                                     host_int, label, occurrence_plan, owned, running_sum)
+                                     host_int, label, occurrence_plan, owned, running_sum,
+                                     split_repeated)
 
 _EPSILON = Arg("epsilon", "float", 1e-5, "added to sqrt(moment) in the denominator")
 _WEIGHT_DECAY = Arg("weight_decay", "float", 0.0, "L2 penalty: grad + weight_decay * param")
@@ -106,6 +113,51 @@ def _check_sparse(ctx, param, moment, indices, grad, lr):
     return rows, block, idx, rate, grad.reshape(idx.size, block)
 
 
+# Rows per step of _update_distinct_rows: its five row buffers of this many bytes each
+# stay in the L2 cache from the gather to the scatter.
+_STEP_BYTES = 1 << 17
+
+
+def _update_distinct_rows(table, history, idx, g2, pos, rate, eps, wd):
+    """NumPy: SparseAdagrad on rows idx[pos] (no row twice; pos None = every position).
+
+    The same float operations in the same order as the CUDA path's expressions
+    (g = grad + wd*param; h = moment + g*g; param + rate*g / (sqrt(h) + eps)), so
+    the bits are those of Caffe2's loop; but done a few hundred rows at a time in
+    reused buffers with in-place ufuncs: each parameter and moment row is
+    gathered once, updated in cache and written back once, and no temporary
+    the size of the gradient is made.  Steps run on operators/_parallel.py's
+    threads; as no row is named twice, they touch disjoint rows and the result
+    is the same whatever the thread count.  Called only after every check.
+    """
+    count = idx.size if pos is None else pos.size
+    width = table.shape[1]
+    step = max(1, min(count, _STEP_BYTES // max(1, table.itemsize * width)))
+
+    def run(first, stop):
+        buffers = np.empty((5, step, width), table.dtype)
+        for start in range(first * step, min(count, stop * step), step):
+            end = min(count, start + step)
+            p, h, g, t, u = buffers[:, :end - start]
+            if pos is None:
+                r, grad = idx[start:end], g2[start:end]
+            else:
+                where = pos[start:end]
+                r, grad = idx[where], np.take(g2, where, axis=0, out=g, mode="clip")
+            np.take(table, r, axis=0, out=p, mode="clip")
+            if wd:
+                grad = np.add(grad, np.multiply(p, wd, out=t), out=g)
+            np.take(history, r, axis=0, out=h, mode="clip")
+            np.add(h, np.multiply(grad, grad, out=t), out=h)
+            np.add(np.sqrt(h, out=t), eps, out=t)
+            np.divide(np.multiply(grad, rate, out=u), t, out=u)
+            np.add(p, u, out=p)
+            history[r] = h
+            table[r] = p
+
+    for_each_range(run, -(-count // step))  # no row twice: pieces are independent
+
+
 @register_kernel("SparseAdagrad", devices=("CPU", "CUDA"))
 def sparse_adagrad(ctx, param, moment, indices, grad, lr):
     rows, block, idx, rate, g2 = _check_sparse(ctx, param, moment, indices, grad, lr)
@@ -118,11 +170,21 @@ def sparse_adagrad(ctx, param, moment, indices, grad, lr):
     table, history = param.reshape(rows, block), moment.reshape(rows, block)
     eps, wd = param.dtype.type(ctx.args["epsilon"]), param.dtype.type(ctx.args["weight_decay"])
     xp = ctx.xp
+    if xp is np and idx.size:
+        # Rows named once are independent of each other and of the order: one fused pass.
+        once, repeated = split_repeated(xp, idx, rows)
+        _update_distinct_rows(table, history, idx, g2, once, rate, eps, wd)
+        if not repeated.size:
+            return param, moment
+        idx, g2 = idx[repeated], g2[repeated]
     # With weight decay the gradient reads the parameter, so every repetition
     # needs its own round; without it the moment and the parameter are running
     # sums, and a much-repeated row is done with one cumulative sum.
     rounds, heavy = occurrence_plan(xp, idx, heavy_rows=not wd)
     for pos in rounds:
+        if xp is np:
+            _update_distinct_rows(table, history, idx, g2, pos, rate, eps, wd)
+            continue
         r = idx[pos]
         g = g2[pos] + wd * table[r] if wd else g2[pos]
         h = history[r] + g * g

@@ -21,7 +21,8 @@ from caffe2lite.gradients import dense_output_grad
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
 from operators._segments import (blob_label, check_dtype, check_index_dtype, check_index_range,
-                                 check_lengths, check_vector, segment_sum, take_checked)
+                                 check_lengths, check_vector, gather_segment_sum,
+                                 segment_sum)
 
 GRAD_ON_WEIGHTS = Arg("grad_on_weights", "bool", False,
                       "also produce the gradient of SCALARS (Caffe2's WithMainInput gradient)")
@@ -117,8 +118,9 @@ register_schema(OpSchema(
 def check_scalars(ctx, scalars, i, count):
     check_dtype(ctx, scalars, i, (np.float32,), "float32")
     check_vector(ctx, scalars, i)
-    ctx.enforce(scalars.shape[0] == count, f"{blob_label(ctx, i)} has {scalars.shape[0]} "
-                                           f"weights, expected one per index ({count})")
+    if scalars.shape[0] != count:
+        ctx.enforce(False, f"{blob_label(ctx, i)} has {scalars.shape[0]} weights, expected "
+                           f"one per index ({count})")
 
 
 def segment_mean_scale(xp, sums, lengths):
@@ -130,11 +132,12 @@ def segment_mean_scale(xp, sums, lengths):
 
 def _reduce(ctx, data, lengths, *, indices=None, scalars=None, mean=False, first=2):
     xp = ctx.xp
-    ctx.enforce(data.ndim >= 1, f"{blob_label(ctx, 0)} must have rank >= 1, got a scalar")
+    if data.ndim < 1:
+        ctx.enforce(False, f"{blob_label(ctx, 0)} must have rank >= 1, got a scalar")
     if indices is None:
         check_dtype(ctx, data, 0, (np.float32,), "float32")
         check_lengths(ctx, lengths, 1, int(data.shape[0]), "the number of DATA rows")
-        rows = data
+        out = segment_sum(xp, data, lengths)
     else:
         check_dtype(ctx, data, 0, (np.float32, np.float16), "float32 or float16")
         check_index_dtype(ctx, indices, first)
@@ -144,12 +147,7 @@ def _reduce(ctx, data, lengths, *, indices=None, scalars=None, mean=False, first
         check_lengths(ctx, lengths, first + 1, int(indices.shape[0]), "the number of INDICES")
         check_index_range(ctx, indices, int(data.shape[0]), first,
                           f"DATA with {data.shape[0]} rows")
-        rows = take_checked(xp, data, indices)
-    if rows.dtype != np.float32:
-        rows = rows.astype(np.float32)
-    if scalars is not None:
-        rows = rows * scalars.reshape((-1,) + (1,) * (rows.ndim - 1))
-    out = segment_sum(xp, rows, lengths)
+        out = gather_segment_sum(xp, data, indices, lengths, scalars)
     return (segment_mean_scale(xp, out, lengths) if mean else out,)
 
 

@@ -1,7 +1,7 @@
 """Embedding-bag training step: caffe2lite vs PyTorch, side by side in one process.
 
     PYTHONPATH=. python tools/bench_sparse_ops.py [--rows 1000000] [--dim 64]
-        [--batch 10000] [--bag 10] [--repeat 7] [--torch-threads 0]
+        [--batch 10000] [--bag 10] [--repeat 7] [--threads 0 1]
 
 Times, as the fastest of ``--repeat`` runs after one warm-up:
   * forward:  SparseLengthsSum vs nn.EmbeddingBag(mode="sum", sparse=True);
@@ -12,8 +12,12 @@ Times, as the fastest of ``--repeat`` runs after one warm-up:
     torch.optim.SparseAdam on the sparse .grad (SparseAdagrad is skipped, with
     a message, when this checkout has no such operator).
 caffe2lite runs each phase as a net through workspace.RunNet, so runtime
-overhead is included.  NumPy kernels are single-threaded; PyTorch uses
-``--torch-threads`` threads (0 = its default).
+overhead is included.  The forward uses the optional C kernel when it was built
+(``python setup.py build_ext --inplace`` or ``pip install -e .``; the header
+line says which); ``CAFFE2LITE_DISABLE_NATIVE=1`` measures the NumPy path.  Both libraries run once per ``--threads`` setting
+(0 = each library's default: PyTorch's intra-op threads, caffe2lite's
+operators/_parallel.py, both one per usable CPU); ratios are against PyTorch
+with the same setting.
 """
 
 from __future__ import annotations
@@ -103,41 +107,62 @@ def torch_phases(table, indices, lengths, repeat):
     return results
 
 
+def set_threads(n):
+    """n threads for both libraries; 0 = their defaults.  Returns (ours, torch's)."""
+    import torch
+
+    from operators import _parallel
+
+    torch.set_num_threads(n or _DEFAULT_TORCH_THREADS)
+    _parallel.set_num_threads(n or _parallel._default_threads())
+    return _parallel.num_threads(), torch.get_num_threads()
+
+
 def main():
+    global _DEFAULT_TORCH_THREADS
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--bag", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--torch-threads", type=int, default=0)
+    parser.add_argument("--threads", type=int, nargs="+", default=[0, 1],
+                        help="thread counts to run both libraries with (0 = defaults)")
     args = parser.parse_args()
     import torch
 
-    if args.torch_threads:
-        torch.set_num_threads(args.torch_threads)
+    _DEFAULT_TORCH_THREADS = torch.get_num_threads()
     rng = np.random.default_rng(0)
     table = rng.standard_normal((args.rows, args.dim), dtype=np.float32)
     lengths = np.full(args.batch, args.bag, np.int32)
     indices = rng.integers(0, args.rows, args.batch * args.bag).astype(np.int64)
-    print(f"table {args.rows} x {args.dim} float32, {indices.size} lookups "
-          f"({args.batch} bags x {args.bag}); numpy {np.__version__}, torch "
-          f"{torch.__version__} ({torch.get_num_threads()} threads); {platform.machine()}")
-    ours = caffe2lite_phases(table, indices, lengths, args.repeat)
-    theirs = torch_phases(table, indices, lengths, args.repeat)
-    print(f"{'phase':28s} {'caffe2lite ms':>14s} {'torch ms':>10s} {'torch/ours':>11s}")
-    for phase in ("forward", "backward"):
-        print(f"{phase:28s} {ours[phase]:14.2f} {theirs[phase]:10.2f} "
-              f"{theirs[phase] / ours[phase]:11.2f}")
-    for phase in [p for p in ours if p not in ("forward", "backward")]:
-        print(f"{phase:28s} {ours[phase]:14.2f}")
-    for phase in [p for p in theirs if p not in ("forward", "backward")]:
-        print(f"{phase:28s} {'':14s} {theirs[phase]:10.2f}")
-    step_ours = ours["forward"] + ours["backward"]
-    step_theirs = theirs["forward"] + theirs["backward"]
-    print(f"{'forward + backward':28s} {step_ours:14.2f} {step_theirs:10.2f} "
-          f"{step_theirs / step_ours:11.2f}")
+    from operators import _native_segments
 
+    print(f"table {args.rows} x {args.dim} float32, {indices.size} lookups "
+          f"({args.batch} bags x {args.bag}, {np.unique(indices).size} distinct rows); "
+          f"numpy {np.__version__}, torch {torch.__version__}; {platform.machine()}; "
+          f"SparseLengths C kernel: "
+          f"{'yes' if _native_segments.available() else 'no (NumPy path)'}")
+    for n in args.threads:
+        ours_threads, torch_threads = set_threads(n)
+        ours = caffe2lite_phases(table, indices, lengths, args.repeat)
+        theirs = torch_phases(table, indices, lengths, args.repeat)
+        ours["forward + backward"] = ours["forward"] + ours["backward"]
+        theirs["forward + backward"] = theirs["forward"] + theirs["backward"]
+        print(f"\nthreads: caffe2lite {ours_threads}, torch {torch_threads}")
+        print(f"{'phase':28s} {'caffe2lite ms':>14s} {'torch ms':>10s} {'torch/ours':>11s}")
+        for phase in ("forward", "backward", "forward + backward"):
+            print(f"{phase:28s} {ours[phase]:14.2f} {theirs[phase]:10.2f} "
+                  f"{theirs[phase] / ours[phase]:11.2f}")
+        update = ours.get("update (SparseAdagrad)")
+        for name in ("update (Adagrad)", "update (SparseAdam)"):
+            mine = f"{update:14.2f}" if update and name.endswith("(Adagrad)") else " " * 14
+            ratio = f"{theirs[name] / update:11.2f}" if mine.strip() else ""
+            print(f"{name + (' vs SparseAdagrad' if ratio else ''):28s} {mine} "
+                  f"{theirs[name]:10.2f} {ratio}")
+
+
+_DEFAULT_TORCH_THREADS = 1
 
 if __name__ == "__main__":
     main()

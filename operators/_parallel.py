@@ -1,0 +1,109 @@
+"""Intra-op threads for the memory-bound sparse kernels (embedding lookups, sparse updates).
+
+A random-row gather is limited by how many cache misses are in flight, and one
+core keeps too few of them busy; NumPy releases the GIL inside ``take``, ufunc
+loops and fancy assignment, so a few threads over disjoint pieces of the work
+scale like PyTorch's intra-op threads do.  Kernels split their work into pieces
+whose boundaries depend only on the shapes (never on the thread count), so the
+result is the same bits with 1 thread or 16.
+
+The thread count is ``CAFFE2LITE_NUM_THREADS`` when set, else the CPUs this
+process may run on; ``set_num_threads`` changes it (1 = no threads at all).
+The module name starts with "_" so the operator loader does not import it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_threads: int | None = None
+# Handing a range to another thread costs tens of microseconds: only worth it for
+# at least this many pieces (each a few hundred KiB of rows) per thread.
+MIN_PIECES_PER_THREAD = 4
+
+
+def _forget_pool() -> None:
+    """In a forked child: the parent's pool threads do not exist there, start afresh."""
+    global _lock, _pool, _pool_size
+    _lock, _pool, _pool_size = threading.Lock(), None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _default_threads() -> int:
+    env = os.environ.get("CAFFE2LITE_NUM_THREADS", "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise ValueError(f"CAFFE2LITE_NUM_THREADS must be a positive integer, got {env!r}")
+        return int(env)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def num_threads() -> int:
+    """Threads a kernel may use (the caller's own thread included)."""
+    global _threads
+    if _threads is None:
+        _threads = _default_threads()
+    return _threads
+
+
+def set_num_threads(n: int) -> None:
+    """Use at most n threads per kernel from now on (n >= 1)."""
+    global _threads
+    if int(n) < 1:
+        raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
+    _threads = int(n)
+
+
+def _submit(workers: int, calls) -> list:
+    """Submit fn(*args) for each (fn, args) to the shared pool, grown to ``workers``.
+
+    Under the lock, so a pool being replaced never receives work after shutdown;
+    a replaced pool still finishes what it was given.
+    """
+    global _pool, _pool_size
+    with _lock:
+        if _pool is None or _pool_size < workers:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(workers, thread_name_prefix="caffe2lite-op")
+            _pool_size = workers
+        return [_pool.submit(fn, *args) for fn, args in calls]
+
+
+def for_each_range(fn, n_pieces: int) -> None:
+    """Call fn(first, stop) on contiguous ranges covering pieces 0..n_pieces-1.
+
+    With several threads the ranges run concurrently (the calling thread takes the
+    last one) and the first exception is re-raised once all have finished; fn
+    must only write what its own pieces own.
+    """
+    parts = min(num_threads(), n_pieces // MIN_PIECES_PER_THREAD)
+    if parts <= 1:
+        if n_pieces:
+            fn(0, n_pieces)
+        return
+    edges = [n_pieces * k // parts for k in range(parts + 1)]
+    futures = _submit(parts - 1, [(fn, (a, b)) for a, b in zip(edges[:-2], edges[1:-1])])
+    error = None
+    try:
+        fn(edges[-2], edges[-1])
+    except BaseException as e:  # noqa: B902 - re-raised after the other ranges finish
+        error = e
+    for f in futures:
+        try:
+            f.result()
+        except BaseException as e:  # noqa: B902
+            error = error or e
+    if error is not None:
+        raise error
