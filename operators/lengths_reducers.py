@@ -17,7 +17,7 @@ lengths_reducer_gradients.py): dense for Lengths*, a GradientSlice
 import numpy as np
 
 from caffe2lite.core import CreateOperator, GradientSlice
-from caffe2lite.gradients import dense_output_grad
+from caffe2lite.gradients import dense_output_grad, grad_name, sparse_grad_names
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
 from operators._segments import (blob_label, check_dtype, check_index_dtype, check_index_range,
@@ -33,8 +33,8 @@ def _dense_maker(grad_type):
     def maker(op_def, g_output):
         data, lengths = op_def.input[0], op_def.input[1]
         grad = dense_output_grad(op_def, g_output)
-        grad_op = CreateOperator(grad_type, [grad, lengths, data], [data + "_grad"])
-        return [grad_op], [data + "_grad", None]
+        grad_op = CreateOperator(grad_type, [grad, lengths, data], [grad_name(data)])
+        return [grad_op], [grad_name(data), None]
 
     maker.__name__ = f"lengths_gradient_maker_{grad_type}"
     return maker
@@ -43,7 +43,7 @@ def _dense_maker(grad_type):
 def _sparse_maker(grad_type):
     def maker(op_def, g_output):
         data, indices, lengths = op_def.input
-        values = data + "_grad_values"
+        values = sparse_grad_names(data).values
         grad = dense_output_grad(op_def, g_output)
         grad_op = CreateOperator(grad_type, [grad, lengths, indices], [values])
         return [grad_op], [GradientSlice(indices, values), None, None]
@@ -55,14 +55,14 @@ def _sparse_maker(grad_type):
 def sparse_lengths_weighted_sum_gradient_maker(op_def, g_output):
     """dDATA is a GradientSlice; dSCALARS (dense) only when grad_on_weights is set."""
     data, scalars, indices, lengths = op_def.input
-    values = data + "_grad_values"
+    values = sparse_grad_names(data).values
     grad = dense_output_grad(op_def, g_output)
     on_weights = any(a.name == "grad_on_weights" and a.i for a in op_def.arg)
     if on_weights:
         grad_op = CreateOperator(
             "SparseLengthsIndicesInGradientWeightedSumWithMainInputGradient",
-            [scalars, grad, lengths, data, indices], [values, scalars + "_grad"])
-        return [grad_op], [GradientSlice(indices, values), scalars + "_grad", None, None]
+            [scalars, grad, lengths, data, indices], [values, grad_name(scalars)])
+        return [grad_op], [GradientSlice(indices, values), grad_name(scalars), None, None]
     grad_op = CreateOperator("SparseLengthsIndicesInGradientWeightedSumGradient",
                              [scalars, grad, lengths, indices], [values])
     return [grad_op], [GradientSlice(indices, values), None, None, None]
