@@ -35,7 +35,7 @@ def check_dtype(ctx, value, i: int, allowed, what: str) -> None:
     time cost tens of microseconds per op, against an embedding lookup of ~1 ms.
     """
     if value.dtype not in _as_dtypes(allowed):
-        ctx.enforce(False, f"{blob_label(ctx, i)} must be {what}, got dtype {value.dtype}")
+        ctx.fail(f"{blob_label(ctx, i)} must be {what}, got dtype {value.dtype}")
 
 
 @functools.lru_cache(maxsize=None)
@@ -49,8 +49,8 @@ def check_index_dtype(ctx, value, i: int) -> None:
 
 def check_vector(ctx, value, i: int) -> None:
     if value.ndim != 1:
-        ctx.enforce(False, f"{blob_label(ctx, i)} must be a vector (1-D), "
-                           f"got shape {tuple(value.shape)}")
+        ctx.fail(f"{blob_label(ctx, i)} must be a vector (1-D), "
+                 f"got shape {tuple(value.shape)}")
 
 
 def check_index_range(ctx, indices, bound: int, i: int, what: str, low: int = 0) -> None:
@@ -61,8 +61,8 @@ def check_index_range(ctx, indices, bound: int, i: int, what: str, low: int = 0)
         return
     flat = indices.reshape(-1)
     pos = int(((flat < low) | (flat >= bound)).argmax())
-    ctx.enforce(False, f"{blob_label(ctx, i)}: element {pos} is {int(flat[pos])}, out of "
-                       f"range for {what} (expected {low} <= index < {bound})")
+    ctx.fail(f"{blob_label(ctx, i)}: element {pos} is {int(flat[pos])}, out of "
+             f"range for {what} (expected {low} <= index < {bound})")
 
 
 def check_lengths(ctx, lengths, i: int, total=None, total_what: str = "") -> int:
@@ -74,12 +74,12 @@ def check_lengths(ctx, lengths, i: int, total=None, total_what: str = "") -> int
     check_vector(ctx, lengths, i)
     if lengths.size and int(lengths.min()) < 0:
         pos = int((lengths < 0).argmax())
-        ctx.enforce(False, f"{blob_label(ctx, i)}: element {pos} is {int(lengths[pos])}; "
-                           f"lengths must be non-negative")
+        ctx.fail(f"{blob_label(ctx, i)}: element {pos} is {int(lengths[pos])}; "
+                 f"lengths must be non-negative")
     got = int(lengths.sum()) if lengths.size else 0
     if total is not None and got != total:
-        ctx.enforce(False, f"{blob_label(ctx, i)} sums to {got}, but must sum to {total} "
-                           f"({total_what})")
+        ctx.fail(f"{blob_label(ctx, i)} sums to {got}, but must sum to {total} "
+                 f"({total_what})")
     return got
 
 

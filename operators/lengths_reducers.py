@@ -118,8 +118,8 @@ def check_scalars(ctx, scalars, i, count):
     check_dtype(ctx, scalars, i, (np.float32,), "float32")
     check_vector(ctx, scalars, i)
     if scalars.shape[0] != count:
-        ctx.enforce(False, f"{blob_label(ctx, i)} has {scalars.shape[0]} weights, expected "
-                           f"one per index ({count})")
+        ctx.fail(f"{blob_label(ctx, i)} has {scalars.shape[0]} weights, expected "
+                 f"one per index ({count})")
 
 
 def segment_mean_scale(xp, sums, lengths):
@@ -132,7 +132,7 @@ def segment_mean_scale(xp, sums, lengths):
 def _reduce(ctx, data, lengths, *, indices=None, scalars=None, mean=False, first=2):
     xp = ctx.xp
     if data.ndim < 1:
-        ctx.enforce(False, f"{blob_label(ctx, 0)} must have rank >= 1, got a scalar")
+        ctx.fail(f"{blob_label(ctx, 0)} must have rank >= 1, got a scalar")
     if indices is None:
         check_dtype(ctx, data, 0, (np.float32,), "float32")
         check_lengths(ctx, lengths, 1, int(data.shape[0]), "the number of DATA rows")
