@@ -2,42 +2,66 @@
 
 ``native_gather_segment_sum`` computes what operators/_segments.py's
 gather_segment_sum does -- the same sums in the same order, so the same bits --
-in one C pass per bag, ranges of bags on operators/_parallel.py's threads
+in one C pass per bag, chunks of bags on operators/_parallel.py's threads
 (ctypes releases the GIL).  It returns None when the library was not built
 (no compiler), is stale, is disabled (``CAFFE2LITE_DISABLE_NATIVE=1``), or the
 table cannot be addressed directly by C (not C-contiguous, misaligned,
-byte-swapped); the caller then uses NumPy.  Callers check every index and
-length first: the C code trusts them.
+byte-swapped); the caller then uses NumPy.  The C code checks LENGTHS and
+INDICES as it reads them (one pass instead of NumPy's min/max/sum/cumsum
+passes); on bad input this raises BadLengths or BadIndices, and the caller
+runs its Python checks to say which element is wrong.  The dtypes and ranks
+are the caller's to check.
 """
 
 from __future__ import annotations
 
 import ctypes
+import math
 import warnings
 
 import numpy as np
 
 from caffe2lite import _native
-from operators._parallel import for_each_range
+from operators import _parallel
 
-NATIVE_ABI = 1  # must match caffe2lite_sparse_lengths_abi() in the C file
-# Rows summed per piece of work handed to a thread (a few hundred microseconds).
-ROWS_PER_PIECE = 4096
+NATIVE_ABI = 2  # must match caffe2lite_sparse_lengths_abi() in the C file
+# Rows summed per chunk of bags a thread takes from the shared counter (~15 us): small
+# enough that the threads finish within a chunk of each other.
+ROWS_PER_PIECE = 1024
+# Fewest chunks per thread worth another thread: handing work over costs tens of us.
+MIN_CHUNKS_PER_THREAD = 8
+# How long the caller's thread spins for the others' last chunks (pause instructions,
+# ~100 us) before it blocks on them instead.
+SPIN = 2000
+
+
+class BadLengths(ValueError):
+    """LENGTHS has a negative entry or does not sum to len(INDICES)."""
+
+
+class BadIndices(ValueError):
+    """INDICES has an entry outside [0, DATA.shape[0])."""
+
 
 _functions = {}
+_offsets = None
 _lib = _native.load("_sparse_lengths")
 if _lib is not None and _native.int_symbol(_lib, "caffe2lite_sparse_lengths_abi") != NATIVE_ABI:
     warnings.warn("caffe2lite: the built SparseLengths C library is stale (rebuild with "
                   "`pip install -e .`); using the NumPy kernels", RuntimeWarning, stacklevel=1)
     _lib = None
 if _lib is not None:
+    _offsets = _lib.caffe2lite_sparse_lengths_offsets
+    _offsets.restype = ctypes.c_int32
+    _offsets.argtypes = [ctypes.c_void_p, ctypes.c_int32, ctypes.c_int64, ctypes.c_int64,
+                         ctypes.c_void_p]
     for _dtype, _name in ((np.float32, "caffe2lite_sparse_lengths_sum_f32"),
                           (np.float16, "caffe2lite_sparse_lengths_sum_f16")):
         _fn = getattr(_lib, _name)
-        _fn.restype = None
-        _fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int32,
-                        ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
-                        ctypes.c_void_p]
+        _fn.restype = ctypes.c_int32
+        _fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
+                        ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
+                        ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
         _functions[np.dtype(_dtype)] = _fn
 
 
@@ -45,27 +69,64 @@ def available() -> bool:
     return bool(_functions)
 
 
+def _c_ready(a):
+    """``a`` as an aligned C-contiguous array in native byte order (no copy when it
+    already is one)."""
+    if a.flags.c_contiguous and a.flags.aligned and a.dtype.isnative:
+        return a
+    return np.array(a, dtype=a.dtype.newbyteorder("="), order="C")
+
+
+def _address(a) -> int:
+    """The address of a C-contiguous array's data.  ``a.ctypes.data`` costs ~1.2 us (it
+    builds a helper object); a ctypes view of a writable buffer, a third of that."""
+    if a.flags.writeable and a.size:
+        return ctypes.addressof(ctypes.c_byte.from_buffer(a))
+    return a.ctypes.data
+
+
 def native_gather_segment_sum(data, indices, lengths, scalars=None):
-    """(m, width) float32 segment sums of data[indices] (x scalars), or None (see above)."""
-    fn = _functions.get(np.dtype(data.dtype))
-    if fn is None or not (data.flags.c_contiguous and data.flags.aligned
-                          and data.dtype.isnative):
+    """(m, width) float32 segment sums of data[indices] (x scalars), or None (see above).
+
+    indices and lengths must be int32/int64 vectors, scalars a float32 vector of
+    len(indices), data of rank >= 1.
+    """
+    fn = _functions.get(data.dtype)  # a byte-swapped dtype is not among the keys
+    if fn is None or not (data.flags.c_contiguous and data.flags.aligned):
         return None
-    m, n = int(lengths.shape[0]), int(indices.shape[0])
-    width = int(np.prod(data.shape[1:], dtype=np.int64))
-    indices = np.ascontiguousarray(indices)
-    if not indices.dtype.isnative:
-        indices = indices.astype(indices.dtype.newbyteorder("="))
-    weights = None if scalars is None else np.ascontiguousarray(scalars, dtype=np.float32)
-    offsets = np.zeros(m + 1, np.int64)
-    np.cumsum(lengths, out=offsets[1:])
+    m, n = lengths.shape[0], indices.shape[0]
+    indices, lengths = _c_ready(indices), _c_ready(lengths)
+    # One scratch array: the shared state of the C threads (next bag, bags summed,
+    # fault; see the C file), then the m + 1 offsets.
+    scratch = np.empty(m + 4, np.int64)
+    scratch[:3] = 0
+    state = _address(scratch)
+    offsets = state + 3 * scratch.itemsize
+    if _offsets(_address(lengths), lengths.itemsize, m, n, offsets):
+        raise BadLengths(f"LENGTHS has a negative entry or does not sum to {n}")
+    weights = None if scalars is None else _c_ready(scalars)
+    width = math.prod(data.shape[1:])
     out = np.empty((m, width), np.float32)
-    step = max(1, ROWS_PER_PIECE * m // max(n, 1))
-
-    def run(first, stop):
-        fn(data.ctypes.data, width, indices.ctypes.data, indices.itemsize, offsets.ctypes.data,
-           None if weights is None else weights.ctypes.data, first * step,
-           min(m, stop * step), out.ctypes.data)
-
-    for_each_range(run, -(-m // step))
+    chunk = max(1, ROWS_PER_PIECE * m // max(n, 1))  # bags per chunk
+    args = (_address(data), data.shape[0], width, _address(indices), indices.itemsize,
+            offsets, None if weights is None else _address(weights), m, chunk, state)
+    out_address = _address(out)
+    helpers = min(_parallel.num_threads(), -(-m // chunk) // MIN_CHUNKS_PER_THREAD) - 1
+    # Helpers hold the arrays until they return: they may start after this call did.
+    keep = (data, indices, weights, scratch, out)
+    futures = _parallel.start_on_pool([(_help, (fn, args + (0, out_address), keep))]
+                                      * max(helpers, 0))
+    status = fn(*args, SPIN, out_address)
+    if status == 2:  # helpers still busy: block until they finish
+        for f in futures:
+            f.result()
+        status = int(scratch[2])
+    if status:
+        raise BadIndices(f"INDICES has an entry outside [0, {data.shape[0]})")
     return out
+
+
+def _help(fn, args, keep):
+    """A pool thread's share: chunks of bags until none are left (``keep`` holds the
+    arrays behind the pointers in ``args`` until then)."""
+    return fn(*args)

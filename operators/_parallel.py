@@ -81,6 +81,13 @@ def _submit(workers: int, calls) -> list:
         return [_pool.submit(fn, *args) for fn, args in calls]
 
 
+def start_on_pool(calls) -> list:
+    """Start fn(*args) for each (fn, args) on the shared pool, one thread each; return
+    the futures.  For kernels that share out their work themselves and may finish
+    it before a pool thread even starts (operators/_native_segments.py)."""
+    return _submit(len(calls), calls) if calls else []
+
+
 def for_each_range(fn, n_pieces: int) -> None:
     """Call fn(first, stop) on contiguous ranges covering pieces 0..n_pieces-1.
 

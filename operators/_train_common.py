@@ -39,41 +39,45 @@ def host_int(value) -> int:
 
 def check_index_vector(ctx, i: int, indices, n_rows: int, data_i: int):
     """Flattened indices of input i, checked: int32/int64, each in [0, n_rows)."""
-    ctx.enforce(np.dtype(indices.dtype) in INDEX_DTYPES,
-                f"{label(ctx, i)} must hold int32 or int64 indices, got {indices.dtype}")
+    if np.dtype(indices.dtype) not in INDEX_DTYPES:
+        ctx.fail(f"{label(ctx, i)} must hold int32 or int64 indices, got {indices.dtype}")
     flat = indices.reshape(-1)
     if flat.size:
         bad = (flat < 0) | (flat >= n_rows)
         if bool(bad.any()):
             pos = host_int(ctx.xp.argmax(bad))
-            ctx.enforce(False, f"{label(ctx, i)} holds index {host_int(flat[pos])} at position "
-                               f"{pos}, outside [0, {n_rows}) -- the first dimension of "
-                               f"{label(ctx, data_i)}")
+            ctx.fail(f"{label(ctx, i)} holds index {host_int(flat[pos])} at position "
+                     f"{pos}, outside [0, {n_rows}) -- the first dimension of "
+                     f"{label(ctx, data_i)}")
     return flat
 
 
 def check_scalar(ctx, i: int, value, what: str):
     """The single value of a one-element floating input (a learning rate, a weight)."""
-    ctx.enforce(value.size == 1, f"{label(ctx, i)} ({what}) must hold exactly 1 element, "
-                                 f"got shape {tuple(value.shape)}")
-    ctx.enforce(value.dtype.kind == "f", f"{label(ctx, i)} ({what}) must be a floating "
-                                         f"tensor, got {value.dtype}")
+    if value.size != 1:
+        ctx.fail(f"{label(ctx, i)} ({what}) must hold exactly 1 element, "
+                 f"got shape {tuple(value.shape)}")
+    if value.dtype.kind != "f":
+        ctx.fail(f"{label(ctx, i)} ({what}) must be a floating "
+                 f"tensor, got {value.dtype}")
     return value.reshape(-1)[0]
 
 
 def check_float(ctx, i: int, value, like_i: int | None = None, like=None):
     """Input i must be float32/float64 and, when given, of the dtype of input like_i."""
-    ctx.enforce(np.dtype(value.dtype) in FLOAT_DTYPES,
-                f"{label(ctx, i)} must be float32 or float64, got {value.dtype}")
+    if np.dtype(value.dtype) not in FLOAT_DTYPES:
+        ctx.fail(f"{label(ctx, i)} must be float32 or float64, got {value.dtype}")
     if like is not None:
-        ctx.enforce(value.dtype == like.dtype, f"{label(ctx, i)} has dtype {value.dtype}, "
-                                               f"expected {like.dtype} like {label(ctx, like_i)}")
+        if value.dtype != like.dtype:
+            ctx.fail(f"{label(ctx, i)} has dtype {value.dtype}, "
+                     f"expected {like.dtype} like {label(ctx, like_i)}")
 
 
 def check_rows(ctx, i: int, value):
     """Input i has a first dimension (rank >= 1); returns (rows, block size)."""
-    ctx.enforce(value.ndim >= 1, f"{label(ctx, i)} must have rank >= 1 (rows to update), "
-                                 f"got a scalar")
+    if value.ndim < 1:
+        ctx.fail(f"{label(ctx, i)} must have rank >= 1 (rows to update), "
+                 f"got a scalar")
     rows = value.shape[0]
     block = int(np.prod(value.shape[1:], dtype=np.int64))
     return rows, block

@@ -80,9 +80,9 @@ def adagrad(ctx, param, moment, grad, lr):
     check_float(ctx, 0, param)
     check_float(ctx, 1, moment, 0, param)
     check_float(ctx, 2, grad, 0, param)
-    ctx.enforce(grad.size == moment.size == param.size,
-                f"{label(ctx, 2)} has {grad.size} elements, {label(ctx, 1)} {moment.size} and "
-                f"{label(ctx, 0)} {param.size}: all three must be equal")
+    if not (grad.size == moment.size == param.size):
+        ctx.fail(f"{label(ctx, 2)} has {grad.size} elements, {label(ctx, 1)} {moment.size} and "
+                 f"{label(ctx, 0)} {param.size}: all three must be equal")
     rate = check_scalar(ctx, 3, lr, "learning rate").astype(param.dtype)
     eps, decay, wd = ctx.args["epsilon"], ctx.args["decay"], ctx.args["weight_decay"]
     g = grad.reshape(param.shape)
@@ -107,9 +107,9 @@ def _check_sparse(ctx, param, moment, indices, grad, lr):
     rows, block = check_rows(ctx, 0, param)
     rate = check_scalar(ctx, 4, lr, "learning rate").astype(param.dtype)
     idx = check_index_vector(ctx, 2, indices, rows, 0)
-    ctx.enforce(grad.shape[indices.ndim:] == param.shape[1:] and grad.size == idx.size * block,
-                f"{label(ctx, 3)} has shape {tuple(grad.shape)}, expected indices.shape + "
-                f"param.shape[1:] = {tuple(indices.shape) + tuple(param.shape[1:])}")
+    if not (grad.shape[indices.ndim:] == param.shape[1:] and grad.size == idx.size * block):
+        ctx.fail(f"{label(ctx, 3)} has shape {tuple(grad.shape)}, expected indices.shape + "
+                 f"param.shape[1:] = {tuple(indices.shape) + tuple(param.shape[1:])}")
     return rows, block, idx, rate, grad.reshape(idx.size, block)
 
 
@@ -161,11 +161,13 @@ def _update_distinct_rows(table, history, idx, g2, pos, rate, eps, wd):
 @register_kernel("SparseAdagrad", devices=("CPU", "CUDA"))
 def sparse_adagrad(ctx, param, moment, indices, grad, lr):
     rows, block, idx, rate, g2 = _check_sparse(ctx, param, moment, indices, grad, lr)
-    ctx.enforce(moment.size == param.size, f"{label(ctx, 1)} has {moment.size} elements, "
-                                           f"expected {param.size} like {label(ctx, 0)}")
-    ctx.enforce(ctx.args["decay"] == 1.0, f"argument 'decay' must be 1.0 for SparseAdagrad "
-                                          f"(Caffe2 does not support decay here), got "
-                                          f"{ctx.args['decay']}")
+    if moment.size != param.size:
+        ctx.fail(f"{label(ctx, 1)} has {moment.size} elements, "
+                 f"expected {param.size} like {label(ctx, 0)}")
+    if ctx.args["decay"] != 1.0:
+        ctx.fail(f"argument 'decay' must be 1.0 for SparseAdagrad "
+                 f"(Caffe2 does not support decay here), got "
+                 f"{ctx.args['decay']}")
     param, moment = owned(param), owned(moment)
     table, history = param.reshape(rows, block), moment.reshape(rows, block)
     eps, wd = param.dtype.type(ctx.args["epsilon"]), param.dtype.type(ctx.args["weight_decay"])
@@ -201,11 +203,12 @@ def sparse_adagrad(ctx, param, moment, indices, grad, lr):
 @register_kernel("RowWiseSparseAdagrad", devices=("CPU", "CUDA"))
 def row_wise_sparse_adagrad(ctx, param, moment, indices, grad, lr, counter=None):
     rows, block, idx, rate, g2 = _check_sparse(ctx, param, moment, indices, grad, lr)
-    ctx.enforce(moment.size == rows, f"{label(ctx, 1)} has {moment.size} elements, expected "
-                                     f"one per row of {label(ctx, 0)} ({rows})")
-    ctx.enforce(ctx.args["counter_halflife"] == -1,
-                f"argument 'counter_halflife' = {ctx.args['counter_halflife']}: frequency-"
-                f"adjusted weight decay is not supported by caffe2lite (use -1)")
+    if moment.size != rows:
+        ctx.fail(f"{label(ctx, 1)} has {moment.size} elements, expected "
+                 f"one per row of {label(ctx, 0)} ({rows})")
+    if ctx.args["counter_halflife"] != -1:
+        ctx.fail(f"argument 'counter_halflife' = {ctx.args['counter_halflife']}: frequency-"
+                 f"adjusted weight decay is not supported by caffe2lite (use -1)")
     param, moment = owned(param), owned(moment)
     table, history = param.reshape(rows, block), moment.reshape(rows)
     eps, wd = param.dtype.type(ctx.args["epsilon"]), param.dtype.type(ctx.args["weight_decay"])

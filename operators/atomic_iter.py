@@ -35,8 +35,8 @@ def create_mutex(ctx):
 
 @register_kernel("AtomicIter", devices=("CPU", "CUDA"))
 def atomic_iter(ctx, mutex, counter):
-    ctx.enforce(hasattr(mutex, "acquire") and hasattr(mutex, "release"),
-                f"input 0 (mutex blob '{ctx.op_def.input[0]}') must hold a mutex made by "
-                f"CreateMutex, got {type(mutex).__name__}")
+    if not (hasattr(mutex, "acquire") and hasattr(mutex, "release")):
+        ctx.fail(f"input 0 (mutex blob '{ctx.op_def.input[0]}') must hold a mutex made by "
+                 f"CreateMutex, got {type(mutex).__name__}")
     with mutex:
         return (increment(ctx, counter, ctx.op_def.output[0]),)

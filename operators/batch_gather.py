@@ -57,8 +57,9 @@ register_schema(OpSchema(
 
 @register_kernel("BatchGather", devices=("CPU", "CUDA"))
 def batch_gather(ctx, data, indices):
-    ctx.enforce(data.ndim >= 2, f"{blob_label(ctx, 0)} must have rank >= 2 (batch first), "
-                                f"got shape {tuple(data.shape)}")
+    if data.ndim < 2:
+        ctx.fail(f"{blob_label(ctx, 0)} must have rank >= 2 (batch first), "
+                 f"got shape {tuple(data.shape)}")
     return (gather_along(ctx, data, indices, 1, ctx.args["match_outer"], False),)
 
 
@@ -67,8 +68,9 @@ def batch_gather_gradient(ctx, data, indices, grad):
     xp = ctx.xp
     check_index_dtype(ctx, indices, 1)
     check_dtype(ctx, grad, 2, FLOAT_DTYPES, "a float tensor")
-    ctx.enforce(grad.dtype == data.dtype, f"{blob_label(ctx, 2)} has dtype {grad.dtype}, "
-                                          f"expected DATA's dtype {data.dtype}")
+    if grad.dtype != data.dtype:
+        ctx.fail(f"{blob_label(ctx, 2)} has dtype {grad.dtype}, "
+                 f"expected DATA's dtype {data.dtype}")
     axis = normalized_axis(ctx, data, ctx.args["axis"])
     match_outer = ctx.args["match_outer"]
     dim = int(data.shape[axis])
@@ -76,15 +78,15 @@ def batch_gather_gradient(ctx, data, indices, grad):
         return (xp.zeros(data.shape, data.dtype),)
     outer, inner = tuple(data.shape[:axis]), tuple(data.shape[axis + 1:])
     if match_outer:
-        ctx.enforce(axis >= 1 and tuple(indices.shape[:axis]) == outer,
-                    f"with match_outer, {blob_label(ctx, 1)} must start with DATA's outer "
-                    f"dims {outer} (axis {axis} >= 1), got shape {tuple(indices.shape)}")
+        if not (axis >= 1 and tuple(indices.shape[:axis]) == outer):
+            ctx.fail(f"with match_outer, {blob_label(ctx, 1)} must start with DATA's outer "
+                     f"dims {outer} (axis {axis} >= 1), got shape {tuple(indices.shape)}")
         gathered = outer + tuple(indices.shape[axis:]) + inner
     else:
         gathered = outer + tuple(indices.shape) + inner
-    ctx.enforce(tuple(grad.shape) == gathered,
-                f"{blob_label(ctx, 2)} has shape {tuple(grad.shape)}, expected the forward "
-                f"output's shape {gathered}")
+    if tuple(grad.shape) != gathered:
+        ctx.fail(f"{blob_label(ctx, 2)} has shape {tuple(grad.shape)}, expected the forward "
+                 f"output's shape {gathered}")
     wrap = bool(ctx.args["wrap_indices"])
     check_index_range(ctx, indices, dim, 1, f"DATA's axis {axis} of size {dim}",
                       low=-dim if wrap else 0)

@@ -93,8 +93,8 @@ def _require(ctx, value, on_gpu, expected):
     """Caffe2's Input(0, DEVICE) check: the copy's source must be where the op says."""
     if is_device_array(value) != on_gpu:
         found = location(value)
-        ctx.enforce(False, f"input 0 ('{ctx.op_def.input[0]}') must be a {expected} tensor, "
-                           f"got {key_name(found) + ' array' if found else type(value).__name__}")
+        ctx.fail(f"input 0 ('{ctx.op_def.input[0]}') must be a {expected} tensor, "
+                 f"got {key_name(found) + ' array' if found else type(value).__name__}")
 
 
 @register_kernel("CopyCPUToGPU", devices=("CPU", "CUDA"))

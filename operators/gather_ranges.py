@@ -51,26 +51,28 @@ register_schema(OpSchema(
 
 
 def _check_ranges(ctx, data, ranges):
-    ctx.enforce(data.ndim == 1, f"{label(ctx, 0)} has to be 1-D, got shape {tuple(data.shape)}")
-    ctx.enforce(np.dtype(ranges.dtype) in INDEX_DTYPES,
-                f"{label(ctx, 1)} must be int32 or int64, got {ranges.dtype}")
-    ctx.enforce(ranges.ndim == 3 and ranges.shape[2] == 2,
-                f"{label(ctx, 1)} must have shape (N, M, 2), got {tuple(ranges.shape)}")
+    if data.ndim != 1:
+        ctx.fail(f"{label(ctx, 0)} has to be 1-D, got shape {tuple(data.shape)}")
+    if np.dtype(ranges.dtype) not in INDEX_DTYPES:
+        ctx.fail(f"{label(ctx, 1)} must be int32 or int64, got {ranges.dtype}")
+    if not (ranges.ndim == 3 and ranges.shape[2] == 2):
+        ctx.fail(f"{label(ctx, 1)} must have shape (N, M, 2), got {tuple(ranges.shape)}")
     starts, lengths = ranges[..., 0], ranges[..., 1]
     used = lengths != 0
     bad = (lengths < 0) | (used & ((starts < 0) | (starts + lengths > data.size)))
     if bool(bad.any()):
         n, m = np.unravel_index(host_int(ctx.xp.argmax(bad.reshape(-1))), bad.shape)
-        ctx.enforce(False, f"{label(ctx, 1)}: range ({host_int(starts[n, m])}, "
-                           f"{host_int(lengths[n, m])}) of example {n}, feature {m} is not "
-                           f"inside DATA (size {data.size})")
+        ctx.fail(f"{label(ctx, 1)}: range ({host_int(starts[n, m])}, "
+                 f"{host_int(lengths[n, m])}) of example {n}, feature {m} is not "
+                 f"inside DATA (size {data.size})")
     return starts, lengths
 
 
 @register_kernel("GatherRanges", devices=("CPU", "CUDA"))
 def gather_ranges(ctx, data, ranges):
     starts, lengths = _check_ranges(ctx, data, ranges)
-    ctx.enforce(ranges.shape[1] > 0, f"{label(ctx, 1)}: there has to be at least one range")
+    if ranges.shape[1] <= 0:
+        ctx.fail(f"{label(ctx, 1)}: there has to be at least one range")
     flat_starts, flat_lengths = starts.reshape(-1), lengths.reshape(-1)
     segment, position = position_in_segment(ctx.xp, flat_lengths)
     output = data[flat_starts[segment].astype(np.int64) + position]
@@ -86,20 +88,22 @@ def gather_ranges_to_dense(ctx, data, ranges, key=None):
     xp, args = ctx.xp, ctx.args
     widths = args["lengths"]
     n_out = len(ctx.op_def.output)
-    ctx.enforce(len(widths) > 0 and min(widths) > 0,
-                f"argument 'lengths' must be non-empty and positive, got {widths}")
-    ctx.enforce(args["min_observation"] > 0, f"argument 'min_observation' must be > 0, got "
-                                             f"{args['min_observation']}")
+    if not (len(widths) > 0 and min(widths) > 0):
+        ctx.fail(f"argument 'lengths' must be non-empty and positive, got {widths}")
+    if args["min_observation"] <= 0:
+        ctx.fail(f"argument 'min_observation' must be > 0, got "
+                 f"{args['min_observation']}")
     starts, lengths = _check_ranges(ctx, data, ranges)
-    ctx.enforce(ranges.shape[1] == len(widths) == n_out,
-                f"{label(ctx, 1)} has {ranges.shape[1]} features per example; argument "
-                f"'lengths' has {len(widths)} and the op {n_out} outputs: all must be equal")
+    if not (ranges.shape[1] == len(widths) == n_out):
+        ctx.fail(f"{label(ctx, 1)} has {ranges.shape[1]} features per example; argument "
+                 f"'lengths' has {len(widths)} and the op {n_out} outputs: all must be equal")
     if key is not None:
-        ctx.enforce(key.ndim == 1 and key.dtype == np.int64,
-                    f"{label(ctx, 2)} has to be a 1-D int64 tensor, got {key.dtype} of shape "
-                    f"{tuple(key.shape)}")
-        ctx.enforce(key.size >= data.size, f"{label(ctx, 2)} has {key.size} keys, DATA "
-                                           f"{data.size} values: one key per value is needed")
+        if not (key.ndim == 1 and key.dtype == np.int64):
+            ctx.fail(f"{label(ctx, 2)} has to be a 1-D int64 tensor, got {key.dtype} of shape "
+                     f"{tuple(key.shape)}")
+        if key.size < data.size:
+            ctx.fail(f"{label(ctx, 2)} has {key.size} keys, DATA "
+                     f"{data.size} values: one key per value is needed")
     batch = ranges.shape[0]
     width = xp.asarray(widths, dtype=lengths.dtype)
     empty, mismatched = lengths == 0, (lengths != 0) & (lengths != width)
@@ -113,9 +117,9 @@ def gather_ranges_to_dense(ctx, data, ranges, key=None):
         for ratio, name, count in ((args["max_mismatched_ratio"], "mismatch", n_mismatched),
                                    (args["max_empty_ratio"], "empty", n_empty)):
             if ratio < 1.0 and seen * ratio < count[j]:
-                ctx.enforce(False, f"ratio of range length {name} for feature at index {j} "
-                                   f"is {count[j] / total:g} ({count[j]}/{total}), which "
-                                   f"exceeds {ratio:g}")
+                ctx.fail(f"ratio of range length {name} for feature at index {j} "
+                         f"is {count[j] / total:g} ({count[j]}/{total}), which "
+                         f"exceeds {ratio:g}")
     counts.update(total=total, empty=n_empty, mismatched=n_mismatched)
     outputs = []
     for j, w in enumerate(widths):

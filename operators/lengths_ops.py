@@ -21,12 +21,14 @@ MAX_OUTPUT_SIZE = Arg("maxOutputSize", "int", None, "Glow static-size hint; igno
 
 def check_lengths(ctx, i, lengths):
     """A 1-D int32 lengths input with no negative entry."""
-    ctx.enforce(lengths.dtype == np.int32, f"{label(ctx, i)} must be int32 lengths, got "
-                                           f"{lengths.dtype}")
-    ctx.enforce(lengths.ndim == 1, f"{label(ctx, i)} must be a vector, got shape "
-                                   f"{tuple(lengths.shape)}")
-    ctx.enforce(lengths.size == 0 or host_int(lengths.min()) >= 0,
-                f"{label(ctx, i)} holds a negative length")
+    if lengths.dtype != np.int32:
+        ctx.fail(f"{label(ctx, i)} must be int32 lengths, got "
+                 f"{lengths.dtype}")
+    if lengths.ndim != 1:
+        ctx.fail(f"{label(ctx, i)} must be a vector, got shape "
+                 f"{tuple(lengths.shape)}")
+    if not (lengths.size == 0 or host_int(lengths.min()) >= 0):
+        ctx.fail(f"{label(ctx, i)} holds a negative length")
     return lengths
 
 
@@ -87,14 +89,17 @@ def lengths_range_fill(ctx, lengths):
 @register_kernel("LengthsGather", devices=("CPU", "CUDA"))
 def lengths_gather(ctx, items, lengths, indices):
     xp = ctx.xp
-    ctx.enforce(items.ndim >= 1, f"{label(ctx, 0)} should be at least 1-D")
+    if items.ndim < 1:
+        ctx.fail(f"{label(ctx, 0)} should be at least 1-D")
     lengths = check_lengths(ctx, 1, lengths)
-    ctx.enforce(indices.ndim == 1, f"{label(ctx, 2)} should be 1-D, got shape "
-                                   f"{tuple(indices.shape)}")
+    if indices.ndim != 1:
+        ctx.fail(f"{label(ctx, 2)} should be 1-D, got shape "
+                 f"{tuple(indices.shape)}")
     idx = check_index_vector(ctx, 2, indices, lengths.size, 1)
     starts, ends = offsets_of(xp, lengths)
     total = host_int(ends[-1]) if lengths.size else 0
-    ctx.enforce(items.shape[0] == total, f"{label(ctx, 0)} has {items.shape[0]} rows but "
-                                         f"LENGTHS sum to {total} (they must match)")
+    if items.shape[0] != total:
+        ctx.fail(f"{label(ctx, 0)} has {items.shape[0]} rows but "
+                 f"LENGTHS sum to {total} (they must match)")
     segment, position = position_in_segment(xp, lengths[idx])
     return (items[starts[idx][segment] + position],)

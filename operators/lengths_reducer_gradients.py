@@ -78,15 +78,16 @@ _schema("SparseLengthsIndicesInGradientWeightedSumWithMainInputGradient", _MAIN_
 def _expand(ctx, go, lengths, go_i, lengths_i, rows_i=None, rows=None, mean=False):
     """Validate SEGMENT_GRADS/LENGTHS (and the row-count input); repeat rows per segment."""
     check_dtype(ctx, go, go_i, _FLOATS, "a float tensor")
-    ctx.enforce(go.ndim >= 1, f"{blob_label(ctx, go_i)} must have rank >= 1, got a scalar")
+    if go.ndim < 1:
+        ctx.fail(f"{blob_label(ctx, go_i)} must have rank >= 1, got a scalar")
     total = check_lengths(ctx, lengths, lengths_i)
-    ctx.enforce(go.shape[0] == lengths.shape[0],
-                f"{blob_label(ctx, go_i)} has {go.shape[0]} rows, expected one per segment "
-                f"({lengths.shape[0]} = len(LENGTHS))")
+    if go.shape[0] != lengths.shape[0]:
+        ctx.fail(f"{blob_label(ctx, go_i)} has {go.shape[0]} rows, expected one per segment "
+                 f"({lengths.shape[0]} = len(LENGTHS))")
     if rows is not None:
-        ctx.enforce(rows.ndim >= 1 and rows.shape[0] == total,
-                    f"{blob_label(ctx, rows_i)} has shape {tuple(rows.shape)}, expected a first "
-                    f"dim of {total} = sum(LENGTHS)")
+        if not (rows.ndim >= 1 and rows.shape[0] == total):
+            ctx.fail(f"{blob_label(ctx, rows_i)} has shape {tuple(rows.shape)}, expected a first "
+                     f"dim of {total} = sum(LENGTHS)")
     if go.dtype != np.float32:
         go = go.astype(np.float32)
     if mean:
@@ -140,9 +141,9 @@ def with_main_input_gradient(ctx, scalars, go, lengths, data, indices):
     check_index_dtype(ctx, indices, 4)
     check_vector(ctx, indices, 4)
     check_dtype(ctx, data, 3, (np.float32, np.float16), "float32 or float16")
-    ctx.enforce(data.ndim >= 1 and tuple(data.shape[1:]) == tuple(go.shape[1:]),
-                f"{blob_label(ctx, 3)} has shape {tuple(data.shape)}, expected rows shaped like "
-                f"SEGMENT_GRADS' rows {tuple(go.shape[1:])}")
+    if not (data.ndim >= 1 and tuple(data.shape[1:]) == tuple(go.shape[1:])):
+        ctx.fail(f"{blob_label(ctx, 3)} has shape {tuple(data.shape)}, expected rows shaped like "
+                 f"SEGMENT_GRADS' rows {tuple(go.shape[1:])}")
     check_index_range(ctx, indices, int(data.shape[0]), 4, f"DATA with {data.shape[0]} rows")
     expanded, total = _expand(ctx, go, lengths, 1, 2, 4, indices)
     check_scalars(ctx, scalars, 0, total)

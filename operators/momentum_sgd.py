@@ -69,8 +69,9 @@ def _step(g, m, rate, momentum, nesterov):
 def _dense(ctx, grad, moment, lr):
     check_float(ctx, 0, grad)
     check_float(ctx, 1, moment, 0, grad)
-    ctx.enforce(grad.size == moment.size, f"{label(ctx, 0)} has {grad.size} elements, "
-                                          f"expected {moment.size} like {label(ctx, 1)}")
+    if grad.size != moment.size:
+        ctx.fail(f"{label(ctx, 0)} has {grad.size} elements, "
+                 f"expected {moment.size} like {label(ctx, 1)}")
     rate = check_scalar(ctx, 2, lr, "learning rate").astype(grad.dtype)
     momentum = grad.dtype.type(ctx.args["momentum"])
     adjusted, new_m = _step(grad, moment.reshape(grad.shape), rate, momentum,
@@ -86,8 +87,9 @@ def momentum_sgd(ctx, grad, moment, lr):
 @register_kernel("MomentumSGDUpdate", devices=("CPU", "CUDA"))
 def momentum_sgd_update(ctx, grad, moment, lr, param):
     check_float(ctx, 3, param, 0, grad)
-    ctx.enforce(param.size == grad.size, f"{label(ctx, 3)} has {param.size} elements, "
-                                         f"expected {grad.size} like {label(ctx, 0)}")
+    if param.size != grad.size:
+        ctx.fail(f"{label(ctx, 3)} has {param.size} elements, "
+                 f"expected {grad.size} like {label(ctx, 0)}")
     adjusted, new_m = _dense(ctx, grad, moment, lr)
     return adjusted, new_m, param - adjusted.reshape(param.shape)
 
@@ -98,13 +100,14 @@ def sparse_momentum_sgd_update(ctx, grad, moment, lr, param, indices):
     check_float(ctx, 0, grad, 3, param)
     check_float(ctx, 1, moment, 3, param)
     rows, block = check_rows(ctx, 3, param)
-    ctx.enforce(moment.size == param.size, f"{label(ctx, 1)} has {moment.size} elements, "
-                                           f"expected {param.size} like {label(ctx, 3)}")
+    if moment.size != param.size:
+        ctx.fail(f"{label(ctx, 1)} has {moment.size} elements, "
+                 f"expected {param.size} like {label(ctx, 3)}")
     rate = check_scalar(ctx, 2, lr, "learning rate").astype(param.dtype)
     idx = check_index_vector(ctx, 4, indices, rows, 3)
-    ctx.enforce(grad.shape[indices.ndim:] == param.shape[1:] and grad.size == idx.size * block,
-                f"{label(ctx, 0)} has shape {tuple(grad.shape)}, expected indices.shape + "
-                f"param.shape[1:] = {tuple(indices.shape) + tuple(param.shape[1:])}")
+    if not (grad.shape[indices.ndim:] == param.shape[1:] and grad.size == idx.size * block):
+        ctx.fail(f"{label(ctx, 0)} has shape {tuple(grad.shape)}, expected indices.shape + "
+                 f"param.shape[1:] = {tuple(indices.shape) + tuple(param.shape[1:])}")
     momentum, nesterov = param.dtype.type(ctx.args["momentum"]), ctx.args["nesterov"]
     param, moment = owned(param), owned(moment)
     table, history = param.reshape(rows, block), moment.reshape(rows, block)

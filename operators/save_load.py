@@ -143,10 +143,11 @@ register_schema(OpSchema(
 @register_kernel("Checkpoint", devices=("CPU", "CUDA"))
 def checkpoint(ctx, iteration, *values):
     every, pattern = ctx.args["every"], ctx.args["db"]
-    ctx.enforce(every > 0, f"Checkpoint interval should be positive, got every={every}")
-    ctx.enforce(getattr(iteration, "size", 0) == 1,
-                f"input 0 ('{ctx.op_def.input[0]}') must be a one-element iteration "
-                f"counter")
+    if every <= 0:
+        ctx.fail(f"Checkpoint interval should be positive, got every={every}")
+    if getattr(iteration, "size", 0) != 1:
+        ctx.fail(f"input 0 ('{ctx.op_def.input[0]}') must be a one-element iteration "
+                 f"counter")
     it = int(context_for(None).to_host(iteration).reshape(-1)[0])
     if it % every == 0:
         try:

@@ -49,16 +49,17 @@ register_schema(OpSchema(
 def scatter_weighted_sum(ctx, x0, w0, indices, *updates):
     check_float(ctx, 0, x0)
     rows, block = check_rows(ctx, 0, x0)
-    ctx.enforce(x0.size > 0, f"{label(ctx, 0)} must not be empty")
+    if x0.size <= 0:
+        ctx.fail(f"{label(ctx, 0)} must not be empty")
     weight0 = check_scalar(ctx, 1, w0, "weight").astype(x0.dtype)
     idx = check_index_vector(ctx, 2, indices, rows, 0)
     pairs = []
     for k in range(0, len(updates), 2):
         x, i = updates[k], 3 + k
         check_float(ctx, i, x, 0, x0)
-        ctx.enforce(x.size == idx.size * block,
-                    f"{label(ctx, i)} has {x.size} elements, expected len(INDICES) x block = "
-                    f"{idx.size} x {block}")
+        if x.size != idx.size * block:
+            ctx.fail(f"{label(ctx, i)} has {x.size} elements, expected len(INDICES) x block = "
+                     f"{idx.size} x {block}")
         weight = check_scalar(ctx, i + 1, updates[k + 1], "weight").astype(x0.dtype)
         pairs.append((x.reshape(idx.size, block), weight))
     xp = ctx.xp
@@ -85,13 +86,14 @@ def scatter_weighted_sum(ctx, x0, w0, indices, *updates):
 @register_kernel("ScatterAssign", devices=("CPU", "CUDA"))
 def scatter_assign(ctx, data, indices, slices):
     rows, block = check_rows(ctx, 0, data)
-    ctx.enforce(slices.dtype == data.dtype, f"{label(ctx, 2)} has dtype {slices.dtype}, "
-                                            f"expected {data.dtype} like {label(ctx, 0)} "
-                                            f"(data and slice types must match)")
+    if slices.dtype != data.dtype:
+        ctx.fail(f"{label(ctx, 2)} has dtype {slices.dtype}, "
+                 f"expected {data.dtype} like {label(ctx, 0)} "
+                 f"(data and slice types must match)")
     idx = check_index_vector(ctx, 1, indices, rows, 0)
-    ctx.enforce(slices.size == idx.size * block,
-                f"{label(ctx, 2)} has {slices.size} elements, expected len(INDICES) x block = "
-                f"{idx.size} x {block}")
+    if slices.size != idx.size * block:
+        ctx.fail(f"{label(ctx, 2)} has {slices.size} elements, expected len(INDICES) x block = "
+                 f"{idx.size} x {block}")
     data = owned(data)
     last = last_occurrences(ctx.xp, idx)
     data.reshape(rows, block)[idx[last]] = slices.reshape(idx.size, block)[last]

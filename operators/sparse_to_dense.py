@@ -54,16 +54,17 @@ def sparse_to_dense(ctx, indices, values, *infer):
     if values.ndim >= max(indices.ndim, 1) and leading == tuple(indices.shape):
         slice_shape = tuple(values.shape[indices.ndim:])
     else:
-        ctx.enforce(values.ndim >= 1 and values.shape[0] == n,
-                    f"{blob_label(ctx, 1)} has shape {tuple(values.shape)}, expected it to start "
-                    f"with INDICES' shape {tuple(indices.shape)} (or with its size {n})")
+        if not (values.ndim >= 1 and values.shape[0] == n):
+            ctx.fail(f"{blob_label(ctx, 1)} has shape {tuple(values.shape)}, expected it to start "
+                     f"with INDICES' shape {tuple(indices.shape)} (or with its size {n})")
         slice_shape = tuple(values.shape[1:])
     first_dim = ctx.args["output_first_dim"]
     if first_dim > 0:
         ctx.enforce(not infer, "output_first_dim and DATA_TO_INFER_DIM are both given; "
                                "give only one")
     elif infer:
-        ctx.enforce(infer[0].ndim >= 1, f"{blob_label(ctx, 2)} must have rank >= 1")
+        if infer[0].ndim < 1:
+            ctx.fail(f"{blob_label(ctx, 2)} must have rank >= 1")
         first_dim = int(infer[0].shape[0])
     else:
         first_dim = int(indices.max()) + 1 if n else 0

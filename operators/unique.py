@@ -22,9 +22,10 @@ register_schema(OpSchema(
 
 @register_kernel("Unique", devices=("CPU", "CUDA"))
 def unique(ctx, x):
-    ctx.enforce(np.dtype(x.dtype) in INDEX_DTYPES,
-                f"{label(ctx, 0)} must be int32 or int64, got {x.dtype}")
-    ctx.enforce(x.ndim == 1, f"{label(ctx, 0)} should be a vector, got shape {tuple(x.shape)}")
+    if np.dtype(x.dtype) not in INDEX_DTYPES:
+        ctx.fail(f"{label(ctx, 0)} must be int32 or int64, got {x.dtype}")
+    if x.ndim != 1:
+        ctx.fail(f"{label(ctx, 0)} should be a vector, got shape {tuple(x.shape)}")
     if len(ctx.op_def.output) == 1:
         return (ctx.xp.unique(x),)
     values, inverse = ctx.xp.unique(x, return_inverse=True)
