@@ -74,3 +74,15 @@ def check_gradient(op_type, inputs: dict, wrt, args=None, eps=1e-2, atol=2e-3, r
         np.testing.assert_allclose(got, want, atol=atol, rtol=rtol,
                                    err_msg=f"gradient of {op_type} w.r.t. {name}")
     return ops, g_input
+
+
+def sequential_bags(data, indices, lengths, weights=None):
+    """Caffe2's loop in float32: each bag summed left to right from 0."""
+    out = np.zeros((len(lengths),) + data.shape[1:], np.float32)
+    r = 0
+    for k, n in enumerate(lengths):
+        for _ in range(n):
+            row = data[indices[r]].astype(np.float32)
+            out[k] = out[k] + (row * weights[r] if weights is not None else row)
+            r += 1
+    return out

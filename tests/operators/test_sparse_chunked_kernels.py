@@ -16,21 +16,10 @@ import operators._parallel as parallel
 import operators._segments as segments
 import operators.adagrad as adagrad
 from operators._train_common import split_repeated
-from sparse_testing import run_op
+from sparse_testing import run_op, sequential_bags
 
 F = np.float32
 
-
-def sequential_bags(data, indices, lengths, weights=None):
-    """Caffe2's loop in float32: each bag summed left to right."""
-    out = np.zeros((len(lengths),) + data.shape[1:], F)
-    r = 0
-    for k, n in enumerate(lengths):
-        for _ in range(n):
-            row = data[indices[r]].astype(F)
-            out[k] = out[k] + (row * weights[r] if weights is not None else row)
-            r += 1
-    return out
 
 
 @st.composite

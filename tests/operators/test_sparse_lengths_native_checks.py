@@ -20,6 +20,7 @@ import operators._parallel as parallel
 from caffe2lite import core, workspace
 from caffe2lite.errors import EnforceError
 from helpers import assert_unchanged, snapshot
+from sparse_testing import sequential_bags
 
 pytestmark = pytest.mark.skipif(
     not native_segments.available(),
@@ -27,17 +28,6 @@ pytestmark = pytest.mark.skipif(
 
 F = np.float32
 
-
-def loop_bags(data, indices, lengths, weights=None):
-    """Caffe2's loop in float32: each bag summed left to right from 0."""
-    out = np.zeros((len(lengths),) + data.shape[1:], F)
-    r = 0
-    for k, n in enumerate(lengths):
-        for _ in range(n):
-            row = data[indices[r]].astype(F)
-            out[k] = out[k] + (row * weights[r] if weights is not None else row)
-            r += 1
-    return out
 
 
 @contextlib.contextmanager
@@ -78,7 +68,7 @@ def bags(draw):
 def test_threads_sharing_chunks_give_the_loop_bits(case, weighted):
     data, indices, lengths, weights = case
     w = weights if weighted else None
-    want = loop_bags(data, indices, lengths, w)
+    want = sequential_bags(data, indices, lengths, w)
     with tiny_chunks():
         for _ in range(3):  # a different interleaving each time, the same bits
             got = native_segments.native_gather_segment_sum(data, indices, lengths, w)
@@ -91,7 +81,7 @@ def test_unusual_index_and_length_layouts_are_made_c_ready(many_chunks):
     data = rng.standard_normal((20, 5)).astype(F)
     lengths = np.array([3, 0, 4, 1, 2], np.int64)
     indices = rng.integers(0, 20, 10).astype(np.int64)
-    want = loop_bags(data, indices, lengths)
+    want = sequential_bags(data, indices, lengths)
     raw = np.zeros(8 * 10 + 1, np.uint8)
     misaligned = raw[1:].view(np.int64)
     misaligned[:] = indices
@@ -199,7 +189,7 @@ def test_the_caller_does_not_wait_for_a_pool_thread_that_never_starts(monkeypatc
         caller.start()
         caller.join(timeout=10)
         assert not caller.is_alive(), "the caller waited for the stuck pool thread"
-        np.testing.assert_array_equal(result[0], loop_bags(data, indices, lengths))
+        np.testing.assert_array_equal(result[0], sequential_bags(data, indices, lengths))
     finally:
         release.set()
         parallel.set_num_threads(before)
