@@ -123,10 +123,19 @@ def take_checked(xp, data, indices, axis=0):
     return xp.take(data, indices, axis=axis)
 
 
-def segment_starts(xp, lengths):
-    """Exclusive prefix sum of lengths: the first row of every segment."""
-    ends = xp.cumsum(lengths.astype(np.int64))
-    return ends - lengths
+def offsets_of(xp, lengths):
+    """(start, end) offsets of each segment: exclusive and inclusive prefix sums, int64."""
+    ends = xp.cumsum(lengths, dtype=np.int64)
+    return ends - lengths, ends
+
+
+def position_in_segment(xp, lengths):
+    """For every row covered by lengths: (segment id, position inside the segment)."""
+    starts, ends = offsets_of(xp, lengths)
+    total = int(ends[-1]) if lengths.size else 0
+    rows = xp.arange(total, dtype=np.int64)
+    segment = xp.searchsorted(ends, rows, side="right")
+    return segment, rows - starts[segment]
 
 
 def segment_sum(xp, values, lengths):
@@ -150,14 +159,14 @@ def segment_sum(xp, values, lengths):
     if longest * m == n:
         grid = flat.reshape(m, longest, -1)
     elif longest * m <= 4 * n or not hasattr(xp.add, "reduceat"):
-        starts = segment_starts(xp, lengths)
+        starts, _ = offsets_of(xp, lengths)
         segment = repeat_segments(xp, xp.arange(m), lengths)
         slot = segment * longest + (xp.arange(n) - starts[segment])
         grid = xp.zeros((m * longest, flat.shape[1]), values.dtype)
         grid[slot] = flat
         grid = grid.reshape(m, longest, -1)
     else:
-        starts = segment_starts(xp, lengths)
+        starts, _ = offsets_of(xp, lengths)
         nonempty = lengths > 0
         out = xp.zeros((m, flat.shape[1]), values.dtype)
         out[nonempty] = xp.add.reduceat(flat, starts[nonempty], axis=0)
@@ -210,7 +219,7 @@ def gather_segment_sum(xp, data, indices, lengths, scalars=None, native=True):
     table = data.reshape(data.shape[0], width)
     budget = max(1, GATHER_CHUNK_BYTES // max(1, 4 * width))
     step = min(m, budget)  # segments per chunk
-    starts = segment_starts(np, lengths)
+    starts, _ = offsets_of(np, lengths)
     uniform = int(lengths.min()) == int(lengths.max())
     out = np.empty((m, width), np.float32)
 
@@ -343,9 +352,8 @@ def repeat_segments(xp, segment_values, lengths):
         for_each_range(run, -(-m // step))
         return out
     # CuPy's repeat takes the counts only as a host list: look each row's segment up instead.
-    ends = xp.cumsum(lengths.astype(np.int64))
-    total = int(ends[-1]) if lengths.shape[0] else 0
-    return segment_values[xp.searchsorted(ends, xp.arange(total), side="right")]
+    segment, _ = position_in_segment(xp, lengths)
+    return segment_values[segment]
 
 
 def scatter_add_rows(xp, shape, dtype, indices, values):

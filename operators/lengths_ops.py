@@ -12,6 +12,7 @@ import numpy as np
 
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import NO_GRADIENT, SHOULD_NOT_DO_GRADIENT, Arg, OpSchema
+from operators._segments import offsets_of, position_in_segment
 from operators._train_common import check_index_vector, host_int, label
 
 # Glow's Caffe2 importer tests put a static-size hint on some ops; Caffe2
@@ -30,21 +31,6 @@ def check_lengths(ctx, i, lengths):
     if not (lengths.size == 0 or host_int(lengths.min()) >= 0):
         ctx.fail(f"{label(ctx, i)} holds a negative length")
     return lengths
-
-
-def offsets_of(xp, lengths):
-    """Start offset of each segment (exclusive cumulative sum), as int64."""
-    ends = xp.cumsum(lengths, dtype=np.int64)
-    return ends - lengths, ends
-
-
-def position_in_segment(xp, lengths):
-    """For every row covered by lengths: (segment id, position inside the segment)."""
-    starts, ends = offsets_of(xp, lengths)
-    total = host_int(ends[-1]) if lengths.size else 0
-    rows = xp.arange(total, dtype=np.int64)
-    segment = xp.searchsorted(ends, rows, side="right")
-    return segment, rows - starts[segment]
 
 
 register_schema(OpSchema(
