@@ -141,6 +141,18 @@ def test_every_message_is_in_the_table_and_back():
     assert names == set(TABLE)
 
 
+def _label(field):
+    """'rep', 'req' or 'opt': protobuf 7 dropped FieldDescriptor.label, 4 and 5 lack is_repeated."""
+    if hasattr(field, "is_repeated"):
+        return "rep" if field.is_repeated else "req" if field.is_required else "opt"
+    return {FD.LABEL_REPEATED: "rep", FD.LABEL_REQUIRED: "req"}.get(field.label, "opt")
+
+
+def _is_packed(field):
+    """Whether the field is declared packed (protobuf 4 has no FieldDescriptor.is_packed)."""
+    return field.is_packed if hasattr(field, "is_packed") else field.GetOptions().packed
+
+
 @pytest.mark.parametrize("message", sorted(TABLE))
 def test_fields_match_caffe2(message):
     desc = _descriptor(message)
@@ -150,9 +162,8 @@ def test_fields_match_caffe2(message):
         field = desc.fields_by_name[name]
         assert field.number == number, f"{message}.{name}"
         assert field.type == TYPE_CODES[ftype], f"{message}.{name}"
-        assert field.is_repeated == (label == "rep"), f"{message}.{name}"
-        assert field.is_required == (label == "req"), f"{message}.{name}"
-        assert field.is_packed == ("packed" in rest), f"{message}.{name} packed"
+        assert _label(field) == label, f"{message}.{name}"
+        assert _is_packed(field) == ("packed" in rest), f"{message}.{name} packed"
         default = [r for r in rest if r != "packed"]
         if default:
             if ftype == "enum":
@@ -229,12 +240,12 @@ def _populate(msg, depth=0):
         if field.type == FD.TYPE_MESSAGE:
             if depth >= 2:  # deep enough: recursive types (NetDef in Argument) stop here
                 continue
-            if field.is_repeated:
+            if _label(field) == "rep":
                 for _ in range(2):
                     _populate(getattr(msg, field.name).add(), depth + 1)
             else:
                 _populate(getattr(msg, field.name), depth + 1)
-        elif field.is_repeated:
+        elif _label(field) == "rep":
             getattr(msg, field.name).extend(_value(field, i) for i in range(2))
         else:
             setattr(msg, field.name, _value(field, 0))

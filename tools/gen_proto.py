@@ -3,14 +3,36 @@
 Usage: ``python tools/gen_proto.py [OUT_DIR]`` (needs grpcio-tools, from the
 ``[test]`` extra).  ``tests/test_proto.py`` runs this into a temporary folder
 and fails if the committed module differs.
+
+protoc stamps its own version into the module and makes it refuse any older
+protobuf runtime.  caffe2.proto is plain proto2 that every runtime since 4.25
+reads the same way, and Caffe2 users often share an environment with
+libraries that hold protobuf back (a GPU image, TensorFlow), so the stamp is
+removed: the module then loads on protobuf 4.25 to 7.x
+(``tests/test_protobuf_versions.py`` checks each major).
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# The import and the call that pin the runtime to protoc's own version.
+_VERSION_PIN = re.compile(
+    r"^from google\.protobuf import runtime_version as _runtime_version\n"
+    r"|^_runtime_version\.ValidateProtobufRuntimeVersion\(\n.*?^\)\n",
+    re.MULTILINE | re.DOTALL)
+
+
+def unpin_runtime_version(source: str) -> str:
+    """Return generated module source without protoc's runtime-version check."""
+    unpinned, count = _VERSION_PIN.subn("", source)
+    if count not in (0, 2):  # a new protoc layout: fail loudly, never half-edit
+        raise SystemExit(f"gen_proto: expected the import and the call, removed {count}")
+    return unpinned
 
 
 def generate(out_dir: Path) -> Path:
@@ -22,7 +44,9 @@ def generate(out_dir: Path) -> Path:
                       str(ROOT / "proto" / "caffe2.proto")])
     if rc != 0:
         raise SystemExit(f"protoc failed with exit code {rc}")
-    return out_dir / "caffe2_pb2.py"
+    module = out_dir / "caffe2_pb2.py"
+    module.write_text(unpin_runtime_version(module.read_text()))
+    return module
 
 
 if __name__ == "__main__":
