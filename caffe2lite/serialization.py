@@ -201,11 +201,11 @@ def blob_to_records(name: str, value, chunk_size: int | None = DEFAULT_CHUNK_SIZ
         return [(name, blob_to_proto(name, value))]
     if value is None:
         raise EnforceError(f"blob '{name}' is empty (never written); nothing to serialize")
-    device = caffe2_pb2.DeviceOption(device_type=caffe2_pb2.CPU)
-    if not isinstance(value, np.ndarray) and hasattr(value, "device"):  # CuPy array
-        device = caffe2_pb2.DeviceOption(device_type=caffe2_pb2.CUDA, device_id=value.device.id)
-        value = value.get()
-    value = np.asarray(value)
+    device_type, device_id = devices.location(value) or (caffe2_pb2.CPU, 0)
+    device = caffe2_pb2.DeviceOption(device_type=device_type)
+    if device_type != caffe2_pb2.CPU:
+        device.device_id = device_id
+    value = np.asarray(devices.to_host(value))
     size = value.size
     step = size + 1 if chunk_size is None else chunk_size
     records = []

@@ -12,6 +12,24 @@ from caffe2lite import workspace
 NETS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "nets"
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--fake-cuda", action="store_true",
+        help="pose tests/fake_cupy.py (NumPy, CUDA kernels emulated on the host) as CuPy "
+             "with two GPUs, so the cuda-marked tests run here: a rehearsal of "
+             "tools/gpu_check.sh on a machine without a GPU, never a GPU result")
+
+
+def pytest_configure(config):
+    # Before collection: tests/device_utils.py decides at import whether CUDA is usable.
+    if config.getoption("--fake-cuda"):
+        import sys
+
+        from fake_cupy import make_fake_cupy
+
+        sys.modules["cupy"] = make_fake_cupy(device_count=2)
+
+
 @pytest.fixture(autouse=True)
 def fresh_workspace():
     """Every test starts in an empty 'default' workspace."""

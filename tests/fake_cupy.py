@@ -112,12 +112,22 @@ def make_fake_cupy(device_count=1, count_error=None):
             raise count_error
         return device_count
 
+    def device_properties(device_id):
+        return {"name": f"fake GPU {device_id} (NumPy)".encode(), "totalGlobalMem": 0}
+
+    mod.__version__ = "fake"
     mod.ndarray = ndarray
     mod.cuda = types.SimpleNamespace(
-        runtime=types.SimpleNamespace(getDeviceCount=get_device_count),
+        runtime=types.SimpleNamespace(getDeviceCount=get_device_count,
+                                      getDeviceProperties=device_properties,
+                                      runtimeGetVersion=lambda: 0),
+        memory=types.SimpleNamespace(OutOfMemoryError=MemoryError),
         Device=Device,
         Stream=types.SimpleNamespace(null=types.SimpleNamespace(synchronize=lambda: None)))
     mod.random = types.SimpleNamespace(default_rng=_Generator)
+    mod.get_default_memory_pool = lambda: types.SimpleNamespace(free_all_blocks=lambda: None)
+    mod.testing = types.SimpleNamespace(
+        assert_allclose=lambda a, b, **kw: np.testing.assert_allclose(asnumpy(a), asnumpy(b), **kw))
 
     def asarray(a, dtype=None):
         if isinstance(a, ndarray) and a._device_id == _current[-1] and \

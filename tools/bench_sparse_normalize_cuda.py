@@ -56,14 +56,16 @@ def timed(cp, fn):
     return time.perf_counter() - start
 
 
-def copy_bandwidth(cp, nbytes=1 << 30, repeat=10):
-    """Read + write bytes per second of a device-to-device copy far larger than L2."""
-    src = cp.ones(nbytes // 4, cp.float32)
+COPY_BYTES = 1 << 30  # far larger than any GPU's L2
+
+
+def copy_bandwidth(cp, repeat=10):
+    """Read + write bytes per second of a device-to-device copy of COPY_BYTES."""
+    src = cp.ones(COPY_BYTES // 4, cp.float32)
     dst = cp.empty_like(src)
     cp.copyto(dst, src)
     best = min(timed(cp, lambda: cp.copyto(dst, src)) for _ in range(repeat))
-    del src, dst
-    return 2 * nbytes / best
+    return 2 * COPY_BYTES / best
 
 
 def caffe2lite_runner(engine):

@@ -12,7 +12,7 @@ import struct
 import numpy as np
 import pytest
 
-from caffe2lite import core, workspace
+from caffe2lite import core, devices, workspace
 from caffe2lite.errors import ArgumentError, Caffe2LiteError, DBError, DeviceUnavailable
 from caffe2lite.proto import caffe2_pb2
 from helpers import assert_unchanged, snapshot
@@ -416,11 +416,11 @@ def test_cuda_blobs_save_and_load_on_the_ops_device(root):
     assert blob.tensor.device_detail.device_type == caffe2_pb2.CUDA
     workspace.ResetWorkspace()
     run("Load", [], ["x"], db="g.minidb", db_type="minidb")  # a CPU op loads to the CPU
-    assert isinstance(workspace.current().blob_dict["x"], np.ndarray)
+    assert type(workspace.current().blob_dict["x"]) is np.ndarray
     run("Load", [], ["y"], db="g.minidb", db_type="minidb", source_blob_names=["x"],
         device_option=cuda)
-    assert not isinstance(workspace.current().blob_dict["y"], np.ndarray)
+    assert devices.is_device_array(workspace.current().blob_dict["y"])
     run("Load", [], ["z"], db="g.minidb", db_type="minidb", source_blob_names=["x"],
         keep_device=1)  # a CPU op, but the saved device wins
-    assert not isinstance(workspace.current().blob_dict["z"], np.ndarray)
+    assert devices.is_device_array(workspace.current().blob_dict["z"])
     np.testing.assert_array_equal(workspace.FetchBlob("y"), x)
