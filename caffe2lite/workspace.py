@@ -123,12 +123,20 @@ class Workspace:
         return True
 
     def fetch_blob(self, name):
-        """A host (NumPy) copy of a tensor blob on any device, or a string blob's value."""
+        """A host (NumPy) copy of a tensor blob on any device, or a string blob's value.
+
+        A blob that exists but was never written gives Caffe2's metainfo bytes
+        (b"<name>, a C++ native class of type nullptr (uninitialized)."), which
+        scripts compare against and feed back to empty a blob.  Other opaque
+        values (db readers, mutexes) come back as the objects themselves.
+        """
         name = StringifyBlobName(name)
         try:
             value = self.blob_dict[name]
         except KeyError:
             raise BlobNotFound(f"Can't find blob: {name} (workspace '{self.name}')") from None
+        if value is None:
+            return f"{name}, a C++ native class of type nullptr (uninitialized).".encode()
         if is_device_array(value):
             return to_host(value)
         if isinstance(value, np.ndarray):

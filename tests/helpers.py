@@ -34,7 +34,10 @@ def run_op(op_type, inputs: dict, outputs, **args) -> list:
 def snapshot() -> dict:
     """Every blob of the current workspace: a host copy of tensors, other values as they are."""
     # FetchBlob already returns a host copy of a tensor, so later writes cannot leak in.
-    return {name: workspace.FetchBlob(name) for name in workspace.Blobs()}
+    # An empty blob stays None (FetchBlob gives Caffe2's metainfo bytes, new each call).
+    held = workspace.current().blob_dict
+    return {name: None if held[name] is None else workspace.FetchBlob(name)
+            for name in workspace.Blobs()}
 
 
 def assert_unchanged(before: dict) -> None:

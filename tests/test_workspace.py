@@ -202,7 +202,8 @@ def test_create_net_input_blobs_and_missing_inputs():
     assert workspace.Blobs() == []  # a failed CreateNet creates nothing
     assert workspace.CreateNet(_relu_net("needs_x"), input_blobs=["x"]) is True
     assert workspace.HasBlob("x") and workspace.HasBlob("y")  # outputs created with the net
-    assert workspace.FetchBlob("x") is None  # empty until fed
+    # empty until fed: Caffe2's metainfo bytes for an uninitialized blob
+    assert workspace.FetchBlob("x") == b"x, a C++ native class of type nullptr (uninitialized)."
     with pytest.raises(BlobNotFound, match="'x' is empty"):
         workspace.RunNet("needs_x")
 
@@ -228,7 +229,7 @@ def test_run_net_num_iter_and_allow_fail(counter_op):
     assert workspace.RunNet(bad.Name(), allow_fail=True) is False
     with pytest.raises(RuntimeError, match='TestWsFail.*in net "tw_bad".*told to fail'):
         workspace.RunNet(bad.Name())
-    assert workspace.FetchBlob("d") is None  # never written
+    assert workspace.FetchBlob("d").endswith(b"nullptr (uninitialized).")  # never written
 
 
 def test_run_missing_net():

@@ -46,7 +46,7 @@ def test_iter_bad_inputs():
     workspace.CreateBlob("it")
     with pytest.raises(BlobNotFound, match="'it' is empty"):  # only Iter() starts at 0
         workspace.RunOperatorOnce(op)
-    assert workspace.FetchBlob("it") is None
+    assert workspace.FetchBlob("it").endswith(b"nullptr (uninitialized).")
     assert_fails_unchanged(op, {"it": np.zeros(1, np.int32)}, EnforceError, "'it'.*int64")
     assert_fails_unchanged(op, {"it": np.zeros(2, np.int64)}, EnforceError, "exactly 1 element")
     assert_fails_unchanged(op, {"it": np.array([-3], np.int64)}, EnforceError, "negative")
