@@ -54,6 +54,8 @@ def _register(op_type, formula, forward, derivative):
     def gradient_kernel(ctx, Y, dY):
         if Y.shape != dY.shape:
             ctx.fail(f"Y {tuple(Y.shape)} and dY {tuple(dY.shape)} must have the same shape")
+        if Y.dtype.kind != "f" or dY.dtype.kind != "f":
+            ctx.fail(f"Y and dY must be float tensors, got {Y.dtype} and {dY.dtype}")
         return ((dY * derivative(Y)).astype(dY.dtype, copy=False),)
 
 

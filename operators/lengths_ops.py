@@ -17,6 +17,7 @@ from operators._train_common import check_index_vector, host_int, label
 
 # Glow's Caffe2 importer tests put a static-size hint on some ops; Caffe2
 # ignored it, so do we.
+INT32_MAX = int(np.iinfo(np.int32).max)
 MAX_OUTPUT_SIZE = Arg("maxOutputSize", "int", None, "Glow static-size hint; ignored")
 
 
@@ -63,6 +64,9 @@ register_schema(OpSchema(
 def lengths_to_ranges(ctx, lengths):
     lengths = check_lengths(ctx, 0, lengths)
     starts, _ = offsets_of(ctx.xp, lengths)
+    if lengths.size and host_int(starts[-1]) > INT32_MAX:  # Caffe2 wrapped around silently
+        ctx.fail(f"{label(ctx, 0)}: segment {lengths.size - 1} starts at offset "
+                 f"{host_int(starts[-1])}, past the int32 range of the ranges output")
     return (ctx.xp.stack([starts.astype(np.int32), lengths], axis=1).reshape(-1, 2),)
 
 

@@ -26,11 +26,21 @@ register_schema(OpSchema(
     doc="Gradient of Relu, computed from its output."))
 
 
+NUMERIC_KINDS = "biuf"  # bool, ints, floats: what max(X, 0) is defined on
+
+
 @register_kernel("Relu", devices=("CPU", "CUDA"))
 def relu(ctx, x):
+    if x.dtype.kind not in NUMERIC_KINDS:
+        ctx.fail(f"input X (blob '{ctx.op_def.input[0]}') must be a numeric tensor, "
+                 f"got {x.dtype}")
     return (ctx.xp.maximum(x, x.dtype.type(0)),)
 
 
 @register_kernel("ReluGradient", devices=("CPU", "CUDA"))
 def relu_gradient(ctx, y, dy):
+    if y.shape != dy.shape:
+        ctx.fail(f"Y {tuple(y.shape)} and dY {tuple(dy.shape)} must have the same shape")
+    if y.dtype.kind not in NUMERIC_KINDS or dy.dtype.kind not in NUMERIC_KINDS:
+        ctx.fail(f"Y and dY must be numeric tensors, got {y.dtype} and {dy.dtype}")
     return (ctx.xp.where(y > 0, dy, dy.dtype.type(0)),)

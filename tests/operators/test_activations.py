@@ -8,6 +8,7 @@ from hypothesis.extra import numpy as hnp
 from caffe2lite import core, workspace
 from caffe2lite.errors import EnforceError
 from caffe2lite.testing import check_gradient, check_reference
+from helpers import assert_unchanged, snapshot
 
 REFERENCES = {
     "Sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x.astype(np.float64))),
@@ -61,3 +62,23 @@ def test_in_place_and_errors():
     workspace.FeedBlob("dY", np.ones(2, np.float32))
     with pytest.raises(EnforceError, match=r"Y \(3,\) and dY \(2,\) must have the same shape"):
         workspace.RunOperatorOnce(core.CreateOperator("TanhGradient", ["Y", "dY"], ["dX"]))
+
+
+@pytest.mark.parametrize("op_type, inputs, pattern", [
+    ("Relu", [np.array([b"a"], dtype=object)],
+     r"op Relu: input X \(blob 'i0'\) must be a numeric tensor, got object"),
+    ("ReluGradient", [np.ones(3, np.float32), np.ones(2, np.float32)],
+     r"Y \(3,\) and dY \(2,\) must have the same shape"),
+    ("ReluGradient", [np.array([b"a"], dtype=object), np.ones(1, np.float32)],
+     "Y and dY must be numeric tensors, got object and float32"),
+    ("SigmoidGradient", [np.ones(2, np.int64), np.ones(2, np.float32)],
+     "Y and dY must be float tensors, got int64 and float32"),
+])
+def test_bad_dtype_or_shape_is_an_enforce_error_that_changes_nothing(op_type, inputs, pattern):
+    names = [f"i{k}" for k in range(len(inputs))]
+    for name, value in zip(names, inputs):
+        workspace.FeedBlob(name, value)
+    before = snapshot()
+    with pytest.raises(EnforceError, match=pattern):  # in place on the last input
+        workspace.RunOperatorOnce(core.CreateOperator(op_type, names, [names[-1]]))
+    assert_unchanged(before)

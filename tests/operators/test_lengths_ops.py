@@ -71,6 +71,15 @@ def test_lengths_ops_bad_inputs():
                            "'items'.*4 rows.*sum to 5")
 
 
+def test_lengths_to_ranges_refuses_offsets_past_int32():
+    op = core.CreateOperator("LengthsToRanges", ["l"], ["o"])
+    top = np.iinfo(np.int32).max
+    (ranges,) = run_op("LengthsToRanges", {"l": np.array([top, 1], np.int32)}, "ok")
+    np.testing.assert_array_equal(ranges, [[0, top], [top, 1]])  # the last offset that fits
+    assert_fails_unchanged(op, {"l": np.array([top, 1, 1], np.int32)}, EnforceError,
+                           r"segment 2 starts at offset 2147483648, past the int32 range")
+
+
 def test_gradient_declarations():
     assert registry.get_schema("LengthsToRanges").gradient is None  # Caffe2 registered none
     assert registry.get_schema("LengthsRangeFill").gradient == NO_GRADIENT
