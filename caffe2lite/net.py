@@ -9,6 +9,8 @@ arguments parsed -- in ``__init__``, never in ``run``.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from caffe2lite.errors import Caffe2LiteError, NetError
@@ -71,6 +73,26 @@ class SimpleNet:
                 raise op.failure(exc, blobs) from exc
             for name, value in zip(outputs, results):
                 blobs[name] = value
+
+    def benchmark(self, warmup_runs: int, main_runs: int, run_individual: bool) -> list[float]:
+        """Caffe2's TEST_Benchmark: [ms per run of the whole net] + [ms per op run alone]."""
+        if warmup_runs < 0 or main_runs <= 0:
+            raise NetError(f'net "{self.name}": BenchmarkNet needs warmup_runs >= 0 and '
+                           f"main_runs > 0, got {warmup_runs} and {main_runs}")
+        for _ in range(warmup_runs):
+            self.run()
+        start = time.perf_counter()
+        for _ in range(main_runs):
+            self.run()
+        timings = [(time.perf_counter() - start) * 1e3 / main_runs]
+        if run_individual:
+            blobs = self.workspace.blob_dict
+            for op in self.operators:
+                start = time.perf_counter()
+                for _ in range(main_runs):
+                    op.run(blobs)
+                timings.append((time.perf_counter() - start) * 1e3 / main_runs)
+        return timings
 
     def Proto(self):
         return self.net_def

@@ -73,6 +73,48 @@ def run_plan(workspace, plan, quiet: bool | None = None) -> bool:
     return True
 
 
+class BackgroundPlan:
+    """A plan running on its own thread: Caffe2's RunPlanInBackground handle.
+
+    ``is_done()`` and ``is_succeeded()`` are Caffe2's; ``wait()`` and
+    ``error`` (the exception that ended the plan, None if none) are
+    caffe2lite's, so a caller need not poll to learn why a plan failed.
+    """
+
+    def __init__(self, executor: "PlanExecutor"):
+        self.error: BaseException | None = None
+        self._where = executor.where
+        self._thread = threading.Thread(target=self._run, args=(executor,), daemon=True,
+                                        name=f"caffe2lite {executor.where}")
+        self._thread.start()
+
+    def _run(self, executor) -> None:
+        try:
+            executor.run()
+        except BaseException as exc:  # kept for is_succeeded / error, as Caffe2 kept it
+            self.error = exc
+
+    def is_done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def is_succeeded(self) -> bool:
+        """Whether the finished plan ran to the end; asking before it is done is an error."""
+        if not self.is_done():
+            raise PlanError(f"{self._where} is still running in the background: ask "
+                            f"is_done() (or wait()) before is_succeeded()")
+        return self.error is None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the plan ends or ``timeout`` seconds pass; True once it has ended."""
+        self._thread.join(timeout)
+        return self.is_done()
+
+
+def run_plan_in_background(workspace, plan) -> BackgroundPlan:
+    """Check the whole plan now (errors raise here), then run it on a thread, quietly."""
+    return BackgroundPlan(PlanExecutor(workspace, as_plan_def(plan), quiet=True))
+
+
 class _Compiled:
     """One step with its nets created and substeps compiled (created once per run)."""
 

@@ -15,7 +15,7 @@ from collections.abc import MutableMapping
 import numpy as np
 from google.protobuf.message import Message
 
-from caffe2lite import registry, scope
+from caffe2lite import flags, registry, scope
 from caffe2lite.devices import context_for, is_device_array, to_host
 from caffe2lite.errors import BlobNotFound, EnforceError, NetError, WorkspaceError
 from caffe2lite.net import create_net
@@ -157,12 +157,16 @@ class Workspace:
         self.nets[net_def.name] = create_net(net_def, self)
         return True
 
-    def run_net(self, name, num_iter: int = 1, allow_fail: bool = False) -> bool:
+    def _created_net(self, name):
         name = GetNetName(name)
         net = self.nets.get(name)
         if net is None:
             raise NetError(f"Can't find net {name} in workspace '{self.name}' "
                            f"(nets: {sorted(self.nets) or 'none'}); create it with CreateNet")
+        return net
+
+    def run_net(self, name, num_iter: int = 1, allow_fail: bool = False) -> bool:
+        net = self._created_net(name)
         try:
             for _ in range(num_iter):
                 net.run()
@@ -178,14 +182,25 @@ class Workspace:
         return True
 
     def run_operator_once(self, op) -> bool:
-        op_def = _as_proto(op, caffe2_pb2.OperatorDef, "RunOperatorOnce")
+        return self.run_operator_multiple(op, 1, "RunOperatorOnce")
+
+    def run_operator_multiple(self, op, num_runs: int, what="RunOperatorMultiple") -> bool:
+        """Create the op once (schema checks, current device scope), run it num_runs times."""
+        op_def = _as_proto(op, caffe2_pb2.OperatorDef, what)
         if not op_def.HasField("device_option") and scope.CurrentDeviceScope() is not None:
             op_def = caffe2_pb2.OperatorDef.FromString(op_def.SerializeToString())
             op_def.device_option.CopyFrom(scope.CurrentDeviceScope())
         # Outputs are written only when the op succeeds, so a failing op
         # leaves the workspace exactly as it was (no empty output blobs).
-        Operator(op_def, self).run(self.blob_dict)
+        operator = Operator(op_def, self)
+        for _ in range(num_runs):
+            operator.run(self.blob_dict)
         return True
+
+    def benchmark_net(self, name, warmup_runs: int, main_runs: int,
+                      run_individual: bool) -> list[float]:
+        """Milliseconds per run of a created net, then per op if run_individual."""
+        return self._created_net(name).benchmark(warmup_runs, main_runs, run_individual)
 
     def run(self, obj) -> bool:
         """Caffe2's Workspace.run: a plan, a net or an operator (proto or object)."""
@@ -203,6 +218,12 @@ class Workspace:
         from caffe2lite.plan import run_plan
 
         return run_plan(self, plan, quiet)
+
+    def run_plan_in_background(self, plan):
+        """Check the plan, then run it on a thread; returns a BackgroundPlan handle."""
+        from caffe2lite.plan import run_plan_in_background
+
+        return run_plan_in_background(self, plan)
 
     # -- serialization -------------------------------------------------------
     def serialize_blob(self, name) -> bytes:
@@ -327,6 +348,10 @@ def RunOperatorOnce(operator):  # noqa: N802
     return current().run_operator_once(operator)
 
 
+def RunOperatorMultiple(operator, num_runs):  # noqa: N802
+    return current().run_operator_multiple(operator, num_runs)
+
+
 def RunOperatorsOnce(operators):  # noqa: N802
     for op in operators:
         if not RunOperatorOnce(op):
@@ -341,6 +366,24 @@ def RunPlan(plan_or_step, quiet=None):  # noqa: N802
     of ``caffe2lite.plan.set_quiet``).  Returns True; a failure raises.
     """
     return current().run_plan(plan_or_step, quiet)
+
+
+def RunPlanInBackground(plan_or_step):  # noqa: N802
+    """Check the plan, then run it on a thread: a handle with is_done() / is_succeeded()."""
+    return current().run_plan_in_background(plan_or_step)
+
+
+def BenchmarkNet(name, warmup_runs, main_runs, run_individual):  # noqa: N802
+    """[ms per run of created net ``name``] + [ms per op, each run alone, if run_individual]."""
+    return current().benchmark_net(name, warmup_runs, main_runs, run_individual)
+
+
+def GlobalInit(args):  # noqa: N802
+    """Caffe2's process-wide flags from an argv list (see caffe2lite.flags); returns None."""
+    flags.global_init(args)
+
+
+GetNameScope = scope.CurrentNameScope
 
 
 def SerializeBlob(name):  # noqa: N802
@@ -372,6 +415,11 @@ def has_cuda_support() -> bool:
 
 
 has_gpu_support = has_cuda_support
+GpuDeviceType = caffe2_pb2.CUDA  # Caffe2's, for core.DeviceOption(workspace.GpuDeviceType, k)
+
+
+def has_hip_support() -> bool:
+    return False  # ROCm/HIP is not a caffe2lite device
 
 
 class _BlobDict(MutableMapping):

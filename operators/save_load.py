@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from caffe2lite import minidb
+from caffe2lite import flags, minidb
 from caffe2lite.devices import context_for
 from caffe2lite.errors import ArgumentError, DBError, EnforceError, ProtoParseError
 from caffe2lite.proto import caffe2_pb2
@@ -33,8 +33,8 @@ _SAVE_ARGS = _PATH_ARGS + [
     Arg("strip_prefix", "string", "", "cut each name up to and including the first "
         "occurrence of this (e.g. a device scope 'gpu_0/')"),
     Arg("blob_name_overrides", "strings", [], "names to store instead of the input names"),
-    Arg("chunk_size", "int", -1, "elements per tensor chunk record: -1 = default "
-        f"({DEFAULT_CHUNK_SIZE}), 0 = no chunking"),
+    Arg("chunk_size", "int", -1, "elements per tensor chunk record: -1 = the "
+        f"--caffe2_tensor_chunk_size flag (default {DEFAULT_CHUNK_SIZE}), 0 = no chunking"),
 ]
 
 
@@ -89,8 +89,8 @@ def _save_names(ctx) -> list[str]:
 
 def _chunk_size(ctx):
     size = ctx.args["chunk_size"]
-    if size == -1:
-        return DEFAULT_CHUNK_SIZE
+    if size == -1:  # Caffe2's default: the --caffe2_tensor_chunk_size flag
+        return flags.get("caffe2_tensor_chunk_size")
     if size == 0:
         return None
     if size < 0:

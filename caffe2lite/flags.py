@@ -1,0 +1,85 @@
+"""Caffe2's command-line flags, as ``workspace.GlobalInit`` sets them.
+
+Caffe2 scripts begin with ``workspace.GlobalInit(['caffe2',
+'--caffe2_log_level=0'])``, which parsed gflags for the whole process.
+caffe2lite honours the flags that change what it does:
+
+* ``--caffe2_log_level=N``: glog severity for the ``caffe2lite`` logger
+  (negative = debug, 0 info, 1 warning, 2 error, 3 fatal);
+* ``--caffe2_tensor_chunk_size=N``: elements per record when Save splits a
+  tensor (its ``chunk_size=-1`` default).
+
+Every other flag is accepted with a warning that it has no effect: Caffe2 had
+hundreds (allocators, NUMA, MKL, ...) with no counterpart here, and failing on
+them would stop a ported script at its first line.  A malformed value for an
+honoured flag raises ArgumentError, before any flag changes.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from caffe2lite.errors import ArgumentError
+from caffe2lite.serialization import DEFAULT_CHUNK_SIZE
+
+logger = logging.getLogger("caffe2lite")
+
+DEFAULTS = {
+    "caffe2_log_level": None,  # None: leave the logger as the application set it
+    "caffe2_tensor_chunk_size": DEFAULT_CHUNK_SIZE,
+}
+_values = dict(DEFAULTS)
+
+
+def get(name: str):
+    """The current value of an honoured flag."""
+    return _values[name]
+
+
+def _log_level(severity: int) -> int:
+    """Python logging level for a glog severity (Caffe2's --caffe2_log_level)."""
+    if severity < 0:
+        return logging.DEBUG
+    return (logging.INFO, logging.WARNING, logging.ERROR)[severity] if severity < 3 \
+        else logging.CRITICAL
+
+
+def _parse(args) -> tuple[dict, list[str]]:
+    """(honoured flag values, names of flags without effect) from an argv list."""
+    values, ignored = {}, []
+    tokens = list(args[1:])  # args[0] is the program name, as in argv
+    while tokens:
+        token = tokens.pop(0)
+        if not token.startswith("-"):
+            continue  # a positional argument: gflags left those alone
+        name, has_value, value = token.lstrip("-").partition("=")
+        if name not in DEFAULTS:
+            ignored.append(name)
+            continue
+        if not has_value:
+            if not tokens:
+                raise ArgumentError(f"GlobalInit: flag --{name} needs a value")
+            value = tokens.pop(0)
+        try:
+            values[name] = int(value)
+        except ValueError:
+            raise ArgumentError(f"GlobalInit: flag --{name} expects an integer, "
+                                f"got {value!r}") from None
+    chunk = values.get("caffe2_tensor_chunk_size", 1)
+    if chunk <= 0:
+        raise ArgumentError(f"GlobalInit: flag --caffe2_tensor_chunk_size must be positive, "
+                            f"got {chunk}")
+    return values, ignored
+
+
+def global_init(args) -> None:
+    """Parse Caffe2 flags from ``args`` (an argv list) and apply the honoured ones."""
+    if isinstance(args, (str, bytes)) or not all(isinstance(a, str) for a in args):
+        raise ArgumentError(f"GlobalInit expects a list of str (an argv, program name "
+                            f"first), got {args!r}")
+    values, ignored = _parse(args)
+    _values.update(values)
+    if values.get("caffe2_log_level") is not None:
+        logger.setLevel(_log_level(values["caffe2_log_level"]))
+    for name in ignored:
+        logger.warning("GlobalInit: flag --%s has no effect in caffe2lite", name)

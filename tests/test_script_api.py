@@ -1,0 +1,159 @@
+"""The rest of Caffe2's workspace module that scripts call at their edges:
+GlobalInit, GetNameScope, RunOperatorMultiple, BenchmarkNet and
+RunPlanInBackground (see shared/reference/caffe2_facts.md, workspace table)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pytest
+
+from caffe2lite import core, flags, minidb, workspace
+from caffe2lite.errors import ArgumentError, EnforceError, NetError, PlanError
+from caffe2lite.proto import caffe2_pb2
+from helpers import assert_unchanged, snapshot
+
+
+@pytest.fixture
+def restore_flags():
+    """GlobalInit changes process-wide state: put it back after each test."""
+    values, level = dict(flags._values), flags.logger.level
+    yield
+    flags._values.clear()
+    flags._values.update(values)
+    flags.logger.setLevel(level)
+
+
+# -- GlobalInit ------------------------------------------------------------------
+def _saved_chunks(root, name):
+    return [key for key, _ in minidb.read(str(root / name))]
+
+
+def test_global_init_tensor_chunk_size_sets_saves_default(tmp_path, restore_flags):
+    workspace.ResetWorkspace(str(tmp_path))
+    workspace.FeedBlob("w", np.arange(10, dtype=np.float32))
+    assert workspace.GlobalInit(["caffe2", "--caffe2_tensor_chunk_size=4"]) is None
+    workspace.RunOperatorOnce(core.CreateOperator("Save", ["w"], [], db="a.minidb",
+                                                  db_type="minidb"))
+    assert _saved_chunks(tmp_path, "a.minidb") == ["w#%0", "w#%1", "w#%2"]  # 4 + 4 + 2
+    workspace.GlobalInit(["caffe2", "--caffe2_tensor_chunk_size", "10"])  # gflags' 2-token form
+    workspace.RunOperatorOnce(core.CreateOperator("Save", ["w"], [], db="b.minidb",
+                                                  db_type="minidb"))
+    assert _saved_chunks(tmp_path, "b.minidb") == ["w#%0"]
+
+
+@pytest.mark.parametrize("severity, level", [(-1, logging.DEBUG), (0, logging.INFO),
+                                             (1, logging.WARNING), (2, logging.ERROR),
+                                             (3, logging.CRITICAL)])
+def test_global_init_log_level_is_glog_severity(severity, level, restore_flags):
+    workspace.GlobalInit(["caffe2", f"--caffe2_log_level={severity}"])
+    assert logging.getLogger("caffe2lite").level == level
+
+
+def test_global_init_warns_about_flags_without_effect(caplog, restore_flags):
+    with caplog.at_level(logging.WARNING, logger="caffe2lite"):
+        workspace.GlobalInit(["caffe2", "--caffe2_cpu_allocator_do_zero_fill=0", "positional"])
+    assert caplog.messages == [
+        "GlobalInit: flag --caffe2_cpu_allocator_do_zero_fill has no effect in caffe2lite"]
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (["caffe2", "--caffe2_log_level=loud"], "--caffe2_log_level expects an integer, got 'loud'"),
+    (["caffe2", "--caffe2_tensor_chunk_size=0"], "must be positive, got 0"),
+    (["caffe2", "--caffe2_tensor_chunk_size"], "--caffe2_tensor_chunk_size needs a value"),
+    ("--caffe2_log_level=0", "expects a list of str"),
+])
+def test_global_init_bad_values_raise_and_change_nothing(args, pattern, restore_flags):
+    before = dict(flags._values)
+    with pytest.raises(ArgumentError, match=pattern):
+        # a valid flag first: nothing is applied unless every flag parses
+        workspace.GlobalInit(args if isinstance(args, str)
+                             else [args[0], "--caffe2_tensor_chunk_size=7", *args[1:]])
+    assert flags._values == before
+
+
+def test_gpu_device_type_and_hip():
+    assert workspace.GpuDeviceType == caffe2_pb2.CUDA == 1
+    assert workspace.has_hip_support() is False
+
+
+def test_get_name_scope():
+    assert workspace.GetNameScope() == ""
+    with core.NameScope("tower"):
+        assert workspace.GetNameScope() == "tower/"
+
+
+# -- RunOperatorMultiple / BenchmarkNet -----------------------------------------------
+def test_run_operator_multiple_runs_one_op_n_times():
+    workspace.FeedBlob("it", np.array([5], np.int64))
+    assert workspace.RunOperatorMultiple(core.CreateOperator("Iter", ["it"], ["it"]), 3)
+    assert workspace.FetchBlob("it").tolist() == [8]
+    workspace.FeedBlob("bad", np.array([5], np.int32))
+    before = snapshot()
+    with pytest.raises(EnforceError, match="int64"):
+        workspace.RunOperatorMultiple(core.CreateOperator("Iter", ["bad"], ["bad"]), 3)
+    assert_unchanged(before)
+
+
+def test_benchmark_net_times_the_net_and_each_op():
+    workspace.FeedBlob("it", np.array([0], np.int64))
+    workspace.FeedBlob("x", np.ones(3, np.float32))
+    net = core.Net("bench")
+    net.Iter("it", "it")
+    net.Scale("x", "y", scale=2.0)
+    workspace.CreateNet(net)
+    timings = workspace.BenchmarkNet("bench", 2, 5, True)
+    assert len(timings) == 3 and all(t > 0 for t in timings)  # net, then each op
+    assert workspace.FetchBlob("it").tolist() == [2 + 5 + 5]  # warm-up, main, Iter alone
+    assert len(workspace.BenchmarkNet(net, 0, 1, False)) == 1
+    with pytest.raises(NetError, match="main_runs > 0"):
+        workspace.BenchmarkNet("bench", 0, 0, False)
+    with pytest.raises(NetError, match="Can't find net nowhere"):
+        workspace.BenchmarkNet("nowhere", 1, 1, False)
+
+
+# -- RunPlanInBackground ----------------------------------------------------------
+def _counting_plan(stop_blob=None, num_iter=None):
+    net = core.Net("count")
+    net.Iter("it", "it")
+    step = core.ExecutionStep("count_step", net, num_iter=num_iter)
+    if stop_blob is not None:
+        step.SetShouldStopBlob(core.BlobReference(stop_blob))
+    plan = core.Plan("background")
+    plan.AddStep(step)
+    return plan
+
+
+def test_background_plan_runs_and_reports():
+    workspace.FeedBlob("it", np.array([0], np.int64))
+    handle = workspace.RunPlanInBackground(_counting_plan(num_iter=50))
+    assert handle.wait(30) and handle.is_done() and handle.is_succeeded()
+    assert handle.error is None
+    assert workspace.FetchBlob("it").tolist() == [50]
+
+
+def test_background_plan_can_be_watched_and_stopped():
+    workspace.FeedBlob("it", np.array([0], np.int64))
+    workspace.FeedBlob("stop", np.array(False))
+    handle = workspace.RunPlanInBackground(_counting_plan(stop_blob="stop"))
+    deadline = time.monotonic() + 30
+    while workspace.FetchBlob("it")[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert not handle.is_done()
+    with pytest.raises(PlanError, match="still running"):
+        handle.is_succeeded()
+    workspace.FeedBlob("stop", np.array(True))
+    assert handle.wait(30) and handle.is_succeeded()
+
+
+def test_background_plan_failure_is_kept_and_bad_plans_raise_at_once():
+    workspace.FeedBlob("it", np.array([0], np.int32))  # Iter wants int64: fails in the thread
+    handle = workspace.RunPlanInBackground(_counting_plan(num_iter=3))
+    assert handle.wait(30) and not handle.is_succeeded()
+    assert isinstance(handle.error, EnforceError) and "int64" in str(handle.error)
+    plan = caffe2_pb2.PlanDef(name="broken")
+    plan.execution_step.add(name="step", network=["no_such_net"])
+    with pytest.raises(PlanError, match="undefined net 'no_such_net'"):
+        workspace.RunPlanInBackground(plan)
