@@ -11,7 +11,9 @@ import difflib
 import sys
 from collections import namedtuple
 
-from caffe2lite import registry, scope
+import numpy as np
+
+from caffe2lite import registry, scope, ssa
 from caffe2lite.arguments import make_argument
 from caffe2lite.operator import operator_tracebacks
 from caffe2lite.proto import caffe2_pb2
@@ -377,6 +379,71 @@ class Net:
         proto.external_output[:] = [remap.get(b, b) for b in proto.external_output]
         proto.name = name
         return Net(proto)
+
+    def ClonePartial(self, name, inputs, outputs, remap_funcs=None):  # noqa: N802
+        """(new net, refs to its outputs): only the ops that compute ``outputs`` from ``inputs``.
+
+        ``inputs``: blob names kept as they are, or {original: new name} (or a list
+        of such pairs) to rename them; they are taken at their last version in this
+        net.  Blobs made and used inside are renamed '<name>/<blob>'; blobs read but
+        neither given nor made inside stay external inputs under their own names.
+        """
+        if remap_funcs:
+            raise ValueError("ClonePartial: remap_funcs (for RecurrentNetwork ops) is not "
+                             "supported: caffe2lite has no RecurrentNetwork operator")
+        if isinstance(inputs, dict):
+            renamed = {str(k): str(v) for k, v in inputs.items()}
+        elif all(isinstance(i, tuple) and len(i) == 2 for i in inputs) and inputs:
+            renamed = {str(k): str(v) for k, v in inputs}
+        else:
+            renamed = {str(i): str(i) for i in inputs}
+        outputs = [str(o) for o in outputs]
+        for output in outputs:
+            assert self.BlobIsDefined(output), f"{output} is not defined"
+        per_op, latest = ssa.versions_of(self._net.op, dict.fromkeys(renamed, 0))
+        kept = ssa.ops_needed(per_op, latest, renamed, outputs)
+        if kept & ssa.ops_needed(per_op, latest, (), renamed):
+            raise ValueError("Cannot partially clone net: some of the ops required would "
+                             "generate the given input.")
+        outside = ssa.read_before_written([per_op[i] for i in kept]) - set(renamed)
+        prefix = f"{name}/" if name else ""
+        blob_remap = {b: renamed.get(b, b if b in outside else prefix + b) for b in latest}
+        clone = self.Clone(name, blob_remap, sorted(kept))
+        clone._net.external_input[:] = [blob_remap[i] for i in renamed] + sorted(outside)
+        clone._net.external_output[:] = [blob_remap[o] for o in outputs]
+        return clone, [BlobReference(blob_remap[o], clone) for o in outputs]
+
+    def AppendNet(self, net, device_option=None):  # noqa: N802
+        """Add ``net``'s ops (placed on ``device_option`` if given) and the external
+        inputs/outputs this net lacks; returns self."""
+        assert isinstance(net, Net), f"AppendNet takes a core.Net, got {type(net).__name__}"
+        defined = self._defined_blobs()
+        for blob in net.Proto().external_input:
+            if blob not in defined:
+                self._net.external_input.append(blob)
+                defined.add(blob)
+        for blob in net.Proto().external_output:
+            if blob not in self._net.external_output:
+                self._net.external_output.append(blob)
+        start = len(self._net.op)
+        self._net.op.extend(net.Proto().op)
+        if device_option is not None:
+            for op in self._net.op[start:]:
+                op.device_option.CopyFrom(device_option)
+        return self
+
+    def Const(self, array, blob_out=None, dtype=None):  # noqa: N802
+        """A fill op writing ``array``: Caffe2's choice of GivenTensor*Fill by dtype
+        (ConstantFill for a Python bool); returns the output reference."""
+        if isinstance(array, bool):
+            return self.ConstantFill([], blob_out or 1, dtype=caffe2_pb2.TensorProto.BOOL,
+                                     value=array)
+        array = np.array(array, dtype=dtype)
+        fill = {"i": {4: "GivenTensorIntFill", 8: "GivenTensorInt64Fill"}.get(array.itemsize),
+                "b": "GivenTensorBoolFill", "U": "GivenTensorStringFill",
+                "S": "GivenTensorStringFill"}.get(array.dtype.kind) or "GivenTensorFill"
+        return getattr(self, fill)([], blob_out or 1, shape=list(array.shape),
+                                   values=array.reshape(-1).tolist())
 
     def RunAllOnGPU(self, gpu_id=0, use_cudnn=False):  # noqa: N802
         self._net.device_option.CopyFrom(DeviceOption(caffe2_pb2.CUDA, gpu_id))
