@@ -8,7 +8,9 @@ created in a workspace, as in Caffe2).  ``Net`` wraps a NetDef and turns
 from __future__ import annotations
 
 import difflib
+import os
 import sys
+import traceback
 from collections import namedtuple
 
 import numpy as np
@@ -196,6 +198,8 @@ def CreateOperator(operator_type, inputs, outputs, name="", control_input=None,
     for key, value in kwargs.items():
         if value is not None:
             op.arg.add().CopyFrom(make_argument(key, value))
+    if os.environ.get("CAFFE2_DEBUG"):  # Caffe2's switch: where each op was made
+        op.debug_info = "".join(traceback.format_stack()[:-1])
     return op
 
 

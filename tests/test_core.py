@@ -89,6 +89,14 @@ def test_create_operator_fields():
     assert not op.HasField("debug_info")
 
 
+def test_caffe2_debug_records_where_the_op_was_made(monkeypatch):
+    assert core.CreateOperator("Relu", ["x"], ["y"]).debug_info == ""
+    monkeypatch.setenv("CAFFE2_DEBUG", "1")
+    op = core.CreateOperator("Relu", ["x"], ["y"])
+    assert "test_caffe2_debug_records_where_the_op_was_made" in op.debug_info
+    assert "caffe2lite/core.py" not in op.debug_info  # ends at the caller, not inside
+
+
 def test_random_seed_goes_to_device_option():
     op = core.CreateOperator("Relu", ["x"], ["y"], random_seed=1234)
     assert op.device_option.random_seed == 1234
