@@ -78,6 +78,10 @@ class OpContext:
             self._rng = self.device.rng(seed)
         return self._rng
 
+    def input_label(self, i: int) -> str:
+        """"input 1 'indices' (blob 'ids')": input i as error messages name it."""
+        return input_label(self.op_def, self.schema, i)
+
     def enforce(self, cond, *msg):
         """CAFFE_ENFORCE with this op's description in the message."""
         if not cond:
@@ -121,9 +125,9 @@ class Operator:
         args = parse_arguments(op_def, schema, where)
         for i, name in enumerate(op_def.input):
             if name not in produced and not workspace.has_blob(name):
-                raise BlobNotFound(f"{where}: input {i} ({_input_label(schema, i)}) is blob "
-                                   f"'{name}', which does not exist in workspace "
-                                   f"'{workspace.name}' (feed it or produce it earlier)")
+                raise BlobNotFound(f"{where}: {input_label(op_def, schema, i)} does not "
+                                   f"exist in workspace '{workspace.name}' (feed it or "
+                                   f"produce it earlier)")
         self.schema = schema
         self.kernel = kernel
         self.ctx = OpContext(op_def, schema, args, device, engine, where,
@@ -149,9 +153,9 @@ class Operator:
     def _failure(self, exc, blobs) -> Caffe2LiteError:
         for i, name in enumerate(self.inputs):
             if blobs.get(name) is None:
-                return BlobNotFound(f"{self.where}: input {i} "
-                                    f"({_input_label(self.schema, i)}) blob '{name}' "
-                                    f"{'is empty (never written)' if name in blobs else 'does not exist'}")
+                state = "is empty (never written)" if name in blobs else "does not exist"
+                return BlobNotFound(f"{self.where}: "
+                                    f"{input_label(self.op_def, self.schema, i)} {state}")
         misplaced = self._misplaced_input(blobs)
         if misplaced is not None:
             return misplaced
@@ -212,6 +216,9 @@ def _resolve_kernel(op_def, schema, device, where):
     return cpu_fallback_kernel(op_def, where), FALLBACK_ENGINE
 
 
-def _input_label(schema, i):
+def input_label(op_def, schema, i: int) -> str:
+    """"input 1 'indices' (blob 'ids')": how every error message names an input --
+    its position, its role in the schema (when the schema names it) and the blob."""
     names = schema.input_names()
-    return f"'{names[i]}'" if i < len(names) else "unnamed"
+    role = f" '{names[i]}'" if i < len(names) else ""
+    return f"input {i}{role} (blob '{op_def.input[i]}')"

@@ -21,13 +21,6 @@ from operators._parallel import for_each_range
 INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
 
 
-def blob_label(ctx, i: int) -> str:
-    """"INDICES (input 1, blob 'ids')": input i's schema name and the blob behind it."""
-    names = ctx.schema.input_names()
-    name = names[i] if i < len(names) else f"input {i}"
-    return f"{name} (input {i}, blob '{ctx.op_def.input[i]}')"
-
-
 def check_dtype(ctx, value, i: int, allowed, what: str) -> None:
     """Enforce that input i has one of the ``allowed`` dtypes.
 
@@ -35,7 +28,7 @@ def check_dtype(ctx, value, i: int, allowed, what: str) -> None:
     time cost tens of microseconds per op, against an embedding lookup of ~1 ms.
     """
     if value.dtype not in _as_dtypes(allowed):
-        ctx.fail(f"{blob_label(ctx, i)} must be {what}, got dtype {value.dtype}")
+        ctx.fail(f"{ctx.input_label(i)} must be {what}, got dtype {value.dtype}")
 
 
 @functools.lru_cache(maxsize=None)
@@ -49,7 +42,7 @@ def check_index_dtype(ctx, value, i: int) -> None:
 
 def check_vector(ctx, value, i: int) -> None:
     if value.ndim != 1:
-        ctx.fail(f"{blob_label(ctx, i)} must be a vector (1-D), "
+        ctx.fail(f"{ctx.input_label(i)} must be a vector (1-D), "
                  f"got shape {tuple(value.shape)}")
 
 
@@ -61,7 +54,7 @@ def check_index_range(ctx, indices, bound: int, i: int, what: str, low: int = 0)
         return
     flat = indices.reshape(-1)
     pos = int(((flat < low) | (flat >= bound)).argmax())
-    ctx.fail(f"{blob_label(ctx, i)}: element {pos} is {int(flat[pos])}, out of "
+    ctx.fail(f"{ctx.input_label(i)}: element {pos} is {int(flat[pos])}, out of "
              f"range for {what} (expected {low} <= index < {bound})")
 
 
@@ -74,11 +67,11 @@ def check_lengths(ctx, lengths, i: int, total=None, total_what: str = "") -> int
     check_vector(ctx, lengths, i)
     if lengths.size and int(lengths.min()) < 0:
         pos = int((lengths < 0).argmax())
-        ctx.fail(f"{blob_label(ctx, i)}: element {pos} is {int(lengths[pos])}; "
+        ctx.fail(f"{ctx.input_label(i)}: element {pos} is {int(lengths[pos])}; "
                  f"lengths must be non-negative")
     got = int(lengths.sum()) if lengths.size else 0
     if total is not None and got != total:
-        ctx.fail(f"{blob_label(ctx, i)} sums to {got}, but must sum to {total} "
+        ctx.fail(f"{ctx.input_label(i)} sums to {got}, but must sum to {total} "
                  f"({total_what})")
     return got
 
@@ -108,7 +101,7 @@ def checked_gather_segment_sum(ctx, data, indices, lengths, scalars, i: int):
             check_lengths(ctx, lengths, i + 1, n, "the number of INDICES")
             check_index_range(ctx, indices, rows, i, f"DATA with {rows} rows")
             # left: lengths whose int64 sum wraps around to n, which C refuses
-            ctx.fail(f"{blob_label(ctx, i + 1)}: its running total overflows int64, but "
+            ctx.fail(f"{ctx.input_label(i + 1)}: its running total overflows int64, but "
                      f"must sum to {n} (the number of INDICES)")
     check_lengths(ctx, lengths, i + 1, n, "the number of INDICES")
     check_index_range(ctx, indices, rows, i, f"DATA with {rows} rows")

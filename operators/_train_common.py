@@ -25,13 +25,6 @@ INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def label(ctx, i: int) -> str:
-    """'input 2 (indices blob 'ids')': how messages name an input."""
-    names = ctx.schema.input_names()
-    role = f"{names[i]} " if i < len(names) else ""
-    return f"input {i} ({role}blob '{ctx.op_def.input[i]}')"
-
-
 def host_int(value) -> int:
     """A Python int from a NumPy/CuPy scalar or 0-d array (syncs on CUDA)."""
     return int(value.item() if hasattr(value, "item") else value)
@@ -40,25 +33,25 @@ def host_int(value) -> int:
 def check_index_vector(ctx, i: int, indices, n_rows: int, data_i: int):
     """Flattened indices of input i, checked: int32/int64, each in [0, n_rows)."""
     if np.dtype(indices.dtype) not in INDEX_DTYPES:
-        ctx.fail(f"{label(ctx, i)} must hold int32 or int64 indices, got {indices.dtype}")
+        ctx.fail(f"{ctx.input_label(i)} must hold int32 or int64 indices, got {indices.dtype}")
     flat = indices.reshape(-1)
     if flat.size:
         bad = (flat < 0) | (flat >= n_rows)
         if bool(bad.any()):
             pos = host_int(ctx.xp.argmax(bad))
-            ctx.fail(f"{label(ctx, i)} holds index {host_int(flat[pos])} at position "
+            ctx.fail(f"{ctx.input_label(i)} holds index {host_int(flat[pos])} at position "
                      f"{pos}, outside [0, {n_rows}) -- the first dimension of "
-                     f"{label(ctx, data_i)}")
+                     f"{ctx.input_label(data_i)}")
     return flat
 
 
 def check_scalar(ctx, i: int, value, what: str):
     """The single value of a one-element floating input (a learning rate, a weight)."""
     if value.size != 1:
-        ctx.fail(f"{label(ctx, i)} ({what}) must hold exactly 1 element, "
+        ctx.fail(f"{ctx.input_label(i)} ({what}) must hold exactly 1 element, "
                  f"got shape {tuple(value.shape)}")
     if value.dtype.kind != "f":
-        ctx.fail(f"{label(ctx, i)} ({what}) must be a floating "
+        ctx.fail(f"{ctx.input_label(i)} ({what}) must be a floating "
                  f"tensor, got {value.dtype}")
     return value.reshape(-1)[0]
 
@@ -66,17 +59,17 @@ def check_scalar(ctx, i: int, value, what: str):
 def check_float(ctx, i: int, value, like_i: int | None = None, like=None):
     """Input i must be float32/float64 and, when given, of the dtype of input like_i."""
     if np.dtype(value.dtype) not in FLOAT_DTYPES:
-        ctx.fail(f"{label(ctx, i)} must be float32 or float64, got {value.dtype}")
+        ctx.fail(f"{ctx.input_label(i)} must be float32 or float64, got {value.dtype}")
     if like is not None:
         if value.dtype != like.dtype:
-            ctx.fail(f"{label(ctx, i)} has dtype {value.dtype}, "
-                     f"expected {like.dtype} like {label(ctx, like_i)}")
+            ctx.fail(f"{ctx.input_label(i)} has dtype {value.dtype}, "
+                     f"expected {like.dtype} like {ctx.input_label(like_i)}")
 
 
 def check_rows(ctx, i: int, value):
     """Input i has a first dimension (rank >= 1); returns (rows, block size)."""
     if value.ndim < 1:
-        ctx.fail(f"{label(ctx, i)} must have rank >= 1 (rows to update), "
+        ctx.fail(f"{ctx.input_label(i)} must have rank >= 1 (rows to update), "
                  f"got a scalar")
     rows = value.shape[0]
     block = int(np.prod(value.shape[1:], dtype=np.int64))

@@ -24,8 +24,7 @@ from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT, Arg, OpSchema
 from operators._parallel import for_each_range
 from operators._train_common import (check_float, check_index_vector, check_rows, check_scalar,
-                                     host_int, label, occurrence_plan, owned, running_sum,
-                                     split_repeated)
+                                     host_int, occurrence_plan, owned, running_sum, split_repeated)
 
 _EPSILON = Arg("epsilon", "float", 1e-5, "added to sqrt(moment) in the denominator")
 _WEIGHT_DECAY = Arg("weight_decay", "float", 0.0, "L2 penalty: grad + weight_decay * param")
@@ -81,8 +80,8 @@ def adagrad(ctx, param, moment, grad, lr):
     check_float(ctx, 1, moment, 0, param)
     check_float(ctx, 2, grad, 0, param)
     if not (grad.size == moment.size == param.size):
-        ctx.fail(f"{label(ctx, 2)} has {grad.size} elements, {label(ctx, 1)} {moment.size} and "
-                 f"{label(ctx, 0)} {param.size}: all three must be equal")
+        ctx.fail(f"{ctx.input_label(2)} has {grad.size} elements, {ctx.input_label(1)} "
+                 f"{moment.size} and {ctx.input_label(0)} {param.size}: all three must be equal")
     rate = check_scalar(ctx, 3, lr, "learning rate").astype(param.dtype)
     eps, decay, wd = ctx.args["epsilon"], ctx.args["decay"], ctx.args["weight_decay"]
     g = grad.reshape(param.shape)
@@ -108,7 +107,7 @@ def _check_sparse(ctx, param, moment, indices, grad, lr):
     rate = check_scalar(ctx, 4, lr, "learning rate").astype(param.dtype)
     idx = check_index_vector(ctx, 2, indices, rows, 0)
     if not (grad.shape[indices.ndim:] == param.shape[1:] and grad.size == idx.size * block):
-        ctx.fail(f"{label(ctx, 3)} has shape {tuple(grad.shape)}, expected indices.shape + "
+        ctx.fail(f"{ctx.input_label(3)} has shape {tuple(grad.shape)}, expected indices.shape + "
                  f"param.shape[1:] = {tuple(indices.shape) + tuple(param.shape[1:])}")
     return rows, block, idx, rate, grad.reshape(idx.size, block)
 
@@ -162,8 +161,8 @@ def _update_distinct_rows(table, history, idx, g2, pos, rate, eps, wd):
 def sparse_adagrad(ctx, param, moment, indices, grad, lr):
     rows, block, idx, rate, g2 = _check_sparse(ctx, param, moment, indices, grad, lr)
     if moment.size != param.size:
-        ctx.fail(f"{label(ctx, 1)} has {moment.size} elements, "
-                 f"expected {param.size} like {label(ctx, 0)}")
+        ctx.fail(f"{ctx.input_label(1)} has {moment.size} elements, "
+                 f"expected {param.size} like {ctx.input_label(0)}")
     if ctx.args["decay"] != 1.0:
         ctx.fail(f"argument 'decay' must be 1.0 for SparseAdagrad "
                  f"(Caffe2 does not support decay here), got "
@@ -204,8 +203,8 @@ def sparse_adagrad(ctx, param, moment, indices, grad, lr):
 def row_wise_sparse_adagrad(ctx, param, moment, indices, grad, lr, counter=None):
     rows, block, idx, rate, g2 = _check_sparse(ctx, param, moment, indices, grad, lr)
     if moment.size != rows:
-        ctx.fail(f"{label(ctx, 1)} has {moment.size} elements, expected "
-                 f"one per row of {label(ctx, 0)} ({rows})")
+        ctx.fail(f"{ctx.input_label(1)} has {moment.size} elements, expected "
+                 f"one per row of {ctx.input_label(0)} ({rows})")
     if ctx.args["counter_halflife"] != -1:
         ctx.fail(f"argument 'counter_halflife' = {ctx.args['counter_halflife']}: frequency-"
                  f"adjusted weight decay is not supported by caffe2lite (use -1)")

@@ -13,8 +13,7 @@ from caffe2lite.core import CreateOperator
 from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
-from operators._segments import (blob_label, check_dtype, check_index_dtype, check_index_range,
-                                 scatter_add)
+from operators._segments import check_dtype, check_index_dtype, check_index_range, scatter_add
 from operators.gather import gather_along, normalized_axis
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
@@ -58,7 +57,7 @@ register_schema(OpSchema(
 @register_kernel("BatchGather", devices=("CPU", "CUDA"))
 def batch_gather(ctx, data, indices):
     if data.ndim < 2:
-        ctx.fail(f"{blob_label(ctx, 0)} must have rank >= 2 (batch first), "
+        ctx.fail(f"{ctx.input_label(0)} must have rank >= 2 (batch first), "
                  f"got shape {tuple(data.shape)}")
     return (gather_along(ctx, data, indices, 1, ctx.args["match_outer"], False),)
 
@@ -69,7 +68,7 @@ def batch_gather_gradient(ctx, data, indices, grad):
     check_index_dtype(ctx, indices, 1)
     check_dtype(ctx, grad, 2, FLOAT_DTYPES, "a float tensor")
     if grad.dtype != data.dtype:
-        ctx.fail(f"{blob_label(ctx, 2)} has dtype {grad.dtype}, "
+        ctx.fail(f"{ctx.input_label(2)} has dtype {grad.dtype}, "
                  f"expected DATA's dtype {data.dtype}")
     axis = normalized_axis(ctx, data, ctx.args["axis"])
     match_outer = ctx.args["match_outer"]
@@ -79,13 +78,13 @@ def batch_gather_gradient(ctx, data, indices, grad):
     outer, inner = tuple(data.shape[:axis]), tuple(data.shape[axis + 1:])
     if match_outer:
         if not (axis >= 1 and tuple(indices.shape[:axis]) == outer):
-            ctx.fail(f"with match_outer, {blob_label(ctx, 1)} must start with DATA's outer "
+            ctx.fail(f"with match_outer, {ctx.input_label(1)} must start with DATA's outer "
                      f"dims {outer} (axis {axis} >= 1), got shape {tuple(indices.shape)}")
         gathered = outer + tuple(indices.shape[axis:]) + inner
     else:
         gathered = outer + tuple(indices.shape) + inner
     if tuple(grad.shape) != gathered:
-        ctx.fail(f"{blob_label(ctx, 2)} has shape {tuple(grad.shape)}, expected the forward "
+        ctx.fail(f"{ctx.input_label(2)} has shape {tuple(grad.shape)}, expected the forward "
                  f"output's shape {gathered}")
     wrap = bool(ctx.args["wrap_indices"])
     check_index_range(ctx, indices, dim, 1, f"DATA's axis {axis} of size {dim}",

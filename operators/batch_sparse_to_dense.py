@@ -19,7 +19,7 @@ from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
 from operators._segments import position_in_segment
-from operators._train_common import INDEX_DTYPES, host_int, label, last_occurrences
+from operators._train_common import INDEX_DTYPES, host_int, last_occurrences
 
 
 def batch_sparse_to_dense_gradient(op_def, g_output):
@@ -69,19 +69,19 @@ def _pairs(ctx, lengths, indices, width):
     """(row, column) of every pair, validated against lengths and the dense width."""
     for i, t in ((0, lengths), (1, indices)):
         if not (np.dtype(t.dtype) in INDEX_DTYPES and t.ndim == 1):
-            ctx.fail(f"{label(ctx, i)} must be a 1-D int32/int64 tensor, got {t.dtype} of "
+            ctx.fail(f"{ctx.input_label(i)} must be a 1-D int32/int64 tensor, got {t.dtype} of "
                      f"shape {tuple(t.shape)}")
     if not (lengths.size == 0 or host_int(lengths.min()) >= 0):
-        ctx.fail(f"{label(ctx, 0)} holds a negative length")
+        ctx.fail(f"{ctx.input_label(0)} holds a negative length")
     total = host_int(lengths.sum()) if lengths.size else 0
     if total != indices.size:
-        ctx.fail(f"{label(ctx, 0)} sums to {total} but {label(ctx, 1)} "
+        ctx.fail(f"{ctx.input_label(0)} sums to {total} but {ctx.input_label(1)} "
                  f"has {indices.size} entries")
     if indices.size:
         bad = (indices < 0) | (indices >= width)
         if bool(bad.any()):
             pos = host_int(ctx.xp.argmax(bad))
-            ctx.fail(f"{label(ctx, 1)} holds index {host_int(indices[pos])} at "
+            ctx.fail(f"{ctx.input_label(1)} holds index {host_int(indices[pos])} at "
                      f"position {pos}, outside [0, {width}) (the dense last dim)")
     row, _ = position_in_segment(ctx.xp, lengths)
     return row, indices.astype(np.int64)
@@ -92,17 +92,17 @@ def batch_sparse_to_dense(ctx, lengths, indices, values, shape_like=None):
     width = ctx.args["dense_last_dim"]
     if shape_like is not None:
         if shape_like.ndim != 2:
-            ctx.fail(f"{label(ctx, 3)} must be 2-D, got shape "
+            ctx.fail(f"{ctx.input_label(3)} must be 2-D, got shape "
                      f"{tuple(shape_like.shape)}")
         if width not in (-1, shape_like.shape[1]):
             ctx.fail(f"argument 'dense_last_dim' = {width} is not aligned with the last dim "
-                     f"{shape_like.shape[1]} of {label(ctx, 3)}")
+                     f"{shape_like.shape[1]} of {ctx.input_label(3)}")
         width = shape_like.shape[1]
     if width < 1:
         ctx.fail(f"argument 'dense_last_dim' must be >= 1 when there is no shape "
                  f"input, got {width}")
     if not (values.dtype.kind == "f" and values.size == indices.size):
-        ctx.fail(f"{label(ctx, 2)} must be a floating tensor with one value per index "
+        ctx.fail(f"{ctx.input_label(2)} must be a floating tensor with one value per index "
                  f"({indices.size}), got {values.dtype} with {values.size}")
     row, col = _pairs(ctx, lengths, indices, width)
     dense = ctx.xp.full((lengths.size, width), ctx.args["default_value"], dtype=values.dtype)
@@ -115,7 +115,7 @@ def batch_sparse_to_dense(ctx, lengths, indices, values, shape_like=None):
 @register_kernel("BatchDenseToSparse", devices=("CPU", "CUDA"))
 def batch_dense_to_sparse(ctx, lengths, indices, dense):
     if not (dense.ndim == 2 and dense.shape[0] == lengths.size):
-        ctx.fail(f"{label(ctx, 2)} must be 2-D with {lengths.size} rows (one per length), got "
+        ctx.fail(f"{ctx.input_label(2)} must be 2-D with {lengths.size} rows (one per length), got "
                  f"shape {tuple(dense.shape)}")
     row, col = _pairs(ctx, lengths, indices, dense.shape[1])
     return (dense[row, col].reshape(indices.shape),)

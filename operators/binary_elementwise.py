@@ -36,10 +36,6 @@ BROADCAST_ARGS = (
 )
 
 
-def _label(ctx, i):
-    return f"input {i} (blob '{ctx.op_def.input[i]}')"
-
-
 def legacy_b_shape(ctx, a_shape, b_shape, first=0) -> tuple:
     """B's shape padded with 1s to A's rank under legacy broadcasting (Caffe2's
     ComputeLegacyBroadcastSizes); raises naming the blobs when B does not fit."""
@@ -47,9 +43,9 @@ def legacy_b_shape(ctx, a_shape, b_shape, first=0) -> tuple:
     if int(np.prod(b_shape, dtype=np.int64)) == 1:
         return (1,) * nd
     if len(b_shape) > nd:
-        ctx.fail(f"with broadcast=1, {_label(ctx, first + 1)} of "
+        ctx.fail(f"with broadcast=1, {ctx.input_label(first + 1)} of "
                  f"shape {tuple(b_shape)} must not have more dims than "
-                 f"{_label(ctx, first)} of shape {tuple(a_shape)}")
+                 f"{ctx.input_label(first)} of shape {tuple(a_shape)}")
     axis = _legacy_axis(ctx)
     if axis == -1:
         axis = nd - len(b_shape)
@@ -66,8 +62,8 @@ def legacy_b_shape(ctx, a_shape, b_shape, first=0) -> tuple:
     for i in range(start, end + 1):
         if a_shape[axis + i] != b_shape[i]:
             ctx.fail(f"broadcast dimension mismatch: "
-                     f"{_label(ctx, first + 1)} of shape {tuple(b_shape)} placed "
-                     f"at axis {axis} of {_label(ctx, first)} of shape "
+                     f"{ctx.input_label(first + 1)} of shape {tuple(b_shape)} placed "
+                     f"at axis {axis} of {ctx.input_label(first)} of shape "
                      f"{tuple(a_shape)}: dim {i} is "
                      f"{b_shape[i]}, A has {a_shape[axis + i]}")
         view[axis + i] = b_shape[i]
@@ -97,8 +93,8 @@ def numpy_broadcast_shape(ctx, a_shape, b_shape, first=0) -> tuple:
     out = []
     for da, db in zip(a, b):
         if da != db and da != 1 and db != 1:
-            ctx.fail(f"{_label(ctx, first)} of shape "
-                     f"{tuple(a_shape)} and {_label(ctx, first + 1)} of shape "
+            ctx.fail(f"{ctx.input_label(first)} of shape "
+                     f"{tuple(a_shape)} and {ctx.input_label(first + 1)} of shape "
                      f"{tuple(b_shape)} cannot be "
                      f"broadcast together (pass broadcast=1 for Caffe2's legacy "
                      f"rule)")
@@ -116,12 +112,12 @@ def _check_operands(ctx, a, b, first=0):
     """Both operands numeric tensors of one dtype (inputs first, first + 1)."""
     for i, x in ((first, a), (first + 1, b)):
         if getattr(x, "dtype", None) not in NUMERIC_DTYPES:
-            ctx.fail(f"{_label(ctx, i)} has "
+            ctx.fail(f"{ctx.input_label(i)} has "
                      f"{getattr(x, 'dtype', type(x).__name__)}; {ctx.op_def.type} "
                      f"supports int32, int64, float32 and float64")
     if a.dtype != b.dtype:
-        ctx.fail(f"{_label(ctx, first)} is {a.dtype} but "
-                 f"{_label(ctx, first + 1)} is {b.dtype}; both must have one dtype")
+        ctx.fail(f"{ctx.input_label(first)} is {a.dtype} but "
+                 f"{ctx.input_label(first + 1)} is {b.dtype}; both must have one dtype")
 
 
 def broadcast_operands(ctx, a, b, first=0):
@@ -149,8 +145,8 @@ def _check_inplace(ctx, out_shape, a, b):
         if ctx.op_def.input[i] == out and tuple(x.shape) != out_shape:
             if ctx.args["broadcast"] and i == 1:
                 ctx.fail(f"with broadcast=1 only input 0 may be "
-                         f"written in place, not {_label(ctx, 1)}")
-            ctx.fail(f"in place on {_label(ctx, i)} of shape "
+                         f"written in place, not {ctx.input_label(1)}")
+            ctx.fail(f"in place on {ctx.input_label(i)} of shape "
                      f"{tuple(x.shape)}, but the result has shape {out_shape}")
 
 
@@ -167,9 +163,8 @@ def _gradient_kernel(grads):
     def kernel(ctx, dc, a, b):
         a, bv, out_shape = broadcast_operands(ctx, a, b, first=1)
         if tuple(dc.shape) != out_shape:
-            ctx.fail(f"input 0 (blob '{ctx.op_def.input[0]}', the "
-                     f"output gradient) has shape {tuple(dc.shape)}, expected the "
-                     f"forward output's shape {out_shape}")
+            ctx.fail(f"{ctx.input_label(0)}, the output gradient, has shape "
+                     f"{tuple(dc.shape)}, expected the forward output's shape {out_shape}")
         results = []
         for g, view, shape in zip(grads(dc, a, bv), (a.shape, bv.shape), (a.shape, b.shape)):
             g = sum_to_shape(g, view, dc.dtype).reshape(shape)

@@ -36,10 +36,6 @@ SHAPE_INPUT = ("input", "(optional) tensor whose shape the output takes, or, wit
                "input_as_shape, a 1-D int64 tensor holding that shape")
 
 
-def _blob(ctx, i):
-    return f"input {i} (blob '{ctx.op_def.input[i]}')"
-
-
 def fill_shape(ctx, inputs) -> tuple:
     """The output shape by Caffe2's FillerOp rule (see the module docstring)."""
     shape, extra = ctx.args["shape"], ctx.args["extra_shape"]
@@ -55,25 +51,25 @@ def fill_shape(ctx, inputs) -> tuple:
     else:
         if shape:
             raise ArgumentError(f"{ctx.where}: argument 'shape' {shape} cannot be set "
-                                f"together with an input ({_blob(ctx, 0)} gives the shape); "
+                                f"together with an input ({ctx.input_label(0)} gives the shape); "
                                 f"use 'extra_shape' to add dimensions")
         x = inputs[0]
         if not hasattr(x, "shape"):
-            ctx.fail(f"{_blob(ctx, 0)} must be a tensor, got "
+            ctx.fail(f"{ctx.input_label(0)} must be a tensor, got "
                      f"{type(x).__name__}")
         if as_shape:
             if not (x.ndim == 1 and x.size > 0):
-                ctx.fail(f"{_blob(ctx, 0)} must be a non-empty 1-D int64 tensor holding the "
+                ctx.fail(f"{ctx.input_label(0)} must be a non-empty 1-D int64 tensor holding the "
                          f"shape (input_as_shape), got shape {tuple(x.shape)}")
             if x.dtype != np.int64:
-                ctx.fail(f"{_blob(ctx, 0)} must be an int64 tensor holding the shape "
+                ctx.fail(f"{ctx.input_label(0)} must be an int64 tensor holding the shape "
                          f"(input_as_shape), got dtype {x.dtype}")
             dims = [int(d) for d in ctx.device.to_host(x).tolist()]
         else:
             dims = list(x.shape)
         dims += list(extra)
     if not all(d >= 0 for d in dims):
-        what = _blob(ctx, 0) if inputs else "argument 'shape'"
+        what = ctx.input_label(0) if inputs else "argument 'shape'"
         ctx.fail(f"the output shape {dims} (from {what}) has a negative dimension")
     return tuple(dims)
 
@@ -191,13 +187,13 @@ def _uniform_range(ctx, inputs, dtype):
         for i, name in ((1, "min"), (2, "max")):
             if name in given:
                 raise ArgumentError(f"{ctx.where}: cannot set both the '{name}' argument and "
-                                    f"the {name} input ({_blob(ctx, i)})")
+                                    f"the {name} input ({ctx.input_label(i)})")
             x = inputs[i]
             if getattr(x, "size", 0) != 1:
-                ctx.fail(f"{_blob(ctx, i)} ({name}) must be a "
+                ctx.fail(f"{ctx.input_label(i)} ({name}) must be a "
                          f"scalar tensor, got shape {tuple(getattr(x, 'shape', ()))}")
             if x.dtype != dtype:
-                ctx.fail(f"{_blob(ctx, i)} ({name}) must be {np.dtype(dtype)}, got {x.dtype}")
+                ctx.fail(f"{ctx.input_label(i)} ({name}) must be {np.dtype(dtype)}, got {x.dtype}")
         host = [ctx.device.to_host(inputs[i]).reshape(()).item() for i in (1, 2)]
         return host[0], host[1]
     low, high = ctx.args["min"], ctx.args["max"]

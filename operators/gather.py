@@ -15,8 +15,7 @@ from caffe2lite.errors import GradientError
 from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
-from operators._segments import (blob_label, check_index_dtype, check_index_range,
-                                 take_checked)
+from operators._segments import check_index_dtype, check_index_range, take_checked
 
 GATHER_ARGS = (
     Arg("axis", "int", 0, "axis of DATA to gather along; negative counts from the end"),
@@ -78,7 +77,7 @@ def normalized_axis(ctx, data, axis, data_input=0):
     """Caffe2 accepts axis in [-r, r); return it in [0, r) or fail naming DATA."""
     rank = data.ndim
     if not -rank <= axis < rank:
-        ctx.fail(f"argument 'axis' is {axis}, but {blob_label(ctx, data_input)} has rank {rank} "
+        ctx.fail(f"argument 'axis' is {axis}, but {ctx.input_label(data_input)} has rank {rank} "
                  f"(expected -{rank} <= axis < {rank})")
     return axis + rank if axis < 0 else axis
 
@@ -95,7 +94,7 @@ def gather_along(ctx, data, indices, axis, match_outer, wrap, indices_input=1):
             ctx.fail(f"match_outer needs axis >= 1, got axis {axis}")
         outer = tuple(data.shape[:axis])
         if not (indices.ndim >= axis and tuple(indices.shape[:axis]) == outer):
-            ctx.fail(f"with match_outer, {blob_label(ctx, indices_input)} must start with DATA's "
+            ctx.fail(f"with match_outer, {ctx.input_label(indices_input)} must start with DATA's "
                      f"outer dims {tuple(data.shape[:axis])}, got shape {tuple(indices.shape)}")
     check_index_range(ctx, indices, dim, indices_input,
                       f"an axis of size {dim}" + (" (negative indices wrap)" if wrap else ""),
@@ -115,7 +114,7 @@ def gather_along(ctx, data, indices, axis, match_outer, wrap, indices_input=1):
 @register_kernel("Gather", devices=("CPU", "CUDA"))
 def gather(ctx, data, indices):
     if data.ndim < 1:
-        ctx.fail(f"{blob_label(ctx, 0)} must have rank >= 1, got a scalar")
+        ctx.fail(f"{ctx.input_label(0)} must have rank >= 1, got a scalar")
     wrap = ctx.args["wrap_indices"]
     wrap = ctx.args["axis"] == 0 if wrap is None else wrap
     axis = normalized_axis(ctx, data, ctx.args["axis"])

@@ -21,7 +21,7 @@ import numpy as np
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import NO_GRADIENT, Arg, OpSchema
 from operators._segments import position_in_segment
-from operators._train_common import INDEX_DTYPES, host_int, label, stable_argsort
+from operators._train_common import INDEX_DTYPES, host_int, stable_argsort
 from operators.lengths_ops import MAX_OUTPUT_SIZE
 
 register_schema(OpSchema(
@@ -53,17 +53,17 @@ register_schema(OpSchema(
 
 def _check_ranges(ctx, data, ranges):
     if data.ndim != 1:
-        ctx.fail(f"{label(ctx, 0)} has to be 1-D, got shape {tuple(data.shape)}")
+        ctx.fail(f"{ctx.input_label(0)} has to be 1-D, got shape {tuple(data.shape)}")
     if np.dtype(ranges.dtype) not in INDEX_DTYPES:
-        ctx.fail(f"{label(ctx, 1)} must be int32 or int64, got {ranges.dtype}")
+        ctx.fail(f"{ctx.input_label(1)} must be int32 or int64, got {ranges.dtype}")
     if not (ranges.ndim == 3 and ranges.shape[2] == 2):
-        ctx.fail(f"{label(ctx, 1)} must have shape (N, M, 2), got {tuple(ranges.shape)}")
+        ctx.fail(f"{ctx.input_label(1)} must have shape (N, M, 2), got {tuple(ranges.shape)}")
     starts, lengths = ranges[..., 0], ranges[..., 1]
     used = lengths != 0
     bad = (lengths < 0) | (used & ((starts < 0) | (starts + lengths > data.size)))
     if bool(bad.any()):
         n, m = np.unravel_index(host_int(ctx.xp.argmax(bad.reshape(-1))), bad.shape)
-        ctx.fail(f"{label(ctx, 1)}: range ({host_int(starts[n, m])}, "
+        ctx.fail(f"{ctx.input_label(1)}: range ({host_int(starts[n, m])}, "
                  f"{host_int(lengths[n, m])}) of example {n}, feature {m} is not "
                  f"inside DATA (size {data.size})")
     return starts, lengths
@@ -73,7 +73,7 @@ def _check_ranges(ctx, data, ranges):
 def gather_ranges(ctx, data, ranges):
     starts, lengths = _check_ranges(ctx, data, ranges)
     if ranges.shape[1] <= 0:
-        ctx.fail(f"{label(ctx, 1)}: there has to be at least one range")
+        ctx.fail(f"{ctx.input_label(1)}: there has to be at least one range")
     flat_starts, flat_lengths = starts.reshape(-1), lengths.reshape(-1)
     segment, position = position_in_segment(ctx.xp, flat_lengths)
     output = data[flat_starts[segment].astype(np.int64) + position]
@@ -96,14 +96,14 @@ def gather_ranges_to_dense(ctx, data, ranges, key=None):
                  f"{args['min_observation']}")
     starts, lengths = _check_ranges(ctx, data, ranges)
     if not (ranges.shape[1] == len(widths) == n_out):
-        ctx.fail(f"{label(ctx, 1)} has {ranges.shape[1]} features per example; argument "
+        ctx.fail(f"{ctx.input_label(1)} has {ranges.shape[1]} features per example; argument "
                  f"'lengths' has {len(widths)} and the op {n_out} outputs: all must be equal")
     if key is not None:
         if not (key.ndim == 1 and key.dtype == np.int64):
-            ctx.fail(f"{label(ctx, 2)} has to be a 1-D int64 tensor, got {key.dtype} of shape "
+            ctx.fail(f"{ctx.input_label(2)} has to be a 1-D int64 tensor, got {key.dtype} of shape "
                      f"{tuple(key.shape)}")
         if key.size < data.size:
-            ctx.fail(f"{label(ctx, 2)} has {key.size} keys, DATA "
+            ctx.fail(f"{ctx.input_label(2)} has {key.size} keys, DATA "
                      f"{data.size} values: one key per value is needed")
     batch = ranges.shape[0]
     width = xp.asarray(widths, dtype=lengths.dtype)

@@ -13,7 +13,7 @@ import numpy as np
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import NO_GRADIENT, SHOULD_NOT_DO_GRADIENT, Arg, OpSchema
 from operators._segments import offsets_of, position_in_segment
-from operators._train_common import check_index_vector, host_int, label
+from operators._train_common import check_index_vector, host_int
 
 # Glow's Caffe2 importer tests put a static-size hint on some ops; Caffe2
 # ignored it, so do we.
@@ -24,13 +24,13 @@ MAX_OUTPUT_SIZE = Arg("maxOutputSize", "int", None, "Glow static-size hint; igno
 def check_lengths(ctx, i, lengths):
     """A 1-D int32 lengths input with no negative entry."""
     if lengths.dtype != np.int32:
-        ctx.fail(f"{label(ctx, i)} must be int32 lengths, got "
+        ctx.fail(f"{ctx.input_label(i)} must be int32 lengths, got "
                  f"{lengths.dtype}")
     if lengths.ndim != 1:
-        ctx.fail(f"{label(ctx, i)} must be a vector, got shape "
+        ctx.fail(f"{ctx.input_label(i)} must be a vector, got shape "
                  f"{tuple(lengths.shape)}")
     if not (lengths.size == 0 or host_int(lengths.min()) >= 0):
-        ctx.fail(f"{label(ctx, i)} holds a negative length")
+        ctx.fail(f"{ctx.input_label(i)} holds a negative length")
     return lengths
 
 
@@ -65,7 +65,7 @@ def lengths_to_ranges(ctx, lengths):
     lengths = check_lengths(ctx, 0, lengths)
     starts, _ = offsets_of(ctx.xp, lengths)
     if lengths.size and host_int(starts[-1]) > INT32_MAX:  # Caffe2 wrapped around silently
-        ctx.fail(f"{label(ctx, 0)}: segment {lengths.size - 1} starts at offset "
+        ctx.fail(f"{ctx.input_label(0)}: segment {lengths.size - 1} starts at offset "
                  f"{host_int(starts[-1])}, past the int32 range of the ranges output")
     return (ctx.xp.stack([starts.astype(np.int32), lengths], axis=1).reshape(-1, 2),)
 
@@ -80,16 +80,16 @@ def lengths_range_fill(ctx, lengths):
 def lengths_gather(ctx, items, lengths, indices):
     xp = ctx.xp
     if items.ndim < 1:
-        ctx.fail(f"{label(ctx, 0)} should be at least 1-D")
+        ctx.fail(f"{ctx.input_label(0)} should be at least 1-D")
     lengths = check_lengths(ctx, 1, lengths)
     if indices.ndim != 1:
-        ctx.fail(f"{label(ctx, 2)} should be 1-D, got shape "
+        ctx.fail(f"{ctx.input_label(2)} should be 1-D, got shape "
                  f"{tuple(indices.shape)}")
     idx = check_index_vector(ctx, 2, indices, lengths.size, 1)
     starts, ends = offsets_of(xp, lengths)
     total = host_int(ends[-1]) if lengths.size else 0
     if items.shape[0] != total:
-        ctx.fail(f"{label(ctx, 0)} has {items.shape[0]} rows but "
+        ctx.fail(f"{ctx.input_label(0)} has {items.shape[0]} rows but "
                  f"LENGTHS sum to {total} (they must match)")
     segment, position = position_in_segment(xp, lengths[idx])
     return (items[starts[idx][segment] + position],)

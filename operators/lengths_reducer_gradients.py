@@ -20,9 +20,8 @@ import numpy as np
 
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
-from operators._segments import (blob_label, check_dtype, check_index_dtype, check_index_range,
-                                 check_lengths, check_vector, repeat_segments,
-                                 take_checked)
+from operators._segments import (check_dtype, check_index_dtype, check_index_range, check_lengths,
+                                 check_vector, repeat_segments, take_checked)
 from operators.lengths_reducers import GRAD_ON_WEIGHTS, check_scalars, segment_mean_scale
 
 _FLOATS = (np.float16, np.float32, np.float64)
@@ -79,14 +78,14 @@ def _expand(ctx, go, lengths, go_i, lengths_i, rows_i=None, rows=None, mean=Fals
     """Validate SEGMENT_GRADS/LENGTHS (and the row-count input); repeat rows per segment."""
     check_dtype(ctx, go, go_i, _FLOATS, "a float tensor")
     if go.ndim < 1:
-        ctx.fail(f"{blob_label(ctx, go_i)} must have rank >= 1, got a scalar")
+        ctx.fail(f"{ctx.input_label(go_i)} must have rank >= 1, got a scalar")
     total = check_lengths(ctx, lengths, lengths_i)
     if go.shape[0] != lengths.shape[0]:
-        ctx.fail(f"{blob_label(ctx, go_i)} has {go.shape[0]} rows, expected one per segment "
+        ctx.fail(f"{ctx.input_label(go_i)} has {go.shape[0]} rows, expected one per segment "
                  f"({lengths.shape[0]} = len(LENGTHS))")
     if rows is not None:
         if not (rows.ndim >= 1 and rows.shape[0] == total):
-            ctx.fail(f"{blob_label(ctx, rows_i)} has shape {tuple(rows.shape)}, expected a first "
+            ctx.fail(f"{ctx.input_label(rows_i)} has shape {tuple(rows.shape)}, expected a first "
                      f"dim of {total} = sum(LENGTHS)")
     if go.dtype != np.float32:
         go = go.astype(np.float32)
@@ -142,7 +141,7 @@ def with_main_input_gradient(ctx, scalars, go, lengths, data, indices):
     check_vector(ctx, indices, 4)
     check_dtype(ctx, data, 3, (np.float32, np.float16), "float32 or float16")
     if not (data.ndim >= 1 and tuple(data.shape[1:]) == tuple(go.shape[1:])):
-        ctx.fail(f"{blob_label(ctx, 3)} has shape {tuple(data.shape)}, expected rows shaped like "
+        ctx.fail(f"{ctx.input_label(3)} has shape {tuple(data.shape)}, expected rows shaped like "
                  f"SEGMENT_GRADS' rows {tuple(go.shape[1:])}")
     check_index_range(ctx, indices, int(data.shape[0]), 4, f"DATA with {data.shape[0]} rows")
     expanded, total = _expand(ctx, go, lengths, 1, 2, 4, indices)

@@ -20,8 +20,8 @@ from caffe2lite.core import CreateOperator, GradientSlice
 from caffe2lite.gradients import dense_output_grad, grad_name, sparse_grad_names
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
-from operators._segments import (blob_label, check_dtype, check_index_dtype, check_lengths,
-                                 check_vector, checked_gather_segment_sum, segment_sum)
+from operators._segments import (check_dtype, check_index_dtype, check_lengths, check_vector,
+                                 checked_gather_segment_sum, segment_sum)
 
 GRAD_ON_WEIGHTS = Arg("grad_on_weights", "bool", False,
                       "also produce the gradient of SCALARS (Caffe2's WithMainInput gradient)")
@@ -118,7 +118,7 @@ def check_scalars(ctx, scalars, i, count):
     check_dtype(ctx, scalars, i, (np.float32,), "float32")
     check_vector(ctx, scalars, i)
     if scalars.shape[0] != count:
-        ctx.fail(f"{blob_label(ctx, i)} has {scalars.shape[0]} weights, expected "
+        ctx.fail(f"{ctx.input_label(i)} has {scalars.shape[0]} weights, expected "
                  f"one per index ({count})")
 
 
@@ -132,7 +132,7 @@ def segment_mean_scale(xp, sums, lengths):
 def _reduce(ctx, data, lengths, *, indices=None, scalars=None, mean=False, first=2):
     xp = ctx.xp
     if data.ndim < 1:
-        ctx.fail(f"{blob_label(ctx, 0)} must have rank >= 1, got a scalar")
+        ctx.fail(f"{ctx.input_label(0)} must have rank >= 1, got a scalar")
     if indices is None:
         check_dtype(ctx, data, 0, (np.float32,), "float32")
         check_lengths(ctx, lengths, 1, int(data.shape[0]), "the number of DATA rows")

@@ -17,7 +17,7 @@ times one index repeats (not with the number of rows or indices).
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT, Arg, OpSchema
 from operators._train_common import (check_float, check_index_vector, check_rows, check_scalar,
-                                     label, occurrence_rounds, owned)
+                                     occurrence_rounds, owned)
 
 _ARGS = [Arg("momentum", "float", 0.0, "momentum coefficient"),
          Arg("nesterov", "bool", False, "use Nesterov accelerated gradient")]
@@ -70,8 +70,8 @@ def _dense(ctx, grad, moment, lr):
     check_float(ctx, 0, grad)
     check_float(ctx, 1, moment, 0, grad)
     if grad.size != moment.size:
-        ctx.fail(f"{label(ctx, 0)} has {grad.size} elements, "
-                 f"expected {moment.size} like {label(ctx, 1)}")
+        ctx.fail(f"{ctx.input_label(0)} has {grad.size} elements, "
+                 f"expected {moment.size} like {ctx.input_label(1)}")
     rate = check_scalar(ctx, 2, lr, "learning rate").astype(grad.dtype)
     momentum = grad.dtype.type(ctx.args["momentum"])
     adjusted, new_m = _step(grad, moment.reshape(grad.shape), rate, momentum,
@@ -88,8 +88,8 @@ def momentum_sgd(ctx, grad, moment, lr):
 def momentum_sgd_update(ctx, grad, moment, lr, param):
     check_float(ctx, 3, param, 0, grad)
     if param.size != grad.size:
-        ctx.fail(f"{label(ctx, 3)} has {param.size} elements, "
-                 f"expected {grad.size} like {label(ctx, 0)}")
+        ctx.fail(f"{ctx.input_label(3)} has {param.size} elements, "
+                 f"expected {grad.size} like {ctx.input_label(0)}")
     adjusted, new_m = _dense(ctx, grad, moment, lr)
     return adjusted, new_m, param - adjusted.reshape(param.shape)
 
@@ -101,12 +101,12 @@ def sparse_momentum_sgd_update(ctx, grad, moment, lr, param, indices):
     check_float(ctx, 1, moment, 3, param)
     rows, block = check_rows(ctx, 3, param)
     if moment.size != param.size:
-        ctx.fail(f"{label(ctx, 1)} has {moment.size} elements, "
-                 f"expected {param.size} like {label(ctx, 3)}")
+        ctx.fail(f"{ctx.input_label(1)} has {moment.size} elements, "
+                 f"expected {param.size} like {ctx.input_label(3)}")
     rate = check_scalar(ctx, 2, lr, "learning rate").astype(param.dtype)
     idx = check_index_vector(ctx, 4, indices, rows, 3)
     if not (grad.shape[indices.ndim:] == param.shape[1:] and grad.size == idx.size * block):
-        ctx.fail(f"{label(ctx, 0)} has shape {tuple(grad.shape)}, expected indices.shape + "
+        ctx.fail(f"{ctx.input_label(0)} has shape {tuple(grad.shape)}, expected indices.shape + "
                  f"param.shape[1:] = {tuple(indices.shape) + tuple(param.shape[1:])}")
     momentum, nesterov = param.dtype.type(ctx.args["momentum"]), ctx.args["nesterov"]
     param, moment = owned(param), owned(moment)

@@ -32,8 +32,7 @@ NUMERIC_KINDS = "biuf"  # bool, ints, floats: what max(X, 0) is defined on
 @register_kernel("Relu", devices=("CPU", "CUDA"))
 def relu(ctx, x):
     if x.dtype.kind not in NUMERIC_KINDS:
-        ctx.fail(f"input X (blob '{ctx.op_def.input[0]}') must be a numeric tensor, "
-                 f"got {x.dtype}")
+        ctx.fail(f"{ctx.input_label(0)} must be a numeric tensor, got {x.dtype}")
     return (ctx.xp.maximum(x, x.dtype.type(0)),)
 
 

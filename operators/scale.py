@@ -27,6 +27,6 @@ register_schema(OpSchema(
 @register_kernel("Scale", devices=("CPU", "CUDA"))
 def scale(ctx, x):
     if x.dtype.kind != "f":
-        ctx.fail(f"input 0 (blob '{ctx.op_def.input[0]}') has dtype "
+        ctx.fail(f"{ctx.input_label(0)} has dtype "
                  f"{x.dtype}; Scale supports float16, float32 and float64")
     return (x * x.dtype.type(ctx.args["scale"]),)

@@ -17,7 +17,7 @@ Duplicated indices follow Caffe2's sequential CPU loops:
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT, OpSchema
 from operators._train_common import (check_float, check_index_vector, check_rows, check_scalar,
-                                     host_int, label, last_occurrences, occurrence_plan, owned,
+                                     host_int, last_occurrences, occurrence_plan, owned,
                                      running_sum)
 
 register_schema(OpSchema(
@@ -50,7 +50,7 @@ def scatter_weighted_sum(ctx, x0, w0, indices, *updates):
     check_float(ctx, 0, x0)
     rows, block = check_rows(ctx, 0, x0)
     if x0.size <= 0:
-        ctx.fail(f"{label(ctx, 0)} must not be empty")
+        ctx.fail(f"{ctx.input_label(0)} must not be empty")
     weight0 = check_scalar(ctx, 1, w0, "weight").astype(x0.dtype)
     idx = check_index_vector(ctx, 2, indices, rows, 0)
     pairs = []
@@ -58,7 +58,7 @@ def scatter_weighted_sum(ctx, x0, w0, indices, *updates):
         x, i = updates[k], 3 + k
         check_float(ctx, i, x, 0, x0)
         if x.size != idx.size * block:
-            ctx.fail(f"{label(ctx, i)} has {x.size} elements, expected len(INDICES) x block = "
+            ctx.fail(f"{ctx.input_label(i)} has {x.size} elements, expected len(INDICES) x block = "
                      f"{idx.size} x {block}")
         weight = check_scalar(ctx, i + 1, updates[k + 1], "weight").astype(x0.dtype)
         pairs.append((x.reshape(idx.size, block), weight))
@@ -87,13 +87,13 @@ def scatter_weighted_sum(ctx, x0, w0, indices, *updates):
 def scatter_assign(ctx, data, indices, slices):
     rows, block = check_rows(ctx, 0, data)
     if slices.dtype != data.dtype:
-        ctx.fail(f"{label(ctx, 2)} has dtype {slices.dtype}, "
-                 f"expected {data.dtype} like {label(ctx, 0)} "
+        ctx.fail(f"{ctx.input_label(2)} has dtype {slices.dtype}, "
+                 f"expected {data.dtype} like {ctx.input_label(0)} "
                  f"(data and slice types must match)")
     idx = check_index_vector(ctx, 1, indices, rows, 0)
     if slices.size != idx.size * block:
-        ctx.fail(f"{label(ctx, 2)} has {slices.size} elements, expected len(INDICES) x block = "
-                 f"{idx.size} x {block}")
+        ctx.fail(f"{ctx.input_label(2)} has {slices.size} elements, expected "
+                 f"len(INDICES) x block = {idx.size} x {block}")
     data = owned(data)
     last = last_occurrences(ctx.xp, idx)
     data.reshape(rows, block)[idx[last]] = slices.reshape(idx.size, block)[last]

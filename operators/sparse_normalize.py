@@ -74,39 +74,39 @@ register_schema(_schema("Float16SparseNormalize", "float16 (arithmetic in float3
 def _validated(ctx, param, indices):
     """Check everything but the index range; return (flat indices, rows, block, norm).
 
-    Each engine checks the range while it de-duplicates (one pass fewer),
-    still before its first write.
+    The same checks on every device (``ctx.xp`` is NumPy or CuPy).  Each engine
+    checks the range while it de-duplicates (one pass fewer), still before its
+    first write.
     """
-    names = ctx.op_def.input
+    xp = ctx.xp
     expected = TABLE_DTYPES[ctx.op_def.type]
     norm = ctx.args["norm"]
     if not norm > 0:  # also rejects NaN
         raise ArgumentError(f"argument 'norm' must be > 0, got {norm}")
-    if not isinstance(param, np.ndarray) or param.dtype != expected:
-        what = param.dtype if isinstance(param, np.ndarray) else type(param).__name__
+    if not isinstance(param, xp.ndarray) or param.dtype != expected:
+        what = param.dtype if isinstance(param, xp.ndarray) else type(param).__name__
         hint = {np.float32: "; use SparseNormalize for a float32 table",
                 np.float16: "; use Float16SparseNormalize for a float16 table"}
-        raise EnforceError(f"input 0 'param' (blob '{names[0]}') must be a {expected} array, "
-                           f"got {what}"
+        raise EnforceError(f"{ctx.input_label(0)} must be a {expected} array, got {what}"
                            f"{hint.get(getattr(what, 'type', None), '')}")
     if param.ndim < 1:
-        raise EnforceError(f"input 0 'param' (blob '{names[0]}') must have rank >= 1 "
+        raise EnforceError(f"{ctx.input_label(0)} must have rank >= 1 "
                            f"(rows = first dimension), got a scalar")
-    if not param.flags.writeable:
-        raise EnforceError(f"input 0 'param' (blob '{names[0]}') is read-only; "
+    if xp is np and not param.flags.writeable:  # CuPy arrays are always writeable
+        raise EnforceError(f"{ctx.input_label(0)} is read-only; "
                            f"SparseNormalize updates it in place")
-    if not isinstance(indices, np.ndarray) or indices.dtype not in INDEX_DTYPES:
-        what = indices.dtype if isinstance(indices, np.ndarray) else type(indices).__name__
-        raise EnforceError(f"input 1 'indices' (blob '{names[1]}') must be an int32 or int64 "
+    if not isinstance(indices, xp.ndarray) or indices.dtype not in INDEX_DTYPES:
+        what = indices.dtype if isinstance(indices, xp.ndarray) else type(indices).__name__
+        raise EnforceError(f"{ctx.input_label(1)} must be an int32 or int64 "
                            f"array, got {what}")
     block = int(np.prod(param.shape[1:], dtype=np.int64))
-    return indices.reshape(-1), param.shape[0], block, np.float32(norm)
+    return xp.ascontiguousarray(indices.reshape(-1)), param.shape[0], block, np.float32(norm)
 
 
-def _raise_bad_index(names, flat, position, n_rows):
-    raise EnforceError(f"input 1 'indices' (blob '{names[1]}') holds {flat[position]} at "
-                       f"flat position {position}, outside [0, {n_rows}): input 0 'param' "
-                       f"(blob '{names[0]}') has {n_rows} rows")
+def _raise_bad_index(ctx, flat, position, n_rows):
+    raise EnforceError(f"{ctx.input_label(1)} holds {flat[position]} at flat position "
+                       f"{position}, outside [0, {n_rows}): {ctx.input_label(0)} has "
+                       f"{n_rows} rows")
 
 
 def _first_bad(flat, n_rows):
@@ -114,7 +114,7 @@ def _first_bad(flat, n_rows):
     return np.flatnonzero((flat < 0) | (flat >= n_rows))[0]
 
 
-def _distinct_rows(names, flat, n_rows):
+def _distinct_rows(ctx, flat, n_rows):
     """Sorted distinct rows of a non-empty ``flat``, range-checked on the way.
 
     Few indices: ``np.unique`` (the range is then its first and last value);
@@ -123,15 +123,15 @@ def _distinct_rows(names, flat, n_rows):
     if flat.size * UNIQUE_BELOW < n_rows:
         rows = np.unique(flat)
         if rows[0] < 0 or rows[-1] >= n_rows:
-            _raise_bad_index(names, flat, _first_bad(flat, n_rows), n_rows)
+            _raise_bad_index(ctx, flat, _first_bad(flat, n_rows), n_rows)
         return rows
     if flat.min() < 0:  # a negative index would wrap around in the mask
-        _raise_bad_index(names, flat, _first_bad(flat, n_rows), n_rows)
+        _raise_bad_index(ctx, flat, _first_bad(flat, n_rows), n_rows)
     mask = np.zeros(n_rows, dtype=np.bool_)
     try:
         mask[flat] = True
     except IndexError:
-        _raise_bad_index(names, flat, _first_bad(flat, n_rows), n_rows)
+        _raise_bad_index(ctx, flat, _first_bad(flat, n_rows), n_rows)
     return np.flatnonzero(mask)
 
 
@@ -156,7 +156,7 @@ def sparse_normalize(ctx, param, indices, grad=None):
     flat, n_rows, block, norm = _validated(ctx, param, indices)
     if flat.size == 0:
         return (param,)
-    rows = _distinct_rows(ctx.op_def.input, flat, n_rows)
+    rows = _distinct_rows(ctx, flat, n_rows)
     records = _record_view(param, block)
     use_max_norm = ctx.args["use_max_norm"]
     step = max(64, CHUNK_BYTES // max(4 * block, 1))
@@ -226,7 +226,7 @@ def sparse_normalize_native(ctx, param, indices, grad=None):
         param.ctypes.data, n_rows, block, flat.ctypes.data, flat.itemsize, flat.size,
         norm, int(ctx.args["use_max_norm"]), seen.ctypes.data, rows.ctypes.data)
     if bad >= 0:  # the C code wrote nothing: it checks every index first
-        _raise_bad_index(ctx.op_def.input, flat, bad, n_rows)
+        _raise_bad_index(ctx, flat, bad, n_rows)
     return (param,)
 
 
@@ -396,32 +396,10 @@ def _scratch_for(cp, device_id, n_rows):
     return entry
 
 
-def _validated_on_device(ctx, param, indices):
-    """The CPU kernel's checks for CuPy inputs: (flat indices, rows, block, norm)."""
-    names, xp = ctx.op_def.input, ctx.xp
-    norm = ctx.args["norm"]
-    if not norm > 0:
-        raise ArgumentError(f"argument 'norm' must be > 0, got {norm}")
-    expected = TABLE_DTYPES[ctx.op_def.type]
-    if not isinstance(param, xp.ndarray) or param.dtype != expected:
-        what = getattr(param, "dtype", type(param).__name__)
-        raise EnforceError(f"input 0 'param' (blob '{names[0]}') must be a {expected} array, "
-                           f"got {what}")
-    if param.ndim < 1:
-        raise EnforceError(f"input 0 'param' (blob '{names[0]}') must have rank >= 1 "
-                           f"(rows = first dimension), got a scalar")
-    if not isinstance(indices, xp.ndarray) or indices.dtype not in INDEX_DTYPES:
-        what = getattr(indices, "dtype", type(indices).__name__)
-        raise EnforceError(f"input 1 'indices' (blob '{names[1]}') must be an int32 or int64 "
-                           f"array, got {what}")
-    block = int(np.prod(param.shape[1:], dtype=np.int64))
-    return xp.ascontiguousarray(indices.reshape(-1)), param.shape[0], block, np.float32(norm)
-
-
 def _raise_first_bad_index(ctx, flat, n_rows):
     """The CPU kernel's error for the first out-of-range index (error path: host copy)."""
     host = ctx.device.to_host(flat)
-    _raise_bad_index(ctx.op_def.input, host,
+    _raise_bad_index(ctx, host,
                      np.flatnonzero((host < 0) | (host >= n_rows))[0], n_rows)
 
 
@@ -429,7 +407,7 @@ def _raise_first_bad_index(ctx, flat, n_rows):
 @register_kernel("Float16SparseNormalize", devices=("CUDA",))
 def sparse_normalize_cuda(ctx, param, indices, grad=None):
     """Fused CUDA kernels (see the comment above): claim rows, then normalise them."""
-    flat, n_rows, block, norm = _validated_on_device(ctx, param, indices)
+    flat, n_rows, block, norm = _validated(ctx, param, indices)
     k = flat.size
     if k == 0:
         return (param,)
@@ -462,7 +440,7 @@ def sparse_normalize_cupy(ctx, param, indices, grad=None):
     only in array calls, so it serves tables the fused kernels do not address
     (not C-contiguous, 2**31 indices or more) and is a second opinion on them.
     """
-    flat, n_rows, block, norm = _validated_on_device(ctx, param, indices)
+    flat, n_rows, block, norm = _validated(ctx, param, indices)
     if flat.size == 0:
         return (param,)
     if int(((flat < 0) | (flat >= n_rows)).sum()):  # one reduction, one sync

@@ -12,7 +12,7 @@ from caffe2lite.core import CreateOperator
 from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
-from operators._segments import (blob_label, check_dtype, check_index_dtype, check_index_range,
+from operators._segments import (check_dtype, check_index_dtype, check_index_range,
                                  scatter_add_rows)
 
 VALUE_DTYPES = (np.float16, np.float32, np.float64, np.int32, np.int64)
@@ -55,7 +55,7 @@ def sparse_to_dense(ctx, indices, values, *infer):
         slice_shape = tuple(values.shape[indices.ndim:])
     else:
         if not (values.ndim >= 1 and values.shape[0] == n):
-            ctx.fail(f"{blob_label(ctx, 1)} has shape {tuple(values.shape)}, expected it to start "
+            ctx.fail(f"{ctx.input_label(1)} has shape {tuple(values.shape)}, expected it to start "
                      f"with INDICES' shape {tuple(indices.shape)} (or with its size {n})")
         slice_shape = tuple(values.shape[1:])
     first_dim = ctx.args["output_first_dim"]
@@ -64,7 +64,7 @@ def sparse_to_dense(ctx, indices, values, *infer):
                                "give only one")
     elif infer:
         if infer[0].ndim < 1:
-            ctx.fail(f"{blob_label(ctx, 2)} must have rank >= 1")
+            ctx.fail(f"{ctx.input_label(2)} must have rank >= 1")
         first_dim = int(infer[0].shape[0])
     else:
         first_dim = int(indices.max()) + 1 if n else 0

@@ -25,16 +25,14 @@ register_schema(OpSchema(
 @register_kernel("Sum", devices=("CPU", "CUDA"))
 def sum_op(ctx, *xs):
     first = xs[0]
-    names = ctx.op_def.input
     if first.dtype not in SUM_DTYPES:
-        ctx.fail(f"input 0 (blob '{names[0]}') has dtype "
+        ctx.fail(f"{ctx.input_label(0)} has dtype "
                  f"{first.dtype}; Sum supports float32, float64, int32, int64")
     for i, x in enumerate(xs[1:], 1):
         if x.dtype != first.dtype or x.shape != first.shape:
-            ctx.fail(f"input {i} (blob '{names[i]}') has shape "
-                     f"{tuple(x.shape)} dtype {x.dtype}; it must match input 0 "
-                     f"(blob '{names[0]}'): shape {tuple(first.shape)} dtype "
-                     f"{first.dtype}")
+            ctx.fail(f"{ctx.input_label(i)} has shape {tuple(x.shape)} dtype {x.dtype}; "
+                     f"it must match {ctx.input_label(0)}: shape {tuple(first.shape)} "
+                     f"dtype {first.dtype}")
     out = first.copy()
     for x in xs[1:]:
         out += x

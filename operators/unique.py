@@ -9,7 +9,7 @@ import numpy as np
 
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT, OpSchema
-from operators._train_common import INDEX_DTYPES, label
+from operators._train_common import INDEX_DTYPES
 
 register_schema(OpSchema(
     "Unique", num_inputs=1, num_outputs=(1, 2),
@@ -23,9 +23,9 @@ register_schema(OpSchema(
 @register_kernel("Unique", devices=("CPU", "CUDA"))
 def unique(ctx, x):
     if np.dtype(x.dtype) not in INDEX_DTYPES:
-        ctx.fail(f"{label(ctx, 0)} must be int32 or int64, got {x.dtype}")
+        ctx.fail(f"{ctx.input_label(0)} must be int32 or int64, got {x.dtype}")
     if x.ndim != 1:
-        ctx.fail(f"{label(ctx, 0)} should be a vector, got shape {tuple(x.shape)}")
+        ctx.fail(f"{ctx.input_label(0)} should be a vector, got shape {tuple(x.shape)}")
     if len(ctx.op_def.output) == 1:
         return (ctx.xp.unique(x),)
     values, inverse = ctx.xp.unique(x, return_inverse=True)

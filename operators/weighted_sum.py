@@ -10,7 +10,7 @@ from caffe2lite.core import CreateOperator
 from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
-from operators._train_common import check_float, check_scalar, label
+from operators._train_common import check_float, check_scalar
 
 
 def weighted_sum_gradient_maker(op_def, g_output):
@@ -57,8 +57,8 @@ def _pairs(ctx, tensors, first_input):
         x, i = tensors[k], first_input + k
         check_float(ctx, i, x, first_input, x0)
         if x.size != x0.size:
-            ctx.fail(f"{label(ctx, i)} has {x.size} elements, expected "
-                     f"{x0.size} like {label(ctx, first_input)}")
+            ctx.fail(f"{ctx.input_label(i)} has {x.size} elements, expected "
+                     f"{x0.size} like {ctx.input_label(first_input)}")
         pairs.append((x, check_scalar(ctx, i + 1, tensors[k + 1], "weight").astype(x0.dtype)))
     return pairs
 
@@ -68,7 +68,7 @@ def weighted_sum(ctx, *inputs):
     x0 = inputs[0]
     check_float(ctx, 0, x0)
     if x0.size <= 0:
-        ctx.fail(f"{label(ctx, 0)} must not be empty")
+        ctx.fail(f"{ctx.input_label(0)} must not be empty")
     pairs = _pairs(ctx, inputs, 0)
     (x0, w0), rest = pairs[0], pairs[1:]
     if not rest:
@@ -97,7 +97,7 @@ def weighted_sum_gradient(ctx, dy, *inputs):
         if grad_on_w:
             check_float(ctx, 2 * k + 1, x, 0, dy)
             if x.size != dy.size:
-                ctx.fail(f"{label(ctx, 2 * k + 1)} has {x.size} elements, "
-                         f"expected {dy.size} like {label(ctx, 0)}")
+                ctx.fail(f"{ctx.input_label(2 * k + 1)} has {x.size} elements, "
+                         f"expected {dy.size} like {ctx.input_label(0)}")
             d_weights.append(ctx.xp.dot(dy.reshape(-1), x.reshape(-1)).reshape(1))
     return tuple(d_data + d_weights)

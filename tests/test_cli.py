@@ -91,8 +91,8 @@ def test_run_without_outputs_says_so(files, capsys):
     (["run", "{d}/predict.pbtxt", "--feed", "x"], "--feed 'x': expected NAME=FILE.npy"),
     (["run", "{d}/predict.pbtxt", "--feed", "x={d}/garbage.pb"], "--feed x: cannot read"),
     (["run", "{d}/predict.pbtxt", "--feed", "x={d}/x.npy"],
-     r"op #1 TestCliAdd in net \"cli_predict\": input 1 \(unnamed\) is blob 'bias', which "
-     r"does not exist"),
+     r"op #1 TestCliAdd in net \"cli_predict\": input 1 \(blob 'bias'\) does "
+     r"not exist"),
     (["run", "{d}/predict.pbtxt", "--init", "{d}/init.pbtxt", "--feed", "x={d}/x.npy",
       "--fetch", "nope"], "Can't find blob: nope"),
     (["show", "{d}/garbage.pb"], "garbage.pb"),

@@ -204,7 +204,7 @@ def test_create_net_input_blobs_and_missing_inputs():
     assert workspace.HasBlob("x") and workspace.HasBlob("y")  # outputs created with the net
     # empty until fed: Caffe2's metainfo bytes for an uninitialized blob
     assert workspace.FetchBlob("x") == b"x, a C++ native class of type nullptr (uninitialized)."
-    with pytest.raises(BlobNotFound, match="'x' is empty"):
+    with pytest.raises(BlobNotFound, match=r"'x'\) is empty"):
         workspace.RunNet("needs_x")
 
 

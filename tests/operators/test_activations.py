@@ -66,7 +66,7 @@ def test_in_place_and_errors():
 
 @pytest.mark.parametrize("op_type, inputs, pattern", [
     ("Relu", [np.array([b"a"], dtype=object)],
-     r"op Relu: input X \(blob 'i0'\) must be a numeric tensor, got object"),
+     r"op Relu: input 0 'X' \(blob 'i0'\) must be a numeric tensor, got object"),
     ("ReluGradient", [np.ones(3, np.float32), np.ones(2, np.float32)],
      r"Y \(3,\) and dY \(2,\) must have the same shape"),
     ("ReluGradient", [np.array([b"a"], dtype=object), np.ones(1, np.float32)],

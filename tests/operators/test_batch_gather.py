@@ -94,7 +94,7 @@ def test_batch_gather_caffe2_golden_with_gradient(nets_dir):
      r"element 0 is -1"),
     ("BatchGatherGradient", {"data": np.ones((2, 3), np.float32), "idx": np.array([1]),
                              "g": np.ones((2, 2), np.float32)},
-     r"GRAD \(input 2, blob 'g'\) has shape \(2, 2\), expected .*\(2, 1\)"),
+     r"input 2 'GRAD' \(blob 'g'\) has shape \(2, 2\), expected .*\(2, 1\)"),
     ("BatchGatherGradient", {"data": np.ones((2, 3), np.float32), "idx": np.array([5]),
                              "g": np.ones((2, 1), np.float32)}, r"element 0 is 5"),
 ])

@@ -129,7 +129,7 @@ def test_gather_dense_gradient_matches_finite_differences():
 
 
 @pytest.mark.parametrize("idx, args, match", [
-    (np.array([0, 4]), {}, r"INDICES \(input 1, blob 'idx'\): element 1 is 4, out of range"),
+    (np.array([0, 4]), {}, r"input 1 'INDICES' \(blob 'idx'\): element 1 is 4, out of range"),
     (np.array([-5]), {}, r"element 0 is -5.*-4 <= index < 4"),
     (np.array([-1]), {"wrap_indices": False}, r"element 0 is -1.*0 <= index < 4"),
     (np.array([[0, 1]]), {"axis": 1, "match_outer": True}, r"must start with DATA's outer dims"),

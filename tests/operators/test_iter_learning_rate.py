@@ -44,7 +44,7 @@ def test_iter_bad_inputs():
         run_op("Iter", {"a": np.zeros(1, np.int64)}, ["b"])
     op = core.CreateOperator("Iter", ["it"], ["it"])
     workspace.CreateBlob("it")
-    with pytest.raises(BlobNotFound, match="'it' is empty"):  # only Iter() starts at 0
+    with pytest.raises(BlobNotFound, match=r"'it'\) is empty"):  # only Iter() starts at 0
         workspace.RunOperatorOnce(op)
     assert workspace.FetchBlob("it").endswith(b"nullptr (uninitialized).")
     assert_fails_unchanged(op, {"it": np.zeros(1, np.int32)}, EnforceError, "'it'.*int64")

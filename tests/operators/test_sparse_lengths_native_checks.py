@@ -129,23 +129,23 @@ _FAULTS = [
     # two bad indices in different chunks: the first is named
     ({"data": _DATA, "idx": np.array([0, 1, 2, 3, 0, 1, 9, 2, -3, 1]),
       "len": np.full(5, 2, np.int32)},
-     "op SparseLengthsSum: INDICES (input 1, blob 'idx'): element 6 is 9, out of range for "
+     "op SparseLengthsSum: input 1 'INDICES' (blob 'idx'): element 6 is 9, out of range for "
      "DATA with 4 rows (expected 0 <= index < 4)"),
     # a negative length is reported before the wrong sum, as the NumPy checks do
     ({"data": _DATA, "idx": np.zeros(4, np.int64), "len": np.array([9, 9, -1, 0], np.int64)},
-     "op SparseLengthsSum: LENGTHS (input 2, blob 'len'): element 2 is -1; lengths must be "
+     "op SparseLengthsSum: input 2 'LENGTHS' (blob 'len'): element 2 is -1; lengths must be "
      "non-negative"),
     ({"data": _DATA, "idx": np.zeros(4, np.int64), "len": np.array([3, 3], np.int32)},
-     "op SparseLengthsSum: LENGTHS (input 2, blob 'len') sums to 6, but must sum to 4 (the "
+     "op SparseLengthsSum: input 2 'LENGTHS' (blob 'len') sums to 6, but must sum to 4 (the "
      "number of INDICES)"),
     # a bad length wins over a bad index
     ({"data": _DATA, "idx": np.array([7, 0]), "len": np.array([3], np.int32)},
-     "op SparseLengthsSum: LENGTHS (input 2, blob 'len') sums to 3, but must sum to 2 (the "
+     "op SparseLengthsSum: input 2 'LENGTHS' (blob 'len') sums to 3, but must sum to 2 (the "
      "number of INDICES)"),
     # int64 lengths whose sum wraps around to len(INDICES): refused all the same
     ({"data": _DATA, "idx": np.zeros(10, np.int64),
       "len": np.array([2**62, 2**62, 2**62, 2**62 + 10], np.int64)},
-     "op SparseLengthsSum: LENGTHS (input 2, blob 'len'): its running total overflows int64, "
+     "op SparseLengthsSum: input 2 'LENGTHS' (blob 'len'): its running total overflows int64, "
      "but must sum to 10 (the number of INDICES)"),
 ]
 
@@ -163,11 +163,11 @@ def test_weighted_and_mean_faults_name_their_inputs(many_chunks):
     w = np.ones(4, F)
     message = run_sls({"data": _DATA, "w": w, "idx": np.array([0, 1, 4, 2]),
                        "len": np.array([2, 2], np.int32)}, "SparseLengthsWeightedSum")
-    assert message == ("op SparseLengthsWeightedSum: INDICES (input 2, blob 'idx'): element 2 "
+    assert message == ("op SparseLengthsWeightedSum: input 2 'INDICES' (blob 'idx'): element 2 "
                        "is 4, out of range for DATA with 4 rows (expected 0 <= index < 4)")
     message = run_sls({"data": _DATA, "idx": np.array([0, 1, 2, 2]),
                        "len": np.array([2, 1], np.int64)}, "SparseLengthsMean")
-    assert "LENGTHS (input 2, blob 'len') sums to 3, but must sum to 4" in message
+    assert "input 2 'LENGTHS' (blob 'len') sums to 3, but must sum to 4" in message
 
 
 def test_the_caller_does_not_wait_for_a_pool_thread_that_never_starts(monkeypatch):
