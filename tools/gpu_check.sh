@@ -5,11 +5,19 @@
 # (pip install 'caffe2lite[cuda]' or cupy-cuda12x) and, for the torch column,
 # torch with CUDA are installed; caffe2lite itself need not be (PYTHONPATH=.).
 # Takes under 10 minutes; prints the device, the date and every command.
+# Needs numpy, protobuf (any of 4.25-7.x), pytest and hypothesis; nothing is
+# installed, so it runs on a machine without network.
 #   tools/gpu_check.sh            # tests + benchmark
 #   PYTHON=python3.11 tools/gpu_check.sh --quick   # small benchmark shapes
+#   GPU_CHECK_LOG=gpu.log tools/gpu_check.sh       # also keep a copy of the output
+# Rehearse it without a GPU: pytest -m cuda --fake-cuda (tests/test_cuda_rehearsal.py).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+# GPU_CHECK_LOG (or $OUT/gpu_check.log where a job runner provides OUT) keeps a copy
+# of everything printed, for BENCHMARKS.md.
+LOG="${GPU_CHECK_LOG:-${OUT:+$OUT/gpu_check.log}}"
+if [ -n "$LOG" ]; then exec > >(tee "$LOG") 2>&1; fi
 PY="${PYTHON:-python3}"
 BENCH_ARGS=("$@")
 status=0
