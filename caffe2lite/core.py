@@ -15,7 +15,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from caffe2lite import registry, scope, ssa
+from caffe2lite import immediate, registry, scope, ssa
 from caffe2lite.arguments import make_argument
 from caffe2lite.operator import operator_tracebacks
 from caffe2lite.proto import caffe2_pb2
@@ -200,6 +200,8 @@ def CreateOperator(operator_type, inputs, outputs, name="", control_input=None,
             op.arg.add().CopyFrom(make_argument(key, value))
     if os.environ.get("CAFFE2_DEBUG"):  # Caffe2's switch: where each op was made
         op.debug_info = "".join(traceback.format_stack()[:-1])
+    if immediate.IsImmediate():
+        immediate.RunOperatorImmediate(op)
     return op
 
 

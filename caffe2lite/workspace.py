@@ -9,6 +9,7 @@ the snake_case names of Caffe2's ``C.Workspace`` (``feed_blob``, ``run``...).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import MutableMapping
 
@@ -16,13 +17,16 @@ import numpy as np
 from google.protobuf.message import Message
 
 from caffe2lite import flags, registry, scope
-from caffe2lite.devices import context_for, is_device_array, to_host
+from caffe2lite.devices import context_for, is_device_array, key_name, to_host
 from caffe2lite.errors import BlobNotFound, EnforceError, NetError, WorkspaceError
 from caffe2lite.net import create_net
 from caffe2lite.operator import Operator, operator_tracebacks  # noqa: F401 (Caffe2's name)
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.protoio import parse_proto
 from caffe2lite.serialization import blob_to_proto, proto_to_blob, proto_to_tensor
+
+
+logger = logging.getLogger("caffe2lite")
 
 
 def StringifyProto(obj):  # noqa: N802
@@ -118,6 +122,9 @@ class Workspace:
             if not on_gpu and arr.dtype.kind in "OSU":
                 raise EnforceError(f"FeedBlob('{name}'): a {arr.dtype} array cannot live on "
                                    f"{ctx.name}; feed strings to the CPU")
+            if arr.dtype == np.float64:  # as Caffe2 did: allowed, but rarely meant
+                logger.warning("FeedBlob('%s'): a float64 array goes to %s; most kernels "
+                               "there expect float32", name, key_name(ctx.key))
             value = ctx.copy_to_device(arr)
         self.blob_dict[name] = value
         return True
@@ -384,6 +391,9 @@ def GlobalInit(args):  # noqa: N802
 
 
 GetNameScope = scope.CurrentNameScope
+from caffe2lite.immediate import (FeedImmediate, FetchImmediate,  # noqa: E402,F401
+                                  ImmediateBlobs, IsImmediate, RunOperatorImmediate,
+                                  StartImmediate, StopImmediate)
 
 
 def SerializeBlob(name):  # noqa: N802

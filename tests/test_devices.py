@@ -8,6 +8,7 @@ reason elsewhere.
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -138,6 +139,15 @@ def test_feed_fetch_round_trip(gpu):
     assert workspace.current().blob_dict["g"] is not held
     with pytest.raises(EnforceError, match="cannot live on CUDA"):
         workspace.FeedBlob("s", np.array(["a", "b"]), CUDA0)
+
+
+def test_float64_fed_to_cuda_is_kept_with_a_warning(gpu, caplog):
+    with caplog.at_level(logging.WARNING, logger="caffe2lite"):
+        workspace.FeedBlob("d", np.arange(3.0), CUDA0)
+        workspace.FeedBlob("f", np.arange(3.0, dtype=np.float32), CUDA0)
+    assert caplog.messages == ["FeedBlob('d'): a float64 array goes to CUDA:0; most kernels "
+                               "there expect float32"]
+    assert workspace.FetchBlob("d").dtype == np.float64  # as Caffe2: fed all the same
 
 
 def test_device_scope_places_feeds_and_ops(gpu):

@@ -1,17 +1,19 @@
 """The rest of Caffe2's workspace module that scripts call at their edges:
-GlobalInit, GetNameScope, RunOperatorMultiple, BenchmarkNet and
-RunPlanInBackground (see shared/reference/caffe2_facts.md, workspace table)."""
+GlobalInit, GetNameScope, RunOperatorMultiple, BenchmarkNet,
+RunPlanInBackground and immediate mode (see shared/reference/caffe2_facts.md, workspace table)."""
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 import numpy as np
 import pytest
 
 from caffe2lite import core, flags, minidb, workspace
-from caffe2lite.errors import ArgumentError, EnforceError, NetError, PlanError
+from caffe2lite.errors import (ArgumentError, BlobNotFound, EnforceError, NetError, PlanError,
+                               WorkspaceError)
 from caffe2lite.proto import caffe2_pb2
 from helpers import assert_unchanged, snapshot
 
@@ -157,3 +159,40 @@ def test_background_plan_failure_is_kept_and_bad_plans_raise_at_once():
     plan.execution_step.add(name="step", network=["no_such_net"])
     with pytest.raises(PlanError, match="undefined net 'no_such_net'"):
         workspace.RunPlanInBackground(plan)
+
+
+# -- immediate mode ----------------------------------------------------------------
+@pytest.fixture
+def immediate_off():
+    yield
+    workspace.StopImmediate()
+
+
+def test_immediate_mode_runs_each_op_as_it_is_made(immediate_off, tmp_path):
+    workspace.FeedBlob("x", np.zeros(1, np.float32))  # the current workspace: never touched
+    workspace.StartImmediate(i_know=True)
+    assert workspace.IsImmediate() and "_CAFFE2_IMMEDIATE" in workspace.Workspaces()
+    x = np.array([-1.0, 2.0], np.float32)
+    workspace.FeedImmediate("x", x)
+    core.CreateOperator("Relu", ["x"], ["y"])
+    np.testing.assert_array_equal(workspace.FetchImmediate("y"), np.maximum(x, 0))
+    net = core.Net("immediate_sugar")
+    net.Scale("y", "z", scale=3.0)  # the net sugar makes ops with CreateOperator too
+    np.testing.assert_array_equal(workspace.FetchImmediate("z"), 3 * np.maximum(x, 0))
+    assert workspace.ImmediateBlobs() == ["x", "y", "z"]
+    assert workspace.Blobs() == ["x"] and workspace.FetchBlob("x").tolist() == [0.0]
+    with pytest.raises(BlobNotFound, match="'nothing'"):  # a failing op fails at creation
+        core.CreateOperator("Relu", ["nothing"], ["out"])
+
+
+def test_stop_immediate_drops_the_workspace(immediate_off, caplog):
+    with caplog.at_level(logging.WARNING, logger="caffe2lite"):
+        workspace.StartImmediate()
+    assert "immediate mode is on" in caplog.text
+    folder = workspace._workspaces["_CAFFE2_IMMEDIATE"].root_folder
+    workspace.StopImmediate()
+    assert not workspace.IsImmediate() and "_CAFFE2_IMMEDIATE" not in workspace.Workspaces()
+    assert not os.path.exists(folder)
+    core.CreateOperator("Relu", ["nothing"], ["out"])  # nothing runs now
+    with pytest.raises(WorkspaceError, match="immediate mode is off"):
+        workspace.FetchImmediate("y")
