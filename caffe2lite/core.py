@@ -399,7 +399,7 @@ class Net:
                              "supported: caffe2lite has no RecurrentNetwork operator")
         if isinstance(inputs, dict):
             renamed = {str(k): str(v) for k, v in inputs.items()}
-        elif all(isinstance(i, tuple) and len(i) == 2 for i in inputs) and inputs:
+        elif inputs and all(isinstance(i, tuple) and len(i) == 2 for i in inputs):
             renamed = {str(k): str(v) for k, v in inputs}
         else:
             renamed = {str(i): str(i) for i in inputs}
