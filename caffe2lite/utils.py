@@ -1,0 +1,53 @@
+"""The helpers of Caffe2's ``caffe2.python.utils`` that scripts call.
+
+Caffe2 scripts import ``utils`` beside ``core`` and ``workspace`` to build
+arguments and move tensors in and out of protos; with this module they port
+by changing the import.  Each name is a thin wrapper over caffe2lite's own
+code (arguments, serialization, protoio), with Caffe2's signature.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from caffe2lite.arguments import make_argument
+from caffe2lite.protoio import parse_proto
+from caffe2lite.serialization import proto_to_tensor, tensor_to_proto
+
+
+def MakeArgument(key, value):  # noqa: N802
+    """An Argument proto named ``key`` for a Python/NumPy value (Caffe2's typing rules)."""
+    return make_argument(key, value)
+
+
+def ArgsToDict(args) -> dict:
+    """{name: value} for Argument protos, values as stored: numbers, bytes for ``s``,
+    lists for repeated fields, protos for ``t``/``n``; None when no value is set.
+    Arguments without a name are skipped, as in Caffe2."""
+    values = {}
+    for arg in args:
+        if not arg.name:
+            continue
+        set_fields = [(field.name, value) for field, value in arg.ListFields()
+                      if field.name != "name"]
+        if not set_fields:
+            values[arg.name] = None
+            continue
+        value = set_fields[0][1]
+        values[arg.name] = list(value) if hasattr(value, "extend") else value  # repeated
+    return values
+
+
+def Caffe2TensorToNumpyArray(tensor) -> np.ndarray:  # noqa: N802
+    """The NumPy array a TensorProto holds (typed fields or raw_data)."""
+    return proto_to_tensor(tensor)
+
+
+def NumpyArrayToCaffe2Tensor(arr, name=None):  # noqa: N802
+    """A TensorProto holding ``arr`` in Caffe2's typed fields, optionally named."""
+    return tensor_to_proto(np.asarray(arr), name)
+
+
+def TryReadProtoWithClass(cls, s):  # noqa: N802
+    """Parse ``s`` (text or binary protobuf) as ``cls``; ProtoParseError when it is neither."""
+    return parse_proto(s, cls, f"TryReadProtoWithClass({cls.__name__})")
