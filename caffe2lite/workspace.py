@@ -394,6 +394,7 @@ GetNameScope = scope.CurrentNameScope
 from caffe2lite.immediate import (FeedImmediate, FetchImmediate,  # noqa: E402,F401
                                   ImmediateBlobs, IsImmediate, RunOperatorImmediate,
                                   StartImmediate, StopImmediate)
+from caffe2lite.predictor import Predictor  # noqa: E402,F401
 
 
 def SerializeBlob(name):  # noqa: N802
