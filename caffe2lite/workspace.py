@@ -19,8 +19,12 @@ from google.protobuf.message import Message
 from caffe2lite import flags, registry, scope
 from caffe2lite.devices import context_for, is_device_array, key_name, to_host
 from caffe2lite.errors import BlobNotFound, EnforceError, NetError, WorkspaceError
+from caffe2lite.immediate import (FeedImmediate, FetchImmediate,  # noqa: F401 (Caffe2 API)
+                                  ImmediateBlobs, IsImmediate, RunOperatorImmediate,
+                                  StartImmediate, StopImmediate)
 from caffe2lite.net import create_net
 from caffe2lite.operator import Operator, operator_tracebacks  # noqa: F401 (Caffe2's name)
+from caffe2lite.predictor import Predictor  # noqa: F401 (Caffe2's workspace.Predictor)
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.protoio import parse_proto
 from caffe2lite.serialization import blob_to_proto, proto_to_blob, proto_to_tensor
@@ -391,10 +395,6 @@ def GlobalInit(args):  # noqa: N802
 
 
 GetNameScope = scope.CurrentNameScope
-from caffe2lite.immediate import (FeedImmediate, FetchImmediate,  # noqa: E402,F401
-                                  ImmediateBlobs, IsImmediate, RunOperatorImmediate,
-                                  StartImmediate, StopImmediate)
-from caffe2lite.predictor import Predictor  # noqa: E402,F401
 
 
 def SerializeBlob(name):  # noqa: N802
