@@ -32,7 +32,7 @@ import threading
 import numpy as np
 
 from caffe2lite.devices import cpu_context
-from caffe2lite.errors import EnforceError, PlanError
+from caffe2lite.errors import EnforceError, PlanError, ProtoParseError
 from caffe2lite.net import SimpleNet
 from caffe2lite.proto import caffe2_pb2
 
@@ -53,18 +53,17 @@ def is_quiet() -> bool:
 def as_plan_def(plan) -> caffe2_pb2.PlanDef:
     """A PlanDef from a PlanDef, core.Plan, core.ExecutionStep or serialized plan."""
     from caffe2lite import plan_builder
-    from caffe2lite.protoio import parse_proto
+    from caffe2lite.protoio import as_message
 
     if isinstance(plan, plan_builder.ExecutionStep):
         plan = plan_builder.Plan(plan)
-    if hasattr(plan, "Proto"):
-        plan = plan.Proto()
-    if isinstance(plan, caffe2_pb2.PlanDef):
-        return plan
-    if isinstance(plan, (bytes, bytearray, str)):
-        return parse_proto(plan, caffe2_pb2.PlanDef, "RunPlan")
-    raise PlanError(f"RunPlan: expected a PlanDef, core.Plan, core.ExecutionStep or "
-                    f"serialized PlanDef, got {type(plan).__name__}")
+    try:
+        return as_message(plan, caffe2_pb2.PlanDef, "RunPlan")
+    except ProtoParseError:
+        raise  # malformed bytes: its own message says where
+    except ValueError:
+        raise PlanError(f"RunPlan: expected a PlanDef, core.Plan, core.ExecutionStep or "
+                        f"serialized PlanDef, got {type(plan).__name__}") from None
 
 
 def run_plan(workspace, plan, quiet: bool | None = None) -> bool:

@@ -15,15 +15,9 @@ import itertools
 
 from caffe2lite.errors import EnforceError
 from caffe2lite.proto import caffe2_pb2
-from caffe2lite.protoio import parse_proto
+from caffe2lite.protoio import as_message
 
 _ids = itertools.count()
-
-
-def _net_def(net, what: str) -> caffe2_pb2.NetDef:
-    if hasattr(net, "Proto"):
-        net = net.Proto()
-    return parse_proto(net, caffe2_pb2.NetDef, f"Predictor {what}")
 
 
 class Predictor:
@@ -32,8 +26,8 @@ class Predictor:
     def __init__(self, init_net, predict_net):
         from caffe2lite.workspace import Workspace
 
-        init_def = _net_def(init_net, "init_net")
-        self.predict_net = _net_def(predict_net, "predict_net")
+        init_def = as_message(init_net, caffe2_pb2.NetDef, "Predictor init_net")
+        self.predict_net = as_message(predict_net, caffe2_pb2.NetDef, "Predictor predict_net")
         self.workspace = Workspace(f"predictor_{next(_ids)}")
         self.workspace.run_net_once(init_def)
         for name in self.predict_net.external_input:  # inputs are fed at run time

@@ -93,6 +93,19 @@ def parse_proto(data, message_cls, source: str = "<data>"):
                           f"or text format. " + " | ".join(errors))
 
 
+def as_message(obj, message_cls, what: str):
+    """``obj`` as a ``message_cls``: the proto itself, an object's ``.Proto()`` (core.Net),
+    or serialized bytes/text parsed -- what Caffe2's API calls accepted for a proto."""
+    if isinstance(obj, message_cls):
+        return obj
+    if hasattr(obj, "Proto"):
+        return obj.Proto()
+    if isinstance(obj, (bytes, bytearray, str)):
+        return parse_proto(obj, message_cls, what)
+    raise ValueError(f"{what}: expected a {message_cls.__name__}, an object with Proto() or "
+                     f"serialized bytes, got {type(obj).__name__}")
+
+
 def load_proto(path, message_cls):
     """Read a file holding one ``message_cls`` in binary or text format."""
     path = os.fspath(path)

@@ -26,7 +26,7 @@ from caffe2lite.net import create_net
 from caffe2lite.operator import Operator, operator_tracebacks  # noqa: F401 (Caffe2's name)
 from caffe2lite.predictor import Predictor  # noqa: F401 (Caffe2's workspace.Predictor)
 from caffe2lite.proto import caffe2_pb2
-from caffe2lite.protoio import parse_proto
+from caffe2lite.protoio import as_message, parse_proto
 from caffe2lite.serialization import blob_to_proto, proto_to_blob, proto_to_tensor
 
 
@@ -42,18 +42,6 @@ def StringifyProto(obj):  # noqa: N802
     if hasattr(obj, "Proto"):
         return obj.Proto().SerializeToString()
     raise ValueError(f"Unexpected argument to StringifyProto of type {type(obj).__name__}")
-
-
-def _as_proto(obj, message_cls, what: str):
-    """Accept a proto, an object with .Proto() or serialized bytes/text."""
-    if isinstance(obj, message_cls):
-        return obj
-    if hasattr(obj, "Proto"):
-        return obj.Proto()
-    if isinstance(obj, (bytes, bytearray, str)):
-        return parse_proto(obj, message_cls, what)
-    raise ValueError(f"{what}: expected a {message_cls.__name__}, an object with Proto() or "
-                     f"serialized bytes, got {type(obj).__name__}")
 
 
 def GetNetName(net) -> str:  # noqa: N802
@@ -158,7 +146,7 @@ class Workspace:
     def create_net(self, net, overwrite: bool = False, input_blobs=None) -> bool:
         for blob in input_blobs or ():
             self.create_blob(blob)
-        net_def = _as_proto(net, caffe2_pb2.NetDef, "CreateNet")
+        net_def = as_message(net, caffe2_pb2.NetDef, "CreateNet")
         if not net_def.name:
             raise NetError("Net definition should have a name.")
         if net_def.name in self.nets and not overwrite:
@@ -188,7 +176,7 @@ class Workspace:
         return True
 
     def run_net_once(self, net) -> bool:
-        net_def = _as_proto(net, caffe2_pb2.NetDef, "RunNetOnce")
+        net_def = as_message(net, caffe2_pb2.NetDef, "RunNetOnce")
         create_net(net_def, self, create_outputs=False).run()
         return True
 
@@ -197,7 +185,7 @@ class Workspace:
 
     def run_operator_multiple(self, op, num_runs: int, what="RunOperatorMultiple") -> bool:
         """Create the op once (schema checks, current device scope), run it num_runs times."""
-        op_def = _as_proto(op, caffe2_pb2.OperatorDef, what)
+        op_def = as_message(op, caffe2_pb2.OperatorDef, what)
         if not op_def.HasField("device_option") and scope.CurrentDeviceScope() is not None:
             op_def = caffe2_pb2.OperatorDef.FromString(op_def.SerializeToString())
             op_def.device_option.CopyFrom(scope.CurrentDeviceScope())
