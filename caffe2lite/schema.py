@@ -97,6 +97,8 @@ class OpSchema:
     come from any device, so the CUDA path does not check where they live.
     ``needs_workspace`` hands the kernel ``ctx.workspace`` (Caffe2's
     pass_workspace); ``opaque_outputs`` lets it write non-array blobs.
+    ``infer_shapes`` is Caffe2's TensorInferenceFunction, ``(ctx, *input specs)
+    -> output specs`` (see caffe2lite.shape_inference); None: outputs unknown.
     """
 
     type: str
@@ -117,6 +119,7 @@ class OpSchema:
     inputs_can_cross_devices: bool = False
     needs_workspace: bool = False
     opaque_outputs: bool = False
+    infer_shapes: Callable | None = None
     private: bool = False
     file: str = field(default="", compare=False)
     line: int = field(default=0, compare=False)

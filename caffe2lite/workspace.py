@@ -18,7 +18,8 @@ from google.protobuf.message import Message
 
 from caffe2lite import flags, registry, scope
 from caffe2lite.devices import context_for, is_device_array, key_name, to_host
-from caffe2lite.errors import BlobNotFound, EnforceError, NetError, WorkspaceError
+from caffe2lite.errors import (ArgumentError, BlobNotFound, EnforceError, NetError,
+                               WorkspaceError)
 from caffe2lite.immediate import (FeedImmediate, FetchImmediate,  # noqa: F401 (Caffe2 API)
                                   ImmediateBlobs, IsImmediate, RunOperatorImmediate,
                                   StartImmediate, StopImmediate)
@@ -27,7 +28,8 @@ from caffe2lite.operator import Operator, operator_tracebacks  # noqa: F401 (Caf
 from caffe2lite.predictor import Predictor  # noqa: F401 (Caffe2's workspace.Predictor)
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.protoio import as_message, parse_proto
-from caffe2lite.serialization import blob_to_proto, proto_to_blob, proto_to_tensor
+from caffe2lite.serialization import (blob_to_proto, data_type_of, numpy_dtype, proto_to_blob,
+                                      proto_to_tensor)
 
 
 logger = logging.getLogger("caffe2lite")
@@ -383,6 +385,32 @@ def GlobalInit(args):  # noqa: N802
 
 
 GetNameScope = scope.CurrentNameScope
+
+
+def InferShapesAndTypes(nets, blob_dimensions=None, nets_proto=False,  # noqa: N802
+                        blob_types=None):
+    """(shapes, types) of the blobs of ``nets`` without running them: {blob: dims list}
+    and {blob: TensorProto.DataType}, for blobs whose shape can be known (see
+    caffe2lite.shape_inference).  Starting shapes come from ``blob_dimensions`` (types
+    from ``blob_types``, FLOAT when absent), or from the current workspace's arrays.
+    ``nets`` may hold core.Net objects, NetDefs or serialized nets (``nets_proto`` is
+    accepted for Caffe2's signature; either form works)."""
+    from caffe2lite import shape_inference
+
+    net_defs = [as_message(n, caffe2_pb2.NetDef, "InferShapesAndTypes") for n in nets]
+    if blob_dimensions is None:
+        if blob_types is not None:
+            raise ArgumentError("InferShapesAndTypes: blob_types needs blob_dimensions")
+        known = {name: shape_inference.spec_of(value)
+                 for name, value in current().blob_dict.items()}
+    else:
+        types = blob_types or {}
+        known = {name: shape_inference.TensorSpec(
+                     dims, numpy_dtype(types.get(name, caffe2_pb2.TensorProto.FLOAT)))
+                 for name, dims in blob_dimensions.items()}
+    inferred = shape_inference.infer(net_defs, known)
+    return ({name: list(spec.shape) for name, spec in inferred.items()},
+            {name: data_type_of(spec.dtype) for name, spec in inferred.items()})
 
 
 def SerializeBlob(name):  # noqa: N802

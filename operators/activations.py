@@ -9,6 +9,7 @@ from caffe2lite.core import CreateOperator
 from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import OpSchema
+from caffe2lite.shape_inference import same_as
 
 
 def _sigmoid(xp, x):
@@ -35,11 +36,13 @@ def _output_gradient_maker(op_def, g_output):
 def _register(op_type, formula, forward, derivative):
     register_schema(OpSchema(
         op_type, num_inputs=1, num_outputs=1, allow_inplace={(0, 0)},
+        infer_shapes=same_as(0),
         inputs=[("X", "float tensor")], outputs=[("Y", f"{formula}, elementwise")],
         doc=f"Y = {formula} elementwise (same shape and dtype as X).",
         gradient=_output_gradient_maker))
     register_schema(OpSchema(
         op_type + "Gradient", num_inputs=2, num_outputs=1, allow_inplace={(1, 0)},
+        infer_shapes=same_as(1),
         inputs=[("Y", f"output of {op_type}"), ("dY", "gradient of Y")],
         outputs=[("dX", "dY * dY/dX, computed from Y")],
         doc=f"Gradient of {op_type} from its output Y."))

@@ -22,6 +22,7 @@ import numpy as np
 
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT, Arg, OpSchema
+from caffe2lite.shape_inference import same_as
 from operators._parallel import for_each_range
 from operators._train_common import (check_float, check_index_vector, check_rows, check_scalar,
                                      host_int, occurrence_plan, owned, running_sum, split_repeated)
@@ -31,6 +32,7 @@ _WEIGHT_DECAY = Arg("weight_decay", "float", 0.0, "L2 penalty: grad + weight_dec
 
 register_schema(OpSchema(
     "Adagrad", num_inputs=4, num_outputs=(2, 4), allow_inplace={(0, 0), (1, 1)},
+    infer_shapes=same_as(0, 1, 0, 0),
     inputs=[("param", "parameters to update"), ("moment", "squared-gradient history"),
             ("grad", "gradient, same size as param"), ("lr", "learning rate, 1 element")],
     outputs=[("output_param", "updated parameters"), ("output_moment", "updated moment"),
@@ -44,6 +46,7 @@ register_schema(OpSchema(
 
 register_schema(OpSchema(
     "SparseAdagrad", num_inputs=5, num_outputs=2, enforce_inplace="one_to_one",
+    infer_shapes=same_as(0, 1),
     inputs=[("param", "table; rows are updated"), ("moment", "history, same size as param"),
             ("indices", "int32/int64 rows of param to update"),
             ("grad", "gradient rows: indices.shape + param.shape[1:]"),
@@ -58,6 +61,7 @@ register_schema(OpSchema(
 
 register_schema(OpSchema(
     "RowWiseSparseAdagrad", num_inputs=(5, 6), num_outputs=2, enforce_inplace="one_to_one",
+    infer_shapes=same_as(0, 1),
     inputs=[("param", "table; rows are updated"),
             ("moment", "1-D history with one value per row of param"),
             ("indices", "int32/int64 rows of param to update"),

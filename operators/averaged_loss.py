@@ -8,6 +8,7 @@ from caffe2lite.core import CreateOperator
 from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import OpSchema
+from caffe2lite.shape_inference import TensorSpec, same_as
 
 
 def gradient_maker(op_def, g_output):
@@ -20,6 +21,7 @@ def gradient_maker(op_def, g_output):
 
 register_schema(OpSchema(
     "AveragedLoss", num_inputs=1, num_outputs=1,
+    infer_shapes=lambda ctx, x: (None if x is None else TensorSpec((), x.dtype),),
     inputs=[("X", "float tensor (per-example losses)")],
     outputs=[("loss", "0-d tensor: the mean of X")],
     doc="loss = mean(X) over every element, a scalar (0-d) tensor (0 for an empty X).",
@@ -27,6 +29,7 @@ register_schema(OpSchema(
 
 register_schema(OpSchema(
     "AveragedLossGradient", num_inputs=2, num_outputs=1,
+    infer_shapes=same_as(0),
     inputs=[("X", "input of AveragedLoss"), ("dY", "gradient of loss (one element)")],
     outputs=[("dX", "dY / X.size, shaped like X")],
     doc="Gradient of AveragedLoss."))

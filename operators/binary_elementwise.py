@@ -22,6 +22,7 @@ from caffe2lite.errors import ArgumentError, GradientError
 from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
+from caffe2lite.shape_inference import TensorSpec, same_as
 
 NUMERIC_DTYPES = (np.int32, np.int64, np.float32, np.float64)
 
@@ -129,6 +130,18 @@ def broadcast_operands(ctx, a, b, first=0):
     return a, b, numpy_broadcast_shape(ctx, a.shape, b.shape, first)
 
 
+def broadcast_shapes(ctx, a, b):
+    """Shape function of Add/Mul: C's shape (A's under broadcast=1) and A's dtype."""
+    if a is None or b is None:
+        return (None,)
+    _check_args(ctx)
+    _check_operands(ctx, a, b)
+    if ctx.args["broadcast"]:
+        legacy_b_shape(ctx, a.shape, b.shape)  # fails when B does not fit A
+        return (TensorSpec(a.shape, a.dtype),)
+    return (TensorSpec(numpy_broadcast_shape(ctx, a.shape, b.shape), a.dtype),)
+
+
 def sum_to_shape(g, shape, dtype):
     """Sum ``g`` over the dims that broadcasting added or stretched, giving ``shape``."""
     padded = (1,) * (g.ndim - len(shape)) + tuple(shape)
@@ -207,6 +220,7 @@ def _register(op_type, fn, numpy_name, grads, needs_values):
     grad_type = f"{op_type}Gradient"
     register_schema(OpSchema(
         op_type, num_inputs=2, num_outputs=1, allow_inplace={(0, 0), (1, 0)},
+        infer_shapes=broadcast_shapes,
         inputs=[("A", "first operand"),
                 ("B", "second operand, same dtype as A; broadcast to A (see 'broadcast')")],
         outputs=[("C", f"{numpy_name}(A, B), dtype of A")],
@@ -218,6 +232,7 @@ def _register(op_type, fn, numpy_name, grads, needs_values):
         gradient=_gradient_maker(grad_type, needs_values)))
     register_schema(OpSchema(
         grad_type, num_inputs=3, num_outputs=2, allow_inplace={(0, 0), (0, 1)},
+        infer_shapes=same_as(1, 2),
         inputs=[("dC", f"gradient of {op_type}'s output"), ("A", f"{op_type}'s input A"),
                 ("B", f"{op_type}'s input B")],
         outputs=[("dA", "gradient of A, shape of A"), ("dB", "gradient of B, shape of B")],

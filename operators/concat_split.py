@@ -13,6 +13,7 @@ from caffe2lite.core import CreateOperator
 from caffe2lite.gradients import grad_name, gradient_maker
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import INT_MAX, Arg, OpSchema
+from caffe2lite.shape_inference import TensorSpec
 
 ORDER_AXIS = {"NCHW": 1, "NHWC": 3}
 AXIS_ARGS = [
@@ -57,7 +58,7 @@ def split_gradient_maker(op_def, g_output):
 
 
 register_schema(OpSchema(
-    "Concat", num_inputs=(1, None), num_outputs=2,
+    "Concat", num_inputs=(1, None), num_outputs=2, infer_shapes=lambda *a: _concat_shapes(*a),
     args=AXIS_ARGS + [Arg("split", "ints", [], "ignored (Caffe2 gradient nets of Split carry "
                                                 "it here)")],
     inputs=[("X1, X2, ...", "tensors of one dtype and rank, equal except along axis")],
@@ -97,8 +98,8 @@ def _canonical(ctx, axis, ndim):
     return axis + ndim if axis < 0 else axis
 
 
-@register_kernel("Concat", devices=("CPU", "CUDA"))
-def concat(ctx, *inputs):
+def _concat_axis(ctx, inputs):
+    """(axis, add_axis), after checking the inputs share a dtype and, off the axis, a shape."""
     axis, add_axis = _axis_and_add(ctx, "concat")
     first = inputs[0]
     axis = _canonical(ctx, axis, first.ndim + add_axis)
@@ -114,6 +115,22 @@ def concat(ctx, *inputs):
             ctx.fail(f"input '{name}' has shape {tuple(X.shape)}, which must equal input "
                      f"'{names[0]}' {tuple(first.shape)}"
                      + ("" if add_axis else f" except along axis {axis}"))
+    return axis, add_axis
+
+
+def _concat_shapes(ctx, *inputs):
+    if None in inputs:
+        return (None, None)
+    axis, add_axis = _concat_axis(ctx, inputs)
+    shape = inputs[0].shape
+    joined = len(inputs) if add_axis else sum(X.shape[axis] for X in inputs)
+    shape = shape[:axis] + (joined,) + shape[axis + (0 if add_axis else 1):]
+    return TensorSpec(shape, inputs[0].dtype), TensorSpec((len(inputs),), np.int32)
+
+
+@register_kernel("Concat", devices=("CPU", "CUDA"))
+def concat(ctx, *inputs):
+    axis, add_axis = _concat_axis(ctx, inputs)
     if add_axis:
         sizes = [1] * len(inputs)
         result = ctx.xp.stack(inputs, axis=axis)

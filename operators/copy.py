@@ -4,6 +4,7 @@ from caffe2lite.core import CreateOperator, GradientSlice
 from caffe2lite.gradients import grad_name, sparse_grad_names
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import OpSchema
+from caffe2lite.shape_inference import same_as
 
 
 def copy_gradient_maker(op_def, g_output):
@@ -29,6 +30,7 @@ def pass_through_gradient(op_def, g_output):
 
 register_schema(OpSchema(
     "Copy", num_inputs=1, num_outputs=1,
+    infer_shapes=same_as(0),
     inputs=[("input", "tensor (or string blob) to copy")],
     outputs=[("output", "a copy of the input; later changes to either do not affect the "
               "other")],
@@ -37,6 +39,7 @@ register_schema(OpSchema(
 
 register_schema(OpSchema(
     "CopyOnDeviceLike", num_inputs=2, num_outputs=1,
+    infer_shapes=same_as(0),
     inputs=[("input", "tensor to copy"), ("dst", "tensor on the device the copy goes to")],
     outputs=[("output", "a copy of the input")],
     doc="Y = numpy.copy(X), on the device of the second input (caffe2lite runs both "
@@ -45,6 +48,7 @@ register_schema(OpSchema(
 
 register_schema(OpSchema(
     "Alias", num_inputs=1, num_outputs=1,
+    infer_shapes=same_as(0),
     inputs=[("input", "tensor to alias")],
     outputs=[("output", "the same tensor: it shares the input's storage")],
     doc="Y = X without a copy: both blobs hold the same array. As in Caffe2, use it only "

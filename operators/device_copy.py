@@ -16,6 +16,7 @@ from caffe2lite.gradients import grad_name, sparse_grad_names
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import NO_GRADIENT, OpSchema
+from caffe2lite.shape_inference import same_as
 
 
 _HOST = caffe2_pb2.DeviceOption()
@@ -55,6 +56,7 @@ def _mirror_gradient(copy_type):
 
 register_schema(OpSchema(
     "CopyCPUToGPU", num_inputs=1, num_outputs=1,
+    infer_shapes=same_as(0),
     inputs=[("input", "a CPU (NumPy) tensor")],
     outputs=[("output", "a copy of the input on the op's GPU")],
     doc="Copy a host tensor to the GPU named by the op's CUDA DeviceOption "
@@ -64,6 +66,7 @@ register_schema(OpSchema(
 
 register_schema(OpSchema(
     "CopyGPUToCPU", num_inputs=1, num_outputs=1,
+    infer_shapes=same_as(0),
     inputs=[("input", "a GPU (CuPy) tensor")],
     outputs=[("output", "a host (NumPy) copy of the input")],
     doc="Copy a GPU tensor to the host (cupy.asnumpy); under a CPU DeviceOption "
@@ -73,6 +76,7 @@ register_schema(OpSchema(
 
 register_schema(OpSchema(
     "CopyFromCPUInput", num_inputs=1, num_outputs=1,
+    infer_shapes=same_as(0),
     inputs=[("input", "a CPU tensor")],
     outputs=[("output", "a copy of the input on the op's device (GPU or CPU)")],
     doc="Copy a host tensor to the op's own device: an upload under a CUDA "
@@ -81,6 +85,7 @@ register_schema(OpSchema(
 
 register_schema(OpSchema(
     "EnsureCPUOutput", num_inputs=1, num_outputs=1,
+    infer_shapes=same_as(0),
     inputs=[("input", "a CUDA or CPU tensor (only CPU under a CPU DeviceOption)")],
     outputs=[("output", "a host (NumPy) copy of the input")],
     doc="Always produce a host tensor: under a CUDA DeviceOption the input may be "

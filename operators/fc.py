@@ -11,6 +11,7 @@ from caffe2lite.core import CreateOperator
 from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
+from caffe2lite.shape_inference import TensorSpec
 
 FC_ARGS = [
     Arg("axis", "int", 1, "X is flattened to (prod(X.shape[:axis]), prod(X.shape[axis:]))"),
@@ -29,7 +30,7 @@ def fc_gradient_maker(op_def, g_output):
 
 
 register_schema(OpSchema(
-    "FC", num_inputs=3, num_outputs=1, args=FC_ARGS,
+    "FC", num_inputs=3, num_outputs=1, args=FC_ARGS, infer_shapes=lambda *a: _fc_shapes(*a),
     inputs=[("X", "input, flattened to (M, K) at axis"),
             ("W", "weights, flattened to (N, K) at axis_w"), ("b", "bias of N elements")],
     outputs=[("Y", "X.shape[:axis] + (N,)")],
@@ -39,6 +40,7 @@ register_schema(OpSchema(
 
 register_schema(OpSchema(
     "FCGradient", num_inputs=3, num_outputs=(2, 3), args=FC_ARGS,
+    infer_shapes=lambda *a: _fc_gradient_shapes(*a),
     inputs=[("X", "input of FC"), ("W", "weights of FC"), ("dY", "gradient of Y")],
     outputs=[("dW", "dY_flat.T @ X_flat, shaped like W"), ("db", "dY_flat summed over rows (N,)"),
              ("dX", "optional: dY_flat @ W_flat, shaped like X")],
@@ -66,6 +68,23 @@ def _flat_shapes(ctx, X, W):
     if X.dtype != W.dtype:
         ctx.fail(f"X ({X.dtype}) and W ({W.dtype}) must have the same dtype")
     return axis, M, K, N
+
+
+def _fc_shapes(ctx, X, W, b):
+    if X is None or W is None:
+        return (None,)
+    axis, _, _, N = _flat_shapes(ctx, X, W)
+    if b is not None and b.size != N:
+        ctx.fail(f"input b has {b.size} elements, expected N = {N}")
+    return (TensorSpec(tuple(X.shape[:axis]) + (N,), X.dtype),)
+
+
+def _fc_gradient_shapes(ctx, X, W, dY):
+    """(dW, db, dX): shaped like W, (N,) and X."""
+    if W is None:
+        return (None, None, X)
+    N = prod(W.shape[:_canonical(ctx, ctx.args["axis_w"], W.ndim, "axis_w")])
+    return (W, TensorSpec((N,), W.dtype), X)
 
 
 @register_kernel("FC", devices=("CPU", "CUDA"))

@@ -22,6 +22,7 @@ from caffe2lite.errors import ArgumentError
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import NO_GRADIENT, Arg, OpSchema
 from caffe2lite.serialization import DataType, numpy_dtype
+from caffe2lite.shape_inference import TensorSpec
 
 TP = DataType  # TensorProto.DataType values by name (TP.FLOAT == 1, ...)
 
@@ -74,6 +75,17 @@ def fill_shape(ctx, inputs) -> tuple:
     return tuple(dims)
 
 
+def fill_shapes(dtype_of):
+    """The shape function of a filler whose output dtype is ``dtype_of(ctx)``: the
+    FillerOp shape rule on the input's shape; unknown when the shape (input_as_shape)
+    or the first dimension (UniformFill's min/max inputs) depends on values."""
+    def infer(ctx, *inputs):
+        if ctx.args["input_as_shape"] or len(inputs) > 1 or None in inputs:
+            return (None,)
+        return (TensorSpec(fill_shape(ctx, inputs), dtype_of(ctx)),)
+    return infer
+
+
 def _dtype_name(code) -> str:
     try:
         return DataType.Name(code)
@@ -97,6 +109,7 @@ CONSTANT_DTYPES = (TP.FLOAT, TP.DOUBLE, TP.BOOL, TP.INT8, TP.INT16, TP.INT32, TP
 
 register_schema(OpSchema(
     "ConstantFill", num_inputs=(0, 1), num_outputs=1, allow_inplace={(0, 0)},
+    infer_shapes=fill_shapes(lambda ctx: numpy_dtype(_constant_dtype_and_value(ctx)[0])),
     inputs=[SHAPE_INPUT], outputs=[("output", "tensor filled with 'value'")],
     args=[Arg("value", "any", None, "Value to fill with (default 0; an int64 when 'dtype' "
               "is unset and 'value' is an integer, float otherwise; a string for STRING)."),
@@ -158,9 +171,11 @@ def constant_fill(ctx, *inputs):
 
 
 # -- random fillers ----------------------------------------------------------------
-def _random_schema(op_type, num_inputs, args, doc, inputs=(SHAPE_INPUT,), out_doc=""):
+def _random_schema(op_type, num_inputs, args, doc, inputs=(SHAPE_INPUT,), out_doc="",
+                   dtype=np.float32):
     register_schema(OpSchema(
         op_type, num_inputs=num_inputs, num_outputs=1, allow_inplace={(0, 0)},
+        infer_shapes=fill_shapes(lambda ctx: np.dtype(dtype)),
         inputs=list(inputs), outputs=[("output", out_doc or "tensor of random values")],
         args=list(args) + list(SHAPE_ARGS), doc=doc, gradient=NO_GRADIENT))
 
@@ -225,7 +240,7 @@ _random_schema(
          "arguments)")],
     "int32 samples from the uniform distribution on the integers min..max, both "
     "inclusive (numpy: rng.integers(min, max, shape, endpoint=True)).",
-    inputs=_UNIFORM_INPUTS)
+    inputs=_UNIFORM_INPUTS, dtype=np.int32)
 
 
 @register_kernel("UniformFill", devices=("CPU", "CUDA"))
@@ -376,6 +391,7 @@ def _register_given(op_type, dtype_code):
                         "FLOAT); also decides how 'values' is read"))
     register_schema(OpSchema(
         op_type, num_inputs=(0, 1), num_outputs=1, allow_inplace={(0, 0)},
+        infer_shapes=fill_shapes(lambda ctx: numpy_dtype(ctx.args.get("dtype") or dtype_code)),
         inputs=[SHAPE_INPUT], outputs=[("output", "tensor holding 'values'")],
         args=args + list(SHAPE_ARGS),
         doc=f"numpy.array(values, dtype={_dtype_name(dtype_code)}).reshape(shape): a tensor "
@@ -404,6 +420,7 @@ for _type, _code in GIVEN_TENSOR_FILLS.items():
 
 register_schema(OpSchema(
     "GivenTensorByteStringToUInt8Fill", num_inputs=(0, 1), num_outputs=1,
+    infer_shapes=fill_shapes(lambda ctx: np.dtype(np.uint8)),
     allow_inplace={(0, 0)}, inputs=[SHAPE_INPUT],
     outputs=[("output", "uint8 tensor holding the bytes of 'values'")],
     args=[Arg("values", "strings", [], "exactly one byte string: the output's bytes in "

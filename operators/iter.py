@@ -11,11 +11,13 @@ import numpy as np
 
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import NO_GRADIENT, OpSchema
+from caffe2lite.shape_inference import TensorSpec
 
 _INT64_MAX = np.iinfo(np.int64).max
 
 register_schema(OpSchema(
     "Iter", num_inputs=(0, 1), num_outputs=1, enforce_inplace={(0, 0)},
+    infer_shapes=lambda ctx, *it: it[:1] or (TensorSpec((1,), np.int64),),
     inputs=[("iter", "int64 counter with 1 element (the same blob as the output)")],
     outputs=[("iter", "the counter plus one")],
     doc="Increments a 1-element int64 counter in place: iter = iter + 1. With no input, "

@@ -22,6 +22,7 @@ import numpy as np
 from caffe2lite.errors import ArgumentError
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import NO_GRADIENT, Arg, OpSchema
+from caffe2lite.shape_inference import TensorSpec
 
 F32 = np.float32
 
@@ -71,6 +72,7 @@ _MINIMUM = {"step": (("stepsize", 1),), "poly": (("max_iter", 1),),
 
 register_schema(OpSchema(
     "LearningRate", num_inputs=1, num_outputs=1,
+    infer_shapes=lambda ctx, it: (TensorSpec((), np.float32),),
     inputs=[("iter", "int64 iteration counter (1 element), e.g. from Iter")],
     outputs=[("output", "0-d float32 learning rate")],
     args=[Arg("base_lr", "float", None, "base learning rate (negative for descent with "

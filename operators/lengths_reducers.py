@@ -20,6 +20,7 @@ from caffe2lite.core import CreateOperator, GradientSlice
 from caffe2lite.gradients import dense_output_grad, grad_name, sparse_grad_names
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
+from caffe2lite.shape_inference import TensorSpec
 from operators._segments import (check_dtype, check_index_dtype, check_lengths, check_vector,
                                  checked_gather_segment_sum, segment_sum)
 
@@ -79,20 +80,36 @@ def _lengths(total):
     return ("LENGTHS", f"int32/int64 vector of non-negative segment sizes summing to {total}")
 
 
+def _segment_shapes(data_i, lengths_i):
+    """Shape function: one row per segment, (len(LENGTHS),) + DATA.shape[1:], float32."""
+    def infer(ctx, *inputs):
+        data, lengths = inputs[data_i], inputs[lengths_i]
+        if data is None or lengths is None:
+            return (None,)
+        check_vector(ctx, lengths, lengths_i)
+        if data.ndim < 1:
+            ctx.fail(f"{ctx.input_label(data_i)} must have rank >= 1, got a scalar")
+        return (TensorSpec((lengths.size,) + data.shape[1:], np.float32),)
+    return infer
+
+
 register_schema(OpSchema(
     "LengthsSum", num_inputs=2, num_outputs=1,
+    infer_shapes=_segment_shapes(0, 1),
     inputs=[_DATA, _lengths("DATA.shape[0]")], outputs=[_OUTPUT],
     doc="OUTPUT[k] = DATA[s_k : s_k + LENGTHS[k]].sum(0), s_k = sum(LENGTHS[:k]).",
     gradient=_dense_maker("LengthsIndicesInGradientSumGradient")))
 
 register_schema(OpSchema(
     "LengthsMean", num_inputs=2, num_outputs=1,
+    infer_shapes=_segment_shapes(0, 1),
     inputs=[_DATA, _lengths("DATA.shape[0]")], outputs=[_OUTPUT],
     doc="OUTPUT[k] = DATA[s_k : s_k + LENGTHS[k]].mean(0); an empty segment gives zeros.",
     gradient=_dense_maker("LengthsIndicesInGradientMeanGradient")))
 
 register_schema(OpSchema(
     "SparseLengthsSum", num_inputs=3, num_outputs=1,
+    infer_shapes=_segment_shapes(0, 2),
     inputs=[_TABLE, _INDICES, _lengths("len(INDICES)")], outputs=[_OUTPUT],
     doc="Gather + LengthsSum fused: OUTPUT[k] = DATA[INDICES[s_k : s_k + LENGTHS[k]]].sum(0) "
         "(nn.EmbeddingBag(mode='sum')).",
@@ -100,6 +117,7 @@ register_schema(OpSchema(
 
 register_schema(OpSchema(
     "SparseLengthsMean", num_inputs=3, num_outputs=1,
+    infer_shapes=_segment_shapes(0, 2),
     inputs=[_TABLE, _INDICES, _lengths("len(INDICES)")], outputs=[_OUTPUT],
     doc="Gather + LengthsMean fused: OUTPUT[k] = DATA[INDICES[segment k]].mean(0); empty "
         "segments give zeros.",
@@ -107,6 +125,7 @@ register_schema(OpSchema(
 
 register_schema(OpSchema(
     "SparseLengthsWeightedSum", num_inputs=4, num_outputs=1,
+    infer_shapes=_segment_shapes(0, 3),
     inputs=[_TABLE, _SCALARS, _INDICES, _lengths("len(INDICES)")], outputs=[_OUTPUT],
     args=[GRAD_ON_WEIGHTS],
     doc="OUTPUT[k] = sum over r in segment k of SCALARS[r] * DATA[INDICES[r]].",

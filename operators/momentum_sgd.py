@@ -16,6 +16,7 @@ times one index repeats (not with the number of rows or indices).
 
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT, Arg, OpSchema
+from caffe2lite.shape_inference import same_as
 from operators._train_common import (check_float, check_index_vector, check_rows, check_scalar,
                                      occurrence_rounds, owned)
 
@@ -24,6 +25,7 @@ _ARGS = [Arg("momentum", "float", 0.0, "momentum coefficient"),
 
 register_schema(OpSchema(
     "MomentumSGD", num_inputs=3, num_outputs=2, allow_inplace={(0, 0), (1, 1)},
+    infer_shapes=same_as(0, 1),
     inputs=[("grad", "gradient"), ("moment", "momentum, same size as grad"),
             ("lr", "learning rate, 1 element")],
     outputs=[("output_grad", "adjusted gradient"), ("output_moment", "updated momentum")],
@@ -33,6 +35,7 @@ register_schema(OpSchema(
 
 register_schema(OpSchema(
     "MomentumSGDUpdate", num_inputs=4, num_outputs=3, allow_inplace={(0, 0), (1, 1), (3, 2)},
+    infer_shapes=same_as(0, 1, 3),
     inputs=[("grad", "gradient"), ("moment", "momentum, same size as grad"),
             ("lr", "learning rate, 1 element"), ("param", "parameters, same size as grad")],
     outputs=[("output_grad", "adjusted gradient"), ("output_moment", "updated momentum"),
@@ -43,6 +46,7 @@ register_schema(OpSchema(
 
 register_schema(OpSchema(
     "SparseMomentumSGDUpdate", num_inputs=5, num_outputs=3, allow_inplace={(0, 0)},
+    infer_shapes=same_as(0, 1, 3),
     enforce_inplace={(1, 1), (3, 2)},
     inputs=[("grad", "gradient rows: indices.shape + param.shape[1:]"),
             ("moment", "momentum, same size as param"), ("lr", "learning rate, 1 element"),

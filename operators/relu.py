@@ -4,6 +4,7 @@ from caffe2lite.core import CreateOperator
 from caffe2lite.gradients import grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import OpSchema
+from caffe2lite.shape_inference import same_as
 
 
 def relu_gradient_maker(op_def, g_output):
@@ -15,12 +16,14 @@ def relu_gradient_maker(op_def, g_output):
 
 register_schema(OpSchema(
     "Relu", num_inputs=1, num_outputs=1, allow_inplace={(0, 0)},
+    infer_shapes=same_as(0),
     inputs=[("X", "input tensor")], outputs=[("Y", "max(X, 0), same shape and dtype")],
     doc="Rectified linear unit: Y = max(X, 0) elementwise.",
     gradient=relu_gradient_maker))
 
 register_schema(OpSchema(
     "ReluGradient", num_inputs=2, num_outputs=1, allow_inplace={(1, 0)},
+    infer_shapes=same_as(1),
     inputs=[("Y", "output of Relu"), ("dY", "gradient of Y")],
     outputs=[("dX", "dY where Y > 0, else 0")],
     doc="Gradient of Relu, computed from its output."))

@@ -4,6 +4,7 @@ from caffe2lite.core import CreateOperator
 from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
+from caffe2lite.shape_inference import same_as
 
 
 def scale_gradient_maker(op_def, g_output):
@@ -17,6 +18,7 @@ def scale_gradient_maker(op_def, g_output):
 
 register_schema(OpSchema(
     "Scale", num_inputs=1, num_outputs=1, allow_inplace={(0, 0)},
+    infer_shapes=same_as(0),
     inputs=[("input", "floating-point tensor (float16, float32 or float64)")],
     outputs=[("output", "scale * input, same shape and dtype")],
     args=[Arg("scale", "float", 1.0, "the factor to multiply by")],

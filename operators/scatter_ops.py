@@ -16,12 +16,14 @@ Duplicated indices follow Caffe2's sequential CPU loops:
 
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT, OpSchema
+from caffe2lite.shape_inference import same_as
 from operators._train_common import (check_float, check_index_vector, check_rows, check_scalar,
                                      host_int, last_occurrences, occurrence_plan, owned,
                                      running_sum)
 
 register_schema(OpSchema(
     "ScatterWeightedSum", num_inputs=lambda n: n > 3 and (n - 3) % 2 == 0, num_outputs=1,
+    infer_shapes=same_as(0),
     enforce_inplace={(0, 0)},
     inputs=[("X_0", "tensor to update (rows along the first dimension)"),
             ("Weight_0", "1-element weight applied to the named rows of X_0"),
@@ -35,6 +37,7 @@ register_schema(OpSchema(
 
 register_schema(OpSchema(
     "ScatterAssign", num_inputs=3, num_outputs=1, enforce_inplace={(0, 0)},
+    infer_shapes=same_as(0),
     inputs=[("DATA", "tensor to update (rows along the first dimension)"),
             ("INDICES", "int32/int64 rows of DATA to overwrite"),
             ("SLICES", "new rows: len(INDICES) x (DATA.size / DATA.shape[0]) elements, "

@@ -10,6 +10,7 @@ from caffe2lite.core import CreateOperator
 from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
+from caffe2lite.shape_inference import TensorSpec, same_as
 
 ARGS = [
     Arg("log_D_trick", "bool", False, "use the log-D trick (Goodfellow et al. 2014) to avoid "
@@ -30,6 +31,7 @@ def gradient_maker(op_def, g_output):
 
 register_schema(OpSchema(
     "SigmoidCrossEntropyWithLogits", num_inputs=2, num_outputs=1, args=ARGS,
+    infer_shapes=lambda ctx, x, t: (None if x is None else TensorSpec(x.shape[:-1], x.dtype),),
     inputs=[("logits", "float tensor, (batch_size, num_classes) typically"),
             ("targets", "float tensor of logits' shape")],
     outputs=[("xentropy", "mean loss over the last axis: shape logits.shape[:-1]")],
@@ -38,6 +40,7 @@ register_schema(OpSchema(
 
 register_schema(OpSchema(
     "SigmoidCrossEntropyWithLogitsGradient", num_inputs=3, num_outputs=1, args=ARGS,
+    infer_shapes=same_as(1),
     inputs=[("dY", "gradient of xentropy"), ("logits", "logits"), ("targets", "targets")],
     outputs=[("dlogits", "gradient of logits")],
     doc="Gradient of SigmoidCrossEntropyWithLogits with respect to logits."))

@@ -30,6 +30,7 @@ from caffe2lite import _native
 from caffe2lite.errors import ArgumentError, EnforceError
 from caffe2lite.registry import register_kernel, register_schema, set_per_op_engine_pref
 from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT, Arg, OpSchema
+from caffe2lite.shape_inference import same_as
 
 EPSILON = np.float32(1e-12)  # Caffe2's guard against a zero norm
 TABLE_DTYPES = {"SparseNormalize": np.dtype(np.float32),
@@ -45,7 +46,7 @@ def _schema(op_type, dtype_doc):
     caller = inspect.stack()[1]
     return OpSchema(
         op_type, file=caller.filename, line=caller.lineno,
-        num_inputs=(2, 3), num_outputs=1, enforce_inplace="one_to_one",
+        num_inputs=(2, 3), num_outputs=1, enforce_inplace="one_to_one", infer_shapes=same_as(0),
         inputs=[("param", f"the embedding table, {dtype_doc}, rank >= 1; row r is param[r] "
                           f"(block = product of dims 1..)"),
                 ("indices", "int32 or int64, any shape: the rows to normalise "

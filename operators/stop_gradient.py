@@ -7,9 +7,11 @@ StopGradient whose output nothing reads is rejected when gradients are built.
 
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import NO_GRADIENT, OpSchema
+from caffe2lite.shape_inference import same_as
 
 register_schema(OpSchema(
     "StopGradient", num_inputs=1, num_outputs=1, allow_inplace={(0, 0)},
+    infer_shapes=same_as(0),
     inputs=[("X", "any tensor")], outputs=[("Y", "X unchanged")],
     doc="Identity in the forward pass (Y = X); no gradient flows back through it.",
     gradient=NO_GRADIENT))

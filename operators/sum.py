@@ -4,6 +4,7 @@ import numpy as np
 
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import OpSchema
+from caffe2lite.shape_inference import same_as
 
 SUM_DTYPES = (np.float32, np.float64, np.int32, np.int64)
 
@@ -15,6 +16,7 @@ def sum_gradient_maker(op_def, g_output):
 
 register_schema(OpSchema(
     "Sum", num_inputs=(1, None), num_outputs=1, allow_inplace={(0, 0)},
+    infer_shapes=same_as(0),
     inputs=[("data_0", "first of the tensors to add (float, double, int32 or int64)")],
     outputs=[("sum", "elementwise sum, same shape and dtype as data_0")],
     doc="sum = data_0 + data_1 + ... elementwise (numpy.sum(numpy.stack(inputs), 0)). "

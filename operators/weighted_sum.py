@@ -10,6 +10,7 @@ from caffe2lite.core import CreateOperator
 from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
+from caffe2lite.shape_inference import same_as
 from operators._train_common import check_float, check_scalar
 
 
@@ -32,6 +33,7 @@ _GRAD_ON_W = Arg("grad_on_w", "bool", False, "also compute the gradient of every
 
 register_schema(OpSchema(
     "WeightedSum", num_inputs=lambda n: n > 0 and n % 2 == 0, num_outputs=1,
+    infer_shapes=same_as(0),
     allow_inplace={(0, 0)},
     inputs=[("data_0", "first tensor (non-empty)"), ("weight_0", "its 1-element weight")],
     outputs=[("output", "sum_i weight_i * data_i, shaped like data_0")],

@@ -1,0 +1,117 @@
+"""workspace.InferShapesAndTypes against the shapes a real run produces.
+
+The reference is execution itself: a training net (embeddings, FC layers,
+elementwise ops, loss, its backward pass and optimizers) is inferred from its
+inputs' shapes alone, then run on data of those shapes, and every inferred
+blob must have the shape and dtype the run gave it.  Blobs whose shape
+depends on values (Unique's output and what is computed from it) must be
+left out rather than guessed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from caffe2lite import core, workspace
+from caffe2lite.errors import ArgumentError
+from caffe2lite.proto import caffe2_pb2
+from caffe2lite.serialization import data_type_of
+
+TP = caffe2_pb2.TensorProto
+B, N_IDS, ROWS, DIM = 4, 7, 50, 8
+
+
+def _nets():
+    init = core.Net("si_init")
+    init.GaussianFill([], "emb", shape=[ROWS, DIM])
+    init.ConstantFill([], "emb_m", shape=[ROWS, DIM], value=0.0)
+    for name, shape in (("W1", [16, 2 * DIM]), ("b1", [16]), ("W2", [1, 16]), ("b2", [1])):
+        init.XavierFill([], name, shape=shape) if len(shape) == 2 else \
+            init.ConstantFill([], name, shape=shape, value=0.1)
+        init.ConstantFill([], name + "_m", shape=shape, value=0.0)
+    init.ConstantFill([], "it", shape=[1], value=0, dtype=TP.INT64)
+
+    train = core.Net("si_train")
+    train.Iter("it", "it")
+    lr = train.LearningRate("it", "lr", base_lr=-0.1, policy="fixed")
+    bag_a = train.SparseLengthsSum(["emb", "ids_a", "len_a"], "bag_a")
+    bag_b = train.SparseLengthsSum(["emb", "ids_b", "len_b"], "bag_b")
+    cat, _ = train.Concat([bag_a, bag_b], ["cat", "cat_info"], axis=1)
+    h = train.Tanh(train.Relu(train.FC([cat, "W1", "b1"], "h"), "r"), "t")
+    s = train.Add([h, "bias_row"], "s", broadcast=1)
+    mixed = train.Sum([train.Scale(train.Mul([s, s], "m"), "sc", scale=0.5), s], "mixed")
+    logit = train.FC([mixed, "W2", "b2"], "logit")
+    loss = train.AveragedLoss(train.SigmoidCrossEntropyWithLogits([logit, "label"], "xent"),
+                              "loss")
+    grads = train.AddGradientOperators([loss])
+    for p in ("W1", "b1", "W2", "b2"):
+        train.Adagrad([p, p + "_m", grads[p], lr], [p, p + "_m"])
+    emb_grad = grads["emb"]
+    train.SparseAdagrad(["emb", "emb_m", emb_grad.indices, emb_grad.values, lr],
+                        ["emb", "emb_m"])
+    train.SparseNormalize(["emb", "ids_a"], ["emb"], use_max_norm=True, norm=1.0)
+    train.Gather(["emb", "ids_c"], "picked")
+    train.Gather(["emb", train.Unique("ids_a", "distinct")], "per_distinct")  # value-dependent
+    return init, train
+
+
+FEEDS = {
+    "ids_a": np.array([0, 3, 3, 9, 1, 2, 49], np.int64),
+    "len_a": np.array([2, 2, 0, 3], np.int32),
+    "ids_b": np.array([5, 6, 7, 8, 1, 1, 0], np.int64),
+    "len_b": np.array([1, 1, 1, 4], np.int32),
+    "ids_c": np.array([[1, 2, 3], [4, 5, 6]], np.int32),
+    "label": np.array([[1.0], [0.0], [1.0], [0.0]], np.float32),
+    "bias_row": np.linspace(-1, 1, 16).astype(np.float32),
+}
+
+
+def test_inferred_shapes_and_types_match_a_real_run():
+    init, train = _nets()
+    dims = {name: list(value.shape) for name, value in FEEDS.items()}
+    types = {name: data_type_of(value.dtype) for name, value in FEEDS.items()}
+    shapes, dtypes = workspace.InferShapesAndTypes([init, train], dims, blob_types=types)
+
+    for name, value in FEEDS.items():
+        workspace.FeedBlob(name, value)
+    workspace.RunNetOnce(init)
+    workspace.RunNetOnce(train)
+    for name, inferred in shapes.items():
+        actual = workspace.FetchBlob(name)
+        assert inferred == list(actual.shape), f"{name}: inferred {inferred}, ran {actual.shape}"
+        assert dtypes[name] == data_type_of(actual.dtype), f"{name}: dtype"
+
+    expected_known = {"emb", "emb_m", "W1", "b1_m", "it", "lr", "bag_a", "bag_b", "cat",
+                      "cat_info", "h", "r", "t", "s", "m", "sc", "mixed", "logit", "xent",
+                      "loss", "loss_autogen_grad", "xent_grad", "logit_grad", "W2_grad",
+                      "b2_grad", "W1_grad", "b1_grad", "picked"}
+    assert expected_known <= set(shapes), sorted(expected_known - set(shapes))
+    assert {"distinct", "per_distinct"}.isdisjoint(shapes)  # depend on the ids' values
+    assert shapes["picked"] == [2, 3, DIM] and shapes["loss"] == []
+
+
+def test_from_the_workspace_and_unknowns():
+    workspace.FeedBlob("x", np.ones((3, 5), np.float64))
+    workspace.FeedBlob("w", np.ones((2, 5), np.float64))
+    workspace.FeedBlob("b", np.ones(2, np.float64))
+    net = core.Net("si_ws")
+    y = net.FC(["x", "w", "b"], "y")
+    net.Relu(y, "z")
+    net.FC(["x", "x", "b"], "bad")       # N = 3 but b has 2 elements: the run would fail
+    net.FC(["x", "w_missing", "b"], "unknown_w")
+    net.Relu("unknown_w", "after_unknown")
+    net.Add(["x", "w"], "no_broadcast")  # (3, 5) + (2, 5) cannot broadcast: unknown
+    shapes, types = workspace.InferShapesAndTypes([net])
+    assert shapes["y"] == [3, 2] and types["y"] == TP.DOUBLE and shapes["z"] == [3, 2]
+    assert shapes["x"] == [3, 5]  # known inputs are reported too, as in Caffe2
+    assert {"bad", "unknown_w", "after_unknown", "no_broadcast"}.isdisjoint(shapes)
+
+
+def test_dimensions_default_to_float_and_types_need_dimensions():
+    net = core.Net("si_float")
+    net.Relu("x", "y")
+    shapes, types = workspace.InferShapesAndTypes([net.Proto()], {"x": [2, 2]}, nets_proto=True)
+    assert shapes == {"x": [2, 2], "y": [2, 2]} and types == {"x": TP.FLOAT, "y": TP.FLOAT}
+    with pytest.raises(ArgumentError, match="blob_types needs blob_dimensions"):
+        workspace.InferShapesAndTypes([net], None, blob_types={"x": TP.FLOAT})
