@@ -57,8 +57,18 @@ def split_gradient_maker(op_def, g_output):
     return ops + [concat], [grad_name(x)] + [None] * (len(op_def.input) - 1)
 
 
+def _concat_shapes(ctx, *inputs):
+    if None in inputs:
+        return (None, None)
+    axis, add_axis = _concat_axis(ctx, inputs)
+    shape = inputs[0].shape
+    joined = len(inputs) if add_axis else sum(X.shape[axis] for X in inputs)
+    shape = shape[:axis] + (joined,) + shape[axis + (0 if add_axis else 1):]
+    return TensorSpec(shape, inputs[0].dtype), TensorSpec((len(inputs),), np.int32)
+
+
 register_schema(OpSchema(
-    "Concat", num_inputs=(1, None), num_outputs=2, infer_shapes=lambda *a: _concat_shapes(*a),
+    "Concat", num_inputs=(1, None), num_outputs=2, infer_shapes=_concat_shapes,
     args=AXIS_ARGS + [Arg("split", "ints", [], "ignored (Caffe2 gradient nets of Split carry "
                                                 "it here)")],
     inputs=[("X1, X2, ...", "tensors of one dtype and rank, equal except along axis")],
@@ -116,16 +126,6 @@ def _concat_axis(ctx, inputs):
                      f"'{names[0]}' {tuple(first.shape)}"
                      + ("" if add_axis else f" except along axis {axis}"))
     return axis, add_axis
-
-
-def _concat_shapes(ctx, *inputs):
-    if None in inputs:
-        return (None, None)
-    axis, add_axis = _concat_axis(ctx, inputs)
-    shape = inputs[0].shape
-    joined = len(inputs) if add_axis else sum(X.shape[axis] for X in inputs)
-    shape = shape[:axis] + (joined,) + shape[axis + (0 if add_axis else 1):]
-    return TensorSpec(shape, inputs[0].dtype), TensorSpec((len(inputs),), np.int32)
 
 
 @register_kernel("Concat", devices=("CPU", "CUDA"))

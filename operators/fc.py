@@ -29,8 +29,25 @@ def fc_gradient_maker(op_def, g_output):
     return [grad_op], [grad_name(x), grad_name(w), grad_name(b)]
 
 
+def _fc_shapes(ctx, X, W, b):
+    if X is None or W is None:
+        return (None,)
+    axis, _, _, N = _flat_shapes(ctx, X, W)
+    if b is not None and b.size != N:
+        ctx.fail(f"input b has {b.size} elements, expected N = {N}")
+    return (TensorSpec(tuple(X.shape[:axis]) + (N,), X.dtype),)
+
+
+def _fc_gradient_shapes(ctx, X, W, dY):
+    """(dW, db, dX): shaped like W, (N,) and X."""
+    if W is None:
+        return (None, None, X)
+    N = prod(W.shape[:_canonical(ctx, ctx.args["axis_w"], W.ndim, "axis_w")])
+    return (W, TensorSpec((N,), W.dtype), X)
+
+
 register_schema(OpSchema(
-    "FC", num_inputs=3, num_outputs=1, args=FC_ARGS, infer_shapes=lambda *a: _fc_shapes(*a),
+    "FC", num_inputs=3, num_outputs=1, args=FC_ARGS, infer_shapes=_fc_shapes,
     inputs=[("X", "input, flattened to (M, K) at axis"),
             ("W", "weights, flattened to (N, K) at axis_w"), ("b", "bias of N elements")],
     outputs=[("Y", "X.shape[:axis] + (N,)")],
@@ -40,7 +57,7 @@ register_schema(OpSchema(
 
 register_schema(OpSchema(
     "FCGradient", num_inputs=3, num_outputs=(2, 3), args=FC_ARGS,
-    infer_shapes=lambda *a: _fc_gradient_shapes(*a),
+    infer_shapes=_fc_gradient_shapes,
     inputs=[("X", "input of FC"), ("W", "weights of FC"), ("dY", "gradient of Y")],
     outputs=[("dW", "dY_flat.T @ X_flat, shaped like W"), ("db", "dY_flat summed over rows (N,)"),
              ("dX", "optional: dY_flat @ W_flat, shaped like X")],
@@ -68,23 +85,6 @@ def _flat_shapes(ctx, X, W):
     if X.dtype != W.dtype:
         ctx.fail(f"X ({X.dtype}) and W ({W.dtype}) must have the same dtype")
     return axis, M, K, N
-
-
-def _fc_shapes(ctx, X, W, b):
-    if X is None or W is None:
-        return (None,)
-    axis, _, _, N = _flat_shapes(ctx, X, W)
-    if b is not None and b.size != N:
-        ctx.fail(f"input b has {b.size} elements, expected N = {N}")
-    return (TensorSpec(tuple(X.shape[:axis]) + (N,), X.dtype),)
-
-
-def _fc_gradient_shapes(ctx, X, W, dY):
-    """(dW, db, dX): shaped like W, (N,) and X."""
-    if W is None:
-        return (None, None, X)
-    N = prod(W.shape[:_canonical(ctx, ctx.args["axis_w"], W.ndim, "axis_w")])
-    return (W, TensorSpec((N,), W.dtype), X)
 
 
 @register_kernel("FC", devices=("CPU", "CUDA"))

@@ -61,8 +61,21 @@ def gather_gradient_maker(op_def, g_output):
     return [grad_op], [grad_name(data), None]
 
 
+def _gather_shapes(ctx, data, indices):
+    """DATA.shape[:axis] + INDICES.shape + DATA.shape[axis+1:] (unknown with match_outer)."""
+    if data is None or indices is None or ctx.args["match_outer"]:
+        return (None,)
+    if data.ndim < 1:
+        ctx.fail(f"{ctx.input_label(0)} must have rank >= 1, got a scalar")
+    check_index_dtype(ctx, indices, 1)
+    axis = normalized_axis(ctx, data, ctx.args["axis"])
+    if data.shape[axis] == 0:  # Caffe2's empty-batch rule
+        return (data,)
+    return (TensorSpec(data.shape[:axis] + indices.shape + data.shape[axis + 1:], data.dtype),)
+
+
 register_schema(OpSchema(
-    "Gather", num_inputs=2, num_outputs=1, infer_shapes=lambda *a: _gather_shapes(*a),
+    "Gather", num_inputs=2, num_outputs=1, infer_shapes=_gather_shapes,
     inputs=[("DATA", "tensor of rank r >= 1"),
             ("INDICES", "int32/int64 tensor of rank q, indices along `axis` of DATA")],
     outputs=[("OUTPUT", "DATA.shape[:axis] + INDICES.shape + DATA.shape[axis+1:] "
@@ -110,19 +123,6 @@ def gather_along(ctx, data, indices, axis, match_outer, wrap, indices_input=1):
     flat_idx = indices.reshape(rows, -1)
     picked = flat_data[xp.arange(rows)[:, None], flat_idx]
     return picked.reshape(outer + tuple(indices.shape[axis:]) + tuple(data.shape[axis + 1:]))
-
-
-def _gather_shapes(ctx, data, indices):
-    """DATA.shape[:axis] + INDICES.shape + DATA.shape[axis+1:] (unknown with match_outer)."""
-    if data is None or indices is None or ctx.args["match_outer"]:
-        return (None,)
-    if data.ndim < 1:
-        ctx.fail(f"{ctx.input_label(0)} must have rank >= 1, got a scalar")
-    check_index_dtype(ctx, indices, 1)
-    axis = normalized_axis(ctx, data, ctx.args["axis"])
-    if data.shape[axis] == 0:  # Caffe2's empty-batch rule
-        return (data,)
-    return (TensorSpec(data.shape[:axis] + indices.shape + data.shape[axis + 1:], data.dtype),)
 
 
 @register_kernel("Gather", devices=("CPU", "CUDA"))
