@@ -252,6 +252,16 @@ def current() -> Workspace:
     return _workspaces[_current[0]]
 
 
+class _CurrentWorkspace:
+    """``Workspace.current``: the current workspace, read on the class as in Caffe2's C API."""
+
+    def __get__(self, instance, owner) -> Workspace:
+        return current()
+
+
+Workspace.current = _CurrentWorkspace()
+
+
 # -- Caffe2's module-level API ------------------------------------------------
 def Blobs():  # noqa: N802
     return list(current().blob_dict)

@@ -394,3 +394,7 @@ def test_workspace_object_api():
     with pytest.raises(ValueError, match="Don't know how to do Workspace.run"):
         ws.run(42)
     assert not workspace.HasBlob("x")  # the current workspace is untouched
+    assert workspace.Workspace.current is workspace.current()  # Caffe2's C.Workspace.current
+    workspace.SwitchWorkspace(ws)
+    assert workspace.Workspace.current is ws and ws.current is ws
+    workspace.SwitchWorkspace("default")
