@@ -80,36 +80,35 @@ def _lengths(total):
     return ("LENGTHS", f"int32/int64 vector of non-negative segment sizes summing to {total}")
 
 
-def _segment_shapes(data_i, lengths_i):
-    """Shape function: one row per segment, (len(LENGTHS),) + DATA.shape[1:], float32."""
-    def infer(ctx, *inputs):
-        data, lengths = inputs[data_i], inputs[lengths_i]
-        if data is None or lengths is None:
-            return (None,)
-        check_vector(ctx, lengths, lengths_i)
-        if data.ndim < 1:
-            ctx.fail(f"{ctx.input_label(data_i)} must have rank >= 1, got a scalar")
-        return (TensorSpec((lengths.size,) + data.shape[1:], np.float32),)
-    return infer
+def _segment_shapes(ctx, data, *inputs):
+    """Shape function: one row per segment, (len(LENGTHS),) + DATA.shape[1:], float32.
+    DATA is input 0 and LENGTHS the last input in every op of this family."""
+    lengths = inputs[-1]
+    if data is None or lengths is None:
+        return (None,)
+    check_vector(ctx, lengths, len(inputs))
+    if data.ndim < 1:
+        ctx.fail(f"{ctx.input_label(0)} must have rank >= 1, got a scalar")
+    return (TensorSpec((lengths.size,) + data.shape[1:], np.float32),)
 
 
 register_schema(OpSchema(
     "LengthsSum", num_inputs=2, num_outputs=1,
-    infer_shapes=_segment_shapes(0, 1),
+    infer_shapes=_segment_shapes,
     inputs=[_DATA, _lengths("DATA.shape[0]")], outputs=[_OUTPUT],
     doc="OUTPUT[k] = DATA[s_k : s_k + LENGTHS[k]].sum(0), s_k = sum(LENGTHS[:k]).",
     gradient=_dense_maker("LengthsIndicesInGradientSumGradient")))
 
 register_schema(OpSchema(
     "LengthsMean", num_inputs=2, num_outputs=1,
-    infer_shapes=_segment_shapes(0, 1),
+    infer_shapes=_segment_shapes,
     inputs=[_DATA, _lengths("DATA.shape[0]")], outputs=[_OUTPUT],
     doc="OUTPUT[k] = DATA[s_k : s_k + LENGTHS[k]].mean(0); an empty segment gives zeros.",
     gradient=_dense_maker("LengthsIndicesInGradientMeanGradient")))
 
 register_schema(OpSchema(
     "SparseLengthsSum", num_inputs=3, num_outputs=1,
-    infer_shapes=_segment_shapes(0, 2),
+    infer_shapes=_segment_shapes,
     inputs=[_TABLE, _INDICES, _lengths("len(INDICES)")], outputs=[_OUTPUT],
     doc="Gather + LengthsSum fused: OUTPUT[k] = DATA[INDICES[s_k : s_k + LENGTHS[k]]].sum(0) "
         "(nn.EmbeddingBag(mode='sum')).",
@@ -117,7 +116,7 @@ register_schema(OpSchema(
 
 register_schema(OpSchema(
     "SparseLengthsMean", num_inputs=3, num_outputs=1,
-    infer_shapes=_segment_shapes(0, 2),
+    infer_shapes=_segment_shapes,
     inputs=[_TABLE, _INDICES, _lengths("len(INDICES)")], outputs=[_OUTPUT],
     doc="Gather + LengthsMean fused: OUTPUT[k] = DATA[INDICES[segment k]].mean(0); empty "
         "segments give zeros.",
@@ -125,7 +124,7 @@ register_schema(OpSchema(
 
 register_schema(OpSchema(
     "SparseLengthsWeightedSum", num_inputs=4, num_outputs=1,
-    infer_shapes=_segment_shapes(0, 3),
+    infer_shapes=_segment_shapes,
     inputs=[_TABLE, _SCALARS, _INDICES, _lengths("len(INDICES)")], outputs=[_OUTPUT],
     args=[GRAD_ON_WEIGHTS],
     doc="OUTPUT[k] = sum over r in segment k of SCALARS[r] * DATA[INDICES[r]].",
