@@ -10,11 +10,18 @@ from setuptools import Extension, setup
 setup(ext_modules=[
     Extension("caffe2lite._native._sparse_normalize",
               sources=["caffe2lite/_native/sparse_normalize.c"],
+              depends=["caffe2lite/_native/rows.h"],
               extra_compile_args=["-O3", "-std=c11"],
               optional=True),
     Extension("caffe2lite._native._sparse_lengths",
               sources=["caffe2lite/_native/sparse_lengths.c"],
               # no fused multiply-add: the same roundings as the NumPy path
               extra_compile_args=["-O3", "-std=c11", "-ffp-contract=off"],
+              optional=True),
+    Extension("caffe2lite._native._sparse_adagrad",
+              sources=["caffe2lite/_native/sparse_adagrad.c"],
+              depends=["caffe2lite/_native/rows.h"],
+              # no fused multiply-add: NumPy's roundings; sqrtf without errno vectorises
+              extra_compile_args=["-O3", "-std=c11", "-ffp-contract=off", "-fno-math-errno"],
               optional=True),
 ])

@@ -30,12 +30,13 @@ def host_int(value) -> int:
     return int(value.item() if hasattr(value, "item") else value)
 
 
-def check_index_vector(ctx, i: int, indices, n_rows: int, data_i: int):
-    """Flattened indices of input i, checked: int32/int64, each in [0, n_rows)."""
+def check_index_vector(ctx, i: int, indices, n_rows: int | None, data_i: int):
+    """Flattened indices of input i, checked: int32/int64, each in [0, n_rows)
+    (n_rows None: the dtype only, for kernels that check the range themselves)."""
     if np.dtype(indices.dtype) not in INDEX_DTYPES:
         ctx.fail(f"{ctx.input_label(i)} must hold int32 or int64 indices, got {indices.dtype}")
     flat = indices.reshape(-1)
-    if flat.size:
+    if flat.size and n_rows is not None:
         bad = (flat < 0) | (flat >= n_rows)
         if bool(bad.any()):
             pos = host_int(ctx.xp.argmax(bad))

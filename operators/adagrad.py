@@ -20,9 +20,10 @@ rounds then cover only the repeated rows.
 
 import numpy as np
 
-from caffe2lite.registry import register_kernel, register_schema
+from caffe2lite.registry import register_kernel, register_schema, set_per_op_engine_pref
 from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT, Arg, OpSchema
 from caffe2lite.shape_inference import same_as
+from operators import _native_adagrad
 from operators._parallel import for_each_range
 from operators._train_common import (check_float, check_index_vector, check_rows, check_scalar,
                                      host_int, occurrence_plan, owned, running_sum, split_repeated)
@@ -102,18 +103,53 @@ def adagrad(ctx, param, moment, grad, lr):
     return outputs + ((update.reshape(grad.shape),) if n_out == 4 else ())
 
 
-def _check_sparse(ctx, param, moment, indices, grad, lr):
-    """Shared checks of the sparse variants; returns (rows, block, flat indices, rate, grad 2-D)."""
+def _check_sparse(ctx, param, moment, indices, grad, lr, check_range=True):
+    """Shared checks of the sparse variants; returns (rows, block, flat indices, rate, grad 2-D).
+
+    ``check_range=False`` leaves the index range to the caller (the NATIVE engine
+    checks it in C, before it writes).
+    """
     check_float(ctx, 0, param)
     check_float(ctx, 1, moment, 0, param)
     check_float(ctx, 3, grad, 0, param)
     rows, block = check_rows(ctx, 0, param)
     rate = check_scalar(ctx, 4, lr, "learning rate").astype(param.dtype)
-    idx = check_index_vector(ctx, 2, indices, rows, 0)
+    idx = check_index_vector(ctx, 2, indices, rows if check_range else None, 0)
     if not (grad.shape[indices.ndim:] == param.shape[1:] and grad.size == idx.size * block):
         ctx.fail(f"{ctx.input_label(3)} has shape {tuple(grad.shape)}, expected indices.shape + "
                  f"param.shape[1:] = {tuple(indices.shape) + tuple(param.shape[1:])}")
     return rows, block, idx, rate, grad.reshape(idx.size, block)
+
+
+def checked_sparse_adagrad(ctx, param, moment, indices, grad, lr, check_range=True):
+    """Every check of SparseAdagrad / RowWiseSparseAdagrad, before anything is written.
+
+    Returns (param, moment, table, history, flat indices, grad rows, rate, eps, wd):
+    param and moment as arrays the kernel may update in place, table/history
+    their 2-D (1-D for a row-wise moment) views.
+    """
+    rows, block, idx, rate, g2 = _check_sparse(ctx, param, moment, indices, grad, lr,
+                                               check_range)
+    if ctx.op_def.type.startswith("RowWise"):
+        if moment.size != rows:
+            ctx.fail(f"{ctx.input_label(1)} has {moment.size} elements, expected "
+                     f"one per row of {ctx.input_label(0)} ({rows})")
+        if ctx.args["counter_halflife"] != -1:
+            ctx.fail(f"argument 'counter_halflife' = {ctx.args['counter_halflife']}: frequency-"
+                     f"adjusted weight decay is not supported by caffe2lite (use -1)")
+    else:
+        if moment.size != param.size:
+            ctx.fail(f"{ctx.input_label(1)} has {moment.size} elements, "
+                     f"expected {param.size} like {ctx.input_label(0)}")
+        if ctx.args["decay"] != 1.0:
+            ctx.fail(f"argument 'decay' must be 1.0 for SparseAdagrad "
+                     f"(Caffe2 does not support decay here), got "
+                     f"{ctx.args['decay']}")
+    param, moment = owned(param), owned(moment)
+    history = moment.reshape(rows) if ctx.op_def.type.startswith("RowWise") \
+        else moment.reshape(rows, block)
+    eps, wd = param.dtype.type(ctx.args["epsilon"]), param.dtype.type(ctx.args["weight_decay"])
+    return param, moment, param.reshape(rows, block), history, idx, g2, rate, eps, wd
 
 
 # Rows per step of _update_distinct_rows: its five row buffers of this many bytes each
@@ -162,25 +198,22 @@ def _update_distinct_rows(table, history, idx, g2, pos, rate, eps, wd):
 
 
 @register_kernel("SparseAdagrad", devices=("CPU", "CUDA"))
+@register_kernel("SparseAdagrad", devices=("CPU",), engine="NUMPY")
 def sparse_adagrad(ctx, param, moment, indices, grad, lr):
-    rows, block, idx, rate, g2 = _check_sparse(ctx, param, moment, indices, grad, lr)
-    if moment.size != param.size:
-        ctx.fail(f"{ctx.input_label(1)} has {moment.size} elements, "
-                 f"expected {param.size} like {ctx.input_label(0)}")
-    if ctx.args["decay"] != 1.0:
-        ctx.fail(f"argument 'decay' must be 1.0 for SparseAdagrad "
-                 f"(Caffe2 does not support decay here), got "
-                 f"{ctx.args['decay']}")
-    param, moment = owned(param), owned(moment)
-    table, history = param.reshape(rows, block), moment.reshape(rows, block)
-    eps, wd = param.dtype.type(ctx.args["epsilon"]), param.dtype.type(ctx.args["weight_decay"])
-    xp = ctx.xp
+    param, moment, *update = checked_sparse_adagrad(ctx, param, moment, indices, grad, lr)
+    sparse_adagrad_update(ctx.xp, *update)
+    return param, moment
+
+
+def sparse_adagrad_update(xp, table, history, idx, g2, rate, eps, wd):
+    """SparseAdagrad on checked arrays, in place, in Caffe2's per-occurrence order."""
+    rows = table.shape[0]
     if xp is np and idx.size:
         # Rows named once are independent of each other and of the order: one fused pass.
         once, repeated = split_repeated(xp, idx, rows)
         _update_distinct_rows(table, history, idx, g2, once, rate, eps, wd)
         if not repeated.size:
-            return param, moment
+            return
         idx, g2 = idx[repeated], g2[repeated]
     # With weight decay the gradient reads the parameter, so every repetition
     # needs its own round; without it the moment and the parameter are running
@@ -200,28 +233,25 @@ def sparse_adagrad(ctx, param, moment, indices, grad, lr):
         h = running_sum(xp, history[r:r + 1], g * g)[1:]
         table[r] = running_sum(xp, table[r:r + 1], rate * g / (xp.sqrt(h) + eps))[-1]
         history[r] = h[-1]
-    return param, moment
 
 
 @register_kernel("RowWiseSparseAdagrad", devices=("CPU", "CUDA"))
+@register_kernel("RowWiseSparseAdagrad", devices=("CPU",), engine="NUMPY")
 def row_wise_sparse_adagrad(ctx, param, moment, indices, grad, lr, counter=None):
-    rows, block, idx, rate, g2 = _check_sparse(ctx, param, moment, indices, grad, lr)
-    if moment.size != rows:
-        ctx.fail(f"{ctx.input_label(1)} has {moment.size} elements, expected "
-                 f"one per row of {ctx.input_label(0)} ({rows})")
-    if ctx.args["counter_halflife"] != -1:
-        ctx.fail(f"argument 'counter_halflife' = {ctx.args['counter_halflife']}: frequency-"
-                 f"adjusted weight decay is not supported by caffe2lite (use -1)")
-    param, moment = owned(param), owned(moment)
-    table, history = param.reshape(rows, block), moment.reshape(rows)
-    eps, wd = param.dtype.type(ctx.args["epsilon"]), param.dtype.type(ctx.args["weight_decay"])
-    xp = ctx.xp
+    param, moment, *update = checked_sparse_adagrad(ctx, param, moment, indices, grad, lr)
+    row_wise_sparse_adagrad_update(ctx.xp, *update)
+    return param, moment
+
+
+def row_wise_sparse_adagrad_update(xp, table, history, idx, g2, rate, eps, wd):
+    """RowWiseSparseAdagrad on checked arrays, in place, in Caffe2's per-occurrence order."""
+    block = table.shape[1]
 
     def row_terms(g):
         """(moment increment, parameter step) per occurrence, as Caffe2 computed them."""
         if block == 1:  # Caffe2's scalar path: lr * g / (sqrt(h) + eps)
             return g[:, 0] * g[:, 0], lambda h: rate * g / (xp.sqrt(h) + eps)[:, None]
-        return ((g * g).sum(axis=1) / param.dtype.type(block),
+        return ((g * g).sum(axis=1) / table.dtype.type(block),
                 lambda h: g * (rate / (xp.sqrt(h) + eps))[:, None])
 
     rounds, heavy = occurrence_plan(xp, idx, heavy_rows=not wd)
@@ -237,4 +267,38 @@ def row_wise_sparse_adagrad(ctx, param, moment, indices, grad, lr, counter=None)
         h = running_sum(xp, history[r:r + 1], increment)[1:]
         table[r] = running_sum(xp, table[r:r + 1], step(h))[-1]
         history[r] = h[-1]
-    return param, moment
+
+
+# -- NATIVE engine: caffe2lite/_native/sparse_adagrad.c, when it was built ---------
+def native_update(ctx, param, moment, indices, grad, lr, normalize=None):
+    """Checks, then the C pass (per occurrence, in order); NumPy where C cannot serve.
+
+    The C code checks the index range before it writes; on a bad index the
+    Python check runs to say which.  Returns False when the NumPy update must
+    run instead (float64 tables, arrays C cannot address); nothing is written then.
+    """
+    param, moment, table, history, idx, g2, rate, eps, wd = checked_sparse_adagrad(
+        ctx, param, moment, indices, grad, lr, check_range=False)
+    row_wise = ctx.op_def.type.startswith("RowWise")
+    try:
+        done = _native_adagrad.native_sparse_adagrad(table, history, idx, g2, rate, eps, wd,
+                                                     row_wise, normalize)
+    except _native_adagrad.BadIndex:
+        check_index_vector(ctx, 2, indices, table.shape[0], 0)
+        raise  # unreachable: the Python check names the bad index
+    if not done:
+        check_index_vector(ctx, 2, indices, table.shape[0], 0)
+        update = row_wise_sparse_adagrad_update if row_wise else sparse_adagrad_update
+        update(ctx.xp, table, history, idx, g2, rate, eps, wd)
+        return param, moment, False
+    return param, moment, True
+
+
+def sparse_adagrad_native(ctx, param, moment, indices, grad, lr, counter=None):
+    return native_update(ctx, param, moment, indices, grad, lr)[:2]
+
+
+if _native_adagrad.available():
+    for _op_type in ("SparseAdagrad", "RowWiseSparseAdagrad"):
+        register_kernel(_op_type, devices=("CPU",), engine="NATIVE")(sparse_adagrad_native)
+        set_per_op_engine_pref("CPU", _op_type, ["NATIVE"])

@@ -21,13 +21,9 @@
 #include <math.h>
 #include <stdint.h>
 
-#define LANES 16 /* fixed partial sums: vectorisable and deterministic */
-#define AHEAD 8  /* rows prefetched ahead of the one being normalised */
+#include "rows.h" /* index_at, prefetch_row, reduce_lanes, DEFINE_NORMALIZE_ROW */
 
-static int64_t index_at(const void *indices, int32_t index_bytes, int64_t i) {
-    return index_bytes == 8 ? ((const int64_t *)indices)[i]
-                            : (int64_t)((const int32_t *)indices)[i];
-}
+#define AHEAD 8  /* rows prefetched ahead of the one being normalised */
 
 /* Validate every index, mark rows in `seen` and list the distinct rows in
  * `rows`; returns their number, or -(position + 1) of the first bad index.
@@ -56,37 +52,6 @@ static int64_t distinct_rows(int64_t n_rows, const void *indices, int32_t index_
     }
     return k;
 }
-
-static void prefetch_row(const void *row, int64_t bytes) {
-    for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch((const char *)row + o, 1, 0);
-}
-
-static float reduce_lanes(float *acc) {
-    for (int w = LANES / 2; w > 0; w /= 2)
-        for (int l = 0; l < w; l++) acc[l] += acc[l + w];
-    return acc[0];
-}
-
-/* The work on one row, for a table of type T: the sum of squares in LANES fixed
- * partial sums (float), then the scaling unless the row is at or below the bound. */
-#define DEFINE_NORMALIZE_ROW(NAME, T)                                                    \
-    static inline void NAME(T *row, int64_t block, float norm, int32_t use_max_norm) {  \
-        float acc[LANES] = {0};                                                          \
-        int64_t j = 0;                                                                   \
-        for (; j + LANES <= block; j += LANES)                                           \
-            for (int l = 0; l < LANES; l++) {                                            \
-                float x = (float)row[j + l];                                             \
-                acc[l] += x * x;                                                         \
-            }                                                                            \
-        for (int l = 0; j < block; j++, l++) {                                           \
-            float x = (float)row[j];                                                     \
-            acc[l] += x * x;                                                             \
-        }                                                                                \
-        float row_norm = sqrtf(reduce_lanes(acc));                                       \
-        if (use_max_norm && row_norm <= norm) return;                                    \
-        float scale = norm / (row_norm + 1e-12f);                                        \
-        for (j = 0; j < block; j++) row[j] = (T)((float)row[j] * scale);                 \
-    }
 
 /* The whole op: distinct rows, then ROW on each, prefetching AHEAD rows ahead. */
 #define DEFINE_SPARSE_NORMALIZE(NAME, T, ROW, ATTRS)                                     \

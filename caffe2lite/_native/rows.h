@@ -1,0 +1,52 @@
+/* Row helpers shared by the SparseNormalize and sparse-optimizer kernels.
+ *
+ * Why a header: the fused optimizer + max-norm pass (sparse_adagrad.c) must
+ * renormalise a row with exactly the arithmetic of SparseNormalize's NATIVE
+ * engine (sparse_normalize.c), so that fusing the two ops changes no bit.  One
+ * definition, included by both.
+ */
+#ifndef CAFFE2LITE_ROWS_H
+#define CAFFE2LITE_ROWS_H
+
+#include <math.h>
+#include <stdint.h>
+
+#define LANES 16 /* fixed partial sums: vectorisable and deterministic */
+
+static inline int64_t index_at(const void *indices, int32_t index_bytes, int64_t i) {
+    return index_bytes == 8 ? ((const int64_t *)indices)[i]
+                            : (int64_t)((const int32_t *)indices)[i];
+}
+
+static inline void prefetch_row(const void *row, int64_t bytes) {
+    for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch((const char *)row + o, 1, 0);
+}
+
+static inline float reduce_lanes(float *acc) {
+    for (int w = LANES / 2; w > 0; w /= 2)
+        for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+    return acc[0];
+}
+
+/* The work on one row, for a table of type T: the sum of squares in LANES fixed
+ * partial sums (float), then the scaling unless the row is at or below the bound. */
+#define DEFINE_NORMALIZE_ROW(NAME, T)                                                    \
+    static inline void NAME(T *row, int64_t block, float norm, int32_t use_max_norm) {  \
+        float acc[LANES] = {0};                                                          \
+        int64_t j = 0;                                                                   \
+        for (; j + LANES <= block; j += LANES)                                           \
+            for (int l = 0; l < LANES; l++) {                                            \
+                float x = (float)row[j + l];                                             \
+                acc[l] += x * x;                                                         \
+            }                                                                            \
+        for (int l = 0; j < block; j++, l++) {                                           \
+            float x = (float)row[j];                                                     \
+            acc[l] += x * x;                                                             \
+        }                                                                                \
+        float row_norm = sqrtf(reduce_lanes(acc));                                       \
+        if (use_max_norm && row_norm <= norm) return;                                    \
+        float scale = norm / (row_norm + 1e-12f);                                        \
+        for (j = 0; j < block; j++) row[j] = (T)((float)row[j] * scale);                 \
+    }
+
+#endif

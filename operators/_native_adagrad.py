@@ -1,0 +1,113 @@
+"""The compiled sparse AdaGrad updates (caffe2lite/_native/sparse_adagrad.c), when built.
+
+``native_sparse_adagrad`` applies SparseAdagrad or RowWiseSparseAdagrad to a
+float32 table in place, one update per index occurrence in index order
+(Caffe2's order), optionally renormalising each touched row after its last
+update (the fused SparseNormalize).  It returns False when the library is not
+built, stale or disabled (``CAFFE2LITE_DISABLE_NATIVE=1``), or when the arrays
+are not ones C can address directly; the caller then runs its NumPy path.
+Indices are range-checked before anything is written; a bad one raises
+``BadIndex`` carrying its position, and nothing has changed.  Dtypes, shapes
+and arguments are the caller's to check.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import warnings
+
+import numpy as np
+
+from caffe2lite import _native
+from operators import _parallel
+
+NATIVE_ABI = 1  # must match caffe2lite_sparse_adagrad_abi() in the C file
+# Fewest occurrences per extra thread: below this, handing work over costs more
+# than the updates it would share (each thread scans every index for its rows).
+MIN_OCCURRENCES_PER_THREAD = 16384
+
+
+class BadIndex(ValueError):
+    """An index outside [0, rows); ``position`` is its flat position."""
+
+    def __init__(self, position: int):
+        super().__init__(f"index at position {position} is out of range")
+        self.position = position
+
+
+_prepare = _update = None
+_max_row_wise_block = 0
+_lib = _native.load("_sparse_adagrad")
+if _lib is not None and _native.int_symbol(_lib, "caffe2lite_sparse_adagrad_abi") != NATIVE_ABI:
+    warnings.warn("caffe2lite: the built SparseAdagrad C library is stale (rebuild with "
+                  "`pip install -e .`); using the NumPy kernels", RuntimeWarning, stacklevel=1)
+    _lib = None
+if _lib is not None:
+    _prepare = _lib.caffe2lite_sparse_adagrad_prepare
+    _prepare.restype = ctypes.c_int64
+    _prepare.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_int32, ctypes.c_int64,
+                         ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
+    _update = _lib.caffe2lite_sparse_adagrad_f32
+    _update.restype = None
+    _update.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
+                        ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p, ctypes.c_float,
+                        ctypes.c_float, ctypes.c_float, ctypes.c_int32, ctypes.c_void_p,
+                        ctypes.c_float, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32]
+    fn = _lib.caffe2lite_sparse_adagrad_max_row_wise_block
+    fn.restype = ctypes.c_int64
+    _max_row_wise_block = fn()
+
+
+def available() -> bool:
+    return _update is not None
+
+
+def _addressable(a) -> bool:
+    flags = a.flags
+    return flags.c_contiguous and flags.aligned and a.dtype.isnative
+
+
+def native_sparse_adagrad(table, history, idx, g2, rate, eps, wd, row_wise: bool,
+                          normalize=None) -> bool:
+    """Update ``table`` (rows, block) float32 and ``history`` in place; False if not done.
+
+    ``idx`` is the flat int32/int64 index vector, ``g2`` the (len(idx), block)
+    float32 gradient rows, ``rate``/``eps``/``wd`` float32 scalars.
+    ``normalize`` = (norm, use_max_norm) renormalises each touched row after
+    its last update, exactly as SparseNormalize's NATIVE engine.
+    """
+    if _update is None or table.dtype != np.float32 or history.dtype != np.float32 \
+            or g2.dtype != np.float32:
+        return False
+    rows, block = table.shape
+    if row_wise and block > _max_row_wise_block:
+        return False
+    if not all(_addressable(a) for a in (table, history, idx, g2)):
+        if not (_addressable(table) and _addressable(history)):
+            return False
+        idx, g2 = np.ascontiguousarray(idx), np.ascontiguousarray(g2)
+    n = idx.size
+    if n == 0:
+        return True
+    is_last = slots = None
+    capacity = 0
+    if normalize is not None:
+        capacity = 1 << max(4, (2 * n - 1).bit_length())
+        slots = np.empty(capacity, np.int64)
+        is_last = np.empty(n, np.uint8)
+    bad = _prepare(rows, idx.ctypes.data, idx.itemsize, n,
+                   None if slots is None else slots.ctypes.data, capacity,
+                   None if is_last is None else is_last.ctypes.data)
+    if bad >= 0:
+        raise BadIndex(int(bad))
+    norm, use_max_norm = normalize if normalize is not None else (1.0, True)
+    args = (table.ctypes.data, history.ctypes.data, block, idx.ctypes.data, idx.itemsize, n,
+            g2.ctypes.data, float(rate), float(eps), float(wd), int(row_wise),
+            None if is_last is None else is_last.ctypes.data, float(norm), int(use_max_norm))
+    parts = max(1, min(_parallel.num_threads(), n // MIN_OCCURRENCES_PER_THREAD))
+    if parts == 1:
+        _update(*args, 0, 1)
+    else:
+        # for_each_part returns only when every part has: the arrays outlive the calls
+        _parallel.for_each_part(lambda part: _update(*args, part, parts), parts)
+    return True
