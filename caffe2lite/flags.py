@@ -7,7 +7,10 @@ caffe2lite honours the flags that change what it does:
 * ``--caffe2_log_level=N``: glog severity for the ``caffe2lite`` logger
   (negative = debug, 0 info, 1 warning, 2 error, 3 fatal);
 * ``--caffe2_tensor_chunk_size=N``: elements per record when Save splits a
-  tensor (its ``chunk_size=-1`` default).
+  tensor (its ``chunk_size=-1`` default);
+* ``--caffe2lite_fuse_ops=0|1``: caffe2lite's own, whether nets created from
+  now on fuse ops (caffe2lite/fusion.py); its default is 1 unless the
+  environment sets ``CAFFE2LITE_FUSE_OPS=0``.
 
 Every other flag is accepted with a warning that it has no effect: Caffe2 had
 hundreds (allocators, NUMA, MKL, ...) with no counterpart here, and failing on
@@ -18,6 +21,7 @@ honoured flag raises ArgumentError, before any flag changes.
 from __future__ import annotations
 
 import logging
+import os
 
 from caffe2lite.errors import ArgumentError
 from caffe2lite.serialization import DEFAULT_CHUNK_SIZE
@@ -27,6 +31,7 @@ logger = logging.getLogger("caffe2lite")
 DEFAULTS = {
     "caffe2_log_level": None,  # None: leave the logger as the application set it
     "caffe2_tensor_chunk_size": DEFAULT_CHUNK_SIZE,
+    "caffe2lite_fuse_ops": int(os.environ.get("CAFFE2LITE_FUSE_OPS", "1").strip() != "0"),
 }
 _values = dict(DEFAULTS)
 

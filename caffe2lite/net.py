@@ -4,7 +4,15 @@ Every executor type Caffe2 knew ("simple", "dag", "async_scheduling", ...)
 runs its ops in order here: the results are the same, only Caffe2's
 parallel schedulers are not reproduced.  An op without a DeviceOption takes
 the net's.  Operators are created -- schemas verified, kernels resolved,
-arguments parsed -- in ``__init__``, never in ``run``.
+arguments parsed -- in ``__init__``, never in ``run``; ops that fuse
+(caffe2lite/fusion.py) are fused then too.
+
+A net run more than once is compiled, on its second run, into one Python
+function with a line per op (``compile_schedule``): no loop, no per-op
+unpacking, blob names as constants, the kernel contract checked inline.
+That keeps the executor's cost near a function call per op, which is what
+makes a net of small ops as fast as eager PyTorch; a net run once
+(RunNetOnce) is not worth compiling and runs through the plain loop.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import time
 
 import numpy as np
 
+from caffe2lite import fusion
 from caffe2lite.errors import Caffe2LiteError, NetError
 from caffe2lite.operator import Operator, add_origin, check_outputs
 from caffe2lite.proto import caffe2_pb2
@@ -50,29 +59,25 @@ class SimpleNet:
             except Caffe2LiteError as e:
                 raise add_origin(e, op_def, position, self.name)
             produced.update(op_def.output)
-        self.operators = ops
+        self.operators = ops  # one per op of the NetDef, as BenchmarkNet reports them
         if create_outputs:  # Caffe2 creates every output blob with the net.
             for name in produced:
                 workspace.create_blob(name)
-        self._steps = [(op, op.kernel, op.ctx, op.inputs, op.outputs) for op in ops]
+        self.steps = fusion.plan(ops)
+        self.fusions = [step.positions for step in self.steps if not isinstance(step, Operator)]
+        self.source = None  # the compiled run function's code, once compiled
+        self._compiled = None
 
     def run(self) -> None:
         """Run every op once; the failing op's error names it and its net."""
         blobs = self.workspace.blob_dict
-        for op, kernel, ctx, inputs, outputs in self._steps:
-            try:
-                results = kernel(ctx, *[blobs[n] for n in inputs])
-                if type(results) is not tuple or len(results) != len(outputs):
-                    results = check_outputs(op, results)
-                else:
-                    for value in results:
-                        if value.__class__ is not np.ndarray:
-                            results = check_outputs(op, results)
-                            break
-            except Exception as exc:
-                raise op.failure(exc, blobs) from exc
-            for name, value in zip(outputs, results):
-                blobs[name] = value
+        if self._compiled is not None:
+            return self._compiled(blobs)
+        if self.source is None:  # first run: the loop; compile for the runs after
+            self.source = ""
+            return run_steps(self.steps, blobs)
+        self.source, self._compiled = compile_schedule(self.steps, self.name)
+        return self._compiled(blobs)
 
     def benchmark(self, warmup_runs: int, main_runs: int, run_individual: bool) -> list[float]:
         """Caffe2's TEST_Benchmark: [ms per run of the whole net] + [ms per op run alone]."""
@@ -96,6 +101,68 @@ class SimpleNet:
 
     def Proto(self):
         return self.net_def
+
+
+def run_steps(steps, blobs) -> None:
+    """Run ``steps`` (Operators and fused steps) in order on ``blobs``: the reference
+    semantics that compile_schedule's functions reproduce line for line."""
+    for step in steps:
+        if not isinstance(step, Operator):
+            step.run(blobs)
+            continue
+        try:
+            results = step.kernel(step.ctx, *[blobs[n] for n in step.inputs])
+            results = check_outputs(step, results)
+        except Exception as exc:
+            err = step.failure(exc, blobs)
+            if err is exc:
+                raise
+            raise err from exc
+        for name, value in zip(step.outputs, results):
+            blobs[name] = value
+
+
+def compile_schedule(steps, net_name: str):
+    """(source, function) running ``steps`` on a blob dict, one block of lines per step.
+
+    For an Operator ``k`` with inputs a, b and output y the block reads::
+
+        at = k
+        r = kernel_k(ctx_k, blobs['a'], blobs['b'])
+        if r.__class__ is not tuple or len(r) != 1 or r[0].__class__ is not ndarray:
+            r = check_outputs(op_k, r)
+        blobs['y'] = r[0]
+
+    i.e. run_steps's work without its per-op overhead: the common case (a tuple
+    of NumPy arrays) costs three identity tests, anything else goes through
+    check_outputs as before.  A failure is re-raised by the failing step's
+    ``failure``, exactly as in run_steps; outputs are written only after the
+    check, so a failing op changes no blob.
+    """
+    env = {"ndarray": np.ndarray, "check_outputs": check_outputs, "steps": steps}
+    lines = ["def run(blobs):", "    at = 0", "    try:"]
+    for k, step in enumerate(steps):
+        lines.append(f"        at = {k}")
+        if not isinstance(step, Operator):
+            env[f"step_{k}"] = step
+            lines.append(f"        step_{k}.run(blobs)")
+            continue
+        env[f"kernel_{k}"], env[f"ctx_{k}"], env[f"op_{k}"] = step.kernel, step.ctx, step
+        args = "".join(f", blobs[{name!r}]" for name in step.inputs)
+        lines.append(f"        r = kernel_{k}(ctx_{k}{args})")
+        tests = [f"len(r) != {len(step.outputs)}"] + \
+            [f"r[{j}].__class__ is not ndarray" for j in range(len(step.outputs))]
+        lines.append(f"        if r.__class__ is not tuple or {' or '.join(tests)}:")
+        lines.append(f"            r = check_outputs(op_{k}, r)")
+        lines += [f"        blobs[{name!r}] = r[{j}]" for j, name in enumerate(step.outputs)]
+    lines += ["    except Exception as exc:",
+              "        err = steps[at].failure(exc, blobs)",
+              "        if err is exc:",
+              "            raise",
+              "        raise err from exc"]
+    source = "\n".join(lines) + "\n"
+    exec(compile(source, f"<caffe2lite net {net_name!r}>", "exec"), env)  # noqa: S102
+    return source, env["run"]
 
 
 def create_net(net_def, workspace, create_outputs: bool = True):

@@ -19,12 +19,8 @@ import warnings
 import numpy as np
 
 from caffe2lite import _native
-from operators import _parallel
 
 NATIVE_ABI = 1  # must match caffe2lite_sparse_adagrad_abi() in the C file
-# Fewest occurrences per extra thread: below this, handing work over costs more
-# than the updates it would share (each thread scans every index for its rows).
-MIN_OCCURRENCES_PER_THREAD = 16384
 
 
 class BadIndex(ValueError):
@@ -52,7 +48,7 @@ if _lib is not None:
     _update.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
                         ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p, ctypes.c_float,
                         ctypes.c_float, ctypes.c_float, ctypes.c_int32, ctypes.c_void_p,
-                        ctypes.c_float, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32]
+                        ctypes.c_float, ctypes.c_int32]
     fn = _lib.caffe2lite_sparse_adagrad_max_row_wise_block
     fn.restype = ctypes.c_int64
     _max_row_wise_block = fn()
@@ -101,13 +97,7 @@ def native_sparse_adagrad(table, history, idx, g2, rate, eps, wd, row_wise: bool
     if bad >= 0:
         raise BadIndex(int(bad))
     norm, use_max_norm = normalize if normalize is not None else (1.0, True)
-    args = (table.ctypes.data, history.ctypes.data, block, idx.ctypes.data, idx.itemsize, n,
+    _update(table.ctypes.data, history.ctypes.data, block, idx.ctypes.data, idx.itemsize, n,
             g2.ctypes.data, float(rate), float(eps), float(wd), int(row_wise),
             None if is_last is None else is_last.ctypes.data, float(norm), int(use_max_norm))
-    parts = max(1, min(_parallel.num_threads(), n // MIN_OCCURRENCES_PER_THREAD))
-    if parts == 1:
-        _update(*args, 0, 1)
-    else:
-        # for_each_part returns only when every part has: the arrays outlive the calls
-        _parallel.for_each_part(lambda part: _update(*args, part, parts), parts)
     return True

@@ -270,7 +270,7 @@ def row_wise_sparse_adagrad_update(xp, table, history, idx, g2, rate, eps, wd):
 
 
 # -- NATIVE engine: caffe2lite/_native/sparse_adagrad.c, when it was built ---------
-def native_update(ctx, param, moment, indices, grad, lr, normalize=None):
+def native_update(ctx, param, moment, indices, grad, lr, counter=None, normalize=None):
     """Checks, then the C pass (per occurrence, in order); NumPy where C cannot serve.
 
     The C code checks the index range before it writes; on a bad index the

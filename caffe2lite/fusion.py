@@ -1,0 +1,108 @@
+"""Op fusions a net applies when it is created: same results, fewer passes over memory.
+
+The NetDef stays as written (and as saved); only the created net's schedule
+changes.  One fusion exists so far, the one the main job needs:
+
+* **sparse optimizer + max-norm.**  ``SparseAdagrad`` or ``RowWiseSparseAdagrad``
+  on a table, followed by ``SparseNormalize`` on the same table and the same
+  indices (what ``regularizer.MaxNorm`` adds after the optimizer), run as one
+  C pass per touched row: each row is updated once per occurrence, in order,
+  and renormalised right after its last update while it is still in cache.
+  Rows are independent, so this gives the bits of the two ops run one after
+  the other (tests/test_fusion.py checks it).
+
+A pair is fused only when nothing can tell the difference: both ops on the
+CPU with the NATIVE engine (the fused pass is their C code), no op between
+them that reads or writes the table or writes the indices, and a valid
+``norm`` (a SparseNormalize that would fail keeps its own step).  When the
+arrays at run time are not ones the C pass takes (a float64 table, say), the
+fused step runs the two ops exactly as written, errors included.
+
+Switch it off with ``workspace.GlobalInit(["caffe2", "--caffe2lite_fuse_ops=0"])``
+or ``CAFFE2LITE_FUSE_OPS=0`` in the environment; ``net.fusions`` lists what a
+created net fused.
+"""
+
+from __future__ import annotations
+
+from caffe2lite import flags
+from caffe2lite.errors import Caffe2LiteError
+
+SPARSE_OPTIMIZERS = ("SparseAdagrad", "RowWiseSparseAdagrad")
+NORMALIZE = "SparseNormalize"
+
+
+def _touches(op_def, blob: str) -> bool:
+    return blob in op_def.input or blob in op_def.output
+
+
+def _normalize_partner(operators, i: int):
+    """Position of the SparseNormalize that op i's optimizer step can absorb, or None."""
+    first = operators[i]
+    table, moment, indices = first.op_def.input[:3]
+    for j in range(i + 1, len(operators)):
+        op_def = operators[j].op_def
+        if op_def.type == NORMALIZE and op_def.input[0] == table and \
+                op_def.input[1] == indices and op_def.output[0] == table:
+            return j if _same_engine_on_cpu(first, operators[j]) and \
+                operators[j].ctx.args["norm"] > 0 else None
+        if _touches(op_def, table) or _touches(op_def, moment) or indices in op_def.output:
+            return None
+    return None
+
+
+def _same_engine_on_cpu(first, second) -> bool:
+    return first.ctx.engine == second.ctx.engine == "NATIVE" and \
+        first.ctx.device.name == second.ctx.device.name == "CPU"
+
+
+def plan(operators) -> list:
+    """The created net's steps: each Operator, or a FusedOptimizerNormalize in place of
+    a fused pair (at the optimizer's position; the SparseNormalize's step is dropped)."""
+    if not flags.get("caffe2lite_fuse_ops"):
+        return list(operators)
+    steps, absorbed = [], set()
+    for i, op in enumerate(operators):
+        if i in absorbed:
+            continue
+        j = _normalize_partner(operators, i) if op.op_def.type in SPARSE_OPTIMIZERS else None
+        if j is None:
+            steps.append(op)
+        else:
+            absorbed.add(j)
+            steps.append(FusedOptimizerNormalize(op, operators[j]))
+    return steps
+
+
+class FusedOptimizerNormalize:
+    """A sparse optimizer op and the SparseNormalize after it, as one step."""
+
+    __slots__ = ("first", "second", "inputs", "outputs", "where", "positions", "_normalize")
+
+    def __init__(self, first, second):
+        self.first, self.second = first, second
+        self.inputs, self.outputs = first.inputs, first.outputs
+        self.where = f"{first.where} fused with {second.where}"
+        self.positions = (first.position, second.position)
+        self._normalize = (second.ctx.args["norm"], second.ctx.args["use_max_norm"])
+
+    def __repr__(self):
+        return f"<FusedOptimizerNormalize {self.where}>"
+
+    def run(self, blobs: dict) -> None:
+        """One C pass when the arrays allow, else the two ops as written."""
+        from operators.adagrad import native_update  # the fused pass lives with its ops
+
+        first = self.first
+        try:
+            param, moment, done = native_update(first.ctx, *[blobs[n] for n in self.inputs],
+                                                normalize=self._normalize)
+        except Exception as exc:  # nothing was written: every check runs first
+            raise first.failure(exc, blobs) from exc
+        blobs[self.outputs[0]], blobs[self.outputs[1]] = param, moment
+        if not done:  # NumPy applied the optimizer step: now the SparseNormalize
+            self.second.run(blobs)
+
+    def failure(self, exc, blobs) -> Caffe2LiteError:
+        """Errors leave ``run`` already naming the op at fault."""
+        return exc if isinstance(exc, Caffe2LiteError) else self.first.failure(exc, blobs)
