@@ -46,12 +46,17 @@ def check_vector(ctx, value, i: int) -> None:
                  f"got shape {tuple(value.shape)}")
 
 
-def check_index_range(ctx, indices, bound: int, i: int, what: str, low: int = 0) -> None:
-    """Enforce low <= indices < bound, naming the first offending position and value."""
+def check_index_range(ctx, indices, bound: int, i: int, what: str, low: int = 0):
+    """Enforce low <= indices < bound, naming the first offending position and value.
+
+    Returns the smallest index (None when there is none), which callers that wrap
+    negative indices use to skip the wrap when there is nothing to wrap.
+    """
     if indices.size == 0:
-        return
-    if int(indices.min()) >= low and int(indices.max()) < bound:
-        return
+        return None
+    smallest = int(indices.min())
+    if smallest >= low and int(indices.max()) < bound:
+        return smallest
     flat = indices.reshape(-1)
     pos = int(((flat < low) | (flat >= bound)).argmax())
     ctx.fail(f"{ctx.input_label(i)}: element {pos} is {int(flat[pos])}, out of "

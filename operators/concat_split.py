@@ -7,6 +7,8 @@ argument, or equal parts.  The axis is ``axis`` when given, else the C axis
 of ``order`` (NCHW: 1, NHWC: 3); add_axis counts only with an explicit axis.
 """
 
+import math
+
 import numpy as np
 
 from caffe2lite.core import CreateOperator
@@ -128,6 +130,30 @@ def _concat_axis(ctx, inputs):
     return axis, add_axis
 
 
+def _as_records(a, outer: int):
+    """C-contiguous ``a`` as ``outer`` records, each a run of bytes copied as one item."""
+    return a.reshape(outer, -1).view(np.dtype((np.void, a.nbytes // outer)))
+
+
+def _copy_as_records(ctx, arrays, axis) -> bool:
+    """Whether Concat/Split along ``axis`` can copy each slice as whole records.
+
+    NumPy copies a slice along a middle or last axis in runs of that slice's width
+    (e.g. 32 floats per row: a call per row), half the speed of copying the same
+    bytes as one record per row; a record view needs C-contiguous, non-object
+    arrays with at least one element on each side of the cut.  Below
+    RECORD_COPY_BYTES making the views costs more than it saves (measured: 2.5x
+    slower at 512 x 64 float32, 1.5x faster at 8192 x 64).
+    """
+    return ctx.xp is np and all(
+        a.flags.c_contiguous and not a.dtype.hasobject and a.size for a in arrays) and \
+        sum(a.nbytes for a in arrays) >= RECORD_COPY_BYTES and \
+        math.prod(arrays[0].shape[:axis]) > 1
+
+
+RECORD_COPY_BYTES = 1 << 20
+
+
 @register_kernel("Concat", devices=("CPU", "CUDA"))
 def concat(ctx, *inputs):
     axis, add_axis = _concat_axis(ctx, inputs)
@@ -136,7 +162,20 @@ def concat(ctx, *inputs):
         result = ctx.xp.stack(inputs, axis=axis)
     else:
         sizes = [X.shape[axis] for X in inputs]
-        result = ctx.xp.concatenate(inputs, axis=axis)
+        if _copy_as_records(ctx, inputs, axis):
+            first = inputs[0]
+            result = np.empty(first.shape[:axis] + (sum(sizes),) + first.shape[axis + 1:],
+                              first.dtype)
+            outer = math.prod(first.shape[:axis])
+            rows = result.reshape(outer, -1)
+            start = 0
+            for X in inputs:
+                width = X.size // outer
+                rows[:, start:start + width].view(np.dtype((np.void, X.nbytes // outer)))[
+                    :, 0] = _as_records(X, outer)[:, 0]
+                start += width
+        else:
+            result = ctx.xp.concatenate(inputs, axis=axis)
     return result, np.asarray(sizes, dtype=np.int32)  # split_info lives on the host
 
 
@@ -174,5 +213,14 @@ def split(ctx, X, *split_input):
     parts = []
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         index[axis] = lo if add_axis else slice(lo, hi)
-        parts.append(X[tuple(index)].copy())
+        part = X[tuple(index)]
+        if not add_axis and hi > lo and _copy_as_records(ctx, [X], axis):
+            copy = np.empty(part.shape, part.dtype)
+            outer = math.prod(X.shape[:axis])
+            _as_records(copy, outer)[:, 0] = part.reshape(outer, -1).view(
+                np.dtype((np.void, copy.nbytes // outer)))[:, 0]
+            part = copy
+        else:
+            part = part.copy()
+        parts.append(part)
     return tuple(parts)

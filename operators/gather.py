@@ -110,10 +110,10 @@ def gather_along(ctx, data, indices, axis, match_outer, wrap, indices_input=1):
         if not (indices.ndim >= axis and tuple(indices.shape[:axis]) == outer):
             ctx.fail(f"with match_outer, {ctx.input_label(indices_input)} must start with DATA's "
                      f"outer dims {tuple(data.shape[:axis])}, got shape {tuple(indices.shape)}")
-    check_index_range(ctx, indices, dim, indices_input,
-                      f"an axis of size {dim}" + (" (negative indices wrap)" if wrap else ""),
-                      low=-dim if wrap else 0)
-    if wrap:
+    smallest = check_index_range(ctx, indices, dim, indices_input, f"an axis of size {dim}"
+                                 + (" (negative indices wrap)" if wrap else ""),
+                                 low=-dim if wrap else 0)
+    if wrap and smallest is not None and smallest < 0:
         indices = xp.where(indices < 0, indices + dim, indices)
     if not match_outer:
         return take_checked(xp, data, indices, axis)
