@@ -9,6 +9,8 @@ operator that fails leaves every blob as it was.
 
 from __future__ import annotations
 
+import functools
+import weakref
 from typing import NoReturn
 
 import numpy as np
@@ -96,6 +98,27 @@ class OpContext:
         when the check passes.
         """
         raise EnforceError(f"{self.where}: " + "".join(str(m) for m in msg))
+
+
+def once_per_op(fn):
+    """Decorator: compute ``fn(ctx)`` once per operator and reuse it on every run.
+
+    For what a kernel derives from its arguments alone (types, ranges, checked
+    constants): Caffe2 did that work in the operator's constructor, and redoing
+    it on each run cost small ops more than their arithmetic.  A call that
+    raises is not remembered, so a bad argument fails on every run, as before.
+    """
+    cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    @functools.wraps(fn)
+    def cached(ctx):
+        try:
+            return cache[ctx]
+        except KeyError:
+            value = cache[ctx] = fn(ctx)
+            return value
+
+    return cached
 
 
 class Operator:

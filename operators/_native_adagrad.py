@@ -85,19 +85,21 @@ def native_sparse_adagrad(table, history, idx, g2, rate, eps, wd, row_wise: bool
     n = idx.size
     if n == 0:
         return True
+    address = _native.address
     is_last = slots = None
     capacity = 0
     if normalize is not None:
         capacity = 1 << max(4, (2 * n - 1).bit_length())
         slots = np.empty(capacity, np.int64)
         is_last = np.empty(n, np.uint8)
-    bad = _prepare(rows, idx.ctypes.data, idx.itemsize, n,
-                   None if slots is None else slots.ctypes.data, capacity,
-                   None if is_last is None else is_last.ctypes.data)
+    indices = address(idx)
+    bad = _prepare(rows, indices, idx.itemsize, n,
+                   None if slots is None else address(slots), capacity,
+                   None if is_last is None else address(is_last))
     if bad >= 0:
         raise BadIndex(int(bad))
     norm, use_max_norm = normalize if normalize is not None else (1.0, True)
-    _update(table.ctypes.data, history.ctypes.data, block, idx.ctypes.data, idx.itemsize, n,
-            g2.ctypes.data, float(rate), float(eps), float(wd), int(row_wise),
-            None if is_last is None else is_last.ctypes.data, float(norm), int(use_max_norm))
+    _update(address(table), address(history), block, indices, idx.itemsize, n,
+            address(g2), rate, eps, wd, row_wise,
+            None if is_last is None else address(is_last), norm, use_max_norm)
     return True

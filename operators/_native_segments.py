@@ -77,14 +77,6 @@ def _c_ready(a):
     return np.array(a, dtype=a.dtype.newbyteorder("="), order="C")
 
 
-def _address(a) -> int:
-    """The address of a C-contiguous array's data.  ``a.ctypes.data`` costs ~1.2 us (it
-    builds a helper object); a ctypes view of a writable buffer, a third of that."""
-    if a.flags.writeable and a.size:
-        return ctypes.addressof(ctypes.c_byte.from_buffer(a))
-    return a.ctypes.data
-
-
 def native_gather_segment_sum(data, indices, lengths, scalars=None):
     """(m, width) float32 segment sums of data[indices] (x scalars), or None (see above).
 
@@ -100,17 +92,17 @@ def native_gather_segment_sum(data, indices, lengths, scalars=None):
     # fault; see the C file), then the m + 1 offsets.
     scratch = np.empty(m + 4, np.int64)
     scratch[:3] = 0
-    state = _address(scratch)
+    state = _native.address(scratch)
     offsets = state + 3 * scratch.itemsize
-    if _offsets(_address(lengths), lengths.itemsize, m, n, offsets):
+    if _offsets(_native.address(lengths), lengths.itemsize, m, n, offsets):
         raise BadLengths(f"LENGTHS has a negative entry or does not sum to {n}")
     weights = None if scalars is None else _c_ready(scalars)
     width = math.prod(data.shape[1:])
     out = np.empty((m, width), np.float32)
     chunk = max(1, ROWS_PER_PIECE * m // max(n, 1))  # bags per chunk
-    args = (_address(data), data.shape[0], width, _address(indices), indices.itemsize,
-            offsets, None if weights is None else _address(weights), m, chunk, state)
-    out_address = _address(out)
+    args = (_native.address(data), data.shape[0], width, _native.address(indices), indices.itemsize,
+            offsets, None if weights is None else _native.address(weights), m, chunk, state)
+    out_address = _native.address(out)
     helpers = min(_parallel.num_threads(), -(-m // chunk) // MIN_CHUNKS_PER_THREAD) - 1
     # Helpers hold the arrays until they return: they may start after this call did.
     keep = (data, indices, weights, scratch, out)

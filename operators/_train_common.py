@@ -72,9 +72,7 @@ def check_rows(ctx, i: int, value):
     if value.ndim < 1:
         ctx.fail(f"{ctx.input_label(i)} must have rank >= 1 (rows to update), "
                  f"got a scalar")
-    rows = value.shape[0]
-    block = int(np.prod(value.shape[1:], dtype=np.int64))
-    return rows, block
+    return value.shape[0], math.prod(value.shape[1:])
 
 
 def owned(value):

@@ -16,9 +16,12 @@ the same values every time it is created.  No filler has a gradient.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from caffe2lite.errors import ArgumentError
+from caffe2lite.operator import once_per_op
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import NO_GRADIENT, Arg, OpSchema
 from caffe2lite.serialization import DataType, numpy_dtype
@@ -93,11 +96,22 @@ def _dtype_name(code) -> str:
         return str(code)
 
 
+@functools.lru_cache(maxsize=None)
+def _int_info(dtype):
+    return np.iinfo(dtype)
+
+
 def _check_int_range(ctx, values, dtype, what):
-    """Caffe2 refused integer arguments that the target type cannot hold."""
+    """Caffe2 refused integer arguments that the target type cannot hold.
+
+    ``values``: an array, or a list of Python numbers (no NumPy reductions).
+    """
     if dtype.kind in "iu" and np.size(values):
-        info = np.iinfo(dtype)
-        lo, hi = int(np.min(values)), int(np.max(values))
+        info = _int_info(dtype)
+        if isinstance(values, list):
+            lo, hi = int(min(values)), int(max(values))
+        else:
+            lo, hi = int(np.min(values)), int(np.max(values))
         if lo < info.min or hi > info.max:
             raise ArgumentError(f"{ctx.where}: {what} holds {lo if lo < info.min else hi}, "
                                 f"which does not fit in {dtype} [{info.min}, {info.max}]")
@@ -121,6 +135,7 @@ register_schema(OpSchema(
     gradient=NO_GRADIENT))
 
 
+@once_per_op
 def _constant_dtype_and_value(ctx):
     """(DataType, value) as Caffe2's ConstantFillOp reads them: the value typed per dtype."""
     value, dtype = ctx.args["value"], ctx.args["dtype"]
@@ -153,7 +168,7 @@ def _constant_dtype_and_value(ctx):
         raise ArgumentError(f"{ctx.where}: argument 'value' must be "
                             f"{'a number' if floating else 'an integer (field i)'} for dtype "
                             f"{_dtype_name(dtype)}, got {value!r}")
-    _check_int_range(ctx, np.asarray([value]), np_dtype, "argument 'value'")
+    _check_int_range(ctx, [value], np_dtype, "argument 'value'")
     return dtype, value
 
 
@@ -197,8 +212,8 @@ _UNIFORM_INPUTS = (("shape", "(optional) tensor giving the shape (see input_as_s
 
 def _uniform_range(ctx, inputs, dtype):
     """(min, max) from the arguments, or from inputs 1 and 2 when there are three inputs."""
-    given = {a.name for a in ctx.op_def.arg}
     if len(inputs) == 3:
+        given = {a.name for a in ctx.op_def.arg}
         for i, name in ((1, "min"), (2, "max")):
             if name in given:
                 raise ArgumentError(f"{ctx.where}: cannot set both the '{name}' argument and "
@@ -252,11 +267,14 @@ def uniform_fill(ctx, *inputs):
     return (_uniform(ctx, shape, np.float32(low), np.float32(high)),)
 
 
+_INT32 = np.dtype(np.int32)
+
+
 @register_kernel("UniformIntFill", devices=("CPU", "CUDA"))
 def uniform_int_fill(ctx, *inputs):
     low, high = _uniform_range(ctx, inputs, np.int32)
     shape = fill_shape(ctx, inputs[:1])
-    _check_int_range(ctx, np.asarray([low, high]), np.dtype(np.int32), "the min/max range")
+    _check_int_range(ctx, [low, high], _INT32, "the min/max range")
     if low > high:
         return (_empty_first_dim(ctx, shape, np.int32),)
     return (ctx.rng.integers(low, high, size=shape, dtype=np.int32, endpoint=True),)
