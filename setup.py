@@ -18,8 +18,8 @@ setup(ext_modules=[
               # no fused multiply-add: the same roundings as the NumPy path
               extra_compile_args=["-O3", "-std=c11", "-ffp-contract=off"],
               optional=True),
-    Extension("caffe2lite._native._sparse_adagrad",
-              sources=["caffe2lite/_native/sparse_adagrad.c"],
+    Extension("caffe2lite._native._adagrad",
+              sources=["caffe2lite/_native/adagrad.c"],
               depends=["caffe2lite/_native/rows.h"],
               # no fused multiply-add: NumPy's roundings; sqrtf without errno vectorises
               extra_compile_args=["-O3", "-std=c11", "-ffp-contract=off", "-fno-math-errno"],

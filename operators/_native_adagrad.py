@@ -1,4 +1,4 @@
-"""The compiled sparse AdaGrad updates (caffe2lite/_native/sparse_adagrad.c), when built.
+"""The compiled AdaGrad updates (caffe2lite/_native/adagrad.c), when built.
 
 ``native_sparse_adagrad`` applies SparseAdagrad or RowWiseSparseAdagrad to a
 float32 table in place, one update per index occurrence in index order
@@ -20,7 +20,7 @@ import numpy as np
 
 from caffe2lite import _native
 
-NATIVE_ABI = 1  # must match caffe2lite_sparse_adagrad_abi() in the C file
+NATIVE_ABI = 1  # must match caffe2lite_adagrad_abi() in the C file
 
 
 class BadIndex(ValueError):
@@ -31,11 +31,11 @@ class BadIndex(ValueError):
         self.position = position
 
 
-_prepare = _update = None
+_prepare = _update = _dense = None
 _max_row_wise_block = 0
-_lib = _native.load("_sparse_adagrad")
-if _lib is not None and _native.int_symbol(_lib, "caffe2lite_sparse_adagrad_abi") != NATIVE_ABI:
-    warnings.warn("caffe2lite: the built SparseAdagrad C library is stale (rebuild with "
+_lib = _native.load("_adagrad")
+if _lib is not None and _native.int_symbol(_lib, "caffe2lite_adagrad_abi") != NATIVE_ABI:
+    warnings.warn("caffe2lite: the built Adagrad C library is stale (rebuild with "
                   "`pip install -e .`); using the NumPy kernels", RuntimeWarning, stacklevel=1)
     _lib = None
 if _lib is not None:
@@ -49,6 +49,11 @@ if _lib is not None:
                         ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p, ctypes.c_float,
                         ctypes.c_float, ctypes.c_float, ctypes.c_int32, ctypes.c_void_p,
                         ctypes.c_float, ctypes.c_int32]
+    _dense = _lib.caffe2lite_adagrad_f32
+    _dense.restype = None
+    _dense.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
+                       ctypes.c_float, ctypes.c_float, ctypes.c_float, ctypes.c_float,
+                       ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p]
     fn = _lib.caffe2lite_sparse_adagrad_max_row_wise_block
     fn.restype = ctypes.c_int64
     _max_row_wise_block = fn()
@@ -103,3 +108,17 @@ def native_sparse_adagrad(table, history, idx, g2, rate, eps, wd, row_wise: bool
             address(g2), rate, eps, wd, row_wise,
             None if is_last is None else address(is_last), norm, use_max_norm)
     return True
+
+
+def native_adagrad(param, moment, grad, rate, eps, decay, wd, use_wd):
+    """Dense Adagrad into fresh arrays: (new param, new moment), or None when C cannot
+    serve (not float32, or not C-contiguous and aligned).  Shapes are checked by the
+    caller (equal sizes)."""
+    if _dense is None or not all(a.dtype == np.float32 and _addressable(a)
+                                 for a in (param, moment, grad)):
+        return None
+    out_param, out_moment = np.empty_like(param), np.empty_like(moment)
+    address = _native.address
+    _dense(address(param), address(moment), address(grad), param.size, rate, eps, decay, wd,
+           use_wd, address(out_param), address(out_moment))
+    return out_param, out_moment

@@ -79,15 +79,20 @@ register_schema(OpSchema(
     gradient=SHOULD_NOT_DO_GRADIENT))
 
 
-@register_kernel("Adagrad", devices=("CPU", "CUDA"))
-def adagrad(ctx, param, moment, grad, lr):
+def _check_dense(ctx, param, moment, grad, lr):
     check_float(ctx, 0, param)
     check_float(ctx, 1, moment, 0, param)
     check_float(ctx, 2, grad, 0, param)
     if not (grad.size == moment.size == param.size):
         ctx.fail(f"{ctx.input_label(2)} has {grad.size} elements, {ctx.input_label(1)} "
                  f"{moment.size} and {ctx.input_label(0)} {param.size}: all three must be equal")
-    rate = check_scalar(ctx, 3, lr, "learning rate").astype(param.dtype)
+    return check_scalar(ctx, 3, lr, "learning rate").astype(param.dtype)
+
+
+@register_kernel("Adagrad", devices=("CPU", "CUDA"))
+@register_kernel("Adagrad", devices=("CPU",), engine="NUMPY")
+def adagrad(ctx, param, moment, grad, lr):
+    rate = _check_dense(ctx, param, moment, grad, lr)
     eps, decay, wd = ctx.args["epsilon"], ctx.args["decay"], ctx.args["weight_decay"]
     g = grad.reshape(param.shape)
     if wd:
@@ -298,7 +303,21 @@ def sparse_adagrad_native(ctx, param, moment, indices, grad, lr, counter=None):
     return native_update(ctx, param, moment, indices, grad, lr)[:2]
 
 
+def adagrad_native(ctx, param, moment, grad, lr):
+    """Dense Adagrad in one C pass (2 outputs, float32); otherwise the NumPy kernel."""
+    if len(ctx.op_def.output) == 2:
+        rate = _check_dense(ctx, param, moment, grad, lr)
+        wd = ctx.args["weight_decay"]
+        done = _native_adagrad.native_adagrad(param, moment, grad, rate, ctx.args["epsilon"],
+                                              ctx.args["decay"], wd, bool(wd))
+        if done is not None:
+            return done
+    return adagrad(ctx, param, moment, grad, lr)
+
+
 if _native_adagrad.available():
+    register_kernel("Adagrad", devices=("CPU",), engine="NATIVE")(adagrad_native)
+    set_per_op_engine_pref("CPU", "Adagrad", ["NATIVE"])
     for _op_type in ("SparseAdagrad", "RowWiseSparseAdagrad"):
         register_kernel(_op_type, devices=("CPU",), engine="NATIVE")(sparse_adagrad_native)
         set_per_op_engine_pref("CPU", _op_type, ["NATIVE"])

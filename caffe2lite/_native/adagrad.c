@@ -1,5 +1,5 @@
-/* SparseAdagrad and RowWiseSparseAdagrad on CPU (the NATIVE engine), optionally fused
- * with SparseNormalize on the same rows.
+/* Adagrad, SparseAdagrad and RowWiseSparseAdagrad on CPU (the NATIVE engine), the
+ * sparse ones optionally fused with SparseNormalize on the same rows.
  *
  * Why C: Caffe2 applies one update per index occurrence, in index order, so a
  * row named k times is updated k times, each from the previous result.  NumPy
@@ -38,7 +38,24 @@
 
 #define AHEAD 8 /* positions prefetched ahead of the one being updated */
 
-int32_t caffe2lite_sparse_adagrad_abi(void) { return 1; }
+int32_t caffe2lite_adagrad_abi(void) { return 1; }
+
+/* Dense Adagrad into fresh outputs (the NumPy engine's expressions, element by element):
+ *   g = grad (+ wd * param when use_wd); h = decay * moment + g * g;
+ *   out_param = param + (lr * g) / (sqrt(h) + eps); out_moment = h.
+ * One pass instead of NumPy's ten calls, which is what the op costs on the small dense
+ * parameters of a recommendation model.  The outputs may be the inputs (in place). */
+void caffe2lite_adagrad_f32(const float *param, const float *moment, const float *grad,
+                            int64_t n, float lr, float eps, float decay, float wd,
+                            int32_t use_wd, float *out_param, float *out_moment) {
+    for (int64_t j = 0; j < n; j++) {
+        float g = grad[j];
+        if (use_wd) g = g + wd * param[j];
+        float h = decay * moment[j] + g * g;
+        out_moment[j] = h;
+        out_param[j] = param[j] + (lr * g) / (sqrtf(h) + eps);
+    }
+}
 
 static inline uint64_t slot_hash(int64_t r) { return (uint64_t)r * 0x9E3779B97F4A7C15ull; }
 
