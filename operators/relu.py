@@ -65,7 +65,7 @@ def relu_gradient(ctx, y, dy):
         ctx.fail(f"Y {tuple(y.shape)} and dY {tuple(dy.shape)} must have the same shape")
     if y.dtype.kind not in NUMERIC_KINDS or dy.dtype.kind not in NUMERIC_KINDS:
         ctx.fail(f"Y and dY must be numeric tensors, got {y.dtype} and {dy.dtype}")
-    if ctx.xp is np and dy.dtype in _SAME_SIZE_INT and y.dtype.kind == "f":
+    if ctx.xp is np and dy.ndim and dy.dtype in _SAME_SIZE_INT and y.dtype.kind == "f":
         return (_pass_where_positive(y, dy),)
     return (ctx.xp.where(y > 0, dy, dy.dtype.type(0)),)
 

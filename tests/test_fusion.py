@@ -1,0 +1,214 @@
+"""Fusing a sparse optimizer with the SparseNormalize after it (caffe2lite/fusion.py).
+
+The fused step must give exactly the bits of the two ops run one after the other
+(the same net created with fusion switched off), fire on the main job's train
+net, stay away from pairs where fusing could be seen, and fail like the ops it
+replaces.  The reference here is the unfused net, whose two ops are tested
+against plain NumPy in tests/operators.
+"""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from caffe2lite import core, flags, registry, workspace
+from caffe2lite.errors import EnforceError
+from helpers import assert_unchanged, snapshot
+
+F = np.float32
+NATIVE = ("SparseAdagrad", 0, "NATIVE") in registry.kernels()
+needs_native = pytest.mark.skipif(not NATIVE, reason="the optional C library "
+                                  "(caffe2lite/_native) is not built: nothing is fused")
+
+
+@pytest.fixture
+def fusion_off():
+    """Create nets without fusing, for the duration of a block (restores the flag)."""
+    saved = flags.get("caffe2lite_fuse_ops")
+
+    class Switch:
+        def __enter__(self):
+            workspace.GlobalInit(["caffe2", "--caffe2lite_fuse_ops=0"])
+
+        def __exit__(self, *exc):
+            workspace.GlobalInit(["caffe2", f"--caffe2lite_fuse_ops={saved}"])
+
+    yield Switch()
+    workspace.GlobalInit(["caffe2", f"--caffe2lite_fuse_ops={saved}"])
+
+
+def optimizer_net(op_type="SparseAdagrad", between=None, norm=1.0, use_max_norm=True,
+                  normalize_indices="ids", name="opt"):
+    net = core.Net(name)
+    net.Proto().name = name
+    getattr(net, op_type)(["table", "moment", "ids", "grad", "lr"], ["table", "moment"],
+                          epsilon=1e-6)
+    if between is not None:
+        between(net)
+    net.SparseNormalize(["table", normalize_indices], ["table"], norm=norm,
+                        use_max_norm=use_max_norm)
+    return net
+
+
+def feed(rng, rows=200, block=16, n=300, row_wise=False, ids=None):
+    ids = (rng.zipf(1.3, n) - 1) % rows if ids is None else ids
+    workspace.FeedBlob("table", (rng.standard_normal((rows, block)) * 0.5).astype(F))
+    workspace.FeedBlob("moment", rng.random(rows if row_wise else (rows, block)).astype(F))
+    workspace.FeedBlob("ids", np.asarray(ids, np.int64))
+    workspace.FeedBlob("grad", rng.standard_normal((len(ids), block)).astype(F))
+    workspace.FeedBlob("lr", np.array([-0.5], F))
+    workspace.FeedBlob("other_ids", np.asarray(ids, np.int64)[::-1].copy())
+
+
+def final_state(net, fusion_off=None, steps=4, **feed_args):
+    workspace.ResetWorkspace()
+    feed(np.random.default_rng(11), **feed_args)
+    if fusion_off is not None:
+        with fusion_off:
+            workspace.CreateNet(net, overwrite=True)
+    else:
+        workspace.CreateNet(net, overwrite=True)
+    created = workspace.current().nets[net.Name()]
+    for _ in range(steps):  # the first run uses the plain loop, later ones the compiled net
+        workspace.RunNet(net.Name())
+    return created, {b: workspace.FetchBlob(b).tobytes() for b in ("table", "moment")}
+
+
+@needs_native
+@pytest.mark.parametrize("op_type", ["SparseAdagrad", "RowWiseSparseAdagrad"])
+@pytest.mark.parametrize("use_max_norm,norm", [(True, 1.0), (True, 0.3), (False, 2.0)])
+def test_fused_equals_the_two_ops_bit_for_bit(fusion_off, op_type, use_max_norm, norm):
+    net = optimizer_net(op_type, norm=norm, use_max_norm=use_max_norm)
+    row_wise = op_type.startswith("RowWise")
+    fused, got = final_state(net, row_wise=row_wise)
+    plain, want = final_state(net, fusion_off, row_wise=row_wise)
+    assert fused.fusions == [(0, 1)] and plain.fusions == []
+    assert got == want
+
+
+@needs_native
+def test_rewrite_fires_on_the_demo_train_net_and_keeps_its_results(fusion_off):
+    """Both tables' SparseAdagrad + MaxNorm pairs fuse; 30 steps give the same bits."""
+    spec = importlib.util.spec_from_file_location(
+        "demo_for_fusion", Path(__file__).resolve().parents[1] / "examples" / "demo.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    from caffe2lite.protoio import load_net
+
+    def train(switch):
+        workspace.ResetWorkspace()
+        workspace.RunNetOnce(load_net(demo.HERE / "init_net.pbtxt"))
+        rng = np.random.default_rng(0)
+        for table in demo.TABLES:  # ids over a small range: many repeats and max-norm hits
+            workspace.FeedBlob(table, workspace.FetchBlob(table) * F(40))
+
+        def feed_batch():
+            workspace.FeedBlob("user_ids", (rng.zipf(1.3, 64) % 500).astype(np.int64))
+            workspace.FeedBlob("item_ids", (rng.zipf(1.3, 64) % 500).astype(np.int64))
+            workspace.FeedBlob("labels", (rng.random((64, 1)) < 0.3).astype(F))
+
+        workspace.FeedBlob("lengths", np.ones(64, np.int32))
+        feed_batch()
+        net = demo.train_net()
+        if switch is None:
+            workspace.CreateNet(net)
+        else:
+            with switch:
+                workspace.CreateNet(net)
+        for _ in range(30):
+            feed_batch()
+            workspace.RunNet(net.Name())
+        blobs = demo.TABLES + demo.DENSE + tuple(t + "_moment" for t in demo.TABLES)
+        return (workspace.current().nets[net.Name()],
+                {b: workspace.FetchBlob(b).tobytes() for b in blobs})
+
+    fused, got = train(None)
+    types = [op.type for op in fused.Proto().op]
+    pairs = [(i, i + 1) for i, t in enumerate(types)
+             if t == "SparseAdagrad" and types[i + 1] == "SparseNormalize"]
+    assert len(pairs) == 2 and fused.fusions == pairs
+    assert len(fused.steps) == len(types) - 2
+    plain, want = train(fusion_off)
+    assert plain.fusions == []
+    assert got == want
+    # The NetDef is not rewritten: saving or inspecting the net shows the ops as written.
+    assert [op.type for op in fused.Proto().op] == types
+
+
+@needs_native
+@pytest.mark.parametrize("between", [
+    lambda net: net.Scale(["table"], ["scaled"], scale=2.0),     # reads the table
+    lambda net: net.Copy(["other_ids"], ["ids"]),                 # rewrites the indices
+    lambda net: net.Scale(["moment"], ["moment"], scale=1.0),     # writes the moment
+])
+def test_no_fusion_when_an_op_between_could_tell(between, fusion_off):
+    net = optimizer_net(between=between)
+    created, got = final_state(net)
+    assert created.fusions == []
+    _, want = final_state(net, fusion_off)
+    assert got == want
+
+
+@needs_native
+def test_no_fusion_for_other_indices_engines_or_a_bad_norm():
+    nets = [optimizer_net(normalize_indices="other_ids", name="other_ids"),
+            optimizer_net(norm=-1.0, name="bad_norm")]
+    numpy_engine = optimizer_net(name="numpy_engine")
+    numpy_engine.Proto().op[0].engine = "NUMPY"
+    for net in nets + [numpy_engine]:
+        workspace.ResetWorkspace()
+        feed(np.random.default_rng(0))
+        workspace.CreateNet(net)
+        assert workspace.current().nets[net.Name()].fusions == [], net.Name()
+
+
+@needs_native
+def test_a_bad_id_fails_naming_the_optimizer_and_changes_nothing():
+    workspace.ResetWorkspace()
+    feed(np.random.default_rng(0), ids=[3, 1, 999, 2])
+    net = optimizer_net()
+    workspace.CreateNet(net)
+    assert workspace.current().nets[net.Name()].fusions == [(0, 1)]
+    for _ in range(2):  # the plain loop, then the compiled net
+        before = snapshot()
+        with pytest.raises(EnforceError, match=r"op #0 SparseAdagrad.*'indices'.*index 999 "
+                                               r"at position 2, outside \[0, 200\)"):
+            workspace.RunNet(net.Name())
+        assert_unchanged(before)
+
+
+@needs_native
+def test_arrays_the_c_pass_does_not_take_run_the_two_ops_as_written():
+    """A float64 table: SparseAdagrad runs (NumPy), then SparseNormalize refuses it, as
+    it would unfused: the error names the SparseNormalize, the update has happened."""
+    workspace.ResetWorkspace()
+    feed(np.random.default_rng(0))
+    for name in ("table", "moment", "grad", "lr"):
+        workspace.FeedBlob(name, workspace.FetchBlob(name).astype(np.float64))
+    net = optimizer_net()
+    workspace.CreateNet(net)
+    table = workspace.FetchBlob("table")
+    with pytest.raises(EnforceError, match=r"op #1 SparseNormalize.*must be a float32"):
+        workspace.RunNet(net.Name())
+    assert not np.array_equal(workspace.FetchBlob("table"), table)
+
+
+def test_the_switch_reads_the_environment_and_global_init():
+    saved = flags.get("caffe2lite_fuse_ops")
+    try:
+        workspace.GlobalInit(["caffe2", "--caffe2lite_fuse_ops=0"])
+        assert flags.get("caffe2lite_fuse_ops") == 0
+        workspace.GlobalInit(["caffe2", "--caffe2lite_fuse_ops=1"])
+        assert flags.get("caffe2lite_fuse_ops") == 1
+    finally:
+        workspace.GlobalInit(["caffe2", f"--caffe2lite_fuse_ops={saved}"])
+    import subprocess
+    import sys
+    out = subprocess.run(
+        [sys.executable, "-c", "from caffe2lite import flags; "
+                               "print(flags.get('caffe2lite_fuse_ops'))"],
+        env={**__import__("os").environ, "CAFFE2LITE_FUSE_OPS": "0"},
+        capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "0"
