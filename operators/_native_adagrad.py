@@ -14,7 +14,6 @@ and arguments are the caller's to check.
 from __future__ import annotations
 
 import ctypes
-import warnings
 
 import numpy as np
 
@@ -33,11 +32,7 @@ class BadIndex(ValueError):
 
 _prepare = _update = _dense = None
 _max_row_wise_block = 0
-_lib = _native.load("_adagrad")
-if _lib is not None and _native.int_symbol(_lib, "caffe2lite_adagrad_abi") != NATIVE_ABI:
-    warnings.warn("caffe2lite: the built Adagrad C library is stale (rebuild with "
-                  "`pip install -e .`); using the NumPy kernels", RuntimeWarning, stacklevel=1)
-    _lib = None
+_lib = _native.load_versioned("_adagrad", "caffe2lite_adagrad_abi", NATIVE_ABI, "Adagrad")
 if _lib is not None:
     _prepare = _lib.caffe2lite_sparse_adagrad_prepare
     _prepare.restype = ctypes.c_int64

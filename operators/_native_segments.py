@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ctypes
 import math
-import warnings
 
 import numpy as np
 
@@ -45,11 +44,7 @@ class BadIndices(ValueError):
 
 _functions = {}
 _offsets = None
-_lib = _native.load("_sparse_lengths")
-if _lib is not None and _native.int_symbol(_lib, "caffe2lite_sparse_lengths_abi") != NATIVE_ABI:
-    warnings.warn("caffe2lite: the built SparseLengths C library is stale (rebuild with "
-                  "`pip install -e .`); using the NumPy kernels", RuntimeWarning, stacklevel=1)
-    _lib = None
+_lib = _native.load_versioned("_sparse_lengths", "caffe2lite_sparse_lengths_abi", NATIVE_ABI, "SparseLengths")
 if _lib is not None:
     _offsets = _lib.caffe2lite_sparse_lengths_offsets
     _offsets.restype = ctypes.c_int32

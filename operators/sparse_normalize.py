@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import ctypes
 import inspect
-import warnings
 
 import numpy as np
 
@@ -191,12 +190,7 @@ def _normalize_chunk(param, records, chunk, block, norm, use_max_norm):
 
 # -- NATIVE engine: caffe2lite/_native/sparse_normalize.c, when it was built -----
 NATIVE_ABI = 1  # must match caffe2lite_sparse_normalize_abi() in the C file
-_lib = _native.load("_sparse_normalize")
-if _lib is not None and \
-        _native.int_symbol(_lib, "caffe2lite_sparse_normalize_abi") != NATIVE_ABI:
-    warnings.warn("caffe2lite: the built SparseNormalize C library is stale (rebuild with "
-                  "`pip install -e .`); using the NumPy engine", RuntimeWarning, stacklevel=1)
-    _lib = None
+_lib = _native.load_versioned("_sparse_normalize", "caffe2lite_sparse_normalize_abi", NATIVE_ABI, "SparseNormalize")
 _native_fns = {}
 if _lib is not None:
     _native_fns["SparseNormalize"] = _lib.caffe2lite_sparse_normalize_f32

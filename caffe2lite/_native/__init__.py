@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import importlib.machinery
 import os
+import warnings
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
@@ -39,6 +40,18 @@ def load(stem: str) -> ctypes.CDLL | None:
         except OSError:  # built for another platform, or a broken file
             _cache[stem] = None
     return _cache[stem]
+
+
+def load_versioned(stem: str, abi_symbol: str, abi: int, what: str) -> ctypes.CDLL | None:
+    """``load(stem)``, or None with a warning when the library's ``abi_symbol()`` is not
+    ``abi``: a build left over from older sources, whose signatures may differ."""
+    lib = load(stem)
+    if lib is not None and int_symbol(lib, abi_symbol) != abi:
+        warnings.warn(f"caffe2lite: the built {what} C library is stale (rebuild with "
+                      f"`pip install -e .`); using the NumPy kernels", RuntimeWarning,
+                      stacklevel=2)
+        return None
+    return lib
 
 
 def int_symbol(lib: ctypes.CDLL, symbol: str) -> int | None:
