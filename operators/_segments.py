@@ -68,17 +68,32 @@ def check_lengths(ctx, lengths, i: int, total=None, total_what: str = "") -> int
 
     Returns the sum, i.e. the number of rows the segments cover.
     """
+    return checked_lengths(ctx, lengths, i, total, total_what)[0]
+
+
+def checked_lengths(ctx, lengths, i: int, total=None, total_what: str = ""):
+    """check_lengths, returning (sum, the common length when all are equal, else None).
+
+    Fixed-size bags (every length equal, as in the main job) are the common case:
+    their sum is then known from the smallest and largest length alone, and
+    repeat_segments can use the common length without counting again.
+    """
     check_index_dtype(ctx, lengths, i)
     check_vector(ctx, lengths, i)
-    if lengths.size and int(lengths.min()) < 0:
-        pos = int((lengths < 0).argmax())
-        ctx.fail(f"{ctx.input_label(i)}: element {pos} is {int(lengths[pos])}; "
-                 f"lengths must be non-negative")
-    got = int(lengths.sum()) if lengths.size else 0
+    if not lengths.size:
+        got, uniform = 0, None
+    else:
+        lowest, highest = int(lengths.min()), int(lengths.max())
+        if lowest < 0:
+            pos = int((lengths < 0).argmax())
+            ctx.fail(f"{ctx.input_label(i)}: element {pos} is {int(lengths[pos])}; "
+                     f"lengths must be non-negative")
+        uniform = lowest if lowest == highest else None
+        got = lowest * lengths.shape[0] if uniform is not None else int(lengths.sum())
     if total is not None and got != total:
         ctx.fail(f"{ctx.input_label(i)} sums to {got}, but must sum to {total} "
                  f"({total_what})")
-    return got
+    return got, uniform
 
 
 def checked_gather_segment_sum(ctx, data, indices, lengths, scalars, i: int):
@@ -324,20 +339,26 @@ def _weighted_rows(table, rows_idx, weights, gathered, converted):
 REPEAT_PIECE_BYTES = 1 << 20
 
 
-def repeat_segments(xp, segment_values, lengths):
+def repeat_segments(xp, segment_values, lengths, uniform=None):
     """Row k of ``segment_values`` repeated lengths[k] times (np.repeat along axis 0).
 
     On NumPy, equal lengths (fixed-size bags) are one broadcast copy into the
     output, a range of segments per thread (operators/_parallel.py); the sparse
     gradient this builds is the size of every looked-up row, so one core's memory
-    bandwidth was the limit.
+    bandwidth was the limit.  ``uniform``: the common length, when the caller knows
+    every length is that (checked_lengths), to skip counting them again.
     """
     if xp is np:
-        counts = lengths.astype(np.int64)
-        m = int(counts.shape[0])
-        length = int(counts[0]) if m else 0
-        if length == 0 or int(counts.min()) != int(counts.max()):
-            return np.repeat(segment_values, counts, axis=0)
+        m = int(lengths.shape[0])
+        if uniform is None:
+            counts = lengths.astype(np.int64)
+            length = int(counts[0]) if m else 0
+            if length == 0 or int(counts.min()) != int(counts.max()):
+                return np.repeat(segment_values, counts, axis=0)
+        elif uniform == 0:
+            return np.repeat(segment_values, lengths.astype(np.int64), axis=0)
+        else:
+            length = uniform
         rest = tuple(segment_values.shape[1:])
         out = np.empty((m * length,) + rest, segment_values.dtype)  # owns its memory
         grid = out.reshape((m, length) + rest)

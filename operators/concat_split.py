@@ -208,15 +208,16 @@ def split(ctx, X, *split_input):
     if sum(sizes) != X.shape[axis]:
         ctx.fail(f"split lengths {sizes} add up to {sum(sizes)}, but input dimension {axis} is "
                  f"{X.shape[axis]}")
-    bounds = np.cumsum([0] + sizes)
     index = [slice(None)] * X.ndim
-    parts = []
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        index[axis] = lo if add_axis else slice(lo, hi)
+    records = not add_axis and _copy_as_records(ctx, [X], axis)
+    outer = math.prod(X.shape[:axis])
+    parts, lo = [], 0
+    for size in sizes:
+        index[axis] = lo if add_axis else slice(lo, lo + size)
         part = X[tuple(index)]
-        if not add_axis and hi > lo and _copy_as_records(ctx, [X], axis):
+        lo += size
+        if records and size:
             copy = np.empty(part.shape, part.dtype)
-            outer = math.prod(X.shape[:axis])
             _as_records(copy, outer)[:, 0] = part.reshape(outer, -1).view(
                 np.dtype((np.void, copy.nbytes // outer)))[:, 0]
             part = copy

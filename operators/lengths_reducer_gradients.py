@@ -20,8 +20,8 @@ import numpy as np
 
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
-from operators._segments import (check_dtype, check_index_dtype, check_index_range, check_lengths,
-                                 check_vector, repeat_segments, take_checked)
+from operators._segments import (check_dtype, check_index_dtype, check_index_range,
+                                 check_vector, checked_lengths, repeat_segments, take_checked)
 from operators.lengths_reducers import GRAD_ON_WEIGHTS, check_scalars, segment_mean_scale
 
 _FLOATS = (np.float16, np.float32, np.float64)
@@ -79,7 +79,7 @@ def _expand(ctx, go, lengths, go_i, lengths_i, rows_i=None, rows=None, mean=Fals
     check_dtype(ctx, go, go_i, _FLOATS, "a float tensor")
     if go.ndim < 1:
         ctx.fail(f"{ctx.input_label(go_i)} must have rank >= 1, got a scalar")
-    total = check_lengths(ctx, lengths, lengths_i)
+    total, uniform = checked_lengths(ctx, lengths, lengths_i)
     if go.shape[0] != lengths.shape[0]:
         ctx.fail(f"{ctx.input_label(go_i)} has {go.shape[0]} rows, expected one per segment "
                  f"({lengths.shape[0]} = len(LENGTHS))")
@@ -91,7 +91,7 @@ def _expand(ctx, go, lengths, go_i, lengths_i, rows_i=None, rows=None, mean=Fals
         go = go.astype(np.float32)
     if mean:
         go = segment_mean_scale(ctx.xp, go, lengths)
-    return repeat_segments(ctx.xp, go, lengths), total
+    return repeat_segments(ctx.xp, go, lengths, uniform), total
 
 
 def _weighted(ctx, scalars, go, lengths, indices=None):
