@@ -3,7 +3,7 @@
 * ReluGradient selects dY's bits with a mask instead of ``np.where``;
 * Relu compares against a cached zero of the input's dtype;
 * FC / FCGradient compute a product over an inner dimension of 1 as a broadcast
-  multiply, and FCGradient's dW and dX on two threads for large shapes;
+  multiply;
 * Concat / Split copy large slices as whole records.
 Each is checked against the plain NumPy expression, written here, on the values
 where a shortcut could differ (signed zeros, NaN, infinities) and on both sides
@@ -55,8 +55,8 @@ def test_relu_is_maximum_with_zero_for_every_dtype(dtype):
 
 @pytest.mark.parametrize("m,k,n", [(7, 1, 5), (300, 4, 1), (2048, 64, 32), (5, 3, 2)])
 def test_fc_and_its_gradient_match_matmul(m, k, n):
-    """(m, k, n) covers K = 1 and N = 1 (broadcast products) and a shape above
-    PARALLEL_MNK (two threads); the reference is the plain matmul formula."""
+    """(m, k, n) covers K = 1 and N = 1 (broadcast products) and the main job's large
+    shape; the reference is the plain matmul formula."""
     rng = np.random.default_rng(m * k * n)
     x, w, b = (rng.standard_normal(s).astype(F) for s in ((m, k), (n, k), (n,)))
     dy = rng.standard_normal((m, n)).astype(F)
