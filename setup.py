@@ -24,4 +24,8 @@ setup(ext_modules=[
               # no fused multiply-add: NumPy's roundings; sqrtf without errno vectorises
               extra_compile_args=["-O3", "-std=c11", "-ffp-contract=off", "-fno-math-errno"],
               optional=True),
+    Extension("caffe2lite._native._dense",
+              sources=["caffe2lite/_native/dense.c"],
+              extra_compile_args=["-O3", "-std=c11", "-ffp-contract=off"],
+              optional=True),
 ])

@@ -7,11 +7,14 @@ W to (N, K) at ``axis_w``; Y has shape X.shape[:axis] + (N,).  NumPy:
 
 from math import prod
 
+import numpy as np
+
 from caffe2lite.core import CreateOperator
 from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
 from caffe2lite.shape_inference import TensorSpec
+from operators import _native_dense
 
 FC_ARGS = [
     Arg("axis", "int", 1, "X is flattened to (prod(X.shape[:axis]), prod(X.shape[axis:]))"),
@@ -116,7 +119,9 @@ def fc_gradient(ctx, X, W, dY):
                  f"elements (the shape of FC's output)")
     dY2 = dY.reshape(M, N).astype(X.dtype, copy=False)
     dW = (dY2.T @ X.reshape(M, K)).reshape(W.shape)
-    db = dY2.sum(axis=0)
+    db = _native_dense.column_sums(dY2) if ctx.xp is np else None
+    if db is None:
+        db = dY2.sum(axis=0)
     if len(ctx.op_def.output) == 2:
         return dW, db
     # dW and dX on two threads was measured no faster on 2 vCPUs (both BLAS calls are

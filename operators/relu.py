@@ -7,6 +7,7 @@ from caffe2lite.gradients import grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import OpSchema
 from caffe2lite.shape_inference import same_as
+from operators import _native_dense
 
 
 def relu_gradient_maker(op_def, g_output):
@@ -66,7 +67,8 @@ def relu_gradient(ctx, y, dy):
     if y.dtype.kind not in NUMERIC_KINDS or dy.dtype.kind not in NUMERIC_KINDS:
         ctx.fail(f"Y and dY must be numeric tensors, got {y.dtype} and {dy.dtype}")
     if ctx.xp is np and dy.ndim and dy.dtype in _SAME_SIZE_INT and y.dtype.kind == "f":
-        return (_pass_where_positive(y, dy),)
+        native = _native_dense.relu_gradient(y, dy)
+        return (native if native is not None else _pass_where_positive(y, dy),)
     return (ctx.xp.where(y > 0, dy, dy.dtype.type(0)),)
 
 

@@ -87,3 +87,22 @@ def test_concat_and_split_copy_exactly(shape, axis):
     for name, got, want in zip(names, outs, parts):
         assert bits(got) == bits(want) and held["q" + name].flags.c_contiguous
         assert not np.shares_memory(held["q" + name], held["joined"])  # copies, not views
+
+
+def test_native_dense_helpers_and_their_numpy_twins_agree():
+    """The C column sums / relu gradient and the NumPy paths used without the C library."""
+    from operators import _native_dense
+    from operators.relu import _pass_where_positive
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((777, 33)).astype(F)
+    x[:, 0] = -0.0  # a column of negative zeros sums to +0.0, as NumPy's does
+    x[5, 1], x[6, 2], x[7, 3] = np.inf, np.nan, -np.inf
+    y, dy = rng.choice(SPECIAL, (2, 50, 20)).astype(F)
+    assert bits(_pass_where_positive(y, dy)) == bits(np.where(y > 0, dy, F(0)))
+    if not _native_dense._lib:
+        pytest.skip("the optional C library (caffe2lite/_native) is not built")
+    assert bits(_native_dense.column_sums(x)) == bits(x.sum(axis=0))
+    assert bits(_native_dense.relu_gradient(y, dy)) == bits(np.where(y > 0, dy, F(0)))
+    assert _native_dense.column_sums(x[:, :1]) is None  # one column: NumPy sums pairwise
+    assert _native_dense.relu_gradient(y.astype(np.float64), dy) is None
