@@ -2,9 +2,10 @@
 
 ``column_sums(x)`` is ``x.sum(axis=0)`` and ``relu_gradient(y, dy)`` is
 ``np.where(y > 0, dy, 0)``, the same bits (the C file says why), each in one
-pass.  Both return None when the library is not built, stale or disabled, or
-the arrays are not C-contiguous float32 ones it takes; the caller then uses
-NumPy.  Shapes are the caller's to check.
+pass; ``gather_rows(data, indices, wrap)`` is ``np.take(data, indices, axis=0)``.
+They return None when the library is not built, stale or disabled, or the
+arrays are not ones the C code takes; the caller then uses NumPy.  Shapes and
+dtypes are the caller's to check.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import numpy as np
 
 from caffe2lite import _native
 
-NATIVE_ABI = 1  # must match caffe2lite_dense_abi() in the C file
-_column_sums = _relu_gradient = None
+NATIVE_ABI = 2  # must match caffe2lite_dense_abi() in the C file
+_column_sums = _relu_gradient = _gather_rows = None
 _lib = _native.load_versioned("_dense", "caffe2lite_dense_abi", NATIVE_ABI, "dense")
 if _lib is not None:
     _column_sums = _lib.caffe2lite_column_sums_f32
@@ -26,6 +27,22 @@ if _lib is not None:
     _relu_gradient.restype = None
     _relu_gradient.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
                                ctypes.c_void_p]
+    _gather_rows = _lib.caffe2lite_gather_rows
+    _gather_rows.restype = ctypes.c_int64
+    _gather_rows.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
+                             ctypes.c_int32, ctypes.c_int64, ctypes.c_int32, ctypes.c_void_p]
+
+
+class BadIndex(ValueError):
+    """An index outside the rows (after wrapping); ``position`` is where."""
+
+    def __init__(self, position: int):
+        super().__init__(f"index at position {position} is out of range")
+        self.position = position
+
+
+# Fewest indices worth the C call's fixed cost (a few us): below this NumPy's take wins.
+GATHER_MIN_INDICES = 256
 
 
 def _takes(*arrays) -> bool:
@@ -51,4 +68,22 @@ def relu_gradient(y, dy):
         return None
     out = np.empty(dy.shape, np.float32)
     _relu_gradient(_native.address(y), _native.address(dy), dy.size, _native.address(out))
+    return out
+
+
+def gather_rows(data, indices, wrap: bool):
+    """np.take(data, indices, axis=0) with indices checked (and wrapped) on the way, or
+    None.  Raises BadIndex for an index outside data's rows."""
+    if _gather_rows is None or indices.size < GATHER_MIN_INDICES or data.ndim < 1 or \
+            not data.size or data.dtype.hasobject or \
+            not (data.flags.c_contiguous and data.flags.aligned) or \
+            not (indices.flags.c_contiguous and indices.flags.aligned and
+                 indices.dtype.isnative):
+        return None
+    out = np.empty(indices.shape + data.shape[1:], data.dtype)
+    bad = _gather_rows(_native.address(data), data.shape[0], data.nbytes // data.shape[0],
+                       _native.address(indices), indices.itemsize, indices.size, int(wrap),
+                       _native.address(out))
+    if bad >= 0:
+        raise BadIndex(int(bad))
     return out

@@ -10,12 +10,15 @@ DATA is sparse -- the GradientSlice (INDICES, dOUTPUT) -- unless
 
 import math
 
+import numpy as np
+
 from caffe2lite.core import CreateOperator, GradientSlice
 from caffe2lite.errors import GradientError
 from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
 from caffe2lite.shape_inference import TensorSpec
+from operators import _native_dense
 from operators._segments import check_index_dtype, check_index_range, take_checked
 
 GATHER_ARGS = (
@@ -110,8 +113,15 @@ def gather_along(ctx, data, indices, axis, match_outer, wrap, indices_input=1):
         if not (indices.ndim >= axis and tuple(indices.shape[:axis]) == outer):
             ctx.fail(f"with match_outer, {ctx.input_label(indices_input)} must start with DATA's "
                      f"outer dims {tuple(data.shape[:axis])}, got shape {tuple(indices.shape)}")
-    smallest = check_index_range(ctx, indices, dim, indices_input, f"an axis of size {dim}"
-                                 + (" (negative indices wrap)" if wrap else ""),
+    what = f"an axis of size {dim}" + (" (negative indices wrap)" if wrap else "")
+    if xp is np and axis == 0 and not match_outer:
+        try:  # the C gather checks (and wraps) each index as it copies its row
+            out = _native_dense.gather_rows(data, indices, wrap)
+        except _native_dense.BadIndex:
+            out = None  # the check below names it
+        if out is not None:
+            return out
+    smallest = check_index_range(ctx, indices, dim, indices_input, what,
                                  low=-dim if wrap else 0)
     if wrap and smallest is not None and smallest < 0:
         indices = xp.where(indices < 0, indices + dim, indices)

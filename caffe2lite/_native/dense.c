@@ -1,9 +1,11 @@
-/* Two memory-bound dense kernels of the training step, in one pass each (NATIVE paths of
- * FCGradient's bias gradient and ReluGradient).
+/* Memory-bound kernels of the training step outside the sparse family, one pass each:
+ * FCGradient's bias gradient (column sums), ReluGradient, and Gather along axis 0.
  *
  * Why C: on the main job's (8192, 32) float32 gradients NumPy's column sum walks the
  * rows one inner-loop call at a time, and its ReluGradient needs three passes (compare,
- * mask, select); each of these is one streaming pass here.
+ * mask, select); each of these is one streaming pass here.  Gather's random reads from
+ * a training set of millions of rows are cache misses that NumPy's take waits for one
+ * by one; here the rows AHEAD positions on are prefetched.
  *
  * Same bits as NumPy:
  *   column_sums: out[j] = ((0 + x[0][j]) + x[1][j]) + ... -- NumPy's order for
@@ -12,9 +14,15 @@
  *     column keeps its sequential order.
  *   relu_gradient: out[i] = y[i] > 0 ? dy[i] : +0.0 -- np.where(y > 0, dy, 0), NaN in
  *     y counting as not positive.
+ *   gather_rows: a copy of the named rows (bytes).
  * Built with -ffp-contract=off; on x86-64 with GCC also as an AVX2 clone (see adagrad.c).
  */
 #include <stdint.h>
+#include <string.h>
+
+#include "rows.h" /* index_at */
+
+#define AHEAD 16 /* gathered rows prefetched ahead of the one being copied */
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
@@ -22,7 +30,7 @@
 #define VECTOR_CLONES
 #endif
 
-int32_t caffe2lite_dense_abi(void) { return 1; }
+int32_t caffe2lite_dense_abi(void) { return 2; }
 
 VECTOR_CLONES void caffe2lite_column_sums_f32(const float *x, int64_t rows, int64_t cols,
                                               float *out) {
@@ -36,4 +44,30 @@ VECTOR_CLONES void caffe2lite_column_sums_f32(const float *x, int64_t rows, int6
 VECTOR_CLONES void caffe2lite_relu_gradient_f32(const float *y, const float *dy, int64_t n,
                                                 float *out) {
     for (int64_t i = 0; i < n; i++) out[i] = y[i] > 0.f ? dy[i] : 0.f;
+}
+
+/* out[i] = data[idx[i]] for rows of row_bytes bytes, negative indices counting from the
+ * end when `wrap`.  Returns -1, or the position of the first index outside the rows
+ * (then `out` is partly written: the caller drops it). */
+int64_t caffe2lite_gather_rows(const char *data, int64_t n_rows, int64_t row_bytes,
+                               const void *indices, int32_t index_bytes, int64_t n,
+                               int32_t wrap, char *out) {
+    for (int64_t i = 0; i < n; i++) {
+        if (i + AHEAD < n) {
+            int64_t ahead = index_at(indices, index_bytes, i + AHEAD);
+            if (wrap && ahead < 0) ahead += n_rows;
+            if (ahead >= 0 && ahead < n_rows) __builtin_prefetch(data + ahead * row_bytes, 0, 0);
+        }
+        int64_t r = index_at(indices, index_bytes, i);
+        if (wrap && r < 0) r += n_rows;
+        if (r < 0 || r >= n_rows) return i;
+        const char *row = data + r * row_bytes;
+        if (row_bytes == 8)
+            memcpy(out + i * 8, row, 8);
+        else if (row_bytes == 4)
+            memcpy(out + i * 4, row, 4);
+        else
+            memcpy(out + i * row_bytes, row, (size_t)row_bytes);
+    }
+    return -1;
 }

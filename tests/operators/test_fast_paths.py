@@ -106,3 +106,31 @@ def test_native_dense_helpers_and_their_numpy_twins_agree():
     assert bits(_native_dense.relu_gradient(y, dy)) == bits(np.where(y > 0, dy, F(0)))
     assert _native_dense.column_sums(x[:, :1]) is None  # one column: NumPy sums pairwise
     assert _native_dense.relu_gradient(y.astype(np.float64), dy) is None
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.float32, np.float16, np.bool_, np.int8])
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+def test_gather_of_many_rows_is_take(dtype, index_dtype):
+    """Past GATHER_MIN_INDICES the C gather runs: rows of any width, 2-D indices,
+    negative indices wrapping (Gather's default on axis 0)."""
+    rng = np.random.default_rng(4)
+    for shape in ((5000,), (700, 3), (300, 2, 5)):
+        data = (rng.standard_normal(shape) * 50).astype(dtype)
+        idx = rng.integers(-shape[0], shape[0], (40, 30)).astype(index_dtype)
+        (got,) = run_op("Gather", {"DATA": data, "INDICES": idx}, "OUTPUT")
+        assert bits(got) == bits(np.take(data, idx, axis=0))
+
+
+def test_gather_of_many_rows_names_a_bad_index_and_writes_nothing():
+    from caffe2lite import core
+    from caffe2lite.errors import EnforceError
+    from helpers import assert_unchanged, snapshot
+
+    idx = np.arange(1000, dtype=np.int64) % 50
+    idx[637] = 50
+    workspace.FeedBlob("DATA", np.arange(50, dtype=np.int64))
+    workspace.FeedBlob("INDICES", idx)
+    before = snapshot()
+    with pytest.raises(EnforceError, match=r"'INDICES'.*element 637 is 50, out of range"):
+        workspace.RunOperatorOnce(core.CreateOperator("Gather", ["DATA", "INDICES"], ["OUT"]))
+    assert_unchanged(before)
