@@ -26,6 +26,7 @@ setup(ext_modules=[
               optional=True),
     Extension("caffe2lite._native._dense",
               sources=["caffe2lite/_native/dense.c"],
+              depends=["caffe2lite/_native/rows.h"],
               extra_compile_args=["-O3", "-std=c11", "-ffp-contract=off"],
               optional=True),
 ])

@@ -139,7 +139,8 @@ def per_op_breakdown(steps: int) -> tuple[float, list]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, nargs="+", default=[512, 8192])
-    parser.add_argument("--steps", type=int, default=200, help="steps per timed round")
+    parser.add_argument("--steps", type=int, default=200, help="steps per timed round at "
+                        "batch 512 (scaled down for larger batches, at least 50)")
     parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds (best kept)")
     parser.add_argument("--plot", help="save a bar chart of ms/step to this PNG")
     args = parser.parse_args(argv)
@@ -163,7 +164,7 @@ def main(argv=None) -> int:
                 torch.set_num_threads(threads)
             for _ in range(20):
                 fn()
-        best = timed_rounds(contenders, max(1, args.steps * 512 // batch), args.repeat)
+        best = timed_rounds(contenders, max(50, args.steps * 512 // batch), args.repeat)
         torch.set_num_threads(default_threads)
         peer = min(v for k, v in best.items() if k.startswith("torch"))
         results[batch] = best

@@ -38,15 +38,8 @@
 
 #define AHEAD 8 /* positions prefetched ahead of the one being updated */
 
-/* On x86-64 with GCC the update loops are also compiled for AVX2 and the CPU picks the
- * clone at load time (20% faster on the main job's 32-wide rows).  Vector width does
- * not change a result: every operation is an IEEE operation on one element, and the
- * sums keep their fixed lanes, so both clones give the same bits. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define VECTOR_CLONES
-#endif
+/* The update loops are VECTOR_CLONES (rows.h): 20% faster with AVX2 on the main job's
+ * 32-wide rows, the same bits. */
 
 int32_t caffe2lite_adagrad_abi(void) { return 1; }
 

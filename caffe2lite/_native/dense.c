@@ -15,20 +15,15 @@
  *   relu_gradient: out[i] = y[i] > 0 ? dy[i] : +0.0 -- np.where(y > 0, dy, 0), NaN in
  *     y counting as not positive.
  *   gather_rows: a copy of the named rows (bytes).
- * Built with -ffp-contract=off; on x86-64 with GCC also as an AVX2 clone (see adagrad.c).
+ * Built with -ffp-contract=off; the loops are VECTOR_CLONES (rows.h).
  */
 #include <stdint.h>
 #include <string.h>
 
-#include "rows.h" /* index_at */
+#include "rows.h" /* index_at, VECTOR_CLONES */
 
 #define AHEAD 16 /* gathered rows prefetched ahead of the one being copied */
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define VECTOR_CLONES
-#endif
 
 int32_t caffe2lite_dense_abi(void) { return 2; }
 

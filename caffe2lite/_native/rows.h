@@ -1,6 +1,6 @@
 /* Row helpers shared by the SparseNormalize and sparse-optimizer kernels.
  *
- * Why a header: the fused optimizer + max-norm pass (sparse_adagrad.c) must
+ * Why a header: the fused optimizer + max-norm pass (adagrad.c) must
  * renormalise a row with exactly the arithmetic of SparseNormalize's NATIVE
  * engine (sparse_normalize.c), so that fusing the two ops changes no bit.  One
  * definition, included by both.
@@ -12,6 +12,16 @@
 #include <stdint.h>
 
 #define LANES 16 /* fixed partial sums: vectorisable and deterministic */
+
+/* Functions marked VECTOR_CLONES are also compiled for AVX2, and the CPU picks the clone
+ * when the library loads (an ifunc: GCC or clang on x86-64 glibc; one plain build
+ * elsewhere).  Vector width never changes a result here: every operation is an IEEE
+ * operation on one element, and sums keep their fixed lanes. */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__GLIBC__)
+#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define VECTOR_CLONES
+#endif
 
 static inline int64_t index_at(const void *indices, int32_t index_bytes, int64_t i) {
     return index_bytes == 8 ? ((const int64_t *)indices)[i]
