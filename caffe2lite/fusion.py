@@ -9,14 +9,16 @@ changes.  One fusion exists so far, the one the main job needs:
   C pass per touched row: each row is updated once per occurrence, in order,
   and renormalised right after its last update while it is still in cache.
   Rows are independent, so this gives the bits of the two ops run one after
-  the other (tests/test_fusion.py checks it).
+  the other (tests/test_fusion.py checks it).  A float16 table's optimizer and
+  ``Float16SparseNormalize`` (``MaxNorm(dtype="fp16")``) fuse the same way.
 
 A pair is fused only when nothing can tell the difference: both ops on the
 CPU with the NATIVE engine (the fused pass is their C code), no op between
 them that reads or writes the table or writes the indices, and a valid
 ``norm`` (a SparseNormalize that would fail keeps its own step).  When the
 arrays at run time are not ones the C pass takes (a float64 table, say), the
-fused step runs the two ops exactly as written, errors included.
+fused step runs the two ops exactly as written, errors included (a table of
+another dtype than the SparseNormalize op takes, for one).
 
 Switch it off with ``workspace.GlobalInit(["caffe2", "--caffe2lite_fuse_ops=0"])``
 or ``CAFFE2LITE_FUSE_OPS=0`` in the environment; ``net.fusions`` lists what a
@@ -29,7 +31,8 @@ from caffe2lite import flags
 from caffe2lite.errors import Caffe2LiteError
 
 SPARSE_OPTIMIZERS = ("SparseAdagrad", "RowWiseSparseAdagrad")
-NORMALIZE = "SparseNormalize"
+# The SparseNormalize ops, by the table dtype each takes.
+NORMALIZE = {"SparseNormalize": "float32", "Float16SparseNormalize": "float16"}
 
 
 def _touches(op_def, blob: str) -> bool:
@@ -42,7 +45,7 @@ def _normalize_partner(operators, i: int):
     table, moment, indices = first.op_def.input[:3]
     for j in range(i + 1, len(operators)):
         op_def = operators[j].op_def
-        if op_def.type == NORMALIZE and op_def.input[0] == table and \
+        if op_def.type in NORMALIZE and op_def.input[0] == table and \
                 op_def.input[1] == indices and op_def.output[0] == table:
             return j if _same_engine_on_cpu(first, operators[j]) and \
                 operators[j].ctx.args["norm"] > 0 else None
@@ -77,7 +80,8 @@ def plan(operators) -> list:
 class FusedOptimizerNormalize:
     """A sparse optimizer op and the SparseNormalize after it, as one step."""
 
-    __slots__ = ("first", "second", "inputs", "outputs", "where", "positions", "_normalize")
+    __slots__ = ("first", "second", "inputs", "outputs", "where", "positions", "_normalize",
+                 "_table_dtype")
 
     def __init__(self, first, second):
         self.first, self.second = first, second
@@ -85,15 +89,21 @@ class FusedOptimizerNormalize:
         self.where = f"{first.where} fused with {second.where}"
         self.positions = (first.position, second.position)
         self._normalize = (second.ctx.args["norm"], second.ctx.args["use_max_norm"])
+        self._table_dtype = NORMALIZE[second.op_def.type]
 
     def __repr__(self):
         return f"<FusedOptimizerNormalize {self.where}>"
 
     def run(self, blobs: dict) -> None:
         """One C pass when the arrays allow, else the two ops as written."""
-        from operators.adagrad import native_update  # the fused pass lives with its ops
+        from operators.sparse_adagrad import native_update  # the fused pass lives there
 
         first = self.first
+        table = blobs.get(self.inputs[0])
+        if getattr(table, "dtype", None) != self._table_dtype:  # the normalize would refuse
+            first.run(blobs)
+            self.second.run(blobs)
+            return
         try:
             param, moment, done = native_update(first.ctx, *[blobs[n] for n in self.inputs],
                                                 normalize=self._normalize)

@@ -19,7 +19,7 @@ import numpy as np
 
 from caffe2lite import _native
 
-NATIVE_ABI = 1  # must match caffe2lite_adagrad_abi() in the C file
+NATIVE_ABI = 2  # must match caffe2lite_adagrad_abi() in the C file
 
 
 class BadIndex(ValueError):
@@ -30,7 +30,8 @@ class BadIndex(ValueError):
         self.position = position
 
 
-_prepare = _update = _dense = None
+_prepare = _dense = None
+_updates = {}  # table dtype -> the C update for it
 _max_row_wise_block = 0
 _lib = _native.load_versioned("_adagrad", "caffe2lite_adagrad_abi", NATIVE_ABI, "Adagrad")
 if _lib is not None:
@@ -38,9 +39,12 @@ if _lib is not None:
     _prepare.restype = ctypes.c_int64
     _prepare.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_int32, ctypes.c_int64,
                          ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
-    _update = _lib.caffe2lite_sparse_adagrad_f32
-    _update.restype = None
-    _update.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
+    _updates[np.dtype(np.float32)] = _lib.caffe2lite_sparse_adagrad_f32
+    if _native.int_symbol(_lib, "caffe2lite_sparse_adagrad_has_f16") == 1:
+        _updates[np.dtype(np.float16)] = _lib.caffe2lite_sparse_adagrad_f16
+    for _fn in _updates.values():
+        _fn.restype = None
+        _fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
                         ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p, ctypes.c_float,
                         ctypes.c_float, ctypes.c_float, ctypes.c_int32, ctypes.c_void_p,
                         ctypes.c_float, ctypes.c_int32]
@@ -55,7 +59,7 @@ if _lib is not None:
 
 
 def available() -> bool:
-    return _update is not None
+    return bool(_updates)
 
 
 def _addressable(a) -> bool:
@@ -65,15 +69,16 @@ def _addressable(a) -> bool:
 
 def native_sparse_adagrad(table, history, idx, g2, rate, eps, wd, row_wise: bool,
                           normalize=None) -> bool:
-    """Update ``table`` (rows, block) float32 and ``history`` in place; False if not done.
+    """Update ``table`` (rows, block) and ``history`` in place; False if not done.
 
-    ``idx`` is the flat int32/int64 index vector, ``g2`` the (len(idx), block)
-    float32 gradient rows, ``rate``/``eps``/``wd`` float32 scalars.
+    ``table`` is float32 or float16, ``history`` and ``g2`` (the (len(idx), block)
+    gradient rows) float32, ``idx`` the flat int32/int64 index vector,
+    ``rate``/``eps``/``wd`` float32 scalars.
     ``normalize`` = (norm, use_max_norm) renormalises each touched row after
     its last update, exactly as SparseNormalize's NATIVE engine.
     """
-    if _update is None or table.dtype != np.float32 or history.dtype != np.float32 \
-            or g2.dtype != np.float32:
+    update = _updates.get(table.dtype)
+    if update is None or history.dtype != np.float32 or g2.dtype != np.float32:
         return False
     rows, block = table.shape
     if row_wise and block > _max_row_wise_block:
@@ -99,7 +104,7 @@ def native_sparse_adagrad(table, history, idx, g2, rate, eps, wd, row_wise: bool
     if bad >= 0:
         raise BadIndex(int(bad))
     norm, use_max_norm = normalize if normalize is not None else (1.0, True)
-    _update(address(table), address(history), block, indices, idx.itemsize, n,
+    update(address(table), address(history), block, indices, idx.itemsize, n,
             address(g2), rate, eps, wd, row_wise,
             None if is_last is None else address(is_last), norm, use_max_norm)
     return True

@@ -212,3 +212,43 @@ def test_the_switch_reads_the_environment_and_global_init():
         env={**__import__("os").environ, "CAFFE2LITE_FUSE_OPS": "0"},
         capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "0"
+
+
+@needs_native
+def test_float16_table_fuses_with_float16_sparse_normalize(fusion_off):
+    net = core.Net("half")
+    net.SparseAdagrad(["table", "moment", "ids", "grad", "lr"], ["table", "moment"])
+    net.Float16SparseNormalize(["table", "ids"], ["table"], norm=0.5)
+
+    def state(switch):
+        workspace.ResetWorkspace()
+        feed(np.random.default_rng(2))
+        workspace.FeedBlob("table", workspace.FetchBlob("table").astype(np.float16))
+        if switch is None:
+            workspace.CreateNet(net, overwrite=True)
+        else:
+            with switch:
+                workspace.CreateNet(net, overwrite=True)
+        for _ in range(3):
+            workspace.RunNet(net.Name())
+        return (workspace.current().nets[net.Name()].fusions,
+                {b: workspace.FetchBlob(b).tobytes() for b in ("table", "moment")})
+
+    fused, got = state(None)
+    plain, want = state(fusion_off)
+    assert fused == [(0, 1)] and plain == [] and got == want
+
+
+@needs_native
+def test_a_table_the_normalize_refuses_is_refused_as_unfused():
+    """A float16 table under a (float32) SparseNormalize: the optimizer step runs, then
+    SparseNormalize fails naming itself, exactly as the two ops would."""
+    workspace.ResetWorkspace()
+    feed(np.random.default_rng(0))
+    workspace.FeedBlob("table", workspace.FetchBlob("table").astype(np.float16))
+    net = optimizer_net()
+    workspace.CreateNet(net)
+    table = workspace.FetchBlob("table")
+    with pytest.raises(EnforceError, match=r"op #1 SparseNormalize.*must be a float32"):
+        workspace.RunNet(net.Name())
+    assert not np.array_equal(workspace.FetchBlob("table"), table)

@@ -41,7 +41,7 @@
 /* The update loops are VECTOR_CLONES (rows.h): 20% faster with AVX2 on the main job's
  * 32-wide rows, the same bits. */
 
-int32_t caffe2lite_adagrad_abi(void) { return 1; }
+int32_t caffe2lite_adagrad_abi(void) { return 2; }
 
 /* Dense Adagrad into fresh outputs (the NumPy engine's expressions, element by element):
  *   g = grad (+ wd * param when use_wd); h = decay * moment + g * g;
@@ -187,3 +187,18 @@ DEFINE_ROW_WISE_ROW(row_wise_row_f32, float)
 DEFINE_NORMALIZE_ROW(normalize_row_f32, float)
 DEFINE_SPARSE_ADAGRAD(caffe2lite_sparse_adagrad_f32, float, adagrad_row_f32, row_wise_row_f32,
                       normalize_row_f32)
+
+/* float16 tables with float32 moments and gradients: float32 arithmetic, each row
+ * rounded to float16 (to nearest even, the C cast) when it is written, so the next
+ * occurrence reads what the table holds; renormalised with Float16SparseNormalize's
+ * portable row routine (sparse_normalize.c checks its F16C one gives the same bits). */
+#ifdef __FLT16_MAX__
+DEFINE_ADAGRAD_ROW(adagrad_row_f16, _Float16)
+DEFINE_ROW_WISE_ROW(row_wise_row_f16, _Float16)
+DEFINE_NORMALIZE_ROW(normalize_row_f16, _Float16)
+DEFINE_SPARSE_ADAGRAD(caffe2lite_sparse_adagrad_f16, _Float16, adagrad_row_f16,
+                      row_wise_row_f16, normalize_row_f16)
+int32_t caffe2lite_sparse_adagrad_has_f16(void) { return 1; }
+#else
+int32_t caffe2lite_sparse_adagrad_has_f16(void) { return 0; }
+#endif

@@ -179,3 +179,58 @@ def test_dense_adagrad_engines_agree_bit_for_bit(decay, wd):
     for engine in engines_here:
         got = run("Adagrad", engine, inputs, epsilon=1e-6, decay=decay, weight_decay=wd)
         assert all(same_bits(a, b) for a, b in zip(got, want)), engine
+
+
+def ref_half(param, moment, indices, grad, lr, eps, wd, row_wise):
+    """A float16 table with float32 moments: float32 arithmetic, the row rounded to
+    float16 after every occurrence (the table is what the next occurrence reads)."""
+    p, m = param.copy(), moment.copy()
+    h = m if row_wise else m.reshape(p.shape[0], -1)
+    rows = p.reshape(p.shape[0], -1)
+    g_rows = grad.reshape(indices.size, rows.shape[1]).astype(F)
+    for i, r in enumerate(indices.reshape(-1)):
+        row = rows[r].astype(F)
+        g = g_rows[i] + F(wd) * row if wd else g_rows[i]
+        if row_wise:
+            h[r] = h[r] + np.sum(g * g) / F(g.size)
+            rows[r] = (row + g * (lr / (np.sqrt(h[r]) + F(eps)))).astype(np.float16)
+        else:
+            h[r] = h[r] + g * g
+            rows[r] = (row + (g * lr) / (np.sqrt(h[r]) + F(eps))).astype(np.float16)
+    return p, m
+
+
+@pytest.mark.parametrize("op_type", ["SparseAdagrad", "RowWiseSparseAdagrad"])
+@pytest.mark.parametrize("grad_dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("wd", [0.0, 0.02])
+def test_float16_tables_with_float32_moments(op_type, grad_dtype, wd):
+    rng = np.random.default_rng(8)
+    ids = ((rng.zipf(1.4, 200) - 1) % 30).astype(np.int64)  # many repeats: rounding matters
+    row_wise = op_type.startswith("RowWise")
+    param = rng.standard_normal((30, 24)).astype(np.float16)
+    moment = rng.random(30 if row_wise else (30, 24)).astype(F)
+    grad = rng.standard_normal((ids.size, 24)).astype(grad_dtype)
+    inputs = {"param": param, "moment": moment, "indices": ids, "grad": grad,
+              "lr": np.array([-0.2], F)}
+    want = ref_half(param, moment, ids, grad, F(-0.2), 1e-5, wd, row_wise)
+    have = {e for (t, d, e) in registry.kernels() if t == op_type and d == 0}
+    for engine in ["NUMPY"] + (["NATIVE"] if "NATIVE" in have else []):
+        got = run(op_type, engine, inputs, weight_decay=wd)
+        assert got[0].dtype == np.float16 and got[1].dtype == F
+        assert all(same_bits(g, w) for g, w in zip(got, want)), engine
+
+
+def test_float16_table_needs_float32_moments():
+    ok = {"param": np.ones((3, 2), np.float16), "moment": np.zeros((3, 2), np.float16),
+          "indices": np.array([1], np.int64), "grad": np.ones((1, 2), F),
+          "lr": np.array([0.1], F)}
+    for engine in ("NUMPY", "NATIVE"):
+        workspace.ResetWorkspace()
+        for name, value in ok.items():
+            workspace.FeedBlob(name, value)
+        before = snapshot()
+        with pytest.raises(EnforceError, match="'moment'.*float16: a float16 table keeps "
+                                               "float32 moments"):
+            workspace.RunOperatorOnce(core.CreateOperator(
+                "SparseAdagrad", list(ok), ["param", "moment"], engine=engine))
+        assert_unchanged(before)

@@ -1,0 +1,318 @@
+"""SparseAdagrad and RowWiseSparseAdagrad: Caffe2's AdaGrad on the rows ``indices`` name.
+
+The rows are updated in place.  Caffe2 walked the indices in order, so a
+duplicated index is updated twice, the second time from the moment and
+parameter the first update wrote.  Both engines reproduce that bit for bit:
+
+* NATIVE (caffe2lite/_native/adagrad.c, preferred when built): one C pass over
+  the occurrences, O(occurrences), each row read, updated and written in cache;
+  it can also renormalise each touched row after its last update (the fused
+  SparseNormalize of caffe2lite/fusion.py).
+* NUMPY (also the default engine ""): SparseAdagrad first sets aside the rows
+  named only once -- usually nearly all -- and updates them in one cache-chunked
+  pass (_update_distinct_rows); repeated rows then go in vectorised rounds, one
+  per repetition, and a row repeated more than sqrt(len(indices)) times with
+  one cumulative sum over its occurrences (the moment and, without weight
+  decay, the parameter are running sums).
+
+Tables are float32 or float64 with moments and gradients of the same type, or,
+as Caffe2's half-precision embedding optimizers had, float16 tables with float32
+moments: the arithmetic is then float32 and each updated row is rounded to
+float16 (to nearest even) before its next occurrence reads it.  Arithmetic
+and learning-rate sign as in operators/adagrad.py.
+"""
+
+import numpy as np
+
+from caffe2lite.registry import register_kernel, register_schema, set_per_op_engine_pref
+from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT, Arg, OpSchema
+from caffe2lite.shape_inference import same_as
+from operators import _native_adagrad
+from operators._parallel import for_each_range
+from operators._train_common import (check_float, check_index_vector, check_rows, check_scalar,
+                                     host_int, occurrence_plan, occurrence_rounds, owned,
+                                     running_sum, split_repeated)
+
+_EPSILON = Arg("epsilon", "float", 1e-5, "added to sqrt(moment) in the denominator")
+_WEIGHT_DECAY = Arg("weight_decay", "float", 0.0, "L2 penalty: grad + weight_decay * param")
+
+register_schema(OpSchema(
+    "SparseAdagrad", num_inputs=5, num_outputs=2, enforce_inplace="one_to_one",
+    infer_shapes=same_as(0, 1),
+    inputs=[("param", "table; rows are updated"), ("moment", "history, same size as param"),
+            ("indices", "int32/int64 rows of param to update"),
+            ("grad", "gradient rows: indices.shape + param.shape[1:]"),
+            ("lr", "learning rate, 1 element")],
+    outputs=[("output_param", "param, updated in place"),
+             ("output_moment_1", "moment, updated in place")],
+    args=[_EPSILON, _WEIGHT_DECAY,
+          Arg("decay", "float", 1.0, "must be 1: Caffe2 rejected decay for SparseAdagrad")],
+    doc="AdaGrad on the rows named by indices, applied in index order (a duplicated row is "
+        "updated twice). Both outputs must be the input blobs.",
+    gradient=SHOULD_NOT_DO_GRADIENT))
+
+register_schema(OpSchema(
+    "RowWiseSparseAdagrad", num_inputs=(5, 6), num_outputs=2, enforce_inplace="one_to_one",
+    infer_shapes=same_as(0, 1),
+    inputs=[("param", "table; rows are updated"),
+            ("moment", "1-D history with one value per row of param"),
+            ("indices", "int32/int64 rows of param to update"),
+            ("grad", "gradient rows: indices.shape + param.shape[1:]"),
+            ("lr", "learning rate, 1 element"),
+            ("counter", "(optional) only read when counter_halflife != -1")],
+    outputs=[("output_param", "param, updated in place"),
+             ("output_moment_1", "moment, updated in place")],
+    args=[_EPSILON, _WEIGHT_DECAY,
+          Arg("counter_halflife", "int", -1, "frequency-adjusted weight decay; only -1 "
+                                             "(off) is supported")],
+    doc="Row-wise AdaGrad: moment[r] += mean(g*g over the row); "
+        "param[r] += g * lr / (sqrt(moment[r]) + epsilon), in index order.",
+    gradient=SHOULD_NOT_DO_GRADIENT))
+
+
+HALF = np.dtype(np.float16)
+_FLOAT32 = np.dtype(np.float32)
+
+
+def _compute_dtype(ctx, param, moment, grad):
+    """The dtype the update computes in, after checking the three arrays' dtypes:
+    the table's (float32/float64, moment and grad alike), or float32 for a float16
+    table (float32 moment, float16 or float32 grad)."""
+    if param.dtype != HALF:
+        check_float(ctx, 0, param)
+        check_float(ctx, 1, moment, 0, param)
+        check_float(ctx, 3, grad, 0, param)
+        return param.dtype
+    if moment.dtype != _FLOAT32:
+        ctx.fail(f"{ctx.input_label(1)} has dtype {moment.dtype}: a float16 table keeps "
+                 f"float32 moments")
+    if grad.dtype not in (HALF, _FLOAT32):
+        ctx.fail(f"{ctx.input_label(3)} has dtype {grad.dtype}, expected float16 or float32 "
+                 f"for the float16 {ctx.input_label(0)}")
+    return _FLOAT32
+
+
+def _check_sparse(ctx, param, moment, indices, grad, lr, check_range=True):
+    """Shared checks of the sparse variants; returns (rows, block, flat indices, rate, grad
+    2-D, compute dtype).
+
+    ``check_range=False`` leaves the index range to the caller (the NATIVE engine
+    checks it in C, before it writes).
+    """
+    dtype = _compute_dtype(ctx, param, moment, grad)
+    rows, block = check_rows(ctx, 0, param)
+    rate = check_scalar(ctx, 4, lr, "learning rate").astype(dtype)
+    idx = check_index_vector(ctx, 2, indices, rows if check_range else None, 0)
+    if not (grad.shape[indices.ndim:] == param.shape[1:] and grad.size == idx.size * block):
+        ctx.fail(f"{ctx.input_label(3)} has shape {tuple(grad.shape)}, expected indices.shape + "
+                 f"param.shape[1:] = {tuple(indices.shape) + tuple(param.shape[1:])}")
+    return rows, block, idx, rate, grad.reshape(idx.size, block).astype(dtype, copy=False), dtype
+
+
+def checked_sparse_adagrad(ctx, param, moment, indices, grad, lr, check_range=True):
+    """Every check of SparseAdagrad / RowWiseSparseAdagrad, before anything is written.
+
+    Returns (param, moment, table, history, flat indices, grad rows, rate, eps, wd):
+    param and moment as arrays the kernel may update in place, table/history
+    their 2-D (1-D for a row-wise moment) views.
+    """
+    rows, block, idx, rate, g2, dtype = _check_sparse(ctx, param, moment, indices, grad, lr,
+                                                      check_range)
+    if ctx.op_def.type.startswith("RowWise"):
+        if moment.size != rows:
+            ctx.fail(f"{ctx.input_label(1)} has {moment.size} elements, expected "
+                     f"one per row of {ctx.input_label(0)} ({rows})")
+        if ctx.args["counter_halflife"] != -1:
+            ctx.fail(f"argument 'counter_halflife' = {ctx.args['counter_halflife']}: frequency-"
+                     f"adjusted weight decay is not supported by caffe2lite (use -1)")
+    else:
+        if moment.size != param.size:
+            ctx.fail(f"{ctx.input_label(1)} has {moment.size} elements, "
+                     f"expected {param.size} like {ctx.input_label(0)}")
+        if ctx.args["decay"] != 1.0:
+            ctx.fail(f"argument 'decay' must be 1.0 for SparseAdagrad "
+                     f"(Caffe2 does not support decay here), got "
+                     f"{ctx.args['decay']}")
+    param, moment = owned(param), owned(moment)
+    history = moment.reshape(rows) if ctx.op_def.type.startswith("RowWise") \
+        else moment.reshape(rows, block)
+    eps, wd = dtype.type(ctx.args["epsilon"]), dtype.type(ctx.args["weight_decay"])
+    return param, moment, param.reshape(rows, block), history, idx, g2, rate, eps, wd
+
+
+# Rows per step of _update_distinct_rows: its five row buffers of this many bytes each
+# stay in the L2 cache from the gather to the scatter.
+_STEP_BYTES = 1 << 17
+
+
+def _update_distinct_rows(table, history, idx, g2, pos, rate, eps, wd):
+    """NumPy: SparseAdagrad on rows idx[pos] (no row twice; pos None = every position).
+
+    The same float operations in the same order as the CUDA path's expressions
+    (g = grad + wd*param; h = moment + g*g; param + rate*g / (sqrt(h) + eps)), so
+    the bits are those of Caffe2's loop; but done a few hundred rows at a time in
+    reused buffers with in-place ufuncs: each parameter and moment row is
+    gathered once, updated in cache and written back once, and no temporary
+    the size of the gradient is made.  Steps run on operators/_parallel.py's
+    threads; as no row is named twice, they touch disjoint rows and the result
+    is the same whatever the thread count.  Called only after every check.
+    """
+    count = idx.size if pos is None else pos.size
+    width = table.shape[1]
+    step = max(1, min(count, _STEP_BYTES // max(1, table.itemsize * width)))
+
+    def run(first, stop):
+        buffers = np.empty((5, step, width), table.dtype)
+        for start in range(first * step, min(count, stop * step), step):
+            end = min(count, start + step)
+            p, h, g, t, u = buffers[:, :end - start]
+            if pos is None:
+                r, grad = idx[start:end], g2[start:end]
+            else:
+                where = pos[start:end]
+                r, grad = idx[where], np.take(g2, where, axis=0, out=g, mode="clip")
+            np.take(table, r, axis=0, out=p, mode="clip")
+            if wd:
+                grad = np.add(grad, np.multiply(p, wd, out=t), out=g)
+            np.take(history, r, axis=0, out=h, mode="clip")
+            np.add(h, np.multiply(grad, grad, out=t), out=h)
+            np.add(np.sqrt(h, out=t), eps, out=t)
+            np.divide(np.multiply(grad, rate, out=u), t, out=u)
+            np.add(p, u, out=p)
+            history[r] = h
+            table[r] = p
+
+    for_each_range(run, -(-count // step))  # no row twice: pieces are independent
+
+
+@register_kernel("SparseAdagrad", devices=("CPU", "CUDA"))
+@register_kernel("SparseAdagrad", devices=("CPU",), engine="NUMPY")
+def sparse_adagrad(ctx, param, moment, indices, grad, lr):
+    param, moment, *update = checked_sparse_adagrad(ctx, param, moment, indices, grad, lr)
+    sparse_adagrad_update(ctx.xp, *update)
+    return param, moment
+
+
+def sparse_adagrad_update(xp, table, history, idx, g2, rate, eps, wd):
+    """SparseAdagrad on checked arrays, in place, in Caffe2's per-occurrence order."""
+    if table.dtype == HALF:
+        return _half_table_rounds(xp, table, history, idx, g2, lambda g, p, r: (
+            g * g, lambda h: (g * rate) / (xp.sqrt(h) + eps)), wd)
+    rows = table.shape[0]
+    if xp is np and idx.size:
+        # Rows named once are independent of each other and of the order: one fused pass.
+        once, repeated = split_repeated(xp, idx, rows)
+        _update_distinct_rows(table, history, idx, g2, once, rate, eps, wd)
+        if not repeated.size:
+            return
+        idx, g2 = idx[repeated], g2[repeated]
+    # With weight decay the gradient reads the parameter, so every repetition
+    # needs its own round; without it the moment and the parameter are running
+    # sums, and a much-repeated row is done with one cumulative sum.
+    rounds, heavy = occurrence_plan(xp, idx, heavy_rows=not wd)
+    for pos in rounds:
+        if xp is np:
+            _update_distinct_rows(table, history, idx, g2, pos, rate, eps, wd)
+            continue
+        r = idx[pos]
+        g = g2[pos] + wd * table[r] if wd else g2[pos]
+        h = history[r] + g * g
+        history[r] = h
+        table[r] = table[r] + rate * g / (xp.sqrt(h) + eps)
+    for pos in heavy:
+        r, g = host_int(idx[pos[0]]), g2[pos]
+        h = running_sum(xp, history[r:r + 1], g * g)[1:]
+        table[r] = running_sum(xp, table[r:r + 1], rate * g / (xp.sqrt(h) + eps))[-1]
+        history[r] = h[-1]
+
+
+@register_kernel("RowWiseSparseAdagrad", devices=("CPU", "CUDA"))
+@register_kernel("RowWiseSparseAdagrad", devices=("CPU",), engine="NUMPY")
+def row_wise_sparse_adagrad(ctx, param, moment, indices, grad, lr, counter=None):
+    param, moment, *update = checked_sparse_adagrad(ctx, param, moment, indices, grad, lr)
+    row_wise_sparse_adagrad_update(ctx.xp, *update)
+    return param, moment
+
+
+def row_wise_sparse_adagrad_update(xp, table, history, idx, g2, rate, eps, wd):
+    """RowWiseSparseAdagrad on checked arrays, in place, in Caffe2's per-occurrence order."""
+    block = table.shape[1]
+
+    def row_terms(g):
+        """(moment increment, parameter step) per occurrence, as Caffe2 computed them."""
+        if block == 1:  # Caffe2's scalar path: lr * g / (sqrt(h) + eps)
+            return g[:, 0] * g[:, 0], lambda h: rate * g / (xp.sqrt(h) + eps)[:, None]
+        return ((g * g).sum(axis=1) / g.dtype.type(block),
+                lambda h: g * (rate / (xp.sqrt(h) + eps))[:, None])
+
+    if table.dtype == HALF:
+        return _half_table_rounds(xp, table, history, idx, g2,
+                                  lambda g, p, r: row_terms(g), wd)
+
+    rounds, heavy = occurrence_plan(xp, idx, heavy_rows=not wd)
+    for pos in rounds:
+        r = idx[pos]
+        increment, step = row_terms(g2[pos] + wd * table[r] if wd else g2[pos])
+        h = history[r] + increment
+        history[r] = h
+        table[r] = table[r] + step(h)
+    for pos in heavy:
+        r = host_int(idx[pos[0]])
+        increment, step = row_terms(g2[pos])
+        h = running_sum(xp, history[r:r + 1], increment)[1:]
+        table[r] = running_sum(xp, table[r:r + 1], step(h))[-1]
+        history[r] = h[-1]
+
+
+def _half_table_rounds(xp, table, history, idx, g2, terms, wd):
+    """The update of a float16 table with float32 moments, one round per repetition.
+
+    Each occurrence reads the row as the previous one left it, rounded to float16,
+    so no running sum can stand in for a row's repetitions: every round gathers
+    its rows as float32, computes ``terms(g, p, rows) -> (moment increment,
+    step(new moment))`` (the float32 expressions of the table types above), and
+    scatters the rows back rounded to float16 (to nearest even, as C's cast).
+    """
+    for pos in occurrence_rounds(xp, idx):
+        r = idx[pos]
+        p = table[r].astype(np.float32)
+        g = g2[pos] + wd * p if wd else g2[pos]
+        increment, step = terms(g, p, r)
+        h = history[r] + increment
+        history[r] = h
+        table[r] = (p + step(h)).astype(HALF)
+
+
+# -- NATIVE engine: caffe2lite/_native/adagrad.c, when it was built ---------------
+def native_update(ctx, param, moment, indices, grad, lr, counter=None, normalize=None):
+    """Checks, then the C pass (per occurrence, in order); NumPy where C cannot serve.
+
+    The C code checks the index range before it writes; on a bad index the
+    Python check runs to say which.  Returns False when the NumPy update must
+    run instead (float64 tables, arrays C cannot address); nothing is written then.
+    """
+    param, moment, table, history, idx, g2, rate, eps, wd = checked_sparse_adagrad(
+        ctx, param, moment, indices, grad, lr, check_range=False)
+    row_wise = ctx.op_def.type.startswith("RowWise")
+    try:
+        done = _native_adagrad.native_sparse_adagrad(table, history, idx, g2, rate, eps, wd,
+                                                     row_wise, normalize)
+    except _native_adagrad.BadIndex:
+        check_index_vector(ctx, 2, indices, table.shape[0], 0)
+        raise  # unreachable: the Python check names the bad index
+    if not done:
+        check_index_vector(ctx, 2, indices, table.shape[0], 0)
+        update = row_wise_sparse_adagrad_update if row_wise else sparse_adagrad_update
+        update(ctx.xp, table, history, idx, g2, rate, eps, wd)
+        return param, moment, False
+    return param, moment, True
+
+
+def sparse_adagrad_native(ctx, param, moment, indices, grad, lr, counter=None):
+    return native_update(ctx, param, moment, indices, grad, lr)[:2]
+
+
+if _native_adagrad.available():
+    for _op_type in ("SparseAdagrad", "RowWiseSparseAdagrad"):
+        register_kernel(_op_type, devices=("CPU",), engine="NATIVE")(sparse_adagrad_native)
+        set_per_op_engine_pref("CPU", _op_type, ["NATIVE"])
