@@ -11,7 +11,8 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(PY)
+# Rebuilt when the packaging or the C kernels change (pip install -e compiles them).
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard caffe2lite/_native/*.c caffe2lite/_native/*.h) | $(PY)
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
@@ -24,6 +25,7 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) tools/bench_dispatch.py
+	$(PY) tools/bench_main_job.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
