@@ -116,3 +116,10 @@ def test_any_blob_name_survives_compilation(name):
     for _ in range(3):
         workspace.RunNet(net.Name())
     np.testing.assert_array_equal(workspace.FetchBlob(name + "_out"), [0.0, 3.0])
+
+
+def test_an_empty_net_runs_any_number_of_times():
+    net = core.Net("empty")
+    workspace.CreateNet(net)
+    for _ in range(3):
+        assert workspace.RunNet(net.Name())
