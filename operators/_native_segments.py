@@ -85,8 +85,7 @@ def native_gather_segment_sum(data, indices, lengths, scalars=None):
     indices, lengths = _c_ready(indices), _c_ready(lengths)
     # One scratch array: the shared state of the C threads (next bag, bags summed,
     # fault; see the C file), then the m + 1 offsets.
-    scratch = np.empty(m + 4, np.int64)
-    scratch[:3] = 0
+    scratch = np.zeros(m + 4, np.int64)
     state = _native.address(scratch)
     offsets = state + 3 * scratch.itemsize
     if _offsets(_native.address(lengths), lengths.itemsize, m, n, offsets):
@@ -99,10 +98,11 @@ def native_gather_segment_sum(data, indices, lengths, scalars=None):
             offsets, None if weights is None else _native.address(weights), m, chunk, state)
     out_address = _native.address(out)
     helpers = min(_parallel.num_threads(), -(-m // chunk) // MIN_CHUNKS_PER_THREAD) - 1
-    # Helpers hold the arrays until they return: they may start after this call did.
-    keep = (data, indices, weights, scratch, out)
-    futures = _parallel.start_on_pool([(_help, (fn, args + (0, out_address), keep))]
-                                      * max(helpers, 0))
+    futures = []
+    if helpers > 0:  # they hold the arrays until they return: they may start after this call
+        keep = (data, indices, weights, scratch, out)
+        futures = _parallel.start_on_pool([(_help, (fn, args + (0, out_address), keep))]
+                                          * helpers)
     status = fn(*args, SPIN, out_address)
     if status == 2:  # helpers still busy: block until they finish
         for f in futures:
