@@ -7,8 +7,8 @@ the net's.  Operators are created -- schemas verified, kernels resolved,
 arguments parsed -- in ``__init__``, never in ``run``; ops that fuse
 (caffe2lite/fusion.py) are fused then too.
 
-A net run more than once is compiled, on its second run, into one Python
-function with a line per op (``compile_schedule``): no loop, no per-op
+A net run more than once is compiled, on its second run, into straight-line
+Python with a few lines per op (``compile_schedule``): no loop, no per-op
 unpacking, blob names as constants, the kernel contract checked inline.
 That keeps the executor's cost near a function call per op, which is what
 makes a net of small ops as fast as eager PyTorch; a net run once
