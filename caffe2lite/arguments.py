@@ -3,8 +3,12 @@
 ``make_argument`` follows Caffe2's ``utils.MakeArgument`` typing rules (used
 by ``core.CreateOperator``).  ``parse_arguments`` reads an OperatorDef's
 arguments once, when the operator is created, into a read-only mapping with
-the schema's defaults filled in; undeclared or mistyped arguments are
-rejected there, naming the op and the argument.
+the schema's defaults filled in; mistyped arguments are rejected there, naming
+the op and the argument.  An argument the schema does not declare is ignored,
+as Caffe2 ignored it (real nets and scripts carry many: engine options, layout
+hints, helper-added extras), with one warning per op type and argument name
+through the ``caffe2lite`` logger; the strict switch
+(``--caffe2lite_strict_args=1``, see caffe2lite/flags.py) makes it an error.
 """
 
 from __future__ import annotations
@@ -15,8 +19,14 @@ from types import MappingProxyType
 import numpy as np
 from google.protobuf.message import Message
 
+import logging
+
+from caffe2lite import flags
 from caffe2lite.errors import ArgumentError
 from caffe2lite.proto import caffe2_pb2
+
+logger = logging.getLogger("caffe2lite")
+_warned: set[tuple[str, str]] = set()  # (op type, argument) pairs already reported
 
 # Arguments that Caffe2 nets carry for the runtime rather than for one op's
 # math (executors, engines, layouts).  They are accepted and ignored by every
@@ -130,11 +140,13 @@ def argument_value(arg, expected: str, where: str):
     raise bad()
 
 
-def parse_arguments(op_def, schema, where: str) -> MappingProxyType:
+def parse_arguments(op_def, schema, where: str, strict: bool | None = None) -> MappingProxyType:
     """Read op_def.arg once into a read-only {name: value} with schema defaults.
 
-    Rejects arguments the schema does not declare (unless it opts in with
-    ``allow_unknown_args``), duplicated arguments and mistyped values.
+    Rejects duplicated arguments and mistyped values.  An argument the schema
+    does not declare is kept when the schema opts in with ``allow_unknown_args``,
+    else ignored with a warning -- or rejected when ``strict`` (default: the
+    ``caffe2lite_strict_args`` flag).
     """
     values = {a.name: a.default for a in schema.args}
     seen = set()
@@ -150,7 +162,16 @@ def parse_arguments(op_def, schema, where: str) -> MappingProxyType:
                 values[arg.name] = argument_value(arg, "any", where)
                 continue
             known = ", ".join(sorted(schema.arg_by_name)) or "none"
-            raise ArgumentError(f"{where}: unknown argument '{arg.name}' "
-                                f"({schema.type} takes: {known})")
+            if strict is None:
+                strict = bool(flags.get("caffe2lite_strict_args"))
+            if strict:
+                raise ArgumentError(f"{where}: unknown argument '{arg.name}' "
+                                    f"({schema.type} takes: {known}; strict arguments are on)")
+            if (schema.type, arg.name) not in _warned:
+                _warned.add((schema.type, arg.name))
+                logger.warning("%s: argument '%s' is not one %s takes (%s); ignored, as Caffe2 "
+                               "did (--caffe2lite_strict_args=1 makes this an error)",
+                               where, arg.name, schema.type, known)
+            continue
         values[arg.name] = argument_value(arg, spec.type, where)
     return MappingProxyType(values)

@@ -65,11 +65,16 @@ def _print_blob(name: str, value) -> None:
             arg("--feed", metavar="NAME=FILE.npy", action="append", default=[],
                 help="feed a blob from a .npy file (after the init net); repeatable"),
             arg("--fetch", metavar="NAME", action="append", default=None,
-                help="blob to print (default: the net's external outputs); repeatable"))
+                help="blob to print (default: the net's external outputs); repeatable"),
+            arg("--strict-args", action="store_true",
+                help="an argument an operator does not declare is an error (by default it "
+                     "is ignored with a warning, as in Caffe2)"))
 def run_command(args) -> int:
     from caffe2lite import workspace
     from caffe2lite.protoio import load_net
 
+    if args.strict_args:
+        workspace.GlobalInit(["caffe2lite", "--caffe2lite_strict_args=1"])
     net = load_net(args.net)
     init = load_net(args.init) if args.init else None
     feeds = [_parse_feed(spec) for spec in args.feed]

@@ -10,7 +10,12 @@ caffe2lite honours the flags that change what it does:
   tensor (its ``chunk_size=-1`` default);
 * ``--caffe2lite_fuse_ops=0|1``: caffe2lite's own, whether nets created from
   now on fuse ops (caffe2lite/fusion.py); its default is 1 unless the
-  environment sets ``CAFFE2LITE_FUSE_OPS=0``.
+  environment sets ``CAFFE2LITE_FUSE_OPS=0``;
+* ``--caffe2lite_strict_args=0|1``: caffe2lite's own; 1 makes an argument that
+  an operator's schema does not declare an error when the operator is created
+  (by default it is ignored with one warning per op type and argument, as
+  Caffe2 ignored it); the environment's ``CAFFE2LITE_STRICT_ARGS=1`` sets the
+  default.
 
 Every other flag is accepted with a warning that it has no effect: Caffe2 had
 hundreds (allocators, NUMA, MKL, ...) with no counterpart here, and failing on
@@ -32,6 +37,7 @@ DEFAULTS = {
     "caffe2_log_level": None,  # None: leave the logger as the application set it
     "caffe2_tensor_chunk_size": DEFAULT_CHUNK_SIZE,
     "caffe2lite_fuse_ops": int(os.environ.get("CAFFE2LITE_FUSE_OPS", "1").strip() != "0"),
+    "caffe2lite_strict_args": int(os.environ.get("CAFFE2LITE_STRICT_ARGS", "0").strip() == "1"),
 }
 _values = dict(DEFAULTS)
 

@@ -59,6 +59,7 @@ def sparse_to_dense(ctx, indices, values, *infer):
                      f"with INDICES' shape {tuple(indices.shape)} (or with its size {n})")
         slice_shape = tuple(values.shape[1:])
     first_dim = ctx.args["output_first_dim"]
+    source = "argument 'output_first_dim'"
     if first_dim > 0:
         ctx.enforce(not infer, "output_first_dim and DATA_TO_INFER_DIM are both given; "
                                "give only one")
@@ -66,9 +67,15 @@ def sparse_to_dense(ctx, indices, values, *infer):
         if infer[0].ndim < 1:
             ctx.fail(f"{ctx.input_label(2)} must have rank >= 1")
         first_dim = int(infer[0].shape[0])
+        source = ctx.input_label(2)
     else:
         first_dim = int(indices.max()) + 1 if n else 0
+        source = f"the largest index in {ctx.input_label(0)}"
     flat = indices.reshape(-1)
     check_index_range(ctx, flat, first_dim, 0, f"an output first dim of {first_dim}")
     rows = values.reshape((n,) + slice_shape)
-    return (scatter_add_rows(ctx.xp, (first_dim,) + slice_shape, values.dtype, flat, rows),)
+    try:
+        return (scatter_add_rows(ctx.xp, (first_dim,) + slice_shape, values.dtype, flat, rows),)
+    except MemoryError:
+        ctx.fail(f"the output of shape {(first_dim,) + slice_shape} ({values.dtype}; first "
+                 f"dimension from {source}) does not fit in memory")

@@ -41,6 +41,17 @@ def fresh_workspace():
 
 
 @pytest.fixture
+def strict_args():
+    """Undeclared operator arguments are errors for the test (the strict switch)."""
+    from caffe2lite import flags
+
+    saved = flags.get("caffe2lite_strict_args")
+    workspace.GlobalInit(["caffe2", "--caffe2lite_strict_args=1"])
+    yield
+    workspace.GlobalInit(["caffe2", f"--caffe2lite_strict_args={saved}"])
+
+
+@pytest.fixture
 def nets_dir() -> Path:
     """../shared/nets, or skip with the reason when this checkout has none beside it."""
     if not NETS_DIR.is_dir():

@@ -113,10 +113,10 @@ def test_argument_of_wrong_type():
                           r"float, got field 's'", _net(op))
 
 
-def test_unknown_argument():
+def test_unknown_argument(strict_args):
     op = core.CreateOperator("TestErrScale", ["x"], ["y"], scale=2.0, sclae=1.0)
     _check(ArgumentError, r"op #1 TestErrScale in net \"bad_net\": unknown argument 'sclae' "
-                          r"\(TestErrScale takes: scale\)", _net(op))
+                          r"\(TestErrScale takes: scale; strict arguments are on\)", _net(op))
 
 
 def test_missing_input_blob():

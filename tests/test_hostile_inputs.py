@@ -6,7 +6,9 @@ blob exactly as it was.  Per-operator tests check their own messages; this
 sweep holds every operator -- and any added later -- to the contract on
 inputs nobody thought of: wrong dtypes (float64, float16, ints, bools,
 strings), wrong ranks, empty and 0-d arrays, negative and out-of-range
-integers, hostile argument values, and in-place outputs.
+integers, hostile argument values (and arguments the op does not declare,
+under both argument policies: ignored by default, an ArgumentError with the
+strict switch), and in-place outputs.
 
 An operator fails the sweep when
 * an exception outside caffe2lite's hierarchy escapes,
@@ -28,7 +30,7 @@ import numpy as np
 import pytest
 
 from caffe2lite import core, registry, workspace
-from caffe2lite.errors import Caffe2LiteError, OperatorError
+from caffe2lite.errors import ArgumentError, Caffe2LiteError, OperatorError
 from caffe2lite.proto import caffe2_pb2
 from helpers import assert_unchanged, snapshot
 
@@ -78,6 +80,23 @@ REQUIRED_ARG = {"float": 1.0, "scalar": 1.0, "int": 1, "bool": 1, "ints": [1],
                 "floats": [1.0], "string": "x"}
 
 
+UNDECLARED = "caffe2lite_undeclared_probe"  # an argument no schema declares
+
+
+def _refused_when_strict(op) -> None:
+    """With the strict switch, an op carrying an undeclared argument is refused before it
+    runs (an ArgumentError: about the probe, or about a hostile declared argument the
+    parser met first), and changes nothing."""
+    before = snapshot()
+    workspace.GlobalInit(["caffe2", "--caffe2lite_strict_args=1"])
+    try:
+        with pytest.raises(ArgumentError, match=f"unknown argument '{UNDECLARED}'|argument '"):
+            workspace.RunOperatorOnce(op)
+    finally:
+        workspace.GlobalInit(["caffe2", "--caffe2lite_strict_args=0"])
+    assert_unchanged(before)
+
+
 def _random_op(schema, rng):
     """A random OperatorDef of this type that passes its schema, or None."""
     lo_in, hi_in = schema._in[0], min(schema._in[1], max(schema._in[0], 7))
@@ -97,6 +116,8 @@ def _random_op(schema, rng):
         if a.type in HOSTILE_ARGS and rng.random() < 0.3:
             values = HOSTILE_ARGS[a.type]
             args[a.name] = values[int(rng.integers(len(values)))]
+    if rng.random() < 0.2 and not schema.allow_unknown_args:
+        args[UNDECLARED] = 1
     try:
         op = core.CreateOperator(schema.type, inputs, outputs, **args)
         schema.verify(op)
@@ -118,6 +139,8 @@ def test_hostile_inputs_fail_cleanly_and_change_nothing(op_type):
         pool = _input_pool(rng)
         for name in dict.fromkeys(op.input):
             workspace.FeedBlob(name, pool[int(rng.integers(len(pool)))])
+        if any(a.name == UNDECLARED for a in op.arg):
+            _refused_when_strict(op)  # then, below, ignored by default
         before = snapshot()
         case = f"{op_type} on {[(n, before[n].dtype.name, before[n].shape) for n in before]}"
         ran += 1

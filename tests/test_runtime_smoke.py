@@ -27,6 +27,10 @@ def test_errors_name_the_op_and_leave_blobs():
         workspace.RunOperatorOnce(core.CreateOperator("Relu", ["x", "x"], ["y"]))
     with pytest.raises(BlobNotFound, match="'missing'"):
         workspace.RunOperatorOnce(core.CreateOperator("Relu", ["missing"], ["y"]))
-    with pytest.raises(ArgumentError, match="unknown argument 'alpha'"):
-        workspace.RunOperatorOnce(core.CreateOperator("Relu", ["x"], ["y"], alpha=0.1))
+    workspace.GlobalInit(["caffe2", "--caffe2lite_strict_args=1"])
+    try:
+        with pytest.raises(ArgumentError, match="unknown argument 'alpha'"):
+            workspace.RunOperatorOnce(core.CreateOperator("Relu", ["x"], ["y"], alpha=0.1))
+    finally:
+        workspace.GlobalInit(["caffe2", "--caffe2lite_strict_args=0"])
     assert workspace.Blobs() == ["x"]

@@ -151,3 +151,14 @@ def test_makers_need_a_dense_output_gradient():
                 core.CreateOperator("SparseLengthsSum", ["D", "I", "L"], ["O"])):
         with pytest.raises(GradientError, match=r"gradient of output 0 \('O'\) must be a dense"):
             gradient_ops(fwd, [core.GradientSlice("i", "v")])
+
+
+def test_sparse_to_dense_output_too_large_names_where_its_size_came_from():
+    workspace.FeedBlob("i", np.array([0, 2], np.int32))
+    workspace.FeedBlob("v", np.ones(2, np.int32))
+    before = snapshot()
+    with pytest.raises(EnforceError, match=r"output of shape \(1000000000000000,\).*argument "
+                                           r"'output_first_dim'\) does not fit in memory"):
+        workspace.RunOperatorOnce(core.CreateOperator("SparseToDense", ["i", "v"], ["out"],
+                                                      output_first_dim=10**15))
+    assert_unchanged(before)
