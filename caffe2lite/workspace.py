@@ -243,7 +243,9 @@ class Workspace:
 
 
 _MISSING = object()
-_workspaces: dict[str, Workspace] = {"default": Workspace("default", os.getcwd())}
+# Caffe2's default root folder is "." (relative paths resolve against the process's
+# working directory when they are used), and RootFolder() returns it as given.
+_workspaces: dict[str, Workspace] = {"default": Workspace("default", ".")}
 _current = ["default"]
 
 
@@ -447,16 +449,36 @@ def NumCudaDevices():  # noqa: N802
 NumGpuDevices = NumCudaDevices
 
 
-def has_cuda_support() -> bool:
-    return NumCudaDevices() > 0
+class _SupportFlag:
+    """Caffe2's module-level booleans (``if workspace.has_gpu_support:``), asked lazily so
+    that importing caffe2lite does not import CuPy; calling one (caffe2lite's earlier
+    form, ``has_cuda_support()``) gives the same answer as a bool."""
+
+    __slots__ = ("_probe",)
+
+    def __init__(self, probe):
+        self._probe = probe
+
+    def __bool__(self) -> bool:
+        return bool(self._probe())
+
+    def __call__(self) -> bool:
+        return bool(self)
+
+    def __eq__(self, other):
+        return bool(self) == other
+
+    def __hash__(self):
+        return hash(bool(self))
+
+    def __repr__(self):
+        return repr(bool(self))
 
 
+has_cuda_support = _SupportFlag(lambda: NumCudaDevices() > 0)
 has_gpu_support = has_cuda_support
+has_hip_support = _SupportFlag(lambda: False)  # ROCm/HIP is not a caffe2lite device
 GpuDeviceType = caffe2_pb2.CUDA  # Caffe2's, for core.DeviceOption(workspace.GpuDeviceType, k)
-
-
-def has_hip_support() -> bool:
-    return False  # ROCm/HIP is not a caffe2lite device
 
 
 class _BlobDict(MutableMapping):

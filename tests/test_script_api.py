@@ -196,3 +196,40 @@ def test_stop_immediate_drops_the_workspace(immediate_off, caplog):
     core.CreateOperator("Relu", ["nothing"], ["out"])  # nothing runs now
     with pytest.raises(WorkspaceError, match="immediate mode is off"):
         workspace.FetchImmediate("y")
+
+
+def test_support_flags_are_booleans_as_in_caffe2_and_still_callable():
+    import unittest
+
+    from caffe2lite.workspace import NumCudaDevices
+
+    for flag in (workspace.has_gpu_support, workspace.has_cuda_support):
+        assert bool(flag) is (NumCudaDevices() > 0) and flag() is bool(flag)
+        assert (flag == (NumCudaDevices() > 0)) and repr(flag) in ("True", "False")
+    assert not workspace.has_hip_support and workspace.has_hip_support() is False
+
+    class Probe(unittest.TestCase):
+        @unittest.skipIf(not workspace.has_gpu_support, "no GPU")
+        def test_gpu(self):
+            raise AssertionError("ran without a GPU")
+
+    if not workspace.has_gpu_support:  # the decorator Caffe2 tests use now skips
+        result = unittest.TextTestRunner(stream=open(__import__("os").devnull, "w")).run(
+            unittest.defaultTestLoader.loadTestsFromTestCase(Probe))
+        assert result.skipped and not result.failures
+
+
+def test_root_folder_is_returned_as_given():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", "from caffe2lite import workspace; "
+                          "print(workspace.RootFolder())"], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "."  # Caffe2's default
+    workspace.ResetWorkspace("relative_root_for_test")
+    try:
+        assert workspace.RootFolder() == "relative_root_for_test"
+    finally:
+        workspace.ResetWorkspace(".")
+        __import__("shutil").rmtree("relative_root_for_test", ignore_errors=True)
