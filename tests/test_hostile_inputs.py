@@ -87,13 +87,16 @@ def _refused_when_strict(op) -> None:
     """With the strict switch, an op carrying an undeclared argument is refused before it
     runs (an ArgumentError: about the probe, or about a hostile declared argument the
     parser met first), and changes nothing."""
+    from caffe2lite import flags
+
     before = snapshot()
+    saved = flags.get("caffe2lite_strict_args")
     workspace.GlobalInit(["caffe2", "--caffe2lite_strict_args=1"])
     try:
         with pytest.raises(ArgumentError, match=f"unknown argument '{UNDECLARED}'|argument '"):
             workspace.RunOperatorOnce(op)
     finally:
-        workspace.GlobalInit(["caffe2", "--caffe2lite_strict_args=0"])
+        workspace.GlobalInit(["caffe2", f"--caffe2lite_strict_args={saved}"])
     assert_unchanged(before)
 
 

@@ -27,10 +27,13 @@ def test_errors_name_the_op_and_leave_blobs():
         workspace.RunOperatorOnce(core.CreateOperator("Relu", ["x", "x"], ["y"]))
     with pytest.raises(BlobNotFound, match="'missing'"):
         workspace.RunOperatorOnce(core.CreateOperator("Relu", ["missing"], ["y"]))
+    from caffe2lite import flags
+
+    saved = flags.get("caffe2lite_strict_args")
     workspace.GlobalInit(["caffe2", "--caffe2lite_strict_args=1"])
     try:
         with pytest.raises(ArgumentError, match="unknown argument 'alpha'"):
             workspace.RunOperatorOnce(core.CreateOperator("Relu", ["x"], ["y"], alpha=0.1))
     finally:
-        workspace.GlobalInit(["caffe2", "--caffe2lite_strict_args=0"])
+        workspace.GlobalInit(["caffe2", f"--caffe2lite_strict_args={saved}"])
     assert workspace.Blobs() == ["x"]
