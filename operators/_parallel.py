@@ -101,20 +101,11 @@ def for_each_range(fn, n_pieces: int) -> None:
             fn(0, n_pieces)
         return
     edges = [n_pieces * k // parts for k in range(parts + 1)]
-    for_each_part(lambda k: fn(edges[k], edges[k + 1]), parts)
-
-
-def for_each_part(fn, parts: int) -> None:
-    """Call fn(k) for k in 0..parts-1 concurrently, the calling thread taking the last.
-
-    Returns when all have finished; the first exception is re-raised then.  fn
-    must only write what part k owns.
-    """
-    futures = _submit(parts - 1, [(fn, (k,)) for k in range(parts - 1)]) if parts > 1 else []
+    futures = _submit(parts - 1, [(fn, (a, b)) for a, b in zip(edges[:-2], edges[1:-1])])
     error = None
     try:
-        fn(parts - 1)
-    except BaseException as e:  # noqa: B902 - re-raised after the other parts finish
+        fn(edges[-2], edges[-1])
+    except BaseException as e:  # noqa: B902 - re-raised after the other ranges finish
         error = e
     for f in futures:
         try:
