@@ -7,7 +7,7 @@ update (the fused SparseNormalize).  It returns False when the library is not
 built, stale or disabled (``CAFFE2LITE_DISABLE_NATIVE=1``), or when the arrays
 are not ones C can address directly; the caller then runs its NumPy path.
 Indices are range-checked before anything is written; a bad one raises
-``BadIndex`` carrying its position, and nothing has changed.  Dtypes, shapes
+``_native.BadIndex`` carrying its position, and nothing has changed.  Dtypes, shapes
 and arguments are the caller's to check.
 """
 
@@ -20,14 +20,6 @@ import numpy as np
 from caffe2lite import _native
 
 NATIVE_ABI = 2  # must match caffe2lite_adagrad_abi() in the C file
-
-
-class BadIndex(ValueError):
-    """An index outside [0, rows); ``position`` is its flat position."""
-
-    def __init__(self, position: int):
-        super().__init__(f"index at position {position} is out of range")
-        self.position = position
 
 
 _prepare = _dense = None
@@ -62,11 +54,6 @@ def available() -> bool:
     return bool(_updates)
 
 
-def _addressable(a) -> bool:
-    flags = a.flags
-    return flags.c_contiguous and flags.aligned and a.dtype.isnative
-
-
 def native_sparse_adagrad(table, history, idx, g2, rate, eps, wd, row_wise: bool,
                           normalize=None) -> bool:
     """Update ``table`` (rows, block) and ``history`` in place; False if not done.
@@ -83,8 +70,9 @@ def native_sparse_adagrad(table, history, idx, g2, rate, eps, wd, row_wise: bool
     rows, block = table.shape
     if row_wise and block > _max_row_wise_block:
         return False
-    if not all(_addressable(a) for a in (table, history, idx, g2)):
-        if not (_addressable(table) and _addressable(history)):
+    addressable = _native.addressable
+    if not all(addressable(a) for a in (table, history, idx, g2)):
+        if not (addressable(table) and addressable(history)):
             return False
         idx, g2 = np.ascontiguousarray(idx), np.ascontiguousarray(g2)
     n = idx.size
@@ -102,7 +90,7 @@ def native_sparse_adagrad(table, history, idx, g2, rate, eps, wd, row_wise: bool
                    None if slots is None else address(slots), capacity,
                    None if is_last is None else address(is_last))
     if bad >= 0:
-        raise BadIndex(int(bad))
+        raise _native.BadIndex(int(bad))
     norm, use_max_norm = normalize if normalize is not None else (1.0, True)
     update(address(table), address(history), block, indices, idx.itemsize, n,
             address(g2), rate, eps, wd, row_wise,
@@ -114,7 +102,7 @@ def native_adagrad(param, moment, grad, rate, eps, decay, wd, use_wd):
     """Dense Adagrad into fresh arrays: (new param, new moment), or None when C cannot
     serve (not float32, or not C-contiguous and aligned).  Shapes are checked by the
     caller (equal sizes)."""
-    if _dense is None or not all(a.dtype == np.float32 and _addressable(a)
+    if _dense is None or not all(a.dtype == np.float32 and _native.addressable(a)
                                  for a in (param, moment, grad)):
         return None
     out_param, out_moment = np.empty_like(param), np.empty_like(moment)

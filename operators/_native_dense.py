@@ -33,21 +33,13 @@ if _lib is not None:
                              ctypes.c_int32, ctypes.c_int64, ctypes.c_int32, ctypes.c_void_p]
 
 
-class BadIndex(ValueError):
-    """An index outside the rows (after wrapping); ``position`` is where."""
-
-    def __init__(self, position: int):
-        super().__init__(f"index at position {position} is out of range")
-        self.position = position
-
-
 # Fewest indices worth the C call's fixed cost (a few us): below this NumPy's take wins.
 GATHER_MIN_INDICES = 256
 
 
 def _takes(*arrays) -> bool:
-    return all(a.dtype == np.float32 and a.flags.c_contiguous and a.flags.aligned and
-               a.dtype.isnative and a.size for a in arrays)
+    """Non-empty float32 arrays C can read in place."""
+    return all(a.dtype == np.float32 and a.size and _native.addressable(a) for a in arrays)
 
 
 def column_sums(x):
@@ -73,17 +65,16 @@ def relu_gradient(y, dy):
 
 def gather_rows(data, indices, wrap: bool):
     """np.take(data, indices, axis=0) with indices checked (and wrapped) on the way, or
-    None.  Raises BadIndex for an index outside data's rows."""
+    None.  Raises _native.BadIndex for an index outside data's rows (after wrapping)."""
     if _gather_rows is None or indices.size < GATHER_MIN_INDICES or data.ndim < 1 or \
             not data.size or data.dtype.hasobject or \
             not (data.flags.c_contiguous and data.flags.aligned) or \
-            not (indices.flags.c_contiguous and indices.flags.aligned and
-                 indices.dtype.isnative):
+            not _native.addressable(indices):
         return None
     out = np.empty(indices.shape + data.shape[1:], data.dtype)
     bad = _gather_rows(_native.address(data), data.shape[0], data.nbytes // data.shape[0],
                        _native.address(indices), indices.itemsize, indices.size, int(wrap),
                        _native.address(out))
     if bad >= 0:
-        raise BadIndex(int(bad))
+        raise _native.BadIndex(int(bad))
     return out

@@ -67,7 +67,7 @@ def available() -> bool:
 def _c_ready(a):
     """``a`` as an aligned C-contiguous array in native byte order (no copy when it
     already is one)."""
-    if a.flags.c_contiguous and a.flags.aligned and a.dtype.isnative:
+    if _native.addressable(a):
         return a
     return np.array(a, dtype=a.dtype.newbyteorder("="), order="C")
 

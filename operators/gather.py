@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from caffe2lite import _native
 from caffe2lite.core import CreateOperator, GradientSlice
 from caffe2lite.errors import GradientError
 from caffe2lite.gradients import dense_output_grad, grad_name
@@ -117,7 +118,7 @@ def gather_along(ctx, data, indices, axis, match_outer, wrap, indices_input=1):
     if xp is np and axis == 0 and not match_outer:
         try:  # the C gather checks (and wraps) each index as it copies its row
             out = _native_dense.gather_rows(data, indices, wrap)
-        except _native_dense.BadIndex:
+        except _native.BadIndex:
             out = None  # the check below names it
         if out is not None:
             return out

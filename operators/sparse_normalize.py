@@ -210,7 +210,7 @@ def sparse_normalize_native(ctx, param, indices, grad=None):
     directly (not C-contiguous, misaligned or byte-swapped).
     """
     flat, n_rows, block, norm = _validated(ctx, param, indices)
-    if not (param.flags.c_contiguous and param.flags.aligned and param.dtype.isnative):
+    if not _native.addressable(param):
         return sparse_normalize(ctx, param, indices, grad)
     if flat.size == 0:
         return (param,)

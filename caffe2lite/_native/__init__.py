@@ -71,3 +71,18 @@ def address(a) -> int:
     if a.flags.writeable and a.size:
         return ctypes.addressof(ctypes.c_byte.from_buffer(a))
     return a.ctypes.data
+
+
+def addressable(a) -> bool:
+    """Whether C can read ``a`` in place: C-contiguous, aligned, native byte order."""
+    flags = a.flags
+    return flags.c_contiguous and flags.aligned and a.dtype.isnative
+
+
+class BadIndex(ValueError):
+    """A C kernel met an index outside the rows; ``position`` is its flat position (the
+    caller's own checks then name it in the op's error)."""
+
+    def __init__(self, position: int):
+        super().__init__(f"index at position {position} is out of range")
+        self.position = position
