@@ -15,6 +15,7 @@ setup(ext_modules=[
               optional=True),
     Extension("caffe2lite._native._sparse_lengths",
               sources=["caffe2lite/_native/sparse_lengths.c"],
+              depends=["caffe2lite/_native/rows.h"],
               # no fused multiply-add: the same roundings as the NumPy path
               extra_compile_args=["-O3", "-std=c11", "-ffp-contract=off"],
               optional=True),

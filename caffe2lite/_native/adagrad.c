@@ -8,8 +8,8 @@
  * one loop over the occurrences, O(occurrences), each row read, updated and
  * written while it is in cache, the rows AHEAD positions on prefetched.
  *
- * The arithmetic is the NumPy engine's (operators/adagrad.py), operation for
- * operation in float32, so both engines give the same bits:
+ * The arithmetic is the NumPy engines' (operators/adagrad.py and sparse_adagrad.py),
+ * operation for operation in float32, so both engines give the same bits:
  *   SparseAdagrad:        g = grad (+ param * wd); h = moment + g * g;
  *                         param = param + (g * lr) / (sqrt(h) + eps)
  *   RowWiseSparseAdagrad: g = grad (+ wd * param); h = moment[r] + sum(g * g) / block
@@ -48,9 +48,10 @@ int32_t caffe2lite_adagrad_abi(void) { return 2; }
  *   out_param = param + (lr * g) / (sqrt(h) + eps); out_moment = h.
  * One pass instead of NumPy's ten calls, which is what the op costs on the small dense
  * parameters of a recommendation model.  The outputs may be the inputs (in place). */
-VECTOR_CLONES void caffe2lite_adagrad_f32(const float *param, const float *moment, const float *grad,
-                            int64_t n, float lr, float eps, float decay, float wd,
-                            int32_t use_wd, float *out_param, float *out_moment) {
+VECTOR_CLONES void caffe2lite_adagrad_f32(const float *param, const float *moment,
+                                          const float *grad, int64_t n, float lr, float eps,
+                                          float decay, float wd, int32_t use_wd,
+                                          float *out_param, float *out_moment) {
     for (int64_t j = 0; j < n; j++) {
         float g = grad[j];
         if (use_wd) g = g + wd * param[j];
@@ -158,10 +159,10 @@ static float pairwise_sum(const float *a, int64_t n) {
 
 /* The op for table type T: every position, in index order. */
 #define DEFINE_SPARSE_ADAGRAD(NAME, T, ADAGRAD_ROW, ROW_WISE_ROW, NORMALIZE_ROW)             \
-    VECTOR_CLONES void NAME(T *param, float *moment, int64_t block, const void *indices,                   \
-              int32_t index_bytes, int64_t n, const float *grad, float lr, float eps,        \
-              float wd, int32_t row_wise, const uint8_t *is_last, float norm,                \
-              int32_t use_max_norm) {                                                        \
+    VECTOR_CLONES void NAME(T *param, float *moment, int64_t block, const void *indices,     \
+                            int32_t index_bytes, int64_t n, const float *grad, float lr,     \
+                            float eps, float wd, int32_t row_wise, const uint8_t *is_last,   \
+                            float norm, int32_t use_max_norm) {                              \
         const int64_t h_block = row_wise ? 1 : block;                                        \
         for (int64_t i = 0; i < n; i++) {                                                    \
             if (i + AHEAD < n) {                                                             \

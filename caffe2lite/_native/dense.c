@@ -24,7 +24,6 @@
 
 #define AHEAD 16 /* gathered rows prefetched ahead of the one being copied */
 
-
 int32_t caffe2lite_dense_abi(void) { return 2; }
 
 VECTOR_CLONES void caffe2lite_column_sums_f32(const float *x, int64_t rows, int64_t cols,

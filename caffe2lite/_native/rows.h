@@ -1,4 +1,5 @@
-/* Row helpers shared by the SparseNormalize and sparse-optimizer kernels.
+/* Row helpers shared by the C kernels (SparseNormalize, the sparse optimizers, the
+ * SparseLengths lookups, the dense helpers).
  *
  * Why a header: the fused optimizer + max-norm pass (adagrad.c) must
  * renormalise a row with exactly the arithmetic of SparseNormalize's NATIVE
@@ -28,8 +29,14 @@ static inline int64_t index_at(const void *indices, int32_t index_bytes, int64_t
                             : (int64_t)((const int32_t *)indices)[i];
 }
 
+/* Prefetch a row that is about to be updated (written). */
 static inline void prefetch_row(const void *row, int64_t bytes) {
     for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch((const char *)row + o, 1, 0);
+}
+
+/* Prefetch a row that is about to be read, kept in every cache level. */
+static inline void prefetch_row_for_read(const void *row, int64_t bytes) {
+    for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch((const char *)row + o, 0, 3);
 }
 
 static inline float reduce_lanes(float *acc) {

@@ -28,14 +28,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "rows.h" /* index_at, prefetch_row_for_read */
+
 #define AHEAD 16 /* rows prefetched ahead of the one being added */
-
-
-
-static inline int64_t index_at(const void *indices, int32_t index_bytes, int64_t i) {
-    return index_bytes == 8 ? ((const int64_t *)indices)[i]
-                            : (int64_t)((const int32_t *)indices)[i];
-}
 
 int32_t caffe2lite_sparse_lengths_abi(void) { return 2; }
 
@@ -54,11 +49,6 @@ int32_t caffe2lite_sparse_lengths_offsets(const void *lengths, int32_t length_by
         offsets[k + 1] = run;
     }
     return run != total;
-}
-
-static inline void prefetch_row(const char *row, int64_t row_bytes) {
-    for (int64_t b = 0; b < row_bytes; b += 64)
-        __builtin_prefetch(row + b, 0, 3);
 }
 
 /* IEEE half to float, exactly (subnormals, infinities and NaNs included). */
@@ -106,7 +96,7 @@ static inline float half_to_float(uint16_t h) {
     do {                                                                                  \
         const int64_t r_ = index_at(indices, index_bytes, (p));                           \
         if (IN_RANGE(r_))                                                                 \
-            prefetch_row((const char *)(table + r_ * (W)), (W) * (int64_t)sizeof(T));     \
+            prefetch_row_for_read(table + r_ * (W), (W) * (int64_t)sizeof(T));     \
     } while (0)
 #define SUM_BAGS(T, LOAD, W, LOCAL)                                                       \
     const int64_t last = offsets[bag_end];                                                \
