@@ -24,6 +24,7 @@ and learning-rate sign as in operators/adagrad.py.
 
 import numpy as np
 
+from caffe2lite import _native
 from caffe2lite.registry import register_kernel, register_schema, set_per_op_engine_pref
 from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT, Arg, OpSchema
 from caffe2lite.shape_inference import same_as
@@ -35,16 +36,19 @@ from operators._train_common import (check_float, check_index_vector, check_rows
 
 _EPSILON = Arg("epsilon", "float", 1e-5, "added to sqrt(moment) in the denominator")
 _WEIGHT_DECAY = Arg("weight_decay", "float", 0.0, "L2 penalty: grad + weight_decay * param")
+# Both ops: (param, moment, indices, grad, lr) in, param and moment updated in place.
+_PARAM = ("param", "table; rows are updated")
+_ROWS_IN = [("indices", "int32/int64 rows of param to update"),
+            ("grad", "gradient rows: indices.shape + param.shape[1:]"),
+            ("lr", "learning rate, 1 element")]
+_OUTPUTS = [("output_param", "param, updated in place"),
+            ("output_moment_1", "moment, updated in place")]
 
 register_schema(OpSchema(
     "SparseAdagrad", num_inputs=5, num_outputs=2, enforce_inplace="one_to_one",
     infer_shapes=same_as(0, 1),
-    inputs=[("param", "table; rows are updated"), ("moment", "history, same size as param"),
-            ("indices", "int32/int64 rows of param to update"),
-            ("grad", "gradient rows: indices.shape + param.shape[1:]"),
-            ("lr", "learning rate, 1 element")],
-    outputs=[("output_param", "param, updated in place"),
-             ("output_moment_1", "moment, updated in place")],
+    inputs=[_PARAM, ("moment", "history, same size as param")] + _ROWS_IN,
+    outputs=_OUTPUTS,
     args=[_EPSILON, _WEIGHT_DECAY,
           Arg("decay", "float", 1.0, "must be 1: Caffe2 rejected decay for SparseAdagrad")],
     doc="AdaGrad on the rows named by indices, applied in index order (a duplicated row is "
@@ -54,14 +58,9 @@ register_schema(OpSchema(
 register_schema(OpSchema(
     "RowWiseSparseAdagrad", num_inputs=(5, 6), num_outputs=2, enforce_inplace="one_to_one",
     infer_shapes=same_as(0, 1),
-    inputs=[("param", "table; rows are updated"),
-            ("moment", "1-D history with one value per row of param"),
-            ("indices", "int32/int64 rows of param to update"),
-            ("grad", "gradient rows: indices.shape + param.shape[1:]"),
-            ("lr", "learning rate, 1 element"),
-            ("counter", "(optional) only read when counter_halflife != -1")],
-    outputs=[("output_param", "param, updated in place"),
-             ("output_moment_1", "moment, updated in place")],
+    inputs=[_PARAM, ("moment", "1-D history with one value per row of param")] + _ROWS_IN
+    + [("counter", "(optional) only read when counter_halflife != -1")],
+    outputs=_OUTPUTS,
     args=[_EPSILON, _WEIGHT_DECAY,
           Arg("counter_halflife", "int", -1, "frequency-adjusted weight decay; only -1 "
                                              "(off) is supported")],
@@ -297,7 +296,7 @@ def native_update(ctx, param, moment, indices, grad, lr, counter=None, normalize
     try:
         done = _native_adagrad.native_sparse_adagrad(table, history, idx, g2, rate, eps, wd,
                                                      row_wise, normalize)
-    except _native_adagrad.BadIndex:
+    except _native.BadIndex:
         check_index_vector(ctx, 2, indices, table.shape[0], 0)
         raise  # unreachable: the Python check names the bad index
     if not done:
