@@ -140,13 +140,13 @@ def argument_value(arg, expected: str, where: str):
     raise bad()
 
 
-def parse_arguments(op_def, schema, where: str, strict: bool | None = None) -> MappingProxyType:
+def parse_arguments(op_def, schema, where: str) -> MappingProxyType:
     """Read op_def.arg once into a read-only {name: value} with schema defaults.
 
     Rejects duplicated arguments and mistyped values.  An argument the schema
     does not declare is kept when the schema opts in with ``allow_unknown_args``,
-    else ignored with a warning -- or rejected when ``strict`` (default: the
-    ``caffe2lite_strict_args`` flag).
+    else ignored with a warning -- or rejected when the ``caffe2lite_strict_args``
+    flag is on.
     """
     values = {a.name: a.default for a in schema.args}
     seen = set()
@@ -162,9 +162,7 @@ def parse_arguments(op_def, schema, where: str, strict: bool | None = None) -> M
                 values[arg.name] = argument_value(arg, "any", where)
                 continue
             known = ", ".join(sorted(schema.arg_by_name)) or "none"
-            if strict is None:
-                strict = bool(flags.get("caffe2lite_strict_args"))
-            if strict:
+            if flags.get("caffe2lite_strict_args"):
                 raise ArgumentError(f"{where}: unknown argument '{arg.name}' "
                                     f"({schema.type} takes: {known}; strict arguments are on)")
             if (schema.type, arg.name) not in _warned:

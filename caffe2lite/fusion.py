@@ -81,9 +81,12 @@ class FusedOptimizerNormalize:
     """A sparse optimizer op and the SparseNormalize after it, as one step."""
 
     __slots__ = ("first", "second", "inputs", "outputs", "where", "positions", "_normalize",
-                 "_table_dtype")
+                 "_table_dtype", "_update")
 
     def __init__(self, first, second):
+        from operators.sparse_adagrad import native_update  # the fused pass lives there
+
+        self._update = native_update
         self.first, self.second = first, second
         self.inputs, self.outputs = first.inputs, first.outputs
         self.where = f"{first.where} fused with {second.where}"
@@ -96,8 +99,6 @@ class FusedOptimizerNormalize:
 
     def run(self, blobs: dict) -> None:
         """One C pass when the arrays allow, else the two ops as written."""
-        from operators.sparse_adagrad import native_update  # the fused pass lives there
-
         first = self.first
         table = blobs.get(self.inputs[0])
         if getattr(table, "dtype", None) != self._table_dtype:  # the normalize would refuse
@@ -105,8 +106,8 @@ class FusedOptimizerNormalize:
             self.second.run(blobs)
             return
         try:
-            param, moment, done = native_update(first.ctx, *[blobs[n] for n in self.inputs],
-                                                normalize=self._normalize)
+            param, moment, done = self._update(first.ctx, *[blobs[n] for n in self.inputs],
+                                               normalize=self._normalize)
         except Exception as exc:  # nothing was written: every check runs first
             raise first.failure(exc, blobs) from exc
         blobs[self.outputs[0]], blobs[self.outputs[1]] = param, moment
