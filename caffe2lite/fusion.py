@@ -84,7 +84,7 @@ class FusedOptimizerNormalize:
                  "_table_dtype", "_update")
 
     def __init__(self, first, second):
-        from operators.sparse_adagrad import native_update  # the fused pass lives there
+        from caffe2lite.operators.sparse_adagrad import native_update  # the fused pass lives there
 
         self._update = native_update
         self.first, self.second = first, second

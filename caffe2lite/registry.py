@@ -112,7 +112,7 @@ def load_builtin_operators() -> None:
     if _builtin_loaded:
         return
     _builtin_loaded = True
-    import operators as package
+    from caffe2lite import operators as package
 
     for info in pkgutil.iter_modules(package.__path__):
         if not info.name.startswith("_"):

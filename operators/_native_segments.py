@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from caffe2lite import _native
-from operators import _parallel
+from caffe2lite.operators import _parallel
 
 NATIVE_ABI = 2  # must match caffe2lite_sparse_lengths_abi() in the C file
 # Rows summed per chunk of bags a thread takes from the shared counter (~15 us): small

@@ -14,9 +14,9 @@ import functools
 
 import numpy as np
 
-from operators import _native_segments
-from operators._native_segments import native_gather_segment_sum
-from operators._parallel import for_each_range
+from caffe2lite.operators import _native_segments
+from caffe2lite.operators._native_segments import native_gather_segment_sum
+from caffe2lite.operators._parallel import for_each_range
 
 INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
 

@@ -12,8 +12,8 @@ The sparse variants are in operators/sparse_adagrad.py.
 from caffe2lite.registry import register_kernel, register_schema, set_per_op_engine_pref
 from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT, Arg, OpSchema
 from caffe2lite.shape_inference import same_as
-from operators import _native_adagrad
-from operators._train_common import check_float, check_scalar
+from caffe2lite.operators import _native_adagrad
+from caffe2lite.operators._train_common import check_float, check_scalar
 
 _EPSILON = Arg("epsilon", "float", 1e-5, "added to sqrt(moment) in the denominator")
 _WEIGHT_DECAY = Arg("weight_decay", "float", 0.0, "L2 penalty: grad + weight_decay * param")

@@ -11,7 +11,7 @@ import threading
 
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import NO_GRADIENT, SHOULD_NOT_DO_GRADIENT, OpSchema
-from operators.iter import increment
+from caffe2lite.operators.iter import increment
 
 register_schema(OpSchema(
     "CreateMutex", num_inputs=0, num_outputs=1,

@@ -13,8 +13,8 @@ from caffe2lite.core import CreateOperator
 from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
-from operators._segments import check_dtype, check_index_dtype, check_index_range, scatter_add
-from operators.gather import gather_along, normalized_axis
+from caffe2lite.operators._segments import check_dtype, check_index_dtype, check_index_range, scatter_add
+from caffe2lite.operators.gather import gather_along, normalized_axis
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 

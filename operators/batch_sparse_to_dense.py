@@ -18,8 +18,8 @@ from caffe2lite.core import CreateOperator
 from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
-from operators._segments import position_in_segment
-from operators._train_common import INDEX_DTYPES, host_int, last_occurrences
+from caffe2lite.operators._segments import position_in_segment
+from caffe2lite.operators._train_common import INDEX_DTYPES, host_int, last_occurrences
 
 
 def batch_sparse_to_dense_gradient(op_def, g_output):

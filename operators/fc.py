@@ -14,7 +14,7 @@ from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
 from caffe2lite.shape_inference import TensorSpec
-from operators import _native_dense
+from caffe2lite.operators import _native_dense
 
 FC_ARGS = [
     Arg("axis", "int", 1, "X is flattened to (prod(X.shape[:axis]), prod(X.shape[axis:]))"),

@@ -19,8 +19,8 @@ from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
 from caffe2lite.shape_inference import TensorSpec
-from operators import _native_dense
-from operators._segments import check_index_dtype, check_index_range, take_checked
+from caffe2lite.operators import _native_dense
+from caffe2lite.operators._segments import check_index_dtype, check_index_range, take_checked
 
 GATHER_ARGS = (
     Arg("axis", "int", 0, "axis of DATA to gather along; negative counts from the end"),

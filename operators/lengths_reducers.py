@@ -21,7 +21,7 @@ from caffe2lite.gradients import dense_output_grad, grad_name, sparse_grad_names
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
 from caffe2lite.shape_inference import TensorSpec
-from operators._segments import (check_dtype, check_index_dtype, check_lengths, check_vector,
+from caffe2lite.operators._segments import (check_dtype, check_index_dtype, check_lengths, check_vector,
                                  checked_gather_segment_sum, segment_sum)
 
 GRAD_ON_WEIGHTS = Arg("grad_on_weights", "bool", False,

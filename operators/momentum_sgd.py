@@ -17,7 +17,7 @@ times one index repeats (not with the number of rows or indices).
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT, Arg, OpSchema
 from caffe2lite.shape_inference import same_as
-from operators._train_common import (check_float, check_index_vector, check_rows, check_scalar,
+from caffe2lite.operators._train_common import (check_float, check_index_vector, check_rows, check_scalar,
                                      occurrence_rounds, owned)
 
 _ARGS = [Arg("momentum", "float", 0.0, "momentum coefficient"),

@@ -7,7 +7,7 @@ from caffe2lite.gradients import grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import OpSchema
 from caffe2lite.shape_inference import same_as
-from operators import _native_dense
+from caffe2lite.operators import _native_dense
 
 
 def relu_gradient_maker(op_def, g_output):

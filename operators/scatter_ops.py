@@ -17,7 +17,7 @@ Duplicated indices follow Caffe2's sequential CPU loops:
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT, OpSchema
 from caffe2lite.shape_inference import same_as
-from operators._train_common import (check_float, check_index_vector, check_rows, check_scalar,
+from caffe2lite.operators._train_common import (check_float, check_index_vector, check_rows, check_scalar,
                                      host_int, last_occurrences, occurrence_plan, owned,
                                      running_sum)
 

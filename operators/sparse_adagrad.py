@@ -28,9 +28,9 @@ from caffe2lite import _native
 from caffe2lite.registry import register_kernel, register_schema, set_per_op_engine_pref
 from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT, Arg, OpSchema
 from caffe2lite.shape_inference import same_as
-from operators import _native_adagrad
-from operators._parallel import for_each_range
-from operators._train_common import (check_float, check_index_vector, check_rows, check_scalar,
+from caffe2lite.operators import _native_adagrad
+from caffe2lite.operators._parallel import for_each_range
+from caffe2lite.operators._train_common import (check_float, check_index_vector, check_rows, check_scalar,
                                      host_int, occurrence_plan, occurrence_rounds, owned,
                                      running_sum, split_repeated)
 

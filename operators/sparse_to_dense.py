@@ -12,7 +12,7 @@ from caffe2lite.core import CreateOperator
 from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
-from operators._segments import (check_dtype, check_index_dtype, check_index_range,
+from caffe2lite.operators._segments import (check_dtype, check_index_dtype, check_index_range,
                                  scatter_add_rows)
 
 VALUE_DTYPES = (np.float16, np.float32, np.float64, np.int32, np.int64)

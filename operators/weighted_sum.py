@@ -11,7 +11,7 @@ from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
 from caffe2lite.shape_inference import same_as
-from operators._train_common import check_float, check_scalar
+from caffe2lite.operators._train_common import check_float, check_scalar
 
 
 def weighted_sum_gradient_maker(op_def, g_output):

@@ -111,7 +111,7 @@ def set_threads(n):
     """n threads for both libraries; 0 = their defaults.  Returns (ours, torch's)."""
     import torch
 
-    from operators import _parallel
+    from caffe2lite.operators import _parallel
 
     torch.set_num_threads(n or _DEFAULT_TORCH_THREADS)
     _parallel.set_num_threads(n or _parallel._default_threads())
@@ -136,7 +136,7 @@ def main():
     table = rng.standard_normal((args.rows, args.dim), dtype=np.float32)
     lengths = np.full(args.batch, args.bag, np.int32)
     indices = rng.integers(0, args.rows, args.batch * args.bag).astype(np.int64)
-    from operators import _native_segments
+    from caffe2lite.operators import _native_segments
 
     print(f"table {args.rows} x {args.dim} float32, {indices.size} lookups "
           f"({args.batch} bags x {args.bag}, {np.unique(indices).size} distinct rows); "

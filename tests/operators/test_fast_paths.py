@@ -91,8 +91,8 @@ def test_concat_and_split_copy_exactly(shape, axis):
 
 def test_native_dense_helpers_and_their_numpy_twins_agree():
     """The C column sums / relu gradient and the NumPy paths used without the C library."""
-    from operators import _native_dense
-    from operators.relu import _pass_where_positive
+    from caffe2lite.operators import _native_dense
+    from caffe2lite.operators.relu import _pass_where_positive
 
     rng = np.random.default_rng(2)
     x = rng.standard_normal((777, 33)).astype(F)

@@ -242,7 +242,7 @@ class _ArrayModuleWithoutNumpyExtras:
 
 @given(sparse_case())
 def test_segment_helpers_without_numpy_only_features(case):
-    from operators._segments import repeat_segments, segment_sum
+    from caffe2lite.operators._segments import repeat_segments, segment_sum
 
     data, _, lengths, _ = case
     xp = _ArrayModuleWithoutNumpyExtras()

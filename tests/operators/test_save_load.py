@@ -391,7 +391,7 @@ def test_save_in_a_net_overwrites_each_run(root):
 
 
 def test_load_from_dbreader_inputs(root):
-    from operators.save_load import DBReader
+    from caffe2lite.operators.save_load import DBReader
 
     workspace.FeedBlob("x", np.arange(3, dtype=np.int32))
     run("Save", ["x"], [], db="r.minidb", db_type="minidb")

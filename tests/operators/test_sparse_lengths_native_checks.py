@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import operators._native_segments as native_segments
-import operators._parallel as parallel
+import caffe2lite.operators._native_segments as native_segments
+import caffe2lite.operators._parallel as parallel
 from caffe2lite import core, workspace
 from caffe2lite.errors import EnforceError
 from helpers import assert_unchanged, snapshot

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from cuda_emulation import RawModule, compiler
-from operators.sparse_normalize import _FREE, cuda_source
+from caffe2lite.operators.sparse_normalize import _FREE, cuda_source
 
 pytestmark = pytest.mark.skipif(compiler() is None, reason="no host C++ compiler (g++/clang++)")
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 from hypothesis import given, strategies as st
 
-from operators._train_common import last_occurrences, occurrence_plan
+from caffe2lite.operators._train_common import last_occurrences, occurrence_plan
 
 
 @given(st.lists(st.integers(0, 5), max_size=40), st.booleans())
