@@ -29,6 +29,9 @@ from caffe2lite.serialization import STRING_BLOB_TYPE, blob_name_from_db_key
 
 INTEGRITY_KEY = "__caffe2lite_integrity__"
 FORMAT = "caffe2lite-integrity-v1"
+# How the integrity record's value begins (its BlobProto's name field): a record that
+# begins so under another key is a damaged integrity record, not a Caffe2 file's blob.
+_MARK = caffe2_pb2.BlobProto(name=INTEGRITY_KEY).SerializeToString()
 
 
 def _crc(key: str, value: bytes) -> int:
@@ -48,6 +51,8 @@ def _expected(value: bytes, source: str) -> dict[str, int]:
     """{key: crc} from the integrity record's value; DBError if it is not one."""
     try:
         blob = caffe2_pb2.BlobProto.FromString(value)
+        if blob.name != INTEGRITY_KEY or blob.type != STRING_BLOB_TYPE:
+            raise ValueError(f"a BlobProto named {blob.name!r} of type {blob.type!r}")
         payload = json.loads(blob.content.decode("utf-8"))
         if payload.get("format") != FORMAT or payload.get("algorithm") != "crc32":
             raise ValueError(f"unknown format {payload.get('format')!r}")
@@ -66,6 +71,10 @@ def verified(records: list[tuple[str, bytes]], source: str) -> list[tuple[str, b
     """The records other than the integrity record, each checked against it when the
     file has one (files without it are returned as they are)."""
     marks = [value for key, value in records if key == INTEGRITY_KEY]
+    for key, value in records:
+        if key != INTEGRITY_KEY and value.startswith(_MARK):
+            raise DBError(f"{source}: record '{key}' holds the integrity record under a "
+                          f"damaged key; the file cannot be trusted")
     if not marks:
         return records
     if len(marks) > 1:

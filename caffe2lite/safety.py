@@ -95,12 +95,19 @@ def confined_path(root: str, db: str, absolute: bool, where: str, arg: str) -> s
         raise ConfinementError(f"{where}: argument 'absolute_path' is refused in a confined "
                                f"workspace: every db must stay inside its root folder "
                                f"'{root_real}' (argument '{arg}' = '{db}')")
-    full = os.path.realpath(os.path.join(root_real, db.lstrip("/")))
+    return inside_root(root, os.path.join(root_real, db.lstrip("/")), where,
+                       f"argument '{arg}' = '{db}'")
+
+
+def inside_root(root: str, path: str, where: str, what: str) -> str:
+    """The real path of ``path`` (relative ones under root); ConfinementError when that
+    lies outside the root folder."""
+    root_real = os.path.realpath(root or ".")
+    full = os.path.realpath(os.path.join(root_real, path))
     if os.path.commonpath([root_real, full]) != root_real:
-        raise ConfinementError(f"{where}: argument '{arg}' = '{db}' resolves to '{full}', "
-                               f"outside the workspace root folder '{root_real}'; a confined "
-                               f"workspace keeps every db inside it (after '..' and "
-                               f"symlinks)")
+        raise ConfinementError(f"{where}: {what} resolves to '{full}', outside the "
+                               f"workspace root folder '{root_real}'; a confined workspace "
+                               f"keeps every db inside it (after '..' and symlinks)")
     return full
 
 

@@ -190,7 +190,9 @@ def _load_sources(ctx, readers) -> list[str]:
                 raise EnforceError(f"{ctx.where}: input '{name}' must hold a DBReader, got "
                                    f"{type(reader).__name__}")
             _check_db_type(ctx, reader.db_type)
-            paths.append(reader.source)
+            paths.append(safety.inside_root(ctx.workspace.root_folder, reader.source,
+                                            ctx.where, f"the DBReader in '{name}'")
+                         if ctx.limits.confine else reader.source)
         return paths
     _check_db_type(ctx, args["db_type"])
     names = args["dbs"] or [args["db"]]
