@@ -363,3 +363,14 @@ def test_deeply_nested_steps_are_a_plan_error(root):
         ok = core.execution_step(f"ok{i}", [ok])
     workspace.RunPlan(ok)  # at the limit: runs
     assert workspace.FetchBlob("n")[0] == 1
+
+
+def test_the_readme_example_runs(root):
+    from test_readme import _run_blocks, _section_code
+
+    try:
+        printed, expected = _run_blocks(_section_code("untrusted"))
+    finally:
+        workspace.current().limits = None
+        workspace.SwitchWorkspace("default")
+    assert printed == expected == ["ConfinementError"]
