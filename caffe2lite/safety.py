@@ -111,6 +111,29 @@ def inside_root(root: str, path: str, where: str, what: str) -> str:
     return full
 
 
+def check_net_nesting(net_def, where: str) -> None:
+    """ProtoParseError when nets nested in arguments (``arg { n { op { arg { n ...``)
+    reach deeper than MAX_NESTING message levels.
+
+    Text and bytes are checked when parsed; this catches a NetDef built in Python,
+    which protobuf would refuse later with a raw DecodeError (or a RecursionError).
+    Only arguments holding nets are walked, with a stack of its own.
+    """
+    from caffe2lite.errors import ProtoParseError
+
+    stack = [(net_def, 1)]
+    while stack:
+        net, depth = stack.pop()
+        for op in net.op:
+            for arg in op.arg:
+                inner = ([arg.n] if arg.HasField("n") else []) + list(arg.nets)
+                if inner and depth + 3 > MAX_NESTING:
+                    raise ProtoParseError(f"{where}: nets nested in arguments deeper than "
+                                          f"{MAX_NESTING} message levels are refused (op "
+                                          f"{op.type} argument '{arg.name}')")
+                stack += [(n, depth + 3) for n in inner]
+
+
 # -- tensor sizes ----------------------------------------------------------------------
 _machine_bytes: list[int] = []
 

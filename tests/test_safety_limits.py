@@ -374,3 +374,19 @@ def test_the_readme_example_runs(root):
         workspace.current().limits = None
         workspace.SwitchWorkspace("default")
     assert printed == expected == ["ConfinementError"]
+
+
+def test_nets_nested_in_arguments_built_in_python_are_refused(root):
+    """A NetDef built in Python skips the parser's check; protobuf would later raise a
+    raw DecodeError (or recurse) on it."""
+    net = caffe2_pb2.NetDef(name="nested")
+    cursor = net.op.add(type="Relu", input=["x"], output=["y"]).arg.add(name="body").n
+    for _ in range(300):
+        cursor = cursor.op.add(type="Relu").arg.add(name="body").n
+    workspace.FeedBlob("x", np.ones(2, np.float32))
+    before = snapshot()
+    for call in (lambda: workspace.CreateNet(net), lambda: workspace.RunNetOnce(net),
+                 lambda: workspace.RunNetOnce(net.SerializeToString())):
+        with pytest.raises(ProtoParseError, match="nested"):
+            call()
+        assert_unchanged(before)
