@@ -80,6 +80,10 @@ def parse_binary(data: bytes, message_cls, source: str = "<bytes>"):
     try:
         msg.ParseFromString(data)
     except Exception as e:  # DecodeError, or missing required fields
+        if isinstance(e, RecursionError) or "Depth" in str(e):
+            raise ProtoParseError(f"{source}: not a valid {message_cls.__name__} in binary "
+                                  f"format ({len(data)} bytes): messages nested too deeply "
+                                  f"({type(e).__name__}: {e})") from None
         raise ProtoParseError(f"{source}: not a valid {message_cls.__name__} in binary "
                               f"format ({len(data)} bytes): {e}"
                               f"{_stray_tail_hint(data, message_cls)}") from e
