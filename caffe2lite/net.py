@@ -25,11 +25,10 @@ import time
 
 import numpy as np
 
-from caffe2lite import fusion
+from caffe2lite import fusion, safety
 from caffe2lite.errors import Caffe2LiteError, DeadlineExceeded, NetError
 from caffe2lite.operator import Operator, add_origin, check_outputs
 from caffe2lite.proto import caffe2_pb2
-from caffe2lite.safety import check_net_nesting
 
 KNOWN_TYPES = ("", "simple", "dag", "async_dag", "async_scheduling", "async_simple",
                "parallel", "singlethread_async", "prof_dag")
@@ -50,7 +49,7 @@ class SimpleNet:
     """Runs a NetDef's operators one after another."""
 
     def __init__(self, net_def, workspace, create_outputs: bool = True):
-        check_net_nesting(net_def, f'net "{net_def.name}"')
+        safety.check_net_nesting(net_def, f'net "{net_def.name}"')
         if net_def.type not in KNOWN_TYPES:
             raise NetError(f'net "{net_def.name}": unknown net type "{net_def.type}", '
                            f"expected one of {[t for t in KNOWN_TYPES if t]}")
@@ -154,9 +153,8 @@ def run_steps_until(steps, blobs, deadline: float) -> None:
 
 
 def deadline_error(step) -> DeadlineExceeded:
-    from caffe2lite.safety import deadline_error as error
-
-    return error(step.where)
+    """The error of a run whose deadline passed before ``step`` (it names the op)."""
+    return safety.deadline_error(step.where)
 
 
 def compile_schedule(steps, net_name: str, with_deadline: bool = False):

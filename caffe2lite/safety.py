@@ -76,6 +76,9 @@ def make_limits(confine: bool = False, max_tensor_bytes: int | None = None,
 
 def process_limits() -> Limits:
     """The limits the GlobalInit flags (or the environment) set for every workspace."""
+    if not (flags.get("caffe2lite_confine") or flags.get("caffe2lite_max_tensor_bytes")
+            or flags.get("caffe2lite_max_plan_iterations")):
+        return UNLIMITED
     return make_limits(bool(flags.get("caffe2lite_confine")),
                        flags.get("caffe2lite_max_tensor_bytes") or None,
                        flags.get("caffe2lite_max_plan_iterations") or None)
