@@ -99,12 +99,14 @@ def confined_path(root: str, db: str, absolute: bool, where: str, arg: str) -> s
                                f"workspace: every db must stay inside its root folder "
                                f"'{root_real}' (argument '{arg}' = '{db}')")
     return inside_root(root, os.path.join(root_real, db.lstrip("/")), where,
-                       f"argument '{arg}' = '{db}'")
+                       f"argument '{arg}' = {db!r}")
 
 
 def inside_root(root: str, path: str, where: str, what: str) -> str:
     """The real path of ``path`` (relative ones under root); ConfinementError when that
     lies outside the root folder."""
+    if "\0" in path:
+        raise ConfinementError(f"{where}: {what} holds a NUL byte; no file has that name")
     root_real = os.path.realpath(root or ".")
     full = os.path.realpath(os.path.join(root_real, path))
     if os.path.commonpath([root_real, full]) != root_real:

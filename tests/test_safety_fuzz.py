@@ -30,7 +30,7 @@ FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
 HOSTILE_INTS = [-1, 0, 2**31, 10**12, -(2**63) + 1]
 HOSTILE_FLOATS = [float("nan"), float("inf"), -1e30, 0.0]
 HOSTILE_SHAPES = [[10**6, 10**6], [-1], [], [2**40], [0, 3]]
-HOSTILE_STRINGS = ["../escape.minidb", "/etc/passwd", "", "minidb", "%s%s%n"]
+HOSTILE_STRINGS = ["../escape.minidb", "/etc/passwd", "", "minidb", "%s%s%n", "a\0b"]
 
 
 class Budget:
