@@ -38,7 +38,7 @@ import time
 
 from caffe2lite import flags
 from caffe2lite.errors import (ArgumentError, ConfinementError, DeadlineExceeded,
-                               LimitExceeded)
+                               LimitExceeded, ProtoParseError)
 
 MAX_NESTING = 64
 """Deepest nesting accepted for plan steps and for protobuf text (``{`` / ``<``)."""
@@ -97,7 +97,7 @@ def confined_path(root: str, db: str, absolute: bool, where: str, arg: str) -> s
     if absolute:
         raise ConfinementError(f"{where}: argument 'absolute_path' is refused in a confined "
                                f"workspace: every db must stay inside its root folder "
-                               f"'{root_real}' (argument '{arg}' = '{db}')")
+                               f"'{root_real}' (argument '{arg}' = {db!r})")
     return inside_root(root, os.path.join(root_real, db.lstrip("/")), where,
                        f"argument '{arg}' = {db!r}")
 
@@ -124,8 +124,6 @@ def check_net_nesting(net_def, where: str) -> None:
     which protobuf would refuse later with a raw DecodeError (or a RecursionError).
     Only arguments holding nets are walked, with a stack of its own.
     """
-    from caffe2lite.errors import ProtoParseError
-
     stack = [(net_def, 1)]
     while stack:
         net, depth = stack.pop()
@@ -155,11 +153,11 @@ def machine_memory() -> int:
 
 
 def _human(nbytes: int) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if nbytes < 1024 or unit == "PiB":
-            return f"{nbytes:.4g} {unit}" if unit != "bytes" else f"{nbytes} bytes"
-        nbytes /= 1024
-    return str(nbytes)  # unreachable
+    """'3.638 TiB': a byte count as error messages show it."""
+    if nbytes < 1024:
+        return f"{nbytes} bytes"
+    exponent = min(5, (nbytes.bit_length() - 1) // 10)
+    return f"{nbytes / 1024 ** exponent:.4g} {'KMGTP'[exponent - 1]}iB"
 
 
 def check_allocation(ctx, dims, itemsize: int, what: str) -> None:
