@@ -51,6 +51,23 @@ def _parse_feed(spec: str):
         raise ValueError(f"--feed {name}: cannot read '{path}' as a .npy array: {e}") from e
 
 
+# Options of `run` and `run-plan` for nets from elsewhere (caffe2lite/safety.py).
+_SAFETY_ARGS = (
+    arg("--confine", action="store_true",
+        help="run as an untrusted net: db paths must stay inside the current folder, no "
+             "absolute_path, default size and iteration limits"),
+    arg("--timeout", metavar="SECONDS", type=float, default=None,
+        help="stop the run at the next op once this many seconds have passed"),
+)
+
+
+def _apply_safety(args) -> None:
+    if args.confine:
+        from caffe2lite import workspace
+
+        workspace.SetLimits(confine=True)
+
+
 def _print_blob(name: str, value) -> None:
     if isinstance(value, np.ndarray):
         print(f"{name} ({value.dtype}, shape {value.shape}):")
@@ -68,21 +85,23 @@ def _print_blob(name: str, value) -> None:
                 help="blob to print (default: the net's external outputs); repeatable"),
             arg("--strict-args", action="store_true",
                 help="an argument an operator does not declare is an error (by default it "
-                     "is ignored with a warning, as in Caffe2)"))
+                     "is ignored with a warning, as in Caffe2)"),
+            *_SAFETY_ARGS)
 def run_command(args) -> int:
     from caffe2lite import workspace
     from caffe2lite.protoio import load_net
 
     if args.strict_args:
         workspace.GlobalInit(["caffe2lite", "--caffe2lite_strict_args=1"])
+    _apply_safety(args)
     net = load_net(args.net)
     init = load_net(args.init) if args.init else None
     feeds = [_parse_feed(spec) for spec in args.feed]
     if init is not None:
-        workspace.RunNetOnce(init)
+        workspace.RunNetOnce(init, timeout=args.timeout)
     for name, value in feeds:
         workspace.FeedBlob(name, value)
-    workspace.RunNetOnce(net)
+    workspace.RunNetOnce(net, timeout=args.timeout)
     names = args.fetch if args.fetch is not None else list(net.external_output)
     if not names:
         print(f'net "{net.name}" ran; it declares no external_output, so nothing is '
@@ -172,17 +191,19 @@ def show_command(args) -> int:
 @subcommand("run-plan", "run a PlanDef (after an optional init net), with a progress bar",
             arg("plan", metavar="PLAN", help="PlanDef file (.pb binary or .pbtxt text)"),
             arg("--init", metavar="INIT_NET", help="NetDef run once before the plan"),
-            arg("--quiet", action="store_true", help="no progress bars or summary"))
+            arg("--quiet", action="store_true", help="no progress bars or summary"),
+            *_SAFETY_ARGS)
 def run_plan_command(args) -> int:
     """Run INIT_NET once (if given), then the plan, in the current workspace."""
     from caffe2lite import workspace
     from caffe2lite.protoio import load_net, load_plan
 
+    _apply_safety(args)
     plan_def = load_plan(args.plan)
     start = time.perf_counter()
     if args.init:
-        workspace.RunNetOnce(load_net(args.init))
-    workspace.RunPlan(plan_def, quiet=args.quiet or None)
+        workspace.RunNetOnce(load_net(args.init), timeout=args.timeout)
+    workspace.RunPlan(plan_def, quiet=args.quiet or None, timeout=args.timeout)
     if not args.quiet:
         print(f'plan "{plan_def.name}" ran in {time.perf_counter() - start:.3f} s',
               file=sys.stderr)

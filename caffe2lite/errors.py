@@ -73,6 +73,18 @@ class PlanError(Caffe2LiteError, RuntimeError):
     """A PlanDef is malformed (unknown net, step with both substeps and nets, ...)."""
 
 
+class ConfinementError(Caffe2LiteError, PermissionError):
+    """A confined workspace refused a path (outside its root folder, or absolute)."""
+
+
+class LimitExceeded(Caffe2LiteError, RuntimeError):
+    """A resource limit was reached: tensor size, plan iterations, nesting depth."""
+
+
+class DeadlineExceeded(LimitExceeded, TimeoutError):
+    """A RunNet / RunPlan ``timeout`` ran out; the run stopped at an op boundary."""
+
+
 def enforce(cond, *msg, error=EnforceError):
     """Caffe2's CAFFE_ENFORCE: raise ``error`` with the joined message if not ``cond``."""
     if not cond:

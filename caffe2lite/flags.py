@@ -17,6 +17,12 @@ caffe2lite honours the flags that change what it does:
   Caffe2 ignored it); the environment's ``CAFFE2LITE_STRICT_ARGS=1`` sets the
   default.
 
+* ``--caffe2lite_confine=0|1``, ``--caffe2lite_max_tensor_bytes=N``,
+  ``--caffe2lite_max_plan_iterations=N``: caffe2lite's own, the confined mode
+  and limits of every workspace without its own ``SetLimits``
+  (caffe2lite/safety.py; 0 = no limit; ``CAFFE2LITE_CONFINE=1`` sets the
+  default of the first).
+
 Every other flag is accepted with a warning that it has no effect: Caffe2 had
 hundreds (allocators, NUMA, MKL, ...) with no counterpart here, and failing on
 them would stop a ported script at its first line.  A malformed value for an
@@ -38,6 +44,10 @@ DEFAULTS = {
     "caffe2_tensor_chunk_size": DEFAULT_CHUNK_SIZE,
     "caffe2lite_fuse_ops": int(os.environ.get("CAFFE2LITE_FUSE_OPS", "1").strip() != "0"),
     "caffe2lite_strict_args": int(os.environ.get("CAFFE2LITE_STRICT_ARGS", "0").strip() == "1"),
+    # caffe2lite/safety.py: confined mode and limits for every workspace (0 = no limit)
+    "caffe2lite_confine": int(os.environ.get("CAFFE2LITE_CONFINE", "0").strip() == "1"),
+    "caffe2lite_max_tensor_bytes": 0,
+    "caffe2lite_max_plan_iterations": 0,
 }
 _values = dict(DEFAULTS)
 
@@ -76,6 +86,10 @@ def _parse(args) -> tuple[dict, list[str]]:
         except ValueError:
             raise ArgumentError(f"GlobalInit: flag --{name} expects an integer, "
                                 f"got {value!r}") from None
+    for name in ("caffe2lite_max_tensor_bytes", "caffe2lite_max_plan_iterations"):
+        if values.get(name, 0) < 0:
+            raise ArgumentError(f"GlobalInit: flag --{name} must be >= 0 (0: no limit), "
+                                f"got {values[name]}")
     chunk = values.get("caffe2_tensor_chunk_size", 1)
     if chunk <= 0:
         raise ArgumentError(f"GlobalInit: flag --caffe2_tensor_chunk_size must be positive, "

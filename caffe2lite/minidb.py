@@ -79,8 +79,8 @@ def read(path) -> list[tuple[str, bytes]]:
             data = f.read()
     except FileNotFoundError:
         raise DBError(f"minidb '{path}' does not exist") from None
-    except OSError as e:
-        raise DBError(f"minidb '{path}' cannot be read: {e}") from e
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
+        raise DBError(f"minidb {path!r} cannot be read: {e}") from e
     return decode(data, f"minidb '{path}'")
 
 
@@ -88,6 +88,8 @@ def write(path, records) -> None:
     """Atomically replace ``path`` with a minidb holding ``records``."""
     path = os.fspath(path)
     data = encode(records)  # fail on bad records before touching the disk
+    if "\0" in path:
+        raise DBError(f"cannot write minidb {path!r}: the path holds a NUL byte")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise DBError(f"cannot write minidb '{path}': folder '{folder}' does not exist")

@@ -13,6 +13,10 @@ unpacking, blob names as constants, the kernel contract checked inline.
 That keeps the executor's cost near a function call per op, which is what
 makes a net of small ops as fast as eager PyTorch; a net run once
 (RunNetOnce) is not worth compiling and runs through the plain loop.
+
+A run given a deadline (``RunNet(..., timeout=)``) goes through variants of
+both that look at the clock before each op and stop there with
+DeadlineExceeded; the runs without one never look at it.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ import time
 
 import numpy as np
 
-from caffe2lite import fusion
-from caffe2lite.errors import Caffe2LiteError, NetError
+from caffe2lite import fusion, safety
+from caffe2lite.errors import Caffe2LiteError, DeadlineExceeded, NetError
 from caffe2lite.operator import Operator, add_origin, check_outputs
 from caffe2lite.proto import caffe2_pb2
 
@@ -45,6 +49,7 @@ class SimpleNet:
     """Runs a NetDef's operators one after another."""
 
     def __init__(self, net_def, workspace, create_outputs: bool = True):
+        safety.check_net_nesting(net_def, f'net "{net_def.name}"')
         if net_def.type not in KNOWN_TYPES:
             raise NetError(f'net "{net_def.name}": unknown net type "{net_def.type}", '
                            f"expected one of {[t for t in KNOWN_TYPES if t]}")
@@ -67,10 +72,17 @@ class SimpleNet:
         self.fusions = [step.positions for step in self.steps if not isinstance(step, Operator)]
         self.source = None  # the compiled run function's code, once compiled
         self._compiled = None
+        self._compiled_until = None  # the variant that stops at a deadline
 
-    def run(self) -> None:
-        """Run every op once; the failing op's error names it and its net."""
+    def run(self, deadline: float | None = None) -> None:
+        """Run every op once; the failing op's error names it and its net.
+
+        ``deadline`` (a time.monotonic() value): stop with DeadlineExceeded before
+        the first op that would start after it.
+        """
         blobs = self.workspace.blob_dict
+        if deadline is not None:
+            return self._run_until(blobs, deadline)
         if self._compiled is not None:
             return self._compiled(blobs)
         if self.source is None:  # first run: the loop; compile for the runs after
@@ -78,6 +90,16 @@ class SimpleNet:
             return run_steps(self.steps, blobs)
         self.source, self._compiled = compile_schedule(self.steps, self.name)
         return self._compiled(blobs)
+
+    def _run_until(self, blobs, deadline: float) -> None:
+        if self._compiled_until is not None:
+            return self._compiled_until(blobs, deadline)
+        if self.source is None:
+            self.source = ""
+        elif self.source:  # run before: compile, as the plain path does on its second run
+            self._compiled_until = compile_schedule(self.steps, self.name, with_deadline=True)[1]
+            return self._compiled_until(blobs, deadline)
+        return run_steps_until(self.steps, blobs, deadline)
 
     def benchmark(self, warmup_runs: int, main_runs: int, run_individual: bool) -> list[float]:
         """Caffe2's TEST_Benchmark: [ms per run of the whole net] + [ms per op run alone]."""
@@ -122,7 +144,20 @@ def run_steps(steps, blobs) -> None:
             blobs[name] = value
 
 
-def compile_schedule(steps, net_name: str):
+def run_steps_until(steps, blobs, deadline: float) -> None:
+    """run_steps, looking at the clock before each step."""
+    for step in steps:
+        if time.monotonic() > deadline:
+            raise deadline_error(step)
+        run_steps((step,), blobs)
+
+
+def deadline_error(step) -> DeadlineExceeded:
+    """The error of a run whose deadline passed before ``step`` (it names the op)."""
+    return safety.deadline_error(step.where)
+
+
+def compile_schedule(steps, net_name: str, with_deadline: bool = False):
     """(source, function) running ``steps`` on a blob dict, one block of lines per step.
 
     For an Operator ``k`` with inputs a, b and output y the block reads::
@@ -140,11 +175,18 @@ def compile_schedule(steps, net_name: str):
     check, so a failing op changes no blob.  CPython compiles this at about
     90 us per op (2 s for a 20,000-op net, once), whether in one function or
     in several.
+
+    ``with_deadline``: the function is ``run(blobs, deadline)`` and each block
+    starts with ``if now() > deadline: raise deadline_error(step)``.
     """
-    env = {"ndarray": np.ndarray, "check_outputs": check_outputs, "steps": steps}
-    lines = ["def run(blobs):", "    at = 0", "    try:", "        pass"]
+    env = {"ndarray": np.ndarray, "check_outputs": check_outputs, "steps": steps,
+           "now": time.monotonic, "deadline_error": deadline_error, "Expired": DeadlineExceeded}
+    lines = ["def run(blobs, deadline):" if with_deadline else "def run(blobs):",
+             "    at = 0", "    try:", "        pass"]
     for k, step in enumerate(steps):
         lines.append(f"        at = {k}")
+        if with_deadline:
+            lines.append(f"        if now() > deadline: raise deadline_error(steps[{k}])")
         if not isinstance(step, Operator):
             env[f"step_{k}"] = step
             lines.append(f"        step_{k}.run(blobs)")
@@ -157,8 +199,10 @@ def compile_schedule(steps, net_name: str):
         lines.append(f"        if r.__class__ is not tuple or {' or '.join(tests)}:")
         lines.append(f"            r = check_outputs(op_{k}, r)")
         lines += [f"        blobs[{name!r}] = r[{j}]" for j, name in enumerate(step.outputs)]
-    lines += ["    except Exception as exc:",
-              "        err = steps[at].failure(exc, blobs)",
+    lines += ["    except Exception as exc:"]
+    if with_deadline:
+        lines += ["        if exc.__class__ is Expired:", "            raise"]
+    lines += ["        err = steps[at].failure(exc, blobs)",
               "        if err is exc:",
               "            raise",
               "        raise err from exc"]

@@ -15,11 +15,12 @@ from typing import NoReturn
 
 import numpy as np
 
-from caffe2lite import devices, registry
+from caffe2lite import devices, registry, safety
 from caffe2lite.arguments import parse_arguments
 from caffe2lite.devices import context_for
 from caffe2lite.errors import (BlobNotFound, Caffe2LiteError, DeviceUnavailable,
-                               EnforceError, OperatorError, OperatorNotRegistered)
+                               EnforceError, LimitExceeded, OperatorError,
+                               OperatorNotRegistered)
 
 
 # net name -> {op position: (op type, "file:line")}: where core.Net created each op.
@@ -53,14 +54,17 @@ class OpContext:
 
     ``workspace`` is set only for schemas that declare ``needs_workspace``
     (Caffe2's pass_workspace), so ordinary kernels stay pure functions.
+    ``limits`` are the workspace's caffe2lite.safety.Limits when the op was
+    created (what a kernel may allocate, whether db paths are confined).
     """
 
     # __weakref__: kernels with per-operator state (Caffe2 ops that kept
     # counters, e.g. GatherRangesToDense) key it weakly on their context.
     __slots__ = ("op_def", "schema", "args", "device", "xp", "engine", "where",
-                 "workspace", "_rng", "__weakref__")
+                 "workspace", "limits", "_rng", "__weakref__")
 
-    def __init__(self, op_def, schema, args, device, engine, where, workspace=None):
+    def __init__(self, op_def, schema, args, device, engine, where, workspace=None,
+                 limits=safety.UNLIMITED):
         self.op_def = op_def
         self.schema = schema
         self.args = args
@@ -69,6 +73,7 @@ class OpContext:
         self.engine = engine
         self.where = where
         self.workspace = workspace
+        self.limits = limits
         self._rng = None
 
     @property
@@ -154,7 +159,8 @@ class Operator:
         self.schema = schema
         self.kernel = kernel
         self.ctx = OpContext(op_def, schema, args, device, engine, where,
-                             workspace if getattr(schema, "needs_workspace", False) else None)
+                             workspace if getattr(schema, "needs_workspace", False) else None,
+                             safety.limits_of(workspace))
         self.inputs = tuple(op_def.input)
         self.outputs = tuple(op_def.output)
 
@@ -184,6 +190,9 @@ class Operator:
             return misplaced
         if isinstance(exc, Caffe2LiteError):
             return exc if str(exc).startswith(self.where) else exc.with_context(self.where)
+        if isinstance(exc, MemoryError):  # a size no check foresaw: say so, not NumPy's text
+            return LimitExceeded(f"{self.where}: out of memory ({exc}); "
+                                 f"see workspace.SetLimits(max_tensor_bytes=...)")
         return OperatorError(f"{self.where}: {type(exc).__name__}: {exc}")
 
     def _misplaced_input(self, blobs):

@@ -21,6 +21,12 @@ A long step (``num_iter`` > 1, or stopped by a blob) shows a tqdm progress
 bar with iterations per second when stderr is a terminal, unless quiet is
 asked for: ``RunPlan(plan, quiet=True)``, ``plan.set_quiet(True)`` or the
 environment variable ``CAFFE2LITE_QUIET=1``.
+
+Guards for plans from strangers (caffe2lite/safety.py): steps nested deeper
+than ``safety.MAX_NESTING`` are refused up front; with a
+``max_plan_iterations`` limit, a plan whose iteration counts multiply past it
+is refused up front and one that a stop blob keeps going stops at it; with a
+``timeout``, the plan stops at the next op (or iteration) once it runs out.
 """
 
 from __future__ import annotations
@@ -28,9 +34,11 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 
 import numpy as np
 
+from caffe2lite import safety
 from caffe2lite.devices import cpu_context
 from caffe2lite.errors import EnforceError, PlanError, ProtoParseError
 from caffe2lite.net import SimpleNet
@@ -66,9 +74,11 @@ def as_plan_def(plan) -> caffe2_pb2.PlanDef:
                         f"serialized PlanDef, got {type(plan).__name__}") from None
 
 
-def run_plan(workspace, plan, quiet: bool | None = None) -> bool:
+def run_plan(workspace, plan, quiet: bool | None = None, timeout: float | None = None) -> bool:
     """Check the whole plan, then run it in ``workspace``; returns True (errors raise)."""
-    PlanExecutor(workspace, as_plan_def(plan), is_quiet() if quiet is None else quiet).run()
+    deadline = safety.deadline_after(timeout, "RunPlan")
+    PlanExecutor(workspace, as_plan_def(plan), is_quiet() if quiet is None else quiet,
+                 deadline).run()
     return True
 
 
@@ -109,9 +119,11 @@ class BackgroundPlan:
         return self.is_done()
 
 
-def run_plan_in_background(workspace, plan) -> BackgroundPlan:
+def run_plan_in_background(workspace, plan, timeout: float | None = None) -> BackgroundPlan:
     """Check the whole plan now (errors raise here), then run it on a thread, quietly."""
-    return BackgroundPlan(PlanExecutor(workspace, as_plan_def(plan), quiet=True))
+    deadline = safety.deadline_after(timeout, "RunPlanInBackground")
+    return BackgroundPlan(PlanExecutor(workspace, as_plan_def(plan), quiet=True,
+                                       deadline=deadline))
 
 
 class _Compiled:
@@ -176,11 +188,14 @@ class _ProbeWorkspace:
 class PlanExecutor:
     """Validates a PlanDef at construction; ``run()`` executes it."""
 
-    def __init__(self, workspace, plan_def, quiet: bool = False):
+    def __init__(self, workspace, plan_def, quiet: bool = False, deadline: float | None = None):
         self.ws = workspace
         self.plan = plan_def
         self.quiet = quiet
+        self.deadline = deadline
         self.where = f'plan "{plan_def.name}"'
+        limit = safety.limits_of(workspace).max_plan_iterations
+        self.budget = None if limit is None else safety.IterationBudget(limit, self.where)
         self.net_defs = {}
         for net_def in plan_def.network:
             if net_def.name in self.net_defs:
@@ -189,8 +204,13 @@ class PlanExecutor:
             self.net_defs[net_def.name] = net_def
         self.used_nets: list[str] = []
         self.stop_blobs: list[tuple[str, str]] = []
+        total = 0
         for i, step in enumerate(plan_def.execution_step):
-            self._check_step(step, self._path(None, step, i))
+            count = self._check_step(step, self._path(None, step, i), 1)
+            total = None if total is None or count is None else total + count
+        if self.budget is not None and total is not None and total > self.budget.limit:
+            raise PlanError(f"{self.where}: its steps would run {total} iterations, over "
+                            f"the workspace's max_plan_iterations of {self.budget.limit}")
         self._check_nets()
         self._created: set[str] = set()
         self._bar_open = False
@@ -208,8 +228,13 @@ class PlanExecutor:
         if name not in self.used_nets:
             self.used_nets.append(name)
 
-    def _check_step(self, step, path):
+    def _check_step(self, step, path, depth) -> int | None:
+        """Check one step and its substeps; returns the iterations it runs (None: a stop
+        blob decides)."""
         where = f'{self.where} step "{path}"'
+        if depth > safety.MAX_NESTING:
+            raise PlanError(f"{where}: execution steps nested deeper than "
+                            f"{safety.MAX_NESTING} levels are refused")
         if step.substep and step.network:
             raise PlanError(f"{where}: An ExecutionStep should either have substep or "
                             f"networks but not both ({len(step.substep)} substeps, "
@@ -237,8 +262,15 @@ class PlanExecutor:
                 raise PlanError(f"{where}: A report_interval (seconds, > 0) must be provided "
                                 f"if report_net is set (report_net '{step.report_net}')")
             self._use_net(step.report_net, where)
+        inner = 0
         for i, sub in enumerate(step.substep):
-            self._check_step(sub, self._path(path, sub, i))
+            count = self._check_step(sub, self._path(path, sub, i), depth + 1)
+            if not sub.run_every_ms:
+                inner = None if inner is None or count is None else inner + count
+        if step.HasField("should_stop_blob") or inner is None:
+            return None
+        count = step.num_iter if step.HasField("num_iter") else 1
+        return max(count, 0) * (1 + inner * max(1, step.num_concurrent_instances))
 
     def _check_nets(self):
         """Create every used net against a probe workspace: all op errors surface now."""
@@ -304,7 +336,8 @@ class PlanExecutor:
         reporter = _Reporter() if (c.report_net or c.reporting) else None
         if reporter:
             if c.report_net:
-                reporter.start(c.step.report_interval, c.report_net.run)
+                reporter.start(c.step.report_interval,
+                               lambda: c.report_net.run(self.deadline))
             for sub in c.reporting:
                 reporter.start(sub.step.run_every_ms / 1000.0,
                                lambda sub=sub: self._execute(sub, external))
@@ -312,6 +345,10 @@ class PlanExecutor:
         it = 0
         try:
             while external(it) and c.continue_test(it):
+                if self.budget is not None:
+                    self.budget.spend()
+                if self.deadline is not None and time.monotonic() > self.deadline:
+                    raise safety.deadline_error(f'{self.where} step "{c.path}"')
                 if self._iterate(c, external, it):
                     break
                 it += 1
@@ -343,7 +380,7 @@ class PlanExecutor:
             self._run_concurrently(c, lambda i: not c.failure.is_set() and external(i))
             return self._should_stop(c)
         for net in c.nets:
-            net.run()
+            net.run(self.deadline)
             if self._should_stop(c):
                 return True
         return False

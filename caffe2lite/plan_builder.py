@@ -161,15 +161,30 @@ class ExecutionStep:
 
 
 def add_nets_in_order(step, net_list) -> None:
-    """Append the names of the nets ``step`` uses, substeps first, report net last."""
-    proto = step.Proto()
-    for substep in step.Substeps():
-        add_nets_in_order(substep, net_list)
-    for net in proto.network:
-        if net not in net_list:
-            net_list.append(net)
-    if proto.report_net and proto.report_net not in net_list:
-        net_list.append(proto.report_net)
+    """Append the names of the nets ``step`` uses, substeps first, report net last.
+
+    A walk with its own stack, not recursion: steps nested deeper than
+    safety.MAX_NESTING raise PlanError here instead of a RecursionError.
+    """
+    from caffe2lite.errors import PlanError
+    from caffe2lite.safety import MAX_NESTING
+
+    stack = [(step, 1, False)]
+    while stack:
+        current, depth, expanded = stack.pop()
+        if depth > MAX_NESTING:
+            raise PlanError(f"execution step '{current.Name()}': steps nested deeper than "
+                            f"{MAX_NESTING} levels are refused")
+        if not expanded:
+            stack.append((current, depth, True))
+            stack += [(sub, depth + 1, False) for sub in reversed(current.Substeps())]
+            continue
+        proto = current.Proto()
+        for net in proto.network:
+            if net not in net_list:
+                net_list.append(net)
+        if proto.report_net and proto.report_net not in net_list:
+            net_list.append(proto.report_net)
 
 
 class Plan:

@@ -10,6 +10,7 @@ each attempt failed.
 from __future__ import annotations
 
 import os
+import re
 
 from google.protobuf import text_format
 
@@ -25,16 +26,42 @@ def _looks_like_text(data: bytes) -> bool:
     return all(c.isprintable() or c in "\n\r\t" for c in text[:4096])
 
 
+# Quoted strings and comments of protobuf text, whose braces do not nest anything.
+_NOT_STRUCTURE = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|#[^\n]*')
+_BRACES = re.compile(r"[{}<>]")
+
+
+def check_text_nesting(text: str, message_cls, source: str) -> None:
+    """ProtoParseError when messages in ``text`` nest deeper than safety.MAX_NESTING.
+
+    protobuf's text parser recurses once per level, so a file nested a few
+    hundred levels deep (``arg { n { op { arg { n ...``) would end in a raw
+    RecursionError; this linear scan refuses it first.
+    """
+    from caffe2lite.safety import MAX_NESTING
+
+    depth = 0
+    for brace in _BRACES.findall(_NOT_STRUCTURE.sub("", text)):
+        depth += 1 if brace in "{<" else -1
+        if depth > MAX_NESTING:
+            raise ProtoParseError(f"{source}: not accepted as a {message_cls.__name__}: "
+                                  f"messages nested deeper than {MAX_NESTING} levels")
+
+
 def parse_text(text, message_cls, source: str = "<text>"):
     """Parse protobuf text format into a new ``message_cls``."""
     if isinstance(text, bytes):
         text = text.decode("utf-8")
+    check_text_nesting(text, message_cls, source)
     msg = message_cls()
     try:
         text_format.Parse(text, msg)
     except text_format.ParseError as e:
         raise ProtoParseError(f"{source}: not a valid {message_cls.__name__} in text "
                               f"format: {e}") from e
+    except RecursionError:  # a guard behind check_text_nesting
+        raise ProtoParseError(f"{source}: not a valid {message_cls.__name__} in text "
+                              f"format: nested too deeply to parse") from None
     _check_required(msg, source)
     return msg
 
@@ -53,6 +80,10 @@ def parse_binary(data: bytes, message_cls, source: str = "<bytes>"):
     try:
         msg.ParseFromString(data)
     except Exception as e:  # DecodeError, or missing required fields
+        if isinstance(e, RecursionError) or "Depth" in str(e):
+            raise ProtoParseError(f"{source}: not a valid {message_cls.__name__} in binary "
+                                  f"format ({len(data)} bytes): messages nested too deeply "
+                                  f"({type(e).__name__}: {e})") from None
         raise ProtoParseError(f"{source}: not a valid {message_cls.__name__} in binary "
                               f"format ({len(data)} bytes): {e}"
                               f"{_stray_tail_hint(data, message_cls)}") from e

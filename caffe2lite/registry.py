@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import pkgutil
+import threading
 from typing import Callable, Iterable
 
 from caffe2lite.errors import OperatorNotRegistered, SchemaError
@@ -27,6 +28,10 @@ _kernels: dict[tuple[str, int, str], Callable] = {}
 _per_op_engine_pref: dict[tuple[int, str], list[str]] = {}
 _global_engine_pref: dict[int, list[str]] = {caffe2_pb2.CUDA: ["CUDNN"], caffe2_pb2.HIP: ["MIOPEN"]}
 _builtin_loaded = False
+# Held while the operators package is imported: threads making their first call at
+# once wait for the whole registry instead of seeing it half filled.  Reentrant, so
+# an operator module that asks the registry while it loads does not deadlock.
+_load_lock = threading.RLock()
 
 
 def device_type_of(device) -> int:
@@ -107,16 +112,32 @@ def set_global_engine_pref(device, engines: list[str]) -> None:
 
 # -- lookup ------------------------------------------------------------------
 def load_builtin_operators() -> None:
-    """Import every module of the ``operators`` package once (each registers itself)."""
+    """Import every module of the ``operators`` package once (each registers itself).
+
+    Thread safe: the first caller imports under ``_load_lock`` and marks the
+    registry loaded only when every module is in, so a thread arriving meanwhile
+    waits instead of finding an operator missing.  A call made from inside that
+    import (the same thread, lock already held) returns at once.
+    """
     global _builtin_loaded
     if _builtin_loaded:
         return
-    _builtin_loaded = True
-    from caffe2lite import operators as package
+    with _load_lock:
+        if _builtin_loaded or getattr(_loading, "active", False):
+            return
+        _loading.active = True
+        try:
+            from caffe2lite import operators as package
 
-    for info in pkgutil.iter_modules(package.__path__):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"{package.__name__}.{info.name}")
+            for info in pkgutil.iter_modules(package.__path__):
+                if not info.name.startswith("_"):
+                    importlib.import_module(f"{package.__name__}.{info.name}")
+            _builtin_loaded = True
+        finally:
+            _loading.active = False
+
+
+_loading = threading.local()  # set on the thread importing the operators package
 
 
 def get_schema(op_type: str) -> OpSchema | None:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import MutableMapping
 
 import numpy as np
 from google.protobuf.message import Message
 
-from caffe2lite import flags, registry, scope
+from caffe2lite import flags, registry, safety, scope
 from caffe2lite.devices import context_for, is_device_array, key_name, to_host
 from caffe2lite.errors import (ArgumentError, BlobNotFound, EnforceError, NetError,
                                WorkspaceError)
@@ -71,6 +72,7 @@ class Workspace:
         self.root_folder = root_folder
         self.blob_dict: dict[str, object] = {}
         self.nets: dict[str, object] = {}
+        self.limits = None  # caffe2lite.safety.Limits of its own; None: the process's
 
     # -- blobs ---------------------------------------------------------------
     @property
@@ -166,20 +168,24 @@ class Workspace:
                            f"(nets: {sorted(self.nets) or 'none'}); create it with CreateNet")
         return net
 
-    def run_net(self, name, num_iter: int = 1, allow_fail: bool = False) -> bool:
+    def run_net(self, name, num_iter: int = 1, allow_fail: bool = False,
+                timeout: float | None = None) -> bool:
         net = self._created_net(name)
+        deadline = None if timeout is None else \
+            safety.deadline_after(timeout, f'RunNet("{net.name}")')
         try:
             for _ in range(num_iter):
-                net.run()
+                net.run(deadline)
         except Exception:
             if allow_fail:
                 return False
             raise
         return True
 
-    def run_net_once(self, net) -> bool:
+    def run_net_once(self, net, timeout: float | None = None) -> bool:
         net_def = as_message(net, caffe2_pb2.NetDef, "RunNetOnce")
-        create_net(net_def, self, create_outputs=False).run()
+        deadline = safety.deadline_after(timeout, f'RunNetOnce("{net_def.name}")')
+        create_net(net_def, self, create_outputs=False).run(deadline)
         return True
 
     def run_operator_once(self, op) -> bool:
@@ -214,17 +220,17 @@ class Workspace:
             return self.run_plan(proto)
         raise ValueError(f"Don't know how to do Workspace.run() on {type(obj)}")
 
-    def run_plan(self, plan, quiet=None) -> bool:
+    def run_plan(self, plan, quiet=None, timeout: float | None = None) -> bool:
         """Check, then run a PlanDef / core.Plan / core.ExecutionStep (see caffe2lite.plan)."""
         from caffe2lite.plan import run_plan
 
-        return run_plan(self, plan, quiet)
+        return run_plan(self, plan, quiet, timeout)
 
-    def run_plan_in_background(self, plan):
+    def run_plan_in_background(self, plan, timeout: float | None = None):
         """Check the plan, then run it on a thread; returns a BackgroundPlan handle."""
         from caffe2lite.plan import run_plan_in_background
 
-        return run_plan_in_background(self, plan)
+        return run_plan_in_background(self, plan, timeout)
 
     # -- serialization -------------------------------------------------------
     def serialize_blob(self, name) -> bytes:
@@ -246,12 +252,34 @@ _MISSING = object()
 # Caffe2's default root folder is "." (relative paths resolve against the process's
 # working directory when they are used), and RootFolder() returns it as given.
 _workspaces: dict[str, Workspace] = {"default": Workspace("default", ".")}
-_current = ["default"]
+
+
+# The current workspace.  Caffe2 kept one for the whole process, and a script that
+# switches on its main thread still does that here (threads that never switch follow
+# it, as in Caffe2).  A SwitchWorkspace made on any other thread holds for that thread
+# only, so threads that each switch to their own workspace cannot feed, run or fetch
+# in one another's.  Until some thread does, current() reads one list item.
+_current = ["default"]  # the process-wide current workspace's name
+_own = threading.local()  # .name: a non-main thread's own current workspace
+_threads_switched = [False]
+_create_lock = threading.Lock()  # two threads creating one workspace name get one workspace
 
 
 def current() -> Workspace:
-    """The current Workspace object."""
+    """The current Workspace object (of this thread, see _current)."""
+    if _threads_switched[0]:
+        name = getattr(_own, "name", None)
+        if name is not None:
+            return _workspaces[name]
     return _workspaces[_current[0]]
+
+
+def _make_current(name: str) -> None:
+    if threading.current_thread() is threading.main_thread():
+        _current[0] = name
+    else:
+        _own.name = name
+        _threads_switched[0] = True
 
 
 class _CurrentWorkspace:
@@ -295,7 +323,7 @@ def FetchBlobs(names):  # noqa: N802
 
 
 def CurrentWorkspace():  # noqa: N802
-    return _current[0]
+    return current().name
 
 
 def Workspaces():  # noqa: N802
@@ -310,14 +338,15 @@ def SwitchWorkspace(name, create_if_missing=None):  # noqa: N802
     """Make ``name`` current; it must exist unless ``create_if_missing``."""
     if isinstance(name, Workspace):
         _workspaces.setdefault(name.name, name)
-        _current[0] = name.name
+        _make_current(name.name)
         return None
     if name not in _workspaces:
         if not create_if_missing:
             raise WorkspaceError(f"Workspace {name} does not exist (workspaces: "
                                  f"{Workspaces()}); pass create_if_missing=True to create it")
-        _workspaces[name] = Workspace(name, current().root_folder)
-    _current[0] = name
+        with _create_lock:
+            _workspaces.setdefault(name, Workspace(name, current().root_folder))
+    _make_current(name)
     return None
 
 
@@ -326,8 +355,9 @@ def ResetWorkspace(root_folder=None):  # noqa: N802
     old = current()
     if root_folder is not None:
         os.makedirs(root_folder, exist_ok=True)
-    _workspaces[old.name] = Workspace(old.name, root_folder if root_folder is not None
-                                      else old.root_folder)
+    new = Workspace(old.name, root_folder if root_folder is not None else old.root_folder)
+    new.limits = old.limits  # a confined workspace stays confined when emptied
+    _workspaces[old.name] = new
     return True
 
 
@@ -349,12 +379,14 @@ def CreateNet(net, overwrite=False, input_blobs=None):  # noqa: N802
     return current().create_net(net, overwrite, input_blobs)
 
 
-def RunNet(name, num_iter=1, allow_fail=False):  # noqa: N802
-    return current().run_net(name, num_iter, allow_fail)
+def RunNet(name, num_iter=1, allow_fail=False, timeout=None):  # noqa: N802
+    """Run a created net num_iter times; ``timeout`` (seconds, caffe2lite's) ends the run
+    with DeadlineExceeded at the next op boundary once it has run out."""
+    return current().run_net(name, num_iter, allow_fail, timeout)
 
 
-def RunNetOnce(net):  # noqa: N802
-    return current().run_net_once(net)
+def RunNetOnce(net, timeout=None):  # noqa: N802
+    return current().run_net_once(net, timeout)
 
 
 def RunOperatorOnce(operator):  # noqa: N802
@@ -372,18 +404,36 @@ def RunOperatorsOnce(operators):  # noqa: N802
     return True
 
 
-def RunPlan(plan_or_step, quiet=None):  # noqa: N802
+def RunPlan(plan_or_step, quiet=None, timeout=None):  # noqa: N802
     """Run a plan (PlanDef, core.Plan, or core.ExecutionStep wrapped into a Plan).
 
     ``quiet=True`` hides the progress bar of long steps (None: the setting
-    of ``caffe2lite.plan.set_quiet``).  Returns True; a failure raises.
+    of ``caffe2lite.plan.set_quiet``); ``timeout`` (seconds) ends the plan with
+    DeadlineExceeded at the next op boundary.  Returns True; a failure raises.
     """
-    return current().run_plan(plan_or_step, quiet)
+    return current().run_plan(plan_or_step, quiet, timeout)
 
 
-def RunPlanInBackground(plan_or_step):  # noqa: N802
+def RunPlanInBackground(plan_or_step, timeout=None):  # noqa: N802
     """Check the plan, then run it on a thread: a handle with is_done() / is_succeeded()."""
-    return current().run_plan_in_background(plan_or_step)
+    return current().run_plan_in_background(plan_or_step, timeout)
+
+
+def SetLimits(confine=False, max_tensor_bytes=None, max_plan_iterations=None):  # noqa: N802
+    """caffe2lite's: confine the current workspace and/or limit it (caffe2lite.safety).
+
+    ``confine=True``: db paths must stay inside the root folder, no absolute_path,
+    and the limits left None take ``safety.CONFINED_DEFAULTS``.  Returns the Limits.
+    Nets created afterwards obey them; ResetWorkspace keeps them.
+    """
+    limits = safety.make_limits(confine, max_tensor_bytes, max_plan_iterations)
+    current().limits = limits
+    return limits
+
+
+def GetLimits():  # noqa: N802
+    """The Limits in force for the current workspace (its own, else the GlobalInit flags)."""
+    return safety.limits_of(current())
 
 
 def BenchmarkNet(name, warmup_runs, main_runs, run_individual):  # noqa: N802

@@ -67,6 +67,15 @@ def check_float(ctx, i: int, value, like_i: int | None = None, like=None):
                      f"expected {like.dtype} like {ctx.input_label(like_i)}")
 
 
+def check_float32(ctx, i: int, value, alternative: str = "") -> None:
+    """Input i must be float32: the sparse optimizers' tables, moments and gradients,
+    as Caffe2 registered them (SparseAdagradOp<float>, ...; no float64 kernel)."""
+    if value.dtype != np.float32:
+        other = f" ({alternative})" if alternative else ""
+        ctx.fail(f"{ctx.input_label(i)} has dtype {value.dtype}, expected float32{other}: "
+                 f"Caffe2's {ctx.op_def.type} takes float tensors only")
+
+
 def check_rows(ctx, i: int, value):
     """Input i has a first dimension (rank >= 1); returns (rows, block size)."""
     if value.ndim < 1:

@@ -17,6 +17,7 @@ import numpy as np
 from caffe2lite.core import CreateOperator
 from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
+from caffe2lite.safety import check_allocation
 from caffe2lite.schema import Arg, OpSchema
 from caffe2lite.operators._segments import position_in_segment
 from caffe2lite.operators._train_common import INDEX_DTYPES, host_int, last_occurrences
@@ -104,6 +105,8 @@ def batch_sparse_to_dense(ctx, lengths, indices, values, shape_like=None):
     if not (values.dtype.kind == "f" and values.size == indices.size):
         ctx.fail(f"{ctx.input_label(2)} must be a floating tensor with one value per index "
                  f"({indices.size}), got {values.dtype} with {values.size}")
+    check_allocation(ctx, (lengths.size, width), values.dtype.itemsize,
+                     "argument 'dense_last_dim'" if shape_like is None else ctx.input_label(3))
     row, col = _pairs(ctx, lengths, indices, width)
     dense = ctx.xp.full((lengths.size, width), ctx.args["default_value"], dtype=values.dtype)
     flat = row * width + col

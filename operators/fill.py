@@ -23,6 +23,7 @@ import numpy as np
 from caffe2lite.errors import ArgumentError
 from caffe2lite.operator import once_per_op
 from caffe2lite.registry import register_kernel, register_schema
+from caffe2lite.safety import check_allocation
 from caffe2lite.schema import NO_GRADIENT, Arg, OpSchema
 from caffe2lite.serialization import DataType, numpy_dtype
 from caffe2lite.shape_inference import TensorSpec
@@ -40,8 +41,13 @@ SHAPE_INPUT = ("input", "(optional) tensor whose shape the output takes, or, wit
                "input_as_shape, a 1-D int64 tensor holding that shape")
 
 
-def fill_shape(ctx, inputs) -> tuple:
-    """The output shape by Caffe2's FillerOp rule (see the module docstring)."""
+def fill_shape(ctx, inputs, itemsize: int | None = None) -> tuple:
+    """The output shape by Caffe2's FillerOp rule (see the module docstring).
+
+    With ``itemsize`` (bytes per element of the output), a tensor over the
+    workspace's max_tensor_bytes (or the machine's memory) is refused before
+    anything is allocated, naming the argument or input the shape came from.
+    """
     shape, extra = ctx.args["shape"], ctx.args["extra_shape"]
     as_shape = ctx.args["input_as_shape"]
     if not inputs:
@@ -75,7 +81,19 @@ def fill_shape(ctx, inputs) -> tuple:
     if not all(d >= 0 for d in dims):
         what = ctx.input_label(0) if inputs else "argument 'shape'"
         ctx.fail(f"the output shape {dims} (from {what}) has a negative dimension")
+    if itemsize is not None:
+        check_allocation(ctx, dims, itemsize, _shape_source(ctx, inputs))
     return tuple(dims)
+
+
+def _shape_source(ctx, inputs) -> str:
+    """What set a filler's output shape, as its size error names it."""
+    if not inputs:
+        return "argument 'shape'"
+    source = ctx.input_label(0) + (" (input_as_shape)" if ctx.args["input_as_shape"]
+                                   else "'s shape")
+    extra = ctx.args["extra_shape"]
+    return source + (f" with argument 'extra_shape' {list(extra)}" if extra else "")
 
 
 def fill_shapes(dtype_of):
@@ -175,7 +193,7 @@ def _constant_dtype_and_value(ctx):
 @register_kernel("ConstantFill", devices=("CPU", "CUDA"))
 def constant_fill(ctx, *inputs):
     dtype, value = _constant_dtype_and_value(ctx)
-    shape = fill_shape(ctx, inputs)
+    shape = fill_shape(ctx, inputs, numpy_dtype(dtype).itemsize)
     if dtype == TP.STRING:
         if ctx.device.name != "CPU":
             ctx.fail("STRING tensors exist only on CPU; run this ConstantFill on CPU")
@@ -261,7 +279,7 @@ _random_schema(
 @register_kernel("UniformFill", devices=("CPU", "CUDA"))
 def uniform_fill(ctx, *inputs):
     low, high = _uniform_range(ctx, inputs, np.float32)
-    shape = fill_shape(ctx, inputs[:1])
+    shape = fill_shape(ctx, inputs[:1], 4)
     if low > high:
         return (_empty_first_dim(ctx, shape, np.float32),)
     return (_uniform(ctx, shape, np.float32(low), np.float32(high)),)
@@ -273,7 +291,7 @@ _INT32 = np.dtype(np.int32)
 @register_kernel("UniformIntFill", devices=("CPU", "CUDA"))
 def uniform_int_fill(ctx, *inputs):
     low, high = _uniform_range(ctx, inputs, np.int32)
-    shape = fill_shape(ctx, inputs[:1])
+    shape = fill_shape(ctx, inputs[:1], 4)
     _check_int_range(ctx, [low, high], _INT32, "the min/max range")
     if low > high:
         return (_empty_first_dim(ctx, shape, np.int32),)
@@ -293,7 +311,7 @@ def gaussian_fill(ctx, *inputs):
     mean, std = ctx.args["mean"], ctx.args["std"]
     if std < 0:
         raise ArgumentError(f"{ctx.where}: argument 'std' must not be negative, got {std}")
-    return (_normal(ctx, fill_shape(ctx, inputs), np.float32(mean), np.float32(std)),)
+    return (_normal(ctx, fill_shape(ctx, inputs, 4), np.float32(mean), np.float32(std)),)
 
 
 def _fan(ctx, shape, axis, name):
@@ -320,14 +338,14 @@ _random_schema(
 
 @register_kernel("XavierFill", devices=("CPU", "CUDA"))
 def xavier_fill(ctx, *inputs):
-    shape = fill_shape(ctx, inputs)
+    shape = fill_shape(ctx, inputs, 4)
     scale = np.float32(np.sqrt(3.0 / _fan(ctx, shape, 0, "fan_in")))
     return (_uniform(ctx, shape, -scale, scale),)
 
 
 @register_kernel("MSRAFill", devices=("CPU", "CUDA"))
 def msra_fill(ctx, *inputs):
-    shape = fill_shape(ctx, inputs)
+    shape = fill_shape(ctx, inputs, 4)
     scale = np.float32(np.sqrt(2.0 / _fan(ctx, shape, 1, "fan_out")))
     return (_normal(ctx, shape, np.float32(0), scale),)
 
@@ -340,7 +358,7 @@ _random_schema(
 
 @register_kernel("RangeFill", devices=("CPU", "CUDA"))
 def range_fill(ctx, *inputs):
-    shape = fill_shape(ctx, inputs)
+    shape = fill_shape(ctx, inputs, 4)
     size = int(np.prod(shape, dtype=np.int64))
     return (ctx.xp.arange(size, dtype=np.float32).reshape(shape),)
 

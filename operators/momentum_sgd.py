@@ -17,8 +17,9 @@ times one index repeats (not with the number of rows or indices).
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT, Arg, OpSchema
 from caffe2lite.shape_inference import same_as
-from caffe2lite.operators._train_common import (check_float, check_index_vector, check_rows, check_scalar,
-                                     occurrence_rounds, owned)
+from caffe2lite.operators._train_common import (check_float, check_float32, check_index_vector,
+                                                check_rows, check_scalar, occurrence_rounds,
+                                                owned)
 
 _ARGS = [Arg("momentum", "float", 0.0, "momentum coefficient"),
          Arg("nesterov", "bool", False, "use Nesterov accelerated gradient")]
@@ -100,9 +101,9 @@ def momentum_sgd_update(ctx, grad, moment, lr, param):
 
 @register_kernel("SparseMomentumSGDUpdate", devices=("CPU", "CUDA"))
 def sparse_momentum_sgd_update(ctx, grad, moment, lr, param, indices):
-    check_float(ctx, 3, param)
-    check_float(ctx, 0, grad, 3, param)
-    check_float(ctx, 1, moment, 3, param)
+    check_float32(ctx, 3, param)  # SparseMomentumSGDUpdateOp<float> only, as in Caffe2
+    check_float32(ctx, 0, grad)
+    check_float32(ctx, 1, moment)
     rows, block = check_rows(ctx, 3, param)
     if moment.size != param.size:
         ctx.fail(f"{ctx.input_label(1)} has {moment.size} elements, "

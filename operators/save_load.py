@@ -6,14 +6,17 @@ as chunk records '<name>#%<chunk id>' (caffe2/core/blob_serialization.cc);
 ``strip_prefix`` cuts everything up to and including the first match of
 the prefix.  Unlike Caffe2, Load reads and checks every record it needs
 before it assigns any blob, so a missing, truncated or corrupt file fails
-with ``DBError`` and leaves the workspace exactly as it was.
+with ``DBError`` and leaves the workspace exactly as it was.  Save adds a
+CRC-32 integrity record that Load checks (caffe2lite/integrity.py); in a
+confined workspace every db path must stay inside the root folder
+(caffe2lite/safety.py).
 """
 
 from __future__ import annotations
 
 import os
 
-from caffe2lite import flags, minidb
+from caffe2lite import flags, integrity, minidb, safety
 from caffe2lite.devices import context_for
 from caffe2lite.errors import ArgumentError, DBError, EnforceError, ProtoParseError
 from caffe2lite.proto import caffe2_pb2
@@ -42,6 +45,9 @@ def db_path(ctx, db: str, arg: str = "db") -> str:
     """Caffe2's full db name: root folder + '/' + db unless absolute_path."""
     if not db:
         raise ArgumentError(f"{ctx.where}: Must specify a db name (argument '{arg}').")
+    if ctx.limits.confine:
+        return safety.confined_path(ctx.workspace.root_folder, db, ctx.args["absolute_path"],
+                                    ctx.where, arg)
     if ctx.args["absolute_path"]:
         return db
     return os.path.join(ctx.workspace.root_folder or ".", db.lstrip("/"))
@@ -77,6 +83,10 @@ def _save_names(ctx) -> list[str]:
         names = [_strip(n, args["strip_prefix"]) for n in inputs]
     seen = set()
     for original, name in zip(inputs, names):
+        if name == integrity.INTEGRITY_KEY:
+            raise ArgumentError(f"{ctx.where}: blob '{original}' would be stored under "
+                                f"'{name}', the name Save keeps for the file's integrity "
+                                f"record; rename it (blob_name_overrides)")
         if not name:
             raise ArgumentError(f"{ctx.where}: blob '{original}' would be stored under an "
                                 f"empty name")
@@ -111,7 +121,7 @@ def save_blobs(ctx, path: str, values) -> None:
         records += [(key, proto.SerializeToString())
                     for key, proto in blob_to_records(name, value, chunk_size)]
     try:
-        minidb.write(path, records)
+        minidb.write(path, integrity.with_integrity_record(records))
     except DBError as e:
         raise e.with_context(ctx.where) from e
 
@@ -180,7 +190,9 @@ def _load_sources(ctx, readers) -> list[str]:
                 raise EnforceError(f"{ctx.where}: input '{name}' must hold a DBReader, got "
                                    f"{type(reader).__name__}")
             _check_db_type(ctx, reader.db_type)
-            paths.append(reader.source)
+            paths.append(safety.inside_root(ctx.workspace.root_folder, reader.source,
+                                            ctx.where, f"the DBReader in '{name}'")
+                         if ctx.limits.confine else reader.source)
         return paths
     _check_db_type(ctx, args["db_type"])
     names = args["dbs"] or [args["db"]]
@@ -218,7 +230,7 @@ def read_blobs(ctx, paths, wanted) -> dict[str, tuple]:
     wanted_set = None if wanted is None else set(wanted)
     for db_id, path in enumerate(paths):
         try:
-            records = minidb.read(path)
+            records = integrity.verified(minidb.read(path), f"db '{path}'")
         except DBError as e:
             raise e.with_context(ctx.where) from e
         for key, value in records:

@@ -15,10 +15,12 @@ parameter the first update wrote.  Both engines reproduce that bit for bit:
   one cumulative sum over its occurrences (the moment and, without weight
   decay, the parameter are running sums).
 
-Tables are float32 or float64 with moments and gradients of the same type, or,
-as Caffe2's half-precision embedding optimizers had, float16 tables with float32
-moments: the arithmetic is then float32 and each updated row is rounded to
-float16 (to nearest even) before its next occurrence reads it.  Arithmetic
+Tables are float32 with moments and gradients of the same type (Caffe2
+registered SparseAdagradOp<float> / RowWiseSparseAdagradOp<float> only: a
+float64 table is refused), or, as Caffe2's half-precision embedding optimizers
+had, float16 tables with float32 moments: the arithmetic is then float32 and
+each updated row is rounded to float16 (to nearest even) before its next
+occurrence reads it.  Arithmetic
 and learning-rate sign as in operators/adagrad.py.
 """
 
@@ -30,7 +32,8 @@ from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT, Arg, OpSchema
 from caffe2lite.shape_inference import same_as
 from caffe2lite.operators import _native_adagrad
 from caffe2lite.operators._parallel import for_each_range
-from caffe2lite.operators._train_common import (check_float, check_index_vector, check_rows, check_scalar,
+from caffe2lite.operators._train_common import (check_float32, check_index_vector, check_rows,
+                                                check_scalar,
                                      host_int, occurrence_plan, occurrence_rounds, owned,
                                      running_sum, split_repeated)
 
@@ -75,12 +78,12 @@ _FLOAT32 = np.dtype(np.float32)
 
 def _compute_dtype(ctx, param, moment, grad):
     """The dtype the update computes in, after checking the three arrays' dtypes:
-    the table's (float32/float64, moment and grad alike), or float32 for a float16
-    table (float32 moment, float16 or float32 grad)."""
+    float32 (table, moment and grad alike), also for a float16 table (float32
+    moment, float16 or float32 grad)."""
     if param.dtype != HALF:
-        check_float(ctx, 0, param)
-        check_float(ctx, 1, moment, 0, param)
-        check_float(ctx, 3, grad, 0, param)
+        check_float32(ctx, 0, param, "or a float16 table with float32 moments")
+        check_float32(ctx, 1, moment)
+        check_float32(ctx, 3, grad)
         return param.dtype
     if moment.dtype != _FLOAT32:
         ctx.fail(f"{ctx.input_label(1)} has dtype {moment.dtype}: a float16 table keeps "

@@ -11,6 +11,7 @@ import numpy as np
 from caffe2lite.core import CreateOperator
 from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
+from caffe2lite.safety import check_allocation
 from caffe2lite.schema import Arg, OpSchema
 from caffe2lite.operators._segments import (check_dtype, check_index_dtype, check_index_range,
                                  scatter_add_rows)
@@ -74,6 +75,8 @@ def sparse_to_dense(ctx, indices, values, *infer):
     flat = indices.reshape(-1)
     check_index_range(ctx, flat, first_dim, 0, f"an output first dim of {first_dim}")
     rows = values.reshape((n,) + slice_shape)
+    if ctx.limits.max_tensor_bytes is not None:  # else: NumPy's refusal, reworded below
+        check_allocation(ctx, (first_dim,) + slice_shape, values.dtype.itemsize, source)
     try:
         return (scatter_add_rows(ctx.xp, (first_dim,) + slice_shape, values.dtype, flat, rows),)
     except MemoryError:

@@ -41,7 +41,7 @@ def cpu_fallback_kernel(op_def, where):
 
         if not host_ctx:
             host_ctx.append(OpContext(cpu_def, ctx.schema, ctx.args, cpu, engine, ctx.where,
-                                      ctx.workspace))
+                                      ctx.workspace, ctx.limits))
         results = cpu_kernel(host_ctx[0], *[to_host(v) for v in inputs])
         if type(results) is not tuple:
             results = tuple(results) if isinstance(results, list) else (results,)

@@ -169,7 +169,7 @@ def sequential_adagrad(param, moment, indices, grad, lr, eps, wd):
 
 
 @given(st.lists(st.integers(0, 11), max_size=40), st.sampled_from([0.0, 0.05]),
-       st.sampled_from([F, np.float64]), st.integers(1, 3), st.sampled_from([1, 3]))
+       st.just(F), st.integers(1, 3), st.sampled_from([1, 3]))  # float32 tables, as Caffe2
 def test_sparse_adagrad_chunked_paths_are_bit_exact(values, wd, dtype, rows_per_step, threads):
     rng = np.random.default_rng(len(values))
     indices = np.array(values, np.int64)
