@@ -10,6 +10,7 @@ from math import prod
 import numpy as np
 
 from caffe2lite.core import CreateOperator
+from caffe2lite.cost_inference import ELEMENT_BYTES, OpCost
 from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
@@ -41,6 +42,13 @@ def _fc_shapes(ctx, X, W, b):
     return (TensorSpec(tuple(X.shape[:axis]) + (N,), X.dtype),)
 
 
+def _fc_cost(ctx, X, W, b):
+    """Caffe2's CostInferenceForFC: M * N * (2K + 1) flops, X, W, b read, Y written."""
+    _, M, K, N = _flat_shapes(ctx, X, W)
+    return OpCost(M * N * (2 * K + 1), M * N * ELEMENT_BYTES,
+                  (K * (M + N) + N) * ELEMENT_BYTES)
+
+
 def _fc_gradient_shapes(ctx, X, W, dY):
     """(dW, db, dX): shaped like W, (N,) and X."""
     if W is None:
@@ -50,7 +58,7 @@ def _fc_gradient_shapes(ctx, X, W, dY):
 
 
 register_schema(OpSchema(
-    "FC", num_inputs=3, num_outputs=1, args=FC_ARGS, infer_shapes=_fc_shapes,
+    "FC", num_inputs=3, num_outputs=1, args=FC_ARGS, infer_shapes=_fc_shapes, cost=_fc_cost,
     inputs=[("X", "input, flattened to (M, K) at axis"),
             ("W", "weights, flattened to (N, K) at axis_w"), ("b", "bias of N elements")],
     outputs=[("Y", "X.shape[:axis] + (N,)")],
