@@ -180,3 +180,10 @@ def test_get_gradient_defs_uses_gradient_wrappers():
 
 def test_build_flags_scripts_test_are_false():
     assert not C.use_mkldnn and not C.use_rocm and not C.is_asan
+
+
+def test_readme_section_runs_and_prints_what_it_says():
+    from test_readme import _run_blocks, _section_code
+
+    printed, expected = _run_blocks(_section_code("caffe2-objects"))
+    assert expected and printed == expected
