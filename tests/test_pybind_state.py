@@ -133,7 +133,7 @@ def test_module_functions_act_on_the_current_workspace():
     assert C.has_blob("a") and C.blobs() == ["a"]
     assert C.create_blob("b") and C.has_blob("b")
     assert C.current_workspace() == "default" and "default" in C.workspaces()
-    assert C.root_folder() == "."
+    assert C.root_folder() == workspace.RootFolder()
     assert C.op_registry_key("Conv", "CUDNN") == "Conv_ENGINE_CUDNN"
     assert C.op_registry_key("Conv", "DEFAULT") == "Conv"
     assert "Relu" in C.registered_operators()
