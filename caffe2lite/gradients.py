@@ -54,6 +54,10 @@ AUTOGEN_GRAD_SUFFIX = "_autogen_grad"
 IS_AUTO_GEN_SUM_OPS_TAG = "is_auto_gen_sum_ops"
 ONLY_KEEP_IS_AUTO_GEN_SUM_OPS_TAG = "only_keep_is_auto_gen_sum_ops_tag"
 
+class OrphanStopGradientError(GradientError, ValueError):
+    """A StopGradient whose output nothing reads; Caffe2 raised ValueError for it."""
+
+
 # -- helpers for writing makers -----------------------------------------------
 def grad_name(blob) -> str:
     """Caffe2's GI(i): the dense gradient name of a blob, ``<blob>_grad``."""
@@ -273,7 +277,7 @@ class BackwardPass:
         for entry in self.ssa:
             op = entry.op
             if op.type == "StopGradient" and op.output[0] not in self.input_usages:
-                raise GradientError(
+                raise OrphanStopGradientError(
                     f"{self._where(entry)}: StopGradient's output '{op.output[0]}' is orphan "
                     f"(no operator reads it). You typically want to specify the same input "
                     f"and output for StopGradient.")

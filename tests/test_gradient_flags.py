@@ -145,3 +145,20 @@ def test_sparse_accumulation_concats_are_tagged_too():
                for op in grad_ops)
     assert grads["emb"] == core.GradientSlice("emb_grad_indices_concat",
                                               "emb_grad_values_concat")
+
+
+def test_orphan_stop_gradient_is_a_value_error_as_in_caffe2():
+    operators = [CreateOperator("FlagDirect", "in", "hidden"),
+                 CreateOperator("StopGradient", "hidden", "auto_blobx"),
+                 CreateOperator("FlagDirect", "hidden", "out")]
+    with pytest.raises(ValueError, match="orphan"):
+        GradientRegistry.GetBackwardPass(operators, {"out": "out_grad"})
+
+
+def test_stop_gradient_in_place_cuts_the_walk():
+    operators = [CreateOperator("FlagDirect", "in", "hidden"),
+                 CreateOperator("StopGradient", "hidden", "hidden"),
+                 CreateOperator("FlagDirect", "hidden", "out")]
+    grad_ops, grad_map = GradientRegistry.GetBackwardPass(operators, {"out": "out_grad"})
+    assert grad_ops == [CreateOperator("DirectGradient", "out_grad", "hidden_grad")]
+    assert grad_map == {"out": "out_grad"}
