@@ -224,6 +224,11 @@ class Workspace:
     _remove_blob = remove_blob
 
     def create_net(self, net, overwrite=False) -> Net:
+        """Create ``net`` (a core.Net, a NetDef or its serialized bytes); a ``str``
+        is refused with TypeError, as Caffe2's binding wanted bytes."""
+        if isinstance(net, str):
+            raise TypeError("Workspace.create_net: expected a core.Net, a NetDef or "
+                            "serialized bytes, got str")
         self._ws.create_net(net, overwrite)
         return Net(self._ws, as_message(net, caffe2_pb2.NetDef, "create_net").name)
 

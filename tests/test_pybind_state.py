@@ -187,3 +187,30 @@ def test_readme_section_runs_and_prints_what_it_says():
 
     printed, expected = _run_blocks(_section_code("caffe2-objects"))
     assert expected and printed == expected
+
+
+def test_create_net_refuses_text_and_keeps_nets_apart_from_runs():
+    ws = C.Workspace()
+    with pytest.raises(TypeError):
+        ws.create_net("...")
+    once, created = core.Net(""), core.Net("cw_created")
+    once.ConstantFill([], ["a"], shape=[1], value=0.5)
+    created.ConstantFill([], ["b"], shape=[1], value=0.25)
+    ws.run(once)                                   # run once: not kept
+    assert ws.fetch_blob("a")[0] == 0.5 and once.Name() not in ws.nets
+    ws.create_net(created).run()
+    assert created.Name() in ws.nets and ws.fetch_blob("b")[0] == 0.25
+    with pytest.raises(RuntimeError, match="refuse to overwrite"):
+        ws.create_net(created)
+    ws.create_net(created, overwrite=True)
+
+
+def test_running_a_plan_keeps_its_nets():
+    ws = C.Workspace()
+    net = core.Net("cw_plan_net")
+    net.ConstantFill([], ["p"], shape=[2], value=3.0)
+    plan = core.Plan("cw_plan")
+    plan.AddStep(core.ExecutionStep("step", nets=[net], num_iter=1))
+    ws.run(plan)
+    assert net.Name() in ws.nets
+    np.testing.assert_array_equal(ws.blobs["p"].fetch(), [3.0, 3.0])
