@@ -7,9 +7,9 @@ blobs; ``operator_cost`` runs it.  The result keeps the order Caffe2's
 named tuple, so ``flops, bytes_written, bytes_read = GetOperatorCost(...)``
 works as it did.
 
-Byte counts follow Caffe2's formulas literally: they multiply element counts
-by ``sizeof(TensorShape::data_type())``, the size of a C++ enum, so every
-element counts **4 bytes whatever its dtype** (``ELEMENT_BYTES``).
+Byte counts follow Caffe2's newest formulas, which multiply element counts by
+the item size of the first input's dtype (``DataTypeToTypeMeta(...).itemsize()``;
+older versions used ``sizeof`` of the type enum, 4 bytes for every dtype).
 """
 
 from __future__ import annotations
@@ -25,17 +25,17 @@ from caffe2lite.errors import EnforceError, SchemaError
 from caffe2lite.operator import OpContext, describe_op
 
 OpCost = namedtuple("OpCost", ["flops", "bytes_written", "bytes_read"])
-ELEMENT_BYTES = 4  # Caffe2's sizeof(TensorProto::DataType), used for every dtype
 STRING_ITEM_BYTES = 32  # sizeof(std::string) (libstdc++), Caffe2's itemsize for strings
+SIZEOF_INT = 4
 
 
 def pointwise_cost(ops_per_point: int):
-    """Caffe2's PointwiseCostInference<OpsPerPoint> (newest form): flops = size(X0) *
-    ops_per_point, bytes_read = all inputs' elements, bytes_written = size(X0)."""
+    """Caffe2's PointwiseCostInference<OpsPerPoint>: flops = size(X0) * ops_per_point,
+    bytes_read = all inputs' elements, bytes_written = size(X0), in X0's item size."""
     def cost(ctx, *inputs):
-        first = inputs[0].size
+        first, item = inputs[0].size, inputs[0].dtype.itemsize
         read = sum(spec.size for spec in inputs)
-        return OpCost(first * ops_per_point, first * ELEMENT_BYTES, read * ELEMENT_BYTES)
+        return OpCost(first * ops_per_point, first * item, read * item)
     return cost
 
 

@@ -10,7 +10,7 @@ from math import prod
 import numpy as np
 
 from caffe2lite.core import CreateOperator
-from caffe2lite.cost_inference import ELEMENT_BYTES, OpCost
+from caffe2lite.cost_inference import OpCost
 from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
@@ -43,10 +43,11 @@ def _fc_shapes(ctx, X, W, b):
 
 
 def _fc_cost(ctx, X, W, b):
-    """Caffe2's CostInferenceForFC: M * N * (2K + 1) flops, X, W, b read, Y written."""
+    """Caffe2's CostInferenceForFC: M * N * (2K + 1) flops; X, W, b read and Y written,
+    counted in X's item size."""
     _, M, K, N = _flat_shapes(ctx, X, W)
-    return OpCost(M * N * (2 * K + 1), M * N * ELEMENT_BYTES,
-                  (K * (M + N) + N) * ELEMENT_BYTES)
+    item = X.dtype.itemsize
+    return OpCost(M * N * (2 * K + 1), M * N * item, (K * (M + N) + N) * item)
 
 
 def _fc_gradient_shapes(ctx, X, W, dY):

@@ -1,8 +1,8 @@
 """workspace.GetOperatorCost and workspace.GetBlobSizeBytes, against Caffe2's formulas
 computed by hand here.
 
-Caffe2's cost functions count every element as sizeof(TensorProto::DataType) = 4
-bytes, whatever the dtype; GetOperatorCost returned (flops, bytes_written, bytes_read).
+Caffe2's newest cost functions count bytes in the first input's item size;
+GetOperatorCost returned (flops, bytes_written, bytes_read).
 """
 
 import numpy as np
@@ -41,12 +41,12 @@ def test_fc_cost(x_shape, w_shape, axis, axis_w):
     assert bytes_read == 4 * (M * K + N * K + N)   # X, W and b
 
 
-def test_fc_cost_takes_serialized_ops_and_counts_4_bytes_per_element():
+def test_fc_cost_takes_serialized_ops_and_counts_the_dtype_item_size():
     _feed(X=np.zeros((2, 3), np.float64), W=np.zeros((4, 3), np.float64),
           b=np.zeros(4, np.float64))
     op = core.CreateOperator("FC", ["X", "W", "b"], ["Y"])
     cost = workspace.GetOperatorCost(op.SerializeToString(), ["X", "W", "b"])
-    assert cost == OpCost(flops=2 * 4 * 7, bytes_written=4 * 8, bytes_read=4 * 22)
+    assert cost == OpCost(flops=2 * 4 * 7, bytes_written=8 * 8, bytes_read=8 * 22)
     assert cost.flops == cost[0]
 
 
@@ -62,6 +62,47 @@ def test_relu_cost_has_no_flops():
     _feed(X=np.ones((2, 7), np.float32))
     cost = workspace.GetOperatorCost(core.CreateOperator("Relu", ["X"], ["Y"]), ["X"])
     assert cost == (0, 4 * 14, 4 * 14)
+    _feed(H=np.ones((2, 7), np.float16))
+    assert workspace.GetOperatorCost(core.CreateOperator("Relu", ["H"], ["Y"]), ["H"]) == \
+        (0, 2 * 14, 2 * 14)
+
+
+def _nbytes(names):
+    return sum(workspace.FetchBlob(n).nbytes for n in names)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.float64, np.float16, np.int8, np.float32])
+def test_concat_cost_reads_inputs_and_writes_result_and_split_info(dtype):
+    _feed(a=np.arange(6).reshape(2, 3).astype(dtype), b=np.arange(2).reshape(2, 1).astype(dtype))
+    op = core.CreateOperator("Concat", ["a", "b"], ["out", "split_info"], axis=1)
+    workspace.RunOperatorOnce(op)
+    flops, bytes_written, bytes_read = workspace.GetOperatorCost(op, op.input)
+    assert flops == 0
+    assert bytes_read == _nbytes(op.input)
+    assert bytes_written == _nbytes(op.output)   # split_info: one int32 per input
+
+
+def test_split_then_concat_costs():
+    _feed(input=np.arange(6, dtype=np.int32).reshape(2, 3), split=np.ones(3, np.int32))
+    split = core.CreateOperator("Split", ["input", "split"], ["o1", "o2", "o3"], axis=1,
+                                add_axis=1)
+    workspace.RunOperatorOnce(split)
+    concat = core.CreateOperator("Concat", ["o1", "o2", "o3"], ["out", "info"], axis=1,
+                                 add_axis=1)
+    workspace.RunOperatorOnce(concat)
+    assert workspace.GetOperatorCost(split, split.input) == (0, 24, 36)
+    assert workspace.GetOperatorCost(concat, concat.input) == (0, 36, 24)
+
+
+@pytest.mark.parametrize("kwargs,outputs", [(dict(), 3), (dict(axis=0, split=[1, 2]), 2),
+                                            (dict(order="NHWC"), 3)])
+def test_split_cost_reads_and_writes_the_input(kwargs, outputs):
+    data = np.arange(2 * 3 * 3 * 3, dtype=np.float32).reshape(3, 3, 2, 3)
+    _feed(x=data)
+    names = [f"part{i}" for i in range(outputs)]
+    op = core.CreateOperator("Split", ["x"], names, **kwargs)
+    workspace.RunOperatorOnce(op)
+    assert workspace.GetOperatorCost(op, ["x"]) == (0, _nbytes(names), data.nbytes)
 
 
 def test_op_without_cost_function_is_an_error():
