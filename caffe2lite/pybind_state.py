@@ -36,6 +36,13 @@ def _name(name) -> str:
     return _ws.StringifyBlobName(name)
 
 
+def _device_option(option):
+    """A DeviceOption, also from the serialized bytes Caffe2's binding took."""
+    if isinstance(option, (bytes, bytearray)):
+        return caffe2_pb2.DeviceOption.FromString(bytes(option))
+    return option
+
+
 class TensorCPU:
     """Caffe2's TensorCPU handle on a blob: ``data`` is the blob's own array (writes go
     through), ``feed`` / ``fetch`` copy, ``init`` allocates a fresh shape and type."""
@@ -126,7 +133,7 @@ class Blob:
 
     def feed(self, arg, device_option=None):
         """Feed an array or string (Caffe2's ``Blob.feed``); returns True."""
-        return self._ws.feed_blob(self.name, arg, device_option)
+        return self._ws.feed_blob(self.name, arg, _device_option(device_option))
 
     _feed = feed
 
@@ -216,7 +223,7 @@ class Workspace:
         return self._ws.fetch_blob(name)
 
     def feed_blob(self, name, arr, device_option=None) -> bool:
-        return self._ws.feed_blob(name, arr, device_option)
+        return self._ws.feed_blob(name, arr, _device_option(device_option))
 
     def remove_blob(self, name) -> None:
         self._ws.remove_blob(name)
@@ -288,9 +295,7 @@ def reset_blob(name) -> None:
 
 
 def feed_blob(name, arg, device_option=None) -> bool:
-    if isinstance(device_option, bytes):
-        device_option = caffe2_pb2.DeviceOption.FromString(device_option)
-    return _ws.FeedBlob(name, arg, device_option)
+    return _ws.FeedBlob(name, arg, _device_option(device_option))
 
 
 def fetch_blob(name):

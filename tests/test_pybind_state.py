@@ -62,6 +62,14 @@ def test_tensor_data_writes_through_and_feed_fetch_copy():
     assert copy[0] == 1.1 and tensor.fetch()[0] == 5.2
 
 
+def test_blob_feed_takes_a_device_option_or_its_bytes():
+    ws = C.Workspace()
+    cpu = core.DeviceOption(caffe2_pb2.CPU)
+    assert ws.create_blob("a").feed(np.ones(2, np.float32), device_option=cpu)
+    assert ws.create_blob("b").feed(np.ones(2, np.float32), cpu.SerializeToString())
+    np.testing.assert_array_equal(ws.fetch_blob("b"), [1.0, 1.0])
+
+
 def test_tensor_feed_wants_an_array():
     tensor = C.Workspace().create_blob("t").tensor()
     with pytest.raises(Caffe2LiteError, match="expected numpy array"):
