@@ -14,6 +14,7 @@ older versions used ``sizeof`` of the type enum, 4 bytes for every dtype).
 
 from __future__ import annotations
 
+import inspect
 from collections import namedtuple
 
 import numpy as np
@@ -59,6 +60,12 @@ def operator_cost(op_def, input_specs, where=None) -> OpCost:
     schema.verify(op_def, where)
     ctx = OpContext(op_def, schema, parse_arguments(op_def, schema, where), cpu_context(),
                     "", where)
+    try:
+        inspect.signature(schema.cost).bind(ctx, *input_specs)
+    except TypeError:
+        raise EnforceError(f"{where}: GetOperatorCost: {len(input_specs)} blob shapes given, "
+                           f"which the op's cost function cannot take (pass one blob per "
+                           f"input of the op)") from None
     return OpCost(*(int(v) for v in schema.cost(ctx, *input_specs)))
 
 

@@ -111,6 +111,12 @@ def test_op_without_cost_function_is_an_error():
         workspace.GetOperatorCost(core.CreateOperator("Scale", ["X"], ["Y"]), ["X"])
 
 
+def test_too_few_blob_shapes_is_an_error_naming_the_op():
+    _feed(X=np.zeros((2, 3), np.float32), W=np.zeros((4, 3), np.float32))
+    with pytest.raises(Caffe2LiteError, match="FC.*2 blob shapes given"):
+        workspace.GetOperatorCost(core.CreateOperator("FC", ["X", "W", "b"], ["Y"]), ["X", "W"])
+
+
 def test_unknown_type_and_missing_blob_are_errors():
     _feed(X=np.ones(3, np.float32))
     with pytest.raises(Caffe2LiteError, match="NoSuchOpForCost"):
