@@ -162,3 +162,23 @@ def test_stop_gradient_in_place_cuts_the_walk():
     grad_ops, grad_map = GradientRegistry.GetBackwardPass(operators, {"out": "out_grad"})
     assert grad_ops == [CreateOperator("DirectGradient", "out_grad", "hidden_grad")]
     assert grad_map == {"out": "out_grad"}
+
+
+def test_tagged_sum_takes_a_net_level_device_option_when_the_net_runs():
+    from caffe2lite.net import with_net_device
+
+    net = core.Net("flag_net_device")
+    net.Relu("x", "y")
+    net.Tanh("y", "a")
+    net.Sigmoid("y", "b")
+    net.AddGradientOperators({"a": "da", "b": "db"})
+    (sum_op,) = [op for op in net.Proto().op if op.type == "Sum"]
+    assert [f.name for f, _ in sum_op.device_option.ListFields()] == ["extra_info"]
+    proto = net.Proto()
+    proto.device_option.CopyFrom(core.DeviceOption(caffe2_pb2.CUDA, 1))
+    placed = with_net_device(proto)
+    (sum_op,) = [op for op in placed.op if op.type == "Sum"]
+    assert (sum_op.device_option.device_type, sum_op.device_option.device_id) == (
+        caffe2_pb2.CUDA, 1)
+    assert list(sum_op.device_option.extra_info) == ["is_auto_gen_sum_ops:1"]
+    assert all(op.device_option.device_type == caffe2_pb2.CUDA for op in placed.op)
