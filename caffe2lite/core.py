@@ -210,7 +210,9 @@ class GradientRegistry:
 
     ``RegisterGradient(op_type)`` registers a Python maker ``(op, g_output) ->
     (grad_ops, g_input)``.  As in Caffe2 it is consulted only when the op's
-    schema declares no maker of its own (nor NO_GRADIENT).
+    schema declares no maker of its own (nor NO_GRADIENT), and its ops are
+    returned as it built them: no copied device option, engine or arguments,
+    no ``is_gradient_op`` (those come only with schema makers, Caffe2's C++ ones).
     """
 
     gradient_registry_: dict = {}

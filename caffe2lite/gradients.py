@@ -22,6 +22,19 @@ and, failing that, from the Python registry filled by
 registry first, Python second).  A maker has Caffe2's Python form
 ``maker(op_def, g_output) -> (grad_ops, g_input)``; each gradient is None, a
 blob name, or a ``GradientSlice(indices, values)``.
+
+Schema makers stand for Caffe2's C++ makers (REGISTER_GRADIENT next to the
+op's OPERATOR_SCHEMA): their ops get the forward op's device option, engine
+and arguments and ``is_gradient_op`` (GradientMakerBase::Get and
+GetGradientForOp did that).  A Python-registered maker's ops are returned as
+the maker built them, untouched, as Caffe2's ``GradientRegistry`` did, so a
+hand-written expected op list compares equal field by field.
+
+Auto-generated accumulation ops (``Sum``, or the two ``Concat`` of sparse
+gradients) follow Caffe2's newest ``_SetSumOpsDeviceOption``: they take the
+device option of the gradient ops they sum, plus the ``extra_info`` tag
+``is_auto_gen_sum_ops:1``; when that device option carries
+``only_keep_is_auto_gen_sum_ops_tag:1`` they get the tag alone.
 """
 
 from __future__ import annotations
@@ -39,6 +52,11 @@ from caffe2lite.schema import GRADIENT_NOT_IMPLEMENTED_YET, NO_GRADIENT, SHOULD_
 
 AUTOGEN_GRAD_SUFFIX = "_autogen_grad"
 IS_AUTO_GEN_SUM_OPS_TAG = "is_auto_gen_sum_ops"
+ONLY_KEEP_IS_AUTO_GEN_SUM_OPS_TAG = "only_keep_is_auto_gen_sum_ops_tag"
+
+class OrphanStopGradientError(GradientError, ValueError):
+    """A StopGradient whose output nothing reads; Caffe2 raised ValueError for it."""
+
 
 # -- helpers for writing makers -----------------------------------------------
 def grad_name(blob) -> str:
@@ -89,14 +107,15 @@ def gradient_maker(copy_device_option=True, copy_engine=True, copy_arguments=Tru
 
 # -- GetGradientForOp ---------------------------------------------------------
 def _maker_for(op_def, where):
-    """The maker for op_def's type (schema first, then Python), or raise Caffe2's error."""
+    """``(maker, from_schema)`` for op_def's type (schema first, then Python), or raise
+    Caffe2's error.  ``from_schema`` tells a C++-style maker from a Python-registered one."""
     schema = registry.get_schema(op_def.type)
     declared = schema.gradient if schema is not None else None
     if callable(declared) or declared == NO_GRADIENT:
-        return declared
+        return declared, True
     python_makers = GradientRegistry.gradient_registry_
     if op_def.type in python_makers:
-        return python_makers[op_def.type]
+        return python_makers[op_def.type], False
     if declared == SHOULD_NOT_DO_GRADIENT:
         reason = f"One should not call gradient for operator {op_def.type}."
     elif declared == GRADIENT_NOT_IMPLEMENTED_YET:
@@ -122,7 +141,8 @@ def _as_grad(g):
 
 
 def _copy_forward_fields(maker, op_def, grad_ops):
-    """Copy device option, engine and args into the gradient ops (Caffe2's GetGradientForOp).
+    """Copy device option, engine and args into the gradient ops (Caffe2's GetGradientForOp)
+    and mark them ``is_gradient_op`` (GradientMakerBase::Get); for schema makers only.
 
     A gradient op keeps a device option or engine it already set, and an
     argument it already carries is not duplicated.
@@ -143,15 +163,16 @@ def get_gradient_for_op(op_def, g_output, position=None, net_name=None):
     """Caffe2's GetGradientForOp: ``(grad_ops, g_input)`` for one forward op.
 
     ``g_output`` has one entry per output (None, a name or a GradientSlice).
-    Gradient ops get the forward op's device option, engine and arguments
-    (unless the maker opts out, see ``gradient_maker``) and is_gradient_op.
+    Gradient ops of a schema maker get the forward op's device option, engine
+    and arguments (unless the maker opts out, see ``gradient_maker``) and
+    is_gradient_op; those of a Python-registered maker come back as it made them.
     """
     where = describe_op(op_def, position, net_name)
     g_output = [_as_grad(g) for g in g_output]
     if len(g_output) != len(op_def.output):
         raise GradientError(f"{where}: g_output has {len(g_output)} entries for "
                             f"{len(op_def.output)} outputs {list(op_def.output)}")
-    maker = _maker_for(op_def, where)
+    maker, from_schema = _maker_for(op_def, where)
     if maker == NO_GRADIENT:
         return [], [None] * len(op_def.input)
     try:
@@ -174,8 +195,27 @@ def get_gradient_for_op(op_def, g_output, position=None, net_name=None):
         raise GradientError(f"{where}: the gradient maker of {op_def.type} returned "
                             f"{len(g_input)} input gradients for {len(op_def.input)} inputs "
                             f"{list(op_def.input)}")
-    _copy_forward_fields(maker, op_def, grad_ops)
+    if from_schema:
+        _copy_forward_fields(maker, op_def, grad_ops)
     return grad_ops, g_input
+
+
+def _tag_sum_ops(sum_ops, generator_options, set_options):
+    """Caffe2's newest ``IR._SetSumOpsDeviceOption`` for auto-generated accumulation ops.
+
+    Each op gets the device option of the gradient ops it sums (the first set
+    one; Caffe2 took the first generator's, all being equal once verified)
+    with ``is_auto_gen_sum_ops:1`` appended; when a generator's option asks for
+    ``only_keep_is_auto_gen_sum_ops_tag:1``, the op gets the tag alone.
+    """
+    tag = f"{IS_AUTO_GEN_SUM_OPS_TAG}:1"
+    only_keep = any(f"{ONLY_KEEP_IS_AUTO_GEN_SUM_OPS_TAG}:1" in opt.extra_info
+                    for opt in generator_options)
+    source = set_options[0] if set_options else generator_options[0]
+    for sum_op in sum_ops:
+        if not only_keep:
+            sum_op.device_option.CopyFrom(source)
+        sum_op.device_option.extra_info.append(tag)
 
 
 # -- the backward pass ----------------------------------------------------------
@@ -237,7 +277,7 @@ class BackwardPass:
         for entry in self.ssa:
             op = entry.op
             if op.type == "StopGradient" and op.output[0] not in self.input_usages:
-                raise GradientError(
+                raise OrphanStopGradientError(
                     f"{self._where(entry)}: StopGradient's output '{op.output[0]}' is orphan "
                     f"(no operator reads it). You typically want to specify the same input "
                     f"and output for StopGradient.")
@@ -427,10 +467,7 @@ class BackwardPass:
                 sum_ops, g = self._dense_sum(generators, base, name)
             else:
                 sum_ops, g = self._sparse_sum(generators, base, name)
-            if options:  # no option: the ops take the net's, like every other op
-                for sum_op in sum_ops:
-                    sum_op.device_option.CopyFrom(options[0])
-                    sum_op.device_option.extra_info.append(f"{IS_AUTO_GEN_SUM_OPS_TAG}:1")
+            _tag_sum_ops(sum_ops, [g.device_option for g in generators], options)
             ops.extend(sum_ops)
             grad_map[name] = g
         return ops, grad_map

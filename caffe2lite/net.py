@@ -35,13 +35,24 @@ KNOWN_TYPES = ("", "simple", "dag", "async_dag", "async_scheduling", "async_simp
 
 
 def with_net_device(net_def):
-    """A copy of net_def whose ops without a DeviceOption carry the net's (Caffe2 does this)."""
+    """A copy of net_def whose ops without a DeviceOption carry the net's (Caffe2 does this).
+
+    An op whose DeviceOption holds only ``extra_info`` tags -- the auto-generated
+    gradient ``Sum`` of a net whose ops set no device (``is_auto_gen_sum_ops:1``) --
+    takes the net's device too and keeps its tags; Caffe2 left it on the CPU, where it
+    failed on GPU inputs.
+    """
     net_def = caffe2_pb2.NetDef.FromString(net_def.SerializeToString()) \
         if isinstance(net_def, caffe2_pb2.NetDef) else net_def
     if net_def.HasField("device_option"):
         for op in net_def.op:
             if not op.HasField("device_option"):
                 op.device_option.CopyFrom(net_def.device_option)
+            elif [f.name for f, _ in op.device_option.ListFields()] == ["extra_info"]:
+                tags = list(op.device_option.extra_info)
+                op.device_option.CopyFrom(net_def.device_option)
+                op.device_option.extra_info.extend(
+                    t for t in tags if t not in op.device_option.extra_info)
     return net_def
 
 

@@ -99,6 +99,9 @@ class OpSchema:
     pass_workspace); ``opaque_outputs`` lets it write non-array blobs.
     ``infer_shapes`` is Caffe2's TensorInferenceFunction, ``(ctx, *input specs)
     -> output specs`` (see caffe2lite.shape_inference); None: outputs unknown.
+    ``cost`` is Caffe2's CostInferenceFunction, ``(ctx, *input specs) ->
+    caffe2lite.cost_inference.OpCost`` (``workspace.GetOperatorCost``); None:
+    asking for the cost is an error, as in Caffe2.
     """
 
     type: str
@@ -120,6 +123,7 @@ class OpSchema:
     needs_workspace: bool = False
     opaque_outputs: bool = False
     infer_shapes: Callable | None = None
+    cost: Callable | None = None
     private: bool = False
     file: str = field(default="", compare=False)
     line: int = field(default=0, compare=False)

@@ -151,7 +151,7 @@ class Workspace:
         for blob in input_blobs or ():
             self.create_blob(blob)
         net_def = as_message(net, caffe2_pb2.NetDef, "CreateNet")
-        if not net_def.name:
+        if not net_def.HasField("name"):  # Caffe2's has_name(): a name set to "" will do
             raise NetError("Net definition should have a name.")
         if net_def.name in self.nets and not overwrite:
             raise NetError(f'I respectfully refuse to overwrite an existing net of the same '
@@ -555,3 +555,36 @@ class _BlobDict(MutableMapping):
 
 
 blobs = _BlobDict()
+
+
+def GetBlobSizeBytes(name):  # noqa: N802
+    """Caffe2's GetBlobSizeBytes: the bytes of a tensor blob's data (a string tensor
+    counts its string objects and their characters); 0 for a non-tensor blob."""
+    from caffe2lite.cost_inference import blob_size_bytes
+
+    ws, name = current(), StringifyBlobName(name)
+    if name not in ws.blob_dict:
+        raise BlobNotFound(f"GetBlobSizeBytes: Can't find blob: {name} (workspace '{ws.name}')")
+    return blob_size_bytes(ws.blob_dict[name])
+
+
+def GetOperatorCost(operator, blobs):  # noqa: N802
+    """Caffe2's GetOperatorCost: ``(flops, bytes_written, bytes_read)`` of ``operator``
+    (OperatorDef or its bytes) for the shapes of the workspace blobs ``blobs``, from its
+    schema's ``cost`` function (see caffe2lite.cost_inference)."""
+    from caffe2lite.cost_inference import operator_cost
+    from caffe2lite.shape_inference import spec_of
+
+    op_def = as_message(operator, caffe2_pb2.OperatorDef, "GetOperatorCost")
+    ws, specs = current(), []
+    for blob in blobs:
+        name = StringifyBlobName(blob)
+        if name not in ws.blob_dict:
+            raise BlobNotFound(f"GetOperatorCost({op_def.type}): Can't find blob: {name} "
+                               f"(workspace '{ws.name}')")
+        specs.append(spec_of(ws.blob_dict[name]))
+    return operator_cost(op_def, specs)
+
+
+# Caffe2's C extension object API (C.Workspace, C.Blob, C.feed_blob, ...), over these objects.
+from caffe2lite import pybind_state as C  # noqa: E402,F401,N812

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from caffe2lite.core import CreateOperator
+from caffe2lite.cost_inference import SIZEOF_INT, OpCost
 from caffe2lite.gradients import grad_name, gradient_maker
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import INT_MAX, Arg, OpSchema
@@ -69,8 +70,25 @@ def _concat_shapes(ctx, *inputs):
     return TensorSpec(shape, inputs[0].dtype), TensorSpec((len(inputs),), np.int32)
 
 
+def _concat_cost(ctx, *inputs):
+    """Caffe2's CostInferenceForConcat: no flops; the inputs read, the result and
+    split_info (one int per input) written, in input 0's item size."""
+    result, _ = _concat_shapes(ctx, *inputs)
+    item = inputs[0].dtype.itemsize
+    return OpCost(0, result.size * item + len(inputs) * SIZEOF_INT,
+                  sum(x.size for x in inputs) * item)
+
+
+def _split_cost(ctx, X, *split):
+    """Caffe2's CostInferenceForSplit: no flops; X (and the split input) read, X's
+    bytes written."""
+    data = X.size * X.dtype.itemsize
+    return OpCost(0, data, data + sum(s.size * s.dtype.itemsize for s in split))
+
+
 register_schema(OpSchema(
     "Concat", num_inputs=(1, None), num_outputs=2, infer_shapes=_concat_shapes,
+    cost=_concat_cost,
     args=AXIS_ARGS + [Arg("split", "ints", [], "ignored (Caffe2 gradient nets of Split carry "
                                                 "it here)")],
     inputs=[("X1, X2, ...", "tensors of one dtype and rank, equal except along axis")],
@@ -81,7 +99,7 @@ register_schema(OpSchema(
     gradient=concat_gradient_maker))
 
 register_schema(OpSchema(
-    "Split", num_inputs=(1, 2), num_outputs=(1, INT_MAX),
+    "Split", num_inputs=(1, 2), num_outputs=(1, INT_MAX), cost=_split_cost,
     args=AXIS_ARGS + [Arg("split", "ints", [], "length of each output along axis")],
     inputs=[("input", "tensor to split"),
             ("split", "optional 1-D int tensor of output lengths (instead of the argument)")],

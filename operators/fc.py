@@ -10,6 +10,7 @@ from math import prod
 import numpy as np
 
 from caffe2lite.core import CreateOperator
+from caffe2lite.cost_inference import OpCost
 from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
@@ -41,6 +42,14 @@ def _fc_shapes(ctx, X, W, b):
     return (TensorSpec(tuple(X.shape[:axis]) + (N,), X.dtype),)
 
 
+def _fc_cost(ctx, X, W, b):
+    """Caffe2's CostInferenceForFC: M * N * (2K + 1) flops; X, W, b read and Y written,
+    counted in X's item size."""
+    _, M, K, N = _flat_shapes(ctx, X, W)
+    item = X.dtype.itemsize
+    return OpCost(M * N * (2 * K + 1), M * N * item, (K * (M + N) + N) * item)
+
+
 def _fc_gradient_shapes(ctx, X, W, dY):
     """(dW, db, dX): shaped like W, (N,) and X."""
     if W is None:
@@ -50,7 +59,7 @@ def _fc_gradient_shapes(ctx, X, W, dY):
 
 
 register_schema(OpSchema(
-    "FC", num_inputs=3, num_outputs=1, args=FC_ARGS, infer_shapes=_fc_shapes,
+    "FC", num_inputs=3, num_outputs=1, args=FC_ARGS, infer_shapes=_fc_shapes, cost=_fc_cost,
     inputs=[("X", "input, flattened to (M, K) at axis"),
             ("W", "weights, flattened to (N, K) at axis_w"), ("b", "bias of N elements")],
     outputs=[("Y", "X.shape[:axis] + (N,)")],

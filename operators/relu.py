@@ -3,6 +3,7 @@
 import numpy as np
 
 from caffe2lite.core import CreateOperator
+from caffe2lite.cost_inference import pointwise_cost
 from caffe2lite.gradients import grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import OpSchema
@@ -19,7 +20,7 @@ def relu_gradient_maker(op_def, g_output):
 
 register_schema(OpSchema(
     "Relu", num_inputs=1, num_outputs=1, allow_inplace={(0, 0)},
-    infer_shapes=same_as(0),
+    infer_shapes=same_as(0), cost=pointwise_cost(0),  # Caffe2's CostInferenceForRelu
     inputs=[("X", "input tensor")], outputs=[("Y", "max(X, 0), same shape and dtype")],
     doc="Rectified linear unit: Y = max(X, 0) elementwise.",
     gradient=relu_gradient_maker))

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from caffe2lite.cost_inference import pointwise_cost
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import OpSchema
 from caffe2lite.shape_inference import same_as
@@ -14,9 +15,15 @@ def sum_gradient_maker(op_def, g_output):
     return [], [g_output[0]] * len(op_def.input)
 
 
+def _sum_cost(ctx, *inputs):
+    """Caffe2's CostInferenceForSum: pointwise, one flop per element per extra input."""
+    cost = pointwise_cost(1)(ctx, *inputs)
+    return cost._replace(flops=cost.flops * (len(inputs) - 1))
+
+
 register_schema(OpSchema(
     "Sum", num_inputs=(1, None), num_outputs=1, allow_inplace={(0, 0)},
-    infer_shapes=same_as(0),
+    infer_shapes=same_as(0), cost=_sum_cost,
     inputs=[("data_0", "first of the tensors to add (float, double, int32 or int64)")],
     outputs=[("sum", "elementwise sum, same shape and dtype as data_0")],
     doc="sum = data_0 + data_1 + ... elementwise (numpy.sum(numpy.stack(inputs), 0)). "

@@ -12,6 +12,7 @@ import pytest
 from caffe2lite import core, registry, workspace
 from caffe2lite.core import GradientSlice
 from caffe2lite.errors import GradientError
+from caffe2lite.proto import caffe2_pb2
 from caffe2lite.schema import (GRADIENT_NOT_IMPLEMENTED_YET, NO_GRADIENT, SHOULD_NOT_DO_GRADIENT,
                                Arg, OpSchema)
 
@@ -289,7 +290,8 @@ def test_python_registered_maker_is_used_when_the_schema_has_none():
     net.GradTestPython("x", "y")
     grads = net.AddGradientOperators({"y": "dy"})
     assert net.Proto().op[1].type == "Relu" and grads["x"] == "x_grad"
-    assert net.Proto().op[1].is_gradient_op
+    # Caffe2 marked only its C++ (schema) makers' ops; a Python maker's ops are left as made.
+    assert not net.Proto().op[1].is_gradient_op
 
 
 def test_gradient_of_a_blob_nothing_produces_is_an_error():
@@ -449,8 +451,11 @@ def test_lstm_step_net_backward_matches_caffe2s(nets_dir):
     """The RNN step net of a real Caffe2 train net carries both the forward step net and
     the backward step net Caffe2 built from it (ys = hidden/cell state gradients).
 
-    LSTMUnit has no schema here; its maker is registered from Python with the
-    inputs/outputs of Caffe2's GetLSTMUnitGradient (sequence_lengths variant).
+    LSTMUnit has no schema here; one is declared (in an isolated registry) with the
+    maker of Caffe2's C++ GetLSTMUnitGradient (sequence_lengths variant), so its
+    gradient op gets the forward args and is_gradient_op as Caffe2's did.  The golden
+    net predates the ``is_auto_gen_sum_ops`` tag, so the comparison clears
+    ``extra_info`` as Caffe2's own core_gradients_test did, after checking the tag.
     """
     from caffe2lite.protoio import load_net
 
@@ -459,18 +464,25 @@ def test_lstm_step_net_backward_matches_caffe2s(nets_dir):
     nets = {a.name: a.n for a in rnn.arg if a.HasField("n")}
     step, golden = nets["step_net"], nets["backward_step_net"]
 
-    @core.GradientRegistry.RegisterGradient("LSTMUnit")
     def lstm_unit_maker(op, g_output):
         grads = [i + "_grad" for i in op.input[:3]]
         return ([core.CreateOperator("LSTMUnitGradient",
                                      list(op.input) + list(op.output) + list(g_output), grads)],
                 grads + [None, None])
 
-    try:
+    with registry.isolated():
+        registry.register_schema(OpSchema("LSTMUnit", num_inputs=5, num_outputs=2,
+                                          private=True, allow_unknown_args=True,
+                                          gradient=lstm_unit_maker))
         ys = {out: out + "_grad" for out in step.external_output}
         grad_ops, grads = core.GradientRegistry.GetBackwardPass(list(step.op), ys)
-    finally:
-        del core.GradientRegistry.gradient_registry_["LSTMUnit"]
+
+    (sum_op,) = [op for op in grad_ops if op.type == "Sum"]
+    assert list(sum_op.device_option.extra_info) == ["is_auto_gen_sum_ops:1"]
+    for op in grad_ops:
+        del op.device_option.extra_info[:]
+        if op.device_option == caffe2_pb2.DeviceOption():
+            op.ClearField("device_option")
 
     def summary(op):
         return (op.type, list(op.input), list(op.output), [a.name for a in op.arg],

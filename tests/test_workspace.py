@@ -192,8 +192,13 @@ def test_create_net_refuses_to_overwrite():
 
 
 def test_create_net_needs_a_name():
+    unnamed = _relu_net()
+    unnamed.ClearField("name")
     with pytest.raises(RuntimeError, match="Net definition should have a name."):
-        workspace.CreateNet(_relu_net(""))
+        workspace.CreateNet(unnamed)
+    # Caffe2 checked has_name(): a name set to "" (core.Net("") gives one) is a name.
+    workspace.FeedBlob("x", np.zeros(2, np.float32))
+    assert workspace.CreateNet(_relu_net("")) is True and "" in workspace.current().nets
 
 
 def test_create_net_input_blobs_and_missing_inputs():
