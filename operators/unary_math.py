@@ -8,7 +8,9 @@ composed from other operators rather than a dedicated <Op>Gradient:
 * Exp:  ``Mul(Y, dY) -> dX``
 * Log:  ``Div(dY, X) -> dX``
 * Negative: ``Negative(dY) -> dX``
-* Sqr:  ``Scale(dY, scale=2.0) -> dX`` then ``Mul(dX, X) -> dX``
+* Sqr:  ``Scale(dY, scale=2.0) -> dY`` then ``Mul(dY, X) -> dX`` -- Caffe2's
+  newest maker doubles the output gradient blob in place before the Mul;
+  mirrored as declared, so dY holds 2 * dY afterwards
 * Abs:  ``AbsGradient(X, dY) -> dX`` (dX = sign(X) * dY), its own op.
 
 Every forward op may run in place and keeps X's shape and dtype.
@@ -27,17 +29,19 @@ FLOATS = (np.float32, np.float64)
 NUMERIC = (np.int32, np.int64, np.float32, np.float64)
 
 
-def _scale_then(binary_type, scale, other):
-    """Scale(dY, scale) -> dX, then <binary_type>(dX, other) -> dX (Sqrt's and Sqr's)."""
-    def ops(x, y, dy, dx):
-        return [CreateOperator("Scale", [dy], [dx], scale=scale),
-                CreateOperator(binary_type, [dx, x if other == "X" else y], [dx])]
-    return ops
+def _sqrt_gradient(x, y, dy, dx):
+    return [CreateOperator("Scale", [dy], [dx], scale=0.5),
+            CreateOperator("Div", [dx, y], [dx])]
+
+
+def _sqr_gradient(x, y, dy, dx):
+    return [CreateOperator("Scale", [dy], [dy], scale=2.0),
+            CreateOperator("Mul", [dy, x], [dx])]
 
 
 # type: (numpy formula, forward(xp, X), dtypes, gradient ops (X, Y, dY, dX) -> [OperatorDef])
 UNARY_OPS = {
-    "Sqrt": ("numpy.sqrt(X)", lambda xp, x: xp.sqrt(x), FLOATS, _scale_then("Div", 0.5, "Y")),
+    "Sqrt": ("numpy.sqrt(X)", lambda xp, x: xp.sqrt(x), FLOATS, _sqrt_gradient),
     "Exp": ("numpy.exp(X)", lambda xp, x: xp.exp(x), FLOATS,
             lambda x, y, dy, dx: [CreateOperator("Mul", [y, dy], [dx])]),
     "Log": ("numpy.log(X)", lambda xp, x: xp.log(x), FLOATS,
@@ -46,7 +50,7 @@ UNARY_OPS = {
             lambda x, y, dy, dx: [CreateOperator("AbsGradient", [x, dy], [dx])]),
     "Negative": ("-X", lambda xp, x: xp.negative(x), NUMERIC,
                  lambda x, y, dy, dx: [CreateOperator("Negative", [dy], [dx])]),
-    "Sqr": ("X * X", lambda xp, x: x * x, FLOATS, _scale_then("Mul", 2.0, "X")),
+    "Sqr": ("X * X", lambda xp, x: x * x, FLOATS, _sqr_gradient),
 }
 
 

@@ -57,8 +57,8 @@ def test_gradient_matches_finite_differences(op_type):
     ("Log", [("Div", ["Y_grad", "X"], ["X_grad"], {})]),
     ("Abs", [("AbsGradient", ["X", "Y_grad"], ["X_grad"], {})]),
     ("Negative", [("Negative", ["Y_grad"], ["X_grad"], {})]),
-    ("Sqr", [("Scale", ["Y_grad"], ["X_grad"], {"scale": 2.0}),
-             ("Mul", ["X_grad", "X"], ["X_grad"], {})]),
+    ("Sqr", [("Scale", ["Y_grad"], ["Y_grad"], {"scale": 2.0}),  # in place, as Caffe2's
+             ("Mul", ["Y_grad", "X"], ["X_grad"], {})]),
 ])
 def test_gradient_ops_are_composed_as_caffe2_did(op_type, expected):
     ops, grads = gradient_ops(core.CreateOperator(op_type, ["X"], ["Y"]))
