@@ -2,8 +2,11 @@
 
 The binary ops broadcast exactly as Add/Mul do (``broadcast``/``axis``/
 ``axis_str`` legacy mode, or NumPy broadcasting; see binary_elementwise.py).
-Comparisons take two tensors of one dtype among bool, int32, int64, float32
-and float64; the logical ops and Not take bool tensors only, as Caffe2's.
+Comparisons take two tensors of one dtype: Caffe2's CPU list (bool, int32,
+int64, float32, float64) plus the narrower integer types (int8, uint8,
+int16, uint16), which Caffe2 refused but real nets compare (Glow's
+fill_test net runs EQ on a uint8 tensor); the logical ops and Not take bool
+tensors only, as Caffe2's.
 Caffe2 declared every one of them SHOULD_NOT_DO_GRADIENT: asking for their
 gradient is an error ("One should not call gradient for operator EQ."), not
 a silent stop.  Only the logical ops may write in place (over A).
@@ -17,7 +20,8 @@ from caffe2lite.shape_inference import TensorSpec
 from caffe2lite.operators.binary_elementwise import (BROADCAST_ARGS, broadcast_operands,
                                                    broadcast_shapes_for, dtype_names)
 
-COMPARABLE_DTYPES = (np.bool_, np.int32, np.int64, np.float32, np.float64)
+COMPARABLE_DTYPES = (np.bool_, np.int8, np.uint8, np.int16, np.uint16, np.int32, np.int64,
+                     np.float32, np.float64)
 BOOL_ONLY = (np.bool_,)
 
 # type: (xp function name, symbol, accepted dtypes, may write over A)

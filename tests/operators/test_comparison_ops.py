@@ -24,7 +24,8 @@ def elementwise(fn, a, b):
 
 
 @pytest.mark.parametrize("op_type", sorted(SYMBOL))
-@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.float32, np.float64, np.bool_])
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.float32, np.float64, np.bool_,
+                                   np.uint8, np.int16])
 @pytest.mark.parametrize("a_shape, b_shape", [((3, 4), (3, 4)), ((2, 3, 4), (3, 1)),
                                               ((4,), ())])
 def test_comparisons_match_the_symbol(op_type, dtype, a_shape, b_shape):
