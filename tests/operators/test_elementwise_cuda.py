@@ -47,6 +47,9 @@ CASES = [
     ("Size", ["a"], ["y"], {"a": A}, {}),
     ("BatchMatMul", ["a", "c"], ["y"], {"a": A, "c": A.transpose(0, 2, 1).copy()}, {}),
     ("BatchMatMul", ["b", "a"], ["y"], {"a": A, "b": B[:3].copy()}, dict(broadcast=1)),
+    ("Pow", ["a"], ["y"], {"a": A}, dict(exponent=1.5)),
+    ("Pow", ["a", "b"], ["y"], {"a": A, "b": B}, dict(broadcast=1)),
+    ("SumReduceLike", ["a", "b3"], ["y"], {"a": A, "b3": B[:3].copy()}, dict(axis=1)),
 ]
 
 
