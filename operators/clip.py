@@ -79,5 +79,5 @@ def clip_gradient(ctx, y, dy):
         ctx.fail(f"{ctx.input_label(0)} {tuple(y.shape)} and {ctx.input_label(1)} "
                  f"{tuple(dy.shape)} must have the same shape")
     lo, hi = bounds(ctx, y.dtype)
-    inside = (y > lo) & (y < hi)
-    return (ctx.xp.where(inside, dy, dy.dtype.type(0)),)
+    # dY * (lo < Y < hi), a product as in Caffe2's kernel (so NaN in dY stays NaN)
+    return (dy * ((y > lo) & (y < hi)).astype(dy.dtype),)

@@ -10,7 +10,7 @@ Outputs never alias their input: blobs own their storage.
 import numpy as np
 
 from caffe2lite.core import CreateOperator
-from caffe2lite.gradients import dense_output_grad, grad_name
+from caffe2lite.gradients import dense_output_grad, grad_name, gradient_maker
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
 from caffe2lite.shape_inference import TensorSpec
@@ -21,8 +21,13 @@ def _is_tensor(ctx, x, index=0):
         ctx.fail(f"{ctx.input_label(index)} must be a tensor, got {type(x).__name__}")
 
 
+@gradient_maker(copy_arguments=False)
 def resize_like_maker(op_def, g_output):
-    """ResizeLike(dY, X) -> dX (Caffe2's GetFlattenGradient / GetFlattenToVecGradient)."""
+    """ResizeLike(dY, X) -> dX (Caffe2's GetFlattenGradient / GetFlattenToVecGradient).
+
+    Caffe2 also copied Flatten's 'axis' onto the ResizeLike, which never read it; it
+    is left off here, so strict argument checking does not refuse the gradient op.
+    """
     dy = dense_output_grad(op_def, g_output, optional=True)
     if dy is None:
         return [], [None]

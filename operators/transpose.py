@@ -12,7 +12,7 @@ import numpy as np
 
 from caffe2lite.core import CreateOperator
 from caffe2lite.errors import GradientError
-from caffe2lite.gradients import dense_output_grad, grad_name, gradient_maker
+from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
 from caffe2lite.shape_inference import TensorSpec
@@ -41,9 +41,9 @@ def transpose_axes(ctx, ndim) -> tuple:
     return tuple(axes)
 
 
-@gradient_maker(copy_arguments=False)  # 'axes' is replaced by its inverse
 def transpose_gradient_maker(op_def, g_output):
-    """Transpose(dY) -> dX with the inverse of 'axes' (Caffe2's GetTransposeGradient)."""
+    """Transpose(dY) -> dX with the inverse of 'axes' (Caffe2's GetTransposeGradient);
+    the gradient engine then copies the forward op's other arguments, as Caffe2 did."""
     dy = dense_output_grad(op_def, g_output, optional=True)
     if dy is None:
         return [], [None]

@@ -65,7 +65,8 @@ def test_not():
 
 
 @pytest.mark.parametrize("op_type, inputs, match", [
-    ("And", [np.ones(3, np.int32), np.ones(3, np.int32)], "input 0 'A'.* has int32; And supports bool"),
+    ("And", [np.ones(3, np.int32), np.ones(3, np.int32)],
+     "input 0 'A'.* has int32; And supports bool"),
     ("Not", [np.ones(3, np.float32)], "input 0 'X'.* has float32; Not supports bool"),
     ("EQ", [np.ones(3, np.float32), np.ones(3, np.float64)], "float32 but .*float64"),
     ("GT", [np.array([b"a"], object), np.array([b"b"], object)], "input 0 'A'.* has object"),

@@ -44,6 +44,7 @@ def test_gradient_is_resize_like(op):
     ops, grads = gradient_ops(op)
     assert [(o.type, list(o.input), list(o.output)) for o in ops] == [
         ("ResizeLike", ["Y_grad", "X"], ["X_grad"])]
+    assert list(ops[0].arg) == []  # 'axis' means nothing to ResizeLike
     check_gradient(op, [rng(1).standard_normal((2, 3, 2))], 0)
 
 
