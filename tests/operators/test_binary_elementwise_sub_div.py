@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from caffe2lite import core, workspace
-from caffe2lite.errors import EnforceError, SchemaError
+from caffe2lite.errors import EnforceError, GradientError, SchemaError
 from caffe2lite.testing import check_gradient, check_reference
 from elementwise_testing import (assert_fails_unchanged, assert_inference_matches_run,
                                  gradient_ops, rng, run)
@@ -130,3 +130,20 @@ def test_shape_inference_matches_the_run(op_type):
     else:
         op, values = core.CreateOperator(op_type, ["A", "B"], ["C"]), [a, b]
     assert_inference_matches_run(op, values)
+
+
+@pytest.mark.parametrize("op_type, expected", [("Sub", 0.0), ("Div", 0.0)])
+def test_one_blob_as_both_operands_sums_both_gradients(op_type, expected):
+    x = np.array([1.5, -2.0, 3.0])
+    net = core.Net("same_blob")
+    net.Proto().op.add().CopyFrom(core.CreateOperator(op_type, ["X", "X"], ["Y"]))
+    net.AddGradientOperators({"Y": "dY"})
+    workspace.FeedBlob("X", x)
+    workspace.FeedBlob("dY", np.ones(3))
+    workspace.RunNetOnce(net)
+    np.testing.assert_allclose(workspace.FetchBlob("X_grad"), np.full(3, expected), atol=1e-12)
+
+
+def test_in_place_div_cannot_be_differentiated():
+    with pytest.raises(GradientError, match="in place"):
+        gradient_ops(core.CreateOperator("Div", ["A", "B"], ["A"]))
