@@ -203,8 +203,8 @@ def parse(ctx, *, pooling=False, transpose=False) -> Window:
              "dilation": (dilation, dilation_name), "pads": (pads, pads_name),
              "adj": (adj, adj_name)}
     for key, (values, name) in named.items():
-        if values is None:
-            continue
+        if values is None or (key == "kernel" and global_pooling):
+            continue  # global pooling takes the kernel from the input
         if rank is not None and len(values) != (2 * rank if key == "pads" else rank):
             ctx.fail(f"argument '{name}' has {len(values)} values, expected "
                      f"{2 * rank if key == 'pads' else rank} for the {rank}-D kernel "
