@@ -141,7 +141,7 @@ def col2im(xp, dcol, res, x_shape):
 
 
 def _conv_shapes(ctx, X, W, b=None):
-    if X is None or W is None:
+    if X is None or W is None or W.ndim != X.ndim:
         return (None,)
     window = geo.parse(ctx)
     res = geo.resolve(ctx, window, X.shape)
@@ -154,7 +154,7 @@ def _conv_gradient_shapes(ctx, X, W, dY):
     no_bias = ctx.args["no_bias"]
     out = [W]
     if not no_bias:
-        out.append(TensorSpec((W.shape[0],), W.dtype) if W is not None else None)
+        out.append(TensorSpec((W.shape[0],), W.dtype) if W is not None and W.ndim else None)
     if n_out == 3 or (no_bias and n_out == 2):
         out.append(X)
     return tuple(out)

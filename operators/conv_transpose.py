@@ -121,7 +121,7 @@ def _checked(ctx, X, W):
 
 
 def _transpose_shapes(ctx, X, W, b=None):
-    if X is None or W is None:
+    if X is None or W is None or W.ndim != X.ndim:
         return (None,)
     window = geo.parse(ctx, transpose=True)
     _, outs = _geometry(ctx, window, X.shape)
