@@ -423,3 +423,28 @@ def test_ignored_engine_arguments_are_accepted():
     (Y,) = run("Conv", [X, W], kernel=3, exhaustive_search=0, ws_nbytes_limit=1 << 20,
                use_cudnn=1, cudnn_exhaustive_search=0, shared_buffer=1, float16_compute=0)
     np.testing.assert_allclose(Y, ref_conv(X, W), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_configurations_match_loops(seed):
+    """Random kernel/stride/pad/dilation/group/order combinations, 1-D to 3-D."""
+    rng = np.random.default_rng(100 + seed)
+    nd = int(rng.integers(1, 4))
+    group = int(rng.choice([1, 2]))
+    C, M = 2 * group, 2 * group
+    k = [int(v) for v in rng.integers(1, 4, nd)]
+    stride = [int(v) for v in rng.integers(1, 3, nd)]
+    dilation = [int(v) for v in rng.integers(1, 3, nd)]
+    heads = [int(v) for v in rng.integers(0, 3, nd)]
+    tails = [int(v) for v in rng.integers(0, 3, nd)]
+    spatial = [int(rng.integers(d * (kk - 1) + 1, d * (kk - 1) + 5))
+               for kk, d in zip(k, dilation)]
+    X = randn(rng, 2, C, *spatial)
+    W = randn(rng, M, C // group, *k)
+    b = randn(rng, M)
+    args = dict(kernels=k, strides=stride, dilations=dilation, pads=heads + tails, group=group)
+    expected = ref_conv(X, W, b, stride, heads, tails, dilation, group)
+    (Y,) = run("Conv", [X, W, b], **args)
+    np.testing.assert_allclose(Y, expected, rtol=1e-4, atol=1e-4, err_msg=str(args))
+    (Yn,) = run("Conv", [nhwc(X), nhwc(W), b], order="NHWC", **args)
+    np.testing.assert_allclose(nchw(Yn), expected, rtol=1e-4, atol=1e-4, err_msg=str(args))

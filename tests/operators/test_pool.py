@@ -270,3 +270,25 @@ def test_gradient_inputs_must_match_the_pooled_shape():
         workspace.RunOperatorOnce(core.CreateOperator("AveragePoolGradient", ["X", "Y", "Y"],
                                                       ["dX"], kernel=3))
     assert_unchanged(before)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_random_configurations_match_loops(seed):
+    rng = np.random.default_rng(200 + seed)
+    nd = int(rng.integers(1, 4))
+    k = [int(v) for v in rng.integers(1, 4, nd)]
+    stride = [int(v) for v in rng.integers(1, 3, nd)]
+    heads = [int(rng.integers(0, kk)) for kk in k]
+    tails = [int(rng.integers(0, kk)) for kk in k]
+    spatial = [int(rng.integers(kk, kk + 4)) for kk in k]
+    out = [(n + h + t - kk) // s + 1 for n, h, t, kk, s in zip(spatial, heads, tails, k, stride)]
+    X = rng.standard_normal((2, 3, *spatial)).astype(np.float32)
+    args = dict(kernels=k, strides=stride, pads=heads + tails)
+    cases = [("MaxPool", "max", {}), ("AveragePool", "avg", {}),
+             ("AveragePool", "avg", {"count_include_pad": 1})]
+    for op_type, kind, extra in cases:
+        expected = ref_pool(X, kind, k, stride, heads, out, count_include_pad=bool(extra))
+        (Y,) = run(op_type, [X], **args, **extra)
+        np.testing.assert_allclose(Y, expected, rtol=1e-5, atol=1e-6, err_msg=str(args))
+        (Yn,) = run(op_type, [nhwc(X)], order="NHWC", **args, **extra)
+        np.testing.assert_allclose(nchw(Yn), expected, rtol=1e-5, atol=1e-6, err_msg=str(args))
