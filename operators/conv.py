@@ -186,6 +186,28 @@ for _type in CONV_TYPES:
             "no_bias is set, then dX when one more output is given."))
 
 
+# An im2col matrix is built for this many elements at most (a slice of the batch at a
+# time): Caffe2 built one image's at a time, and a whole batch of large images would
+# take gigabytes.  Small batches are one slice, one matmul.
+COL_BUDGET = 1 << 24
+
+
+def _batch_step(ctx, res, N, C):
+    per_image = C * prod(res.kernel) * prod(res.out_dims)
+    geo.check_size(ctx, (C * prod(res.kernel),) + res.out_dims, "one image's im2col matrix")
+    return max(1, COL_BUDGET // max(per_image, 1))
+
+
+def _over_batch(xp, N, step, compute, shape, dtype):
+    """compute(start, stop) for each slice of the batch, gathered into one array."""
+    if step >= N:
+        return compute(0, N)
+    out = xp.empty(shape, dtype=dtype)
+    for start in range(0, N, step):
+        out[start:start + step] = compute(start, min(N, start + step))
+    return out
+
+
 @register_kernel("Conv", devices=("CPU", "CUDA"))
 def conv(ctx, X, W, b=None):
     xp = ctx.xp
@@ -196,10 +218,15 @@ def conv(ctx, X, W, b=None):
         if b.dtype != X.dtype:
             ctx.fail(f"bias ({b.dtype}) must have X's dtype ({X.dtype})")
     G = window.group
-    geo.check_size(ctx, (N, C * prod(res.kernel)) + res.out_dims, "the im2col matrix")
-    col = im2col(xp, _channels_first(window, X), res, G)
+    Xcf = _channels_first(window, X)
     Wm = _filter_channels_first(window, W).reshape(G, M // G, -1)
-    Y = xp.matmul(Wm, col).reshape((N, M) + res.out_dims)
+    shape = (N, M) + res.out_dims
+
+    def forward(start, stop):
+        col = im2col(xp, Xcf[start:stop], res, G)                  # (n, G, CgK, L)
+        return xp.matmul(Wm, col).reshape((stop - start,) + shape[1:])
+
+    Y = _over_batch(xp, N, _batch_step(ctx, res, N, C), forward, shape, X.dtype)
     if b is not None:
         Y += b.reshape((1, M) + (1,) * len(res.out_dims))
     return (_to_order(xp, window, Y),)
@@ -219,26 +246,30 @@ def conv_gradient(ctx, X, W, dY):
         ctx.fail(f"{ctx.input_label(2)} is {dY.dtype}{tuple(dY.shape)}, expected "
                  f"{X.dtype}{expected} (the shape of Y)")
     G = window.group
-    geo.check_size(ctx, (N, C * prod(res.kernel)) + res.out_dims, "the im2col matrix")
+    step = _batch_step(ctx, res, N, C)
     Xcf = _channels_first(window, X)
-    col = im2col(xp, Xcf, res, G)                                  # (N, G, CgK, L)
     dYm = _channels_first(window, dY).reshape(N, G, M // G, -1)    # (N, G, Mg, L)
-    dW = xp.matmul(dYm, col.transpose(0, 1, 3, 2)).sum(axis=0)     # (G, Mg, CgK)
     Wcf = _filter_channels_first(window, W)
+    Wm = Wcf.reshape(G, M // G, -1)
+    dW = xp.zeros(Wm.shape, dtype=X.dtype)                          # (G, Mg, CgK)
+    for start in range(0, N, step):
+        col = im2col(xp, Xcf[start:start + step], res, G)           # (n, G, CgK, L)
+        dW += xp.matmul(dYm[start:start + step], col.transpose(0, 1, 3, 2)).sum(axis=0)
     dW = dW.reshape(Wcf.shape)
     outputs = [_to_order(xp, window, dW) if window.channels_last else dW]
     if not no_bias:
-        outputs.append(dY.sum(axis=tuple(i for i in range(dY.ndim)
-                                         if i != (dY.ndim - 1 if window.channels_last
-                                                  else 1))))
+        channel_axis = dY.ndim - 1 if window.channels_last else 1
+        outputs.append(dY.sum(axis=tuple(i for i in range(dY.ndim) if i != channel_axis)))
     if n_out == 3 or (no_bias and n_out == 2):
-        Wm = Wcf.reshape(G, M // G, -1)
-        dcol = xp.matmul(Wm.transpose(0, 2, 1), dYm)                 # (N, G, CgK, L)
-        if _is_pointwise(res):
-            dX = dcol.reshape(Xcf.shape)
-        else:
-            dcol = dcol.reshape((N, C) + res.kernel + res.out_dims)
-            dX = col2im(xp, dcol, res, Xcf.shape)
+        def backward(start, stop):
+            dcol = xp.matmul(Wm.transpose(0, 2, 1), dYm[start:stop])   # (n, G, CgK, L)
+            shape = (stop - start,) + Xcf.shape[1:]
+            if _is_pointwise(res):
+                return dcol.reshape(shape)
+            return col2im(xp, dcol.reshape((stop - start, C) + res.kernel + res.out_dims),
+                          res, shape)
+
+        dX = _over_batch(xp, N, step, backward, Xcf.shape, X.dtype)
         outputs.append(_to_order(xp, window, dX))
     return tuple(xp.ascontiguousarray(o) for o in outputs)
 

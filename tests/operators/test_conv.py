@@ -448,3 +448,21 @@ def test_random_configurations_match_loops(seed):
     np.testing.assert_allclose(Y, expected, rtol=1e-4, atol=1e-4, err_msg=str(args))
     (Yn,) = run("Conv", [nhwc(X), nhwc(W), b], order="NHWC", **args)
     np.testing.assert_allclose(nchw(Yn), expected, rtol=1e-4, atol=1e-4, err_msg=str(args))
+
+
+def test_large_batches_are_done_in_slices_with_the_same_result(monkeypatch):
+    from caffe2lite.operators import conv as conv_module
+
+    rng = np.random.default_rng(18)
+    X, W, b = randn(rng, 5, 4, 9, 9), randn(rng, 6, 2, 3, 3), randn(rng, 6)
+    dY = randn(rng, 5, 6, 5, 5)
+    args = dict(kernel=3, stride=2, pad=1, group=2)
+    monkeypatch.setattr(conv_module, "COL_BUDGET", 2000)  # two images per slice
+    (Y,) = run("Conv", [X, W, b], **args)
+    np.testing.assert_allclose(Y, ref_conv(X, W, b, [2, 2], [1, 1], [1, 1], group=2),
+                               rtol=1e-4, atol=1e-4)
+    sliced = run("ConvGradient", [X, W, dY], ["dW", "db", "dX"], **args)
+    monkeypatch.setattr(conv_module, "COL_BUDGET", 1 << 24)
+    whole = run("ConvGradient", [X, W, dY], ["dW", "db", "dX"], **args)
+    for a, e in zip(sliced, whole):
+        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
