@@ -38,46 +38,42 @@ INT_MAX = 2**31 - 1  # Caffe2 held sizes in C++ ints
 MAX_ELEMENTS = 2**31 - 1  # refuse a temporary larger than this before allocating it
 
 
-def _arg(name, type_, default, doc):
-    return Arg(name, type_, default, doc)
-
-
 WINDOW_ARGS = [
-    _arg("kernels", "ints", [], "window size per spatial dim (1-D, 2-D or 3-D)"),
-    _arg("kernel", "int", None, "legacy: one window size for both dims of a 2-D op"),
-    _arg("kernel_h", "int", None, "legacy: window height (with kernel_w)"),
-    _arg("kernel_w", "int", None, "legacy: window width (with kernel_h)"),
-    _arg("strides", "ints", [], "stride per spatial dim (default 1)"),
-    _arg("stride", "int", None, "legacy: one stride for every spatial dim"),
-    _arg("stride_h", "int", None, "legacy: vertical stride (with stride_w)"),
-    _arg("stride_w", "int", None, "legacy: horizontal stride (with stride_h)"),
-    _arg("pads", "ints", [], "padding: the head of every spatial dim, then every tail "
+    Arg("kernels", "ints", [], "window size per spatial dim (1-D, 2-D or 3-D)"),
+    Arg("kernel", "int", None, "legacy: one window size for both dims of a 2-D op"),
+    Arg("kernel_h", "int", None, "legacy: window height (with kernel_w)"),
+    Arg("kernel_w", "int", None, "legacy: window width (with kernel_h)"),
+    Arg("strides", "ints", [], "stride per spatial dim (default 1)"),
+    Arg("stride", "int", None, "legacy: one stride for every spatial dim"),
+    Arg("stride_h", "int", None, "legacy: vertical stride (with stride_w)"),
+    Arg("stride_w", "int", None, "legacy: horizontal stride (with stride_h)"),
+    Arg("pads", "ints", [], "padding: the head of every spatial dim, then every tail "
                              "(2-D: [t, l, b, r]); default 0"),
-    _arg("pad", "int", None, "legacy: one padding for every side"),
-    _arg("pad_t", "int", None, "legacy: top padding (with pad_l, pad_b, pad_r)"),
-    _arg("pad_l", "int", None, "legacy: left padding"),
-    _arg("pad_b", "int", None, "legacy: bottom padding"),
-    _arg("pad_r", "int", None, "legacy: right padding"),
-    _arg("legacy_pad", "int", NOTSET, "padding rule: 0 NOTSET (explicit pads), 1 VALID, "
+    Arg("pad", "int", None, "legacy: one padding for every side"),
+    Arg("pad_t", "int", None, "legacy: top padding (with pad_l, pad_b, pad_r)"),
+    Arg("pad_l", "int", None, "legacy: left padding"),
+    Arg("pad_b", "int", None, "legacy: bottom padding"),
+    Arg("pad_r", "int", None, "legacy: right padding"),
+    Arg("legacy_pad", "int", NOTSET, "padding rule: 0 NOTSET (explicit pads), 1 VALID, "
                                       "2 SAME, 3 CAFFE_LEGACY_POOLING (ceil-mode sizes)"),
-    _arg("order", "string", "NCHW", "storage order of X and Y: NCHW or NHWC"),
+    Arg("order", "string", "NCHW", "storage order of X and Y: NCHW or NHWC"),
 ]
 DILATION_ARGS = [
-    _arg("dilations", "ints", [], "dilation per spatial dim (default 1)"),
-    _arg("dilation", "int", None, "legacy: one dilation for every spatial dim"),
-    _arg("dilation_h", "int", None, "legacy: vertical dilation (with dilation_w)"),
-    _arg("dilation_w", "int", None, "legacy: horizontal dilation (with dilation_h)"),
+    Arg("dilations", "ints", [], "dilation per spatial dim (default 1)"),
+    Arg("dilation", "int", None, "legacy: one dilation for every spatial dim"),
+    Arg("dilation_h", "int", None, "legacy: vertical dilation (with dilation_w)"),
+    Arg("dilation_w", "int", None, "legacy: horizontal dilation (with dilation_h)"),
 ]
 # Arguments real nets carry for Caffe2's engines and buffers; accepted, no effect here.
 IGNORED_ARGS = [
-    _arg("shared_buffer", "int", 0, "accepted for Caffe2 nets (shared im2col buffer); ignored"),
-    _arg("float16_compute", "bool", False, "accepted for Caffe2 nets; ignored"),
-    _arg("ws_nbytes_limit", "int", 0, "accepted for Caffe2 nets (cuDNN workspace); ignored"),
-    _arg("exhaustive_search", "bool", False, "accepted for Caffe2 nets (cuDNN); ignored"),
-    _arg("use_cudnn", "bool", False, "accepted for Caffe2 nets; ignored"),
-    _arg("cudnn_exhaustive_search", "bool", False, "accepted for Caffe2 nets; ignored"),
+    Arg("shared_buffer", "int", 0, "accepted for Caffe2 nets (shared im2col buffer); ignored"),
+    Arg("float16_compute", "bool", False, "accepted for Caffe2 nets; ignored"),
+    Arg("ws_nbytes_limit", "int", 0, "accepted for Caffe2 nets (cuDNN workspace); ignored"),
+    Arg("exhaustive_search", "bool", False, "accepted for Caffe2 nets (cuDNN); ignored"),
+    Arg("use_cudnn", "bool", False, "accepted for Caffe2 nets; ignored"),
+    Arg("cudnn_exhaustive_search", "bool", False, "accepted for Caffe2 nets; ignored"),
 ]
-GROUP_ARG = _arg("group", "int", 1, "number of channel groups; C and M must divide by it")
+GROUP_ARG = Arg("group", "int", 1, "number of channel groups; C and M must divide by it")
 
 
 @dataclass(frozen=True)
@@ -114,11 +110,6 @@ class Resolved:
     tails: tuple
     in_dims: tuple
     out_dims: tuple
-
-    @property
-    def spread(self) -> tuple:
-        """Extent of a dilated window per dim."""
-        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation))
 
 
 def _pick(ctx, family, names, given):
