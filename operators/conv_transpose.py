@@ -11,7 +11,6 @@ One matmul per group gives every kernel offset's contribution at once, and a
 loop over the kernel offsets adds them into the strided output grid (col2im).
 """
 
-from math import prod
 
 from caffe2lite.core import CreateOperator
 from caffe2lite.gradients import dense_output_grad, grad_name
@@ -20,8 +19,9 @@ from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
 from caffe2lite.shape_inference import TensorSpec
 from caffe2lite.operators import _conv_geometry as geo
-from caffe2lite.operators.conv import (_channels_first, _conv_gradient_shapes,
-                                       _filter_channels_first, _to_order, col2im, im2col)
+from caffe2lite.operators.conv import (_batch_step, _channels_first, _conv_gradient_shapes,
+                                       _filter_channels_first, _over_batch, _to_order,
+                                       col2im, im2col)
 
 ADJ_ARGS = [
     Arg("adjs", "ints", [], "extra output size per spatial dim, at the tail (0..stride)"),
@@ -115,8 +115,6 @@ def _checked(ctx, X, W):
         ctx.fail(f"X has M = {M} channels, not divisible by group {G}")
     C = per_group * G
     geo.check_size(ctx, (X.shape[0], C) + outs, "the output")
-    geo.check_size(ctx, (X.shape[0], C * prod(res.kernel)) + res.out_dims, "the column "
-                                                                             "buffer")
     return window, res, X.shape[0], M, C
 
 
@@ -164,10 +162,15 @@ def conv_transpose(ctx, X, W, b=None):
                  f"{X.dtype}({C},)")
     G = window.group
     Xm = _channels_first(window, X).reshape(N, G, M // G, -1)
-    Wm = _filter_channels_first(window, W).reshape(G, M // G, -1)
-    dcol = xp.matmul(Wm.transpose(0, 2, 1), Xm)                  # (N, G, Cg*K, L_in)
-    dcol = dcol.reshape((N, C) + res.kernel + res.out_dims)
-    Y = col2im(xp, dcol, res, (N, C) + res.in_dims)
+    Wt = _filter_channels_first(window, W).reshape(G, M // G, -1).transpose(0, 2, 1)
+
+    def forward(start, stop):
+        dcol = xp.matmul(Wt, Xm[start:stop])                      # (n, G, Cg*K, L_in)
+        dcol = dcol.reshape((stop - start, C) + res.kernel + res.out_dims)
+        return col2im(xp, dcol, res, (stop - start, C) + res.in_dims)
+
+    Y = _over_batch(xp, N, _batch_step(ctx, res, N, C), forward, (N, C) + res.in_dims,
+                    X.dtype)
     if b is not None:
         Y = Y + b.reshape((1, C) + (1,) * len(res.in_dims))
     return (_to_order(xp, window, xp.ascontiguousarray(Y)),)
@@ -187,16 +190,25 @@ def conv_transpose_gradient(ctx, X, W, dY):
         ctx.fail(f"{ctx.input_label(2)} is {dY.dtype}{tuple(dY.shape)}, expected "
                  f"{X.dtype}{expected} (the shape of Y)")
     G = window.group
-    col = im2col(xp, _channels_first(window, dY), res, G)          # (N, G, Cg*K, L_in)
+    step = _batch_step(ctx, res, N, C)
+    dYcf = _channels_first(window, dY)
     Xcf = _channels_first(window, X)
     Xm = Xcf.reshape(N, G, M // G, -1)
     Wcf = _filter_channels_first(window, W)
-    dW = xp.matmul(Xm, col.transpose(0, 1, 3, 2)).sum(axis=0).reshape(Wcf.shape)
+    Wm = Wcf.reshape(G, M // G, -1)
+    want_dx = n_out == 3 or (no_bias and n_out == 2)
+    dW = xp.zeros(Wm.shape, dtype=X.dtype)
+    dX = xp.empty(Xm.shape, dtype=X.dtype) if want_dx else None
+    for start in range(0, N, step):
+        col = im2col(xp, dYcf[start:start + step], res, G)       # (n, G, Cg*K, L_in)
+        dW += xp.matmul(Xm[start:start + step], col.transpose(0, 1, 3, 2)).sum(axis=0)
+        if want_dx:
+            dX[start:start + step] = xp.matmul(Wm, col)
+    dW = dW.reshape(Wcf.shape)
     outputs = [_to_order(xp, window, dW) if window.channels_last else dW]
     if not no_bias:
         channel_axis = dY.ndim - 1 if window.channels_last else 1
         outputs.append(dY.sum(axis=tuple(i for i in range(dY.ndim) if i != channel_axis)))
-    if n_out == 3 or (no_bias and n_out == 2):
-        dX = xp.matmul(Wcf.reshape(G, M // G, -1), col).reshape(Xcf.shape)
-        outputs.append(_to_order(xp, window, dX))
+    if want_dx:
+        outputs.append(_to_order(xp, window, dX.reshape(Xcf.shape)))
     return tuple(xp.ascontiguousarray(o) for o in outputs)

@@ -466,3 +466,13 @@ def test_large_batches_are_done_in_slices_with_the_same_result(monkeypatch):
     whole = run("ConvGradient", [X, W, dY], ["dW", "db", "dX"], **args)
     for a, e in zip(sliced, whole):
         np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
+    Wt, dYt = randn(rng, 4, 3, 3, 3), randn(rng, 5, 6, 17, 17)
+    whole_t = run("ConvTranspose", [X, Wt, b], **args) + run(
+        "ConvTransposeGradient", [X, Wt, dYt], ["tW", "tb", "tX"], **args)
+    monkeypatch.setattr(conv_module, "COL_BUDGET", 2000)
+    sliced_t = run("ConvTranspose", [X, Wt, b], **args) + run(
+        "ConvTransposeGradient", [X, Wt, dYt], ["tW", "tb", "tX"], **args)
+    np.testing.assert_allclose(whole_t[0], ref_conv_transpose(X, Wt, b, [2, 2], [1, 1], [1, 1],
+                                                              group=2), rtol=1e-4, atol=1e-4)
+    for a, e in zip(sliced_t, whole_t):
+        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
