@@ -19,9 +19,8 @@ from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
 from caffe2lite.shape_inference import TensorSpec
 from caffe2lite.operators import _conv_geometry as geo
-from caffe2lite.operators.conv import (_batch_step, _channels_first, _conv_gradient_shapes,
-                                       _filter_channels_first, _over_batch, _to_order,
-                                       col2im, im2col)
+from caffe2lite.operators.conv import (_batch_step, _channels_first, _filter_channels_first,
+                                       _over_batch, _to_order, col2im, im2col)
 
 ADJ_ARGS = [
     Arg("adjs", "ints", [], "extra output size per spatial dim, at the tail (0..stride)"),
@@ -128,6 +127,23 @@ def _transpose_shapes(ctx, X, W, b=None):
     return (TensorSpec(shape, X.dtype),)
 
 
+def _transpose_gradient_shapes(ctx, X, W, dY):
+    """(dfilter, [dbias], [dX]) shaped like filter, (C,) and X."""
+    n_out = len(ctx.op_def.output)
+    no_bias = ctx.args["no_bias"]
+    out = [W]
+    if not no_bias:
+        bias = None
+        if W is not None and W.ndim > 1:
+            window = geo.parse(ctx, transpose=True)
+            per_group = W.shape[-1] if window.channels_last else W.shape[1]
+            bias = TensorSpec((per_group * window.group,), W.dtype)
+        out.append(bias)
+    if n_out == 3 or (no_bias and n_out == 2):
+        out.append(X)
+    return tuple(out)
+
+
 register_schema(OpSchema(
     "ConvTranspose", num_inputs=(2, 3), num_outputs=1, args=TRANSPOSE_ARGS,
     infer_shapes=_transpose_shapes,
@@ -143,7 +159,7 @@ register_schema(OpSchema(
 
 register_schema(OpSchema(
     "ConvTransposeGradient", num_inputs=3, num_outputs=(1, 3), args=GRADIENT_ARGS,
-    infer_shapes=_conv_gradient_shapes,
+    infer_shapes=_transpose_gradient_shapes,
     inputs=[("X", "input of ConvTranspose"), ("filter", "its filter"), ("dY", "gradient of Y")],
     outputs=[("dfilter", "gradient of the filter"),
              ("dbias", "gradient of the bias (C,), unless no_bias; with no_bias this "

@@ -358,6 +358,17 @@ def test_gradient_shape_inference():
     shapes, _ = workspace.InferShapesAndTypes(
         [net], {"X": [2, 3, 5, 5], "W": [4, 3, 3, 3], "dY": [2, 4, 3, 3]})
     assert shapes["dW"] == [4, 3, 3, 3] and shapes["db"] == [4] and shapes["dX"] == [2, 3, 5, 5]
+    # ConvTranspose's bias has the output channels: filter (M, C/group, k, k), C = 3 * 2
+    rng = np.random.default_rng(19)
+    X, W, dY = randn(rng, 2, 4, 3, 3), randn(rng, 4, 3, 2, 2), randn(rng, 2, 6, 4, 4)
+    args = dict(kernel=2, group=2)
+    net = core.Net("infer_transpose_grad")
+    net.Proto().op.append(core.CreateOperator("ConvTransposeGradient", ["X", "W", "dY"],
+                                              ["tW", "tb", "tX"], **args))
+    shapes, _ = workspace.InferShapesAndTypes(
+        [net], {"X": list(X.shape), "W": list(W.shape), "dY": list(dY.shape)})
+    outputs = run("ConvTransposeGradient", [X, W, dY], ["tW", "tb", "tX"], **args)
+    assert [shapes[n] for n in ("tW", "tb", "tX")] == [list(o.shape) for o in outputs]
 
 
 # -- errors leave every blob unchanged ------------------------------------------------
