@@ -30,6 +30,7 @@ CASES = [
     ("AveragePool", {"X": X}, ["Y"], dict(kernel=3, stride=2, legacy_pad=3)),
     ("AveragePool", {"X": X}, ["Y"], dict(global_pooling=1)),
     ("MaxPool", {"X": X}, ["Y"], dict(kernel=2, order="NHWC")),
+    ("LpPool", {"X": X}, ["Y"], dict(kernel=2, stride=2, p=3.0)),
 ]
 
 
@@ -50,7 +51,8 @@ def test_cuda_matches_cpu(op_type, feeds, outputs, args):
 
 
 @requires_cuda
-@pytest.mark.parametrize("op_type", ["MaxPoolGradient", "AveragePoolGradient"])
+@pytest.mark.parametrize("op_type", ["MaxPoolGradient", "AveragePoolGradient",
+                                     "LpPoolGradient"])
 def test_cuda_pool_gradients_match_cpu(op_type):
     args = dict(kernel=3, stride=2, pad=1)
     forward = core.CreateOperator(op_type[:-len("Gradient")], ["X"], ["Y"], **args)

@@ -208,7 +208,7 @@ def test_max_pool_gradient_gives_ties_all_of_dy():
 def test_gradient_op_layout_matches_caffe2():
     from caffe2lite.gradients import get_gradient_for_op
 
-    for op_type in ("MaxPool", "AveragePool2D"):
+    for op_type in ("MaxPool", "AveragePool2D", "LpPool"):
         op = core.CreateOperator(op_type, ["X"], ["Y"], kernel=2)
         ops, g = get_gradient_for_op(op, ["Y_grad"])
         assert [o.type for o in ops] == [op_type + "Gradient"]
@@ -221,6 +221,7 @@ def test_gradient_op_layout_matches_caffe2():
     ("AveragePool", dict(kernel=3, order="NHWC", legacy_pad=3, stride=2)),
     ("MaxPool1D", dict(kernels=[3])),
     ("AveragePool", dict(global_pooling=1)),
+    ("LpPool", dict(kernel=2, stride=2, p=3.0)),
 ])
 def test_shape_inference_matches_real_outputs(op_type, args):
     shape = (2, 3, 9) if op_type.endswith("1D") else (2, 3, 9, 8)
@@ -292,3 +293,48 @@ def test_random_configurations_match_loops(seed):
         np.testing.assert_allclose(Y, expected, rtol=1e-5, atol=1e-6, err_msg=str(args))
         (Yn,) = run(op_type, [nhwc(X)], order="NHWC", **args, **extra)
         np.testing.assert_allclose(nchw(Yn), expected, rtol=1e-5, atol=1e-6, err_msg=str(args))
+
+
+# -- LpPool ----------------------------------------------------------------------------
+def ref_lp_pool(X, p, kernel, stride, heads, out):
+    """(sum over the clipped window of |x|^p)^(1/p), NCHW, 2-D."""
+    Y = np.zeros(X.shape[:2] + tuple(out))
+    for i, j in itertools.product(range(out[0]), range(out[1])):
+        t, l = i * stride[0] - heads[0], j * stride[1] - heads[1]
+        window = X[:, :, max(t, 0):min(t + kernel[0], X.shape[2]),
+                   max(l, 0):min(l + kernel[1], X.shape[3])]
+        Y[:, :, i, j] = (np.abs(window) ** p).sum(axis=(2, 3)) ** (1 / p)
+    return Y.astype(X.dtype)
+
+
+@pytest.mark.parametrize("p", [2.0, 3.0, 1.5])
+def test_lp_pool_matches_loops(p):
+    rng = np.random.default_rng(20)
+    X = rng.standard_normal((2, 3, 7, 6)).astype(np.float32)
+    expected = ref_lp_pool(X, p, [3, 3], [2, 2], [1, 1], [4, 3])
+    (Y,) = run("LpPool", [X], kernel=3, stride=2, pad=1, p=p)
+    np.testing.assert_allclose(Y, expected, rtol=1e-5, atol=1e-6)
+    (Yn,) = run("LpPool", [nhwc(X)], kernel=3, stride=2, pad=1, p=p, order="NHWC")
+    np.testing.assert_allclose(nchw(Yn), expected, rtol=1e-5, atol=1e-6)
+    (Yg,) = run("LpPool", [X], global_pooling=1, p=p)
+    np.testing.assert_allclose(Yg, (np.abs(X) ** p).sum(axis=(2, 3), keepdims=True) ** (1 / p),
+                               rtol=1e-5)
+
+
+def test_lp_pool_default_p_is_2_and_gradient_finite_differences():
+    rng = np.random.default_rng(21)
+    X = distinct(rng, 1, 2, 5, 5, dtype=np.float64) + 0.05  # no exact zeros
+    (Y,) = run("LpPool", [X], kernel=2, stride=2)
+    np.testing.assert_allclose(Y, ref_lp_pool(X, 2.0, [2, 2], [2, 2], [0, 0], [2, 2]))
+    for args in (dict(kernel=3, stride=2, pad=1, p=3.0), dict(kernel=2, p=2.0),
+                 dict(global_pooling=1, p=2.5)):
+        check_gradient(core.CreateOperator("LpPool", ["X"], ["Y"], **args), [X], 0)
+
+
+@pytest.mark.parametrize("p", [0.0, -1.0, float("nan"), float("inf")])
+def test_lp_pool_rejects_bad_p(p):
+    workspace.FeedBlob("X", np.ones((1, 1, 4, 4), np.float32))
+    before = snapshot()
+    with pytest.raises(Caffe2LiteError, match="'p'"):
+        workspace.RunOperatorOnce(core.CreateOperator("LpPool", ["X"], ["Y"], kernel=2, p=p))
+    assert_unchanged(before)
