@@ -248,7 +248,7 @@ def conv_gradient(ctx, X, W, dY):
     G = window.group
     step = _batch_step(ctx, res, N, C)
     Xcf = _channels_first(window, X)
-    dYm = _channels_first(window, dY).reshape(N, G, M // G, -1)    # (N, G, Mg, L)
+    dYm = _channels_first(window, dY).reshape(N, G, M // G, prod(res.out_dims))
     Wcf = _filter_channels_first(window, W)
     Wm = Wcf.reshape(G, M // G, -1)
     dW = xp.zeros(Wm.shape, dtype=X.dtype)                          # (G, Mg, CgK)

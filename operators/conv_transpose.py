@@ -12,6 +12,8 @@ loop over the kernel offsets adds them into the strided output grid (col2im).
 """
 
 
+from math import prod
+
 from caffe2lite.core import CreateOperator
 from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.operator import once_per_op
@@ -177,7 +179,7 @@ def conv_transpose(ctx, X, W, b=None):
         ctx.fail(f"{ctx.input_label(2)} is {b.dtype}{tuple(b.shape)}, expected "
                  f"{X.dtype}({C},)")
     G = window.group
-    Xm = _channels_first(window, X).reshape(N, G, M // G, -1)
+    Xm = _channels_first(window, X).reshape(N, G, M // G, prod(res.out_dims))
     Wt = _filter_channels_first(window, W).reshape(G, M // G, -1).transpose(0, 2, 1)
 
     def forward(start, stop):
@@ -209,7 +211,7 @@ def conv_transpose_gradient(ctx, X, W, dY):
     step = _batch_step(ctx, res, N, C)
     dYcf = _channels_first(window, dY)
     Xcf = _channels_first(window, X)
-    Xm = Xcf.reshape(N, G, M // G, -1)
+    Xm = Xcf.reshape(N, G, M // G, prod(res.out_dims))
     Wcf = _filter_channels_first(window, W)
     Wm = Wcf.reshape(G, M // G, -1)
     want_dx = n_out == 3 or (no_bias and n_out == 2)

@@ -487,3 +487,16 @@ def test_large_batches_are_done_in_slices_with_the_same_result(monkeypatch):
                                                               group=2), rtol=1e-4, atol=1e-4)
     for a, e in zip(sliced_t, whole_t):
         np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
+
+
+def test_empty_batches_give_empty_outputs():
+    X = np.ones((0, 2, 5, 5), np.float32)
+    W, Wt = np.ones((3, 2, 3, 3), np.float32), np.ones((2, 3, 3, 3), np.float32)
+    assert run("Conv", [X, W], kernel=3, pad=1)[0].shape == (0, 3, 5, 5)
+    assert run("ConvTranspose", [X, Wt], kernel=3, stride=2)[0].shape == (0, 3, 11, 11)
+    dW, db, dX = run("ConvGradient", [X, W, np.ones((0, 3, 5, 5), np.float32)],
+                     ["dW", "db", "dX"], kernel=3, pad=1)
+    assert dX.shape == X.shape and not dW.any() and not db.any() and dW.shape == W.shape
+    tW, tb, tX = run("ConvTransposeGradient", [X, Wt, np.ones((0, 3, 11, 11), np.float32)],
+                     ["tW", "tb", "tX"], kernel=3, stride=2)
+    assert tX.shape == X.shape and tW.shape == Wt.shape and not tW.any() and tb.shape == (3,)

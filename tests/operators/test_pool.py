@@ -338,3 +338,12 @@ def test_lp_pool_rejects_bad_p(p):
     with pytest.raises(Caffe2LiteError, match="'p'"):
         workspace.RunOperatorOnce(core.CreateOperator("LpPool", ["X"], ["Y"], kernel=2, p=p))
     assert_unchanged(before)
+
+
+@pytest.mark.parametrize("op_type", ["MaxPool", "AveragePool", "LpPool"])
+def test_empty_batches_give_empty_outputs(op_type):
+    X = np.ones((0, 2, 5, 5), np.float32)
+    (Y,) = run(op_type, [X], kernel=3, stride=2)
+    assert Y.shape == (0, 2, 2, 2)
+    (dX,) = run(op_type + "Gradient", [X, Y, Y], ["dX"], kernel=3, stride=2)
+    assert dX.shape == X.shape
