@@ -4,8 +4,8 @@ Y = (sum over the window's input elements of |x|^p)^(1/p), with Caffe2's
 ConvPoolOpBase arguments (kernel, stride, pads, legacy_pad, global_pooling,
 order) and ``p`` (default 2.0); padding adds nothing to the sum.  The gradient
 is Caffe2's: dX = sum over the windows holding x of dY * x * |x|^(p-2) / Y^(p-1).
-Both reuse MaxPool's window machinery: |X|^p is summed with one strided slice
-per kernel offset.
+Both reuse MaxPool's window machinery: |X|^p is summed one spatial axis at a
+time.
 """
 
 import contextlib
@@ -17,7 +17,8 @@ from caffe2lite.schema import Arg, OpSchema
 from caffe2lite.shape_inference import same_as
 from caffe2lite.operators import _conv_geometry as geo
 from caffe2lite.operators.pool import (POOL_ARGS, _check_gradient_inputs, _checked,
-                                       _pool_shapes, _scatter, _windows, pool_gradient_maker)
+                                       _pool_shapes, _scatter, _separable,
+                                       pool_gradient_maker)
 
 LP_ARGS = POOL_ARGS + [Arg("p", "float", 2.0, "the norm's order, > 0 (2: Euclidean)")]
 
@@ -38,10 +39,7 @@ def lp_pool(ctx, X):
     if window.global_pooling:
         total = powered.sum(axis=geo.spatial_axes(window, X.ndim), keepdims=True)
     else:
-        padded, _, index = _windows(xp, powered, window, res, 0)
-        total = padded[next(index)].copy()
-        for where in index:
-            total += padded[where]
+        total = _separable(xp, powered, window, res, 0, xp.add)
     return (total ** X.dtype.type(1 / p),)
 
 

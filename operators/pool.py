@@ -9,9 +9,9 @@ the full kernel size); ``global_pooling`` pools each whole image to 1 x 1;
 MaxPoolGradient gives dY to every element equal to the window's max (ties all
 receive it).
 
-Kernels loop over the kernel offsets only (9 for 3x3), each step a strided
-slice of the padded input the size of the output: no loop over pixels,
-channels or images.
+The forward kernels reduce one spatial axis at a time (3 + 3 strided-slice
+steps for a 3x3 window; max and sum are separable), the gradients add one
+strided slice per kernel offset: no loop over pixels, channels or images.
 """
 
 from math import prod
@@ -84,13 +84,23 @@ def _window_counts(xp, res, axes, ndim, count_include_pad, dtype):
     return 1 / counts
 
 
-def _windows(xp, X, window, res, fill):
-    """(padded X, spatial axes, an iterator of index tuples, one per kernel offset)."""
+def _separable(xp, X, window, res, fill, combine):
+    """combine() over every window, one spatial axis at a time: a 3x3 window is 3 + 3
+    whole-array steps instead of 9, and the steps along outer axes read whole
+    contiguous rows.  Exact for max and sum (both are separable)."""
     axes = geo.spatial_axes(window, X.ndim)
-    padded = geo.pad_spatial(xp, X, axes, res.heads, res.tails, fill)
-    index = (geo.window_slices(axes, X.ndim, offset, res.dilation, res.stride, res.out_dims)
-             for offset in geo.offsets(res.kernel))
-    return padded, axes, index
+    arr = geo.pad_spatial(xp, X, axes, res.heads, res.tails, fill)
+    for ax, k, s, d, n in zip(axes, res.kernel, res.stride, res.dilation, res.out_dims):
+        def along(offset, ax=ax, s=s, d=d, n=n):
+            index = [slice(None)] * arr.ndim
+            index[ax] = slice(offset * d, offset * d + s * (n - 1) + 1, s)
+            return arr[tuple(index)]
+
+        out = along(0).copy() if k == 1 else combine(along(0), along(1))
+        for offset in range(2, k):
+            combine(out, along(offset), out=out)
+        arr = out
+    return arr
 
 
 def max_pool(ctx, X):
@@ -98,11 +108,7 @@ def max_pool(ctx, X):
     window, res, _ = _checked(ctx, X)
     if window.global_pooling:
         return (X.max(axis=geo.spatial_axes(window, X.ndim), keepdims=True),)
-    padded, _, index = _windows(xp, X, window, res, -xp.inf)
-    Y = padded[next(index)].copy()
-    for where in index:
-        xp.maximum(Y, padded[where], out=Y)
-    return (Y,)
+    return (_separable(xp, X, window, res, -xp.inf, xp.maximum),)
 
 
 def average_pool(ctx, X):
@@ -111,10 +117,7 @@ def average_pool(ctx, X):
     axes = geo.spatial_axes(window, X.ndim)
     if window.global_pooling:
         return (X.mean(axis=axes, keepdims=True, dtype=X.dtype),)
-    padded, axes, index = _windows(xp, X, window, res, 0)
-    Y = padded[next(index)].copy()
-    for where in index:
-        Y += padded[where]
+    Y = _separable(xp, X, window, res, 0, xp.add)
     Y *= _window_counts(xp, res, axes, X.ndim, ctx.args["count_include_pad"], X.dtype)
     return (Y,)
 
