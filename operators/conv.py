@@ -88,16 +88,11 @@ def _checked(ctx, X, W):
 
 
 def _channels_first(window, arr):
-    """A channel-first view (N, C, *spatial) of an array in the window's order."""
+    """A channel-first view of an array in the window's order: X (N, C, *spatial), or a
+    filter (M, C/group, *kernel) from its NHWC layout (M, *kernel, C/group)."""
     if not window.channels_last:
         return arr
     return arr.transpose((0, arr.ndim - 1) + tuple(range(1, arr.ndim - 1)))
-
-
-def _filter_channels_first(window, W):
-    if not window.channels_last:
-        return W
-    return W.transpose((0, W.ndim - 1) + tuple(range(1, W.ndim - 1)))
 
 
 def _to_order(xp, window, arr):
@@ -219,7 +214,7 @@ def conv(ctx, X, W, b=None):
             ctx.fail(f"bias ({b.dtype}) must have X's dtype ({X.dtype})")
     G = window.group
     Xcf = _channels_first(window, X)
-    Wm = _filter_channels_first(window, W).reshape(G, M // G, -1)
+    Wm = _channels_first(window, W).reshape(G, M // G, -1)
     shape = (N, M) + res.out_dims
 
     def forward(start, stop):
@@ -249,7 +244,7 @@ def conv_gradient(ctx, X, W, dY):
     step = _batch_step(ctx, res, N, C)
     Xcf = _channels_first(window, X)
     dYm = _channels_first(window, dY).reshape(N, G, M // G, prod(res.out_dims))
-    Wcf = _filter_channels_first(window, W)
+    Wcf = _channels_first(window, W)
     Wm = Wcf.reshape(G, M // G, -1)
     dW = xp.zeros(Wm.shape, dtype=X.dtype)                          # (G, Mg, CgK)
     for start in range(0, N, step):

@@ -21,8 +21,8 @@ from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
 from caffe2lite.shape_inference import TensorSpec
 from caffe2lite.operators import _conv_geometry as geo
-from caffe2lite.operators.conv import (_batch_step, _channels_first, _filter_channels_first,
-                                       _over_batch, _to_order, col2im, im2col)
+from caffe2lite.operators.conv import (_batch_step, _channels_first, _over_batch, _to_order,
+                                       col2im, im2col)
 
 ADJ_ARGS = [
     Arg("adjs", "ints", [], "extra output size per spatial dim, at the tail (0..stride)"),
@@ -180,7 +180,7 @@ def conv_transpose(ctx, X, W, b=None):
                  f"{X.dtype}({C},)")
     G = window.group
     Xm = _channels_first(window, X).reshape(N, G, M // G, prod(res.out_dims))
-    Wt = _filter_channels_first(window, W).reshape(G, M // G, -1).transpose(0, 2, 1)
+    Wt = _channels_first(window, W).reshape(G, M // G, -1).transpose(0, 2, 1)
 
     def forward(start, stop):
         dcol = xp.matmul(Wt, Xm[start:stop])                      # (n, G, Cg*K, L_in)
@@ -212,7 +212,7 @@ def conv_transpose_gradient(ctx, X, W, dY):
     dYcf = _channels_first(window, dY)
     Xcf = _channels_first(window, X)
     Xm = Xcf.reshape(N, G, M // G, prod(res.out_dims))
-    Wcf = _filter_channels_first(window, W)
+    Wcf = _channels_first(window, W)
     Wm = Wcf.reshape(G, M // G, -1)
     want_dx = n_out == 3 or (no_bias and n_out == 2)
     dW = xp.zeros(Wm.shape, dtype=X.dtype)
