@@ -91,16 +91,20 @@ def _separable(xp, X, window, res, fill, combine):
     axes = geo.spatial_axes(window, X.ndim)
     arr = geo.pad_spatial(xp, X, axes, res.heads, res.tails, fill)
     for ax, k, s, d, n in zip(axes, res.kernel, res.stride, res.dilation, res.out_dims):
-        def along(offset, ax=ax, s=s, d=d, n=n):
-            index = [slice(None)] * arr.ndim
-            index[ax] = slice(offset * d, offset * d + s * (n - 1) + 1, s)
-            return arr[tuple(index)]
-
-        out = along(0).copy() if k == 1 else combine(along(0), along(1))
-        for offset in range(2, k):
-            combine(out, along(offset), out=out)
+        steps = [_along(arr, ax, offset * d, s, n) for offset in range(k)]
+        out = steps[0].copy() if k == 1 else combine(steps[0], steps[1])
+        for step in steps[2:]:
+            combine(out, step, out=out)
         arr = out
     return arr
+
+
+def _along(arr, axis, start, stride, count):
+    """The view of ``arr`` taking ``count`` entries from ``start`` every ``stride`` along
+    ``axis``."""
+    index = [slice(None)] * arr.ndim
+    index[axis] = slice(start, start + stride * (count - 1) + 1, stride)
+    return arr[tuple(index)]
 
 
 def max_pool(ctx, X):
