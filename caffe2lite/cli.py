@@ -126,6 +126,8 @@ def ops_command(args) -> int:
                          + (f"; did you mean {hint}?" if hint else ""))
         print(schema.describe())
         devices = registry.available_implementations(args.type)
+        if schema.cpu_fallback and not any(d.startswith("CUDA/") for d in devices):
+            devices.append("CUDA/CPU_FALLBACK (the CPU kernel, inputs and outputs copied)")
         print(f"Implementations: {', '.join(devices) or 'none'}")
         return 0
     width = max((len(t) for t in schemas), default=0)

@@ -148,6 +148,16 @@ def test_ops_describes_one(capsys):
     assert "Implementations: CPU/DEFAULT" in out
 
 
+def test_ops_says_when_cuda_falls_back_to_the_cpu_kernel(capsys):
+    register_schema(OpSchema("TestCliFallback", num_inputs=1, num_outputs=1,
+                             cpu_fallback=True, doc="Y = X"))
+    register_kernel("TestCliFallback")(lambda ctx, x: (x,))
+    out = _run(capsys, "ops", "TestCliFallback")[1]
+    assert "Implementations: CPU/DEFAULT, CUDA/CPU_FALLBACK" in out
+    out = _run(capsys, "ops", "Conv")[1]  # an xp-generic kernel serves CUDA itself
+    assert "Implementations: CPU/DEFAULT, CUDA/DEFAULT\n" in out
+
+
 def test_show(tmp_path, capsys):
     net = caffe2_pb2.NetDef(name="shown", type="dag", external_input=["a", "b"],
                             external_output=["c"])

@@ -1,0 +1,275 @@
+"""Conv (and Conv1D/2D/3D) and ConvGradient: N-D convolution as im2col + one matmul.
+
+Y[n, m, o] = sum over c in m's group and kernel offsets k of
+X_padded[n, c, o * stride + k * dilation] * filter[m, c, k] (+ bias[m]), with
+Caffe2's layouts: X (N, C, *spatial) and filter (M, C/group, *kernel) under
+order NCHW, X (N, *spatial, C) and filter (M, *kernel, C/group) under NHWC.
+The window arguments and padding rules are ConvPoolOpBase's (see
+operators/_conv_geometry.py).
+
+The CPU path gathers every window of the padded input through one strided view
+(no Python loop over pixels), copies it once into the im2col matrix and does one
+BLAS matmul per group; a 1x1, stride-1, unpadded convolution is a plain matmul
+with no copy at all.  NHWC inputs are handled as transposed views of the same
+channel-first computation.
+"""
+
+from math import prod
+
+from caffe2lite.core import CreateOperator
+from caffe2lite.gradients import dense_output_grad, grad_name
+from caffe2lite.operator import once_per_op
+from caffe2lite.registry import register_kernel, register_schema
+from caffe2lite.schema import Arg, OpSchema
+from caffe2lite.shape_inference import TensorSpec
+from caffe2lite.operators import _conv_geometry as geo
+
+CONV_TYPES = ("Conv", "Conv1D", "Conv2D", "Conv3D")
+CONV_ARGS = (geo.WINDOW_ARGS + geo.DILATION_ARGS + [geo.GROUP_ARG]
+             + [Arg("no_gradient_to_input", "bool", False,
+                    "the gradient maker leaves X without a gradient (no dX output)")]
+             + geo.IGNORED_ARGS)
+GRADIENT_ARGS = CONV_ARGS + [Arg("no_bias", "bool", False,
+                                 "the forward op had no bias: outputs are dfilter, [dX]")]
+
+
+def conv_gradient_maker(op_def, g_output):
+    """Caffe2's GetConvGradient: <type>Gradient(X, filter, dY) -> (dfilter, [dbias], [dX])."""
+    x, w = op_def.input[0], op_def.input[1]
+    dy = dense_output_grad(op_def, g_output)
+    no_dx = any(a.name == "no_gradient_to_input" and a.i for a in op_def.arg)
+    outputs = [grad_name(w)]
+    args = {}
+    if len(op_def.input) == 3:
+        outputs.append(grad_name(op_def.input[2]))
+    else:
+        args["no_bias"] = 1
+    if not no_dx:
+        outputs.append(grad_name(x))
+    grad_op = CreateOperator(op_def.type + "Gradient", [x, w, dy], outputs, **args)
+    g_input = [None if no_dx else grad_name(x), grad_name(w)]
+    if len(op_def.input) == 3:
+        g_input.append(grad_name(op_def.input[2]))
+    return [grad_op], g_input
+
+
+@once_per_op
+def _window(ctx):
+    return geo.parse(ctx)
+
+
+def _checked(ctx, X, W):
+    """(window, resolved geometry, N, C, M) after Caffe2's filter and channel checks."""
+    window = _window(ctx)
+    for i, arr in ((0, X), (1, W)):
+        if getattr(arr, "dtype", None) is None or arr.dtype.kind != "f":
+            ctx.fail(f"{ctx.input_label(i)} must be a float tensor, got "
+                     f"{getattr(arr, 'dtype', type(arr).__name__)}")
+    if X.dtype != W.dtype:
+        ctx.fail(f"X ({X.dtype}) and filter ({W.dtype}) must have the same dtype")
+    res = geo.resolve(ctx, window, X.shape)
+    C = X.shape[-1] if window.channels_last else X.shape[1]
+    M = W.shape[0] if W.ndim else 0
+    G = window.group
+    kernel = tuple(W.shape[1:-1]) if window.channels_last else tuple(W.shape[2:])
+    per_group = W.shape[-1] if window.channels_last else (W.shape[1] if W.ndim > 1 else 0)
+    layout = (f"(M, {', '.join('k' * len(res.kernel))}, C/group)" if window.channels_last
+              else f"(M, C/group, {', '.join('k' * len(res.kernel))})")
+    if W.ndim != X.ndim or kernel != res.kernel:
+        ctx.fail(f"{ctx.input_label(1)} has shape {tuple(W.shape)}; for X {tuple(X.shape)} "
+                 f"({window.order}) and kernel {list(res.kernel)} it must be {layout}")
+    if C % G or per_group * G != C:
+        ctx.fail(f"X has {C} channels but the filter has {per_group} per group x group "
+                 f"{G} = {per_group * G}; C must equal filter channels * group")
+    if M % G or M == 0:
+        ctx.fail(f"the filter has M = {M} output channels, which is not a positive "
+                 f"multiple of group {G}")
+    return window, res, X.shape[0], C, M
+
+
+def _channels_first(window, arr):
+    """A channel-first view of an array in the window's order: X (N, C, *spatial), or a
+    filter (M, C/group, *kernel) from its NHWC layout (M, *kernel, C/group)."""
+    if not window.channels_last:
+        return arr
+    return arr.transpose((0, arr.ndim - 1) + tuple(range(1, arr.ndim - 1)))
+
+
+def _to_order(xp, window, arr):
+    """A channel-first result back in the window's order (contiguous)."""
+    if not window.channels_last:
+        return arr
+    return xp.ascontiguousarray(arr.transpose((0,) + tuple(range(2, arr.ndim)) + (1,)))
+
+
+def _is_pointwise(res):
+    return (all(k == 1 for k in res.kernel) and all(s == 1 for s in res.stride)
+            and not any(res.heads) and not any(res.tails))
+
+
+def im2col(xp, Xcf, res, groups):
+    """The im2col matrix of a channel-first X: (N, G, C/G * K, L), K = prod(kernel),
+    L = prod(output dims); a view of X itself for a pointwise convolution."""
+    N, C = Xcf.shape[:2]
+    L = prod(res.out_dims)
+    if _is_pointwise(res):
+        return Xcf.reshape(N, groups, C // groups, L)
+    nd = len(res.kernel)
+    axes = tuple(range(2, 2 + nd))
+    padded = geo.pad_spatial(xp, Xcf, axes, res.heads, res.tails)
+    view = geo.window_view(xp, padded, axes, res)  # (N, C, *out, *kernel)
+    order = (0, 1) + tuple(range(2 + nd, 2 + 2 * nd)) + axes
+    col = xp.ascontiguousarray(view.transpose(order))
+    return col.reshape(N, groups, C // groups * prod(res.kernel), L)
+
+
+def col2im(xp, dcol, res, x_shape):
+    """The adjoint of im2col: dcol (N, C, *kernel, *out) summed back onto X's shape."""
+    nd = len(res.kernel)
+    axes = tuple(range(2, 2 + nd))
+    padded_shape = x_shape[:2] + tuple(
+        n + h + t for n, h, t in zip(x_shape[2:], res.heads, res.tails))
+    target = xp.zeros(padded_shape, dtype=dcol.dtype)
+    geo.scatter_add_windows(target, axes, res,
+                            lambda offset: dcol[(slice(None), slice(None)) + offset])
+    return geo.unpad_spatial(xp, target, axes, res.heads, res.tails, x_shape)
+
+
+def _conv_shapes(ctx, X, W, b=None):
+    if X is None or W is None or W.ndim != X.ndim:
+        return (None,)
+    window = geo.parse(ctx)
+    res = geo.resolve(ctx, window, X.shape)
+    return (TensorSpec(geo.output_shape(window, res, X.shape[0], W.shape[0]), X.dtype),)
+
+
+def _conv_gradient_shapes(ctx, X, W, dY):
+    """(dfilter, [dbias], [dX]) shaped like filter, (M,) and X (Caffe2's inference)."""
+    n_out = len(ctx.op_def.output)
+    no_bias = ctx.args["no_bias"]
+    out = [W]
+    if not no_bias:
+        out.append(TensorSpec((W.shape[0],), W.dtype) if W is not None and W.ndim else None)
+    if n_out == 3 or (no_bias and n_out == 2):
+        out.append(X)
+    return tuple(out)
+
+
+for _type in CONV_TYPES:
+    register_schema(OpSchema(
+        _type, num_inputs=(2, 3), num_outputs=1, args=CONV_ARGS, infer_shapes=_conv_shapes,
+        inputs=[("X", "input: (N, C, *spatial) under NCHW, (N, *spatial, C) under NHWC"),
+                ("filter", "(M, C/group, *kernel) under NCHW, (M, *kernel, C/group) under "
+                           "NHWC"),
+                ("bias", "optional: (M,), added to every output position")],
+        outputs=[("Y", "(N, M, *out) under NCHW, (N, *out, M) under NHWC; out from the "
+                       "kernel, stride, dilation, pads and legacy_pad")],
+        doc=f"{_type}: the {'N-D' if _type == 'Conv' else _type[-2:]} convolution of X with "
+            "filter (cross-correlation, as Caffe2), plus bias.  1-D, 2-D or 3-D as the "
+            "kernel arguments say; groups, dilation and Caffe2's padding rules.",
+        gradient=conv_gradient_maker))
+    register_schema(OpSchema(
+        _type + "Gradient", num_inputs=3, num_outputs=(1, 3), args=GRADIENT_ARGS,
+        infer_shapes=_conv_gradient_shapes,
+        inputs=[("X", "input of the convolution"), ("filter", "its filter"),
+                ("dY", "gradient of Y")],
+        outputs=[("dfilter", "gradient of the filter"),
+                 ("dbias", "gradient of the bias (M,), unless no_bias; with no_bias this "
+                           "output is dX"),
+                 ("dX", "optional: gradient of X")],
+        doc=f"Gradient of {_type} (Caffe2's ConvGradientOp): dfilter, then dbias unless "
+            "no_bias is set, then dX when one more output is given."))
+
+
+# An im2col matrix is built for this many elements at most (a slice of the batch at a
+# time): Caffe2 built one image's at a time, and a whole batch of large images would
+# take gigabytes.  Small batches are one slice, one matmul.
+COL_BUDGET = 1 << 24
+
+
+def _batch_step(ctx, res, N, C):
+    per_image = C * prod(res.kernel) * prod(res.out_dims)
+    geo.check_size(ctx, (C * prod(res.kernel),) + res.out_dims, "one image's im2col matrix")
+    return max(1, COL_BUDGET // max(per_image, 1))
+
+
+def _over_batch(xp, N, step, compute, shape, dtype):
+    """compute(start, stop) for each slice of the batch, gathered into one array."""
+    if step >= N:
+        return compute(0, N)
+    out = xp.empty(shape, dtype=dtype)
+    for start in range(0, N, step):
+        out[start:start + step] = compute(start, min(N, start + step))
+    return out
+
+
+@register_kernel("Conv", devices=("CPU", "CUDA"))
+def conv(ctx, X, W, b=None):
+    xp = ctx.xp
+    window, res, N, C, M = _checked(ctx, X, W)
+    if b is not None:
+        if b.ndim != 1 or b.shape[0] != M:
+            ctx.fail(f"{ctx.input_label(2)} has shape {tuple(b.shape)}, expected ({M},)")
+        if b.dtype != X.dtype:
+            ctx.fail(f"bias ({b.dtype}) must have X's dtype ({X.dtype})")
+    G = window.group
+    Xcf = _channels_first(window, X)
+    Wm = _channels_first(window, W).reshape(G, M // G, -1)
+    shape = (N, M) + res.out_dims
+
+    def forward(start, stop):
+        col = im2col(xp, Xcf[start:stop], res, G)                  # (n, G, CgK, L)
+        return xp.matmul(Wm, col).reshape((stop - start,) + shape[1:])
+
+    Y = _over_batch(xp, N, _batch_step(ctx, res, N, C), forward, shape, X.dtype)
+    if b is not None:
+        Y += b.reshape((1, M) + (1,) * len(res.out_dims))
+    return (_to_order(xp, window, Y),)
+
+
+@register_kernel("ConvGradient", devices=("CPU", "CUDA"))
+def conv_gradient(ctx, X, W, dY):
+    xp = ctx.xp
+    no_bias = ctx.args["no_bias"]
+    n_out = len(ctx.op_def.output)
+    if no_bias and n_out == 3:
+        ctx.fail("argument 'no_bias' is set but 3 outputs are given: without a bias the "
+                 "outputs are dfilter and dX")
+    window, res, N, C, M = _checked(ctx, X, W)
+    expected = geo.output_shape(window, res, N, M)
+    if tuple(dY.shape) != expected or dY.dtype != X.dtype:
+        ctx.fail(f"{ctx.input_label(2)} is {dY.dtype}{tuple(dY.shape)}, expected "
+                 f"{X.dtype}{expected} (the shape of Y)")
+    G = window.group
+    step = _batch_step(ctx, res, N, C)
+    Xcf = _channels_first(window, X)
+    dYm = _channels_first(window, dY).reshape(N, G, M // G, prod(res.out_dims))
+    Wcf = _channels_first(window, W)
+    Wm = Wcf.reshape(G, M // G, -1)
+    dW = xp.zeros(Wm.shape, dtype=X.dtype)                          # (G, Mg, CgK)
+    for start in range(0, N, step):
+        col = im2col(xp, Xcf[start:start + step], res, G)           # (n, G, CgK, L)
+        dW += xp.matmul(dYm[start:start + step], col.transpose(0, 1, 3, 2)).sum(axis=0)
+    dW = dW.reshape(Wcf.shape)
+    outputs = [_to_order(xp, window, dW) if window.channels_last else dW]
+    if not no_bias:
+        channel_axis = dY.ndim - 1 if window.channels_last else 1
+        outputs.append(dY.sum(axis=tuple(i for i in range(dY.ndim) if i != channel_axis)))
+    if n_out == 3 or (no_bias and n_out == 2):
+        def backward(start, stop):
+            dcol = xp.matmul(Wm.transpose(0, 2, 1), dYm[start:stop])   # (n, G, CgK, L)
+            shape = (stop - start,) + Xcf.shape[1:]
+            if _is_pointwise(res):
+                return dcol.reshape(shape)
+            return col2im(xp, dcol.reshape((stop - start, C) + res.kernel + res.out_dims),
+                          res, shape)
+
+        dX = _over_batch(xp, N, step, backward, Xcf.shape, X.dtype)
+        outputs.append(_to_order(xp, window, dX))
+    return tuple(xp.ascontiguousarray(o) for o in outputs)
+
+
+# The dimension-named variants run the same kernels (Caffe2 registered ConvOp for each).
+for _type in CONV_TYPES[1:]:
+    register_kernel(_type, devices=("CPU", "CUDA"))(conv)
+    register_kernel(_type + "Gradient", devices=("CPU", "CUDA"))(conv_gradient)
