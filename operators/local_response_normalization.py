@@ -1,0 +1,118 @@
+"""LRN and LRNGradient: local response normalisation across channels, as Caffe2's.
+
+For a 4-D X (channels on axis 1 with ``order='NCHW'``, last with 'NHWC'):
+``scale[c] = bias + alpha / size * sum(X[c']**2 for c' in window(c))`` and
+``Y = X * scale**-beta``, where window(c) is the ``size`` channels
+``c - pre_pad .. c - pre_pad + size - 1`` (pre_pad = (size - 1) // 2; channels
+outside [0, C) count as 0).  The optional second output is ``scale``.
+
+LRNGradient(X, Y, dY) recomputes scale from X and gives
+``dX = dY * scale**-beta - 2 * alpha * beta / size * X * sum over the
+channels c'' whose window holds c of (dY * Y / scale)[c'']``.
+
+The window sums are sliding sums over a zero-padded copy: one vectorised add
+per window offset (``size`` of them), never a loop over channels or pixels.
+"""
+
+from caffe2lite.core import CreateOperator
+from caffe2lite.gradients import dense_output_grad, grad_name
+from caffe2lite.registry import register_kernel, register_schema
+from caffe2lite.schema import Arg, OpSchema
+from caffe2lite.shape_inference import same_as
+from caffe2lite.operators._storage_order import ORDER_ARG, channel_axis
+
+ARGS = [
+    Arg("size", "int", 0, "number of neighbouring channels summed over (must be >= 1)"),
+    Arg("alpha", "float", 0.0, "multiplicative factor of the windowed sum of squares"),
+    Arg("beta", "float", 0.0, "exponent"),
+    Arg("bias", "float", 1.0, "additive factor"),
+    ORDER_ARG,
+]
+
+
+def lrn_gradient_maker(op_def, g_output):
+    """LRNGradient(X, Y, dY) -> dX, as Caffe2's GetLRNGradient."""
+    x = op_def.input[0]
+    grad_op = CreateOperator("LRNGradient",
+                             [x, op_def.output[0], dense_output_grad(op_def, g_output)],
+                             [grad_name(x)])
+    return [grad_op], [grad_name(x)]
+
+
+register_schema(OpSchema(
+    "LRN", num_inputs=1, num_outputs=(1, 2), args=ARGS, infer_shapes=same_as(0, 0),
+    inputs=[("X", "4-D float tensor, NCHW or NHWC")],
+    outputs=[("Y", "X * scale**-beta"),
+             ("Y_scale", "optional: scale = bias + alpha / size * windowed sum of X**2")],
+    doc="Local response normalisation across channels: Y = X * (bias + alpha / size * sum of "
+        "X**2 over size neighbouring channels)**-beta.",
+    gradient=lrn_gradient_maker))
+
+register_schema(OpSchema(
+    "LRNGradient", num_inputs=3, num_outputs=1, args=ARGS, infer_shapes=same_as(0),
+    inputs=[("X", "input of LRN"), ("Y", "output of LRN"), ("dY", "gradient of Y")],
+    outputs=[("dX", "gradient of X")],
+    doc="Gradient of LRN with respect to X."))
+
+
+def _check(ctx, X):
+    """(channel axis, size, pre_pad), after checking X and the arguments."""
+    if X.dtype.kind != "f":
+        ctx.fail(f"{ctx.input_label(0)} must be a float tensor, got {X.dtype}")
+    if X.ndim != 4:
+        ctx.fail(f"{ctx.input_label(0)} must be 4-D (NCHW or NHWC), got shape "
+                 f"{tuple(X.shape)}")
+    size = ctx.args["size"]
+    if size < 1:
+        ctx.fail(f"argument 'size' must be >= 1, got {size}")
+    return channel_axis(ctx, X.ndim), size, (size - 1) // 2
+
+
+def _window_sum(xp, values, axis, size, before):
+    """out[c] = sum(values[c - before + k] for k in range(size)) along ``axis``, with zeros
+    outside: ``size`` shifted adds over a zero-padded copy."""
+    C = values.shape[axis]
+    padded_shape = list(values.shape)
+    padded_shape[axis] = C + size - 1
+    padded = xp.zeros(padded_shape, dtype=values.dtype)
+    index = [slice(None)] * values.ndim
+
+    def channels(start):
+        index[axis] = slice(start, start + C)
+        return tuple(index)
+
+    padded[channels(before)] = values
+    out = padded[channels(0)].copy()
+    for k in range(1, size):  # a handful of window offsets
+        out += padded[channels(k)]
+    return out
+
+
+def _scale(ctx, X, axis, size, pre_pad):
+    dtype = X.dtype.type
+    squares = _window_sum(ctx.xp, X * X, axis, size, pre_pad)
+    return dtype(ctx.args["bias"]) + dtype(ctx.args["alpha"] / size) * squares
+
+
+@register_kernel("LRN", devices=("CPU", "CUDA"))
+def lrn(ctx, X):
+    axis, size, pre_pad = _check(ctx, X)
+    scale = _scale(ctx, X, axis, size, pre_pad)
+    Y = X * ctx.xp.power(scale, X.dtype.type(-ctx.args["beta"]))
+    return (Y, scale) if len(ctx.op_def.output) == 2 else (Y,)
+
+
+@register_kernel("LRNGradient", devices=("CPU", "CUDA"))
+def lrn_gradient(ctx, X, Y, dY):
+    axis, size, pre_pad = _check(ctx, X)
+    for i, arr in ((1, Y), (2, dY)):
+        if arr.shape != X.shape or arr.dtype != X.dtype:
+            ctx.fail(f"{ctx.input_label(i)} is {arr.dtype}{tuple(arr.shape)}, expected X's "
+                     f"{X.dtype}{tuple(X.shape)}")
+    dtype = X.dtype.type
+    scale = _scale(ctx, X, axis, size, pre_pad)
+    alpha, beta = ctx.args["alpha"], ctx.args["beta"]
+    # The transpose of the forward window: channel c collects from c'' whose window holds c.
+    ratios = _window_sum(ctx.xp, dY * Y / scale, axis, size, size - 1 - pre_pad)
+    dX = dY * ctx.xp.power(scale, dtype(-beta)) - dtype(2 * alpha * beta / size) * X * ratios
+    return (dX,)
