@@ -35,7 +35,8 @@ def _run_blocks(blocks):
     return printed, expected
 
 
-@pytest.mark.parametrize("section, n_blocks", [("quickstart", 2), ("add-operator", 2)])
+@pytest.mark.parametrize("section, n_blocks", [("quickstart", 2), ("add-operator", 2),
+                                              ("norm-ops", 1)])
 def test_readme_examples_run(section, n_blocks):
     blocks = _section_code(section)
     assert len(blocks) == n_blocks
