@@ -68,9 +68,9 @@ def _check(ctx, X):
     return channel_axis(ctx, X.ndim), size, (size - 1) // 2
 
 
-def _window_sum(xp, values, axis, size, before):
-    """out[c] = sum(values[c - before + k] for k in range(size)) along ``axis``, with zeros
-    outside: ``size`` shifted adds over a zero-padded copy."""
+def _window_sum(xp, values, axis, size, before, square=False):
+    """out[c] = sum(v[c - before + k] for k in range(size)) along ``axis``, zeros outside,
+    where v is ``values`` (or its square): ``size`` shifted adds over a zero-padded copy."""
     C = values.shape[axis]
     padded_shape = list(values.shape)
     padded_shape[axis] = C + size - 1
@@ -81,7 +81,10 @@ def _window_sum(xp, values, axis, size, before):
         index[axis] = slice(start, start + C)
         return tuple(index)
 
-    padded[channels(before)] = values
+    if square:
+        xp.multiply(values, values, out=padded[channels(before)])
+    else:
+        padded[channels(before)] = values
     out = padded[channels(0)].copy()
     for k in range(1, size):  # a handful of window offsets
         out += padded[channels(k)]
@@ -89,16 +92,20 @@ def _window_sum(xp, values, axis, size, before):
 
 
 def _scale(ctx, X, axis, size, pre_pad):
+    """bias + alpha / size * (windowed sum of X**2), computed in place in X's dtype."""
     dtype = X.dtype.type
-    squares = _window_sum(ctx.xp, X * X, axis, size, pre_pad)
-    return dtype(ctx.args["bias"]) + dtype(ctx.args["alpha"] / size) * squares
+    scale = _window_sum(ctx.xp, X, axis, size, pre_pad, square=True)
+    scale *= dtype(ctx.args["alpha"] / size)
+    scale += dtype(ctx.args["bias"])
+    return scale
 
 
 @register_kernel("LRN", devices=("CPU", "CUDA"))
 def lrn(ctx, X):
     axis, size, pre_pad = _check(ctx, X)
     scale = _scale(ctx, X, axis, size, pre_pad)
-    Y = X * ctx.xp.power(scale, X.dtype.type(-ctx.args["beta"]))
+    Y = ctx.xp.power(scale, X.dtype.type(-ctx.args["beta"]))
+    Y *= X
     return (Y, scale) if len(ctx.op_def.output) == 2 else (Y,)
 
 
@@ -113,6 +120,12 @@ def lrn_gradient(ctx, X, Y, dY):
     scale = _scale(ctx, X, axis, size, pre_pad)
     alpha, beta = ctx.args["alpha"], ctx.args["beta"]
     # The transpose of the forward window: channel c collects from c'' whose window holds c.
-    ratios = _window_sum(ctx.xp, dY * Y / scale, axis, size, size - 1 - pre_pad)
-    dX = dY * ctx.xp.power(scale, dtype(-beta)) - dtype(2 * alpha * beta / size) * X * ratios
+    ratios = dY * Y
+    ratios /= scale
+    ratios = _window_sum(ctx.xp, ratios, axis, size, size - 1 - pre_pad)
+    ratios *= X
+    ratios *= dtype(2 * alpha * beta / size)
+    dX = ctx.xp.power(scale, dtype(-beta))
+    dX *= dY
+    dX -= ratios
     return (dX,)

@@ -171,6 +171,13 @@ def _check_args(ctx, n_extra):
     return is_test, eps, momentum, num_batches
 
 
+def _affine(X, alpha, beta, bshape):
+    """X * alpha + beta per channel, in one fresh array (no second full-size temporary)."""
+    Y = X * alpha.reshape(bshape)
+    Y += beta.reshape(bshape)
+    return Y
+
+
 @register_kernel("SpatialBN", devices=("CPU", "CUDA"))
 def spatial_bn(ctx, X, scale, bias, mean, var, *sums):
     is_test, eps, momentum, num_batches = _check_args(ctx, len(sums))
@@ -180,7 +187,7 @@ def spatial_bn(ctx, X, scale, bias, mean, var, *sums):
     if is_test:
         mean, var = _vector(ctx, 3, mean, C, dtype), _vector(ctx, 4, var, C, dtype)
         alpha = scale / xp.sqrt(var + dtype.type(eps))
-        return (X * alpha.reshape(bshape) + (bias - alpha * mean).reshape(bshape),)
+        return (_affine(X, alpha, bias - alpha * mean, bshape),)
     running_mean, running_var = _running(ctx, 3, mean, C, dtype), _running(ctx, 4, var, C, dtype)
     if num_batches > 1:
         sums, sumsq = _vector(ctx, 5, sums[0], C, dtype), _vector(ctx, 6, sums[1], C, dtype)
@@ -201,7 +208,7 @@ def spatial_bn(ctx, X, scale, bias, mean, var, *sums):
         new_var = batch_var * (a * unbias) + running_var * b
     rstd = 1 / xp.sqrt(batch_var + dtype.type(eps))
     alpha = scale * rstd
-    Y = X * alpha.reshape(bshape) + (bias - alpha * batch_mean).reshape(bshape)
+    Y = _affine(X, alpha, bias - alpha * batch_mean, bshape)
     return Y, new_mean.astype(dtype, copy=False), new_var.astype(dtype, copy=False), \
         batch_mean.astype(dtype, copy=False), rstd.astype(dtype, copy=False)
 
@@ -237,5 +244,6 @@ def spatial_bn_gradient(ctx, X, scale, dY, saved_mean, saved_rstd, *aggregates):
     dscale_rstd = dscale * rstd
     gamma = alpha * (mean * dscale_rstd - dbias) * inv_size
     beta = -alpha * dscale_rstd * inv_size
-    dX = dY * alpha.reshape(bshape) + X * beta.reshape(bshape) + gamma.reshape(bshape)
+    dX = _affine(dY, alpha, gamma, bshape)
+    dX += X * beta.reshape(bshape)
     return dX, dscale.astype(dtype, copy=False), dbias.astype(dtype, copy=False)
