@@ -171,6 +171,12 @@ def _check_args(ctx, n_extra):
     return is_test, eps, momentum, num_batches
 
 
+def _accumulator(dtype):
+    """The dtype sums over a batch run in: float32 for float16 data (whose 11-bit
+    mantissa cannot hold a sum of thousands of values), else the data's own."""
+    return np.dtype(np.float32) if dtype == np.float16 else dtype
+
+
 def _affine(X, alpha, beta, bshape):
     """X * alpha + beta per channel, in one fresh array (no second full-size temporary)."""
     Y = X * alpha.reshape(bshape)
@@ -199,8 +205,9 @@ def spatial_bn(ctx, X, scale, bias, mean, var, *sums):
         batch_mean = sums / dtype.type(reduce_size)
         batch_var = sumsq / dtype.type(reduce_size) - batch_mean * batch_mean
     else:
-        batch_mean = X.mean(axis=reduce_axes, dtype=dtype)
-        batch_var = X.var(axis=reduce_axes, dtype=dtype)
+        acc = _accumulator(dtype)
+        batch_mean = X.mean(axis=reduce_axes, dtype=acc).astype(dtype)
+        batch_var = X.var(axis=reduce_axes, dtype=acc).astype(dtype)
     a, b = dtype.type(1 - momentum), dtype.type(momentum)
     unbias = dtype.type(reduce_size / (reduce_size - 1) if reduce_size > 1 else np.inf)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -237,8 +244,10 @@ def spatial_bn_gradient(ctx, X, scale, dY, saved_mean, saved_rstd, *aggregates):
         dscale = dscale_sum / dtype.type(num_batches)
         dbias = dbias_sum / dtype.type(num_batches)
     else:
-        dbias = dY.sum(axis=reduce_axes, dtype=dtype)
-        dscale = (dY * (X - mean.reshape(bshape))).sum(axis=reduce_axes, dtype=dtype) * rstd
+        acc = _accumulator(dtype)
+        dbias = dY.sum(axis=reduce_axes, dtype=acc).astype(dtype)
+        dscale = (dY * (X - mean.reshape(bshape))).sum(axis=reduce_axes, dtype=acc) \
+            .astype(dtype) * rstd
     inv_size = dtype.type(1 / (X.size // C))
     alpha = scale * rstd
     dscale_rstd = dscale * rstd

@@ -267,3 +267,16 @@ def test_gradient_bad_inputs_fail_and_change_nothing():
     feeds["dY"] = np.ones(X.shape, np.float32)
     feeds["sv"] = np.ones(5, np.float32)
     fails_unchanged(op, feeds, EnforceError, r"input 4 'saved_inv_std'.*C = 3")
+
+
+def test_float16_moments_are_summed_in_float32():
+    rng = np.random.default_rng(12)
+    X = (rng.standard_normal((64, 2, 16, 16)) + 8).astype(np.float16)  # 32768 values/channel
+    s, b = np.ones(2, np.float16), np.zeros(2, np.float16)
+    m, v = np.zeros(2, np.float16), np.ones(2, np.float16)
+    _, _, _, mean, rstd = run("SpatialBN", {"X": X, "s": s, "b": b, "m": m, "v": v},
+                              ["Y", "m", "v", "sm", "sv"])
+    X64 = X.astype(np.float64)
+    assert mean.dtype == np.float16
+    np.testing.assert_allclose(mean, X64.mean(axis=(0, 2, 3)), rtol=2e-3)
+    np.testing.assert_allclose(rstd, 1 / np.sqrt(X64.var(axis=(0, 2, 3)) + 1e-5), rtol=5e-3)
