@@ -6,8 +6,8 @@ X has rank >= 2): ``Y = (X - mean[c]) / sqrt(var[c] + epsilon) * scale[c] + bias
 * Inference (``is_test=1``): inputs X, scale, bias, mean, var (the estimated
   moments); one output Y.
 * Training (``is_test=0``): mean and var are the batch moments over every axis
-  but the channel one (var is biased: divided by R = N*H*W...).  Five outputs:
-  Y, running_mean and running_var (the same blobs as inputs 3 and 4, updated
+  but the channel one (var is biased: divided by R, the values per channel).
+  Five outputs: Y, running_mean and running_var (the same blobs as inputs 3 and 4, updated
   in place), saved_mean (the batch mean) and saved_inv_std
   (``1 / sqrt(var + epsilon)``), which SpatialBNGradient reads.  As in the
   last Caffe2 release, the running variance takes the *unbiased* batch
@@ -19,8 +19,8 @@ X has rank >= 2): ``Y = (X - mean[c]) / sqrt(var[c] + epsilon) * scale[c] + bias
   per-channel sums and sums of squares over ``num_batches`` batches:
   ``mean = sums / R``, ``var = sumsq / R - mean**2``, R = num_batches*N*H*W.
 
-The arithmetic stays in X's float dtype; scale, bias and the moments must
-share it.
+The arithmetic stays in X's float dtype (float16 batches are summed in
+float32); scale, bias and the moments must share it.
 """
 
 import numpy as np
