@@ -15,6 +15,8 @@ all 1); a total weight of 0 gives a loss of 0.  The gradient op takes
 (X, labels, [weights], P, dloss), as Caffe2's GetSoftmaxWithLossGradient built
 it: ``dX = (P - onehot(labels) or t) * w[:, None] * scale / sum(w) * dloss``
 (not rescaled when sum(w) <= 0).  Only order NCHW is supported, as in Caffe2.
+The legacy ``spatial=1`` mode (a softmax per pixel, -1 labels ignored) is
+described in operators/_softmax_loss_spatial.py.
 """
 
 from math import prod
@@ -24,6 +26,7 @@ from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
 from caffe2lite.shape_inference import TensorSpec
+from caffe2lite.operators._softmax_loss_spatial import spatial_loss, spatial_loss_gradient
 from caffe2lite.operators._storage_order import ORDER_ARG
 from caffe2lite.operators.softmax import AXIS_ARG, coerced_rows, log_softmax_rows, softmax_rows
 
@@ -35,6 +38,8 @@ ARGS = [
     AXIS_ARG,
     Arg("scale", "float", 1.0, "factor on the averaged loss (must be >= 0)"),
     ORDER_ARG,
+    Arg("spatial", "bool", False, "legacy: a softmax per pixel of (N, D, H, W) logits, labels "
+                                  "(N, H, W) with -1 ignored (see _softmax_loss_spatial.py)"),
 ]
 
 
@@ -77,8 +82,7 @@ register_schema(OpSchema(
     doc="Gradient of SoftmaxWithLoss with respect to the logits."))
 
 
-def _check(ctx, X, labels, weights):
-    """(N, D, labels as an index vector or (N, D) matrix, weights or None), all checked."""
+def _check_args(ctx, X):
     if ctx.args["order"] != "NCHW":
         ctx.fail(f"argument 'order' must be 'NCHW' (the only order supported), got "
                  f"{ctx.args['order']!r}")
@@ -87,6 +91,11 @@ def _check(ctx, X, labels, weights):
         ctx.fail(f"argument 'scale' must be >= 0, got {scale}")
     if X.dtype.kind != "f":
         ctx.fail(f"{ctx.input_label(0)} must be a float tensor, got {X.dtype}")
+
+
+def _check(ctx, X, labels, weights):
+    """(N, D, labels as an index vector or (N, D) matrix, weights or None), all checked."""
+    _check_args(ctx, X)
     axis = ctx.args["axis"]
     N, D = coerced_rows(ctx, X, axis)
     axis += X.ndim if axis < 0 else 0
@@ -125,6 +134,9 @@ def _check(ctx, X, labels, weights):
 
 @register_kernel("SoftmaxWithLoss", devices=("CPU", "CUDA"))
 def softmax_with_loss(ctx, X, labels, weights=None):
+    if ctx.args["spatial"]:
+        _check_args(ctx, X)
+        return spatial_loss(ctx, X, labels, weights)
     N, D, labels, weights = _check(ctx, X, labels, weights)
     xp, dtype = ctx.xp, X.dtype
     if X.size == 0:
@@ -148,14 +160,17 @@ def softmax_with_loss(ctx, X, labels, weights=None):
 @register_kernel("SoftmaxWithLossGradient", devices=("CPU", "CUDA"))
 def softmax_with_loss_gradient(ctx, X, labels, *rest):
     weights, P, dloss = (None, *rest) if len(rest) == 2 else rest
-    N, D, labels, weights = _check(ctx, X, labels, weights)
-    xp, dtype = ctx.xp, X.dtype
-    if P.shape != X.shape or P.dtype != dtype:
+    _check_args(ctx, X)
+    if P.shape != X.shape or P.dtype != X.dtype:
         ctx.fail(f"the softmax input (blob '{ctx.op_def.input[-2]}') is "
-                 f"{P.dtype}{tuple(P.shape)}, expected the logits' {dtype}{tuple(X.shape)}")
+                 f"{P.dtype}{tuple(P.shape)}, expected the logits' {X.dtype}{tuple(X.shape)}")
     if dloss.size != 1 or dloss.dtype.kind != "f":
         ctx.fail(f"the loss gradient (blob '{ctx.op_def.input[-1]}') must be one float, got "
                  f"{dloss.dtype}{tuple(dloss.shape)}")
+    if ctx.args["spatial"]:
+        return (spatial_loss_gradient(ctx, X, labels, weights, P, dloss),)
+    N, D, labels, weights = _check(ctx, X, labels, weights)
+    xp, dtype = ctx.xp, X.dtype
     if X.size == 0:
         return (X.copy(),)
     dX = P.reshape(N, D).copy()

@@ -1,4 +1,4 @@
-"""SpatialBN and SpatialBNGradient: batch normalisation per channel, as Caffe2's spatial_batch_norm_op.
+"""SpatialBN and SpatialBNGradient: per-channel batch normalisation, as in Caffe2.
 
 For each channel c (axis 1 with ``order='NCHW'``, the last axis with 'NHWC';
 X has rank >= 2): ``Y = (X - mean[c]) / sqrt(var[c] + epsilon) * scale[c] + bias[c]``.

@@ -154,3 +154,59 @@ def test_gradient_bad_inputs_fail_and_change_nothing():
     fails_unchanged(op, feeds, EnforceError, r"softmax input \(blob 'P'\).*float32\(3, 4\)")
     feeds.update(P=X3, dl=np.ones(2, np.float32))
     fails_unchanged(op, feeds, EnforceError, r"loss gradient \(blob 'dl'\) must be one float")
+
+
+def ref_spatial(X, labels, weights=None):
+    """Legacy spatial=1: softmax per pixel, label -1 ignored, loss over counted pixels."""
+    N, D, H, W = X.shape
+    P = np.empty(X.shape)
+    total, weight_sum = 0.0, 0.0
+    for n in range(N):
+        for h in range(H):
+            for w in range(W):
+                x = X[n, :, h, w].astype(np.float64)
+                e = np.exp(x - x.max())
+                P[n, :, h, w] = e / e.sum()
+                label = int(labels[n, h, w])
+                if label != -1:
+                    wt = 1.0 if weights is None else float(weights[n, h, w])
+                    total += wt * -math.log(max(P[n, label, h, w], 1e-20))
+                    weight_sum += wt
+    return P.astype(X.dtype), np.array(total / weight_sum if weight_sum else 0.0, X.dtype)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_spatial_mode_matches_reference_and_ignores_minus_one(weighted):
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((2, 4, 3, 3)).astype(np.float32)
+    labels = rng.integers(-1, 4, (2, 3, 3)).astype(np.int32)
+    inputs = [X, labels] + ([rng.random((2, 3, 3)).astype(np.float32)] if weighted else [])
+    op = core.CreateOperator("SoftmaxWithLoss", ["X", "T", "w"][:len(inputs)], ["P", "loss"],
+                             spatial=1, scale=3.0)  # the spatial forward ignores scale
+    check_reference(op, inputs, ref_spatial, threshold=1e-5)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_spatial_gradient_by_finite_differences(weighted):
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((2, 3, 2, 3))
+    labels = np.array([[[0, -1, 2], [1, 1, -1]], [[2, 0, 0], [-1, 1, 2]]], np.int32)
+    inputs = [X, labels] + ([rng.random((2, 2, 3)) + 0.5] if weighted else [])
+    op = core.CreateOperator("SoftmaxWithLoss", ["X", "T", "w"][:len(inputs)], ["P", "loss"],
+                             spatial=1)
+    analytic, _ = check_gradient(op, inputs, 0, output_index=1)
+    assert not analytic[0, :, 0, 1].any()  # an ignored pixel gets no gradient
+
+
+def test_spatial_mode_errors():
+    X = np.zeros((1, 3, 2, 2), np.float32)
+    fails_unchanged(core.CreateOperator("SoftmaxWithLoss", ["X", "T"], ["P", "loss"], spatial=1),
+                    {"X": X, "T": np.full((1, 2, 2), 3, np.int32)}, EnforceError,
+                    r"labels must be in \[0, 3\) or -1")
+    fails_unchanged(core.CreateOperator("SoftmaxWithLoss", ["X", "T"], ["P", "loss"], spatial=1),
+                    {"X": X, "T": np.zeros((1, 4), np.int32)}, EnforceError,
+                    r"shaped \(N, H, W\) = \(1, 2, 2\)")
+    fails_unchanged(core.CreateOperator("SoftmaxWithLoss", ["X", "T"], ["P", "loss"], spatial=1,
+                                        label_prob=1),
+                    {"X": X, "T": np.zeros((1, 2, 2), np.int32)}, EnforceError,
+                    "spatial=1 does not support label_prob=1")
