@@ -11,7 +11,8 @@ LRNGradient(X, Y, dY) recomputes scale from X and gives
 channels c'' whose window holds c of (dY * Y / scale)[c'']``.
 
 The window sums are sliding sums over a zero-padded copy: one vectorised add
-per window offset (``size`` of them), never a loop over channels or pixels.
+per window offset (``size`` of them, up to 16; wider windows take a cumulative
+sum), never a loop over channels or pixels.
 """
 
 from caffe2lite.core import CreateOperator
@@ -68,25 +69,43 @@ def _check(ctx, X):
     return channel_axis(ctx, X.ndim), size, (size - 1) // 2
 
 
+SHIFTED_ADDS_UP_TO = 16  # window sizes summed by shifted adds; wider ones by a cumsum
+
+
 def _window_sum(xp, values, axis, size, before, square=False):
     """out[c] = sum(v[c - before + k] for k in range(size)) along ``axis``, zeros outside,
-    where v is ``values`` (or its square): ``size`` shifted adds over a zero-padded copy."""
+    where v is ``values`` (or its square).
+
+    Channels outside [0, C) add nothing, so the window is first clipped to at most
+    C - 1 channels on either side; then a small window is ``size`` shifted adds over a
+    zero-padded copy (exact, no cancellation), a wide one a difference of cumulative
+    sums in float64.
+    """
     C = values.shape[axis]
+    after = min(size - 1 - before, C - 1) if C else 0
+    before = min(before, C - 1) if C else 0
+    size = before + after + 1
     padded_shape = list(values.shape)
     padded_shape[axis] = C + size - 1
-    padded = xp.zeros(padded_shape, dtype=values.dtype)
+    wide = size > SHIFTED_ADDS_UP_TO
+    padded = xp.zeros(padded_shape, dtype=xp.float64 if wide else values.dtype)
     index = [slice(None)] * values.ndim
 
-    def channels(start):
-        index[axis] = slice(start, start + C)
+    def channels(start, stop=None):
+        index[axis] = slice(start, start + C if stop is None else stop)
         return tuple(index)
 
     if square:
-        xp.multiply(values, values, out=padded[channels(before)])
+        xp.multiply(values, values, out=padded[channels(before)], casting="unsafe")
     else:
         padded[channels(before)] = values
+    if wide:
+        sums = xp.cumsum(padded, axis=axis)
+        out = sums[channels(size - 1)].copy()
+        out[channels(1, C)] -= sums[channels(0, C - 1)]
+        return out.astype(values.dtype)
     out = padded[channels(0)].copy()
-    for k in range(1, size):  # a handful of window offsets
+    for k in range(1, size):  # at most SHIFTED_ADDS_UP_TO window offsets
         out += padded[channels(k)]
     return out
 

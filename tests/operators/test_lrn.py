@@ -88,3 +88,20 @@ def test_gradient_bad_inputs_fail_and_change_nothing():
     feeds = {"X": X, "Y": X, "dY": np.ones((1, 3, 2, 1), np.float32)}
     op = core.CreateOperator("LRNGradient", ["X", "Y", "dY"], ["dX"], size=3)
     fails_unchanged(op, feeds, EnforceError, r"input 2 'dY'.*expected X's float32\(1, 3, 2, 2\)")
+
+
+@pytest.mark.parametrize("order", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("size", [17, 24, 45, 10**12])  # wider than the shifted-add limit
+def test_wide_windows_match_reference(order, size):
+    X = np.random.default_rng(4).standard_normal((1, 40, 2, 2) if order == "NCHW"
+                                                 else (1, 2, 2, 40)).astype(np.float32)
+    op = core.CreateOperator("LRN", ["X"], ["Y", "scale"], size=size, alpha=2.0, beta=0.75,
+                             order=order)
+    check_reference(op, [X], lambda X: ref_lrn(X, min(size, 200), 2.0 * min(size, 200) / size,
+                                               0.75, 1.0, order), threshold=1e-5)
+
+
+def test_wide_window_gradient_by_finite_differences():
+    X = np.random.default_rng(5).standard_normal((1, 30, 2, 1))
+    op = core.CreateOperator("LRN", ["X"], ["Y"], size=20, alpha=3.0, beta=0.75)
+    check_gradient(op, [X], 0)
