@@ -26,14 +26,15 @@ import numpy as np
 from caffe2lite.operators import _native_rowwise_8bit as _native_q
 from caffe2lite.operators._native_segments import BadIndices, BadLengths
 from caffe2lite.operators._segments import (check_dtype, check_index_dtype, check_index_range,
-                                            check_lengths, check_vector, offsets_of)
+                                            check_lengths, check_vector, gather_segment_sum,
+                                            offsets_of)
 
 F32 = np.float32
 SCALE_BIAS_BYTES = 8  # two float32 after the values of a fused row
 EPSILON = F32(1e-8)  # FloatToFused8BitRowwiseQuantized's kEpsilon
 EQUALITY_THRESHOLD = F32(1e-10)  # FloatToRowwiseQuantized8Bits' kEqualityThreshold
 _SB_DTYPE = np.dtype("<f4")
-# Looked-up rows the NumPy engine dequantizes per step (a cache-sized block).
+# Looked-up rows the NumPy engine dequantizes per step (~1 MiB of float32 terms at D 64).
 CHUNK_ROWS = 4096
 
 
@@ -179,20 +180,24 @@ def quantized_segment_sum(ctx, table, width, scale_bias, indices, lengths, weigh
 
 
 def numpy_quantized_segment_sum(table, width, scale_bias, indices, lengths, weights, mean):
-    """The NumPy engine: a block of bags at a time, their rows gathered and dequantized,
-    then added into the bags rank by rank (the first row of every bag, then the
-    second, ...), so each bag is summed left to right from 0, as in C."""
+    """The NumPy engine: a block of bags at a time, their rows gathered (whole rows, as
+    byte records) and dequantized into float32 terms, which operators/_segments.py's
+    gather_segment_sum then adds up bag by bag, left to right from 0 -- the order of
+    the C kernel and of Caffe2's loop."""
     m = int(lengths.shape[0])
-    out = np.zeros((m, width), F32)
+    out = np.empty((m, width), F32)
     starts, ends = offsets_of(np, lengths)
+    records = _records(table)
     b0 = 0
     with np.errstate(all="ignore"):
-        while b0 < m:
-            # bags up to CHUNK_ROWS rows (at least one bag)
-            b1 = max(b0 + 1, int(np.searchsorted(ends, starts[b0] + CHUNK_ROWS, "right")))
-            b1 = min(b1, m)
-            _sum_block(table, width, scale_bias, indices, weights, lengths[b0:b1],
-                       starts[b0:b1], int(starts[b0]), int(ends[b1 - 1]), out[b0:b1])
+        while b0 < m:  # bags covering up to CHUNK_ROWS rows (at least one bag)
+            b1 = min(m, max(b0 + 1, int(np.searchsorted(ends, starts[b0] + CHUNK_ROWS,
+                                                        "right"))))
+            p0, p1 = int(starts[b0]), int(ends[b1 - 1])
+            terms = _terms(table, records, width, scale_bias, indices[p0:p1],
+                           None if weights is None else weights[p0:p1])
+            out[b0:b1] = gather_segment_sum(np, terms, np.arange(p1 - p0), lengths[b0:b1],
+                                            native=False)
             b0 = b1
         if mean:
             nonempty = lengths > 0
@@ -200,23 +205,24 @@ def numpy_quantized_segment_sum(table, width, scale_bias, indices, lengths, weig
     return out
 
 
-def _sum_block(table, width, scale_bias, indices, weights, lengths, starts, p0, p1, acc):
-    if p1 == p0:
-        return
-    idx = indices[p0:p1]
-    picked = np.take(table, idx, axis=0)
-    sb = fused_scale_bias(picked, width) if scale_bias is None else np.take(scale_bias, idx, axis=0)
+def _records(table):
+    """``table`` as one opaque record per row (np.take copies those much faster than
+    rows of bytes), or None when it is not C-contiguous."""
+    if not table.flags.c_contiguous or table.shape[0] == 0:
+        return None
+    return table.view(np.dtype((np.void, table.shape[1]))).reshape(table.shape[0])
+
+
+def _terms(table, records, width, scale_bias, idx, weights):
+    """(w * scale) * codes + (w * bias) for the rows ``idx``, float32 (k, width)."""
+    if records is not None:
+        picked = np.take(records, idx, mode="clip").view(np.uint8).reshape(idx.size,
+                                                                             table.shape[1])
+    else:
+        picked = np.take(table, idx, axis=0, mode="clip")
+    sb = (fused_scale_bias(picked, width) if scale_bias is None
+          else np.take(scale_bias, idx, axis=0, mode="clip"))
     scale, bias = sb[:, 0], sb[:, 1]
     if weights is not None:
-        w = weights[p0:p1]
-        scale, bias = w * scale, w * bias
-    terms = dequantize(picked[:, :width], scale, bias)
-    bag = np.repeat(np.arange(lengths.shape[0]), lengths.astype(np.int64))
-    rank = np.arange(p0, p1) - starts[bag]
-    order = np.argsort(rank, kind="stable")
-    counts = np.bincount(rank).tolist()
-    at = 0
-    for c in counts:  # one step per rank: every bag gets at most one row
-        sel = order[at:at + c]
-        acc[bag[sel]] += terms[sel]
-        at += c
+        scale, bias = weights * scale, weights * bias
+    return dequantize(picked[:, :width], scale, bias)

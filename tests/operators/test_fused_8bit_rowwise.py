@@ -377,3 +377,23 @@ def test_glow_fused_weighted_sls_net(nets_dir):
     np.testing.assert_allclose(table[:, 0], [2.0, -0.5, 13.0])  # Glow's table
     expected = segment_sum(table, indices, lengths, workspace.FetchBlob("weights"))
     np.testing.assert_allclose(result, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_readme_example_runs_and_prints_what_it_says():
+    from test_readme import _run_blocks, _section_code
+
+    blocks = _section_code("quantized")
+    assert len(blocks) == 1
+    printed, expected = _run_blocks(blocks)
+    assert expected and printed == expected
+
+
+@pytest.mark.parametrize("engine", engines())
+@pytest.mark.parametrize("lengths", [[0, 0, 0], []])
+def test_only_empty_bags_or_none(engine, lengths):
+    q = quantize(np.arange(12, dtype=F).reshape(2, 6))
+    for op_type in SLS_TYPES:
+        weights = np.zeros(0, F) if "Weighted" in op_type else None
+        got = lookup(op_type, q, np.zeros(0, np.int64), np.array(lengths, np.int32), weights,
+                     engine)
+        assert got.shape == (len(lengths), 6) and got.dtype == F and not got.any()
