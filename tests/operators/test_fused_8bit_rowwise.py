@@ -397,3 +397,56 @@ def test_only_empty_bags_or_none(engine, lengths):
         got = lookup(op_type, q, np.zeros(0, np.int64), np.array(lengths, np.int32), weights,
                      engine)
         assert got.shape == (len(lengths), 6) and got.dtype == F and not got.any()
+
+
+@pytest.fixture
+def three_threads():
+    from caffe2lite.operators import _parallel
+
+    saved = _parallel.num_threads()
+    _parallel.set_num_threads(3)
+    yield
+    _parallel.set_num_threads(saved)
+
+
+def test_native_threads_share_the_bags_and_stop_at_a_bad_index(three_threads):
+    """40,000 lookups: enough chunks of bags for pool threads to join the C kernel."""
+    op_type = SLS_TYPES[1]
+    if "NATIVE" not in {e for (t, d, e) in registry.kernels() if t == op_type}:
+        pytest.skip("the optional C library (caffe2lite/_native) is not built")
+    rng = np.random.default_rng(6)
+    q = quantize(rng.standard_normal((300, 8)).astype(F))
+    lengths = rng.integers(0, 5, 20000).astype(np.int32)
+    indices = rng.integers(0, 300, int(lengths.sum()))
+    weights = rng.standard_normal(indices.size).astype(F)
+    outs = [lookup(op_type, q, indices, lengths, weights, engine=e) for e in ("NUMPY", "NATIVE")]
+    assert same_bits(outs[0], outs[1])
+    indices[-3] = 300
+    with pytest.raises(EnforceError, match=f"element {indices.size - 3} is 300"):
+        lookup(op_type, q, indices, lengths, weights, engine="NATIVE")
+
+
+def test_empty_table():
+    q = np.zeros((0, 12), np.uint8)
+    got = lookup(SLS_TYPES[0], q, np.zeros(0, np.int32), np.array([0, 0], np.int32))
+    assert got.shape == (2, 4) and not got.any()
+    with pytest.raises(EnforceError, match="out of range"):
+        lookup(SLS_TYPES[0], q, np.zeros(1, np.int32), np.array([1], np.int32), engine="NATIVE")
+
+
+def test_shape_inference():
+    shapes, types = workspace.InferShapesAndTypes(
+        [_net_of([("FloatToFused8BitRowwiseQuantized", ["x"], ["q"]),
+                  ("SparseLengthsMeanFused8BitRowwise", ["q", "i", "l"], ["m"]),
+                  ("GatherFused8BitRowwise", ["q", "i"], ["g"]),
+                  ("Fused8BitRowwiseQuantizedToHalfFloat", ["q"], ["h"])])],
+        {"x": [7, 5], "i": [9], "l": [3]}, {"i": 10, "l": 2})
+    assert shapes["q"] == [7, 13] and shapes["m"] == [3, 5] and shapes["g"] == [9, 5]
+    assert shapes["h"] == [7, 5]
+
+
+def _net_of(ops):
+    net = core.Net("quantized_shapes")
+    for op_type, inputs, outputs in ops:
+        net.Proto().op.extend([core.CreateOperator(op_type, inputs, outputs)])
+    return net
