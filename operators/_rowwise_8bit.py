@@ -67,6 +67,41 @@ def fused_quantize(rows):
     return out
 
 
+def fused_quantize_half_scale_bias(rows):
+    """(N, D) float32 -> (N, D + 4) uint8 with a float16 scale and bias: Caffe2's
+    FloatToFusedNBitRowwiseQuantizedSBHalf at 8 bits.
+
+    The minimum is rounded to float16 first (it is the stored bias); scale =
+    half(range / 255), or 1 where the range is 0, the half scale underflows to 0 or
+    its inverse overflows; codes lrintf((x - bias) * (1 / scale)) clamped to [0, 255].
+    """
+    n, d = rows.shape
+    out = np.empty((n, d + 4), np.uint8)
+    if n == 0:
+        return out
+    with np.errstate(all="ignore"):
+        minimum = rows.min(axis=1).astype(np.float16).astype(F32)
+        span = rows.max(axis=1) - minimum
+        scale = np.where(span == 0, F32(1), span / F32(255)).astype(np.float16)
+        scale[scale == 0] = 1
+        inverse = F32(1) / scale.astype(F32)
+        overflow = np.isinf(inverse)
+        scale[overflow], inverse[overflow] = 1, 1
+        scaled = (rows - minimum[:, None]) * inverse[:, None]
+        out[:, :d] = _codes(np.rint(scaled))
+    tail = np.empty((n, 2), "<f2")
+    tail[:, 0], tail[:, 1] = scale, minimum
+    out[:, d:] = tail.view(np.uint8).reshape(n, 4)
+    return out
+
+
+def fused_dequantize_half_scale_bias(rows):
+    """(N, D + 4) uint8 with float16 scale and bias -> (N, D) float32."""
+    width = rows.shape[1] - 4
+    sb = np.ascontiguousarray(rows[:, width:]).view("<f2").astype(F32).reshape(-1, 2)
+    return dequantize(rows[:, :width], sb[:, 0], sb[:, 1])
+
+
 def fused_scale_bias(rows, width):
     """The (k, 2) float32 (scale, bias) of fused rows (any k x (width + 8) uint8)."""
     tail = np.ascontiguousarray(rows[:, width:width + SCALE_BIAS_BYTES])

@@ -266,7 +266,11 @@ def test_no_gradients_as_in_caffe2():
     for op_type in SLS_TYPES + ["FloatToFused8BitRowwiseQuantized",
                                 "Fused8BitRowwiseQuantizedToFloat",
                                 "HalfFloatToFused8BitRowwiseQuantized",
-                                "Fused8BitRowwiseQuantizedToHalfFloat"]:
+                                "Fused8BitRowwiseQuantizedToHalfFloat",
+                                "FloatToFused8BitRowwiseQuantizedHalfScaleBias",
+                                "HalfFloatToFused8BitRowwiseQuantizedHalfScaleBias",
+                                "Fused8BitRowwiseQuantizedHalfScaleBiasToFloat",
+                                "Fused8BitRowwiseQuantizedHalfScaleBiasToHalfFloat"]:
         assert registry.schemas()[op_type].gradient == NO_GRADIENT, op_type
 
 
@@ -450,3 +454,39 @@ def _net_of(ops):
     for op_type, inputs, outputs in ops:
         net.Proto().op.extend([core.CreateOperator(op_type, inputs, outputs)])
     return net
+
+
+# -- the HalfScaleBias variants (4 trailing bytes: float16 scale and bias) ----------------
+def ref_quantize_half_sb_row(row):
+    """Caffe2's FloatToFusedNBitRowwiseQuantizedSBHalf__base at bit_rate 8, one row."""
+    row = [F(v) for v in row]
+    lo = F(np.float16(min(row)))
+    span = F(max(row) - lo)
+    scale = np.float16(1.0) if span == 0 else np.float16(F(span / F(255)))
+    if scale == 0:
+        scale = np.float16(1.0)
+    inverse = F(F(1) / F(scale))
+    if np.isinf(inverse):
+        scale, inverse = np.float16(1.0), F(1)
+    codes = [min(255, max(0, int(np.rint(F(F(v - lo) * inverse))))) for v in row]
+    return bytes(codes) + struct.pack("<ee", scale, np.float16(lo))
+
+
+@pytest.mark.parametrize("source", [np.float32, np.float16])
+def test_half_scale_bias_variants(source):
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((9, 11)) * rng.uniform(0.01, 300, (9, 1))).astype(source)
+    x[1] = 0.75  # constant: scale 1
+    x[2, :] = x[2, 0] + np.float16(1e-4) * np.arange(11)  # tiny range
+    prefix = "Float" if source == np.float32 else "HalfFloat"
+    q = quantize(x, f"{prefix}ToFused8BitRowwiseQuantizedHalfScaleBias")
+    expected = np.frombuffer(b"".join(ref_quantize_half_sb_row(r) for r in x.astype(F)),
+                             np.uint8).reshape(9, 15)
+    assert same_bits(q, expected)
+    for op in ("Fused8BitRowwiseQuantizedHalfScaleBiasToFloat",
+               "Fused8BitRowwiseQuantizedHalfScaleBiasToHalfFloat"):
+        y = run_op(op, {"q": q}, "y")[0]
+        sb = q[:, -4:].copy().view("<f2").astype(F)
+        ref = q[:, :-4].astype(F) * sb[:, :1] + sb[:, 1:]
+        assert same_bits(y, ref)  # float32 output for both, as Caffe2 registered them
+    np.testing.assert_allclose(y, x.astype(F), atol=float(np.abs(x).max()) / 255 + 1e-3)
