@@ -17,6 +17,10 @@ are bit-identical to its portable kernels.  The lookup (SparseLengths*) sums
 ``(w * scale) * q + (w * bias)`` per looked-up row, left to right from 0, and
 multiplies a Mean bag by ``1.0f / length`` -- perfkernels'
 EmbeddingLookupGenericSlow; only the rows INDICES names are ever dequantized.
+
+Not reproduced: rows holding NaN.  NumPy's min/max propagate it, where Caffe2's
+std::min_element skipped a NaN unless it came first; such rows get NaN scale
+and bias here and codes 0 (x86's lrintf(NaN) truncated to uint8).
 """
 
 from __future__ import annotations
