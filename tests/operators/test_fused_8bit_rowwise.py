@@ -102,8 +102,10 @@ def test_quantize_matches_caffe2_bytes_on_random_rows():
 def test_quantize_reproduces_the_glow_nets_bytes(nets_dir):
     """Glow's test table [[1.0, 1.2], [2.3, 3.4], [4.5, 5.7]] was quantized by an
     independent implementation into the bytes its init net holds."""
-    net = protoio.load_net(nets_dir / "pytorch__glow__fused_rowwise_quantized_sparse_lengths_"
-                                      "sum_init_net.pbtxt")
+    path = nets_dir / "pytorch__glow__fused_rowwise_quantized_sparse_lengths_sum_init_net.pbtxt"
+    if not path.exists():
+        pytest.skip(f"{path.name} is not in {nets_dir}")
+    net = protoio.load_net(path)
     stored = np.frombuffer(net.op[0].arg[1].strings[0], np.uint8).reshape(3, 10)
     x = np.array([[1.0, 1.2], [2.3, 3.4], [4.5, 5.7]], F)
     assert same_bits(quantize(x), stored)
