@@ -25,6 +25,12 @@ setup(ext_modules=[
               # no fused multiply-add: NumPy's roundings; sqrtf without errno vectorises
               extra_compile_args=["-O3", "-std=c11", "-ffp-contract=off", "-fno-math-errno"],
               optional=True),
+    Extension("caffe2lite._native._rowwise_8bit",
+              sources=["caffe2lite/_native/rowwise_8bit.c"],
+              depends=["caffe2lite/_native/rows.h"],
+              # no fused multiply-add: Caffe2's portable roundings, the NumPy engine's
+              extra_compile_args=["-O3", "-std=c11", "-ffp-contract=off"],
+              optional=True),
     Extension("caffe2lite._native._dense",
               sources=["caffe2lite/_native/dense.c"],
               depends=["caffe2lite/_native/rows.h"],
