@@ -192,8 +192,16 @@ def test_create_net_refuses_to_overwrite():
 
 
 def test_create_net_needs_a_name():
+    unnamed = _relu_net()
+    unnamed.ClearField("name")
     with pytest.raises(RuntimeError, match="Net definition should have a name."):
-        workspace.CreateNet(_relu_net(""))
+        workspace.CreateNet(unnamed)
+    # An empty name that is present passes Caffe2's has_name(), as the model zoo's
+    # SqueezeNet predict net (name: "") did through workspace.Predictor.
+    workspace.FeedBlob("x", np.array([-1.0, 2.0], np.float32))
+    assert workspace.CreateNet(_relu_net("")) is True
+    workspace.RunNet("")
+    assert workspace.FetchBlob("y").tolist() == [0.0, 2.0]
 
 
 def test_create_net_input_blobs_and_missing_inputs():
