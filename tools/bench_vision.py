@@ -6,7 +6,8 @@
 Nets: the TrafficLight SqueezeNet of the corpus (../shared/nets) with its
 trained init net, and the model-zoo ResNet-50 predict net with seeded random
 weights from ``caffe2lite.param_init`` (the published widths,
-``caffe2lite.zoo_widths``), at each ``--batch``.  The PyTorch twin
+``caffe2lite.zoo_widths``), at each ``--batch``; ``--nets`` adds AlexNet,
+Inception v1 and the zoo's SqueezeNet v1.1 the same way.  The PyTorch twin
 (tools/caffe2_torch.py) is the same NetDef translated op by op into
 ``torch.nn.functional`` calls over the very arrays caffe2lite's init net made.
 
@@ -44,7 +45,10 @@ def parse_args(argv):
                              "batches, at least 2)")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds (best kept)")
     parser.add_argument("--nets", nargs="+", default=["traffic_light", "resnet50"],
-                        choices=["traffic_light", "resnet50"])
+                        choices=["traffic_light", "resnet50", "alexnet", "inception_v1",
+                                 "squeezenet"],
+                        help="the last three (LRN, asymmetric pool pads, Caffe2 v1.1 "
+                             "SqueezeNet) mostly check that the twins agree")
     parser.add_argument("--no-breakdown", action="store_true", help="skip the per-op tables")
     return parser.parse_args(argv)
 
@@ -54,6 +58,19 @@ def set_threads(n: int) -> None:
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                 "CAFFE2LITE_NUM_THREADS"):
         os.environ[var] = str(n)
+
+
+# Nets without an init net: (corpus file, data blob, image size, zoo_widths function)
+ZOO = {
+    "resnet50": ("facebookarchive__models__resnet50_predict_net.pbtxt", "gpu_0/data", 224,
+                 "resnet50"),
+    "alexnet": ("facebookarchive__models__bvlc_alexnet_predict_net.pbtxt", "data", 227,
+                "alexnet"),
+    "inception_v1": ("facebookarchive__models__inception_v1_predict_net.pbtxt", "data", 224,
+                     "inception_v1"),
+    "squeezenet": ("lupotto__Object-detection-Caffe2__predict_net.pb", "data", 227,
+                   "squeezenet"),
+}
 
 
 def load_case(name: str, batch: int):
@@ -69,10 +86,11 @@ def load_case(name: str, batch: int):
         init = load_net(NETS / "Miyuan2018__TrafficLight-Test__init_net.pb")
         data, shape = "data", (batch, 3, 227, 227)
     else:
-        predict = load_net(NETS / "facebookarchive__models__resnet50_predict_net.pbtxt")
-        data, shape = "gpu_0/data", (batch, 3, 224, 224)
-        init = param_init.random_init_net(predict, {data: shape}, zoo_widths.resnet50(),
-                                          seed=0)
+        path, data, size, widths = ZOO[name]
+        predict = load_net(NETS / path)
+        shape = (batch, 3, size, size)
+        init = param_init.random_init_net(predict, {data: shape},
+                                          getattr(zoo_widths, widths)(), seed=0)
     predict.name = f"{name}_b{batch}"
     return predict, init, data, rng.random(shape, dtype=np.float32)
 
