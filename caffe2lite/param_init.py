@@ -61,7 +61,8 @@ class _Derivation:
             value = None
         if value is None:
             self.fail(f"the predict net does not say how many outputs weight '{weight}' has; "
-                      f"give it in widths (e.g. widths={{'{weight}': 64}})")
+                      f"give it in widths ({{'{weight}': N}}; caffe2lite run: "
+                      f"--width {weight}=N)")
         return int(value)
 
     def channel_axis(self) -> int:
@@ -185,22 +186,19 @@ def parameter_shapes(predict_net, input_shapes: Mapping[str, tuple],
     return params
 
 
-def _fill(output: str, shape: tuple, op_type: str, seed: int, **args):
-    op = caffe2_pb2.OperatorDef(type=op_type, output=[output])
-    op.arg.extend([MakeArgument("shape", list(shape))]
-                  + [MakeArgument(k, v) for k, v in args.items()])
-    op.device_option.random_seed = seed
-    return op
-
-
-def _filler(role: str, name: str, shape: tuple, seed: int):
-    """A seeded fill op for one parameter, by its role in its consuming op."""
+def _filler(role: str, name: str, shape: tuple):
+    """A fill op for one parameter, by its role in its consuming op."""
     if role == "weight":
         fan_in = math.prod(shape) // shape[0]
-        return _fill(name, shape, "GaussianFill", seed, mean=0.0, std=math.sqrt(2.0 / fan_in))
-    if role in ("scale", "var"):
-        return _fill(name, shape, "UniformFill", seed, min=0.5, max=1.5)
-    return _fill(name, shape, "GaussianFill", seed, mean=0.0, std=0.1)
+        op_type, args = "GaussianFill", {"mean": 0.0, "std": math.sqrt(2.0 / fan_in)}
+    elif role in ("scale", "var"):
+        op_type, args = "UniformFill", {"min": 0.5, "max": 1.5}
+    else:
+        op_type, args = "GaussianFill", {"mean": 0.0, "std": 0.1}
+    op = caffe2_pb2.OperatorDef(type=op_type, output=[name])
+    op.arg.extend([MakeArgument("shape", list(shape))]
+                  + [MakeArgument(k, v) for k, v in args.items()])
+    return op
 
 
 _WEIGHTED = {1: "weight", 2: "bias"}
@@ -214,9 +212,10 @@ def random_init_net(predict_net, input_shapes: Mapping[str, tuple], widths: Widt
 
     Weights (Conv filters, FC matrices) are N(0, 2 / fan_in) (He et al.), biases
     and SpatialBN means N(0, 0.1**2), SpatialBN scales and variances U[0.5, 1.5]:
-    activations stay in range through deep nets.  Each fill op carries its own
-    ``random_seed`` (``seed`` + its position), so the same call gives the same
-    weights in every run and workspace.
+    activations stay in range through deep nets.  Each fill op carries the predict
+    net's device option (so the parameters land where the net runs) with its own
+    ``random_seed`` (``seed`` + its position): the same call gives the same weights
+    in every run and workspace.
     """
     shapes = parameter_shapes(predict_net, input_shapes, widths)
     roles = {}
@@ -226,6 +225,9 @@ def random_init_net(predict_net, input_shapes: Mapping[str, tuple], widths: Widt
                 roles[blob] = _ROLES.get(op_def.type, {}).get(i, "bias")
     init = caffe2_pb2.NetDef(name=name or f"{predict_net.name or 'net'}_random_init")
     for k, (blob, shape) in enumerate(shapes.items()):
-        init.op.add().CopyFrom(_filler(roles[blob], blob, shape, seed + k))
+        op = init.op.add()
+        op.CopyFrom(_filler(roles[blob], blob, shape))
+        op.device_option.CopyFrom(predict_net.device_option)  # parameters where the net runs
+        op.device_option.random_seed = seed + k
         init.external_output.append(blob)
     return init

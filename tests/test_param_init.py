@@ -119,6 +119,16 @@ def test_random_init_net_fills_every_parameter_reproducibly():
     assert not np.array_equal(values["w1"], other["w1"])
 
 
+def test_random_init_net_fills_on_the_predict_nets_device():
+    net = _net(_op("FC", ["x", "w", "b"], ["y"]))
+    net.device_option.device_type, net.device_option.device_id = caffe2_pb2.CUDA, 1
+    init = random_init_net(net, {"x": (2, 3)}, {"w": 4}, seed=10)
+    options = [(op.device_option.device_type, op.device_option.device_id,
+                op.device_option.random_seed) for op in init.op]
+    assert options == [(caffe2_pb2.CUDA, 1, 10), (caffe2_pb2.CUDA, 1, 11)]
+    assert [op.type for op in init.op] == ["GaussianFill", "GaussianFill"]
+
+
 # -- real nets: the derivation against trained init nets and published sizes ----------
 def _init_shapes(init) -> dict:
     return {op.output[0]: tuple(arg.ints) for op in init.op for arg in op.arg
