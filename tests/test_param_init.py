@@ -82,6 +82,16 @@ def test_shapes_carry_through_fc_relu_and_reshape():
     assert shapes == {"w1": (6, 20), "b1": (6,), "w2": (3, 6), "b2": (3,)}
 
 
+def test_reshape_infers_shapes_from_its_argument_only():
+    """0 copies the input dim, -1 takes the rest; a shape given as a blob is a value."""
+    net = core.Net("reshapes")
+    net.Reshape(["x"], ["y", "old"], shape=[0, -1, 2])
+    net.Reshape(["x", "new_shape"], ["z", "old2"])
+    shapes, _ = workspace.InferShapesAndTypes([net], {"x": [3, 4, 5], "new_shape": [2]})
+    assert shapes["y"] == [3, 10, 2] and shapes["old"] == [3]
+    assert "z" not in shapes and "old2" not in shapes
+
+
 def test_errors_name_the_op_and_the_blob():
     net = _net(_op("FC", ["x", "w", "b"], ["y"]), name="errs")
     with pytest.raises(EnforceError, match=r'op #0 FC in net "errs".*weight \'w\'.*--width w=N'):
