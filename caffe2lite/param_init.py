@@ -97,10 +97,10 @@ def _conv(d: _Derivation, transposed: bool) -> dict:
     kernel, group, channels = d.kernel(len(shape) - 2), int(d.args.get("group", 1)), shape[axis]
     weight = d.op_def.input[1]
     width = d.width(weight)
-    per_group_in, per_group_out = channels // group, width // group
     if group < 1 or channels % group or width % group:
         d.fail(f"group {group} does not divide the {channels} input channels and the "
                f"{width} outputs of '{weight}'")
+    per_group_in, per_group_out = channels // group, width // group
     first, second = (channels, per_group_out) if transposed else (width, per_group_in)
     filter_shape = ((first, second) + kernel if axis == 1 else (first,) + kernel + (second,))
     return {1: filter_shape, 2: (width,)}

@@ -99,6 +99,10 @@ def test_errors_name_the_op_and_the_blob():
     net = _net(_op("Relu", ["x"], ["r"]), _op("Gather", ["r", "idx"], ["y"]), name="errs")
     with pytest.raises(EnforceError, match=r"op #1 Gather.*no rule.*'idx'"):
         parameter_shapes(net, {"x": (2, 3)})
+    for group in (0, 4):  # 4 divides neither 6 channels nor 6 outputs
+        net = _net(_op("Conv", ["x", "w"], ["y"], kernel=1, group=group))
+        with pytest.raises(EnforceError, match=f"group {group} does not divide the 6 input"):
+            parameter_shapes(net, {"x": (1, 6, 3, 3)}, {"w": 6})
     net = _net(_op("NoShapeFunctionOp", ["x"], ["h"]), _op("FC", ["h", "w", "b"], ["y"]))
     with pytest.raises(EnforceError, match=r"op #1 FC.*input 'h' is unknown"):
         parameter_shapes(net, {"x": (2, 3)}, {"w": 4})
