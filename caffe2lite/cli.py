@@ -16,6 +16,7 @@ from collections import Counter
 
 import numpy as np
 
+from caffe2lite import zoo_widths
 from caffe2lite.errors import Caffe2LiteError
 
 _SUBCOMMANDS: list[tuple[str, str, tuple, object]] = []
@@ -41,7 +42,7 @@ def _fail(message: str) -> int:
 
 
 # -- run -------------------------------------------------------------------------
-_ZOO_NETS = ("alexnet", "inception_v1", "resnet50", "squeezenet")  # caffe2lite.zoo_widths
+_ZOO_NETS = tuple(zoo_widths.__all__)  # --random-init's choices
 _GENERATED = ("random", "zeros")  # --feed NAME=random:1,3,224,224 instead of a .npy file
 
 
@@ -71,7 +72,7 @@ def _parse_feed(spec: str, rng):
 
 def _random_init(args, net, feeds: list):
     """The init net --random-init / --width ask for, shaped by the fed arrays."""
-    from caffe2lite import param_init, zoo_widths
+    from caffe2lite import param_init
 
     widths = getattr(zoo_widths, args.random_init)() if args.random_init else {}
     for spec in args.width:
