@@ -16,6 +16,7 @@ from collections import Counter
 
 import numpy as np
 
+from caffe2lite import zoo_widths
 from caffe2lite.errors import Caffe2LiteError
 
 _SUBCOMMANDS: list[tuple[str, str, tuple, object]] = []
@@ -41,14 +42,46 @@ def _fail(message: str) -> int:
 
 
 # -- run -------------------------------------------------------------------------
-def _parse_feed(spec: str):
-    name, sep, path = spec.partition("=")
-    if not sep or not name or not path:
-        raise ValueError(f"--feed '{spec}': expected NAME=FILE.npy")
+_ZOO_NETS = tuple(zoo_widths.__all__)  # --random-init's choices
+_GENERATED = ("random", "zeros")  # --feed NAME=random:1,3,224,224 instead of a .npy file
+
+
+def _parse_feed(spec: str, rng):
+    """(name, array) for NAME=FILE.npy, NAME=random:SHAPE (float32 N(0, 1)) or NAME=zeros:SHAPE."""
+    name, sep, source = spec.partition("=")
+    if not sep or not name or not source:
+        raise ValueError(f"--feed '{spec}': expected NAME=FILE.npy, NAME=random:SHAPE or "
+                         f"NAME=zeros:SHAPE")
+    kind, colon, dims = source.partition(":")
+    if colon and kind in _GENERATED:
+        try:
+            shape = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            shape = ()
+        if not shape or min(shape) < 0:
+            raise ValueError(f"--feed {name}: '{dims}' is not a shape (comma-separated "
+                             f"non-negative integers, e.g. {kind}:1,3,224,224)")
+        if kind == "zeros":
+            return name, np.zeros(shape, np.float32)
+        return name, rng.standard_normal(shape, dtype=np.float32)
     try:
-        return name, np.load(path, allow_pickle=False)
+        return name, np.load(source, allow_pickle=False)
     except (OSError, ValueError) as e:
-        raise ValueError(f"--feed {name}: cannot read '{path}' as a .npy array: {e}") from e
+        raise ValueError(f"--feed {name}: cannot read '{source}' as a .npy array: {e}") from e
+
+
+def _random_init(args, net, feeds: list):
+    """The init net --random-init / --width ask for, shaped by the fed arrays."""
+    from caffe2lite import param_init
+
+    widths = getattr(zoo_widths, args.random_init)() if args.random_init else {}
+    for spec in args.width:
+        weight, sep, count = spec.rpartition("=")
+        if not sep or not weight or not count.isdigit():
+            raise ValueError(f"--width '{spec}': expected WEIGHT=N (a positive integer)")
+        widths[weight] = int(count)
+    shapes = {name: value.shape for name, value in feeds}
+    return param_init.random_init_net(net, shapes, widths, seed=args.seed)
 
 
 # Options of `run` and `run-plan` for nets from elsewhere (caffe2lite/safety.py).
@@ -80,7 +113,18 @@ def _print_blob(name: str, value) -> None:
             arg("net", help="NetDef file (.pb binary or .pbtxt text)"),
             arg("--init", metavar="INIT_NET", help="NetDef run once before NET"),
             arg("--feed", metavar="NAME=FILE.npy", action="append", default=[],
-                help="feed a blob from a .npy file (after the init net); repeatable"),
+                help="feed a blob (after the init net) from a .npy file, or NAME=random:SHAPE "
+                     "(float32 standard normal, e.g. data=random:1,3,224,224) or "
+                     "NAME=zeros:SHAPE; repeatable"),
+            arg("--random-init", metavar="ZOO", choices=_ZOO_NETS,
+                help="no init net: give the parameters seeded random values of the shapes the "
+                     "net and the feeds imply, with the layer widths of a model-zoo net "
+                     f"({', '.join(_ZOO_NETS)}); see caffe2lite.param_init"),
+            arg("--width", metavar="WEIGHT=N", action="append", default=[],
+                help="outputs of a Conv/FC weight for --random-init (overrides ZOO's); "
+                     "repeatable"),
+            arg("--seed", type=int, default=0,
+                help="seed of the random:SHAPE feeds and of --random-init (default 0)"),
             arg("--fetch", metavar="NAME", action="append", default=None,
                 help="blob to print (default: the net's external outputs); repeatable"),
             arg("--strict-args", action="store_true",
@@ -96,7 +140,12 @@ def run_command(args) -> int:
     _apply_safety(args)
     net = load_net(args.net)
     init = load_net(args.init) if args.init else None
-    feeds = [_parse_feed(spec) for spec in args.feed]
+    rng = np.random.default_rng(args.seed)
+    feeds = [_parse_feed(spec, rng) for spec in args.feed]
+    if args.random_init or args.width:
+        if init is not None:
+            raise ValueError("--random-init/--width make the init net; do not give --init too")
+        init = _random_init(args, net, feeds)
     if init is not None:
         workspace.RunNetOnce(init, timeout=args.timeout)
     for name, value in feeds:
@@ -166,10 +215,12 @@ def _device_label(option) -> str:
     return f"{label} on node {option.node_name}" if option.node_name else label
 
 
-@subcommand("show", "summarise a net file: name, type, ops by type, inputs/outputs, devices",
+@subcommand("show", "summarise a net file: name, type, ops by type, inputs/outputs, devices, "
+                    "operators missing here",
             arg("net", help="NetDef file (.pb binary or .pbtxt text)"))
 def show_command(args) -> int:
     from caffe2lite.protoio import load_net
+    from caffe2lite.registry import missing_operators
 
     net = load_net(args.net)
     print(f"net:      {net.name or '(unnamed)'}")
@@ -186,6 +237,9 @@ def show_command(args) -> int:
                           or "(no ops)"))
     if net.partition_info:
         print(f"partitions: {_names(p.name for p in net.partition_info)}")
+    missing = missing_operators(net)
+    print(f"missing operators: {', '.join(missing) if missing else '(none)'}"
+          + (" (not implemented in caffe2lite; the net cannot run here)" if missing else ""))
     return 0
 
 

@@ -176,6 +176,23 @@ def available_implementations(op_type: str) -> list[str]:
     return sorted(f"{device_name(d)}/{e or 'DEFAULT'}" for (t, d, e) in _kernels if t == op_type)
 
 
+def missing_operators(net_def) -> list[str]:
+    """Sorted op types in ``net_def`` -- and in nets nested in its ops' arguments (If's
+    then_net, a RecurrentNetwork's step_net) -- that no kernel implements here."""
+    load_builtin_operators()
+    implemented = {t for (t, _d, _e) in _kernels}
+    missing, pending = set(), [net_def]
+    while pending:
+        net = pending.pop()
+        for op in net.op:
+            if op.type not in implemented:
+                missing.add(op.type)
+            for arg in op.arg:
+                pending.extend([arg.n] if arg.HasField("n") else [])
+                pending.extend(arg.nets)
+    return sorted(missing)
+
+
 def engine_candidates(op_def, device_type: int) -> list[str]:
     """Caffe2's engine order for op_def on device_type, ending with the default engine."""
     order = [normalize_engine(e.strip()) for e in op_def.engine.split(",") if e.strip()]

@@ -151,7 +151,7 @@ class Workspace:
         for blob in input_blobs or ():
             self.create_blob(blob)
         net_def = as_message(net, caffe2_pb2.NetDef, "CreateNet")
-        if not net_def.HasField("name"):  # Caffe2's has_name(): a name set to "" will do
+        if not net_def.HasField("name"):  # Caffe2's has_name(): "" is a name (zoo SqueezeNet)
             raise NetError("Net definition should have a name.")
         if net_def.name in self.nets and not overwrite:
             raise NetError(f'I respectfully refuse to overwrite an existing net of the same '

@@ -15,6 +15,7 @@ from caffe2lite.core import CreateOperator
 from caffe2lite.gradients import dense_output_grad, grad_name, gradient_maker
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
+from caffe2lite.shape_inference import TensorSpec
 
 
 @gradient_maker(copy_arguments=False)  # `shape` is not what the backward reshape needs
@@ -26,6 +27,14 @@ def reshape_gradient_maker(op_def, g_output):
     return [grad_op], [grad_name(x)] + [None] * (len(op_def.input) - 1)
 
 
+def _reshape_shapes(ctx, X, *new_shape_input):
+    """Shapes from the ``shape`` argument; a shape given as a blob is a value, so unknown."""
+    if X is None or new_shape_input or ctx.args["shape"] is None:
+        return None, None
+    target = _target_shape(ctx, X, list(ctx.args["shape"]))
+    return TensorSpec(target, X.dtype), TensorSpec((X.ndim,), np.int64)
+
+
 register_schema(OpSchema(
     "Reshape", num_inputs=(1, 2), num_outputs=2, allow_inplace={(0, 0)},
     args=[Arg("shape", "ints", None, "new shape; 0 copies the input dimension at that index, "
@@ -35,7 +44,7 @@ register_schema(OpSchema(
     outputs=[("reshaped", "data with the new shape"), ("old_shape", "int64 shape of data")],
     doc="Reshape data (numpy.reshape, where 0 keeps the input dimension at that index) and "
         "output its former shape.",
-    gradient=reshape_gradient_maker))
+    gradient=reshape_gradient_maker, infer_shapes=_reshape_shapes))
 
 
 def _requested_shape(ctx, new_shape_input):

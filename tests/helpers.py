@@ -3,6 +3,8 @@
 ``load_golden(path)`` reads one of Caffe2's serialized single-operator tests
 (see tests/test_caffe2_golden.py for the file layout).
 
+``skip_unless_runnable(net)`` skips a test whose net needs operators not registered yet.
+
 ``snapshot()`` / ``assert_unchanged(before)`` prove the runtime's promise that
 an operator that fails leaves every blob exactly as it was: the same blob
 names, and for each blob the same dtype, shape and bytes (so even a -0.0
@@ -66,3 +68,15 @@ def load_golden(path):
         grads = [caffe2_pb2.OperatorDef.FromString(z.read(n))
                  for n in sorted(z.namelist()) if n.startswith("grad_")]
         return (op, list(npz["inputs"]), list(npz["outputs"]), int(npz["device_type"]), grads)
+
+
+def skip_unless_runnable(net_def, what: str = "") -> None:
+    """pytest.skip naming the op types of ``net_def`` that no kernel implements yet."""
+    import pytest
+
+    from caffe2lite.registry import missing_operators
+
+    missing = missing_operators(net_def)
+    if missing:
+        pytest.skip(f"{what or net_def.name or 'net'} needs operators not implemented yet: "
+                    f"{', '.join(missing)}")

@@ -80,6 +80,46 @@ def test_run_explicit_fetch_and_binary_net(files, capsys):
                                 "x (float32, shape (2,)):", "[-1.  3.]"]
 
 
+def test_run_feeds_generated_arrays(files, capsys):
+    rc, out, err = _run(capsys, "run", files / "predict.pbtxt", "--init", files / "init.pbtxt",
+                        "--feed", "x=random:2", "--seed", "5", "--fetch", "x")
+    assert rc == 0, err
+    drawn = np.random.default_rng(5).standard_normal(2, dtype=np.float32)
+    assert out == f"x (float32, shape (2,)):\n{np.array2string(drawn)}\n"
+    rc, out, err = _run(capsys, "run", files / "predict.pbtxt", "--init", files / "init.pbtxt",
+                        "--feed", "x=zeros:2")
+    assert (rc, out) == (0, "y (float32, shape (2,)):\n[10. 20.]\n"), err
+
+
+def test_run_random_init_from_the_shapes(files, capsys):
+    """--width gives FC its outputs; the rest of the shapes come from the net and the feed."""
+    net = caffe2_pb2.NetDef(name="fc_only", external_input=["x", "w", "b"],
+                            external_output=["y"])
+    net.op.add(type="FC", input=["x", "w", "b"], output=["y"])
+    save_proto(net, files / "fc.pbtxt")
+    argv = ["run", files / "fc.pbtxt", "--feed", "x=random:5,3", "--width", "w=4",
+            "--fetch", "w", "--fetch", "y"]
+    rc, out, err = _run(capsys, *argv)
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "w (float32, shape (4, 3)):" and "y (float32, shape (5, 4)):" in lines
+    assert _run(capsys, *argv)[1] == out  # seeded: the same weights every run
+    assert _run(capsys, *argv, "--seed", "1")[1] != out
+
+
+def test_show_lists_missing_operators(tmp_path, capsys):
+    net = caffe2_pb2.NetDef(name="needs")
+    net.op.add(type="Relu", input=["a"], output=["b"])
+    net.op.add(type="NoSuchOpA", input=["b"], output=["c"])
+    branch = net.op.add(type="NoSuchIf", input=["c"])
+    branch.arg.add(name="then_net").n.op.add(type="NoSuchOpB")
+    save_proto(net, tmp_path / "needs.pbtxt")
+    rc, out, _ = _run(capsys, "show", tmp_path / "needs.pbtxt")
+    assert rc == 0
+    assert out.splitlines()[-1] == ("missing operators: NoSuchIf, NoSuchOpA, NoSuchOpB (not "
+                                    "implemented in caffe2lite; the net cannot run here)")
+
+
 def test_run_without_outputs_says_so(files, capsys):
     rc, out, _ = _run(capsys, "run", files / "init.pbtxt")
     assert rc == 0 and "declares no external_output" in out and "--fetch" in out
@@ -95,6 +135,13 @@ def test_run_without_outputs_says_so(files, capsys):
      r"not exist"),
     (["run", "{d}/predict.pbtxt", "--init", "{d}/init.pbtxt", "--feed", "x={d}/x.npy",
       "--fetch", "nope"], "Can't find blob: nope"),
+    (["run", "{d}/predict.pbtxt", "--feed", "x=random:2,-1"], "'2,-1' is not a shape"),
+    (["run", "{d}/predict.pbtxt", "--feed", "x=zeros:"], "'' is not a shape"),
+    (["run", "{d}/predict.pbtxt", "--width", "w"], "--width 'w': expected WEIGHT=N"),
+    (["run", "{d}/predict.pbtxt", "--init", "{d}/init.pbtxt", "--random-init", "alexnet"],
+     "do not give --init too"),
+    (["run", "{d}/predict.pbtxt", "--width", "w=3", "--feed", "x=random:2"],
+     r"op #1 TestCliAdd.*no rule derives the shape of its input 'bias'"),
     (["show", "{d}/garbage.pb"], "garbage.pb"),
     (["ops", "Rellu"], r"unknown operator type 'Rellu'; did you mean \['Relu'"),
 ])
@@ -173,7 +220,7 @@ def test_show(tmp_path, capsys):
     assert out.splitlines() == [
         "net:      shown", "type:     dag", "ops:      3", "      2  Relu", "      1  Add",
         "inputs:   2: a, b", "outputs:  1: c", "devices:  CUDA:0 (2 ops), CUDA:1 (1 ops)",
-        "partitions: p0"]
+        "partitions: p0", "missing operators: (none)"]
 
 
 def test_show_long_lists_are_cut(tmp_path, capsys):

@@ -1,0 +1,205 @@
+"""Vision nets: caffe2lite against a PyTorch eager twin, the same weights, one process.
+
+    PYTHONPATH=. python tools/bench_vision.py [--threads N] [--batch 1 16]
+        [--runs 5] [--repeat 3] [--nets traffic_light resnet50]
+
+Nets: the TrafficLight SqueezeNet of the corpus (../shared/nets) with its
+trained init net, and the model-zoo ResNet-50 predict net with seeded random
+weights from ``caffe2lite.param_init`` (the published widths,
+``caffe2lite.zoo_widths``), at each ``--batch``; ``--nets`` adds AlexNet,
+Inception v1 and the zoo's SqueezeNet v1.1 the same way.  The PyTorch twin
+(tools/caffe2_torch.py) is the same NetDef translated op by op into
+``torch.nn.functional`` calls over the very arrays caffe2lite's init net made.
+
+Both sides get ``--threads`` threads (OpenBLAS, OpenMP and caffe2lite's pool
+set before NumPy loads; ``torch.set_num_threads``).  ``--repeat`` rounds, each
+timing ``--runs`` forward passes of every contender back to back
+(interleaved, so a busy neighbour slows both alike); the best round per
+contender is kept.  Before timing, the outputs are compared (max abs
+difference, top-1 agreement).  Then where the time goes: caffe2lite per op
+type (workspace.BenchmarkNet) beside the twin's ops timed one by one.
+Target (issue #11): caffe2lite within 1.5x of PyTorch's time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NETS = ROOT.parent / "shared" / "nets"
+TARGET = 1.5
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--runs", type=int, default=5,
+                        help="forward passes per timed round at batch 1 (fewer for larger "
+                             "batches, at least 2)")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds (best kept)")
+    parser.add_argument("--nets", nargs="+", default=["traffic_light", "resnet50"],
+                        choices=["traffic_light", "resnet50", "alexnet", "inception_v1",
+                                 "squeezenet"],
+                        help="the last three (LRN, asymmetric pool pads, Caffe2 v1.1 "
+                             "SqueezeNet) mostly check that the twins agree")
+    parser.add_argument("--no-breakdown", action="store_true", help="skip the per-op tables")
+    return parser.parse_args(argv)
+
+
+def set_threads(n: int) -> None:
+    """Before NumPy or torch load: their thread pools read these once."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                "CAFFE2LITE_NUM_THREADS"):
+        os.environ[var] = str(n)
+
+
+# Nets without an init net: (corpus file, data blob, image size, zoo_widths function)
+ZOO = {
+    "resnet50": ("facebookarchive__models__resnet50_predict_net.pbtxt", "gpu_0/data", 224,
+                 "resnet50"),
+    "alexnet": ("facebookarchive__models__bvlc_alexnet_predict_net.pbtxt", "data", 227,
+                "alexnet"),
+    "inception_v1": ("facebookarchive__models__inception_v1_predict_net.pbtxt", "data", 224,
+                     "inception_v1"),
+    "squeezenet": ("lupotto__Object-detection-Caffe2__predict_net.pb", "data", 227,
+                   "squeezenet"),
+}
+
+
+def load_case(name: str, batch: int):
+    """(predict net, init net, data blob, input array) for one benchmark net."""
+    import numpy as np
+
+    from caffe2lite import param_init, zoo_widths
+    from caffe2lite.protoio import load_net
+
+    rng = np.random.default_rng(0)
+    if name == "traffic_light":
+        predict = load_net(NETS / "Miyuan2018__TrafficLight-Test__predict_net.pb")
+        init = load_net(NETS / "Miyuan2018__TrafficLight-Test__init_net.pb")
+        data, shape = "data", (batch, 3, 227, 227)
+    else:
+        path, data, size, widths = ZOO[name]
+        predict = load_net(NETS / path)
+        shape = (batch, 3, size, size)
+        init = param_init.random_init_net(predict, {data: shape},
+                                          getattr(zoo_widths, widths)(), seed=0)
+    predict.name = f"{name}_b{batch}"
+    return predict, init, data, rng.random(shape, dtype=np.float32)
+
+
+def caffe2lite_side(predict, init, data, x):
+    """Create the net in a workspace of its own; return (run, params it was given)."""
+    from caffe2lite import workspace
+
+    workspace.SwitchWorkspace(predict.name, True)
+    workspace.RunNetOnce(init)
+    params = {op.output[0]: workspace.FetchBlob(op.output[0]) for op in init.op
+              if op.output[0] != data}
+    workspace.FeedBlob(data, x)
+    workspace.CreateNet(predict)
+    name = predict.name
+    return (lambda: workspace.RunNet(name)), params
+
+
+def timed_rounds(contenders: dict, runs: int, repeat: int) -> dict:
+    """Best ms per forward pass for each contender over ``repeat`` interleaved rounds."""
+    best = {name: float("inf") for name in contenders}
+    for _ in range(repeat):
+        for name, fn in contenders.items():
+            start = time.perf_counter()
+            for _ in range(runs):
+                fn()
+            best[name] = min(best[name], (time.perf_counter() - start) * 1e3 / runs)
+    return best
+
+
+def by_type(rows) -> dict:
+    totals = defaultdict(float)
+    for ms, op_type in rows:
+        totals[op_type] += ms
+    return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
+
+
+def breakdown(predict, twin, feeds, runs: int) -> None:
+    from caffe2lite import workspace
+
+    timings = workspace.BenchmarkNet(predict.name, 1, runs, True)
+    ours = by_type(zip(timings[1:], (op.type for op in predict.op)))
+    theirs = by_type(twin.profile(feeds, runs))
+    print(f"    per op type, ms per pass (caffe2lite ops sum to {sum(ours.values()):.1f}; "
+          f"the twin's to {sum(theirs.values()):.1f}):")
+    print(f"      {'op':14s} {'caffe2lite':>10s} {'torch':>9s} {'ratio':>6s}")
+    for op_type, ms in ours.items():
+        peer = theirs.get(op_type, float("nan"))
+        print(f"      {op_type:14s} {ms:10.2f} {peer:9.2f} {ms / peer:6.2f}")
+    slowest = sorted(zip(timings[1:], predict.op), key=lambda r: -r[0])[:5]
+    print("    slowest caffe2lite ops: " + "; ".join(
+        f"{op.type}({op.output[0]}) {ms:.2f} ms" for ms, op in slowest))
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    set_threads(args.threads)
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "tools"))
+    import numpy as np
+    import torch
+
+    from caffe2_torch import TorchTwin
+
+    torch.set_num_threads(args.threads)
+    print(f"python {platform.python_version()}, numpy {np.__version__}, torch "
+          f"{torch.__version__}, {args.threads} threads each, {os.cpu_count()} CPUs")
+    rows = []
+    for name in args.nets:
+        for batch in args.batch:
+            predict, init, data, x = load_case(name, batch)
+            ours, params = caffe2lite_side(predict, init, data, x)
+            twin = TorchTwin(predict, params)
+            feeds = {data: x}
+            from caffe2lite import workspace
+
+            ours()
+            (output,) = predict.external_output
+            logits = next(op.input[0] for op in predict.op if op.type == "Softmax")
+            theirs = twin(feeds, fetch=[logits])
+            got, want = workspace.FetchBlob(output), theirs[output]
+            diff = float(np.abs(got - want).max())
+            ours_logits, their_logits = workspace.FetchBlob(logits), theirs[logits]
+            logit_diff = float(np.abs(ours_logits - their_logits).max()
+                               / np.abs(their_logits).max())
+            agree = (got.reshape(batch, -1).argmax(1) == want.reshape(batch, -1).argmax(1))
+            runs = max(2, args.runs // batch if batch > 1 else args.runs)
+            for fn in (ours, lambda: twin(feeds)):  # warm up: allocators, caches, plans
+                fn()
+            best = timed_rounds({"caffe2lite": ours, "torch": lambda: twin(feeds)}, runs,
+                                args.repeat)
+            ratio = best["caffe2lite"] / best["torch"]
+            rows.append((name, batch, best["caffe2lite"], best["torch"], ratio, diff,
+                         logit_diff, agree.mean()))
+            print(f"\n{name} batch {batch}: caffe2lite {best['caffe2lite']:.1f} ms, torch "
+                  f"{best['torch']:.1f} ms, ratio {ratio:.2f}x "
+                  f"({'within' if ratio <= TARGET else 'MISSES'} the {TARGET}x target); "
+                  f"max |diff| {diff:.2e} (probabilities), {logit_diff:.1e} of the largest "
+                  f"logit ('{logits}'); top-1 agrees on {agree.mean():.0%}")
+            if not args.no_breakdown:
+                breakdown(predict, twin, feeds, runs)
+    print("\n| net | batch | caffe2lite ms | torch ms | ratio | max abs diff (probs) | "
+          "max diff / max logit | top-1 agree |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, batch, ours_ms, torch_ms, ratio, diff, logit_diff, agree in rows:
+        print(f"| {name} | {batch} | {ours_ms:.1f} | {torch_ms:.1f} | {ratio:.2f}x | "
+              f"{diff:.1e} | {logit_diff:.1e} | {agree:.0%} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
