@@ -94,6 +94,7 @@ def _op(op_type, blobs, path, outputs=False):
 
 def save(handle, path: str, names: list, local: dict, where: str = "save") -> None:
     """Write ``names`` (sharded ones from the shards, the others from ``local``)."""
+    handle.sync()
     sharded = [n for n in names if n in handle.blobs]
     os.makedirs(shard_dir(path), exist_ok=True)
     index_path = os.path.join(shard_dir(path), INDEX)
@@ -138,6 +139,10 @@ def load(handle, path: str, names: list, where: str = "load") -> dict:
     (any shard count), the others returned by name.  Every file is read and every
     shard has staged its rows before any shard swaps them in."""
     index = read_index(path)
+    try:
+        handle.sync()
+    except cluster.ShardError:
+        pass  # a dead shard: what load (restore) is for
     sharded = [n for n in names if n in handle.blobs]
     for n in sharded:
         stored, info = _stored(index, path, n), handle.blobs[n]

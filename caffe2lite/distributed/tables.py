@@ -2,8 +2,14 @@
 the few remote calls a step makes (look rows up, apply an update, save, load).
 
 Each call goes to every shard that owns some of the ids at once, one call per
-shard, and waits for all of them; ids are bucketed by owner with a stable sort,
-so each shard sees its ids in the order the batch named them.
+shard; ids are bucketed by owner with a stable sort, so each shard sees its ids
+in the order the batch named them.  A lookup waits for its rows; an update does
+not wait: Ray runs one caller's calls to an actor in the order they were made,
+so the next lookup on a shard sees every update sent before it, and the update's
+outcome is collected with that lookup's (or by ``sync``, which fetch, save and
+load call first).  An update was validated in full before it was sent, so what
+can still go wrong there is a shard that dies; it is reported then, naming the
+update op, the shard and the table.
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ class ShardedTables:
         self.started_ray = started_ray
         self.key = f"{shards.name or 'tables'}#{next(_KEYS)}"
         self.net = None  # the rewritten training net, when shard() was given one
+        self._sent: list = []  # updates sent, not yet waited for: (shard, table, ref, where)
         _LIVE[self.key] = self
 
     def __repr__(self):
@@ -93,6 +100,7 @@ class ShardedTables:
             if sel.size:
                 pending.append((k, info.table, cluster.call(self.shards, k, "gather", blob,
                                                             local[sel])))
+        self.sync()
         parts = cluster.wait(pending, where)
         if not parts:
             rows = info.empty_rows()
@@ -124,13 +132,25 @@ class ShardedTables:
             feeds[index_name] = local[sel]
             for name, value in per_row.items():
                 feeds[name] = value[sel]
-            pending.append((k, info.table, cluster.call(self.shards, k, "run_op", op_bytes,
-                                                        feeds)))
-        cluster.wait(pending, where)
+            self._sent.append((k, info.table, cluster.call(self.shards, k, "run_op", op_bytes,
+                                                           feeds), where))
+
+    def sync(self) -> None:
+        """Wait for every update sent; a shard that failed raises ShardError."""
+        sent, self._sent = self._sent, []
+        failure = None
+        for where in dict.fromkeys(w for *_, w in sent):
+            try:
+                cluster.wait([(k, t, ref) for k, t, ref, w in sent if w == where], where)
+            except cluster.ShardError as e:
+                failure = failure or e
+        if failure is not None:
+            raise failure
 
     # -- whole blobs ---------------------------------------------------------------
     def fetch(self, blob: str) -> np.ndarray:
         """The whole blob, assembled from its shards (for tests and small tables)."""
+        self.sync()
         info = self.blobs[blob]
         layout = info.layout
         pending = [(k, info.table, cluster.call(self.shards, k, "fetch", blob))
