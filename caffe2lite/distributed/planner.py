@@ -17,6 +17,7 @@ from caffe2lite.operator import describe_op
 from caffe2lite.proto import caffe2_pb2
 
 OPTIMIZERS = ("SparseAdagrad", "RowWiseSparseAdagrad")
+NORMALIZERS = ("SparseNormalize", "Float16SparseNormalize")
 
 
 def as_net_def(net) -> caffe2_pb2.NetDef:
@@ -68,6 +69,27 @@ def check_supported(op, position, net_name, sharded: dict) -> str:
     return table
 
 
+def normalize_partner(ops, i: int, sharded: dict):
+    """Position of the SparseNormalize that can ride along with optimizer op i in the
+    same remote call (one call per shard instead of two), or None.
+
+    As for caffe2lite.fusion: it renormalises the same table on the same ids, and no op
+    between them reads or writes the table or its moment or writes the ids -- so
+    running it right after the optimizer changes nothing -- and it needs no input the
+    optimizer op does not already bring."""
+    table, moment, ids = ops[i].input[:3]
+    for j in range(i + 1, len(ops)):
+        op = ops[j]
+        if op.type in NORMALIZERS and op.input[0] == table and op.input[1] == ids and \
+                op.output[0] == table:
+            local = {n for n in op.input if n not in sharded}
+            return j if local <= set(ops[i].input) else None
+        if any(n in (table, moment) for n in list(op.input) + list(op.output)) or \
+                ids in op.output:
+            return None
+    return None
+
+
 def rewrite(net, handle):
     """A copy of ``net`` (same kind: core.Net or NetDef) whose ops on ``handle``'s
     sharded blobs are ShardedOps."""
@@ -76,7 +98,10 @@ def rewrite(net, handle):
     out = caffe2_pb2.NetDef()
     out.CopyFrom(source)
     del out.op[:]
-    for position, op in enumerate(source.op):
+    ops, riding = list(source.op), {}
+    for position, op in enumerate(ops):
+        if position in riding.values():
+            continue  # sent with its optimizer
         if not any(n in sharded for n in list(op.input) + list(op.output)):
             out.op.add().CopyFrom(op)
             continue
@@ -86,6 +111,12 @@ def rewrite(net, handle):
         remote.output.extend(n for n in op.output if n not in sharded)
         remote.arg.add(name="tables", s=handle.key.encode())
         remote.arg.add(name="op", s=text_format.MessageToString(op, as_one_line=True).encode())
+        partner = normalize_partner(ops, position, sharded) if op.type in OPTIMIZERS else None
+        if partner is not None:
+            check_supported(ops[partner], partner, source.name, sharded)
+            riding[position] = partner
+            remote.arg.add(name="then", strings=[
+                text_format.MessageToString(ops[partner], as_one_line=True).encode()])
     for field in (out.external_input, out.external_output):
         kept = [n for n in field if n not in sharded]
         del field[:]

@@ -56,7 +56,9 @@ register_schema(OpSchema(
     OP_TYPE, num_inputs=(0, None), num_outputs=(0, None), allow_inplace=lambda i, j: True,
     private=True, gradient=SHOULD_NOT_DO_GRADIENT,
     args=[Arg("tables", "string", "", "key of the ShardedTables in this process", True),
-          Arg("op", "string", "", "the original OperatorDef, protobuf text", True)],
+          Arg("op", "string", "", "the original OperatorDef, protobuf text", True),
+          Arg("then", "strings", [], "SparseNormalize ops (protobuf text) run on the "
+              "shards right after the optimizer in 'op', in the same call")],
     doc="An op on row-sharded tables, run on their Ray shard actors "
         "(caffe2lite.distributed); made by the planner, not by hand."))
 
@@ -78,12 +80,19 @@ def _remote(ctx):
         text_format.Parse(ctx.args["op"], op_def)
     except text_format.ParseError as e:
         ctx.fail(f"argument 'op' is not an OperatorDef in protobuf text: {e}")
+    then = []
+    for text in ctx.args["then"]:
+        then.append(caffe2_pb2.OperatorDef())
+        try:
+            text_format.Parse(text, then[-1])
+        except text_format.ParseError as e:
+            ctx.fail(f"argument 'then' holds no OperatorDef in protobuf text: {e}")
     handle = tables.find(ctx.args["tables"])
     sharded = set(handle.blobs) if handle is not None else set()
     if op_def.type in READS:
         return RemoteRead(op_def, sharded, ctx.where)
     if op_def.type in UPDATES:
-        return RemoteUpdate(op_def, sharded, ctx.where)
+        return RemoteUpdate(op_def, sharded, ctx.where, then)
     if op_def.type in CHECKPOINTS:
         return RemoteCheckpoint(op_def, sharded, ctx.where)
     ctx.fail(f"op type '{op_def.type}' cannot run on sharded tables")
@@ -111,21 +120,38 @@ def check_ids(where, op_def, schema, i, ids, info, wrap=False) -> np.ndarray:
     return flat
 
 
+def _local_operator(op_def, where):
+    """``op_def`` created here (schema, kernel, arguments) to run on arrays we pass it."""
+    op = Operator(op_def, Workspace("caffe2lite-distributed"), produced=set(op_def.input))
+    op.where = op.ctx.where = where
+    return op
+
+
+def _run(op, full):
+    """Operator ``op``'s kernel on ``full`` (every input given); errors name the op."""
+    try:
+        return check_outputs(op, op.kernel(op.ctx, *full))
+    except Exception as exc:  # noqa: BLE001 - re-raised as a caffe2lite error
+        err = op.failure(exc, dict(zip(op.inputs, full)))
+        if err is exc:
+            raise
+        raise err from exc
+
+
 class _Remote:
     """What every remote op shares: the original op, made here once to run its kernel."""
 
-    def __init__(self, op_def, sharded: set, where: str):
+    def __init__(self, op_def, sharded: set, where: str, then=()):
         self.op_def = op_def
         self.op_bytes = op_def.SerializeToString()
         self.local_positions = [i for i, n in enumerate(op_def.input) if n not in sharded]
         self.local_outputs = [j for j, n in enumerate(op_def.output) if n not in sharded]
         table = next((n for n in list(op_def.input) + list(op_def.output) if n in sharded), "")
-        self.where = f"{where} ({op_def.type} on sharded '{table}')"
+        kinds = " + ".join([op_def.type] + [t.type for t in then])
+        self.where = f"{where} ({kinds} on sharded '{table}')"
         self.inner = None
         if op_def.type not in CHECKPOINTS:
-            self.inner = Operator(op_def, Workspace("caffe2lite-distributed"),
-                                  produced=set(op_def.input))
-            self.inner.where = self.inner.ctx.where = self.where
+            self.inner = _local_operator(op_def, self.where)
 
     def expand(self, inputs) -> list:
         full = [None] * len(self.op_def.input)
@@ -134,15 +160,7 @@ class _Remote:
         return full
 
     def run_inner(self, full):
-        """The original kernel on ``full`` (every input given); errors name the op."""
-        op = self.inner
-        try:
-            return check_outputs(op, op.kernel(op.ctx, *full))
-        except Exception as exc:  # noqa: BLE001 - re-raised as a caffe2lite error
-            err = op.failure(exc, dict(zip(op.inputs, full)))
-            if err is exc:
-                raise
-            raise err from exc
+        return _run(self.inner, full)
 
 
 class RemoteRead(_Remote):
@@ -164,10 +182,16 @@ class RemoteRead(_Remote):
 
 
 class RemoteUpdate(_Remote):
-    def __init__(self, op_def, sharded, where):
-        super().__init__(op_def, sharded, where)
+    """An optimizer or SparseNormalize; ``then``: SparseNormalize ops sent with it."""
+
+    def __init__(self, op_def, sharded, where, then=()):
+        super().__init__(op_def, sharded, where, then)
         self.index_i, self.moment_i, self.row_inputs = UPDATES[op_def.type]
         self.table = op_def.input[0]
+        self.then = [_local_operator(t, self.where) for t in then]
+        net = caffe2_pb2.NetDef(name="update")  # one net on the shard: fused as in one process
+        net.op.extend([op_def] + list(then))
+        self.op_bytes = net.SerializeToString()
 
     def run(self, handle, inputs):
         full = self.expand(inputs)
@@ -181,7 +205,11 @@ class RemoteUpdate(_Remote):
             stand_in[self.moment_i] = handle.blobs[self.op_def.input[self.moment_i]] \
                 .empty_rows(uniq.size)
         stand_in[self.index_i] = positions.astype(ids.dtype, copy=False).reshape(ids.shape)
-        self.run_inner(stand_in)  # every check of the op, on rows nobody keeps
+        rows = self.run_inner(stand_in)[0]  # every check of the op, on rows nobody keeps
+        by_name = dict(zip(self.op_def.input, stand_in))
+        for op in self.then:  # and of the ops riding along, on the rows as updated
+            by_name[self.table] = rows
+            rows = _run(op, [by_name[n] for n in op.inputs])[0]
         if flat.size == 0:
             return ()
         names = self.op_def.input

@@ -77,19 +77,20 @@ class ShardActor:
         """The rows ``local_ids`` of blob ``name``, in that order."""
         return np.take(self.ws.blob_dict[name], local_ids, axis=0)
 
-    def run_op(self, op_bytes: bytes, feeds: dict) -> None:
-        """Run one OperatorDef (an optimizer or SparseNormalize on this shard's rows)
-        after feeding ``feeds``; the op is created once and reused, as a net."""
+    def run_op(self, net_bytes: bytes, feeds: dict) -> None:
+        """Run a NetDef of one update op (an optimizer or SparseNormalize on this
+        shard's rows), or of an optimizer and the SparseNormalize after it, after
+        feeding ``feeds``; created once (fused as in one process) and reused."""
         blobs = self.ws.blob_dict
         for name, value in feeds.items():
             blobs[name] = value
-        net_name = self._nets.get(op_bytes)
+        net_name = self._nets.get(net_bytes)
         if net_name is None:
             net_name = f"shard_op_{len(self._nets)}"
-            net = caffe2_pb2.NetDef(name=net_name)
-            net.op.add().CopyFrom(caffe2_pb2.OperatorDef.FromString(op_bytes))
+            net = caffe2_pb2.NetDef.FromString(net_bytes)
+            net.name = net_name
             self.ws.create_net(net)
-            self._nets[op_bytes] = net_name
+            self._nets[net_bytes] = net_name
         self.ws.run_net(net_name)
 
     # -- checkpoints -------------------------------------------------------------

@@ -113,11 +113,12 @@ class ShardedTables:
         return rows, rank[inverse]
 
     # -- updates -------------------------------------------------------------------
-    def update(self, blob: str, op_bytes: bytes, ids: np.ndarray, index_name: str,
+    def update(self, blob: str, net_bytes: bytes, ids: np.ndarray, index_name: str,
                index_dtype, per_row: dict, shared: dict, where: str) -> None:
-        """Run the op ``op_bytes`` on every shard that owns some of ``ids`` (flat,
-        checked), each with its own ids (as local rows, named ``index_name``), its
-        slice of each ``per_row`` array (one row per id) and every ``shared`` input."""
+        """Run the NetDef ``net_bytes`` (the update ops) on every shard that owns some
+        of ``ids`` (flat, checked), each with its own ids (as local rows, named
+        ``index_name``), its slice of each ``per_row`` array (one row per id) and
+        every ``shared`` input."""
         info = self.blobs[blob]
         layout = info.layout
         owner = layout.owner(ids)
@@ -132,7 +133,7 @@ class ShardedTables:
             feeds[index_name] = local[sel]
             for name, value in per_row.items():
                 feeds[name] = value[sel]
-            self._sent.append((k, info.table, cluster.call(self.shards, k, "run_op", op_bytes,
+            self._sent.append((k, info.table, cluster.call(self.shards, k, "run_op", net_bytes,
                                                            feeds), where))
 
     def sync(self) -> None:
