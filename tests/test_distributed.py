@@ -354,6 +354,45 @@ def test_hogwild_needs_to_be_asked_for_and_shares_the_shards():
         first.shutdown()
 
 
+HOGWILD_TRAINER = """
+import numpy as np
+from caffe2lite import core, workspace, distributed
+net = core.Net("renorm")
+net.SparseNormalize(["t", "ids"], ["t"], use_max_norm=False, norm=2.0)
+tables = distributed.connect(net, "hogwild-procs", address={address!r}, hogwild=True)
+workspace.FeedBlob("ids", np.arange(20, 40, dtype=np.int64))
+for _ in range(10):
+    workspace.RunNetOnce(tables.net)
+tables.sync()
+print("trainer done")
+"""
+
+
+def test_hogwild_trainer_processes_update_the_same_shards(ray_session):
+    """A second trainer process joins the shards by name and address and updates them
+    while this one does (on other rows here, so the outcome is known)."""
+    import subprocess
+    import sys
+
+    workspace.FeedBlob("t", np.arange(1, 161, dtype=np.float32).reshape(40, 4))
+    net = core.Net("renorm")
+    net.SparseNormalize(["t", "ids"], ["t"], use_max_norm=False, norm=2.0)
+    first = distributed.shard(net, None, {"t": 3}, name="hogwild-procs", hogwild=True)
+    try:
+        address = ray_session.get_runtime_context().gcs_address
+        trainer = subprocess.Popen([sys.executable, "-c",
+                                    HOGWILD_TRAINER.format(address=address)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        workspace.FeedBlob("ids", np.arange(0, 20, dtype=np.int64))
+        for _ in range(10):
+            workspace.RunNetOnce(first.net)
+        out, err = trainer.communicate(timeout=120)
+        assert trainer.returncode == 0 and "trainer done" in out, err[-2000:]
+        np.testing.assert_allclose(np.linalg.norm(first.fetch("t"), axis=1), 2.0, rtol=1e-5)
+    finally:
+        first.shutdown()
+
+
 # -- which sockets the Ray processes listen on ------------------------------------
 def _descendants(root: int) -> set:
     parents = {}

@@ -59,12 +59,14 @@ def start(address: str | None = None, num_cpus: int | None = None) -> bool:
 class ShardSet:
     """The shard actors of one set of tables: actor k holds shard k of every table
     that has more than k shards.  Named actors (``name``) can be found by other
-    trainer processes on the same cluster (Hogwild)."""
+    trainer processes on the same cluster (Hogwild); a set found that way
+    (``create=False``) does not own them: ``kill`` leaves them to their maker."""
 
     def __init__(self, count: int, name: str | None = None, create: bool = True,
                  actor_options: dict | None = None):
         self.count = count
         self.name = name
+        self.owner = create
         self.actor_options = dict(actor_options or {})
         self.actors = [self._create(k) for k in range(count)] if create else \
             [self._lookup(k) for k in range(count)]
@@ -109,6 +111,8 @@ class ShardSet:
         return dead
 
     def kill(self) -> None:
+        if not self.owner:
+            return
         ray = import_ray()
         for actor in self.actors:
             try:
