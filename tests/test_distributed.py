@@ -200,12 +200,14 @@ def test_one_sparse_adagrad_step_against_numpy():
     net = core.Net("step")
     net.SparseAdagrad(["t", "t_m", "ids", "g", "lr"], ["t", "t_m"], epsilon=1e-6)
     net.Gather(["t", "look"], "rows")
+    net.SparseLengthsMean(["t", "ids", "bags"], "means")
     tables = distributed.shard(net, None, {"t": 3})
     try:
         ids = np.array([4, 1, 4, 7, 4, 9], np.int64)
         g = rng.normal(size=(6, 3)).astype(np.float32)
         for name, value in (("ids", ids), ("g", g), ("lr", np.array([-0.1], np.float32)),
-                            ("look", np.array([[4, -1], [0, 1]], np.int32))):
+                            ("look", np.array([[4, -1], [0, 1]], np.int32)),
+                            ("bags", np.array([2, 0, 4], np.int32))):
             workspace.FeedBlob(name, value)
         workspace.RunNetOnce(tables.net)
         want, moment = table.copy(), np.zeros_like(table)
@@ -217,6 +219,8 @@ def test_one_sparse_adagrad_step_against_numpy():
         fetched = tables.fetch("t")
         np.testing.assert_array_equal(workspace.FetchBlob("rows"),
                                       fetched[np.array([[4, 9], [0, 1]])])
+        means = np.stack([fetched[[4, 1]].mean(0), np.zeros(3), fetched[[4, 7, 4, 9]].mean(0)])
+        np.testing.assert_allclose(workspace.FetchBlob("means"), means, rtol=1e-6)
     finally:
         tables.shutdown()
 
@@ -289,6 +293,14 @@ def test_checkpoint_reshards_4_to_3_to_1(tables4, tmp_path):
         three.save(path3, STATE)
     finally:
         three.shutdown()
+
+    # a checkpoint with a shard file gone: the load fails and no shard changes
+    os.remove(os.path.join(path + ".shards", "shard-2.minidb"))
+    before = {b: tables4.fetch(b) for b in STATE}
+    with pytest.raises(Caffe2LiteError, match="shard-2.minidb"):
+        workspace.RunNetOnce(tables4.rewrite(load))
+    for b, value in before.items():
+        assert tables4.fetch(b).tobytes() == value.tobytes(), f"'{b}' changed"
 
     # and into one process, with no Ray at all on the reading side
     workspace.SwitchWorkspace("one", True)
