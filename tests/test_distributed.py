@@ -150,7 +150,8 @@ def tables4_module():
     side (dense blobs, the created net) in a workspace of its own.  The first test
     to use it starts from the init net's values."""
     with workspace.WorkspaceGuard("tables4"):
-        tables = make_tables({"user_emb": 4, "item_emb": (3, "range")})
+        # the fills made 64 rows at a time: 301 and 97 rows end on partial chunks
+        tables = make_tables({"user_emb": 4, "item_emb": (3, "range")}, init_chunk_rows=64)
     yield tables
     tables.shutdown()
 
@@ -168,6 +169,11 @@ def test_steps_are_bit_identical_to_one_process(tables4):
     assert ops.count("ShardedOp") == 5 and "SparseAdagrad" not in ops
     assert "SparseNormalize" not in ops
     assert not any(workspace.HasBlob(b) for b in STATE)  # the rows live on the shards
+    with workspace.WorkspaceGuard("init-reference"):
+        workspace.ResetWorkspace()
+        workspace.RunNetOnce(init_net())
+        assert_same_bits({b: tables4.fetch(b) for b in STATE},
+                         {b: workspace.FetchBlob(b) for b in STATE})
     steps = range(12)
     run_steps(tables4, steps)
     assert_same_bits(state(tables4), single_process(list(steps)))
@@ -223,6 +229,30 @@ def test_one_sparse_adagrad_step_against_numpy():
         np.testing.assert_allclose(workspace.FetchBlob("means"), means, rtol=1e-6)
     finally:
         tables.shutdown()
+
+
+@pytest.mark.parametrize("op_type, args", [("GaussianFill", {"std": 0.3}),
+                                           ("UniformFill", {"min": -1.0, "max": 2.0}),
+                                           ("UniformIntFill", {"min": 0, "max": 9}),
+                                           ("ConstantFill", {"value": 2.5})])
+def test_a_shard_makes_its_rows_of_a_fill_in_chunks(op_type, args):
+    """Chunks of 7 rows of a 103-row fill, one generator running on: each shard's rows
+    equal the rows of the fill made whole (no Ray here: the actor class alone)."""
+    from caffe2lite.distributed.layout import RowLayout
+    from caffe2lite.distributed.shard_actor import ShardActor
+
+    op = core.CreateOperator(op_type, [], ["x"], shape=[103, 5], device_option=core.DeviceOption(
+        caffe2_pb2.CPU, random_seed=3), **args)
+    workspace.RunOperatorOnce(op)
+    whole = workspace.FetchBlob("x")
+    for n, kind in ((3, "mod"), (4, "range")):
+        for k in range(n):
+            shard = ShardActor(k, chunk_rows=7)
+            shard.ws.run_operator_once = None  # the whole fill must not be made
+            made = shard.run_init(op.SerializeToString(), {"x": ("slice", n, kind)})
+            assert made == {"x": (103, (5,), whole.dtype.str)}
+            mine = whole[RowLayout(103, n, kind).global_rows(k)]
+            assert shard.fetch("x").tobytes() == mine.tobytes()
 
 
 def test_bad_ids_are_rejected_before_any_shard_is_written(tables4):

@@ -45,14 +45,18 @@ def _spec(table, value):
 
 def shard(net, init_net, tables: dict, *, address: str | None = None,
           num_cpus: int | None = None, name: str | None = None, hogwild: bool = False,
-          actor_options: dict | None = None) -> ShardedTables:
+          actor_options: dict | None = None,
+          init_chunk_rows: int | None = None) -> ShardedTables:
     """Shard ``tables`` ({blob: N or (N, "mod"|"range")}) over Ray actors, run
     ``init_net`` and rewrite ``net`` (``.net`` of the result; None for none).
 
     Sharded blobs that ``init_net`` does not make are taken from the current
     workspace (and removed from it).  ``address``: an existing cluster (``ray start
     --head`` prints it), else a local one with ``num_cpus`` (default 2) on
-    127.0.0.1, shut down by ``shutdown()``.
+    127.0.0.1, shut down by ``shutdown()``.  A plain fill of a whole table
+    (Constant/Gaussian/Uniform/UniformIntFill with a ``shape``) is made on each
+    shard ``init_chunk_rows`` rows at a time (default: 64 MiB), keeping its rows
+    only; any other fill is made whole on each shard, then cut.
     """
     specs = {t: _spec(t, v) for t, v in tables.items()}
     nets = [as_net_def(net)] if net is not None else []
@@ -62,7 +66,7 @@ def shard(net, init_net, tables: dict, *, address: str | None = None,
     shards = None
     try:
         shards = cluster.ShardSet(max(n for n, _ in specs.values()), name,
-                                  actor_options=actor_options)
+                                  actor_options=actor_options, chunk_rows=init_chunk_rows)
         blobs = _initialise(init_net, specs, owners, shards)
         handle = ShardedTables(shards, blobs, hogwild, started)
         meta = {"count": shards.count, "hogwild": hogwild,

@@ -63,10 +63,11 @@ class ShardSet:
     (``create=False``) does not own them: ``kill`` leaves them to their maker."""
 
     def __init__(self, count: int, name: str | None = None, create: bool = True,
-                 actor_options: dict | None = None):
+                 actor_options: dict | None = None, chunk_rows: int | None = None):
         self.count = count
         self.name = name
         self.owner = create
+        self.chunk_rows = chunk_rows
         self.actor_options = dict(actor_options or {})
         self.actors = [self._create(k) for k in range(count)] if create else \
             [self._lookup(k) for k in range(count)]
@@ -81,7 +82,7 @@ class ShardSet:
         options = {"num_cpus": 0, "max_restarts": 0, **self.actor_options}
         if self.name is not None:
             options.update(name=self._actor_name(k), namespace=NAMESPACE)
-        return ray.remote(ShardActor).options(**options).remote(k)
+        return ray.remote(ShardActor).options(**options).remote(k, self.chunk_rows)
 
     def _lookup(self, k: int):
         ray = import_ray()

@@ -11,20 +11,27 @@ fail halfway through a step on bad input.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from caffe2lite.distributed.layout import RowLayout
+from caffe2lite.operator import Operator
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.workspace import Workspace
 
-_SCRATCH = "__caffe2lite_shard_scratch__"
+# Fills whose values come out row after row from one generator stream (or a
+# constant): made in row chunks by one operator, they give the bits of one call.
+STREAMED_FILLS = ("ConstantFill", "GaussianFill", "UniformFill", "UniformIntFill")
+CHUNK_BYTES = 64 << 20
 
 
 class ShardActor:
     """Shard ``index``: rows of each sharded blob, by name, in ``self.ws``."""
 
-    def __init__(self, index: int):
+    def __init__(self, index: int, chunk_rows: int | None = None):
         self.index = index
+        self.chunk_rows = chunk_rows
         self.ws = Workspace(f"shard-{index}")
         self._nets: dict[bytes, str] = {}
         self._staged: dict[str, np.ndarray] = {}
@@ -45,12 +52,16 @@ class ShardActor:
         """Run one init op here; keep this shard's rows of each sharded output.
 
         ``outputs[name]`` is ``("slice", num_shards, kind)`` for an op that makes the
-        whole table (a fill with a ``shape``): the shard keeps its rows of it; or
-        ``("local",)`` for one shaped after a blob already sharded (a moment filled
-        like its table), whose result already has the shard's rows.  Returns each
-        output's (total rows, row shape, dtype).
+        whole table (a fill with a ``shape``): the shard keeps its rows of it --
+        making a plain fill chunk by chunk, so it never holds more than its rows and
+        one chunk; or ``("local",)`` for one shaped after a blob already sharded (a
+        moment filled like its table), whose result already has the shard's rows.
+        Returns each output's (total rows, row shape, dtype).
         """
         op = caffe2_pb2.OperatorDef.FromString(op_bytes)
+        streamed = self._streamed_fill(op, outputs)
+        if streamed is not None:
+            return streamed
         self.ws.run_operator_once(op)
         made = {}
         for name, how in outputs.items():
@@ -65,6 +76,33 @@ class ShardActor:
             else:
                 made[name] = (None, value.shape[1:], value.dtype.str)
         return made
+
+    def _streamed_fill(self, op, outputs):
+        """A plain fill of a whole table (no input, a ``shape``), made in row chunks by
+        one operator whose generator runs on from chunk to chunk; None otherwise."""
+        shape = next((list(a.ints) for a in op.arg if a.name == "shape"), [])
+        if op.type not in STREAMED_FILLS or op.input or len(op.output) != 1 or \
+                not shape or shape[0] <= 0 or outputs[op.output[0]][0] != "slice":
+            return None
+        rows, rest = shape[0], shape[1:]
+        chunk = min(rows, self.chunk_rows or
+                    max(1, CHUNK_BYTES // (8 * max(1, math.prod(rest)))))
+        chunk_op = caffe2_pb2.OperatorDef()
+        chunk_op.CopyFrom(op)
+        for arg in chunk_op.arg:
+            if arg.name == "shape":
+                arg.ints[0] = chunk
+        maker = Operator(chunk_op, self.ws)
+        _, num_shards, kind = outputs[op.output[0]]
+        mine = RowLayout(rows, num_shards, kind).global_rows(self.index)  # ascending
+        parts, scratch = [], {}
+        for start in range(0, rows, chunk):
+            maker.run(scratch)
+            value = scratch[op.output[0]]
+            lo, hi = np.searchsorted(mine, [start, start + chunk])
+            parts.append(value[mine[lo:hi] - start])
+        self.ws.blob_dict[op.output[0]] = np.concatenate(parts)
+        return {op.output[0]: (rows, value.shape[1:], value.dtype.str)}
 
     def put(self, name: str, rows: np.ndarray) -> None:
         self.ws.blob_dict[name] = np.array(rows, copy=True, order="C")
