@@ -124,7 +124,6 @@ class ShardedTables:
         owner = layout.owner(ids)
         order, bounds = bucket(owner, layout.num_shards)
         local = layout.local(ids, owner).astype(index_dtype, copy=False)
-        pending = []
         for k in range(layout.num_shards):
             sel = order[bounds[k]:bounds[k + 1]]
             if not sel.size:
