@@ -130,9 +130,7 @@ def run(iters: int | None = None, quiet: bool = False, checkpoint: str | None = 
     params = list(TABLES) + list(DENSE)
     save = core.CreateOperator("Save", params, [], db=path, db_type="minidb", absolute_path=True)
     if tables:  # one minidb per shard plus an index, read back into one process
-        save_net = core.Net("save")
-        save_net.Proto().op.add().CopyFrom(save)
-        workspace.RunNetOnce(tables.rewrite(save_net))
+        workspace.RunOperatorOnce(tables.rewrite(save))
         tables.shutdown()
     else:
         workspace.RunOperatorOnce(save)

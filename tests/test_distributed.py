@@ -174,7 +174,7 @@ def test_steps_are_bit_identical_to_one_process(tables4):
         workspace.RunNetOnce(init_net())
         assert_same_bits({b: tables4.fetch(b) for b in STATE},
                          {b: workspace.FetchBlob(b) for b in STATE})
-    steps = range(12)
+    steps = range(25)
     run_steps(tables4, steps)
     assert_same_bits(state(tables4), single_process(list(steps)))
 
@@ -286,6 +286,21 @@ def test_bad_ids_are_rejected_before_any_shard_is_written(tables4):
         assert tables4.fetch(b).tobytes() == value.tobytes(), f"shard rows of '{b}' changed"
 
 
+def test_a_sharded_op_without_its_tables_fails_cleanly(tables4):
+    remote = tables4.rewrite(core.CreateOperator("Gather", ["user_emb", "ids"], ["rows"]))
+    assert remote.type == "ShardedOp" and list(remote.input) == ["ids"]
+    workspace.FeedBlob("ids", np.array([1, 2], np.int64))
+    workspace.RunOperatorOnce(remote)
+    np.testing.assert_array_equal(workspace.FetchBlob("rows"), tables4.fetch("user_emb")[[1, 2]])
+    for arg in remote.arg:
+        if arg.name == "tables":
+            arg.s = b"gone#7"
+    before = snapshot()
+    with pytest.raises(EnforceError, match="'gone#7'.* not open in this process"):
+        workspace.RunOperatorOnce(remote)
+    assert_unchanged(before)
+
+
 def test_ops_that_cannot_run_sharded_are_refused(tables4):
     net = core.Net("dense_update")
     net.Adagrad(["user_emb", "user_emb_moment", "g", "lr"], ["user_emb", "user_emb_moment"])
@@ -394,6 +409,20 @@ def test_hogwild_needs_to_be_asked_for_and_shares_the_shards():
         np.testing.assert_array_equal(first.fetch("t")[[0, 3]], [[0, 1], [6, 7]])
     finally:
         first.shutdown()
+
+
+def test_the_demo_sharded_prints_the_single_process_loss(tmp_path):
+    """examples/demo.py --shards 2, shortened: the same held-out loss, bit for bit, and
+    its sharded checkpoint read back into one process gives it again."""
+    from test_demo import load_demo
+
+    demo = load_demo()
+    single = demo.run(iters=40, quiet=True, checkpoint=str(tmp_path / "single.minidb"))
+    sharded = demo.run(iters=40, quiet=True, checkpoint=str(tmp_path / "sharded.minidb"),
+                       shards=2)
+    assert sharded["end"] == single["end"] and sharded["start"] == single["start"]
+    assert sharded["reloaded"] == sharded["end"]
+    assert (tmp_path / "sharded.minidb.shards" / "index.json").exists()
 
 
 HOGWILD_TRAINER = """

@@ -91,8 +91,12 @@ def normalize_partner(ops, i: int, sharded: dict):
 
 
 def rewrite(net, handle):
-    """A copy of ``net`` (same kind: core.Net or NetDef) whose ops on ``handle``'s
-    sharded blobs are ShardedOps."""
+    """A copy of ``net`` (same kind: core.Net, NetDef, or one OperatorDef) whose ops on
+    ``handle``'s sharded blobs are ShardedOps."""
+    if isinstance(net, caffe2_pb2.OperatorDef):
+        one = caffe2_pb2.NetDef(name="op")
+        one.op.add().CopyFrom(net)
+        return rewrite(one, handle).op[0]
     source = as_net_def(net)
     sharded = {n: info.table for n, info in handle.blobs.items()}
     out = caffe2_pb2.NetDef()

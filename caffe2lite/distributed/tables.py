@@ -78,7 +78,8 @@ class ShardedTables:
 
     # -- the nets ------------------------------------------------------------------
     def rewrite(self, net):
-        """``net`` (core.Net or NetDef) with every op on a sharded blob made remote."""
+        """``net`` (core.Net or NetDef) with every op on a sharded blob made remote; or
+        one OperatorDef made remote (for RunOperatorOnce)."""
         from caffe2lite.distributed import planner
 
         return planner.rewrite(net, self)
