@@ -128,5 +128,7 @@ def rewrite(net, handle):
     if hasattr(net, "Proto"):
         from caffe2lite import core
 
-        return core.Net(out)
+        rewritten = core.Net(out)
+        rewritten.Proto().name = source.name  # core.Net renames a name it has seen
+        return rewritten
     return out
