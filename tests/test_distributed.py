@@ -301,6 +301,14 @@ def test_a_sharded_op_without_its_tables_fails_cleanly(tables4):
     assert_unchanged(before)
 
 
+def test_without_ray_sharding_says_what_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
+    with pytest.raises(distributed.DistributedError, match=r"pip install 'caffe2lite\[ray\]'"):
+        cluster.import_ray()
+
+
 def test_ops_that_cannot_run_sharded_are_refused(tables4):
     net = core.Net("dense_update")
     net.Adagrad(["user_emb", "user_emb_moment", "g", "lr"], ["user_emb", "user_emb_moment"])

@@ -27,7 +27,7 @@ class DistributedError(Caffe2LiteError, RuntimeError):
 def import_ray():
     try:
         import ray
-    except ImportError as e:  # pragma: no cover - depends on the environment
+    except ImportError as e:
         raise DistributedError("caffe2lite.distributed needs Ray: pip install "
                                "'caffe2lite[ray]'") from e
     return ray
