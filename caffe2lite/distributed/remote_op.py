@@ -20,13 +20,15 @@ ones less the sharded blobs.  Three ways to run, by the original op's type:
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 from google.protobuf import text_format
 
 from caffe2lite.distributed import checkpoint, tables
 from caffe2lite.distributed.cluster import DistributedError
 from caffe2lite.errors import Caffe2LiteError, EnforceError
-from caffe2lite.operator import Operator, check_outputs, input_label, once_per_op
+from caffe2lite.operator import Operator, check_outputs, input_label
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT, Arg, OpSchema
@@ -65,16 +67,25 @@ register_schema(OpSchema(
 
 @register_kernel(OP_TYPE)
 def sharded_op(ctx, *inputs):
-    remote = _remote(ctx)
     handle = tables.find(ctx.args["tables"])
     if handle is None:
         ctx.fail(f"its sharded tables ('{ctx.args['tables']}') are not open in this process: "
                  f"run a net rewritten by this process's distributed.shard / connect")
-    return remote.run(handle, inputs)
+    return _remote(ctx, handle).run(handle, inputs)
 
 
-@once_per_op
-def _remote(ctx):
+def _remote(ctx, handle):
+    """The remote op for this ShardedOp, made on its first run and kept."""
+    remote = _REMOTES.get(ctx)
+    if remote is None:
+        remote = _REMOTES[ctx] = _make_remote(ctx, set(handle.blobs))
+    return remote
+
+
+_REMOTES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _make_remote(ctx, sharded: set):
     op_def = caffe2_pb2.OperatorDef()
     try:
         text_format.Parse(ctx.args["op"], op_def)
@@ -87,8 +98,6 @@ def _remote(ctx):
             text_format.Parse(text, then[-1])
         except text_format.ParseError as e:
             ctx.fail(f"argument 'then' holds no OperatorDef in protobuf text: {e}")
-    handle = tables.find(ctx.args["tables"])
-    sharded = set(handle.blobs) if handle is not None else set()
     if op_def.type in READS:
         return RemoteRead(op_def, sharded, ctx.where)
     if op_def.type in UPDATES:
