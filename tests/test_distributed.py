@@ -402,6 +402,11 @@ def test_a_killed_shard_fails_the_step_and_restores_from_the_checkpoint(tmp_path
 def test_hogwild_needs_to_be_asked_for_and_shares_the_shards():
     with pytest.raises(distributed.DistributedError, match="hogwild=True"):
         distributed.connect(None, "nobody")
+    with pytest.raises(distributed.DistributedError, match="needs a name="):
+        distributed.shard(None, None, {"t": 2}, hogwild=True)
+    for bad in ({}, {"t": 0}, {"t": (2, "hash")}):
+        with pytest.raises(distributed.DistributedError):
+            distributed.shard(None, None, bad)
     workspace.FeedBlob("t", np.arange(12, dtype=np.float32).reshape(6, 2))
     net = core.Net("bump")
     net.SparseNormalize(["t", "ids"], ["t"], use_max_norm=False, norm=1.0)

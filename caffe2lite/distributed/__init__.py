@@ -59,6 +59,11 @@ def shard(net, init_net, tables: dict, *, address: str | None = None,
     only; any other fill is made whole on each shard, then cut.
     """
     specs = {t: _spec(t, v) for t, v in tables.items()}
+    if not specs:
+        raise DistributedError("shard: no tables named; expected {blob: number of shards}")
+    if hogwild and not name:
+        raise DistributedError("shard: hogwild=True needs a name= by which other trainers "
+                               "connect to the shards")
     nets = [as_net_def(net)] if net is not None else []
     owners = {t: t for t in specs}
     owners.update(moments_of(nets, specs))
