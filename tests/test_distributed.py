@@ -231,6 +231,31 @@ def test_one_sparse_adagrad_step_against_numpy():
         tables.shutdown()
 
 
+@pytest.mark.parametrize("kind", ["mod", "range"])
+@pytest.mark.parametrize("rows, shards", [(10, 3), (7, 7), (2, 5), (0, 2), (1000, 4)])
+def test_row_layout_against_a_loop(kind, rows, shards):
+    """Every row has one owner; each shard's rows, in local order, are the ids it owns."""
+    from caffe2lite.distributed.layout import RowLayout, bucket
+
+    layout = RowLayout(rows, shards, kind)
+    owner_of, local_of = {}, {}
+    for k in range(shards):  # the oracle: the documented rule, one row at a time
+        held = [r for r in range(rows) if (r % shards == k if kind == "mod"
+                                           else k * rows // shards <= r < (k + 1) * rows // shards)]
+        for position, r in enumerate(held):
+            owner_of[r], local_of[r] = k, position
+        assert layout.global_rows(k).tolist() == held
+        assert layout.local_count(k) == len(held)
+    ids = np.arange(rows)
+    assert layout.owner(ids).tolist() == [owner_of[r] for r in range(rows)]
+    assert layout.local(ids).tolist() == [local_of[r] for r in range(rows)]
+    ids = np.random.default_rng(0).integers(0, max(rows, 1), 50) if rows else ids
+    order, bounds = bucket(layout.owner(ids), shards)
+    for k in range(shards):  # grouped by owner, batch order kept inside a group
+        mine = order[bounds[k]:bounds[k + 1]]
+        assert mine.tolist() == [i for i, r in enumerate(ids) if owner_of[int(r)] == k]
+
+
 @pytest.mark.parametrize("op_type, args", [("GaussianFill", {"std": 0.3}),
                                            ("UniformFill", {"min": -1.0, "max": 2.0}),
                                            ("UniformIntFill", {"min": 0, "max": 9}),
