@@ -48,7 +48,7 @@ def test_batch_norm_classifier_learns_and_tracks_running_statistics():
     net = core.Net("train")
     h = net.SpatialBN(["x", "s", "b", "rm", "rv"], ["h", "rm", "rv", "sm", "siv"],
                       momentum=0.5)[0]
-    d, _ = net.Dropout(h, ["d", "mask"], ratio=0.1)
+    d, _ = net.Dropout(h, ["d", "mask"], ratio=0.1, random_seed=7)  # the same masks each run
     logits = net.FC([d, "w", "fc_b"], "logits")
     _, loss = net.SoftmaxWithLoss([logits, "label"], ["p", "loss"])
     net.AddGradientOperators([loss])
