@@ -30,6 +30,7 @@ import numpy as np
 from caffe2lite.core import CreateOperator
 from caffe2lite.errors import ArgumentError, GradientError
 from caffe2lite.gradients import dense_output_grad, grad_name
+from caffe2lite.cost_inference import pointwise_cost
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
 from caffe2lite.shape_inference import TensorSpec, same_as
@@ -328,6 +329,7 @@ def _register(op_type, fn, numpy_name, grads, needs_values):
     register_schema(OpSchema(
         op_type, num_inputs=2, num_outputs=1, allow_inplace={(0, 0), (1, 0)},
         infer_shapes=broadcast_shapes,
+        cost=pointwise_cost(1),  # Caffe2's PointwiseCostInference<1>; its gradients had none
         inputs=[("A", "first operand"),
                 ("B", "second operand, same dtype as A; broadcast to A (see 'broadcast')")],
         outputs=[("C", f"{numpy_name}(A, B), dtype of A")],

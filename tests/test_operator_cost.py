@@ -67,6 +67,24 @@ def test_relu_cost_has_no_flops():
         (0, 2 * 14, 2 * 14)
 
 
+@pytest.mark.parametrize("op_type", ["Add", "Sub", "Mul", "Div"])
+def test_binary_arithmetic_cost_is_one_flop_per_element_of_a(op_type):
+    # PointwiseCostInference<1>: flops and bytes written count A's elements, bytes
+    # read both inputs', all in A's item size (B broadcast here, so it is smaller).
+    _feed(A=np.ones((4, 6), np.float32), B=np.ones(6, np.float32))
+    cost = workspace.GetOperatorCost(core.CreateOperator(op_type, ["A", "B"], ["C"]),
+                                     ["A", "B"])
+    assert cost == (24, 4 * 24, 4 * (24 + 6))
+
+
+def test_arithmetic_gradients_and_comparisons_have_no_cost_function():
+    _feed(A=np.ones(3, np.float32), B=np.ones(3, np.float32), dC=np.ones(3, np.float32))
+    for op in (core.CreateOperator("MulGradient", ["dC", "A", "B"], ["dA", "dB"]),
+               core.CreateOperator("EQ", ["A", "B"], ["C"])):
+        with pytest.raises(Caffe2LiteError, match="Cost inference function not defined"):
+            workspace.GetOperatorCost(op, list(op.input))
+
+
 def _nbytes(names):
     return sum(workspace.FetchBlob(n).nbytes for n in names)
 
