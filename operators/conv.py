@@ -34,7 +34,8 @@ GRADIENT_ARGS = CONV_ARGS + [Arg("no_bias", "bool", False,
 
 
 def conv_gradient_maker(op_def, g_output):
-    """Caffe2's GetConvGradient: <type>Gradient(X, filter, dY) -> (dfilter, [dbias], [dX])."""
+    """Caffe2's GetConvGradient (and GetConvTransposeGradient, the same layout):
+    <type>Gradient(X, filter, dY) -> (dfilter, [dbias], [dX])."""
     x, w = op_def.input[0], op_def.input[1]
     dy = dense_output_grad(op_def, g_output)
     no_dx = any(a.name == "no_gradient_to_input" and a.i for a in op_def.arg)
@@ -58,15 +59,20 @@ def _window(ctx):
     return geo.parse(ctx)
 
 
-def _checked(ctx, X, W):
-    """(window, resolved geometry, N, C, M) after Caffe2's filter and channel checks."""
-    window = _window(ctx)
+def check_float_operands(ctx, X, W):
+    """X and the filter are float tensors of one dtype (Conv and ConvTranspose)."""
     for i, arr in ((0, X), (1, W)):
         if getattr(arr, "dtype", None) is None or arr.dtype.kind != "f":
             ctx.fail(f"{ctx.input_label(i)} must be a float tensor, got "
                      f"{getattr(arr, 'dtype', type(arr).__name__)}")
     if X.dtype != W.dtype:
         ctx.fail(f"X ({X.dtype}) and filter ({W.dtype}) must have the same dtype")
+
+
+def _checked(ctx, X, W):
+    """(window, resolved geometry, N, C, M) after Caffe2's filter and channel checks."""
+    window = _window(ctx)
+    check_float_operands(ctx, X, W)
     res = geo.resolve(ctx, window, X.shape)
     C = X.shape[-1] if window.channels_last else X.shape[1]
     M = W.shape[0] if W.ndim else 0
@@ -227,14 +233,27 @@ def conv(ctx, X, W, b=None):
     return (_to_order(xp, window, Y),)
 
 
-@register_kernel("ConvGradient", devices=("CPU", "CUDA"))
-def conv_gradient(ctx, X, W, dY):
-    xp = ctx.xp
+def gradient_outputs(ctx):
+    """(no_bias, want_dx) for a (Conv|ConvTranspose)Gradient op, whose outputs are
+    dfilter, [dbias] (absent with no_bias), [dX] (absent with no_gradient_to_input)."""
     no_bias = ctx.args["no_bias"]
     n_out = len(ctx.op_def.output)
     if no_bias and n_out == 3:
         ctx.fail("argument 'no_bias' is set but 3 outputs are given: without a bias the "
                  "outputs are dfilter and dX")
+    return no_bias, n_out == 3 or (no_bias and n_out == 2)
+
+
+def bias_gradient(window, dY):
+    """dbias: dY summed over every axis but the channel axis of the window's order."""
+    channel_axis = dY.ndim - 1 if window.channels_last else 1
+    return dY.sum(axis=tuple(i for i in range(dY.ndim) if i != channel_axis))
+
+
+@register_kernel("ConvGradient", devices=("CPU", "CUDA"))
+def conv_gradient(ctx, X, W, dY):
+    xp = ctx.xp
+    no_bias, want_dx = gradient_outputs(ctx)
     window, res, N, C, M = _checked(ctx, X, W)
     expected = geo.output_shape(window, res, N, M)
     if tuple(dY.shape) != expected or dY.dtype != X.dtype:
@@ -253,9 +272,8 @@ def conv_gradient(ctx, X, W, dY):
     dW = dW.reshape(Wcf.shape)
     outputs = [_to_order(xp, window, dW) if window.channels_last else dW]
     if not no_bias:
-        channel_axis = dY.ndim - 1 if window.channels_last else 1
-        outputs.append(dY.sum(axis=tuple(i for i in range(dY.ndim) if i != channel_axis)))
-    if n_out == 3 or (no_bias and n_out == 2):
+        outputs.append(bias_gradient(window, dY))
+    if want_dx:
         def backward(start, stop):
             dcol = xp.matmul(Wm.transpose(0, 2, 1), dYm[start:stop])   # (n, G, CgK, L)
             shape = (stop - start,) + Xcf.shape[1:]

@@ -14,15 +14,14 @@ loop over the kernel offsets adds them into the strided output grid (col2im).
 
 from math import prod
 
-from caffe2lite.core import CreateOperator
-from caffe2lite.gradients import dense_output_grad, grad_name
 from caffe2lite.operator import once_per_op
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
 from caffe2lite.shape_inference import TensorSpec
 from caffe2lite.operators import _conv_geometry as geo
 from caffe2lite.operators.conv import (_batch_step, _channels_first, _over_batch, _to_order,
-                                       col2im, im2col)
+                                       bias_gradient, check_float_operands, col2im,
+                                       conv_gradient_maker, gradient_outputs, im2col)
 
 ADJ_ARGS = [
     Arg("adjs", "ints", [], "extra output size per spatial dim, at the tail (0..stride)"),
@@ -36,27 +35,6 @@ TRANSPOSE_ARGS = (geo.WINDOW_ARGS + ADJ_ARGS + [geo.GROUP_ARG]
                   + geo.IGNORED_ARGS)
 GRADIENT_ARGS = TRANSPOSE_ARGS + [Arg("no_bias", "bool", False,
                                       "the forward op had no bias: outputs are dfilter, [dX]")]
-
-
-def conv_transpose_gradient_maker(op_def, g_output):
-    """Caffe2's GetConvTransposeGradient: ConvTransposeGradient(X, filter, dY) ->
-    (dfilter, [dbias], [dX]), with no_bias when the op had no bias."""
-    x, w = op_def.input[0], op_def.input[1]
-    no_dx = any(a.name == "no_gradient_to_input" and a.i for a in op_def.arg)
-    outputs = [grad_name(w)]
-    args = {}
-    if len(op_def.input) == 3:
-        outputs.append(grad_name(op_def.input[2]))
-    else:
-        args["no_bias"] = 1
-    if not no_dx:
-        outputs.append(grad_name(x))
-    grad_op = CreateOperator("ConvTransposeGradient",
-                             [x, w, dense_output_grad(op_def, g_output)], outputs, **args)
-    g_input = [None if no_dx else grad_name(x), grad_name(w)]
-    if len(op_def.input) == 3:
-        g_input.append(grad_name(op_def.input[2]))
-    return [grad_op], g_input
 
 
 @once_per_op
@@ -96,12 +74,7 @@ def _geometry(ctx, window, x_shape):
 
 def _checked(ctx, X, W):
     window = _window(ctx)
-    for i, arr in ((0, X), (1, W)):
-        if getattr(arr, "dtype", None) is None or arr.dtype.kind != "f":
-            ctx.fail(f"{ctx.input_label(i)} must be a float tensor, got "
-                     f"{getattr(arr, 'dtype', type(arr).__name__)}")
-    if X.dtype != W.dtype:
-        ctx.fail(f"X ({X.dtype}) and filter ({W.dtype}) must have the same dtype")
+    check_float_operands(ctx, X, W)
     res, outs = _geometry(ctx, window, X.shape)
     G = window.group
     M = X.shape[-1] if window.channels_last else X.shape[1]
@@ -157,7 +130,7 @@ register_schema(OpSchema(
     doc="Transposed convolution (the gradient of Conv with respect to its input, as a "
         "layer): every input position adds filter-weighted copies of its channels at "
         "stride-spaced output positions; groups, adj and Caffe2's pads.",
-    gradient=conv_transpose_gradient_maker))
+    gradient=conv_gradient_maker))  # ConvTransposeGradient, same layout
 
 register_schema(OpSchema(
     "ConvTransposeGradient", num_inputs=3, num_outputs=(1, 3), args=GRADIENT_ARGS,
@@ -197,11 +170,7 @@ def conv_transpose(ctx, X, W, b=None):
 @register_kernel("ConvTransposeGradient", devices=("CPU", "CUDA"))
 def conv_transpose_gradient(ctx, X, W, dY):
     xp = ctx.xp
-    no_bias = ctx.args["no_bias"]
-    n_out = len(ctx.op_def.output)
-    if no_bias and n_out == 3:
-        ctx.fail("argument 'no_bias' is set but 3 outputs are given: without a bias the "
-                 "outputs are dfilter and dX")
+    no_bias, want_dx = gradient_outputs(ctx)
     window, res, N, M, C = _checked(ctx, X, W)
     expected = ((N,) + res.in_dims + (C,)) if window.channels_last else (N, C) + res.in_dims
     if tuple(dY.shape) != expected or dY.dtype != X.dtype:
@@ -214,7 +183,6 @@ def conv_transpose_gradient(ctx, X, W, dY):
     Xm = Xcf.reshape(N, G, M // G, prod(res.out_dims))
     Wcf = _channels_first(window, W)
     Wm = Wcf.reshape(G, M // G, -1)
-    want_dx = n_out == 3 or (no_bias and n_out == 2)
     dW = xp.zeros(Wm.shape, dtype=X.dtype)
     dX = xp.empty(Xm.shape, dtype=X.dtype) if want_dx else None
     for start in range(0, N, step):
@@ -225,8 +193,7 @@ def conv_transpose_gradient(ctx, X, W, dY):
     dW = dW.reshape(Wcf.shape)
     outputs = [_to_order(xp, window, dW) if window.channels_last else dW]
     if not no_bias:
-        channel_axis = dY.ndim - 1 if window.channels_last else 1
-        outputs.append(dY.sum(axis=tuple(i for i in range(dY.ndim) if i != channel_axis)))
+        outputs.append(bias_gradient(window, dY))
     if want_dx:
         outputs.append(_to_order(xp, window, dX.reshape(Xcf.shape)))
     return tuple(xp.ascontiguousarray(o) for o in outputs)
