@@ -29,6 +29,24 @@ static inline int64_t index_at(const void *indices, int32_t index_bytes, int64_t
                             : (int64_t)((const int32_t *)indices)[i];
 }
 
+/* The bag offsets of the SparseLengths* lookups: offsets[0] = 0, offsets[k + 1] =
+ * offsets[k] + lengths[k] for the m lengths.  Returns 0 when every length is >= 0 and
+ * they sum to `total`, else 1 (then `offsets` is partly written).  It stops as soon
+ * as the running total passes `total`, so it never overflows and the offsets it
+ * accepts stay within INDICES. */
+static inline int32_t lengths_to_offsets(const void *lengths, int32_t length_bytes, int64_t m,
+                                         int64_t total, int64_t *restrict offsets) {
+    int64_t run = 0;
+    offsets[0] = 0;
+    for (int64_t k = 0; k < m; k++) {
+        const int64_t len = index_at(lengths, length_bytes, k);
+        if (len < 0 || len > total - run) return 1;
+        run += len;
+        offsets[k + 1] = run;
+    }
+    return run != total;
+}
+
 /* Prefetch a row that is about to be updated (written). */
 static inline void prefetch_row(const void *row, int64_t bytes) {
     for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch((const char *)row + o, 1, 0);

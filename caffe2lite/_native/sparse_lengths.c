@@ -28,27 +28,16 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "rows.h" /* index_at, prefetch_row_for_read */
+#include "rows.h" /* index_at, lengths_to_offsets, prefetch_row_for_read */
 
 #define AHEAD 16 /* rows prefetched ahead of the one being added */
 
 int32_t caffe2lite_sparse_lengths_abi(void) { return 2; }
 
-/* offsets[0] = 0, offsets[k + 1] = offsets[k] + lengths[k] for the m lengths.
- * Returns 0 when every length is >= 0 and they sum to `total`, else 1 (then
- * `offsets` is partly written).  It stops as soon as the running total passes
- * `total`, so it never overflows and the offsets it accepts stay within INDICES. */
+/* The bag offsets of `lengths` (rows.h: lengths_to_offsets). */
 int32_t caffe2lite_sparse_lengths_offsets(const void *lengths, int32_t length_bytes, int64_t m,
-                                          int64_t total, int64_t *restrict offsets) {
-    int64_t run = 0;
-    offsets[0] = 0;
-    for (int64_t k = 0; k < m; k++) {
-        const int64_t len = index_at(lengths, length_bytes, k);
-        if (len < 0 || len > total - run) return 1;
-        run += len;
-        offsets[k + 1] = run;
-    }
-    return run != total;
+                                         int64_t total, int64_t *restrict offsets) {
+    return lengths_to_offsets(lengths, length_bytes, m, total, offsets);
 }
 
 /* IEEE half to float, exactly (subnormals, infinities and NaNs included). */
