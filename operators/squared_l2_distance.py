@@ -55,5 +55,7 @@ def squared_l2_distance_gradient(ctx, X, Y, dD):
     n, inner = _rows(ctx, X, Y)
     if dD.size != n:
         ctx.fail(f"dDistance {tuple(dD.shape)} must have {n} elements, one per row")
-    dX = ((X - Y).reshape(n, inner) * dD.reshape(n, 1).astype(X.dtype, copy=False)).reshape(X.shape)
+    if dD.dtype != X.dtype:
+        ctx.fail(f"dDistance must be {X.dtype} like X and Y, got {dD.dtype}")
+    dX = ((X - Y).reshape(n, inner) * dD.reshape(n, 1)).reshape(X.shape)
     return dX, -dX

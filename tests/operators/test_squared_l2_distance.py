@@ -48,3 +48,16 @@ def test_bad_input():
     with pytest.raises(EnforceError, match="dDistance .* must have 2 elements"):
         workspace.RunOperatorOnce(core.CreateOperator(
             "SquaredL2DistanceGradient", ["X", "Y", "dD"], ["dX", "dY"]))
+
+
+@pytest.mark.parametrize("dd", [np.array(["a", "b"], dtype=object), np.ones(2, np.int64),
+                                np.ones(2, np.float64)])
+def test_gradient_refuses_a_d_distance_of_another_dtype(dd):
+    workspace.FeedBlob("X", np.ones((2, 3), np.float32))
+    workspace.FeedBlob("Y", np.zeros((2, 3), np.float32))
+    workspace.FeedBlob("dD", dd)
+    workspace.FeedBlob("dX", np.full(1, 7.0, np.float32))
+    with pytest.raises(EnforceError, match="dDistance must be float32 like X and Y"):
+        workspace.RunOperatorOnce(core.CreateOperator(
+            "SquaredL2DistanceGradient", ["X", "Y", "dD"], ["dX", "dY"]))
+    np.testing.assert_array_equal(workspace.FetchBlob("dX"), [7.0])
