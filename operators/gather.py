@@ -131,7 +131,7 @@ def gather_along(ctx, data, indices, axis, match_outer, wrap, indices_input=1):
     outer = tuple(data.shape[:axis])
     rows = math.prod(outer)
     flat_data = data.reshape((rows, dim) + tuple(data.shape[axis + 1:]))
-    flat_idx = indices.reshape(rows, -1)
+    flat_idx = indices.reshape(rows, math.prod(indices.shape[axis:]))  # -1 fails on 0 rows
     picked = flat_data[xp.arange(rows)[:, None], flat_idx]
     return picked.reshape(outer + tuple(indices.shape[axis:]) + tuple(data.shape[axis + 1:]))
 

@@ -162,3 +162,13 @@ def test_sparse_to_dense_output_too_large_names_where_its_size_came_from():
         workspace.RunOperatorOnce(core.CreateOperator("SparseToDense", ["i", "v"], ["out"],
                                                       output_first_dim=10**15))
     assert_unchanged(before)
+
+
+def test_batch_gather_of_an_empty_batch():
+    # Caffe2's BatchGather output is DATA.shape[:1] + INDICES.shape + DATA.shape[2:],
+    # empty batch included (the reshape of no rows once raised NumPy's ValueError).
+    data = np.ones((0, 3), np.float32)
+    for idx_shape in ((0,), (0, 2)):
+        (out,) = run_op("BatchGather", {"data": data, "idx": np.zeros(idx_shape, np.int32)},
+                        "out")
+        assert out.shape == (0,) + idx_shape
