@@ -76,6 +76,7 @@ def _dequantize_shapes(ctx, q):
 for _type, (_dtype, _tail, _) in QUANTIZE.items():
     register_schema(OpSchema(
         _type, num_inputs=1, num_outputs=1, infer_shapes=_quantize_shapes,
+        cpu_fallback=True,  # no CuPy kernel: CUDA runs it on the host (GPUFallbackOp)
         inputs=[("input", f"{_NAMES[_dtype][1]} input data, rank >= 1; the last axis is a "
                           f"row, the others count rows")],
         outputs=[("output", f"uint8, input.shape[:-1] + (D + {_tail},): {_layout(_tail)}")],
@@ -89,6 +90,7 @@ for _type, (_dtype, _tail, _) in QUANTIZE.items():
 for _type, (_dtype, _tail, _) in DEQUANTIZE.items():
     register_schema(OpSchema(
         _type, num_inputs=1, num_outputs=1, infer_shapes=_dequantize_shapes,
+        cpu_fallback=True,  # no CuPy kernel: CUDA runs it on the host (GPUFallbackOp)
         inputs=[("scale_bias_quantized_input", f"uint8, last axis D + {_tail}: "
                                                f"{_layout(_tail)}")],
         outputs=[("float_output" if _dtype == np.float32 else "float16_output",

@@ -32,6 +32,7 @@ def _shapes(ctx, data, indices):
 
 register_schema(OpSchema(
     "GatherFused8BitRowwise", num_inputs=2, num_outputs=1, infer_shapes=_shapes,
+    cpu_fallback=True,  # no CuPy kernel: CUDA runs it on the host (GPUFallbackOp)
     inputs=[("DATA", "uint8 (N, D + 8) table from FloatToFused8BitRowwiseQuantized"),
             ("INDICES", "int32/int64 vector of row numbers into DATA")],
     outputs=[("OUTPUT", "float32 (len(INDICES), D): the gathered rows, dequantized")],

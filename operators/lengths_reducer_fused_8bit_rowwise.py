@@ -59,6 +59,7 @@ _DOCS = {
 for _type, (_weighted, _mean) in OPS.items():
     register_schema(OpSchema(
         _type, num_inputs=4 if _weighted else 3, num_outputs=1, infer_shapes=_shapes,
+        cpu_fallback=True,  # no CuPy kernel: CUDA runs it on the host (GPUFallbackOp)
         inputs=[_DATA] + ([_WEIGHTS] if _weighted else []) + [_INDICES, _LENGTHS],
         outputs=[_OUTPUT], doc=_DOCS[_type], gradient=NO_GRADIENT))
 

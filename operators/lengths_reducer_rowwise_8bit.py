@@ -45,6 +45,7 @@ def _quantize_shapes(ctx, x):
 
 register_schema(OpSchema(
     "FloatToRowwiseQuantized8Bits", num_inputs=1, num_outputs=2, infer_shapes=_quantize_shapes,
+    cpu_fallback=True,  # no CuPy kernel: CUDA runs it on the host (GPUFallbackOp)
     inputs=[("input", "float32 tensor of rank >= 1, viewed as (dim 0, the rest flattened)")],
     outputs=[("quantized_input", "uint8 codes, shaped like input"), _SCALE_BIAS],
     doc="8-bit row-wise quantization: per row bias = min, scale = (max - min) / 255, codes "
@@ -66,6 +67,7 @@ def _dequantize_shapes(ctx, q, scale_bias):
 
 register_schema(OpSchema(
     "Rowwise8BitQuantizedToFloat", num_inputs=2, num_outputs=1,
+    cpu_fallback=True,  # no CuPy kernel: CUDA runs it on the host (GPUFallbackOp)
     infer_shapes=_dequantize_shapes,
     inputs=[("quantized_input", "uint8 codes from FloatToRowwiseQuantized8Bits"), _SCALE_BIAS],
     outputs=[("output", "float32, shaped like quantized_input: codes * scale + bias per row")],
@@ -108,6 +110,7 @@ for _type, (_weighted, _mean) in OPS.items():
     _base = _type.replace("8BitsRowwise", "")
     register_schema(OpSchema(
         _type, num_inputs=5 if _weighted else 4, num_outputs=1, infer_shapes=_lookup_shapes,
+        cpu_fallback=True,  # no CuPy kernel: CUDA runs it on the host (GPUFallbackOp)
         inputs=[_DATA] + ([_SCALARS] if _weighted else []) + [_INDICES, _LENGTHS, _SCALE_BIAS],
         outputs=[("output", "float32 (len(LENGTHS),) + DATA.shape[1:]")],
         doc=f"{_base} on an 8-bit row-wise table: each looked-up row r is dequantized as "
