@@ -40,6 +40,12 @@ if _lib is not None:
                      ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
 
 
+def cap_vector_level(cap: int) -> int:
+    """Caps the C lookup's vector code (2: AVX-512F, 1: AVX2, 0: plain loops) and
+    returns the level now in use.  For tests: every level must give the same bits."""
+    return int(_lib.caffe2lite_rowwise_8bit_cap_level(ctypes.c_int32(cap)))
+
+
 def available() -> bool:
     return _sum is not None
 

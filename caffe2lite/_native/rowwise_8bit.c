@@ -56,10 +56,76 @@ int32_t caffe2lite_rowwise_8bit_offsets(const void *lengths, int32_t length_byte
         if (IN_RANGE(r_)) prefetch_row_for_read(table + r_ * row_bytes, row_bytes);       \
     } while (0)
 
+/* acc[d] = acc[d] + ((s * q[d]) + b) for d < w, each operation rounded to float32:
+ * the arithmetic every engine shares.  The plain loop is left to the compiler; the
+ * x86 versions below spell the same operations out in vector intrinsics, because GCC
+ * widened the codes in two steps (bytes to shorts to ints) and kept to 256-bit
+ * vectors even in the AVX-512 clone, which made a hot-cache row cost about twice
+ * what it needs (BENCHMARKS.md, quantized embedding bags). */
+#define ADD_ROW_PLAIN(acc, q, s, b, w)                                                    \
+    for (int64_t d = 0; d < (w); d++) (acc)[d] += (s) * (float)(q)[d] + (b)
+
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__GLIBC__)
+#include <immintrin.h>
+#define X86_KERNELS 1
+
+/* w a multiple of 16. */
+__attribute__((target("avx512f"))) static inline void
+add_row_avx512f(float *acc, const uint8_t *q, float s, float b, int64_t w) {
+    const __m512 vs = _mm512_set1_ps(s), vb = _mm512_set1_ps(b);
+    for (int64_t d = 0; d < w; d += 16) {
+        const __m128i codes = _mm_loadu_si128((const __m128i *)(q + d));
+        const __m512 x = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(codes));
+        const __m512 term = _mm512_add_ps(_mm512_mul_ps(vs, x), vb);
+        _mm512_storeu_ps(acc + d, _mm512_add_ps(_mm512_loadu_ps(acc + d), term));
+    }
+}
+
+/* w a multiple of 8. */
+__attribute__((target("avx2"))) static inline void
+add_row_avx2(float *acc, const uint8_t *q, float s, float b, int64_t w) {
+    const __m256 vs = _mm256_set1_ps(s), vb = _mm256_set1_ps(b);
+    for (int64_t d = 0; d < w; d += 8) {
+        const __m128i codes = _mm_loadl_epi64((const __m128i *)(q + d));
+        const __m256 x = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(codes));
+        const __m256 term = _mm256_add_ps(_mm256_mul_ps(vs, x), vb);
+        _mm256_storeu_ps(acc + d, _mm256_add_ps(_mm256_loadu_ps(acc + d), term));
+    }
+}
+
+static int level_cap = 2; /* lowered by the tests, to run every path on one machine */
+
+/* 2 with AVX-512F, 1 with AVX2, else 0, at most level_cap; the CPU is asked once (a
+ * benign race: every thread stores the same answer). */
+static int x86_level(void) {
+    static int level = -1;
+    int seen = __atomic_load_n(&level, __ATOMIC_RELAXED);
+    if (seen < 0) {
+        __builtin_cpu_init();
+        seen = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+        __atomic_store_n(&level, seen, __ATOMIC_RELAXED);
+    }
+    const int cap = __atomic_load_n(&level_cap, __ATOMIC_RELAXED);
+    return seen < cap ? seen : cap;
+}
+#endif
+
+/* Caps the vector level the lookups use (2: AVX-512F, 1: AVX2, 0: the plain loops) and
+ * returns the level now in use: a test hook, since every level gives the same bits. */
+int32_t caffe2lite_rowwise_8bit_cap_level(int32_t cap) {
+#ifdef X86_KERNELS
+    __atomic_store_n(&level_cap, cap, __ATOMIC_RELAXED);
+    return x86_level();
+#else
+    (void)cap;
+    return 0;
+#endif
+}
+
 /* Bags [bag_begin, bag_end).  ACC is a local array (kept in registers when W is a
  * constant) or the output row itself.  Returns 1 at the first index outside
  * [0, n_rows) (its row is neither prefetched nor read), else 0. */
-#define SUM_BAGS(W, LOCAL)                                                                \
+#define SUM_BAGS(W, LOCAL, ADD_ROW)                                                       \
     const int64_t last = offsets[bag_end];                                                \
     for (int64_t p = offsets[bag_begin]; p < offsets[bag_begin] + AHEAD && p < last; p++) \
         PREFETCH_AT(p);                                                                   \
@@ -76,7 +142,7 @@ int32_t caffe2lite_rowwise_8bit_offsets(const void *lengths, int32_t length_byte
             memcpy(sb, scale_bias + r * sb_stride, sizeof sb);                            \
             const float w = weights ? weights[p] : 1.0f;                                  \
             const float s = w * sb[0], b = w * sb[1];                                     \
-            for (int64_t d = 0; d < (W); d++) acc[d] += s * (float)row[d] + b;            \
+            ADD_ROW(acc, row, s, b, (W));                                                 \
         }                                                                                 \
         const int64_t len = offsets[k + 1] - offsets[k];                                  \
         if (mean && len) {                                                                \
@@ -99,7 +165,12 @@ int32_t caffe2lite_rowwise_8bit_offsets(const void *lengths, int32_t length_byte
 #define DEFINE_FIXED(W)                                                                   \
     WIDE_CLONES static int sum_##W(SUM_ARGS) {                                            \
         (void)width;                                                                      \
-        SUM_BAGS(W, 1)                                                                    \
+        SUM_BAGS(W, 1, ADD_ROW_PLAIN)                                                     \
+    }
+#define DEFINE_FIXED_X86(W, ISA)                                                          \
+    __attribute__((target(#ISA))) static int sum_##W##_##ISA(SUM_ARGS) {                 \
+        (void)width;                                                                      \
+        SUM_BAGS(W, 1, add_row_##ISA)                                                     \
     }
 
 DEFINE_FIXED(8)
@@ -107,10 +178,42 @@ DEFINE_FIXED(16)
 DEFINE_FIXED(32)
 DEFINE_FIXED(64)
 DEFINE_FIXED(128)
-WIDE_CLONES static int sum_any(SUM_ARGS) { SUM_BAGS(width, 0) }
+WIDE_CLONES static int sum_any(SUM_ARGS) { SUM_BAGS(width, 0, ADD_ROW_PLAIN) }
+
+#ifdef X86_KERNELS
+DEFINE_FIXED_X86(16, avx512f)
+DEFINE_FIXED_X86(32, avx512f)
+DEFINE_FIXED_X86(64, avx512f)
+DEFINE_FIXED_X86(128, avx512f)
+DEFINE_FIXED_X86(8, avx2)
+DEFINE_FIXED_X86(16, avx2)
+DEFINE_FIXED_X86(32, avx2)
+DEFINE_FIXED_X86(64, avx2)
+DEFINE_FIXED_X86(128, avx2)
+#endif
 
 static int sum_range(SUM_ARGS) {
     const int64_t b0 = bag_begin, b1 = bag_end;
+#ifdef X86_KERNELS
+    const int level = x86_level();
+    if (level == 2) {
+        switch (width) {
+        case 16: return sum_16_avx512f(SUM_CALL);
+        case 32: return sum_32_avx512f(SUM_CALL);
+        case 64: return sum_64_avx512f(SUM_CALL);
+        case 128: return sum_128_avx512f(SUM_CALL);
+        }
+    }
+    if (level >= 1) {
+        switch (width) {
+        case 8: return sum_8_avx2(SUM_CALL);
+        case 16: return sum_16_avx2(SUM_CALL);
+        case 32: return sum_32_avx2(SUM_CALL);
+        case 64: return sum_64_avx2(SUM_CALL);
+        case 128: return sum_128_avx2(SUM_CALL);
+        }
+    }
+#endif
     switch (width) {
     case 8: return sum_8(SUM_CALL);
     case 16: return sum_16(SUM_CALL);

@@ -12,7 +12,7 @@ import struct
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from caffe2lite import core, protoio, registry, workspace
@@ -227,12 +227,24 @@ def test_sum_is_the_segment_sum_of_the_dequantized_table():
     assert same_bits(lookup(SLS_TYPES[0], q, indices, lengths), expected)
 
 
-@settings(max_examples=25)
+@pytest.fixture(params=[2, 1, 0], ids=["avx512", "avx2", "plain"])
+def vector_level(request):
+    """The C lookup capped at each vector level this CPU has (the level runs
+    above it are skipped), restored to the widest afterwards."""
+    if "NATIVE" not in {e for (t, d, e) in registry.kernels() if t == SLS_TYPES[0]}:
+        pytest.skip("the optional C library (caffe2lite/_native) is not built")
+    from caffe2lite.operators import _native_rowwise_8bit
+    if _native_rowwise_8bit.cap_vector_level(request.param) != request.param:
+        _native_rowwise_8bit.cap_vector_level(2)
+        pytest.skip(f"this CPU has no vector level {request.param}")
+    yield request.param
+    _native_rowwise_8bit.cap_vector_level(2)
+
+
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.integers(1, 40), width=st.sampled_from([1, 3, 8, 16, 17, 32, 64, 128, 130]),
        bags=st.integers(0, 30), seed=st.integers(0, 2**31), op_type=st.sampled_from(SLS_TYPES))
-def test_engines_give_identical_bits(rows, width, bags, seed, op_type):
-    if "NATIVE" not in {e for (t, d, e) in registry.kernels() if t == op_type}:
-        pytest.skip("the optional C library (caffe2lite/_native) is not built")
+def test_engines_give_identical_bits(vector_level, rows, width, bags, seed, op_type):
     rng = np.random.default_rng(seed)
     q = quantize((rng.standard_normal((rows, width)) * rng.uniform(0.1, 50)).astype(F))
     lengths = rng.integers(0, 9, bags).astype(np.int32)
