@@ -314,6 +314,10 @@ def create_net(net_def, overwrite=False) -> bool:
     return _ws.CreateNet(net_def, overwrite)
 
 
+def fill_random_network_inputs(net_def, input_dims, input_types) -> None:
+    _ws.FillRandomNetworkInputs(net_def, input_dims, input_types)
+
+
 def run_net(name, num_iter=1, allow_fail=False) -> bool:
     return _ws.RunNet(name, num_iter, allow_fail)
 

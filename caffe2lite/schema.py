@@ -101,7 +101,10 @@ class OpSchema:
     -> output specs`` (see caffe2lite.shape_inference); None: outputs unknown.
     ``cost`` is Caffe2's CostInferenceFunction, ``(ctx, *input specs) ->
     caffe2lite.cost_inference.OpCost`` (``workspace.GetOperatorCost``); None:
-    asking for the cost is an error, as in Caffe2.
+    asking for the cost is an error, as in Caffe2.  ``input_fillers`` supplies
+    random inputs the op accepts, ``shapes -> [caffe2lite.fillers.TensorFiller]``
+    (Caffe2's InputFillers; ``workspace.FillRandomNetworkInputs``); None: a dense
+    uniform [0, 1] filler per input.
     """
 
     type: str
@@ -124,6 +127,7 @@ class OpSchema:
     opaque_outputs: bool = False
     infer_shapes: Callable | None = None
     cost: Callable | None = None
+    input_fillers: Callable | None = None
     private: bool = False
     file: str = field(default="", compare=False)
     line: int = field(default=0, compare=False)

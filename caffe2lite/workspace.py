@@ -586,5 +586,22 @@ def GetOperatorCost(operator, blobs):  # noqa: N802
     return operator_cost(op_def, specs)
 
 
+def FillRandomNetworkInputs(net, input_dims, input_types, seed=None):  # noqa: N802
+    """Caffe2's FillRandomNetworkInputs: feed every blob ``net`` reads and no op of it
+    writes with random data its ops accept (see caffe2lite.fillers).  ``input_dims``
+    and ``input_types`` hold one list per op that reads such blobs, in net order, one
+    shape and one type name ("float", "int64_t", ...) per such blob.  ``seed`` (not
+    in Caffe2) makes the data repeatable.  Every array is made before any is fed, so
+    a failure feeds nothing."""
+    from caffe2lite import fillers
+
+    net_def = as_message(net, caffe2_pb2.NetDef, "FillRandomNetworkInputs")
+    inputs = fillers.network_inputs(net_def, input_dims, input_types, registry.schemas())
+    rng = np.random.default_rng(seed)
+    arrays = {name: filler.fill(type_name, rng) for name, (filler, type_name) in inputs.items()}
+    for name, array in arrays.items():
+        FeedBlob(name, array)
+
+
 # Caffe2's C extension object API (C.Workspace, C.Blob, C.feed_blob, ...), over these objects.
 from caffe2lite import pybind_state as C  # noqa: E402,F401,N812

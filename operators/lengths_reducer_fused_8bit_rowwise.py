@@ -17,6 +17,7 @@ preferred when built): the same bits.
 
 import numpy as np
 
+from caffe2lite import fillers
 from caffe2lite.registry import register_kernel, register_schema, set_per_op_engine_pref
 from caffe2lite.schema import NO_GRADIENT, OpSchema
 from caffe2lite.shape_inference import TensorSpec
@@ -59,6 +60,8 @@ _DOCS = {
 for _type, (_weighted, _mean) in OPS.items():
     register_schema(OpSchema(
         _type, num_inputs=4 if _weighted else 3, num_outputs=1, infer_shapes=_shapes,
+        input_fillers=(fillers.value_key_length(0, 2, 3, weight=1) if _weighted
+                       else fillers.value_key_length(0, 1, 2)),
         cpu_fallback=True,  # no CuPy kernel: CUDA runs it on the host (GPUFallbackOp)
         inputs=[_DATA] + ([_WEIGHTS] if _weighted else []) + [_INDICES, _LENGTHS],
         outputs=[_OUTPUT], doc=_DOCS[_type], gradient=NO_GRADIENT))

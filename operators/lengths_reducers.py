@@ -16,6 +16,7 @@ lengths_reducer_gradients.py): dense for Lengths*, a GradientSlice
 
 import numpy as np
 
+from caffe2lite import fillers
 from caffe2lite.core import CreateOperator, GradientSlice
 from caffe2lite.gradients import dense_output_grad, grad_name, sparse_grad_names
 from caffe2lite.registry import register_kernel, register_schema
@@ -94,21 +95,21 @@ def _segment_shapes(ctx, data, *inputs):
 
 register_schema(OpSchema(
     "LengthsSum", num_inputs=2, num_outputs=1,
-    infer_shapes=_segment_shapes,
+    infer_shapes=_segment_shapes, input_fillers=fillers.value_length(0, 1),
     inputs=[_DATA, _lengths("DATA.shape[0]")], outputs=[_OUTPUT],
     doc="OUTPUT[k] = DATA[s_k : s_k + LENGTHS[k]].sum(0), s_k = sum(LENGTHS[:k]).",
     gradient=_dense_maker("LengthsIndicesInGradientSumGradient")))
 
 register_schema(OpSchema(
     "LengthsMean", num_inputs=2, num_outputs=1,
-    infer_shapes=_segment_shapes,
+    infer_shapes=_segment_shapes, input_fillers=fillers.value_length(0, 1),
     inputs=[_DATA, _lengths("DATA.shape[0]")], outputs=[_OUTPUT],
     doc="OUTPUT[k] = DATA[s_k : s_k + LENGTHS[k]].mean(0); an empty segment gives zeros.",
     gradient=_dense_maker("LengthsIndicesInGradientMeanGradient")))
 
 register_schema(OpSchema(
     "SparseLengthsSum", num_inputs=3, num_outputs=1,
-    infer_shapes=_segment_shapes,
+    infer_shapes=_segment_shapes, input_fillers=fillers.value_key_length(0, 1, 2),
     inputs=[_TABLE, _INDICES, _lengths("len(INDICES)")], outputs=[_OUTPUT],
     doc="Gather + LengthsSum fused: OUTPUT[k] = DATA[INDICES[s_k : s_k + LENGTHS[k]]].sum(0) "
         "(nn.EmbeddingBag(mode='sum')).",
@@ -116,7 +117,7 @@ register_schema(OpSchema(
 
 register_schema(OpSchema(
     "SparseLengthsMean", num_inputs=3, num_outputs=1,
-    infer_shapes=_segment_shapes,
+    infer_shapes=_segment_shapes, input_fillers=fillers.value_key_length(0, 1, 2),
     inputs=[_TABLE, _INDICES, _lengths("len(INDICES)")], outputs=[_OUTPUT],
     doc="Gather + LengthsMean fused: OUTPUT[k] = DATA[INDICES[segment k]].mean(0); empty "
         "segments give zeros.",
@@ -124,7 +125,7 @@ register_schema(OpSchema(
 
 register_schema(OpSchema(
     "SparseLengthsWeightedSum", num_inputs=4, num_outputs=1,
-    infer_shapes=_segment_shapes,
+    infer_shapes=_segment_shapes, input_fillers=fillers.value_key_length(0, 2, 3, weight=1),
     inputs=[_TABLE, _SCALARS, _INDICES, _lengths("len(INDICES)")], outputs=[_OUTPUT],
     args=[GRAD_ON_WEIGHTS],
     doc="OUTPUT[k] = sum over r in segment k of SCALARS[r] * DATA[INDICES[r]].",
