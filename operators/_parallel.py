@@ -14,6 +14,7 @@ The module name starts with "_" so the operator loader does not import it.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -55,6 +56,20 @@ def num_threads() -> int:
     if _threads is None:
         _threads = _default_threads()
     return _threads
+
+
+@functools.cache
+def blas_single_threaded() -> bool:
+    """Whether NumPy's BLAS runs each call on one thread (``OPENBLAS_NUM_THREADS=1``,
+    as examples/demo.py sets it), asked once through threadpoolctl.  Only then may a
+    kernel run two BLAS calls side by side: a threaded BLAS already uses the cores,
+    and two of its calls at once were measured slower than one after the other."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover - a dependency; be safe without it
+        return False
+    blas = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    return bool(blas) and all(lib.get("num_threads") == 1 for lib in blas)
 
 
 def set_num_threads(n: int) -> None:

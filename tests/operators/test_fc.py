@@ -81,3 +81,38 @@ def test_fc_rejects_integer_input_and_bad_axis():
     with pytest.raises(EnforceError, match="argument 'axis' = 2 is out of range"):
         workspace.RunOperatorOnce(core.CreateOperator("FC", ["X", "W", "b"], ["Y"], axis=2))
     np.testing.assert_array_equal(workspace.FetchBlob("Y"), [0.0])
+
+
+@pytest.mark.parametrize("outputs", [["dW", "db", "dX"], ["dW", "db"]])
+def test_fc_gradient_overlapped_on_two_threads_gives_the_same_bits(monkeypatch, outputs):
+    """dW computed on a pool thread while dX is made here (single-threaded BLAS, large
+    products) must equal the plain sequence bit for bit, and both must match NumPy."""
+    from caffe2lite.operators import _parallel, fc
+
+    rng = np.random.default_rng(4)
+    X, W, dY = (rng.standard_normal(s).astype(np.float32) for s in ((300, 20), (7, 20),
+                                                                   (300, 7)))
+    op = core.CreateOperator("FCGradient", ["X", "W", "dY"], outputs)
+    results = []
+    for overlap in (False, True):
+        monkeypatch.setattr(fc, "OVERLAP_PRODUCTS", 0 if overlap else 1 << 62)
+        monkeypatch.setattr(_parallel, "blas_single_threaded", lambda: True)
+        monkeypatch.setattr(_parallel, "_threads", 2)
+        for name, value in (("X", X), ("W", W), ("dY", dY)):
+            workspace.FeedBlob(name, value)
+        workspace.RunOperatorOnce(op)
+        results.append([workspace.FetchBlob(name) for name in outputs])
+    for plain, overlapped in zip(*results):
+        assert plain.dtype == overlapped.dtype
+        np.testing.assert_array_equal(plain.view(np.uint32), overlapped.view(np.uint32))
+    np.testing.assert_allclose(results[1][0], dY.T @ X, rtol=1e-5, atol=1e-5)
+    if len(outputs) == 3:
+        np.testing.assert_allclose(results[1][2], dY @ W, rtol=1e-5, atol=1e-5)
+
+
+def test_blas_threads_are_read_through_threadpoolctl():
+    from caffe2lite.operators import _parallel
+    from threadpoolctl import threadpool_info
+
+    blas = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    assert _parallel.blas_single_threaded() == (bool(blas) and set(blas) == {1})
