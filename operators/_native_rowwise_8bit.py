@@ -18,9 +18,8 @@ import ctypes
 import numpy as np
 
 from caffe2lite import _native
-from caffe2lite.operators import _parallel
-from caffe2lite.operators._native_segments import (MIN_CHUNKS_PER_THREAD, ROWS_PER_PIECE, SPIN,
-                                                   BadIndices, BadLengths, _c_ready)
+from caffe2lite.operators._native_segments import (ROWS_PER_PIECE, _c_ready, bag_offsets,
+                                                   run_shared)
 
 NATIVE_ABI = 1  # must match caffe2lite_rowwise_8bit_abi() in the C file
 
@@ -70,11 +69,7 @@ def native_quantized_segment_sum(table, width, scale_bias, indices, lengths, wei
         sb_address, sb_stride = _native.address(sb_holder), 8
     m, n = lengths.shape[0], indices.shape[0]
     indices, lengths = _c_ready(indices), _c_ready(lengths)
-    scratch = np.zeros(m + 4, np.int64)  # next bag, bags done, fault; then the m + 1 offsets
-    state = _native.address(scratch)
-    offsets = state + 3 * scratch.itemsize
-    if _offsets(_native.address(lengths), lengths.itemsize, m, n, offsets):
-        raise BadLengths(f"LENGTHS has a negative entry or does not sum to {n}")
+    scratch, state, offsets = bag_offsets(_offsets, lengths, n)
     weights = None if weights is None else _c_ready(weights)
     out = np.empty((m, width), np.float32)
     chunk = max(1, ROWS_PER_PIECE * m // max(n, 1))
@@ -82,22 +77,6 @@ def native_quantized_segment_sum(table, width, scale_bias, indices, lengths, wei
             _native.address(indices), indices.itemsize, offsets,
             None if weights is None else _native.address(weights), int(bool(mean)), m, chunk,
             state)
-    out_address = _native.address(out)
-    helpers = min(_parallel.num_threads(), -(-m // chunk) // MIN_CHUNKS_PER_THREAD) - 1
-    futures = []
-    if helpers > 0:  # the helpers hold the arrays until they return
-        keep = (table, sb_holder, indices, weights, scratch, out)
-        futures = _parallel.start_on_pool([(_help, (args + (0, out_address), keep))] * helpers)
-    status = _sum(*args, SPIN, out_address)
-    if status == 2:
-        for f in futures:
-            f.result()
-        status = int(scratch[2])
-    if status:
-        raise BadIndices(f"INDICES has an entry outside [0, {n_rows})")
+    run_shared(_sum, args, out, -(-m // chunk), scratch, n_rows,
+               keep=(table, sb_holder, indices, weights, scratch, out))
     return out
-
-
-def _help(args, keep):
-    """A pool thread's share of the bags (``keep`` holds the arrays behind ``args``)."""
-    return _sum(*args)

@@ -83,24 +83,41 @@ def native_gather_segment_sum(data, indices, lengths, scalars=None):
         return None
     m, n = lengths.shape[0], indices.shape[0]
     indices, lengths = _c_ready(indices), _c_ready(lengths)
-    # One scratch array: the shared state of the C threads (next bag, bags summed,
-    # fault; see the C file), then the m + 1 offsets.
-    scratch = np.zeros(m + 4, np.int64)
-    state = _native.address(scratch)
-    offsets = state + 3 * scratch.itemsize
-    if _offsets(_native.address(lengths), lengths.itemsize, m, n, offsets):
-        raise BadLengths(f"LENGTHS has a negative entry or does not sum to {n}")
+    scratch, state, offsets = bag_offsets(_offsets, lengths, n)
     weights = None if scalars is None else _c_ready(scalars)
     width = math.prod(data.shape[1:])
     out = np.empty((m, width), np.float32)
     chunk = max(1, ROWS_PER_PIECE * m // max(n, 1))  # bags per chunk
     args = (_native.address(data), data.shape[0], width, _native.address(indices), indices.itemsize,
             offsets, None if weights is None else _native.address(weights), m, chunk, state)
+    run_shared(fn, args, out, -(-m // chunk), scratch, data.shape[0],
+               keep=(data, indices, weights, scratch, out))
+    return out
+
+
+def bag_offsets(offsets_fn, lengths, n):
+    """(scratch, its address, the offsets' address) for a C bag kernel: one int64 array
+    holding the shared state of its threads (next bag, bags summed, fault; see the C
+    files), then the len(lengths) + 1 bag offsets, which ``offsets_fn`` writes.
+    Raises BadLengths when LENGTHS has a negative entry or does not sum to ``n``."""
+    m = lengths.shape[0]
+    scratch = np.zeros(m + 4, np.int64)
+    state = _native.address(scratch)
+    offsets = state + 3 * scratch.itemsize
+    if offsets_fn(_native.address(lengths), lengths.itemsize, m, n, offsets):
+        raise BadLengths(f"LENGTHS has a negative entry or does not sum to {n}")
+    return scratch, state, offsets
+
+
+def run_shared(fn, args, out, n_chunks, scratch, n_rows, keep):
+    """Run the C bag kernel ``fn(*args, spin, out)`` here and, with enough chunks, on
+    pool threads that take chunks from the same shared state.  ``keep`` holds the
+    arrays behind the pointers in ``args`` until every helper returns (they may start
+    after this call).  Raises BadIndices when an index is outside [0, n_rows)."""
     out_address = _native.address(out)
-    helpers = min(_parallel.num_threads(), -(-m // chunk) // MIN_CHUNKS_PER_THREAD) - 1
+    helpers = min(_parallel.num_threads(), n_chunks // MIN_CHUNKS_PER_THREAD) - 1
     futures = []
-    if helpers > 0:  # they hold the arrays until they return: they may start after this call
-        keep = (data, indices, weights, scratch, out)
+    if helpers > 0:
         futures = _parallel.start_on_pool([(_help, (fn, args + (0, out_address), keep))]
                                           * helpers)
     status = fn(*args, SPIN, out_address)
@@ -109,11 +126,9 @@ def native_gather_segment_sum(data, indices, lengths, scalars=None):
             f.result()
         status = int(scratch[2])
     if status:
-        raise BadIndices(f"INDICES has an entry outside [0, {data.shape[0]})")
-    return out
+        raise BadIndices(f"INDICES has an entry outside [0, {n_rows})")
 
 
 def _help(fn, args, keep):
-    """A pool thread's share: chunks of bags until none are left (``keep`` holds the
-    arrays behind the pointers in ``args`` until then)."""
+    """A pool thread's share: chunks of bags until none are left."""
     return fn(*args)

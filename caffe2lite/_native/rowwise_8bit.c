@@ -31,7 +31,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "rows.h" /* index_at, lengths_to_offsets, prefetch_row_for_read */
+#include "rows.h" /* index_at, lengths_to_offsets, prefetch_row_for_read, WIDE_CLONES */
 
 #define AHEAD 16 /* rows prefetched ahead of the one being added */
 
@@ -42,12 +42,6 @@ int32_t caffe2lite_rowwise_8bit_offsets(const void *lengths, int32_t length_byte
                                        int64_t total, int64_t *restrict offsets) {
     return lengths_to_offsets(lengths, length_bytes, m, total, offsets);
 }
-
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__GLIBC__)
-#define WIDE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define WIDE_CLONES
-#endif
 
 #define IN_RANGE(r) ((uint64_t)(r) < (uint64_t)n_rows)
 #define PREFETCH_AT(p)                                                                    \

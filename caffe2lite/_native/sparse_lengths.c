@@ -28,7 +28,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "rows.h" /* index_at, lengths_to_offsets, prefetch_row_for_read */
+#include "rows.h" /* index_at, lengths_to_offsets, prefetch_row_for_read, WIDE_CLONES */
 
 #define AHEAD 16 /* rows prefetched ahead of the one being added */
 
@@ -65,14 +65,6 @@ static inline float half_to_float(uint16_t h) {
 
 #define LOAD_F32(row, d) ((row)[d])
 #define LOAD_F16(row, d) half_to_float((row)[d])
-
-/* Clones for AVX-512 and AVX2 picked at load time (glibc ifunc): fewer
- * instructions per row keep more rows' cache misses in flight. */
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__GLIBC__)
-#define WIDE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define WIDE_CLONES
-#endif
 
 /* For the bags k in [bag_begin, bag_end):
  *   out[k][d] = sum over p in [offsets[k], offsets[k+1]) of w_p * table[indices[p]][d]
