@@ -162,14 +162,6 @@ def check_fused_table(ctx, data, i=0, rank=2):
                  f"then 4-byte scale and 4-byte bias), got {data.shape[1]}")
 
 
-def check_weights(ctx, weights, i, count):
-    check_dtype(ctx, weights, i, (np.float32,), "float32")
-    check_vector(ctx, weights, i)
-    if weights.shape[0] != count:
-        ctx.fail(f"{ctx.input_label(i)} has {weights.shape[0]} weights, expected one per "
-                 f"index ({count})")
-
-
 def check_scale_bias(ctx, scale_bias, i, rows):
     """The older layout's (rows, 2) float32 scale_bias matrix."""
     check_dtype(ctx, scale_bias, i, (np.float32,), "float32")

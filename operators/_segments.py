@@ -46,6 +46,15 @@ def check_vector(ctx, value, i: int) -> None:
                  f"got shape {tuple(value.shape)}")
 
 
+def check_scalars(ctx, scalars, i, count):
+    """A weighted lookup's per-index weights: a float32 vector of ``count`` entries."""
+    check_dtype(ctx, scalars, i, (np.float32,), "float32")
+    check_vector(ctx, scalars, i)
+    if scalars.shape[0] != count:
+        ctx.fail(f"{ctx.input_label(i)} has {scalars.shape[0]} weights, expected "
+                 f"one per index ({count})")
+
+
 def check_index_range(ctx, indices, bound: int, i: int, what: str, low: int = 0):
     """Enforce low <= indices < bound, naming the first offending position and value.
 

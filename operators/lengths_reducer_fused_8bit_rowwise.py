@@ -23,8 +23,8 @@ from caffe2lite.schema import NO_GRADIENT, OpSchema
 from caffe2lite.shape_inference import TensorSpec
 from caffe2lite.operators import _native_rowwise_8bit
 from caffe2lite.operators._rowwise_8bit import (SCALE_BIAS_BYTES, check_fused_table,
-                                                check_weights, quantized_segment_sum)
-from caffe2lite.operators._segments import check_vector
+                                                quantized_segment_sum)
+from caffe2lite.operators._segments import check_scalars, check_vector
 
 _DATA = ("DATA", "uint8 (N, D + 8) table from FloatToFused8BitRowwiseQuantized")
 _WEIGHTS = ("WEIGHTS", "float32 vector, one weight per entry of INDICES")
@@ -76,7 +76,7 @@ def _reduce(ctx, inputs, native):
     if weighted:
         weights = inputs[1]
         check_vector(ctx, indices, first)
-        check_weights(ctx, weights, 1, int(indices.shape[0]))
+        check_scalars(ctx, weights, 1, int(indices.shape[0]))
     width = int(data.shape[1]) - SCALE_BIAS_BYTES
     return (quantized_segment_sum(ctx, data, width, None, indices, lengths, weights, mean,
                                   first, native),)

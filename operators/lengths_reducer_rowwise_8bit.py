@@ -22,9 +22,9 @@ from caffe2lite.registry import register_kernel, register_schema, set_per_op_eng
 from caffe2lite.schema import NO_GRADIENT, OpSchema
 from caffe2lite.shape_inference import TensorSpec
 from caffe2lite.operators import _native_rowwise_8bit
-from caffe2lite.operators._rowwise_8bit import (check_scale_bias, check_weights, dequantize,
-                                                legacy_quantize, quantized_segment_sum)
-from caffe2lite.operators._segments import check_dtype, check_vector
+from caffe2lite.operators._rowwise_8bit import (check_scale_bias, dequantize, legacy_quantize,
+                                                quantized_segment_sum)
+from caffe2lite.operators._segments import check_dtype, check_scalars, check_vector
 
 _SCALE_BIAS = ("scale_bias", "float32 (N, 2) matrix: row i holds (scale_i, bias_i) of DATA row i")
 
@@ -130,7 +130,7 @@ def _reduce(ctx, inputs, native):
     if weighted:
         weights = inputs[1]
         check_vector(ctx, indices, first)
-        check_weights(ctx, weights, 1, int(indices.shape[0]))
+        check_scalars(ctx, weights, 1, int(indices.shape[0]))
     out = quantized_segment_sum(ctx, np.ascontiguousarray(table), table.shape[1], scale_bias,
                                 indices, lengths, weights, mean, first, native)
     return (out.reshape(lengths.shape[:1] + data.shape[1:]),)

@@ -22,8 +22,9 @@ from caffe2lite.gradients import dense_output_grad, grad_name, sparse_grad_names
 from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import Arg, OpSchema
 from caffe2lite.shape_inference import TensorSpec
-from caffe2lite.operators._segments import (check_dtype, check_index_dtype, check_lengths, check_vector,
-                                 checked_gather_segment_sum, segment_sum)
+from caffe2lite.operators._segments import (check_dtype, check_index_dtype, check_lengths,
+                                            check_scalars, check_vector,
+                                            checked_gather_segment_sum, segment_sum)
 
 GRAD_ON_WEIGHTS = Arg("grad_on_weights", "bool", False,
                       "also produce the gradient of SCALARS (Caffe2's WithMainInput gradient)")
@@ -133,14 +134,6 @@ register_schema(OpSchema(
 
 
 # -- kernels ---------------------------------------------------------------------------
-def check_scalars(ctx, scalars, i, count):
-    check_dtype(ctx, scalars, i, (np.float32,), "float32")
-    check_vector(ctx, scalars, i)
-    if scalars.shape[0] != count:
-        ctx.fail(f"{ctx.input_label(i)} has {scalars.shape[0]} weights, expected "
-                 f"one per index ({count})")
-
-
 def segment_mean_scale(xp, sums, lengths):
     """Divide each segment's sum by its length; empty segments stay zero."""
     shape = (-1,) + (1,) * (sums.ndim - 1)
