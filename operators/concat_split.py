@@ -239,7 +239,7 @@ def split(ctx, X, *split_input):
             _as_records(copy, outer)[:, 0] = part.reshape(outer, -1).view(
                 np.dtype((np.void, copy.nbytes // outer)))[:, 0]
             part = copy
-        else:
-            part = part.copy()
+        else:  # a 0-d array, not a NumPy scalar or a bare object, when add_axis takes
+            part = ctx.xp.array(part, dtype=X.dtype)  # the one axis of a vector
         parts.append(part)
     return tuple(parts)

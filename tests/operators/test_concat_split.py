@@ -125,3 +125,17 @@ def test_bad_input_fails_and_leaves_blobs_unchanged(op, inputs, message):
     with pytest.raises(EnforceError, match=message):
         workspace.RunOperatorOnce(core.CreateOperator(op_type, ins, outs, **kwargs))
     np.testing.assert_array_equal(workspace.FetchBlob(outs[0]), [7.0])
+
+
+@pytest.mark.parametrize("x", [np.array([1.5, -2.0], np.float32),
+                               np.array([b"ab", b"cd"], dtype=object)])
+def test_split_add_axis_of_a_vector_gives_0d_tensors(x):
+    # Each output drops the split axis: a vector gives scalars (0-d tensors, not
+    # NumPy scalars or bare objects), of the input's dtype.
+    workspace.FeedBlob("X", x)
+    workspace.RunOperatorOnce(core.CreateOperator("Split", ["X"], ["a", "b"], axis=0,
+                                                  add_axis=1))
+    for name, expected in zip("ab", x):
+        out = workspace.FetchBlob(name)
+        assert isinstance(out, np.ndarray) and out.shape == () and out.dtype == x.dtype
+        assert out[()] == expected
