@@ -88,7 +88,31 @@ def parse_binary(data: bytes, message_cls, source: str = "<bytes>"):
                               f"format ({len(data)} bytes): {e}"
                               f"{_stray_tail_hint(data, message_cls)}") from e
     _check_required(msg, source)
+    _check_strings(msg, source, type(msg).__name__)
     return msg
+
+
+def _check_strings(msg, source: str, path: str) -> None:
+    """proto2 ``string`` fields must be UTF-8: the wire format does not check it and the
+    parser hands back bytes where it is not, which no blob or op name may be."""
+    for field, value in msg.ListFields():
+        repeated = _is_repeated(field)
+        if field.type == field.TYPE_STRING:
+            for k, item in enumerate(value if repeated else [value]):
+                if not isinstance(item, str):
+                    where = f"{path}.{field.name}" + (f"[{k}]" if repeated else "")
+                    raise ProtoParseError(f"{source}: {where} is not valid UTF-8 text: "
+                                          f"{bytes(item)[:40]!r}")
+        elif field.type == field.TYPE_MESSAGE:
+            for k, item in enumerate(value if repeated else [value]):
+                _check_strings(item, source, f"{path}.{field.name}" +
+                               (f"[{k}]" if repeated else ""))
+
+
+def _is_repeated(field) -> bool:
+    """FieldDescriptor.is_repeated (protobuf >= 5.29); ``label`` before (removed in 7)."""
+    flag = getattr(field, "is_repeated", None)
+    return flag if flag is not None else field.label == field.LABEL_REPEATED
 
 
 def _stray_tail_hint(data: bytes, message_cls, max_tail: int = 16) -> str:

@@ -350,3 +350,25 @@ def test_load_plan_and_net_files(tmp_path, filename, is_text):
     assert load_net(tmp_path / "net.pbtxt") == plan.network[0]
     with pytest.raises(ProtoParseError, match="PlanDef"):
         load_plan(tmp_path / "net.pbtxt")  # a NetDef's fields are not a PlanDef's
+
+
+@pytest.mark.parametrize("field", ["name", "input", "type", "arg_name", "nested"])
+def test_binary_string_fields_must_be_utf8(field):
+    # proto2's wire format carries `string` fields unchecked; one that is not UTF-8
+    # is a ProtoParseError naming the field, not bytes that reach a blob name.
+    net = caffe2_pb2.NetDef(name="NET")
+    op = net.op.add(type="TYPE", input=["IN"], output=["OUT"])
+    op.arg.add(name="ARG", i=1)
+    plan = caffe2_pb2.PlanDef(name="plan")
+    plan.network.add(name="inner").op.add(type="Relu", input=["DEEP"], output=["y"])
+    marker, message, cls = {"name": (b"NET", net, caffe2_pb2.NetDef),
+                            "input": (b"IN", net, caffe2_pb2.NetDef),
+                            "type": (b"TYPE", net, caffe2_pb2.NetDef),
+                            "arg_name": (b"ARG", net, caffe2_pb2.NetDef),
+                            "nested": (b"DEEP", plan, caffe2_pb2.PlanDef)}[field]
+    data = message.SerializeToString()
+    assert data.count(marker) == 1
+    bad = data.replace(marker, b"\xe9" + marker[1:])
+    with pytest.raises(ProtoParseError, match=r"(input|name|type)(\[0\])? is not valid UTF-8"):
+        parse_binary(bad, cls)
+    assert parse_binary(data, cls) == message  # the intact bytes still parse
