@@ -15,6 +15,9 @@ before it parses anything else: a record whose CRC differs, one the list does
 not cover, or one it lists but the file lacks (a file cut between records)
 raises ``DBError`` naming the blob, and no blob is assigned.  CRC-32 detects
 every error confined to 32 consecutive bits, so every flipped byte is caught.
+A record under another key that is the integrity record damaged (its key within
+three bytes of ``INTEGRITY_KEY``, or its value naming it) is refused too, so damage
+to the record's key cannot make the file pass for one of Caffe2's.
 Files without the record (Caffe2's own) load as before.
 """
 
@@ -29,9 +32,11 @@ from caffe2lite.serialization import STRING_BLOB_TYPE, blob_name_from_db_key
 
 INTEGRITY_KEY = "__caffe2lite_integrity__"
 FORMAT = "caffe2lite-integrity-v1"
-# How the integrity record's value begins (its BlobProto's name field): a record that
-# begins so under another key is a damaged integrity record, not a Caffe2 file's blob.
-_MARK = caffe2_pb2.BlobProto(name=INTEGRITY_KEY).SerializeToString()
+# Where a damaged integrity record still shows what it is: its value names it (the
+# BlobProto's name, then the JSON's format) within its first bytes.
+_HEAD_BYTES = 512
+_SIGNS = (INTEGRITY_KEY.encode("utf-8"), FORMAT.encode("utf-8"))
+_KEY_EDITS = 3  # a key of the integrity key's length this close to it is that key, damaged
 
 
 def _crc(key: str, value: bytes) -> int:
@@ -67,12 +72,27 @@ def _expected(value: bytes, source: str) -> dict[str, int]:
     return expected
 
 
+def _damaged_integrity_record(key: str, value: bytes) -> bool:
+    """Whether a record under another key is the integrity record with damage: its key
+    within ``_KEY_EDITS`` bytes of the integrity key, or its value naming it.  Without
+    this, damage to the key alone would make a checksummed file pass for one of
+    Caffe2's, and a payload corrupted with it would load unchecked: now no error of up
+    to three bytes in the integrity record goes unnoticed."""
+    if key == INTEGRITY_KEY:
+        return False
+    if len(key) == len(INTEGRITY_KEY) and \
+            sum(a != b for a, b in zip(key, INTEGRITY_KEY)) <= _KEY_EDITS:
+        return True
+    head = value[:_HEAD_BYTES]
+    return any(sign in head for sign in _SIGNS)
+
+
 def verified(records: list[tuple[str, bytes]], source: str) -> list[tuple[str, bytes]]:
     """The records other than the integrity record, each checked against it when the
     file has one (files without it are returned as they are)."""
     marks = [value for key, value in records if key == INTEGRITY_KEY]
     for key, value in records:
-        if key != INTEGRITY_KEY and value.startswith(_MARK):
+        if _damaged_integrity_record(key, value):
             raise DBError(f"{source}: record '{key}' holds the integrity record under a "
                           f"damaged key; the file cannot be trusted")
     if not marks:

@@ -128,6 +128,32 @@ def test_a_damaged_integrity_key_is_not_mistaken_for_a_caffe2_file(saved):
         load()
 
 
+@pytest.mark.parametrize("damage", ["key and value's first byte swapped", "value's name",
+                                    "three key bytes"])
+def test_damage_to_both_the_integrity_key_and_its_value_is_caught(saved, damage):
+    # The fuzz found a swap of a key byte with the value's first byte: the record then
+    # neither had the key nor began with the BlobProto name; it still names itself
+    # within its first bytes, and a key three bytes from the integrity key is that key.
+    data = bytearray(saved.read_bytes())
+    (_, value, start), = [r for r in raw_records(bytes(data)) if r[0] == KEY]
+    key_start = start - len(KEY)
+    if damage == "key and value's first byte swapped":
+        data[key_start + 10], data[start] = data[start], data[key_start + 10]
+    elif damage == "value's name":
+        data[key_start + 3] ^= 0x20
+        name_at = bytes(data).index(KEY.encode(), start)
+        data[name_at + 2] ^= 0x20
+    else:
+        for k in (1, 9, 20):
+            data[key_start + k] ^= 0x01
+    saved.write_bytes(bytes(data))
+    feed_other_values()
+    before = snapshot()
+    with pytest.raises(DBError, match="damaged key|corrupt"):
+        load()
+    assert_unchanged(before)
+
+
 def test_load_all_and_named_loads_never_show_the_record(saved):
     workspace.ResetWorkspace()
     load((), load_all=1)
