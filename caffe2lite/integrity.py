@@ -43,13 +43,19 @@ def _crc(key: str, value: bytes) -> int:
     return zlib.crc32(value, zlib.crc32(key.encode("utf-8")))
 
 
+def _record_value(payload: dict) -> bytes:
+    """The integrity record's value for ``payload``: the one way it is ever written, so
+    Load can require the exact bytes back (no byte of the record is insignificant)."""
+    blob = caffe2_pb2.BlobProto(name=INTEGRITY_KEY, type=STRING_BLOB_TYPE,
+                                content=json.dumps(payload).encode("utf-8"))
+    return blob.SerializeToString()
+
+
 def with_integrity_record(records: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
     """``records`` preceded by the integrity record covering them."""
     payload = {"format": FORMAT, "algorithm": "crc32",
                "records": [[key, _crc(key, value)] for key, value in records]}
-    blob = caffe2_pb2.BlobProto(name=INTEGRITY_KEY, type=STRING_BLOB_TYPE,
-                                content=json.dumps(payload).encode("utf-8"))
-    return [(INTEGRITY_KEY, blob.SerializeToString())] + list(records)
+    return [(INTEGRITY_KEY, _record_value(payload))] + list(records)
 
 
 def _expected(value: bytes, source: str) -> dict[str, int]:
@@ -62,6 +68,8 @@ def _expected(value: bytes, source: str) -> dict[str, int]:
         if payload.get("format") != FORMAT or payload.get("algorithm") != "crc32":
             raise ValueError(f"unknown format {payload.get('format')!r}")
         listed = [(str(key), int(crc)) for key, crc in payload["records"]]
+        if _record_value(payload) != value:  # e.g. JSON white space moved: still altered
+            raise ValueError("its bytes are not those Save writes for what it lists")
     except Exception as e:  # noqa: BLE001 - any failure means a damaged record
         raise DBError(f"{source}: the integrity record '{INTEGRITY_KEY}' is corrupt "
                       f"({type(e).__name__}: {e}); the file cannot be trusted") from None

@@ -154,6 +154,20 @@ def test_damage_to_both_the_integrity_key_and_its_value_is_caught(saved, damage)
     assert_unchanged(before)
 
 
+def test_an_integrity_record_altered_without_changing_its_meaning_is_caught(saved):
+    # JSON white space moved: the same CRCs, other bytes. The record is written one
+    # way only, so any other bytes mean the file was altered.
+    records = raw_records(saved.read_bytes())
+    blob = caffe2_pb2.BlobProto.FromString(records[0][1])
+    assert b", " in blob.content
+    blob.content = blob.content.replace(b", ", b" ,", 1)
+    assert json.loads(blob.content) == json.loads(
+        caffe2_pb2.BlobProto.FromString(records[0][1]).content)
+    write_raw(saved, [(KEY, blob.SerializeToString())] + [(k, v) for k, v, _ in records[1:]])
+    with pytest.raises(DBError, match="integrity record .* is corrupt"):
+        load()
+
+
 def test_load_all_and_named_loads_never_show_the_record(saved):
     workspace.ResetWorkspace()
     load((), load_all=1)
