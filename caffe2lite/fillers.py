@@ -94,19 +94,25 @@ def _fixed_sum(rng, size, low, high, total, dtype):
     if not low * size <= total <= high * size:
         raise EnforceError(f"filler: {size} values in [{low}, {high}] cannot add up to "
                            f"{total}")
-    integral = dtype.kind != "f"
-    values = np.full(size, low, dtype=np.int64 if integral else np.float64)
     rest = total - low * size
-    room = np.full(size, high - low, dtype=values.dtype)
-    while rest > 0:  # rounds, each over every value at once; ends when nothing is left
-        share = room / room.sum()
-        dealt = rng.multinomial(int(rest), share) if integral else rest * share
-        dealt = np.minimum(dealt, room)
+    if dtype.kind == "f":
+        # Random shares of the rest, each cut at its room (high - low); what the cuts
+        # left over goes to the values in proportion to the room they still have,
+        # which always suffices (the rest is at most size * (high - low)).
+        width = high - low
+        dealt = np.minimum(rest * rng.dirichlet(np.ones(size)), width)
+        left, room = rest - dealt.sum(), width - dealt
+        if left > 0 and room.sum() > 0:
+            dealt += left * room / room.sum()
+        return low + np.minimum(dealt, width)
+    values = np.full(size, int(low), dtype=np.int64)
+    room = np.full(size, int(high) - int(low), dtype=np.int64)
+    rest = int(rest)
+    while rest > 0:  # rounds over every value at once; each deals at least one unit
+        dealt = np.minimum(rng.multinomial(rest, room / room.sum()), room)
         values += dealt
         room -= dealt
-        rest -= dealt.sum()
-        if not integral and rest <= total * 1e-12:
-            break
+        rest -= int(dealt.sum())
     return values
 
 
