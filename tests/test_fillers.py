@@ -130,3 +130,16 @@ def test_fixed_sum_values_stay_in_bounds_and_add_up(size, low, width, total, kin
     else:
         with pytest.raises(EnforceError):
             filler.fill(kind, rng)
+
+
+@pytest.mark.parametrize("size, low, high, total", [(6, -5, -4, -28), (1, 0, 0, 0),
+                                                    (4, 0.5, 0.5, 2), (3, -1, 2, 6)])
+def test_fixed_sum_edge_cases_end(size, low, high, total):
+    # (6, -5, -4, -28) once left a denormal remainder that a dealing loop never used up.
+    for kind in ("double", "float", "int64_t"):
+        filler = TensorFiller((size,), min=low, max=high, dist=FIXEDSUM, fixed_sum=total)
+        if kind == "int64_t" and low != int(low):
+            continue
+        values = filler.fill(kind, np.random.default_rng(0))
+        assert values.min() >= low and values.max() <= high
+        np.testing.assert_allclose(values.astype(np.float64).sum(), total, atol=1e-4)
