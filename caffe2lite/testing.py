@@ -35,7 +35,8 @@ from caffe2lite.workspace import Workspace
 GRADIENT_DEFAULTS = {np.dtype(np.float64): (1e-6, 1e-5), np.dtype(np.float32): (1e-2, 5e-3)}
 
 
-def _prepared(op_def, device_option):
+def op_on_device(op_def, device_option):
+    """A copy of ``op_def``, on ``device_option`` when one is given."""
     op = caffe2_pb2.OperatorDef()
     op.CopyFrom(op_def)
     if device_option is not None:
@@ -56,13 +57,14 @@ def _fresh_workspace(op, inputs, name):
 
 def run_op(op_def, inputs, device_option=None):
     """Run op_def once on ``inputs`` in a fresh workspace; return every output (host copies)."""
-    op = _prepared(op_def, device_option)
+    op = op_on_device(op_def, device_option)
     ws = _fresh_workspace(op, inputs, f"run_op:{op.type}")
     ws.run_operator_once(op)
     return [ws.fetch_blob(name) for name in op.output]
 
 
-def _compare(actual, expected, what, atol, rtol):
+def assert_outputs_close(actual, expected, what, atol, rtol):
+    """Same shape; strings and objects equal, numbers within atol + rtol * |expected|."""
     expected = np.asarray(expected)
     actual = np.asarray(actual)
     if actual.shape != expected.shape:
@@ -93,7 +95,7 @@ def check_reference(op_def, inputs, ref_fn, threshold=1e-4, atol=None, device_op
     for i in indices:
         if expected[i] is None:
             continue
-        _compare(outputs[i], expected[i], f"{op_def.type}: output {i} ('{names[i]}')",
+        assert_outputs_close(outputs[i], expected[i], f"{op_def.type}: output {i} ('{names[i]}')",
                  threshold if atol is None else atol, threshold)
     return outputs
 
@@ -123,7 +125,7 @@ def check_gradient(op_def, inputs, input_index, output_index=0, stepsize=None, t
     """
     from caffe2lite.gradients import get_gradient_for_op
 
-    op = _prepared(op_def, device_option)
+    op = op_on_device(op_def, device_option)
     x = np.asarray(inputs[input_index])
     if x.dtype not in GRADIENT_DEFAULTS:
         raise ValueError(f"{op.type}: input {input_index} ('{op.input[input_index]}') has dtype "
@@ -164,7 +166,8 @@ def check_gradient(op_def, inputs, input_index, output_index=0, stepsize=None, t
         minus.flat[k] -= stepsize
         # divide by the step actually taken, after rounding to the input dtype
         flat[k] = (loss(plus) - loss(minus)) / (float(plus.flat[k]) - float(minus.flat[k]))
-    _compare(analytic, numeric, f"{op.type}: gradient of output {output_index} ('{y_name}') "
-                                f"w.r.t. input {input_index} ('{op.input[input_index]}') "
-                                f"(analytic vs finite differences)", threshold, threshold)
+    assert_outputs_close(analytic, numeric,
+                         f"{op.type}: gradient of output {output_index} ('{y_name}') w.r.t. "
+                         f"input {input_index} ('{op.input[input_index]}') (analytic vs "
+                         f"finite differences)", threshold, threshold)
     return analytic, numeric

@@ -1,0 +1,221 @@
+"""Caffe2's ``caffe2.python.hypothesis_test_util`` (``hu``) for caffe2lite.
+
+Caffe2's operator tests are written against this module: strategies for
+tensors (``hu.tensor``, ``hu.tensors``, ``hu.arrays``, ``hu.dims``, ``hu.lengths``,
+...), the device options to run on (``hu.gcs``, ``hu.gcs_cpu_only``), and
+``HypothesisTestCase`` with ``assertReferenceChecks``, ``assertGradientChecks``,
+``assertDeviceChecks``, ``assertValidationChecks`` and ``assertRunOpRaises``.
+Such a test ports by changing ``import caffe2.python.hypothesis_test_util as hu``
+to ``import caffe2lite.hypothesis_test_util as hu``.
+
+The checks run the op through caffe2lite.testing (a fresh workspace per run,
+gradients from the registry against finite differences).  Devices: the CPU,
+plus GPU 0 when ``workspace.has_gpu_support`` (CuPy and a GPU present).
+Needs ``hypothesis`` (the ``test`` extra); the runtime never imports this module.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from caffe2lite import testing, workspace
+from caffe2lite.proto import caffe2_pb2
+from caffe2lite.test_util import TestCase
+
+cpu_do = caffe2_pb2.DeviceOption()
+cuda_do = caffe2_pb2.DeviceOption(device_type=caffe2_pb2.CUDA)
+gpu_do = cuda_do
+hip_do = caffe2_pb2.DeviceOption(device_type=caffe2_pb2.HIP)
+_gpu = [gpu_do] if workspace.has_gpu_support else []
+device_options = [cpu_do] + _gpu
+expanded_device_options = [cpu_do] + [caffe2_pb2.DeviceOption(device_type=caffe2_pb2.CUDA,
+                                                               device_id=i)
+                                      for i in range(workspace.NumCudaDevices())]
+
+# gc: the device a check runs on; dc: every device, for assertDeviceChecks.
+gcs = dict(gc=st.sampled_from(device_options), dc=st.just(device_options))
+gcs_cpu_only = dict(gc=st.sampled_from([cpu_do]), dc=st.just([cpu_do]))
+gcs_gpu_only = dict(gc=st.sampled_from(_gpu or [cpu_do]), dc=st.just(_gpu or [cpu_do]))
+gcs_cuda_only = gcs_gpu_only
+gcs_no_hip = gcs
+
+
+def is_sandcastle() -> bool:
+    return False
+
+
+def is_travis() -> bool:
+    return False
+
+
+def dims(min_value=1, max_value=5):
+    return st.integers(min_value=min_value, max_value=max_value)
+
+
+def elements_of_type(dtype=np.float32, filter_=None):
+    """Values of ``dtype`` as Caffe2 drew them: floats in [-1, 1], ints across int32's
+    range (or the type's, if narrower), booleans."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        elems = st.floats(min_value=-1.0, max_value=1.0, width=8 * dtype.itemsize)
+    elif dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        elems = st.integers(min_value=max(int(info.min), -2**31),
+                            max_value=min(int(info.max), 2**31 - 1))
+    elif dtype.kind == "b":
+        elems = st.booleans()
+    else:
+        raise ValueError(f"elements_of_type: unexpected dtype {dtype}")
+    return elems if filter_ is None else elems.filter(filter_)
+
+
+def arrays(dims, dtype=np.float32, elements=None, unique=False):
+    if elements is None:
+        elements = elements_of_type(dtype)
+    return hnp.arrays(dtype, dims, elements=elements, unique=unique)
+
+
+def tensor(min_dim=1, max_dim=4, dtype=np.float32, elements=None, **kwargs):
+    dims_ = st.lists(dims(**kwargs), min_size=min_dim, max_size=max_dim)
+    return dims_.flatmap(lambda d: arrays(d, dtype, elements))
+
+
+def tensor1d(min_len=1, max_len=64, dtype=np.float32, elements=None):
+    return tensor(1, 1, dtype, elements, min_value=min_len, max_value=max_len)
+
+
+def tensors(n, min_dim=1, max_dim=4, dtype=np.float32, elements=None, **kwargs):
+    """``n`` arrays of one random shape."""
+    dims_ = st.lists(dims(**kwargs), min_size=min_dim, max_size=max_dim)
+    return dims_.flatmap(lambda d: st.lists(arrays(d, dtype, elements), min_size=n,
+                                            max_size=n))
+
+
+def tensors1d(n, min_len=1, max_len=64, dtype=np.float32, elements=None):
+    return tensors(n, 1, 1, dtype, elements, min_value=min_len, max_value=max_len)
+
+
+def segment_ids(size, is_sorted):
+    """int32 segment ids for ``size`` rows: sorted from 0 without gaps, or any in [0, 2 * size)."""
+    if size == 0:
+        return st.just(np.empty(shape=[0], dtype=np.int32))
+    if is_sorted:
+        return arrays([size], dtype=np.int32, elements=st.booleans()).map(
+            lambda x: np.cumsum(x, dtype=np.int32) - x[0])
+    return arrays([size], dtype=np.int32,
+                  elements=st.integers(min_value=0, max_value=2 * size))
+
+
+def lengths(size, min_segments=None, max_segments=None, **kwargs):
+    """int32 lengths of segments that add up to ``size``."""
+    if min_segments is None:
+        min_segments = 0
+    if max_segments is None:
+        max_segments = size
+    assert min_segments >= 0 and min_segments <= max_segments
+    if size == 0 and max_segments == 0:
+        return st.just(np.empty(shape=[0], dtype=np.int32))
+    assert max_segments > 0, "size is not 0, need at least one segment"
+    return st.integers(min_value=max(min_segments - 1, 0), max_value=max_segments - 1).flatmap(
+        lambda num_borders: hnp.arrays(np.int32, num_borders,
+                                       elements=st.integers(0, size))).map(
+        lambda x: np.append(x, np.array([0, size], dtype=np.int32))).map(
+        np.sort).map(np.diff)
+
+
+def sparse_lengths_tensor(**kwargs):
+    """(data, lengths) with the rows of data split into segments."""
+    return tensor(**kwargs).flatmap(
+        lambda data: st.tuples(st.just(data), lengths(data.shape[0])))
+
+
+def lengths_tensor(min_segments=None, max_segments=None, *args, **kwargs):
+    gen = tensor(*args, **kwargs)
+    return gen.flatmap(lambda data: st.tuples(
+        st.just(data), lengths(len(data), min_segments, max_segments)))
+
+
+class HypothesisTestCase(TestCase):
+    """Caffe2's operator-test base class: each check raises AssertionError on failure."""
+
+    def assertReferenceChecks(self, device_option, op, inputs, reference,  # noqa: N802
+                              input_device_options=None, threshold=1e-4, output_to_grad=None,
+                              grad_reference=None, atol=None, outputs_to_check=None,
+                              ensure_outputs_are_inferred=False):
+        """Run ``op`` on ``inputs`` and compare each output with ``reference(*inputs)``
+        (within ``threshold`` relative and ``atol``, default ``threshold``, absolute);
+        returns the op's outputs."""
+        if grad_reference is not None or output_to_grad is not None:
+            raise NotImplementedError("assertReferenceChecks: grad_reference is not "
+                                      "supported; use assertGradientChecks")
+        if len(op.input) > len(inputs):
+            raise ValueError(f"must supply an input for each input of the op: "
+                             f"{list(op.input)} vs {len(inputs)} inputs")
+        return testing.check_reference(op, inputs[:len(op.input)],
+                                       lambda *args: reference(*inputs), threshold, atol,
+                                       device_option, outputs_to_check)
+
+    def assertGradientChecks(self, device_option, op, inputs, outputs_to_check,  # noqa: N802
+                             outputs_with_grads, grad_ops=None, threshold=0.005,
+                             stepsize=0.05, input_device_options=None,
+                             ensure_outputs_are_inferred=False):
+        """The gradient of ``outputs_with_grads[0]`` with respect to input
+        ``outputs_to_check``, from the registry's gradient ops, against finite
+        differences."""
+        if grad_ops is not None:
+            raise NotImplementedError("assertGradientChecks: custom grad_ops are not "
+                                      "supported; the registry's are checked")
+        outputs_with_grads = list(outputs_with_grads)
+        if len(outputs_with_grads) != 1:
+            raise NotImplementedError("assertGradientChecks: one output with a gradient")
+        testing.check_gradient(op, inputs, outputs_to_check, outputs_with_grads[0],
+                               stepsize=stepsize, threshold=threshold,
+                               device_option=device_option)
+
+    def assertDeviceChecks(self, device_options, op, inputs, outputs_to_check,  # noqa: N802
+                           input_device_options=None, threshold=0.01):
+        """The op gives the same outputs (within ``threshold``) on every device."""
+        results = [testing.run_op(op, inputs, option) for option in device_options]
+        for option, outputs in zip(device_options[1:], results[1:]):
+            for i in outputs_to_check:
+                testing.assert_outputs_close(outputs[i], results[0][i],
+                                 f"{op.type}: output {i} on device type "
+                                 f"{option.device_type}", threshold, threshold)
+
+    def assertValidationChecks(self, device_option, op, inputs, validator,  # noqa: N802
+                               input_device_options=None, as_kwargs=True, init_net=None):
+        """Feed the inputs, run ``init_net`` (if any) and the op in the current
+        workspace, then ``validator`` on inputs and outputs (by blob name, or as
+        ``inputs=`` and ``outputs=`` lists)."""
+        op = _fed(op, device_option, inputs)
+        if init_net is not None:
+            workspace.RunNetOnce(init_net)
+        workspace.RunOperatorOnce(op)
+        outputs = [workspace.FetchBlob(name) for name in op.output]
+        if as_kwargs:
+            validator(**dict(zip(list(op.input) + list(op.output), list(inputs) + outputs)))
+        else:
+            validator(inputs=inputs, outputs=outputs)
+
+    def assertRunOpRaises(self, device_option, op, inputs,  # noqa: N802
+                          input_device_options=None, exception=(Exception,), regexp=None):
+        """Running the op on the inputs (in the current workspace) raises ``exception``."""
+        op = _fed(op, device_option, inputs)
+        if regexp is None:
+            self.assertRaises(exception, workspace.RunOperatorOnce, op)
+        else:
+            self.assertRaisesRegex(exception, regexp, workspace.RunOperatorOnce, op)
+
+
+def _fed(op, device_option, inputs):
+    """``op`` on ``device_option`` (a copy), its inputs fed to the current workspace."""
+    op = testing.op_on_device(op, device_option)
+    for name, value in zip(op.input, inputs):
+        workspace.FeedBlob(name, value, op.device_option)
+    return op
+
+
+__all__ = [name for name in dir() if not name.startswith("_") and name not in
+           ("np", "st", "hnp", "testing", "workspace", "caffe2_pb2", "annotations")]
