@@ -16,13 +16,28 @@ Needs ``hypothesis`` (the ``test`` extra); the runtime never imports this module
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from caffe2lite import testing, workspace
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.test_util import TestCase
+
+# Caffe2's profiles: 10 examples with a 10 s deadline ("dev"), 50 derandomized
+# ("sandcastle"), picked by CAFFE2_HYPOTHESIS_PROFILE -- loaded only where nothing has
+# set hypothesis up yet (its stock 200 ms deadline still in force), so a test suite's own
+# profile (caffe2lite's tests/conftest.py) is left alone.
+settings.register_profile("sandcastle", derandomize=True, database=None, max_examples=50,
+                          deadline=10000, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=10, deadline=10000)
+settings.register_profile("debug", max_examples=1000, deadline=10000)
+if settings.default.deadline is not None and \
+        settings.default.deadline.total_seconds() < 1:
+    settings.load_profile(os.environ.get("CAFFE2_HYPOTHESIS_PROFILE", "dev"))
 
 cpu_do = caffe2_pb2.DeviceOption()
 cuda_do = caffe2_pb2.DeviceOption(device_type=caffe2_pb2.CUDA)
@@ -218,4 +233,5 @@ def _fed(op, device_option, inputs):
 
 
 __all__ = [name for name in dir() if not name.startswith("_") and name not in
-           ("np", "st", "hnp", "testing", "workspace", "caffe2_pb2", "annotations")]
+           ("np", "st", "hnp", "os", "settings", "HealthCheck", "testing", "workspace",
+            "caffe2_pb2", "annotations")]

@@ -110,3 +110,11 @@ def test_strategies_draw_what_caffe2s_did():
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def test_importing_hu_leaves_this_suites_hypothesis_profile_alone():
+    # Caffe2's hu loads its own profile; ours only where hypothesis is still at its
+    # stock settings, so tests/conftest.py's deterministic profile stays in force.
+    from hypothesis import settings
+
+    assert settings.default.deadline is None and settings.default.derandomize
