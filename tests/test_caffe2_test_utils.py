@@ -118,3 +118,11 @@ def test_importing_hu_leaves_this_suites_hypothesis_profile_alone():
     from hypothesis import settings
 
     assert settings.default.deadline is None and settings.default.derandomize
+
+
+def test_hip_test_util_says_whether_a_check_runs_on_hip():
+    import caffe2lite.hip_test_util as hiputl
+
+    assert not hiputl.run_in_hip(hu.cpu_do, [hu.cpu_do])
+    assert hiputl.run_in_hip(hu.hip_do, [hu.cpu_do])
+    assert hiputl.run_in_hip(hu.cpu_do, [hu.cpu_do, hu.hip_do])
