@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from caffe2lite import testing, workspace
+from caffe2lite import core, testing, workspace
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.test_util import TestCase
 
@@ -63,6 +63,17 @@ def is_sandcastle() -> bool:
 
 def is_travis() -> bool:
     return False
+
+
+def floats(*args, **kwargs):
+    """hypothesis's floats, 32 bits wide unless ``width`` says otherwise, the bounds
+    rounded to float32 (Caffe2's hu.floats)."""
+    if "width" not in kwargs:
+        kwargs["width"] = 32
+        for bound in ("min_value", "max_value"):
+            if kwargs.get(bound) is not None:
+                kwargs[bound] = float(np.float32(kwargs[bound]))
+    return st.floats(*args, **kwargs)
 
 
 def dims(min_value=1, max_value=5):
@@ -159,18 +170,65 @@ class HypothesisTestCase(TestCase):
                               input_device_options=None, threshold=1e-4, output_to_grad=None,
                               grad_reference=None, atol=None, outputs_to_check=None,
                               ensure_outputs_are_inferred=False):
-        """Run ``op`` on ``inputs`` and compare each output with ``reference(*inputs)``
-        (within ``threshold`` relative and ``atol``, default ``threshold``, absolute);
-        returns the op's outputs."""
-        if grad_reference is not None or output_to_grad is not None:
-            raise NotImplementedError("assertReferenceChecks: grad_reference is not "
-                                      "supported; use assertGradientChecks")
+        """Run ``op`` on ``inputs`` in a temporary workspace and compare each output with
+        ``reference(*inputs)`` (within ``threshold`` relative and ``atol``, default
+        ``threshold``, absolute; strings exactly).  With ``grad_reference``, the gradient
+        ops of ``output_to_grad`` (fed the output itself as its gradient, as Caffe2 did)
+        are compared with ``grad_reference(output, reference_outputs, inputs)``.
+        Returns the op's outputs."""
+        op = testing.op_on_device(op, device_option)
         if len(op.input) > len(inputs):
             raise ValueError(f"must supply an input for each input of the op: "
                              f"{list(op.input)} vs {len(inputs)} inputs")
-        return testing.check_reference(op, inputs[:len(op.input)],
-                                       lambda *args: reference(*inputs), threshold, atol,
-                                       device_option, outputs_to_check)
+        with workspace.WorkspaceGuard("__caffe2lite_hu_temp__"):
+            workspace.ResetWorkspace()
+            try:
+                _feed(op, inputs, input_device_options)
+                workspace.RunOperatorOnce(op)
+                expected = reference(*inputs)
+                if not isinstance(expected, (tuple, list)):
+                    raise RuntimeError("You are providing a wrong reference implementation. "
+                                       "A proper one should return a tuple/list of numpy "
+                                       "arrays.")
+                outs = []
+                for i, (name, ref) in enumerate(zip(op.output, expected)):
+                    if outputs_to_check is not None and i not in outputs_to_check:
+                        continue
+                    output = workspace.FetchBlob(name)
+                    _assert_close(output, ref, threshold if atol is None else atol, threshold,
+                                  f"{op.type}: output {i} ('{name}') differs from the reference")
+                    outs.append(output)
+                if grad_reference is not None:
+                    self._assert_grad_reference(op, inputs, expected, output_to_grad,
+                                                grad_reference, threshold)
+                return outs
+            finally:
+                workspace.ResetWorkspace()
+
+    def _assert_grad_reference(self, op, inputs, ref_outputs, output_to_grad,
+                               grad_reference, threshold):
+        grad_name = f"{output_to_grad}_grad"
+        grad_ops, grad_map = core.GradientRegistry.GetBackwardPass([op],
+                                                                   {output_to_grad: grad_name})
+        output = workspace.FetchBlob(output_to_grad)
+        expected = grad_reference(output, ref_outputs, inputs)
+        workspace.FeedBlob(grad_name, output)
+        workspace.RunOperatorsOnce(grad_ops)
+        self.assertEqual(len(expected), len(inputs))
+        for name, ref in zip(op.input, expected):
+            grad = grad_map.get(name)
+            if not grad:
+                self.assertIsNone(ref)
+                continue
+            if isinstance(grad, core.GradientSlice):
+                ref_values, ref_indices = ref
+                _assert_close(workspace.FetchBlob(str(grad.indices)), ref_indices, 1e-4, 1e-4,
+                              f"{op.type}: gradient indices of '{name}'")
+                grad = grad.values
+            else:
+                ref_values = ref
+            _assert_close(workspace.FetchBlob(str(grad)), ref_values, threshold, threshold,
+                          f"{op.type}: gradient of '{name}' differs from grad_reference")
 
     def assertGradientChecks(self, device_option, op, inputs, outputs_to_check,  # noqa: N802
                              outputs_with_grads, grad_ops=None, threshold=0.005,
@@ -178,7 +236,7 @@ class HypothesisTestCase(TestCase):
                              ensure_outputs_are_inferred=False):
         """The gradient of ``outputs_with_grads[0]`` with respect to input
         ``outputs_to_check``, from the registry's gradient ops, against finite
-        differences."""
+        differences of Caffe2's GradientChecker loss ``0.5 * sum(Y ** 2)``."""
         if grad_ops is not None:
             raise NotImplementedError("assertGradientChecks: custom grad_ops are not "
                                       "supported; the registry's are checked")
@@ -187,7 +245,7 @@ class HypothesisTestCase(TestCase):
             raise NotImplementedError("assertGradientChecks: one output with a gradient")
         testing.check_gradient(op, inputs, outputs_to_check, outputs_with_grads[0],
                                stepsize=stepsize, threshold=threshold,
-                               device_option=device_option)
+                               device_option=device_option, half_square_loss=True)
 
     def assertDeviceChecks(self, device_options, op, inputs, outputs_to_check,  # noqa: N802
                            input_device_options=None, threshold=0.01):
@@ -227,11 +285,25 @@ class HypothesisTestCase(TestCase):
 def _fed(op, device_option, inputs):
     """``op`` on ``device_option`` (a copy), its inputs fed to the current workspace."""
     op = testing.op_on_device(op, device_option)
-    for name, value in zip(op.input, inputs):
-        workspace.FeedBlob(name, value, op.device_option)
+    _feed(op, inputs)
     return op
 
 
+def _feed(op, inputs, input_device_options=None):
+    options = input_device_options or {}
+    for name, value in zip(op.input, inputs):
+        workspace.FeedBlob(name, value, options.get(name, op.device_option))
+
+
+def _assert_close(actual, expected, atol, rtol, what):
+    """Caffe2's comparison: strings and objects equal, numbers by assert_allclose."""
+    actual = np.asarray(actual)
+    if actual.dtype.kind in "SUO":
+        np.testing.assert_array_equal(actual, expected, err_msg=what)
+    else:
+        np.testing.assert_allclose(actual, expected, atol=atol, rtol=rtol, err_msg=what)
+
+
 __all__ = [name for name in dir() if not name.startswith("_") and name not in
-           ("np", "st", "hnp", "os", "settings", "HealthCheck", "testing", "workspace",
-            "caffe2_pb2", "annotations")]
+           ("np", "st", "hnp", "os", "settings", "HealthCheck", "core", "testing",
+            "workspace", "caffe2_pb2", "annotations")]

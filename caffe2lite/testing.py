@@ -112,14 +112,16 @@ def _densify(ws, grad, shape, dtype):
 
 
 def check_gradient(op_def, inputs, input_index, output_index=0, stepsize=None, threshold=None,
-                   device_option=None, seed=0):
+                   device_option=None, seed=0, half_square_loss=False):
     """Check the gradient of output ``output_index`` w.r.t. input ``input_index``.
 
     The op's gradient ops come from the gradient registry (what
     ``AddGradientOperators`` would add), fed with a random output gradient
     dY (fixed ``seed``).  The expected value is the central difference of
     ``sum(Y * dY)`` as each element of the input moves by +-``stepsize``.
-    Defaults per dtype are in GRADIENT_DEFAULTS.  Returns
+    Defaults per dtype are in GRADIENT_DEFAULTS.  ``half_square_loss`` uses Caffe2's
+    GradientChecker loss instead, ``0.5 * sum(Y ** 2)`` with dY = Y, which is smooth
+    where Y is (so an op like Abs checks across its kink).  Returns
     ``(analytic, numeric)``; raises AssertionError when they differ by more
     than ``threshold`` (absolute and relative).
     """
@@ -138,7 +140,8 @@ def check_gradient(op_def, inputs, input_index, output_index=0, stepsize=None, t
     ws.run_operator_once(op)
     y_name = op.output[output_index]
     y = np.asarray(ws.fetch_blob(y_name))
-    d_y = np.random.default_rng(seed).standard_normal(y.shape).astype(y.dtype)
+    d_y = y.copy() if half_square_loss else \
+        np.random.default_rng(seed).standard_normal(y.shape).astype(y.dtype)
     g_output = [None] * len(op.output)
     g_output[output_index] = f"{y_name}_grad"
     grad_ops, g_input = get_gradient_for_op(op, g_output)
@@ -155,8 +158,8 @@ def check_gradient(op_def, inputs, input_index, output_index=0, stepsize=None, t
     def loss(perturbed):
         values = list(inputs)
         values[input_index] = perturbed
-        out = run_op(op, values)[output_index]
-        return float(np.sum(np.asarray(out, dtype=np.float64) * d_y))
+        out = np.asarray(run_op(op, values)[output_index], dtype=np.float64)
+        return float(0.5 * np.sum(out * out)) if half_square_loss else float(np.sum(out * d_y))
 
     numeric = np.zeros(x.shape, dtype=np.float64)
     flat = numeric.reshape(-1)

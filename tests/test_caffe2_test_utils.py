@@ -126,3 +126,38 @@ def test_hip_test_util_says_whether_a_check_runs_on_hip():
     assert not hiputl.run_in_hip(hu.cpu_do, [hu.cpu_do])
     assert hiputl.run_in_hip(hu.hip_do, [hu.cpu_do])
     assert hiputl.run_in_hip(hu.cpu_do, [hu.cpu_do, hu.hip_do])
+
+
+class TestGradReference(hu.HypothesisTestCase):
+    """assertReferenceChecks' grad_reference: the output itself fed as its gradient."""
+
+    @given(X=hu.tensor(elements=hu.floats(min_value=0.5, max_value=2.0)), **hu.gcs_cpu_only)
+    @settings(max_examples=10)
+    def test_sqr_gradient_against_its_reference(self, X, gc, dc):
+        op = core.CreateOperator("Sqr", ["X"], ["Y"])
+        self.assertReferenceChecks(gc, op, [X], lambda X: (X * X,), output_to_grad="Y",
+                                   grad_reference=lambda g, outs, ins: [2 * ins[0] * g])
+        with pytest.raises(AssertionError):
+            self.assertReferenceChecks(gc, op, [X], lambda X: (X * X,), output_to_grad="Y",
+                                       grad_reference=lambda g, outs, ins: [3 * ins[0] * g])
+
+    def test_sparse_gradient_reference_compares_values_and_indices(self):
+        data = np.arange(12, dtype=np.float32).reshape(4, 3)
+        idx = np.array([3, 1], np.int64)
+        op = core.CreateOperator("Gather", ["data", "idx"], ["out"])
+        self.assertReferenceChecks(
+            hu.cpu_do, op, [data, idx], lambda d, i: (d[i],), output_to_grad="out",
+            grad_reference=lambda g, outs, ins: [(g, ins[1]), None])
+
+
+def test_gradient_checks_use_caffe2s_half_square_loss():
+    # Caffe2's GradientChecker: loss 0.5 * sum(Y ** 2), fed dY = Y.  For Abs that loss
+    # is smooth across the kink, so a step wider than |X| still checks -- as it did
+    # in Caffe2's own elementwise tests; a random dY would not.
+    case = hu.HypothesisTestCase()
+    op = core.CreateOperator("Abs", ["X"], ["Y"])
+    X = np.array([0.03125, -0.02], np.float32)
+    case.assertGradientChecks(hu.cpu_do, op, [X], 0, [0], stepsize=0.05)
+    with pytest.raises(AssertionError):
+        from caffe2lite.testing import check_gradient
+        check_gradient(op, [X], 0, stepsize=0.05, threshold=0.005)
