@@ -51,3 +51,15 @@ def NumpyArrayToCaffe2Tensor(arr, name=None):  # noqa: N802
 def TryReadProtoWithClass(cls, s):  # noqa: N802
     """Parse ``s`` (text or binary protobuf) as ``cls``; ProtoParseError when it is neither."""
     return parse_proto(s, cls, f"TryReadProtoWithClass({cls.__name__})")
+
+
+def NCHW2NHWC(tensor):  # noqa: N802
+    """The channel axis (1) moved last: Caffe2's layout switch for arrays in tests."""
+    assert tensor.ndim >= 1
+    return tensor.transpose((0,) + tuple(range(2, tensor.ndim)) + (1,))
+
+
+def NHWC2NCHW(tensor):  # noqa: N802
+    """The last axis (channels) moved to position 1."""
+    assert tensor.ndim >= 2
+    return tensor.transpose((0, tensor.ndim - 1) + tuple(range(1, tensor.ndim - 1)))

@@ -499,6 +499,21 @@ def NumCudaDevices():  # noqa: N802
 NumGpuDevices = NumCudaDevices
 
 
+def GetCUDAVersion():  # noqa: N802
+    """The CUDA runtime version CuPy was built against, 0 without CuPy (as Caffe2 without
+    GPU support)."""
+    try:
+        import cupy
+        return int(cupy.cuda.runtime.runtimeGetVersion())
+    except Exception:
+        return 0
+
+
+def GetCuDNNVersion():  # noqa: N802
+    """0: caffe2lite uses no cuDNN (Caffe2 returned 0 without GPU support too)."""
+    return 0
+
+
 class _SupportFlag:
     """Caffe2's module-level booleans (``if workspace.has_gpu_support:``), asked lazily so
     that importing caffe2lite does not import CuPy; calling one (caffe2lite's earlier

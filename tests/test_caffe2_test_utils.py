@@ -161,3 +161,15 @@ def test_gradient_checks_use_caffe2s_half_square_loss():
     with pytest.raises(AssertionError):
         from caffe2lite.testing import check_gradient
         check_gradient(op, [X], 0, stepsize=0.05, threshold=0.005)
+
+
+def test_utils_layout_switches_and_gpu_version_queries():
+    from caffe2lite import utils
+
+    x = np.arange(2 * 3 * 4 * 5).reshape(2, 3, 4, 5)  # NCHW
+    nhwc = utils.NCHW2NHWC(x)
+    assert nhwc.shape == (2, 4, 5, 3) and nhwc[1, 2, 3, 0] == x[1, 0, 2, 3]
+    np.testing.assert_array_equal(utils.NHWC2NCHW(nhwc), x)
+    assert utils.NHWC2NCHW(np.zeros((2, 7, 3))).shape == (2, 3, 7)
+    assert workspace.GetCuDNNVersion() == 0
+    assert isinstance(workspace.GetCUDAVersion(), int)
