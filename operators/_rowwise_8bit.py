@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from caffe2lite.registry import register_kernel, set_per_op_engine_pref
 from caffe2lite.operators import _native_rowwise_8bit as _native_q
 from caffe2lite.operators._native_segments import BadIndices, BadLengths
 from caffe2lite.operators._segments import (check_dtype, check_index_dtype, check_index_range,
@@ -178,6 +179,24 @@ def check_lookup(ctx, indices, lengths, first, rows):
     check_vector(ctx, lengths, first + 1)
     check_lengths(ctx, lengths, first + 1, int(indices.shape[0]), "the number of INDICES")
     check_index_range(ctx, indices, rows, first, f"DATA with {rows} rows")
+
+
+def register_lookup_engines(op_types, reduce):
+    """For each 8-bit lookup op type: the NUMPY engine (also the default) and, when the
+    C library is built, the preferred NATIVE engine, both ``reduce(ctx, inputs, native)``
+    (``native`` says whether the C pass may run; it falls back to NumPy itself)."""
+    def numpy_engine(ctx, *inputs):
+        return reduce(ctx, inputs, native=False)
+
+    def native_engine(ctx, *inputs):
+        return reduce(ctx, inputs, native=True)
+
+    for op_type in op_types:
+        register_kernel(op_type, devices=("CPU",))(numpy_engine)
+        register_kernel(op_type, devices=("CPU",), engine="NUMPY")(numpy_engine)
+        if _native_q.available():
+            register_kernel(op_type, devices=("CPU",), engine="NATIVE")(native_engine)
+            set_per_op_engine_pref("CPU", op_type, ["NATIVE"])
 
 
 # -- the lookup -----------------------------------------------------------------------

@@ -18,12 +18,11 @@ preferred when built): the same bits.
 import numpy as np
 
 from caffe2lite import fillers
-from caffe2lite.registry import register_kernel, register_schema, set_per_op_engine_pref
+from caffe2lite.registry import register_schema
 from caffe2lite.schema import NO_GRADIENT, OpSchema
 from caffe2lite.shape_inference import TensorSpec
-from caffe2lite.operators import _native_rowwise_8bit
 from caffe2lite.operators._rowwise_8bit import (SCALE_BIAS_BYTES, check_fused_table,
-                                                quantized_segment_sum)
+                                                quantized_segment_sum, register_lookup_engines)
 from caffe2lite.operators._segments import check_scalars, check_vector
 
 _DATA = ("DATA", "uint8 (N, D + 8) table from FloatToFused8BitRowwiseQuantized")
@@ -82,19 +81,4 @@ def _reduce(ctx, inputs, native):
                                   first, native),)
 
 
-def fused_sls_numpy(ctx, *inputs):
-    """NUMPY engine: blocks of bags gathered, dequantized and added rank by rank."""
-    return _reduce(ctx, inputs, native=False)
-
-
-def fused_sls_native(ctx, *inputs):
-    """NATIVE engine: one C pass per bag, checks fused in (NumPy when C cannot run)."""
-    return _reduce(ctx, inputs, native=True)
-
-
-for _type in OPS:
-    register_kernel(_type, devices=("CPU",))(fused_sls_numpy)
-    register_kernel(_type, devices=("CPU",), engine="NUMPY")(fused_sls_numpy)
-    if _native_rowwise_8bit.available():
-        register_kernel(_type, devices=("CPU",), engine="NATIVE")(fused_sls_native)
-        set_per_op_engine_pref("CPU", _type, ["NATIVE"])
+register_lookup_engines(OPS, _reduce)

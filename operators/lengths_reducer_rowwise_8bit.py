@@ -18,12 +18,11 @@ import math
 
 import numpy as np
 
-from caffe2lite.registry import register_kernel, register_schema, set_per_op_engine_pref
+from caffe2lite.registry import register_kernel, register_schema
 from caffe2lite.schema import NO_GRADIENT, OpSchema
 from caffe2lite.shape_inference import TensorSpec
-from caffe2lite.operators import _native_rowwise_8bit
 from caffe2lite.operators._rowwise_8bit import (check_scale_bias, dequantize, legacy_quantize,
-                                                quantized_segment_sum)
+                                                quantized_segment_sum, register_lookup_engines)
 from caffe2lite.operators._segments import check_dtype, check_scalars, check_vector
 
 _SCALE_BIAS = ("scale_bias", "float32 (N, 2) matrix: row i holds (scale_i, bias_i) of DATA row i")
@@ -136,19 +135,4 @@ def _reduce(ctx, inputs, native):
     return (out.reshape(lengths.shape[:1] + data.shape[1:]),)
 
 
-def sls_8bits_numpy(ctx, *inputs):
-    """NUMPY engine: blocks of bags gathered, dequantized and added rank by rank."""
-    return _reduce(ctx, inputs, native=False)
-
-
-def sls_8bits_native(ctx, *inputs):
-    """NATIVE engine: one C pass per bag, checks fused in (NumPy when C cannot run)."""
-    return _reduce(ctx, inputs, native=True)
-
-
-for _type in OPS:
-    register_kernel(_type, devices=("CPU",))(sls_8bits_numpy)
-    register_kernel(_type, devices=("CPU",), engine="NUMPY")(sls_8bits_numpy)
-    if _native_rowwise_8bit.available():
-        register_kernel(_type, devices=("CPU",), engine="NATIVE")(sls_8bits_native)
-        set_per_op_engine_pref("CPU", _type, ["NATIVE"])
+register_lookup_engines(OPS, _reduce)
