@@ -244,6 +244,13 @@ def gradient_outputs(ctx):
     return no_bias, n_out == 3 or (no_bias and n_out == 2)
 
 
+def check_output_gradient(ctx, X, dY, expected):
+    """dY (input 2 of a convolution gradient) has the forward output's shape, X's dtype."""
+    if tuple(dY.shape) != expected or dY.dtype != X.dtype:
+        ctx.fail(f"{ctx.input_label(2)} is {dY.dtype}{tuple(dY.shape)}, expected "
+                 f"{X.dtype}{expected} (the shape of Y)")
+
+
 def bias_gradient(window, dY):
     """dbias: dY summed over every axis but the channel axis of the window's order."""
     channel_axis = dY.ndim - 1 if window.channels_last else 1
@@ -255,10 +262,7 @@ def conv_gradient(ctx, X, W, dY):
     xp = ctx.xp
     no_bias, want_dx = gradient_outputs(ctx)
     window, res, N, C, M = _checked(ctx, X, W)
-    expected = geo.output_shape(window, res, N, M)
-    if tuple(dY.shape) != expected or dY.dtype != X.dtype:
-        ctx.fail(f"{ctx.input_label(2)} is {dY.dtype}{tuple(dY.shape)}, expected "
-                 f"{X.dtype}{expected} (the shape of Y)")
+    check_output_gradient(ctx, X, dY, geo.output_shape(window, res, N, M))
     G = window.group
     step = _batch_step(ctx, res, N, C)
     Xcf = _channels_first(window, X)

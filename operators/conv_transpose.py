@@ -20,8 +20,8 @@ from caffe2lite.schema import Arg, OpSchema
 from caffe2lite.shape_inference import TensorSpec
 from caffe2lite.operators import _conv_geometry as geo
 from caffe2lite.operators.conv import (_batch_step, _channels_first, _over_batch, _to_order,
-                                       bias_gradient, check_float_operands, col2im,
-                                       conv_gradient_maker, gradient_outputs, im2col)
+                                       bias_gradient, check_float_operands, check_output_gradient,
+                                       col2im, conv_gradient_maker, gradient_outputs, im2col)
 
 ADJ_ARGS = [
     Arg("adjs", "ints", [], "extra output size per spatial dim, at the tail (0..stride)"),
@@ -172,10 +172,8 @@ def conv_transpose_gradient(ctx, X, W, dY):
     xp = ctx.xp
     no_bias, want_dx = gradient_outputs(ctx)
     window, res, N, M, C = _checked(ctx, X, W)
-    expected = ((N,) + res.in_dims + (C,)) if window.channels_last else (N, C) + res.in_dims
-    if tuple(dY.shape) != expected or dY.dtype != X.dtype:
-        ctx.fail(f"{ctx.input_label(2)} is {dY.dtype}{tuple(dY.shape)}, expected "
-                 f"{X.dtype}{expected} (the shape of Y)")
+    check_output_gradient(ctx, X, dY, ((N,) + res.in_dims + (C,)) if window.channels_last
+                          else (N, C) + res.in_dims)
     G = window.group
     step = _batch_step(ctx, res, N, C)
     dYcf = _channels_first(window, dY)
