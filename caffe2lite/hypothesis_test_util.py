@@ -302,8 +302,3 @@ def _assert_close(actual, expected, atol, rtol, what):
         np.testing.assert_array_equal(actual, expected, err_msg=what)
     else:
         np.testing.assert_allclose(actual, expected, atol=atol, rtol=rtol, err_msg=what)
-
-
-__all__ = [name for name in dir() if not name.startswith("_") and name not in
-           ("np", "st", "hnp", "os", "settings", "HealthCheck", "core", "testing",
-            "workspace", "caffe2_pb2", "annotations")]
