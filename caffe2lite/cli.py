@@ -17,7 +17,7 @@ from collections import Counter
 import numpy as np
 
 from caffe2lite import zoo_widths
-from caffe2lite.errors import Caffe2LiteError
+from caffe2lite.runtime.errors import Caffe2LiteError
 
 _SUBCOMMANDS: list[tuple[str, str, tuple, object]] = []
 _MAX_LISTED = 10  # blob names printed per list by `show` before "... (N more)"
@@ -133,7 +133,7 @@ def _print_blob(name: str, value) -> None:
             *_SAFETY_ARGS)
 def run_command(args) -> int:
     from caffe2lite import workspace
-    from caffe2lite.protoio import load_net
+    from caffe2lite.runtime.protoio import load_net
 
     if args.strict_args:
         workspace.GlobalInit(["caffe2lite", "--caffe2lite_strict_args=1"])
@@ -164,7 +164,7 @@ def run_command(args) -> int:
 @subcommand("ops", "list registered operators, or describe one",
             arg("type", nargs="?", help="operator type to describe (e.g. Relu)"))
 def ops_command(args) -> int:
-    from caffe2lite import registry
+    from caffe2lite.runtime import registry
 
     schemas = registry.schemas()
     if args.type:
@@ -208,7 +208,7 @@ def _names(names) -> str:
 
 
 def _device_label(option) -> str:
-    from caffe2lite.registry import device_name
+    from caffe2lite.runtime.registry import device_name
 
     label = device_name(option.device_type)
     label = label if option.device_type == 0 else f"{label}:{option.device_id}"
@@ -219,8 +219,8 @@ def _device_label(option) -> str:
                     "operators missing here",
             arg("net", help="NetDef file (.pb binary or .pbtxt text)"))
 def show_command(args) -> int:
-    from caffe2lite.protoio import load_net
-    from caffe2lite.registry import missing_operators
+    from caffe2lite.runtime.protoio import load_net
+    from caffe2lite.runtime.registry import missing_operators
 
     net = load_net(args.net)
     print(f"net:      {net.name or '(unnamed)'}")
@@ -252,7 +252,7 @@ def show_command(args) -> int:
 def run_plan_command(args) -> int:
     """Run INIT_NET once (if given), then the plan, in the current workspace."""
     from caffe2lite import workspace
-    from caffe2lite.protoio import load_net, load_plan
+    from caffe2lite.runtime.protoio import load_net, load_plan
 
     _apply_safety(args)
     plan_def = load_plan(args.plan)

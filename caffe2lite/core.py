@@ -11,14 +11,19 @@ import difflib
 import os
 import sys
 import traceback
-from collections import namedtuple
 
 import numpy as np
 
-from caffe2lite import immediate, registry, scope, ssa
-from caffe2lite.arguments import make_argument
-from caffe2lite.operator import operator_tracebacks
+from caffe2lite import gradients, scope
 from caffe2lite.proto import caffe2_pb2
+from caffe2lite.runtime import immediate, registry, ssa
+from caffe2lite.runtime.devices import device_option_equal  # noqa: F401 (Caffe2's core has it)
+from caffe2lite.runtime.gradient_makers import PYTHON_MAKERS, GradientSlice, get_gradient_for_op
+from caffe2lite.runtime.op_context import operator_tracebacks
+from caffe2lite.runtime.opdef import make_operator
+from caffe2lite.runtime.plan_builder import (ExecutionStep, Plan,  # noqa: F401 (Caffe2's core)
+                                             add_nets_in_order, execution_step,
+                                             scoped_execution_step, to_execution_step)
 from caffe2lite.scope import DeviceScope, NameScope  # noqa: F401  (Caffe2's core re-exports)
 
 
@@ -28,9 +33,6 @@ class DataType:
 
 for _name, _value in caffe2_pb2.TensorProto.DataType.items():
     setattr(DataType, _name, _value)
-
-GradientSlice = namedtuple("GradientSlice", ["indices", "values"])
-
 
 def IsOperator(op_type) -> bool:  # noqa: N802
     return registry.get_schema(op_type) is not None and any(
@@ -47,7 +49,7 @@ def registry_key_exists(key: str) -> bool:
 
 def RefreshRegisteredOperators():  # noqa: N802
     """Kept for Caffe2 scripts; the registry is always current here."""
-    registry.load_builtin_operators()
+    registry.load_operator_packages()
 
 
 def DeviceOption(device_type, device_id=0, random_seed=None, node_name=None,
@@ -64,18 +66,6 @@ def DeviceOption(device_type, device_id=0, random_seed=None, node_name=None,
     if extra_info is not None:
         option.extra_info.extend(extra_info)
     return option
-
-
-def device_option_equal(opt1, opt2, ignore_node_name=True, ignore_random_seed=True) -> bool:
-    if not opt1 or not opt2:
-        return opt1 == opt2
-    if not ignore_node_name and opt1.node_name != opt2.node_name:
-        return False
-    if not ignore_random_seed and opt1.random_seed != opt2.random_seed:
-        return False
-    if not opt1.device_type or not opt2.device_type:
-        return opt1.device_type == opt2.device_type  # both CPU
-    return opt1.device_id == opt2.device_id and opt1.device_type == opt2.device_type
 
 
 def ScopedName(name) -> str:  # noqa: N802
@@ -177,27 +167,16 @@ def _rectify(blobs):
 
 def CreateOperator(operator_type, inputs, outputs, name="", control_input=None,
                    device_option=None, arg=None, engine=None, **kwargs):  # noqa: N802
-    """Build an OperatorDef (not checked here: the schema is verified when it is created)."""
-    op = caffe2_pb2.OperatorDef()
-    op.type = operator_type
-    op.name = name
-    op.input.extend(str(b) for b in _rectify(inputs))
-    op.output.extend(str(b) for b in _rectify(outputs))
-    if control_input:
-        op.control_input.extend(str(b) for b in _rectify(control_input))
-    if device_option is not None:
-        op.device_option.CopyFrom(device_option)
-    elif scope.CurrentDeviceScope() is not None:
-        op.device_option.CopyFrom(scope.CurrentDeviceScope())
-    if engine is not None:
-        op.engine = engine
-    if "random_seed" in kwargs:
-        op.device_option.random_seed = kwargs.pop("random_seed")
-    if arg is not None:
-        op.arg.extend(arg)
-    for key, value in kwargs.items():
-        if value is not None:
-            op.arg.add().CopyFrom(make_argument(key, value))
+    """Build an OperatorDef (not checked here: the schema is verified when it is created).
+
+    Blob names given as strings get the current name scope; with no
+    ``device_option`` the current DeviceScope's applies; in immediate mode the
+    op also runs at once (see caffe2lite.runtime.immediate)."""
+    if device_option is None:
+        device_option = scope.CurrentDeviceScope()
+    op = make_operator(operator_type, _rectify(inputs), _rectify(outputs), name,
+                       _rectify(control_input) if control_input else None, device_option,
+                       arg, engine, **kwargs)
     if os.environ.get("CAFFE2_DEBUG"):  # Caffe2's switch: where each op was made
         op.debug_info = "".join(traceback.format_stack()[:-1])
     if immediate.IsImmediate():
@@ -215,7 +194,7 @@ class GradientRegistry:
     no ``is_gradient_op`` (those come only with schema makers, Caffe2's C++ ones).
     """
 
-    gradient_registry_: dict = {}
+    gradient_registry_: dict = PYTHON_MAKERS  # the engine's Python maker registry
 
     @classmethod
     def RegisterGradient(cls, op_type):  # noqa: N802
@@ -227,15 +206,20 @@ class GradientRegistry:
 
     @classmethod
     def GetGradientForOp(cls, op, g_output):  # noqa: N802
-        from caffe2lite.gradients import get_gradient_for_op
-
         return get_gradient_for_op(op, g_output)
 
     @classmethod
     def GetBackwardPass(cls, operators, ys, ys_generate_gradient=False):  # noqa: N802
-        from caffe2lite.gradients import get_backward_pass
+        grad_ops, input_to_grad = gradients.get_backward_pass(operators, ys)
+        return grad_ops, _blob_references(input_to_grad)
 
-        return get_backward_pass(operators, ys)
+
+def _blob_references(input_to_grad):
+    """{BlobReference(input): BlobReference(grad) or GradientSlice of them}: the backward
+    pass's names as Caffe2's GetBackwardPass returned them."""
+    return {BlobReference(name): (GradientSlice(BlobReference(g.indices), BlobReference(g.values))
+                                  if isinstance(g, GradientSlice) else BlobReference(g))
+            for name, g in input_to_grad.items()}
 
 
 def _caller_site() -> str:
@@ -468,12 +452,10 @@ class Net:
         Returns {BlobReference(input): BlobReference(grad) or GradientSlice};
         see caffe2lite.gradients for the rules.  Ops before ``skip`` are ignored.
         """
-        from caffe2lite.gradients import get_backward_pass
-
-        grad_ops, input_to_grad = get_backward_pass(
+        grad_ops, input_to_grad = gradients.get_backward_pass(
             self._net.op[skip:], ys, net_name=self._net.name, first_position=skip)
         self._net.op.extend(grad_ops)
-        return input_to_grad
+        return _blob_references(input_to_grad)
 
     # -- operator sugar ------------------------------------------------------
     def __getattr__(self, op_type):
@@ -508,8 +490,3 @@ class Net:
         if not refs:
             return None
         return refs[0] if len(refs) == 1 else refs
-
-
-# Plans and execution steps (Caffe2's core.Plan / core.ExecutionStep) live in plan_builder.
-from caffe2lite.plan_builder import (ExecutionStep, Plan, add_nets_in_order,  # noqa: E402,F401
-                                     execution_step, scoped_execution_step, to_execution_step)

@@ -1,4 +1,4 @@
-"""Gradient generation: Caffe2's gradient registry and backward pass.
+"""The backward pass: Caffe2's ``IR`` and ``GetBackwardPass`` over a net's operators.
 
 ``net.AddGradientOperators(ys)`` walks a net's operators backwards from the
 loss blobs ``ys`` and asks each operator's gradient maker for the operators
@@ -12,29 +12,20 @@ that compute its inputs' gradients, as Caffe2's Python ``IR`` did:
   gradient, so ops off the path from the losses are never consulted;
 * a blob version read by several operators gets its partial gradients
   accumulated: dense ones are renamed ``_<name>_autosplit_<k>`` and summed
-  by one ``Sum``; sparse ones (``core.GradientSlice``) are concatenated by
+  by one ``Sum``; sparse ones (``GradientSlice``) are concatenated by
   two ``Concat`` ops along axis 0; a mix of the two is an error.
 
-Makers come from the op's schema (``OpSchema.gradient``: a maker function,
-NO_GRADIENT, SHOULD_NOT_DO_GRADIENT, GRADIENT_NOT_IMPLEMENTED_YET or None)
-and, failing that, from the Python registry filled by
-``core.GradientRegistry.RegisterGradient`` -- the order Caffe2 used (C++
-registry first, Python second).  A maker has Caffe2's Python form
-``maker(op_def, g_output) -> (grad_ops, g_input)``; each gradient is None, a
-blob name, or a ``GradientSlice(indices, values)``.
-
-Schema makers stand for Caffe2's C++ makers (REGISTER_GRADIENT next to the
-op's OPERATOR_SCHEMA): their ops get the forward op's device option, engine
-and arguments and ``is_gradient_op`` (GradientMakerBase::Get and
-GetGradientForOp did that).  A Python-registered maker's ops are returned as
-the maker built them, untouched, as Caffe2's ``GradientRegistry`` did, so a
-hand-written expected op list compares equal field by field.
+Asking one operator's maker (schema first, then Python-registered makers,
+and what each kind of maker's ops get copied from the forward op) is the
+engine's ``caffe2lite.runtime.gradient_makers.get_gradient_for_op``.
 
 Auto-generated accumulation ops (``Sum``, or the two ``Concat`` of sparse
 gradients) follow Caffe2's newest ``_SetSumOpsDeviceOption``: they take the
 device option of the gradient ops they sum, plus the ``extra_info`` tag
 ``is_auto_gen_sum_ops:1``; when that device option carries
-``only_keep_is_auto_gen_sum_ops_tag:1`` they get the tag alone.
+``only_keep_is_auto_gen_sum_ops_tag:1`` they get the tag alone.  The seed
+``ConstantFill`` of a loss without a given gradient takes the current
+DeviceScope, as Caffe2's ``CreateOperator`` gave it.
 """
 
 from __future__ import annotations
@@ -42,162 +33,22 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from caffe2lite import registry
-from caffe2lite.core import (BlobReference, CreateOperator, GradientRegistry, GradientSlice,
-                             device_option_equal)
-from caffe2lite.errors import Caffe2LiteError, GradientError
-from caffe2lite.operator import describe_op
 from caffe2lite.proto import caffe2_pb2
-from caffe2lite.schema import GRADIENT_NOT_IMPLEMENTED_YET, NO_GRADIENT, SHOULD_NOT_DO_GRADIENT
+from caffe2lite.runtime import scope
+from caffe2lite.runtime.devices import device_option_equal
+from caffe2lite.runtime.errors import GradientError
+from caffe2lite.runtime.gradient_makers import (GradientSlice, as_gradient, get_gradient_for_op,
+                                                grad_name)
+from caffe2lite.runtime.op_context import describe_op
+from caffe2lite.runtime.opdef import make_operator
 
 AUTOGEN_GRAD_SUFFIX = "_autogen_grad"
 IS_AUTO_GEN_SUM_OPS_TAG = "is_auto_gen_sum_ops"
 ONLY_KEEP_IS_AUTO_GEN_SUM_OPS_TAG = "only_keep_is_auto_gen_sum_ops_tag"
 
+
 class OrphanStopGradientError(GradientError, ValueError):
     """A StopGradient whose output nothing reads; Caffe2 raised ValueError for it."""
-
-
-# -- helpers for writing makers -----------------------------------------------
-def grad_name(blob) -> str:
-    """Caffe2's GI(i): the dense gradient name of a blob, ``<blob>_grad``."""
-    return f"{blob}_grad"
-
-
-def sparse_grad_names(blob) -> GradientSlice:
-    """Caffe2's GI_I(i) / GI_V(i): ``<blob>_grad_indices`` and ``<blob>_grad_values``."""
-    return GradientSlice(f"{blob}_grad_indices", f"{blob}_grad_values")
-
-
-def dense_output_grad(op_def, g_output, i: int = 0, optional: bool = False):
-    """Caffe2's GO(i): the dense gradient of output i; an error when missing or sparse.
-
-    With ``optional=True`` a missing gradient gives None instead of an error,
-    for makers that answer "no input gradients" when the output has none; a
-    sparse one is still an error.
-    """
-    g = g_output[i] if i < len(g_output) else None
-    if g is None and optional:
-        return None
-    if g is None or isinstance(g, GradientSlice):
-        out = f"output {i} ('{op_def.output[i]}')"
-        got = (f"{out} has none" if g is None else
-               f"the one for {out} is sparse ({g.indices}, {g.values})")
-        raise GradientError(f"operator {op_def.type}: the gradient of {out} must be a dense "
-                            f"blob, but {got}")
-    return str(g)
-
-
-def gradient_maker(copy_device_option=True, copy_engine=True, copy_arguments=True):
-    """Decorator for a maker that opts out of copying the forward op's fields.
-
-    Caffe2's GradientMakerBase copied the forward op's device option, engine
-    and arguments into every gradient op unless the maker overrode
-    CopyDeviceOption / CopyEngine / CopyArguments (Reshape's maker, e.g.,
-    does not copy ``shape``).  These flags are that override.
-    """
-    def decorate(fn):
-        fn.copy_device_option = copy_device_option
-        fn.copy_engine = copy_engine
-        fn.copy_arguments = copy_arguments
-        return fn
-
-    return decorate
-
-
-# -- GetGradientForOp ---------------------------------------------------------
-def _maker_for(op_def, where):
-    """``(maker, from_schema)`` for op_def's type (schema first, then Python), or raise
-    Caffe2's error.  ``from_schema`` tells a C++-style maker from a Python-registered one."""
-    schema = registry.get_schema(op_def.type)
-    declared = schema.gradient if schema is not None else None
-    if callable(declared) or declared == NO_GRADIENT:
-        return declared, True
-    python_makers = GradientRegistry.gradient_registry_
-    if op_def.type in python_makers:
-        return python_makers[op_def.type], False
-    if declared == SHOULD_NOT_DO_GRADIENT:
-        reason = f"One should not call gradient for operator {op_def.type}."
-    elif declared == GRADIENT_NOT_IMPLEMENTED_YET:
-        reason = f"Operator {op_def.type} should have a gradient but is not implemented yet."
-    elif schema is None:
-        reason = f"Gradient maker for operator {op_def.type} not implemented " \
-                 f"(no operator of that type is registered)."
-    else:
-        reason = f"Gradient maker for operator {op_def.type} not implemented."
-    raise GradientError(f"{where}: Exception when creating gradient for [{op_def.type}]: "
-                        f"{reason} Op: inputs {list(op_def.input)}, outputs "
-                        f"{list(op_def.output)}")
-
-
-def _as_grad(g):
-    if g is None:
-        return None
-    if isinstance(g, GradientSlice):
-        return GradientSlice(str(g.indices), str(g.values))
-    if isinstance(g, tuple) and len(g) == 2:
-        return GradientSlice(str(g[0]), str(g[1]))
-    return str(g)
-
-
-def _copy_forward_fields(maker, op_def, grad_ops):
-    """Copy device option, engine and args into the gradient ops (Caffe2's GetGradientForOp)
-    and mark them ``is_gradient_op`` (GradientMakerBase::Get); for schema makers only.
-
-    A gradient op keeps a device option or engine it already set, and an
-    argument it already carries is not duplicated.
-    """
-    for grad_op in grad_ops:
-        if getattr(maker, "copy_device_option", True) and op_def.HasField("device_option") \
-                and not grad_op.HasField("device_option"):
-            grad_op.device_option.CopyFrom(op_def.device_option)
-        if getattr(maker, "copy_engine", True) and op_def.engine and not grad_op.engine:
-            grad_op.engine = op_def.engine
-        if getattr(maker, "copy_arguments", True):
-            have = {a.name for a in grad_op.arg}
-            grad_op.arg.extend(a for a in op_def.arg if a.name not in have)
-        grad_op.is_gradient_op = True
-
-
-def get_gradient_for_op(op_def, g_output, position=None, net_name=None):
-    """Caffe2's GetGradientForOp: ``(grad_ops, g_input)`` for one forward op.
-
-    ``g_output`` has one entry per output (None, a name or a GradientSlice).
-    Gradient ops of a schema maker get the forward op's device option, engine
-    and arguments (unless the maker opts out, see ``gradient_maker``) and
-    is_gradient_op; those of a Python-registered maker come back as it made them.
-    """
-    where = describe_op(op_def, position, net_name)
-    g_output = [_as_grad(g) for g in g_output]
-    if len(g_output) != len(op_def.output):
-        raise GradientError(f"{where}: g_output has {len(g_output)} entries for "
-                            f"{len(op_def.output)} outputs {list(op_def.output)}")
-    maker, from_schema = _maker_for(op_def, where)
-    if maker == NO_GRADIENT:
-        return [], [None] * len(op_def.input)
-    try:
-        grad_ops, g_input = maker(op_def, g_output)
-    except GradientError as exc:
-        if str(exc).startswith(where):
-            raise
-        raise exc.with_context(where) from exc
-    except Exception as exc:  # a maker's own failure, reported with the op it was for
-        detail = str(exc) if isinstance(exc, Caffe2LiteError) else f"{type(exc).__name__}: {exc}"
-        raise GradientError(f"{where}: Exception when creating gradient for "
-                            f"[{op_def.type}]: {detail}") from exc
-    if grad_ops is None:
-        grad_ops = []
-    elif not isinstance(grad_ops, (list, tuple)):
-        grad_ops = [grad_ops]
-    grad_ops = list(grad_ops)
-    g_input = [_as_grad(g) for g in g_input]
-    if len(g_input) != len(op_def.input):
-        raise GradientError(f"{where}: the gradient maker of {op_def.type} returned "
-                            f"{len(g_input)} input gradients for {len(op_def.input)} inputs "
-                            f"{list(op_def.input)}")
-    if from_schema:
-        _copy_forward_fields(maker, op_def, grad_ops)
-    return grad_ops, g_input
 
 
 def _tag_sum_ops(sum_ops, generator_options, set_options):
@@ -418,7 +269,7 @@ class BackwardPass:
         if base in inputs:  # Sum works in place only on its first input.
             k = inputs.index(base)
             inputs[0], inputs[k] = inputs[k], inputs[0]
-        return [CreateOperator("Sum", inputs, [base])], base
+        return [make_operator("Sum", inputs, [base])], base
 
     def _sparse_sum(self, generators, base, input_name):
         indices, values, count_i, count_v = [], [], 0, 0
@@ -435,9 +286,9 @@ class BackwardPass:
             else:
                 self._check_conflict(base, g.gradient.values, input_name)
                 values.append(g.gradient.values)
-        ops = [CreateOperator("Concat", indices, [f"{base}_indices_concat",
+        ops = [make_operator("Concat", indices, [f"{base}_indices_concat",
                                                   f"{base}_indices_concat_split"], axis=0),
-               CreateOperator("Concat", values, [f"{base}_values_concat",
+               make_operator("Concat", values, [f"{base}_values_concat",
                                                  f"{base}_values_concat_split"], axis=0)]
         return ops, GradientSlice(f"{base}_indices_concat", f"{base}_values_concat")
 
@@ -479,13 +330,14 @@ class BackwardPass:
             y = str(y)
             version = self.frontier[y]
             if g is None:
-                fill = CreateOperator("ConstantFill", [y], [y + AUTOGEN_GRAD_SUFFIX], value=1.0)
+                fill = make_operator("ConstantFill", [y], [y + AUTOGEN_GRAD_SUFFIX], value=1.0,
+                                     device_option=scope.CurrentDeviceScope())
                 ops.append(fill)
                 grads[y] = fill.output[0]
                 self.gradient_generators[y][version].append(
                     _DenseGen(fill, 0, fill.output[0], fill.device_option))
             else:
-                g = _as_grad(g)
+                g = as_gradient(g)
                 grads[y] = g
                 # Caffe2 dropped a given seed when y also fed another op; keep it so
                 # that it is summed with the other partial gradients.
@@ -519,14 +371,7 @@ class BackwardPass:
             sum_ops, grad_map = self._accumulate(entry)
             all_grads.update(grad_map)
             all_ops += sum_ops
-        result = {}
-        for name, g in all_grads.items():
-            if g is None:
-                continue
-            result[BlobReference(name)] = (
-                GradientSlice(BlobReference(g.indices), BlobReference(g.values))
-                if isinstance(g, GradientSlice) else BlobReference(g))
-        return all_ops, result
+        return all_ops, {name: g for name, g in all_grads.items() if g is not None}
 
     def _grads_for_op(self, entry, all_grads):
         op = entry.op
@@ -545,5 +390,6 @@ class BackwardPass:
 
 
 def get_backward_pass(operators, ys, net_name=None, first_position=0):
-    """Caffe2's GradientRegistry.GetBackwardPass: ``(grad_ops, {BlobReference: grad})``."""
+    """Caffe2's GradientRegistry.GetBackwardPass: ``(grad_ops, {input: grad})`` with blob
+    names as strings (and GradientSlice of strings); ``core`` makes BlobReferences."""
     return BackwardPass(list(operators), net_name, first_position).run(ys)

@@ -27,11 +27,11 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from caffe2lite import shape_inference
-from caffe2lite.errors import EnforceError
-from caffe2lite.operator import describe_op
 from caffe2lite.proto import caffe2_pb2
-from caffe2lite.shape_inference import TensorSpec
+from caffe2lite.runtime import shape_inference
+from caffe2lite.runtime.errors import EnforceError
+from caffe2lite.runtime.op_context import describe_op
+from caffe2lite.runtime.shape_inference import TensorSpec
 from caffe2lite.utils import ArgsToDict, MakeArgument
 
 Widths = Mapping[str, int] | Callable[[str], int]

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from caffe2lite import registry
-from caffe2lite import workspace as _ws
-from caffe2lite.devices import is_device_array, to_host
-from caffe2lite.errors import BlobNotFound, EnforceError
 from caffe2lite.proto import caffe2_pb2
-from caffe2lite.protoio import as_message
-from caffe2lite.serialization import numpy_dtype
+from caffe2lite.runtime import flags, gradient_makers, registry
+from caffe2lite.runtime import workspaces as _workspaces
+from caffe2lite.runtime.devices import is_device_array, to_host
+from caffe2lite.runtime.errors import BlobNotFound, EnforceError
+from caffe2lite.runtime.protoio import as_message
+from caffe2lite.runtime.serialization import numpy_dtype
 
 # Build flags Caffe2 scripts test (`if workspace.C.use_mkldnn:`): none of these backends.
 is_asan = False
@@ -33,7 +33,7 @@ define_caffe2_no_operator_schema = False
 
 
 def _name(name) -> str:
-    return _ws.StringifyBlobName(name)
+    return _workspaces.blob_name(name)
 
 
 def _device_option(option):
@@ -156,7 +156,7 @@ class Blob:
         return TensorCPU(self)
 
     def serialize(self, name=None) -> bytes:
-        from caffe2lite.serialization import blob_to_proto
+        from caffe2lite.runtime.serialization import blob_to_proto
 
         value = self._store.get(self.name)
         if value is None:
@@ -185,7 +185,7 @@ class Net:
 
 class _Current:
     def __get__(self, instance, owner):
-        return Workspace(_ws.current())
+        return Workspace(_workspaces.current())
 
 
 class Workspace:
@@ -196,7 +196,7 @@ class Workspace:
     current = _Current()
 
     def __init__(self, ws=None):
-        self._ws = ws if isinstance(ws, _ws.Workspace) else _ws.Workspace("", ".")
+        self._ws = ws if isinstance(ws, _workspaces.Workspace) else _workspaces.Workspace("", ".")
 
     def __eq__(self, other):
         return isinstance(other, Workspace) and other._ws is self._ws
@@ -276,109 +276,113 @@ class GradientWrapper:
 
 
 # -- module-level functions (the current workspace) --------------------------------
+def _current():
+    return _workspaces.current()
+
+
 def blobs():
-    return _ws.Blobs()
+    return list(_current().blob_dict)
 
 
 def has_blob(name) -> bool:
-    return _ws.HasBlob(name)
+    return _current().has_blob(name)
 
 
 def create_blob(name) -> bool:
-    return _ws.CreateBlob(name)
+    return _current().create_blob(name)
 
 
 def reset_blob(name) -> None:
-    if not _ws.HasBlob(name):
+    if not has_blob(name):
         raise BlobNotFound(f"reset_blob: Can't find blob: {_name(name)}")
-    _ws.ResetBlob(name)
+    _current().reset_blob(name)
 
 
 def feed_blob(name, arg, device_option=None) -> bool:
-    return _ws.FeedBlob(name, arg, _device_option(device_option))
+    return _current().feed_blob(name, arg, _device_option(device_option))
 
 
 def fetch_blob(name):
-    return _ws.FetchBlob(name)
+    return _current().fetch_blob(name)
 
 
 def serialize_blob(name) -> bytes:
-    return _ws.SerializeBlob(name)
+    return _current().serialize_blob(name)
 
 
 def deserialize_blob(name, serialized) -> None:
-    _ws.DeserializeBlob(name, serialized)
+    _current().deserialize_blob(name, serialized)
 
 
 def create_net(net_def, overwrite=False) -> bool:
-    return _ws.CreateNet(net_def, overwrite)
+    return _current().create_net(net_def, overwrite)
 
 
 def fill_random_network_inputs(net_def, input_dims, input_types) -> None:
-    _ws.FillRandomNetworkInputs(net_def, input_dims, input_types)
+    _current().fill_random_network_inputs(net_def, input_dims, input_types)
 
 
 def run_net(name, num_iter=1, allow_fail=False) -> bool:
-    return _ws.RunNet(name, num_iter, allow_fail)
+    return _current().run_net(name, num_iter, allow_fail)
 
 
 def run_net_once(net_def) -> bool:
-    return _ws.RunNetOnce(net_def)
+    return _current().run_net_once(net_def)
 
 
 def run_operator_once(op_def) -> bool:
-    return _ws.RunOperatorOnce(op_def)
+    return _current().run_operator_once(op_def)
 
 
 def run_operator_multiple(op_def, num_runs) -> bool:
-    return _ws.RunOperatorMultiple(op_def, num_runs)
+    return _current().run_operator_multiple(op_def, num_runs)
 
 
 def run_plan(plan_def) -> bool:
-    return _ws.RunPlan(plan_def)
+    return _current().run_plan(plan_def)
 
 
 def run_plan_in_background(plan_def):
-    return _ws.RunPlanInBackground(plan_def)
+    return _current().run_plan_in_background(plan_def)
 
 
 def delete_net(name) -> bool:
-    _ws.current().nets.pop(_ws.GetNetName(name), None)
+    _current().nets.pop(_workspaces.net_name(name), None)
     return True
 
 
 def nets() -> list:
-    return list(_ws.current().nets)
+    return list(_current().nets)
 
 
 def benchmark_net(name, warmup_runs, main_runs, run_individual):
-    return _ws.BenchmarkNet(name, warmup_runs, main_runs, run_individual)
+    return _current().benchmark_net(name, warmup_runs, main_runs, run_individual)
 
 
 def switch_workspace(name, create_if_missing=None) -> None:
     if isinstance(name, Workspace):
         name = name._ws
-    _ws.SwitchWorkspace(name, create_if_missing)
+    _workspaces.switch(name, create_if_missing)
 
 
 def current_workspace() -> str:
-    return _ws.CurrentWorkspace()
+    return _current().name
 
 
 def workspaces() -> list:
-    return _ws.Workspaces()
+    return _workspaces.workspace_names()
 
 
 def reset_workspace(root_folder=None) -> bool:
-    return _ws.ResetWorkspace(root_folder)
+    return _workspaces.reset_current(root_folder)
 
 
 def root_folder() -> str:
-    return _ws.RootFolder()
+    return _current().root_folder
 
 
 def global_init(args) -> None:
-    _ws.GlobalInit(args)
+    flags.global_init(args)
 
 
 def registered_operators() -> list:
@@ -398,30 +402,28 @@ def nearby_opnames(name) -> list:
 
 
 def get_blob_size_bytes(name) -> int:
-    return _ws.GetBlobSizeBytes(name)
+    return _current().blob_size_bytes(name)
 
 
 def get_operator_cost(op_def, input_blobs):
-    return _ws.GetOperatorCost(op_def, input_blobs)
+    return _current().operator_cost(op_def, input_blobs)
 
 
 def get_gradient_defs(op_def, output_gradients):
     """Caffe2's C entry point: (serialized grad ops, [GradientWrapper]) for one op."""
-    from caffe2lite.core import GradientRegistry, GradientSlice
-
     op = as_message(op_def, caffe2_pb2.OperatorDef, "get_gradient_defs")
 
     def untyped(w):
         if w.is_sparse():
-            return GradientSlice(w.indices, w.values)
+            return gradient_makers.GradientSlice(w.indices, w.values)
         return w.dense or None
 
-    grad_ops, g_input = GradientRegistry.GetGradientForOp(
+    grad_ops, g_input = gradient_makers.get_gradient_for_op(
         op, [untyped(w) for w in output_gradients])
     wrappers = []
     for g in g_input:
         w = GradientWrapper()
-        if isinstance(g, GradientSlice):
+        if isinstance(g, gradient_makers.GradientSlice):
             w.indices, w.values = str(g.indices), str(g.values)
         elif g is not None:
             w.dense = str(g)

@@ -18,7 +18,7 @@ SparseLpNorm, ...) follow the same base class.
 from __future__ import annotations
 
 from caffe2lite import core
-from caffe2lite.errors import ArgumentError
+from caffe2lite.runtime.errors import ArgumentError
 
 
 class RegularizationBy:

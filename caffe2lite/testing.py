@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from caffe2lite.core import GradientSlice
 from caffe2lite.proto import caffe2_pb2
-from caffe2lite.workspace import Workspace
+from caffe2lite.runtime.gradient_makers import GradientSlice, get_gradient_for_op
+from caffe2lite.runtime.workspaces import Workspace
 
 # Finite-difference step and tolerance per input dtype: central differences
 # are exact to O(step**2), and float32 round-off grows like eps / step.
@@ -125,8 +125,6 @@ def check_gradient(op_def, inputs, input_index, output_index=0, stepsize=None, t
     ``(analytic, numeric)``; raises AssertionError when they differ by more
     than ``threshold`` (absolute and relative).
     """
-    from caffe2lite.gradients import get_gradient_for_op
-
     op = op_on_device(op_def, device_option)
     x = np.asarray(inputs[input_index])
     if x.dtype not in GRADIENT_DEFAULTS:

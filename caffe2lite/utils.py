@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from caffe2lite.arguments import make_argument
-from caffe2lite.protoio import parse_proto
-from caffe2lite.serialization import proto_to_tensor, tensor_to_proto
+from caffe2lite.runtime.arguments import make_argument
+from caffe2lite.runtime.protoio import parse_proto
+from caffe2lite.runtime.serialization import proto_to_tensor, tensor_to_proto
 
 
 def MakeArgument(key, value):  # noqa: N802

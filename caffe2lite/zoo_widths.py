@@ -13,7 +13,6 @@ keyed by the weight blob names the zoo's predict nets use.
 
 from __future__ import annotations
 
-
 # GoogLeNet (Szegedy et al. 2014, table 1): #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5,
 # pool proj per inception module.
 _INCEPTION_MODULES = {

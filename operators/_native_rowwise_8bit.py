@@ -18,8 +18,7 @@ import ctypes
 import numpy as np
 
 from caffe2lite import _native
-from caffe2lite.operators._native_segments import (ROWS_PER_PIECE, _c_ready, bag_offsets,
-                                                   run_shared)
+from caffe2lite.operators._native_segments import ROWS_PER_PIECE, _c_ready, bag_offsets, run_shared
 
 NATIVE_ABI = 1  # must match caffe2lite_rowwise_8bit_abi() in the C file
 

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from caffe2lite.registry import register_kernel, set_per_op_engine_pref
 from caffe2lite.operators import _native_rowwise_8bit as _native_q
 from caffe2lite.operators._native_segments import BadIndices, BadLengths
 from caffe2lite.operators._segments import (check_dtype, check_index_dtype, check_index_range,
                                             check_lengths, check_vector, gather_segment_sum,
                                             offsets_of)
+from caffe2lite.runtime import register_kernel, set_per_op_engine_pref
 
 F32 = np.float32
 SCALE_BIAS_BYTES = 8  # two float32 after the values of a fused row

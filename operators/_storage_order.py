@@ -6,7 +6,7 @@ error naming the op and the argument, as Caffe2's ``StringToStorageOrder``
 followed by ``CAFFE_ENFORCE_NE(order_, UNKNOWN)`` reported it.
 """
 
-from caffe2lite.schema import Arg
+from caffe2lite.runtime import Arg
 
 ORDERS = ("NCHW", "NHWC")
 

@@ -20,7 +20,6 @@ import math
 
 import numpy as np
 
-
 INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 

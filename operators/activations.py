@@ -5,11 +5,8 @@ derivative written in terms of Y, so that the gradient op reads (Y, dY) as
 Caffe2's SigmoidGradient / TanhGradient do.
 """
 
-from caffe2lite.core import CreateOperator
-from caffe2lite.gradients import dense_output_grad, grad_name
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import OpSchema
-from caffe2lite.shape_inference import same_as
+from caffe2lite.runtime import (OpSchema, dense_output_grad, grad_name, make_operator,
+                                register_kernel, register_schema, same_as)
 
 
 def _sigmoid(xp, x):
@@ -27,9 +24,9 @@ ACTIVATIONS = {
 
 def _output_gradient_maker(op_def, g_output):
     """<Type>Gradient(Y, dY) -> dX: the derivative is a function of the output."""
-    grad_op = CreateOperator(op_def.type + "Gradient",
-                             [op_def.output[0], dense_output_grad(op_def, g_output)],
-                             [grad_name(op_def.input[0])])
+    grad_op = make_operator(op_def.type + "Gradient",
+                            [op_def.output[0], dense_output_grad(op_def, g_output)],
+                            [grad_name(op_def.input[0])])
     return [grad_op], [grad_name(op_def.input[0])]
 
 

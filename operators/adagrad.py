@@ -9,11 +9,10 @@ optional C library was built, NATIVE (preferred), one pass with the same bits.
 The sparse variants are in operators/sparse_adagrad.py.
 """
 
-from caffe2lite.registry import register_kernel, register_schema, set_per_op_engine_pref
-from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT, Arg, OpSchema
-from caffe2lite.shape_inference import same_as
 from caffe2lite.operators import _native_adagrad
 from caffe2lite.operators._train_common import check_float, check_scalar
+from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, register_kernel,
+                                register_schema, same_as, set_per_op_engine_pref)
 
 _EPSILON = Arg("epsilon", "float", 1e-5, "added to sqrt(moment) in the denominator")
 _WEIGHT_DECAY = Arg("weight_decay", "float", 0.0, "L2 penalty: grad + weight_decay * param")

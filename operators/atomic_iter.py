@@ -9,9 +9,9 @@ with Iter's checks.
 
 import threading
 
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import NO_GRADIENT, SHOULD_NOT_DO_GRADIENT, OpSchema
 from caffe2lite.operators.iter import increment
+from caffe2lite.runtime import (NO_GRADIENT, SHOULD_NOT_DO_GRADIENT, OpSchema, register_kernel,
+                                register_schema)
 
 register_schema(OpSchema(
     "CreateMutex", num_inputs=0, num_outputs=1,

@@ -4,18 +4,15 @@ As in Caffe2 (a sum scaled by 1/size only when there are elements), an
 empty X gives 0 rather than NaN.
 """
 
-from caffe2lite.core import CreateOperator
-from caffe2lite.gradients import dense_output_grad, grad_name
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import OpSchema
-from caffe2lite.shape_inference import TensorSpec, same_as
+from caffe2lite.runtime import (OpSchema, TensorSpec, dense_output_grad, grad_name, make_operator,
+                                register_kernel, register_schema, same_as)
 
 
 def gradient_maker(op_def, g_output):
     """AveragedLossGradient(X, dY) -> dX = dY / X.size everywhere."""
     x = op_def.input[0]
-    grad_op = CreateOperator("AveragedLossGradient", [x, dense_output_grad(op_def, g_output)],
-                             [grad_name(x)])
+    grad_op = make_operator("AveragedLossGradient", [x, dense_output_grad(op_def, g_output)],
+                            [grad_name(x)])
     return [grad_op], [grad_name(x)]
 
 

@@ -9,12 +9,11 @@ import math
 
 import numpy as np
 
-from caffe2lite.core import CreateOperator
-from caffe2lite.gradients import dense_output_grad, grad_name
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import Arg, OpSchema
-from caffe2lite.operators._segments import check_dtype, check_index_dtype, check_index_range, scatter_add
+from caffe2lite.operators._segments import (check_dtype, check_index_dtype, check_index_range,
+                                            scatter_add)
 from caffe2lite.operators.gather import gather_along, normalized_axis
+from caffe2lite.runtime import (Arg, OpSchema, dense_output_grad, grad_name, make_operator,
+                                register_kernel, register_schema)
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 
@@ -23,8 +22,8 @@ def batch_gather_gradient_maker(op_def, g_output):
     """Caffe2's GetBatchGatherGradient: BatchGatherGradient(DATA, INDICES, dOUTPUT)."""
     data = op_def.input[0]
     grad = dense_output_grad(op_def, g_output)
-    grad_op = CreateOperator("BatchGatherGradient", [data, op_def.input[1], grad],
-                             [grad_name(data)])
+    grad_op = make_operator("BatchGatherGradient", [data, op_def.input[1], grad],
+                            [grad_name(data)])
     return [grad_op], [grad_name(data), None]
 
 

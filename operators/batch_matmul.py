@@ -13,13 +13,10 @@ A'B: dA = B G', dB = A G;  A'B': dA = B' G', dB = G' A'.
 
 import numpy as np
 
-from caffe2lite.core import CreateOperator
-from caffe2lite.errors import GradientError
-from caffe2lite.gradients import dense_output_grad, grad_name, gradient_maker
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import Arg, OpSchema
-from caffe2lite.shape_inference import TensorSpec
 from caffe2lite.operators.binary_elementwise import dtype_names
+from caffe2lite.runtime import (Arg, GradientError, OpSchema, TensorSpec, dense_output_grad,
+                                grad_name, gradient_maker, make_operator, register_kernel,
+                                register_schema)
 
 FLOATS = (np.float32, np.float64)
 
@@ -45,11 +42,11 @@ def batch_matmul_gradient_maker(op_def, g_output):
         (1, 0): ([b, g], dict(trans_b=1), [a, g], {}),
         (1, 1): ([b, g], dict(trans_a=1, trans_b=1), [g, a], dict(trans_a=1, trans_b=1)),
     }[(bool(_arg(op_def, "trans_a")), bool(_arg(op_def, "trans_b")))]
-    ops = [CreateOperator("BatchMatMul", recipe[0], [da], **recipe[1]),
-           CreateOperator("BatchMatMul", recipe[2], [db], **recipe[3])]
+    ops = [make_operator("BatchMatMul", recipe[0], [da], **recipe[1]),
+           make_operator("BatchMatMul", recipe[2], [db], **recipe[3])]
     if da == db:  # A and B the same blob: sum both contributions
         ops[0].output[0], ops[1].output[0] = da + "_autosplit_0", da + "_autosplit_1"
-        ops.append(CreateOperator("Sum", [da + "_autosplit_0", da + "_autosplit_1"], [da]))
+        ops.append(make_operator("Sum", [da + "_autosplit_0", da + "_autosplit_1"], [da]))
     return ops, [da, db]
 
 

@@ -14,19 +14,16 @@ gradient is the other one (caffe2/operators/batch_sparse_to_dense_op.cc).
 
 import numpy as np
 
-from caffe2lite.core import CreateOperator
-from caffe2lite.gradients import dense_output_grad, grad_name
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.safety import check_allocation
-from caffe2lite.schema import Arg, OpSchema
 from caffe2lite.operators._segments import position_in_segment
 from caffe2lite.operators._train_common import INDEX_DTYPES, host_int, last_occurrences
+from caffe2lite.runtime import (Arg, OpSchema, check_allocation, dense_output_grad, grad_name,
+                                make_operator, register_kernel, register_schema)
 
 
 def batch_sparse_to_dense_gradient(op_def, g_output):
     """d values = BatchDenseToSparse(lengths, indices, d dense)."""
     grad = grad_name(op_def.input[2])
-    op = CreateOperator("BatchDenseToSparse", [op_def.input[0], op_def.input[1],
+    op = make_operator("BatchDenseToSparse", [op_def.input[0], op_def.input[1],
                                                dense_output_grad(op_def, g_output)], [grad])
     return [op], [None, None, grad] + [None] * (len(op_def.input) - 3)
 
@@ -34,7 +31,7 @@ def batch_sparse_to_dense_gradient(op_def, g_output):
 def batch_dense_to_sparse_gradient(op_def, g_output):
     """d dense = BatchSparseToDense(lengths, indices, d values, dense) (shaped like dense)."""
     grad = grad_name(op_def.input[2])
-    op = CreateOperator("BatchSparseToDense", [op_def.input[0], op_def.input[1],
+    op = make_operator("BatchSparseToDense", [op_def.input[0], op_def.input[1],
                                                dense_output_grad(op_def, g_output),
                                                op_def.input[2]], [grad])
     return [op], [None, None, grad]

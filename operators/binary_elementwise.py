@@ -27,13 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from caffe2lite.core import CreateOperator
-from caffe2lite.errors import ArgumentError, GradientError
-from caffe2lite.gradients import dense_output_grad, grad_name
-from caffe2lite.cost_inference import pointwise_cost
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import Arg, OpSchema
-from caffe2lite.shape_inference import TensorSpec, same_as
+from caffe2lite.runtime import (Arg, ArgumentError, GradientError, OpSchema, TensorSpec,
+                                dense_output_grad, grad_name, make_operator, pointwise_cost,
+                                register_kernel, register_schema, same_as)
 
 NUMERIC_DTYPES = (np.int32, np.int64, np.float32, np.float64)
 
@@ -294,11 +290,11 @@ def _gradient_maker(grad_type, needs_inputs_intact, reads_output=False):
         ga, gb = grad_name(op_def.input[0]), grad_name(op_def.input[1])
         inputs = [g, op_def.input[0], op_def.input[1]] + list(op_def.output[:reads_output])
         if ga == gb:  # the same blob for A and B: its gradient is dA + dB
-            return [CreateOperator(grad_type, inputs,
+            return [make_operator(grad_type, inputs,
                                    [ga + "_autosplit_0", ga + "_autosplit_1"]),
-                    CreateOperator("Sum", [ga + "_autosplit_0", ga + "_autosplit_1"],
-                                   [ga])], [ga, ga]
-        return [CreateOperator(grad_type, inputs, [ga, gb])], [ga, gb]
+                    make_operator("Sum", [ga + "_autosplit_0", ga + "_autosplit_1"],
+                                  [ga])], [ga, ga]
+        return [make_operator(grad_type, inputs, [ga, gb])], [ga, gb]
     maker.__name__ = f"{grad_type}_maker"
     return maker
 

@@ -13,13 +13,10 @@ device (Caffe2 only cast halves on CUDA).
 
 import numpy as np
 
-from caffe2lite.core import CreateOperator
-from caffe2lite.errors import GradientError
-from caffe2lite.gradients import dense_output_grad, grad_name, gradient_maker
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import Arg, OpSchema
-from caffe2lite.serialization import DataType, numpy_dtype
-from caffe2lite.shape_inference import TensorSpec
+from caffe2lite.runtime import (Arg, GradientError, OpSchema, TensorSpec, dense_output_grad,
+                                grad_name, gradient_maker, make_operator, register_kernel,
+                                register_schema)
+from caffe2lite.runtime.serialization import DataType, numpy_dtype
 
 # What Cast converts from and to (Caffe2's CastOp type lists, plus float16).
 CASTABLE = {DataType.Value(name) for name in (
@@ -84,7 +81,7 @@ def cast_gradient_maker(op_def, g_output):
     to = cast_data_type(value("to"), "to", fail)
     from_type = cast_data_type(value("from_type"), "from_type", fail)
     dx = grad_name(op_def.input[0])
-    return [CreateOperator("Cast", [dy], [dx], to=from_type, from_type=to)], [dx]
+    return [make_operator("Cast", [dy], [dx], to=from_type, from_type=to)], [dx]
 
 
 def _cast_shapes(ctx, x):

@@ -8,12 +8,9 @@ element (Y on a bound) passes no gradient.
 
 import numpy as np
 
-from caffe2lite.core import CreateOperator
-from caffe2lite.gradients import dense_output_grad, grad_name
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import Arg, OpSchema
-from caffe2lite.shape_inference import same_as
 from caffe2lite.operators.binary_elementwise import dtype_names
+from caffe2lite.runtime import (Arg, OpSchema, dense_output_grad, grad_name, make_operator,
+                                register_kernel, register_schema, same_as)
 
 FLOATS = (np.float32, np.float64)
 CLIP_ARGS = (
@@ -28,7 +25,7 @@ def clip_gradient_maker(op_def, g_output):
     if dy is None:
         return [], [None]
     dx = grad_name(op_def.input[0])
-    return [CreateOperator("ClipGradient", [op_def.output[0], dy], [dx])], [dx]
+    return [make_operator("ClipGradient", [op_def.output[0], dy], [dx])], [dx]
 
 
 def bounds(ctx, dtype):

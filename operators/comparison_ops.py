@@ -14,11 +14,10 @@ a silent stop.  Only the logical ops may write in place (over A).
 
 import numpy as np
 
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT, OpSchema
-from caffe2lite.shape_inference import TensorSpec
 from caffe2lite.operators.binary_elementwise import (BROADCAST_ARGS, broadcast_operands,
-                                                   broadcast_shapes_for, dtype_names)
+                                                     broadcast_shapes_for, dtype_names)
+from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, OpSchema, TensorSpec, register_kernel,
+                                register_schema)
 
 COMPARABLE_DTYPES = (np.bool_, np.int8, np.uint8, np.int16, np.uint16, np.int32, np.int64,
                      np.float32, np.float64)

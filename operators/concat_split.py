@@ -11,12 +11,9 @@ import math
 
 import numpy as np
 
-from caffe2lite.core import CreateOperator
-from caffe2lite.cost_inference import SIZEOF_INT, OpCost
-from caffe2lite.gradients import grad_name, gradient_maker
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import INT_MAX, Arg, OpSchema
-from caffe2lite.shape_inference import TensorSpec
+from caffe2lite.runtime import (INT_MAX, Arg, OpCost, OpSchema, TensorSpec, grad_name,
+                                gradient_maker, make_operator, register_kernel, register_schema)
+from caffe2lite.runtime.cost_inference import SIZEOF_INT
 
 ORDER_AXIS = {"NCHW": 1, "NHWC": 3}
 AXIS_ARGS = [
@@ -32,7 +29,7 @@ def concat_gradient_maker(op_def, g_output):
     if g_output[0] is None:
         return [], [None] * len(op_def.input)
     grads = [grad_name(x) for x in op_def.input]
-    return [CreateOperator("Split", [g_output[0], op_def.output[1]], grads)], grads
+    return [make_operator("Split", [g_output[0], op_def.output[1]], grads)], grads
 
 
 @gradient_maker(copy_arguments=False)
@@ -51,12 +48,12 @@ def split_gradient_maker(op_def, g_output):
     for out, g in zip(op_def.output, g_output):
         if g is None:
             zeros = f"_{out}_zero_grad"
-            ops.append(CreateOperator("ConstantFill", [out], [zeros], value=0.0))
+            ops.append(make_operator("ConstantFill", [out], [zeros], value=0.0))
             g = zeros
         parts.append(str(g))
     x = op_def.input[0]
-    concat = CreateOperator("Concat", parts, [grad_name(x), f"_{grad_name(x)}_dims"],
-                            arg=[a for a in op_def.arg if a.name != "split"])
+    concat = make_operator("Concat", parts, [grad_name(x), f"_{grad_name(x)}_dims"],
+                           arg=[a for a in op_def.arg if a.name != "split"])
     return ops + [concat], [grad_name(x)] + [None] * (len(op_def.input) - 1)
 
 

@@ -16,13 +16,9 @@ channel-first computation.
 
 from math import prod
 
-from caffe2lite.core import CreateOperator
-from caffe2lite.gradients import dense_output_grad, grad_name
-from caffe2lite.operator import once_per_op
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import Arg, OpSchema
-from caffe2lite.shape_inference import TensorSpec
 from caffe2lite.operators import _conv_geometry as geo
+from caffe2lite.runtime import (Arg, OpSchema, TensorSpec, dense_output_grad, grad_name,
+                                make_operator, once_per_op, register_kernel, register_schema)
 
 CONV_TYPES = ("Conv", "Conv1D", "Conv2D", "Conv3D")
 CONV_ARGS = (geo.WINDOW_ARGS + geo.DILATION_ARGS + [geo.GROUP_ARG]
@@ -47,7 +43,7 @@ def conv_gradient_maker(op_def, g_output):
         args["no_bias"] = 1
     if not no_dx:
         outputs.append(grad_name(x))
-    grad_op = CreateOperator(op_def.type + "Gradient", [x, w, dy], outputs, **args)
+    grad_op = make_operator(op_def.type + "Gradient", [x, w, dy], outputs, **args)
     g_input = [None if no_dx else grad_name(x), grad_name(w)]
     if len(op_def.input) == 3:
         g_input.append(grad_name(op_def.input[2]))

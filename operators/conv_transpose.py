@@ -14,14 +14,12 @@ loop over the kernel offsets adds them into the strided output grid (col2im).
 
 from math import prod
 
-from caffe2lite.operator import once_per_op
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import Arg, OpSchema
-from caffe2lite.shape_inference import TensorSpec
 from caffe2lite.operators import _conv_geometry as geo
 from caffe2lite.operators.conv import (_batch_step, _channels_first, _over_batch, _to_order,
                                        bias_gradient, check_float_operands, check_output_gradient,
                                        col2im, conv_gradient_maker, gradient_outputs, im2col)
+from caffe2lite.runtime import (Arg, OpSchema, TensorSpec, once_per_op, register_kernel,
+                                register_schema)
 
 ADJ_ARGS = [
     Arg("adjs", "ints", [], "extra output size per spatial dim, at the tail (0..stride)"),

@@ -1,10 +1,7 @@
 """Copy, CopyOnDeviceLike and Alias: the same tensor under another blob name."""
 
-from caffe2lite.core import CreateOperator, GradientSlice
-from caffe2lite.gradients import grad_name, sparse_grad_names
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import OpSchema
-from caffe2lite.shape_inference import same_as
+from caffe2lite.runtime import (GradientSlice, OpSchema, grad_name, make_operator, register_kernel,
+                                register_schema, same_as, sparse_grad_names)
 
 
 def copy_gradient_maker(op_def, g_output):
@@ -18,9 +15,9 @@ def copy_gradient_maker(op_def, g_output):
         return [], [None]
     if isinstance(g, GradientSlice):
         gx = sparse_grad_names(x)
-        return [CreateOperator("Copy", [g.indices], [gx.indices]),
-                CreateOperator("Copy", [g.values], [gx.values])], [gx]
-    return [CreateOperator("CopyOnDeviceLike", [g, x], [grad_name(x)])], [grad_name(x)]
+        return [make_operator("Copy", [g.indices], [gx.indices]),
+                make_operator("Copy", [g.values], [gx.values])], [gx]
+    return [make_operator("CopyOnDeviceLike", [g, x], [grad_name(x)])], [grad_name(x)]
 
 
 def pass_through_gradient(op_def, g_output):

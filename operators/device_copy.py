@@ -10,14 +10,10 @@ path knows that a host input or output is right here and not a mistake.
 (``Copy`` itself, GPU to GPU on CUDA, lives in its own module.)
 """
 
-from caffe2lite.core import CreateOperator, GradientSlice
-from caffe2lite.devices import is_device_array, key_name, location
-from caffe2lite.gradients import grad_name, sparse_grad_names
 from caffe2lite.proto import caffe2_pb2
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import NO_GRADIENT, OpSchema
-from caffe2lite.shape_inference import same_as
-
+from caffe2lite.runtime import (NO_GRADIENT, GradientSlice, OpSchema, grad_name, make_operator,
+                                register_kernel, register_schema, same_as, sparse_grad_names)
+from caffe2lite.runtime.devices import is_device_array, key_name, location
 
 _HOST = caffe2_pb2.DeviceOption()
 
@@ -45,10 +41,10 @@ def _mirror_gradient(copy_type):
         x = op_def.input[0]
         if isinstance(grad, GradientSlice):
             gx = sparse_grad_names(x)
-            ops = [CreateOperator(copy_type, [grad.indices], [gx.indices]),
-                   CreateOperator(copy_type, [grad.values], [gx.values])]
+            ops = [make_operator(copy_type, [grad.indices], [gx.indices]),
+                   make_operator(copy_type, [grad.values], [gx.values])]
             return ops, [gx]
-        return [CreateOperator(copy_type, [grad], [grad_name(x)])], [grad_name(x)]
+        return [make_operator(copy_type, [grad], [grad_name(x)])], [grad_name(x)]
 
     maker.__name__ = f"copy_gradient_via_{copy_type}"
     return maker

@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from caffe2lite.errors import ArgumentError
-from caffe2lite.operator import once_per_op
 from caffe2lite.operators.fill import (SHAPE_ARGS, SHAPE_INPUT, TP, _constant_dtype_and_value,
                                        fill_shape, fill_shapes)
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import NO_GRADIENT, Arg, OpSchema
-from caffe2lite.serialization import numpy_dtype
+from caffe2lite.runtime import (NO_GRADIENT, Arg, ArgumentError, OpSchema, once_per_op,
+                                register_kernel, register_schema)
+from caffe2lite.runtime.serialization import numpy_dtype
 
 DIAGONAL_DTYPES = (TP.FLOAT, TP.DOUBLE, TP.BOOL, TP.INT8, TP.INT16, TP.INT32, TP.INT64,
                    TP.UINT8, TP.UINT16)

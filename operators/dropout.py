@@ -14,12 +14,8 @@ GetDropoutGradient built it -- and gives ``dX = dY * mask / (1 - ratio)``
 (``dX = dY`` with is_test).
 """
 
-from caffe2lite.core import CreateOperator
-from caffe2lite.errors import GradientError
-from caffe2lite.gradients import dense_output_grad, grad_name
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import Arg, OpSchema
-from caffe2lite.shape_inference import TensorSpec
+from caffe2lite.runtime import (Arg, GradientError, OpSchema, TensorSpec, dense_output_grad,
+                                grad_name, make_operator, register_kernel, register_schema)
 
 ARGS = [
     Arg("ratio", "float", 0.5, "probability that an element is zeroed, in [0, 1]"),
@@ -35,7 +31,7 @@ def dropout_gradient_maker(op_def, g_output):
     if inputs is None:
         raise GradientError("operator Dropout: a training-mode Dropout needs its mask output "
                             "for the gradient")
-    grad_op = CreateOperator("DropoutGrad", inputs, [grad_name(op_def.input[0])])
+    grad_op = make_operator("DropoutGrad", inputs, [grad_name(op_def.input[0])])
     return [grad_op], [grad_name(op_def.input[0])]
 
 

@@ -9,13 +9,9 @@ from math import prod
 
 import numpy as np
 
-from caffe2lite.core import CreateOperator
-from caffe2lite.cost_inference import OpCost
-from caffe2lite.gradients import dense_output_grad, grad_name
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import Arg, OpSchema
-from caffe2lite.shape_inference import TensorSpec
 from caffe2lite.operators import _native_dense, _parallel
+from caffe2lite.runtime import (Arg, OpCost, OpSchema, TensorSpec, dense_output_grad, grad_name,
+                                make_operator, register_kernel, register_schema)
 
 # FCGradient overlaps dW with dX on two threads, when BLAS itself runs one thread per
 # call, from this many multiply-adds per product (M * K * N): the main job's
@@ -34,8 +30,8 @@ FC_ARGS = [
 def fc_gradient_maker(op_def, g_output):
     """FCGradient(X, W, dY) -> (dW, db, dX), as Caffe2's GetFCGradient."""
     x, w, b = op_def.input
-    grad_op = CreateOperator("FCGradient", [x, w, dense_output_grad(op_def, g_output)],
-                             [grad_name(w), grad_name(b), grad_name(x)])
+    grad_op = make_operator("FCGradient", [x, w, dense_output_grad(op_def, g_output)],
+                            [grad_name(w), grad_name(b), grad_name(x)])
     return [grad_op], [grad_name(x), grad_name(w), grad_name(b)]
 
 

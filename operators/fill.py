@@ -20,13 +20,9 @@ import functools
 
 import numpy as np
 
-from caffe2lite.errors import ArgumentError
-from caffe2lite.operator import once_per_op
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.safety import check_allocation
-from caffe2lite.schema import NO_GRADIENT, Arg, OpSchema
-from caffe2lite.serialization import DataType, numpy_dtype
-from caffe2lite.shape_inference import TensorSpec
+from caffe2lite.runtime import (NO_GRADIENT, Arg, ArgumentError, OpSchema, TensorSpec,
+                                check_allocation, once_per_op, register_kernel, register_schema)
+from caffe2lite.runtime.serialization import DataType, numpy_dtype
 
 TP = DataType  # TensorProto.DataType values by name (TP.FLOAT == 1, ...)
 

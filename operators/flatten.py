@@ -9,11 +9,8 @@ Outputs never alias their input: blobs own their storage.
 
 import numpy as np
 
-from caffe2lite.core import CreateOperator
-from caffe2lite.gradients import dense_output_grad, grad_name, gradient_maker
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import Arg, OpSchema
-from caffe2lite.shape_inference import TensorSpec
+from caffe2lite.runtime import (Arg, OpSchema, TensorSpec, dense_output_grad, grad_name,
+                                gradient_maker, make_operator, register_kernel, register_schema)
 
 
 def _is_tensor(ctx, x, index=0):
@@ -32,7 +29,7 @@ def resize_like_maker(op_def, g_output):
     if dy is None:
         return [], [None]
     dx = grad_name(op_def.input[0])
-    return [CreateOperator("ResizeLike", [dy, op_def.input[0]], [dx])], [dx]
+    return [make_operator("ResizeLike", [dy, op_def.input[0]], [dx])], [dx]
 
 
 def flatten_shape(ctx, shape) -> tuple:

@@ -19,14 +19,10 @@ import math
 
 import numpy as np
 
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import NO_GRADIENT, OpSchema
-from caffe2lite.shape_inference import TensorSpec
-from caffe2lite.operators._rowwise_8bit import (fused_dequantize,
-                                                fused_dequantize_half_scale_bias,
+from caffe2lite.operators._rowwise_8bit import (fused_dequantize, fused_dequantize_half_scale_bias,
                                                 fused_quantize, fused_quantize_half_scale_bias)
 from caffe2lite.operators._segments import check_dtype
-
+from caffe2lite.runtime import NO_GRADIENT, OpSchema, TensorSpec, register_kernel, register_schema
 
 # op type: (float dtype, bytes of scale + bias, quantize or dequantize function)
 QUANTIZE = {

@@ -13,14 +13,11 @@ import math
 import numpy as np
 
 from caffe2lite import _native
-from caffe2lite.core import CreateOperator, GradientSlice
-from caffe2lite.errors import GradientError
-from caffe2lite.gradients import dense_output_grad, grad_name
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import Arg, OpSchema
-from caffe2lite.shape_inference import TensorSpec
 from caffe2lite.operators import _native_dense
 from caffe2lite.operators._segments import check_index_dtype, check_index_range, take_checked
+from caffe2lite.runtime import (Arg, GradientError, GradientSlice, OpSchema, TensorSpec,
+                                dense_output_grad, grad_name, make_operator, register_kernel,
+                                register_schema)
 
 GATHER_ARGS = (
     Arg("axis", "int", 0, "axis of DATA to gather along; negative counts from the end"),
@@ -53,15 +50,15 @@ def gather_gradient_maker(op_def, g_output):
     if axis == 0:
         if not dense:
             return [], [GradientSlice(indices, grad), None]
-        grad_op = CreateOperator("SparseToDense", [indices, grad, data], [grad_name(data)])
+        grad_op = make_operator("SparseToDense", [indices, grad, data], [grad_name(data)])
         return [grad_op], [grad_name(data), None]
     if dense_arg is not None and not dense:
         raise GradientError(f"Gather with axis {axis} (!= 0) must use dense_gradient: "
                             f"remove dense_gradient=0 from the op")
     match_arg = _arg(op_def, "match_outer")
     extra = {"match_outer": True} if match_arg is not None and match_arg.i else {}
-    grad_op = CreateOperator("BatchGatherGradient", [data, indices, grad], [grad_name(data)],
-                             axis=axis, **extra)
+    grad_op = make_operator("BatchGatherGradient", [data, indices, grad], [grad_name(data)],
+                            axis=axis, **extra)
     return [grad_op], [grad_name(data), None]
 
 

@@ -13,13 +13,11 @@ gradient for it.
 
 import numpy as np
 
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import OpSchema
-from caffe2lite.shape_inference import TensorSpec
 from caffe2lite.operators._rowwise_8bit import (SCALE_BIAS_BYTES, check_fused_table,
                                                 fused_dequantize)
 from caffe2lite.operators._segments import (check_index_dtype, check_index_range, check_vector,
                                             take_checked)
+from caffe2lite.runtime import OpSchema, TensorSpec, register_kernel, register_schema
 
 
 def _shapes(ctx, data, indices):

@@ -18,11 +18,10 @@ import weakref
 
 import numpy as np
 
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import NO_GRADIENT, Arg, OpSchema
 from caffe2lite.operators._segments import position_in_segment
 from caffe2lite.operators._train_common import INDEX_DTYPES, host_int, stable_argsort
 from caffe2lite.operators.lengths_ops import MAX_OUTPUT_SIZE
+from caffe2lite.runtime import NO_GRADIENT, Arg, OpSchema, register_kernel, register_schema
 
 register_schema(OpSchema(
     "GatherRanges", num_inputs=2, num_outputs=2,

@@ -9,9 +9,7 @@ in-place input, the blob must already hold the counter, as in Caffe2.
 
 import numpy as np
 
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import NO_GRADIENT, OpSchema
-from caffe2lite.shape_inference import TensorSpec
+from caffe2lite.runtime import NO_GRADIENT, OpSchema, TensorSpec, register_kernel, register_schema
 
 _INT64_MAX = np.iinfo(np.int64).max
 

@@ -9,11 +9,8 @@ kLOG_THRESHOLD keeps the log finite).  The gradient is zero except
 
 from math import prod
 
-from caffe2lite.core import CreateOperator
-from caffe2lite.gradients import dense_output_grad, grad_name
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import OpSchema
-from caffe2lite.shape_inference import TensorSpec
+from caffe2lite.runtime import (OpSchema, TensorSpec, dense_output_grad, grad_name, make_operator,
+                                register_kernel, register_schema)
 
 LOG_THRESHOLD = 1e-20
 
@@ -21,8 +18,8 @@ LOG_THRESHOLD = 1e-20
 def label_cross_entropy_gradient_maker(op_def, g_output):
     """LabelCrossEntropyGradient(X, label, dY) -> dX; the labels get no gradient."""
     x, label = op_def.input
-    grad_op = CreateOperator("LabelCrossEntropyGradient",
-                             [x, label, dense_output_grad(op_def, g_output)], [grad_name(x)])
+    grad_op = make_operator("LabelCrossEntropyGradient",
+                            [x, label, dense_output_grad(op_def, g_output)], [grad_name(x)])
     return [grad_op], [grad_name(x), None]
 
 

@@ -19,10 +19,8 @@ Multipliers, computed in float32 as caffe2/sgd/learning_rate_functors.h did:
 
 import numpy as np
 
-from caffe2lite.errors import ArgumentError
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import NO_GRADIENT, Arg, OpSchema
-from caffe2lite.shape_inference import TensorSpec
+from caffe2lite.runtime import (NO_GRADIENT, Arg, ArgumentError, OpSchema, TensorSpec,
+                                register_kernel, register_schema)
 
 F32 = np.float32
 

@@ -10,10 +10,10 @@ A lengths vector splits a tensor's first dimension into consecutive segments
 
 import numpy as np
 
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import NO_GRADIENT, SHOULD_NOT_DO_GRADIENT, Arg, OpSchema
 from caffe2lite.operators._segments import offsets_of, position_in_segment
 from caffe2lite.operators._train_common import check_index_vector, host_int
+from caffe2lite.runtime import (NO_GRADIENT, SHOULD_NOT_DO_GRADIENT, Arg, OpSchema,
+                                register_kernel, register_schema)
 
 # Glow's Caffe2 importer tests put a static-size hint on some ops; Caffe2
 # ignored it, so do we.

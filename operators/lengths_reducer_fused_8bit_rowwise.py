@@ -17,13 +17,10 @@ preferred when built): the same bits.
 
 import numpy as np
 
-from caffe2lite import fillers
-from caffe2lite.registry import register_schema
-from caffe2lite.schema import NO_GRADIENT, OpSchema
-from caffe2lite.shape_inference import TensorSpec
 from caffe2lite.operators._rowwise_8bit import (SCALE_BIAS_BYTES, check_fused_table,
                                                 quantized_segment_sum, register_lookup_engines)
 from caffe2lite.operators._segments import check_scalars, check_vector
+from caffe2lite.runtime import NO_GRADIENT, OpSchema, TensorSpec, fillers, register_schema
 
 _DATA = ("DATA", "uint8 (N, D + 8) table from FloatToFused8BitRowwiseQuantized")
 _WEIGHTS = ("WEIGHTS", "float32 vector, one weight per entry of INDICES")

@@ -18,11 +18,12 @@ import math
 
 import numpy as np
 
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import Arg, OpSchema
 from caffe2lite.operators._segments import (check_dtype, check_index_dtype, check_index_range,
-                                 check_vector, checked_lengths, repeat_segments, take_checked)
-from caffe2lite.operators.lengths_reducers import GRAD_ON_WEIGHTS, check_scalars, segment_mean_scale
+                                            check_vector, checked_lengths, repeat_segments,
+                                            take_checked)
+from caffe2lite.operators.lengths_reducers import (GRAD_ON_WEIGHTS, check_scalars,
+                                                   segment_mean_scale)
+from caffe2lite.runtime import Arg, OpSchema, register_kernel, register_schema
 
 _FLOATS = (np.float16, np.float32, np.float64)
 _GO = ("SEGMENT_GRADS", "gradient of the forward OUTPUT: (len(LENGTHS),) + block shape")

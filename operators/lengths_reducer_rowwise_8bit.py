@@ -18,12 +18,10 @@ import math
 
 import numpy as np
 
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import NO_GRADIENT, OpSchema
-from caffe2lite.shape_inference import TensorSpec
 from caffe2lite.operators._rowwise_8bit import (check_scale_bias, dequantize, legacy_quantize,
                                                 quantized_segment_sum, register_lookup_engines)
 from caffe2lite.operators._segments import check_dtype, check_scalars, check_vector
+from caffe2lite.runtime import NO_GRADIENT, OpSchema, TensorSpec, register_kernel, register_schema
 
 _SCALE_BIAS = ("scale_bias", "float32 (N, 2) matrix: row i holds (scale_i, bias_i) of DATA row i")
 

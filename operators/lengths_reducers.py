@@ -16,15 +16,12 @@ lengths_reducer_gradients.py): dense for Lengths*, a GradientSlice
 
 import numpy as np
 
-from caffe2lite import fillers
-from caffe2lite.core import CreateOperator, GradientSlice
-from caffe2lite.gradients import dense_output_grad, grad_name, sparse_grad_names
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import Arg, OpSchema
-from caffe2lite.shape_inference import TensorSpec
 from caffe2lite.operators._segments import (check_dtype, check_index_dtype, check_lengths,
                                             check_scalars, check_vector,
                                             checked_gather_segment_sum, segment_sum)
+from caffe2lite.runtime import (Arg, GradientSlice, OpSchema, TensorSpec, dense_output_grad,
+                                fillers, grad_name, make_operator, register_kernel,
+                                register_schema, sparse_grad_names)
 
 GRAD_ON_WEIGHTS = Arg("grad_on_weights", "bool", False,
                       "also produce the gradient of SCALARS (Caffe2's WithMainInput gradient)")
@@ -35,7 +32,7 @@ def _dense_maker(grad_type):
     def maker(op_def, g_output):
         data, lengths = op_def.input[0], op_def.input[1]
         grad = dense_output_grad(op_def, g_output)
-        grad_op = CreateOperator(grad_type, [grad, lengths, data], [grad_name(data)])
+        grad_op = make_operator(grad_type, [grad, lengths, data], [grad_name(data)])
         return [grad_op], [grad_name(data), None]
 
     maker.__name__ = f"lengths_gradient_maker_{grad_type}"
@@ -47,7 +44,7 @@ def _sparse_maker(grad_type):
         data, indices, lengths = op_def.input
         values = sparse_grad_names(data).values
         grad = dense_output_grad(op_def, g_output)
-        grad_op = CreateOperator(grad_type, [grad, lengths, indices], [values])
+        grad_op = make_operator(grad_type, [grad, lengths, indices], [values])
         return [grad_op], [GradientSlice(indices, values), None, None]
 
     maker.__name__ = f"sparse_lengths_gradient_maker_{grad_type}"
@@ -61,12 +58,12 @@ def sparse_lengths_weighted_sum_gradient_maker(op_def, g_output):
     grad = dense_output_grad(op_def, g_output)
     on_weights = any(a.name == "grad_on_weights" and a.i for a in op_def.arg)
     if on_weights:
-        grad_op = CreateOperator(
+        grad_op = make_operator(
             "SparseLengthsIndicesInGradientWeightedSumWithMainInputGradient",
             [scalars, grad, lengths, data, indices], [values, grad_name(scalars)])
         return [grad_op], [GradientSlice(indices, values), grad_name(scalars), None, None]
-    grad_op = CreateOperator("SparseLengthsIndicesInGradientWeightedSumGradient",
-                             [scalars, grad, lengths, indices], [values])
+    grad_op = make_operator("SparseLengthsIndicesInGradientWeightedSumGradient",
+                            [scalars, grad, lengths, indices], [values])
     return [grad_op], [GradientSlice(indices, values), None, None, None]
 
 

@@ -15,12 +15,9 @@ per window offset (``size`` of them, up to 16; wider windows take a cumulative
 sum), never a loop over channels or pixels.
 """
 
-from caffe2lite.core import CreateOperator
-from caffe2lite.gradients import dense_output_grad, grad_name
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import Arg, OpSchema
-from caffe2lite.shape_inference import same_as
 from caffe2lite.operators._storage_order import ORDER_ARG, channel_axis
+from caffe2lite.runtime import (Arg, OpSchema, dense_output_grad, grad_name, make_operator,
+                                register_kernel, register_schema, same_as)
 
 ARGS = [
     Arg("size", "int", 0, "number of neighbouring channels summed over (must be >= 1)"),
@@ -34,9 +31,9 @@ ARGS = [
 def lrn_gradient_maker(op_def, g_output):
     """LRNGradient(X, Y, dY) -> dX, as Caffe2's GetLRNGradient."""
     x = op_def.input[0]
-    grad_op = CreateOperator("LRNGradient",
-                             [x, op_def.output[0], dense_output_grad(op_def, g_output)],
-                             [grad_name(x)])
+    grad_op = make_operator("LRNGradient",
+                            [x, op_def.output[0], dense_output_grad(op_def, g_output)],
+                            [grad_name(x)])
     return [grad_op], [grad_name(x)]
 
 

@@ -11,14 +11,11 @@ time.
 import contextlib
 import math
 
-from caffe2lite.operator import once_per_op
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import Arg, OpSchema
-from caffe2lite.shape_inference import same_as
 from caffe2lite.operators import _conv_geometry as geo
-from caffe2lite.operators.pool import (POOL_ARGS, _check_gradient_inputs, _checked,
-                                       _pool_shapes, _scatter, _separable,
-                                       pool_gradient_maker)
+from caffe2lite.operators.pool import (POOL_ARGS, _check_gradient_inputs, _checked, _pool_shapes,
+                                       _scatter, _separable, pool_gradient_maker)
+from caffe2lite.runtime import (Arg, OpSchema, once_per_op, register_kernel, register_schema,
+                                same_as)
 
 LP_ARGS = POOL_ARGS + [Arg("p", "float", 2.0, "the norm's order, > 0 (2: Euclidean)")]
 

@@ -14,12 +14,10 @@ of a row is one vectorised round: the cost grows with the largest number of
 times one index repeats (not with the number of rows or indices).
 """
 
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT, Arg, OpSchema
-from caffe2lite.shape_inference import same_as
 from caffe2lite.operators._train_common import (check_float, check_float32, check_index_vector,
-                                                check_rows, check_scalar, occurrence_rounds,
-                                                owned)
+                                                check_rows, check_scalar, occurrence_rounds, owned)
+from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, register_kernel,
+                                register_schema, same_as)
 
 _ARGS = [Arg("momentum", "float", 0.0, "momentum coefficient"),
          Arg("nesterov", "bool", False, "use Nesterov accelerated gradient")]

@@ -16,13 +16,10 @@ strided slice per kernel offset: no loop over pixels, channels or images.
 
 from math import prod
 
-from caffe2lite.core import CreateOperator
-from caffe2lite.gradients import dense_output_grad, grad_name
-from caffe2lite.operator import once_per_op
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import Arg, OpSchema
-from caffe2lite.shape_inference import TensorSpec, same_as
 from caffe2lite.operators import _conv_geometry as geo
+from caffe2lite.runtime import (Arg, OpSchema, TensorSpec, dense_output_grad, grad_name,
+                                make_operator, once_per_op, register_kernel, register_schema,
+                                same_as)
 
 POOL_ARGS = geo.WINDOW_ARGS + geo.DILATION_ARGS + [
     Arg("global_pooling", "bool", False, "pool each whole image to 1 x 1 (the kernel is "
@@ -39,9 +36,9 @@ SUFFIXES = ("", "1D", "2D", "3D")
 def pool_gradient_maker(op_def, g_output):
     """Caffe2's GetPoolGradient: <type>Gradient(X, Y, dY) -> dX."""
     x = op_def.input[0]
-    grad_op = CreateOperator(op_def.type + "Gradient",
-                             [x, op_def.output[0], dense_output_grad(op_def, g_output)],
-                             [grad_name(x)])
+    grad_op = make_operator(op_def.type + "Gradient",
+                            [x, op_def.output[0], dense_output_grad(op_def, g_output)],
+                            [grad_name(x)])
     return [grad_op], [grad_name(x)]
 
 

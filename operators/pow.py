@@ -20,13 +20,10 @@ GetPowGradient (which copies no forward arguments):
 
 import numpy as np
 
-from caffe2lite.core import CreateOperator
-from caffe2lite.errors import GradientError
-from caffe2lite.gradients import dense_output_grad, grad_name, gradient_maker
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import Arg, OpSchema
-from caffe2lite.shape_inference import same_as
 from caffe2lite.operators.binary_elementwise import BROADCAST_ARGS, legacy_b_shape
+from caffe2lite.runtime import (Arg, GradientError, OpSchema, dense_output_grad, grad_name,
+                                gradient_maker, make_operator, register_kernel, register_schema,
+                                same_as)
 
 
 def _given(op_def):
@@ -58,9 +55,9 @@ def pow_gradient_maker(op_def, g_output):
             power = (e - 1) / e
         else:
             raise GradientError("op Pow: an in-place Pow with exponent 0 has no gradient")
-        return [CreateOperator("Pow", [x], [dx], exponent=float(power)),
-                CreateOperator("Mul", [dx, dy], [dx]),
-                CreateOperator("Scale", [dx], [dx], scale=float(e))], [dx]
+        return [make_operator("Pow", [x], [dx], exponent=float(power)),
+                make_operator("Mul", [dx, dy], [dx]),
+                make_operator("Scale", [dx], [dx], scale=float(e))], [dx]
     if len(op_def.input) < 2:
         raise GradientError("op Pow: needs the 'exponent' argument or a second input")
     exp = op_def.input[1]
@@ -69,19 +66,19 @@ def pow_gradient_maker(op_def, g_output):
                             f"in-place computation (output '{y}' overwrites an input)")
     de, pre = grad_name(exp), grad_name(exp) + "_autogen_pre_red"
     bargs = _broadcast_args(op_def) if "broadcast" in given else {}
-    ops = [CreateOperator("ConstantFill", [exp], [de], value=1.0),
-           CreateOperator("Sub", [exp, de], [de]),
-           CreateOperator("Pow", [x, de], [dx], **bargs),
-           CreateOperator("Mul", [dx, dy], [dx]),
-           CreateOperator("Mul", [dx, exp], [dx], **bargs),
-           CreateOperator("Log", [x], [pre]),
-           CreateOperator("Mul", [pre, y], [pre])]
+    ops = [make_operator("ConstantFill", [exp], [de], value=1.0),
+           make_operator("Sub", [exp, de], [de]),
+           make_operator("Pow", [x, de], [dx], **bargs),
+           make_operator("Mul", [dx, dy], [dx]),
+           make_operator("Mul", [dx, exp], [dx], **bargs),
+           make_operator("Log", [x], [pre]),
+           make_operator("Mul", [pre, y], [pre])]
     if bargs:
         reduce_args = {k: v for k, v in bargs.items() if k != "broadcast"}
-        ops += [CreateOperator("Mul", [pre, dy], [pre]),
-                CreateOperator("SumReduceLike", [pre, exp], [de], **reduce_args)]
+        ops += [make_operator("Mul", [pre, dy], [pre]),
+                make_operator("SumReduceLike", [pre, exp], [de], **reduce_args)]
     else:
-        ops.append(CreateOperator("Mul", [pre, dy], [de]))
+        ops.append(make_operator("Mul", [pre, dy], [de]))
     return ops, [dx, de]
 
 

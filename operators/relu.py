@@ -2,19 +2,15 @@
 
 import numpy as np
 
-from caffe2lite.core import CreateOperator
-from caffe2lite.cost_inference import pointwise_cost
-from caffe2lite.gradients import grad_name
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import OpSchema
-from caffe2lite.shape_inference import same_as
 from caffe2lite.operators import _native_dense
+from caffe2lite.runtime import (OpSchema, grad_name, make_operator, pointwise_cost,
+                                register_kernel, register_schema, same_as)
 
 
 def relu_gradient_maker(op_def, g_output):
     """dX = dY where Y > 0 (computed from the output, as Caffe2's ReluGradient)."""
-    grad_op = CreateOperator("ReluGradient", [op_def.output[0], g_output[0]],
-                             [grad_name(op_def.input[0])])
+    grad_op = make_operator("ReluGradient", [op_def.output[0], g_output[0]],
+                            [grad_name(op_def.input[0])])
     return [grad_op], [grad_name(op_def.input[0])]
 
 

@@ -11,19 +11,16 @@ dY back.  Where Caffe2 would resize an empty input to a non-empty shape
 
 import numpy as np
 
-from caffe2lite.core import CreateOperator
-from caffe2lite.gradients import dense_output_grad, grad_name, gradient_maker
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import Arg, OpSchema
-from caffe2lite.shape_inference import TensorSpec
+from caffe2lite.runtime import (Arg, OpSchema, TensorSpec, dense_output_grad, grad_name,
+                                gradient_maker, make_operator, register_kernel, register_schema)
 
 
 @gradient_maker(copy_arguments=False)  # `shape` is not what the backward reshape needs
 def reshape_gradient_maker(op_def, g_output):
     """Reshape(dY, old_shape) -> dX (Caffe2's GetReshapeGradient)."""
     x = op_def.input[0]
-    grad_op = CreateOperator("Reshape", [dense_output_grad(op_def, g_output), op_def.output[1]],
-                             [grad_name(x), f"_{grad_name(x)}_dims"])
+    grad_op = make_operator("Reshape", [dense_output_grad(op_def, g_output), op_def.output[1]],
+                            [grad_name(x), f"_{grad_name(x)}_dims"])
     return [grad_op], [grad_name(x)] + [None] * (len(op_def.input) - 1)
 
 

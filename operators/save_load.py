@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import os
 
-from caffe2lite import flags, integrity, minidb, safety
-from caffe2lite.devices import context_for
-from caffe2lite.errors import ArgumentError, DBError, EnforceError, ProtoParseError
 from caffe2lite.proto import caffe2_pb2
-from caffe2lite.protoio import parse_binary
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import NO_GRADIENT, SHOULD_NOT_DO_GRADIENT, Arg, OpSchema
-from caffe2lite.serialization import (DEFAULT_CHUNK_SIZE, blob_from_records,
-                                      blob_name_from_db_key, blob_to_records)
+from caffe2lite.runtime import (NO_GRADIENT, SHOULD_NOT_DO_GRADIENT, Arg, ArgumentError,
+                                EnforceError, OpSchema, flags, integrity, minidb, register_kernel,
+                                register_schema, safety)
+from caffe2lite.runtime.devices import context_for
+from caffe2lite.runtime.errors import DBError, ProtoParseError
+from caffe2lite.runtime.protoio import parse_binary
+from caffe2lite.runtime.serialization import (DEFAULT_CHUNK_SIZE, blob_from_records,
+                                              blob_name_from_db_key, blob_to_records)
 
 _PATH_ARGS = [
     Arg("absolute_path", "bool", False, "use `db` as given instead of prefixing the "

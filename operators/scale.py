@@ -1,10 +1,7 @@
 """Scale: Y = scale * X elementwise, in X's floating dtype."""
 
-from caffe2lite.core import CreateOperator
-from caffe2lite.gradients import dense_output_grad, grad_name
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import Arg, OpSchema
-from caffe2lite.shape_inference import same_as
+from caffe2lite.runtime import (Arg, OpSchema, dense_output_grad, grad_name, make_operator,
+                                register_kernel, register_schema, same_as)
 
 
 def scale_gradient_maker(op_def, g_output):
@@ -13,7 +10,7 @@ def scale_gradient_maker(op_def, g_output):
     if g is None:
         return [], [None]
     gx = grad_name(op_def.input[0])
-    return [CreateOperator("Scale", [g], [gx])], [gx]
+    return [make_operator("Scale", [g], [gx])], [gx]
 
 
 register_schema(OpSchema(

@@ -14,12 +14,11 @@ Duplicated indices follow Caffe2's sequential CPU loops:
   "arbitrary", its CPU loop made it the last; here it is the last, always).
 """
 
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT, OpSchema
-from caffe2lite.shape_inference import same_as
-from caffe2lite.operators._train_common import (check_float, check_index_vector, check_rows, check_scalar,
-                                     host_int, last_occurrences, occurrence_plan, owned,
-                                     running_sum)
+from caffe2lite.operators._train_common import (check_float, check_index_vector, check_rows,
+                                                check_scalar, host_int, last_occurrences,
+                                                occurrence_plan, owned, running_sum)
+from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, OpSchema, register_kernel, register_schema,
+                                same_as)
 
 register_schema(OpSchema(
     "ScatterWeightedSum", num_inputs=lambda n: n > 3 and (n - 3) % 2 == 0, num_outputs=1,

@@ -9,9 +9,8 @@ SHOULD_NOT_DO_GRADIENT and Size NO_GRADIENT.
 
 import numpy as np
 
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import NO_GRADIENT, SHOULD_NOT_DO_GRADIENT, Arg, OpSchema
-from caffe2lite.shape_inference import TensorSpec
+from caffe2lite.runtime import (NO_GRADIENT, SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, TensorSpec,
+                                register_kernel, register_schema)
 
 
 def _check_tensor(ctx, x):

@@ -6,11 +6,8 @@ Computed as Caffe2 did, without ever taking exp of a positive number:
 ``x * (t - (x >= 0)) - log(1 + exp(x - 2 * x * (x >= 0)))``.
 """
 
-from caffe2lite.core import CreateOperator
-from caffe2lite.gradients import dense_output_grad, grad_name
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import Arg, OpSchema
-from caffe2lite.shape_inference import TensorSpec, same_as
+from caffe2lite.runtime import (Arg, OpSchema, TensorSpec, dense_output_grad, grad_name,
+                                make_operator, register_kernel, register_schema, same_as)
 
 ARGS = [
     Arg("log_D_trick", "bool", False, "use the log-D trick (Goodfellow et al. 2014) to avoid "
@@ -23,9 +20,9 @@ ARGS = [
 def gradient_maker(op_def, g_output):
     """SigmoidCrossEntropyWithLogitsGradient(dY, logits, targets) -> dlogits; targets get none."""
     logits, targets = op_def.input
-    grad_op = CreateOperator("SigmoidCrossEntropyWithLogitsGradient",
-                             [dense_output_grad(op_def, g_output), logits, targets],
-                             [grad_name(logits)])
+    grad_op = make_operator("SigmoidCrossEntropyWithLogitsGradient",
+                            [dense_output_grad(op_def, g_output), logits, targets],
+                            [grad_name(logits)])
     return [grad_op], [grad_name(logits), None]
 
 

@@ -9,11 +9,8 @@ reshaped back to X's shape.  SoftmaxGradient reads the output Y and dY:
 
 from math import prod
 
-from caffe2lite.core import CreateOperator
-from caffe2lite.gradients import dense_output_grad, grad_name
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import Arg, OpSchema
-from caffe2lite.shape_inference import same_as
+from caffe2lite.runtime import (Arg, OpSchema, dense_output_grad, grad_name, make_operator,
+                                register_kernel, register_schema, same_as)
 
 AXIS_ARG = Arg("axis", "int", 1, "X is coerced to (prod(shape[:axis]), prod(shape[axis:])); "
                                  "negative counts from the end")
@@ -45,9 +42,9 @@ def log_softmax_rows(xp, x2d):
 
 def softmax_gradient_maker(op_def, g_output):
     """SoftmaxGradient(Y, dY) -> dX, as Caffe2's GetSoftmaxGradient."""
-    grad_op = CreateOperator(op_def.type + "Gradient",
-                             [op_def.output[0], dense_output_grad(op_def, g_output)],
-                             [grad_name(op_def.input[0])])
+    grad_op = make_operator(op_def.type + "Gradient",
+                            [op_def.output[0], dense_output_grad(op_def, g_output)],
+                            [grad_name(op_def.input[0])])
     return [grad_op], [grad_name(op_def.input[0])]
 
 

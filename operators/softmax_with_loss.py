@@ -21,14 +21,11 @@ described in operators/_softmax_loss_spatial.py.
 
 from math import prod
 
-from caffe2lite.core import CreateOperator
-from caffe2lite.gradients import dense_output_grad, grad_name
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import Arg, OpSchema
-from caffe2lite.shape_inference import TensorSpec
 from caffe2lite.operators._softmax_loss_spatial import spatial_loss, spatial_loss_gradient
 from caffe2lite.operators._storage_order import ORDER_ARG
 from caffe2lite.operators.softmax import AXIS_ARG, coerced_rows, log_softmax_rows, softmax_rows
+from caffe2lite.runtime import (Arg, OpSchema, TensorSpec, dense_output_grad, grad_name,
+                                make_operator, register_kernel, register_schema)
 
 LOG_THRESHOLD = 1e-20  # the floor of a probability before its log (label_prob mode)
 
@@ -48,7 +45,7 @@ def softmax_with_loss_gradient_maker(op_def, g_output):
     x, labels = op_def.input[:2]
     inputs = [x, labels, *op_def.input[2:3], op_def.output[0],
               dense_output_grad(op_def, g_output, 1)]
-    grad_op = CreateOperator("SoftmaxWithLossGradient", inputs, [grad_name(x)])
+    grad_op = make_operator("SoftmaxWithLossGradient", inputs, [grad_name(x)])
     return [grad_op], [grad_name(x)] + [None] * (len(op_def.input) - 1)
 
 

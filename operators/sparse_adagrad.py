@@ -27,15 +27,14 @@ and learning-rate sign as in operators/adagrad.py.
 import numpy as np
 
 from caffe2lite import _native
-from caffe2lite.registry import register_kernel, register_schema, set_per_op_engine_pref
-from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT, Arg, OpSchema
-from caffe2lite.shape_inference import same_as
 from caffe2lite.operators import _native_adagrad
 from caffe2lite.operators._parallel import for_each_range
 from caffe2lite.operators._train_common import (check_float32, check_index_vector, check_rows,
-                                                check_scalar,
-                                     host_int, occurrence_plan, occurrence_rounds, owned,
-                                     running_sum, split_repeated)
+                                                check_scalar, host_int, occurrence_plan,
+                                                occurrence_rounds, owned, running_sum,
+                                                split_repeated)
+from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, fusion, register_kernel,
+                                register_schema, same_as, set_per_op_engine_pref)
 
 _EPSILON = Arg("epsilon", "float", 1e-5, "added to sqrt(moment) in the denominator")
 _WEIGHT_DECAY = Arg("weight_decay", "float", 0.0, "L2 penalty: grad + weight_decay * param")
@@ -317,4 +316,6 @@ def sparse_adagrad_native(ctx, param, moment, indices, grad, lr, counter=None):
 if _native_adagrad.available():
     for _op_type in ("SparseAdagrad", "RowWiseSparseAdagrad"):
         register_kernel(_op_type, devices=("CPU",), engine="NATIVE")(sparse_adagrad_native)
+        # the main job's optimizer + max-norm pair runs as one C pass (runtime/fusion.py)
+        fusion.register_optimizer_normalize(_op_type, "NATIVE", native_update)
         set_per_op_engine_pref("CPU", _op_type, ["NATIVE"])

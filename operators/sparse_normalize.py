@@ -26,10 +26,8 @@ import inspect
 import numpy as np
 
 from caffe2lite import _native
-from caffe2lite.errors import ArgumentError, EnforceError
-from caffe2lite.registry import register_kernel, register_schema, set_per_op_engine_pref
-from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT, Arg, OpSchema
-from caffe2lite.shape_inference import same_as
+from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, ArgumentError, EnforceError, OpSchema,
+                                register_kernel, register_schema, same_as, set_per_op_engine_pref)
 
 EPSILON = np.float32(1e-12)  # Caffe2's guard against a zero norm
 TABLE_DTYPES = {"SparseNormalize": np.dtype(np.float32),

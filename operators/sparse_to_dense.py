@@ -8,13 +8,10 @@ INDICES' shape -- exactly the shape of a Gather output's gradient.
 
 import numpy as np
 
-from caffe2lite.core import CreateOperator
-from caffe2lite.gradients import dense_output_grad, grad_name
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.safety import check_allocation
-from caffe2lite.schema import Arg, OpSchema
 from caffe2lite.operators._segments import (check_dtype, check_index_dtype, check_index_range,
-                                 scatter_add_rows)
+                                            scatter_add_rows)
+from caffe2lite.runtime import (Arg, OpSchema, check_allocation, dense_output_grad, grad_name,
+                                make_operator, register_kernel, register_schema)
 
 VALUE_DTYPES = (np.float16, np.float32, np.float64, np.int32, np.int64)
 
@@ -23,7 +20,7 @@ def sparse_to_dense_gradient_maker(op_def, g_output):
     """Caffe2's GetSparseToDenseGradient: dVALUES = Gather(dOUTPUT, INDICES)."""
     values = op_def.input[1]
     grad = dense_output_grad(op_def, g_output)
-    grad_op = CreateOperator("Gather", [grad, op_def.input[0]], [grad_name(values)])
+    grad_op = make_operator("Gather", [grad, op_def.input[0]], [grad_name(values)])
     return [grad_op], [None, grad_name(values)] + [None] * (len(op_def.input) - 2)
 
 

@@ -25,13 +25,9 @@ float32); scale, bias and the moments must share it.
 
 import numpy as np
 
-from caffe2lite.core import CreateOperator
-from caffe2lite.errors import GradientError
-from caffe2lite.gradients import dense_output_grad, grad_name
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import Arg, OpSchema
-from caffe2lite.shape_inference import TensorSpec
 from caffe2lite.operators._storage_order import ORDER_ARG, channel_axis, per_channel_shape
+from caffe2lite.runtime import (Arg, GradientError, OpSchema, TensorSpec, dense_output_grad,
+                                grad_name, make_operator, register_kernel, register_schema)
 
 ARGS = [
     Arg("is_test", "bool", False, "nonzero: inference with the given mean and var (one output)"),
@@ -70,7 +66,7 @@ def spatial_bn_gradient_maker(op_def, g_output):
     if (n_in, n_out) != expected:
         raise GradientError(f"operator SpatialBN: its gradient needs {expected[0]} inputs and "
                             f"{expected[1]} outputs in this mode, got {n_in} and {n_out}")
-    grad_op = CreateOperator("SpatialBNGradient", inputs, grads)
+    grad_op = make_operator("SpatialBNGradient", inputs, grads)
     return [grad_op], grads + [None] * (n_in - 3)
 
 

@@ -6,18 +6,16 @@ NumPy: ``0.5 * ((X - Y) ** 2).reshape(N, -1).sum(1)`` with N = X.shape[0]
 
 from math import prod
 
-from caffe2lite.core import CreateOperator
-from caffe2lite.gradients import dense_output_grad, grad_name
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import OpSchema
+from caffe2lite.runtime import (OpSchema, dense_output_grad, grad_name, make_operator,
+                                register_kernel, register_schema)
 
 
 def gradient_maker(op_def, g_output):
     """SquaredL2DistanceGradient(X, Y, dDistance) -> (dX, dY)."""
     x, y = op_def.input
-    grad_op = CreateOperator("SquaredL2DistanceGradient",
-                             [x, y, dense_output_grad(op_def, g_output)],
-                             [grad_name(x), grad_name(y)])
+    grad_op = make_operator("SquaredL2DistanceGradient",
+                            [x, y, dense_output_grad(op_def, g_output)],
+                            [grad_name(x), grad_name(y)])
     return [grad_op], [grad_name(x), grad_name(y)]
 
 

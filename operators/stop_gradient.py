@@ -5,9 +5,7 @@ backward pass.  Usually run in place (input and output the same blob): a
 StopGradient whose output nothing reads is rejected when gradients are built.
 """
 
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import NO_GRADIENT, OpSchema
-from caffe2lite.shape_inference import same_as
+from caffe2lite.runtime import NO_GRADIENT, OpSchema, register_kernel, register_schema, same_as
 
 register_schema(OpSchema(
     "StopGradient", num_inputs=1, num_outputs=1, allow_inplace={(0, 0)},

@@ -2,10 +2,7 @@
 
 import numpy as np
 
-from caffe2lite.cost_inference import pointwise_cost
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import OpSchema
-from caffe2lite.shape_inference import same_as
+from caffe2lite.runtime import OpSchema, pointwise_cost, register_kernel, register_schema, same_as
 
 SUM_DTYPES = (np.float32, np.float64, np.int32, np.int64)
 

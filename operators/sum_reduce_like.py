@@ -9,11 +9,8 @@ gradient uses it to reduce the exponent's gradient.
 
 import numpy as np
 
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import Arg, OpSchema
-from caffe2lite.shape_inference import TensorSpec
-from caffe2lite.operators.binary_elementwise import (dtype_names, legacy_b_shape,
-                                                   sum_to_shape)
+from caffe2lite.operators.binary_elementwise import dtype_names, legacy_b_shape, sum_to_shape
+from caffe2lite.runtime import Arg, OpSchema, TensorSpec, register_kernel, register_schema
 
 FLOATS = (np.float32, np.float64)
 ARGS = (Arg("axis", "int", -1, "the dim of A where B's dims start (default: suffix)"),

@@ -10,13 +10,9 @@ gradient is the other.  Outputs are contiguous copies.
 
 import numpy as np
 
-from caffe2lite.core import CreateOperator
-from caffe2lite.errors import GradientError
-from caffe2lite.gradients import dense_output_grad, grad_name
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import Arg, OpSchema
-from caffe2lite.shape_inference import TensorSpec
 from caffe2lite.operators.binary_elementwise import dtype_names
+from caffe2lite.runtime import (Arg, GradientError, OpSchema, TensorSpec, dense_output_grad,
+                                grad_name, make_operator, register_kernel, register_schema)
 
 TRANSPOSE_DTYPES = (np.float32, np.float64, np.int32, np.int64)  # Caffe2's TensorTypes
 ORDER_SWITCH_DTYPES = (np.float32, np.float64)
@@ -55,7 +51,7 @@ def transpose_gradient_maker(op_def, g_output):
         inverse[axis] = i
     extra = {"axes": inverse} if axes else {}
     dx = grad_name(op_def.input[0])
-    return [CreateOperator("Transpose", [dy], [dx], **extra)], [dx]
+    return [make_operator("Transpose", [dy], [dx], **extra)], [dx]
 
 
 def _transpose_shapes(ctx, x):
@@ -108,7 +104,7 @@ def _register_order_switch(op_type, inverse_type, src, dst):
         if dy is None:
             return [], [None]
         dx = grad_name(op_def.input[0])
-        return [CreateOperator(inverse_type, [dy], [dx])], [dx]
+        return [make_operator(inverse_type, [dy], [dx])], [dx]
 
     register_schema(OpSchema(
         op_type, num_inputs=1, num_outputs=1, infer_shapes=infer,

@@ -18,38 +18,35 @@ Every forward op may run in place and keeps X's shape and dtype.
 
 import numpy as np
 
-from caffe2lite.core import CreateOperator
-from caffe2lite.gradients import dense_output_grad, grad_name
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import OpSchema
-from caffe2lite.shape_inference import same_as
 from caffe2lite.operators.binary_elementwise import dtype_names
+from caffe2lite.runtime import (OpSchema, dense_output_grad, grad_name, make_operator,
+                                register_kernel, register_schema, same_as)
 
 FLOATS = (np.float32, np.float64)
 NUMERIC = (np.int32, np.int64, np.float32, np.float64)
 
 
 def _sqrt_gradient(x, y, dy, dx):
-    return [CreateOperator("Scale", [dy], [dx], scale=0.5),
-            CreateOperator("Div", [dx, y], [dx])]
+    return [make_operator("Scale", [dy], [dx], scale=0.5),
+            make_operator("Div", [dx, y], [dx])]
 
 
 def _sqr_gradient(x, y, dy, dx):
-    return [CreateOperator("Scale", [dy], [dy], scale=2.0),
-            CreateOperator("Mul", [dy, x], [dx])]
+    return [make_operator("Scale", [dy], [dy], scale=2.0),
+            make_operator("Mul", [dy, x], [dx])]
 
 
 # type: (numpy formula, forward(xp, X), dtypes, gradient ops (X, Y, dY, dX) -> [OperatorDef])
 UNARY_OPS = {
     "Sqrt": ("numpy.sqrt(X)", lambda xp, x: xp.sqrt(x), FLOATS, _sqrt_gradient),
     "Exp": ("numpy.exp(X)", lambda xp, x: xp.exp(x), FLOATS,
-            lambda x, y, dy, dx: [CreateOperator("Mul", [y, dy], [dx])]),
+            lambda x, y, dy, dx: [make_operator("Mul", [y, dy], [dx])]),
     "Log": ("numpy.log(X)", lambda xp, x: xp.log(x), FLOATS,
-            lambda x, y, dy, dx: [CreateOperator("Div", [dy, x], [dx])]),
+            lambda x, y, dy, dx: [make_operator("Div", [dy, x], [dx])]),
     "Abs": ("numpy.abs(X)", lambda xp, x: xp.abs(x), FLOATS,
-            lambda x, y, dy, dx: [CreateOperator("AbsGradient", [x, dy], [dx])]),
+            lambda x, y, dy, dx: [make_operator("AbsGradient", [x, dy], [dx])]),
     "Negative": ("-X", lambda xp, x: xp.negative(x), NUMERIC,
-                 lambda x, y, dy, dx: [CreateOperator("Negative", [dy], [dx])]),
+                 lambda x, y, dy, dx: [make_operator("Negative", [dy], [dx])]),
     "Sqr": ("X * X", lambda xp, x: x * x, FLOATS, _sqr_gradient),
 }
 

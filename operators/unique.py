@@ -7,9 +7,8 @@ its docs promised no order) and wrote ``remapping[i]`` = position of
 
 import numpy as np
 
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT, OpSchema
 from caffe2lite.operators._train_common import INDEX_DTYPES
+from caffe2lite.runtime import SHOULD_NOT_DO_GRADIENT, OpSchema, register_kernel, register_schema
 
 register_schema(OpSchema(
     "Unique", num_inputs=1, num_outputs=(1, 2),

@@ -6,12 +6,9 @@ The output has X_0's shape and may be X_0 itself.  Summation order follows
 Caffe2: w_1*X_1 + w_0*X_0 first, then + w_i*X_i for i >= 2.
 """
 
-from caffe2lite.core import CreateOperator
-from caffe2lite.gradients import dense_output_grad, grad_name
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import Arg, OpSchema
-from caffe2lite.shape_inference import same_as
 from caffe2lite.operators._train_common import check_float, check_scalar
+from caffe2lite.runtime import (Arg, OpSchema, dense_output_grad, grad_name, make_operator,
+                                register_kernel, register_schema, same_as)
 
 
 def weighted_sum_gradient_maker(op_def, g_output):
@@ -26,7 +23,7 @@ def weighted_sum_gradient_maker(op_def, g_output):
         g_input[i] = grad_name(op_def.input[i])
         if grad_on_w:
             g_input[i + 1] = grad_name(op_def.input[i + 1])
-    return [CreateOperator("WeightedSumGradient", inputs, outputs)], g_input
+    return [make_operator("WeightedSumGradient", inputs, outputs)], g_input
 
 
 _GRAD_ON_W = Arg("grad_on_w", "bool", False, "also compute the gradient of every weight")

@@ -43,7 +43,7 @@ def fresh_workspace():
 @pytest.fixture
 def strict_args():
     """Undeclared operator arguments are errors for the test (the strict switch)."""
-    from caffe2lite import flags
+    from caffe2lite.runtime import flags
 
     saved = flags.get("caffe2lite_strict_args")
     workspace.GlobalInit(["caffe2", "--caffe2lite_strict_args=1"])

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from caffe2lite import workspace
-from caffe2lite.devices.cuda import unavailable_reason
 from caffe2lite.proto import caffe2_pb2
+from caffe2lite.runtime.devices.cuda import unavailable_reason
 
 CUDA_REASON = unavailable_reason()
 CUDA_MARKS = [pytest.mark.cuda,

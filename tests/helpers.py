@@ -74,7 +74,7 @@ def skip_unless_runnable(net_def, what: str = "") -> None:
     """pytest.skip naming the op types of ``net_def`` that no kernel implements yet."""
     import pytest
 
-    from caffe2lite.registry import missing_operators
+    from caffe2lite.runtime.registry import missing_operators
 
     missing = missing_operators(net_def)
     if missing:

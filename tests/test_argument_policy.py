@@ -15,7 +15,7 @@ from helpers import assert_unchanged, snapshot
 
 def test_an_undeclared_argument_is_ignored_with_one_warning_per_type_and_name(caplog,
                                                                              monkeypatch):
-    from caffe2lite import arguments
+    from caffe2lite.runtime import arguments
 
     monkeypatch.setattr(arguments, "_warned", set())  # as in a fresh process
     workspace.FeedBlob("x", np.array([-1.0, 2.0], np.float32))

@@ -16,13 +16,13 @@ operator branches are merged.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
-
-from caffe2lite import registry, workspace
-from caffe2lite.proto import caffe2_pb2
 from conftest import NETS_DIR
+
+from caffe2lite import workspace
+from caffe2lite.proto import caffe2_pb2
+from caffe2lite.runtime import registry
 from helpers import load_golden
 
 ATOL = RTOL = 1e-4  # hypothesis_test_util.assertReferenceChecks' default threshold

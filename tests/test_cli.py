@@ -11,11 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from caffe2lite import cli, registry, workspace
+from caffe2lite import cli, workspace
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.protoio import save_proto
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import Arg, OpSchema
+from caffe2lite.runtime import Arg, OpSchema, register_kernel, register_schema, registry
 
 ROOT = Path(__file__).resolve().parents[1]
 

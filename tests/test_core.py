@@ -9,10 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from caffe2lite import core, registry, scope, workspace
+from caffe2lite import core, scope, workspace
 from caffe2lite.proto import caffe2_pb2
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import OpSchema
+from caffe2lite.runtime import OpSchema, register_kernel, register_schema, registry
 
 
 def _arg(op, name):

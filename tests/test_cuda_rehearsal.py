@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from caffe2lite import devices
 from fake_cupy import make_fake_cupy
+
+from caffe2lite.runtime import devices
 
 ROOT = Path(__file__).resolve().parents[1]
 

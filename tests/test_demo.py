@@ -39,7 +39,8 @@ def test_fast_engines_and_fusion_keep_the_main_jobs_bits():
     0.5938578248023987 before and after, as `make demo` runs it.  The last digits
     depend on the CPU kernel OpenBLAS picks for the dense layers: the machine of
     2026-12-04 gives 0.5934085845947266, before and after the merges of that day.)"""
-    from caffe2lite import flags, registry, workspace
+    from caffe2lite import workspace
+    from caffe2lite.runtime import flags, registry
 
     demo = load_demo()
     blobs = demo.TABLES + demo.DENSE + tuple(p + "_moment" for p in demo.TABLES + demo.DENSE)

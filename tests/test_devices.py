@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from caffe2lite import core, devices, registry, workspace
-from caffe2lite.errors import (DeviceUnavailable, EnforceError, OperatorNotRegistered)
-from caffe2lite.proto import caffe2_pb2
-from caffe2lite.schema import OpSchema
+from device_utils import (CUDA_REASON, DEVICES, assert_close, assert_devices_agree, device_option,
+                          run_on)
 from fake_cupy import make_fake_cupy
-from device_utils import (CUDA_REASON, DEVICES, assert_close, assert_devices_agree,
-                          device_option, run_on)
+
+from caffe2lite import core, workspace
+from caffe2lite.errors import DeviceUnavailable, EnforceError, OperatorNotRegistered
+from caffe2lite.proto import caffe2_pb2
+from caffe2lite.runtime import OpSchema, devices, registry
 
 ROOT = Path(__file__).resolve().parents[1]
 CUDA0 = device_option("CUDA", 0)
@@ -227,7 +227,7 @@ def test_ops_run_on_their_own_gpu(gpu):
 # -- no CUDA kernel: an error, or Caffe2's GPU fallback -----------------------
 def _register_cpu_only(monkeypatch, op_type, fallback):
     """A throwaway op with only a CPU kernel, removed from the registry after the test."""
-    registry.load_builtin_operators()
+    registry.load_operator_packages()
     seen = []
 
     def kernel(ctx, x, scale):
@@ -273,7 +273,7 @@ def test_gpu_fallback_copies_in_runs_cpu_and_copies_out(gpu, monkeypatch):
 
 
 def test_scalar_outputs_land_on_the_gpu(gpu, monkeypatch):
-    registry.load_builtin_operators()
+    registry.load_operator_packages()
     monkeypatch.setitem(registry._schemas, "TestScalar", OpSchema(
         "TestScalar", num_inputs=1, num_outputs=2, doc="test op: (sum(X) as a NumPy "
                                                          "scalar, 3)"))
@@ -291,7 +291,7 @@ def test_scalar_outputs_land_on_the_gpu(gpu, monkeypatch):
 
 
 def test_numpy_output_from_cuda_kernel_is_an_error(gpu, monkeypatch):
-    registry.load_builtin_operators()
+    registry.load_operator_packages()
     monkeypatch.setitem(registry._schemas, "TestHostOut", OpSchema(
         "TestHostOut", num_inputs=1, num_outputs=1, doc="test op: a NumPy copy of X"))
     monkeypatch.setitem(registry._kernels, ("TestHostOut", caffe2_pb2.CUDA, ""),

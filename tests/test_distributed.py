@@ -15,8 +15,8 @@ import pytest
 
 pytest.importorskip("ray", reason="caffe2lite[ray] is not installed")
 
-from caffe2lite import core, workspace  # noqa: E402
 from caffe2lite import distributed  # noqa: E402
+from caffe2lite import core, workspace  # noqa: E402
 from caffe2lite.distributed import cluster  # noqa: E402
 from caffe2lite.errors import Caffe2LiteError, DBError, EnforceError  # noqa: E402
 from caffe2lite.proto import caffe2_pb2  # noqa: E402

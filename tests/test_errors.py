@@ -10,15 +10,13 @@ import inspect
 import numpy as np
 import pytest
 
-from caffe2lite import core, registry, workspace
-from caffe2lite.errors import (ArgumentError, BlobNotFound, Caffe2LiteError,
-                               DeviceUnavailable, EnforceError, NetError, OperatorError,
-                               OperatorNotRegistered, ProtoParseError, SchemaError,
-                               WorkspaceError)
+from caffe2lite import core, workspace
+from caffe2lite.errors import (ArgumentError, BlobNotFound, Caffe2LiteError, DeviceUnavailable,
+                               EnforceError, NetError, OperatorError, OperatorNotRegistered,
+                               ProtoParseError, SchemaError, WorkspaceError)
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.protoio import load_net
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import Arg, OpSchema
+from caffe2lite.runtime import Arg, OpSchema, register_kernel, register_schema, registry
 from helpers import assert_unchanged, snapshot
 
 X = np.array([-1.0, 2.0, -3.0], np.float32)

@@ -4,11 +4,12 @@ predictor/emulator/data_filler.cc), checked on the arrays themselves."""
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from caffe2lite import core, workspace
 from caffe2lite.errors import Caffe2LiteError, EnforceError
-from caffe2lite.fillers import FIXEDSUM, TensorFiller
+from caffe2lite.runtime.fillers import FIXEDSUM, TensorFiller
 
 
 def test_caffe2s_filler_example_feeds_the_net_inputs():

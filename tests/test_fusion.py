@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from caffe2lite import core, flags, registry, workspace
+from caffe2lite import core, workspace
 from caffe2lite.errors import EnforceError
+from caffe2lite.runtime import flags, registry
 from helpers import assert_unchanged, snapshot
 
 F = np.float32
@@ -207,7 +208,7 @@ def test_the_switch_reads_the_environment_and_global_init():
     import subprocess
     import sys
     out = subprocess.run(
-        [sys.executable, "-c", "from caffe2lite import flags; "
+        [sys.executable, "-c", "from caffe2lite.runtime import flags; "
                                "print(flags.get('caffe2lite_fuse_ops'))"],
         env={**__import__("os").environ, "CAFFE2LITE_FUSE_OPS": "0"},
         capture_output=True, text=True, check=True)

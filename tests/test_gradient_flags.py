@@ -10,10 +10,10 @@ as Caffe2's core_gradients_test did.  Expected ops below are written out by hand
 
 import pytest
 
-from caffe2lite import core, registry
+from caffe2lite import core
 from caffe2lite.core import CreateOperator, GradientRegistry
 from caffe2lite.proto import caffe2_pb2
-from caffe2lite.schema import OpSchema
+from caffe2lite.runtime import OpSchema, registry
 
 GPU1 = core.DeviceOption(caffe2_pb2.CUDA, 1)
 
@@ -165,7 +165,7 @@ def test_stop_gradient_in_place_cuts_the_walk():
 
 
 def test_tagged_sum_takes_a_net_level_device_option_when_the_net_runs():
-    from caffe2lite.net import with_net_device
+    from caffe2lite.runtime.net import with_net_device
 
     net = core.Net("flag_net_device")
     net.Relu("x", "y")

@@ -9,12 +9,12 @@ the real ones are absent).
 import numpy as np
 import pytest
 
-from caffe2lite import core, registry, workspace
+from caffe2lite import core, workspace
 from caffe2lite.core import GradientSlice
 from caffe2lite.errors import GradientError
 from caffe2lite.proto import caffe2_pb2
-from caffe2lite.schema import (GRADIENT_NOT_IMPLEMENTED_YET, NO_GRADIENT, SHOULD_NOT_DO_GRADIENT,
-                               Arg, OpSchema)
+from caffe2lite.runtime import (GRADIENT_NOT_IMPLEMENTED_YET, NO_GRADIENT, SHOULD_NOT_DO_GRADIENT,
+                                Arg, OpSchema, registry)
 
 
 def _register_stand_ins():
@@ -341,7 +341,7 @@ def test_sparse_gradients_from_two_readers_are_concatenated():
 
 
 def test_sparse_gradients_written_by_gradient_ops_are_renamed_before_concat():
-    from caffe2lite.gradients import sparse_grad_names
+    from caffe2lite.runtime import sparse_grad_names
 
     @core.GradientRegistry.RegisterGradient("GradTestNone")
     def copy_to_slice(op_def, g_output):
@@ -493,7 +493,7 @@ def test_lstm_step_net_backward_matches_caffe2s(nets_dir):
 
 
 def test_dense_output_grad_optional_only_excuses_a_missing_gradient():
-    from caffe2lite.gradients import dense_output_grad
+    from caffe2lite.runtime import dense_output_grad
 
     op = core.CreateOperator("Scale", ["x"], ["y"])
     assert dense_output_grad(op, ["y_grad"]) == "y_grad"

@@ -29,9 +29,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from caffe2lite import core, registry, workspace
+from caffe2lite import core, workspace
 from caffe2lite.errors import ArgumentError, Caffe2LiteError, EnforceError, OperatorError
 from caffe2lite.proto import caffe2_pb2
+from caffe2lite.runtime import registry
 from helpers import assert_unchanged, snapshot
 
 OPERATORS_DIR = Path(__file__).resolve().parents[1] / "operators"
@@ -87,7 +88,7 @@ def _refused_when_strict(op) -> None:
     """With the strict switch, an op carrying an undeclared argument is refused before it
     runs (an ArgumentError: about the probe, or about a hostile declared argument the
     parser met first), and changes nothing."""
-    from caffe2lite import flags
+    from caffe2lite.runtime import flags
 
     before = snapshot()
     saved = flags.get("caffe2lite_strict_args")

@@ -9,10 +9,9 @@ a failing op named in the error with no blob written by it, and any blob name
 import numpy as np
 import pytest
 
-from caffe2lite import core, registry, workspace
+from caffe2lite import core, workspace
 from caffe2lite.errors import EnforceError, OperatorError
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import OpSchema
+from caffe2lite.runtime import OpSchema, register_kernel, register_schema, registry
 from helpers import assert_unchanged, snapshot
 
 

@@ -8,10 +8,9 @@ GetOperatorCost returned (flops, bytes_written, bytes_read).
 import numpy as np
 import pytest
 
-from caffe2lite import core, registry, workspace
-from caffe2lite.cost_inference import OpCost, pointwise_cost
+from caffe2lite import core, workspace
 from caffe2lite.errors import BlobNotFound, Caffe2LiteError
-from caffe2lite.schema import OpSchema
+from caffe2lite.runtime import OpCost, OpSchema, pointwise_cost, registry
 
 
 @pytest.fixture(autouse=True)

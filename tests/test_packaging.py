@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import caffe2lite.operators
-from caffe2lite import registry
+from caffe2lite.runtime import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +27,7 @@ def test_operators_folder_is_the_namespaced_package():
 
 
 def _modules_after_registry_load():
-    registry.load_builtin_operators()
+    registry.load_operator_packages()
     return sys.modules
 
 
@@ -43,18 +43,18 @@ def test_no_bare_operators_package_outside_the_repository(tmp_path):
 def test_user_operator_module_registers_from_anywhere(tmp_path, monkeypatch):
     module = tmp_path / "my_user_ops.py"
     module.write_text(
-        "from caffe2lite.registry import register_kernel, register_schema\n"
-        "from caffe2lite.schema import OpSchema\n"
+        "from caffe2lite.runtime.registry import register_kernel, register_schema\n"
+        "from caffe2lite.runtime.op_schema import OpSchema\n"
         "register_schema(OpSchema('PackagingTestNegate', num_inputs=1, num_outputs=1))\n"
         "@register_kernel('PackagingTestNegate')\n"
         "def negate(ctx, x):\n"
         "    return (-x,)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert importlib.util.find_spec("my_user_ops") is not None
-    import numpy as np
-    from caffe2lite import core, workspace
-
     import my_user_ops  # noqa: F401  (registers at import)
+    import numpy as np
+
+    from caffe2lite import core, workspace
     workspace.FeedBlob("x", np.arange(3, dtype=np.float32))
     workspace.RunOperatorOnce(core.CreateOperator("PackagingTestNegate", ["x"], ["y"]))
     np.testing.assert_array_equal(workspace.FetchBlob("y"), -np.arange(3, dtype=np.float32))

@@ -11,11 +11,10 @@ import time
 import numpy as np
 import pytest
 
-from caffe2lite import cli, core, plan, registry, workspace
-from caffe2lite.errors import (BlobNotFound, Caffe2LiteError, EnforceError, PlanError,
-                               SchemaError)
+from caffe2lite import cli, core, workspace
+from caffe2lite.errors import BlobNotFound, Caffe2LiteError, EnforceError, PlanError, SchemaError
 from caffe2lite.proto import caffe2_pb2
-from caffe2lite.schema import NO_GRADIENT, Arg, OpSchema
+from caffe2lite.runtime import NO_GRADIENT, Arg, OpSchema, plan, registry
 
 BARRIERS: dict[str, threading.Barrier] = {}
 LOG: list[str] = []

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from caffe2lite import registry
+from caffe2lite.runtime import registry
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

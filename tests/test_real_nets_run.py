@@ -27,7 +27,7 @@ from caffe2lite import cli, workspace, zoo_widths
 from caffe2lite.errors import EnforceError, SchemaError
 from caffe2lite.param_init import random_init_net
 from caffe2lite.protoio import load_net
-from caffe2lite.registry import missing_operators
+from caffe2lite.runtime.registry import missing_operators
 from helpers import skip_unless_runnable
 
 F = np.float32

@@ -14,13 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import caffe2lite.operator as operator_module
-from caffe2lite import core, registry, workspace
-from caffe2lite.errors import (ArgumentError, DeviceUnavailable, OperatorNotRegistered,
-                               SchemaError)
+import caffe2lite.runtime.operator as operator_module
+from caffe2lite import core, workspace
+from caffe2lite.errors import ArgumentError, DeviceUnavailable, OperatorNotRegistered, SchemaError
 from caffe2lite.proto import caffe2_pb2
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import Arg, OpSchema
+from caffe2lite.runtime import Arg, OpSchema, register_kernel, register_schema, registry
 from helpers import assert_unchanged, snapshot
 
 
@@ -42,7 +40,7 @@ def _import_file(path: Path):
 def test_kernel_without_schema_fails_at_import(tmp_path):
     module = tmp_path / "no_schema_op.py"
     module.write_text(textwrap.dedent("""
-        from caffe2lite.registry import register_kernel
+        from caffe2lite.runtime.registry import register_kernel
 
         @register_kernel("TestRegNoSchema")
         def kernel(ctx, x):
@@ -57,8 +55,8 @@ def test_kernel_without_schema_fails_at_import(tmp_path):
 def test_second_schema_fails_naming_both_sites(tmp_path):
     first = registry.get_schema("Relu")
     module = tmp_path / "dup_schema_op.py"
-    module.write_text("from caffe2lite.registry import register_schema\n"
-                      "from caffe2lite.schema import OpSchema\n"
+    module.write_text("from caffe2lite.runtime.registry import register_schema\n"
+                      "from caffe2lite.runtime.op_schema import OpSchema\n"
                       "\n"
                       "register_schema(OpSchema('Relu', num_inputs=1, num_outputs=1))\n")
     with pytest.raises(SchemaError) as info:

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from caffe2lite import core, workspace
-from caffe2lite.errors import (ArgumentError, BlobNotFound, OperatorNotRegistered,
-                               SchemaError)
+from caffe2lite.errors import ArgumentError, BlobNotFound, OperatorNotRegistered, SchemaError
 
 
 def test_relu_net_runs_and_matches_numpy():
@@ -27,7 +26,7 @@ def test_errors_name_the_op_and_leave_blobs():
         workspace.RunOperatorOnce(core.CreateOperator("Relu", ["x", "x"], ["y"]))
     with pytest.raises(BlobNotFound, match="'missing'"):
         workspace.RunOperatorOnce(core.CreateOperator("Relu", ["missing"], ["y"]))
-    from caffe2lite import flags
+    from caffe2lite.runtime import flags
 
     saved = flags.get("caffe2lite_strict_args")
     workspace.GlobalInit(["caffe2", "--caffe2lite_strict_args=1"])

@@ -16,9 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from caffe2lite import core, protoio, registry, workspace
+from caffe2lite import core, protoio, workspace
 from caffe2lite.errors import Caffe2LiteError, DBError
 from caffe2lite.proto import caffe2_pb2
+from caffe2lite.runtime import registry
 from helpers import assert_unchanged, snapshot
 
 MAX_NET_BYTES = 20_000  # the small real nets: fast to run op by op

@@ -9,12 +9,12 @@ import time
 import numpy as np
 import pytest
 
-from caffe2lite import cli, core, flags, registry, safety, workspace
-from caffe2lite.errors import (Caffe2LiteError, ConfinementError, DeadlineExceeded,
-                               LimitExceeded, PlanError, ProtoParseError)
+from caffe2lite import cli, core, workspace
+from caffe2lite.errors import (Caffe2LiteError, ConfinementError, DeadlineExceeded, LimitExceeded,
+                               PlanError, ProtoParseError)
 from caffe2lite.proto import caffe2_pb2
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import Arg, OpSchema
+from caffe2lite.runtime import (Arg, OpSchema, flags, register_kernel, register_schema, registry,
+                                safety)
 from helpers import assert_unchanged, snapshot
 
 

@@ -11,10 +11,11 @@ import time
 import numpy as np
 import pytest
 
-from caffe2lite import core, flags, minidb, workspace
+from caffe2lite import core, workspace
 from caffe2lite.errors import (ArgumentError, BlobNotFound, EnforceError, NetError, PlanError,
                                WorkspaceError)
 from caffe2lite.proto import caffe2_pb2
+from caffe2lite.runtime import flags, minidb, workspaces
 from helpers import assert_unchanged, snapshot
 
 
@@ -190,7 +191,7 @@ def test_stop_immediate_drops_the_workspace(immediate_off, caplog):
     with caplog.at_level(logging.WARNING, logger="caffe2lite"):
         workspace.StartImmediate()
     assert "immediate mode is on" in caplog.text
-    folder = workspace._workspaces["_CAFFE2_IMMEDIATE"].root_folder
+    folder = workspaces.get("_CAFFE2_IMMEDIATE").root_folder
     workspace.StopImmediate()
     assert not workspace.IsImmediate() and "_CAFFE2_IMMEDIATE" not in workspace.Workspaces()
     assert not os.path.exists(folder)

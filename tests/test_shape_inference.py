@@ -16,7 +16,7 @@ import pytest
 from caffe2lite import core, workspace
 from caffe2lite.errors import ArgumentError
 from caffe2lite.proto import caffe2_pb2
-from caffe2lite.serialization import data_type_of
+from caffe2lite.runtime.serialization import data_type_of
 
 TP = caffe2_pb2.TensorProto
 B, N_IDS, ROWS, DIM = 4, 7, 50, 8

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from caffe2lite import core, registry, workspace
+from caffe2lite import core, workspace
 from caffe2lite.core import GradientSlice
-from caffe2lite.schema import OpSchema
+from caffe2lite.runtime import OpSchema, registry
 from caffe2lite.testing import check_gradient, check_reference
 
 

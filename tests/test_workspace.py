@@ -8,11 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from caffe2lite import core, registry, workspace
+from caffe2lite import core, workspace
 from caffe2lite.errors import BlobNotFound, NetError, ProtoParseError, WorkspaceError
 from caffe2lite.proto import caffe2_pb2
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import OpSchema
+from caffe2lite.runtime import OpSchema, register_kernel, register_schema, registry
 
 TP = caffe2_pb2.TensorProto
 

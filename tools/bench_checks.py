@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from caffe2lite import core, workspace  # noqa: E402
-from caffe2lite.operator import Operator  # noqa: E402
+from caffe2lite.runtime.operator import Operator  # noqa: E402
 
 FEEDS = {"X": np.ones((4, 8), np.float32), "W": np.ones((3, 8), np.float32),
          "b": np.ones(3, np.float32), "dY": np.ones((4, 3), np.float32),

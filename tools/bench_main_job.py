@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
 
 import demo  # noqa: E402
+
 from caffe2lite import workspace  # noqa: E402
 from caffe2lite.protoio import load_net  # noqa: E402
 

@@ -38,7 +38,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from caffe2lite import core, registry, workspace  # noqa: E402
+from caffe2lite import core, workspace  # noqa: E402
+from caffe2lite.runtime import registry
 
 SHAPES = [(1_000_000, 64, 100_000), (1_000_000, 128, 200_000), (100_000, 32, 1_000_000)]
 QUICK_SHAPES = [(100_000, 64, 10_000), (10_000, 32, 100_000)]

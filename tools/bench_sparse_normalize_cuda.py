@@ -33,11 +33,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(1, str(Path(__file__).resolve().parent))
 
-from caffe2lite import core, workspace  # noqa: E402
-from caffe2lite.proto import caffe2_pb2  # noqa: E402
-
 from bench_sparse_normalize import QUICK_SHAPES as CPU_QUICK_SHAPES  # noqa: E402
 from bench_sparse_normalize import SHAPES as CPU_SHAPES  # noqa: E402
+
+from caffe2lite import core, workspace  # noqa: E402
+from caffe2lite.proto import caffe2_pb2  # noqa: E402
 
 # The CPU benchmark's shapes, and each with 10x the rows (same indices count).
 SHAPES = CPU_SHAPES + [(10 * n, d, k) for n, d, k in CPU_SHAPES]

@@ -28,7 +28,8 @@ import time
 
 import numpy as np
 
-from caffe2lite import core, registry, workspace
+from caffe2lite import core, workspace
+from caffe2lite.runtime import registry
 
 
 def best_ms(fn, repeat, setup=None):

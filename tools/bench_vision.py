@@ -152,7 +152,6 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(ROOT / "tools"))
     import numpy as np
     import torch
-
     from caffe2_torch import TorchTwin
 
     torch.set_num_threads(args.threads)

@@ -46,7 +46,7 @@ except Exception as e:
 PY
 
 # Every CUDA test must run here: a skip would mean CuPy or the GPU is unusable.
-run 30 "$PY" -c "from caffe2lite.devices.cuda import unavailable_reason as r; why = r(); print(why or 'caffe2lite: CUDA usable'); raise SystemExit(1 if why else 0)"
+run 30 "$PY" -c "from caffe2lite.runtime.devices.cuda import unavailable_reason as r; why = r(); print(why or 'caffe2lite: CUDA usable'); raise SystemExit(1 if why else 0)"
 run 360 "$PY" -m pytest -q -m cuda -rs -p no:cacheprovider tests
 run 200 "$PY" tools/bench_sparse_normalize.py --device cuda "${BENCH_ARGS[@]}"
 echo; echo "== done $(date -u '+%H:%M:%S UTC'), status $status"

@@ -28,8 +28,9 @@ import numpy as np
 from caffe2lite import workspace as ws_module
 from caffe2lite.distributed import cluster
 from caffe2lite.distributed.layout import RowLayout
-from caffe2lite.errors import ArgumentError, DBError
 from caffe2lite.proto import caffe2_pb2
+from caffe2lite.runtime.atomic_file import write_atomically
+from caffe2lite.runtime.errors import ArgumentError, DBError
 from caffe2lite.workspace import Workspace
 
 INDEX = "index.json"
@@ -113,9 +114,7 @@ def save(handle, path: str, names: list, local: dict, where: str = "save") -> No
     cluster.wait(pending, where)
     index = {"format": FORMAT, "local": [n for n in names if n not in handle.blobs],
              "blobs": {n: handle.blobs[n].to_dict() for n in sharded}}
-    with open(index_path + ".tmp", "w") as f:
-        json.dump(index, f, indent=1)
-    os.replace(index_path + ".tmp", index_path)
+    write_atomically(index_path, json.dumps(index, indent=1).encode("utf-8"))
 
 
 def _stored(index: dict, path: str, name: str) -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from caffe2lite.errors import Caffe2LiteError
+from caffe2lite.runtime.errors import Caffe2LiteError
 
 NAMESPACE = "caffe2lite"
 

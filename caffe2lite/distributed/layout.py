@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from caffe2lite.errors import ArgumentError
+from caffe2lite.runtime.errors import ArgumentError
 
 KINDS = ("mod", "range")
 

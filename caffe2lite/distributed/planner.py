@@ -12,9 +12,9 @@ from __future__ import annotations
 from google.protobuf import text_format
 
 from caffe2lite.distributed.cluster import DistributedError
-from caffe2lite.distributed.remote_op import CHECKPOINTS, OP_TYPE, READS, UPDATES
-from caffe2lite.operator import describe_op
+from caffe2lite.distributed.op_kinds import CHECKPOINTS, OP_TYPE, READS, UPDATES
 from caffe2lite.proto import caffe2_pb2
+from caffe2lite.runtime.op_context import describe_op
 
 OPTIMIZERS = ("SparseAdagrad", "RowWiseSparseAdagrad")
 NORMALIZERS = ("SparseNormalize", "Float16SparseNormalize")
@@ -73,7 +73,7 @@ def normalize_partner(ops, i: int, sharded: dict):
     """Position of the SparseNormalize that can ride along with optimizer op i in the
     same remote call (one call per shard instead of two), or None.
 
-    As for caffe2lite.fusion: it renormalises the same table on the same ids, and no op
+    As for caffe2lite.runtime.fusion: it renormalises the same table on the same ids, and no op
     between them reads or writes the table or its moment or writes the ids -- so
     running it right after the optimizer changes nothing -- and it needs no input the
     optimizer op does not already bring."""

@@ -27,31 +27,15 @@ from google.protobuf import text_format
 
 from caffe2lite.distributed import checkpoint, tables
 from caffe2lite.distributed.cluster import DistributedError
-from caffe2lite.errors import Caffe2LiteError, EnforceError
-from caffe2lite.operator import Operator, check_outputs, input_label
+from caffe2lite.distributed.op_kinds import CHECKPOINTS, OP_TYPE, READS, UPDATES
 from caffe2lite.proto import caffe2_pb2
-from caffe2lite.registry import register_kernel, register_schema
-from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT, Arg, OpSchema
+from caffe2lite.runtime.errors import Caffe2LiteError, EnforceError
+from caffe2lite.runtime.op_context import input_label
+from caffe2lite.runtime.op_schema import SHOULD_NOT_DO_GRADIENT, Arg, OpSchema
+from caffe2lite.runtime.operator import Operator, check_outputs
+from caffe2lite.runtime.registry import register_kernel, register_schema
 from caffe2lite.workspace import Workspace
 
-OP_TYPE = "ShardedOp"
-# op type -> (input holding the table, input holding the ids)
-READS = {
-    "SparseLengthsSum": (0, 1),
-    "SparseLengthsMean": (0, 1),
-    "SparseLengthsWeightedSum": (0, 2),
-    "Gather": (0, 1),
-    "SparseLengthsWeightedSumWithMainInputGradient": (3, 4),
-    "SparseLengthsIndicesInGradientWeightedSumWithMainInputGradient": (3, 4),
-}
-# op type -> (ids input, moment input or None, inputs with one row per id)
-UPDATES = {
-    "SparseAdagrad": (2, 1, (3,)),
-    "RowWiseSparseAdagrad": (2, 1, (3,)),
-    "SparseNormalize": (1, None, (2,)),
-    "Float16SparseNormalize": (1, None, (2,)),
-}
-CHECKPOINTS = ("Save", "Load")
 INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
 
 register_schema(OpSchema(

@@ -16,8 +16,8 @@ import math
 import numpy as np
 
 from caffe2lite.distributed.layout import RowLayout
-from caffe2lite.operator import Operator
 from caffe2lite.proto import caffe2_pb2
+from caffe2lite.runtime.operator import Operator
 from caffe2lite.workspace import Workspace
 
 # Fills whose values come out row after row from one generator stream (or a

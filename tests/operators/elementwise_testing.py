@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from caffe2lite import core, workspace
-from caffe2lite.serialization import data_type_of
+from caffe2lite.runtime.serialization import data_type_of
 from helpers import assert_unchanged, snapshot
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from caffe2lite import core, workspace
 from caffe2lite.proto import caffe2_pb2
-from caffe2lite.serialization import data_type_of
+from caffe2lite.runtime.serialization import data_type_of
 from helpers import assert_unchanged, snapshot
 
 

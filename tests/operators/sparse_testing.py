@@ -16,7 +16,7 @@ from helpers import run_op
 
 def gradient_ops(op_def, g_output):
     """Call the op's schema maker; copy forward args the maker did not set (Caffe2 rule)."""
-    from caffe2lite import registry
+    from caffe2lite.runtime import registry
 
     ops, g_input = registry.get_schema(op_def.type).gradient(op_def, g_output)
     for op in ops:

@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
+from _train_helpers import assert_fails_unchanged, sparse_case
 from hypothesis import given
 
 from caffe2lite import core
 from caffe2lite.errors import EnforceError, SchemaError
 from helpers import run_op
-from _train_helpers import assert_fails_unchanged, sparse_case
 
 F = np.float32
 
@@ -178,8 +178,8 @@ def test_row_wise_sparse_adagrad_rejects_counter_halflife():
 
 
 def test_optimizers_should_not_do_gradient():
-    from caffe2lite import registry
-    from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT
+    from caffe2lite.runtime import registry
+    from caffe2lite.runtime.op_schema import SHOULD_NOT_DO_GRADIENT
     for t in ("Adagrad", "SparseAdagrad", "RowWiseSparseAdagrad"):
         assert registry.get_schema(t).gradient == SHOULD_NOT_DO_GRADIENT
 

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from caffe2lite import core, registry, workspace
+from caffe2lite import core, workspace
 from caffe2lite.errors import EnforceError
+from caffe2lite.runtime import registry
 from helpers import assert_unchanged, snapshot
 
 F = np.float32

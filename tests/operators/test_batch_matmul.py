@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
+from elementwise_testing import (assert_fails_unchanged, assert_inference_matches_run,
+                                 gradient_ops, rng)
 
 from caffe2lite import core
 from caffe2lite.errors import EnforceError, GradientError
 from caffe2lite.testing import check_gradient, check_reference
-from elementwise_testing import (assert_fails_unchanged, assert_inference_matches_run,
-                                 gradient_ops, rng)
 
 
 def matmul_loop(a, b):

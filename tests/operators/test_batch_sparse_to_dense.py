@@ -1,12 +1,14 @@
 """BatchSparseToDense and BatchDenseToSparse against NumPy loops, and their gradients."""
 
 import numpy as np
-from hypothesis import given, strategies as st
-
-from caffe2lite import core, registry
-from caffe2lite.errors import EnforceError
-from helpers import run_op
 from _train_helpers import assert_fails_unchanged
+from hypothesis import given
+from hypothesis import strategies as st
+
+from caffe2lite import core
+from caffe2lite.errors import EnforceError
+from caffe2lite.runtime import registry
+from helpers import run_op
 
 F = np.float32
 

@@ -6,8 +6,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from caffe2lite import core, registry, workspace
+from caffe2lite import core, workspace
 from caffe2lite.errors import ArgumentError, EnforceError, GradientError, SchemaError
+from caffe2lite.runtime import registry
 from helpers import assert_unchanged, snapshot
 
 NUMPY_FN = {"Add": np.add, "Mul": np.multiply}

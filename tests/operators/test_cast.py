@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
+from elementwise_testing import (assert_fails_unchanged, assert_inference_matches_run,
+                                 gradient_ops, run)
 
 from caffe2lite import core
 from caffe2lite.errors import ArgumentError, EnforceError, GradientError
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.testing import check_gradient
-from elementwise_testing import (assert_fails_unchanged, assert_inference_matches_run,
-                                 gradient_ops, run)
 
 TP = caffe2_pb2.TensorProto
 # DataType -> the C++ type Caffe2's CastOp wrote, as a NumPy dtype.

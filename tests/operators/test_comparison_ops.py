@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
-
-from caffe2lite import core, registry
-from caffe2lite.errors import EnforceError, GradientError, SchemaError
-from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT
-from caffe2lite.testing import check_reference
 from elementwise_testing import (assert_fails_unchanged, assert_inference_matches_run,
                                  gradient_ops, rng, run)
+
+from caffe2lite import core
+from caffe2lite.errors import EnforceError, GradientError, SchemaError
+from caffe2lite.runtime import SHOULD_NOT_DO_GRADIENT, registry
+from caffe2lite.testing import check_reference
 
 # Caffe2's documented symbol for each op, evaluated element by element below.
 SYMBOL = {"EQ": "==", "NE": "!=", "LT": "<", "LE": "<=", "GT": ">", "GE": ">="}

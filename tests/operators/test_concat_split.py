@@ -2,10 +2,12 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from caffe2lite import core, registry, workspace
+from caffe2lite import core, workspace
 from caffe2lite.errors import EnforceError
+from caffe2lite.runtime import registry
 from caffe2lite.testing import check_gradient, check_reference
 
 

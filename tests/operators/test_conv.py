@@ -242,7 +242,7 @@ def test_conv_gradient_nhwc_1d_3d_and_no_bias():
 
 
 def test_gradient_op_layout_matches_caffe2():
-    from caffe2lite.gradients import get_gradient_for_op
+    from caffe2lite.runtime.gradient_makers import get_gradient_for_op
 
     op = core.CreateOperator("Conv", ["X", "W", "b"], ["Y"], kernel=3)
     ops, g = get_gradient_for_op(op, ["Y_grad"])

@@ -8,10 +8,10 @@ rehearses them against tests/fake_cupy.py).  Sums of products are compared withi
 
 import numpy as np
 import pytest
+from device_utils import requires_cuda, run_on
 
 from caffe2lite import core
 from caffe2lite.testing import run_op
-from device_utils import requires_cuda, run_on
 
 rng = np.random.default_rng(0)
 X = rng.standard_normal((2, 4, 7, 6)).astype(np.float32)

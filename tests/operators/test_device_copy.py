@@ -10,12 +10,13 @@ import sys
 
 import numpy as np
 import pytest
-
-from caffe2lite import core, devices, registry, workspace
-from caffe2lite.errors import EnforceError
-from caffe2lite.proto import caffe2_pb2
 from device_utils import CUDA_REASON, device_option
 from fake_cupy import make_fake_cupy
+
+from caffe2lite import core, workspace
+from caffe2lite.errors import EnforceError
+from caffe2lite.proto import caffe2_pb2
+from caffe2lite.runtime import devices, registry
 
 CUDA0 = device_option("CUDA", 0)
 X = np.arange(-3, 9, dtype=np.float32).reshape(3, 4) / 4

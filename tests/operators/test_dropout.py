@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
+from norm_testing import fails_unchanged, inferred_matches_run, run
 
 from caffe2lite import core, workspace
 from caffe2lite.errors import EnforceError
-from caffe2lite.gradients import get_gradient_for_op
 from caffe2lite.proto import caffe2_pb2
+from caffe2lite.runtime.gradient_makers import get_gradient_for_op
 from caffe2lite.testing import check_reference
-from norm_testing import fails_unchanged, inferred_matches_run, run
 
 X = np.random.default_rng(0).standard_normal((40, 50)).astype(np.float32)
 

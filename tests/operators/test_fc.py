@@ -2,7 +2,8 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from caffe2lite import core, workspace
 from caffe2lite.errors import EnforceError
@@ -111,8 +112,9 @@ def test_fc_gradient_overlapped_on_two_threads_gives_the_same_bits(monkeypatch, 
 
 
 def test_blas_threads_are_read_through_threadpoolctl():
-    from caffe2lite.operators import _parallel
     from threadpoolctl import threadpool_info
+
+    from caffe2lite.operators import _parallel
 
     blas = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
     assert _parallel.blas_single_threaded() == (bool(blas) and set(blas) == {1})

@@ -5,10 +5,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from caffe2lite import core, registry, workspace
+from caffe2lite import core, workspace
 from caffe2lite.errors import ArgumentError, Caffe2LiteError, EnforceError, SchemaError
 from caffe2lite.proto import caffe2_pb2
-from caffe2lite.schema import NO_GRADIENT
+from caffe2lite.runtime import NO_GRADIENT, registry
 from helpers import assert_unchanged, snapshot
 
 TP = caffe2_pb2.TensorProto

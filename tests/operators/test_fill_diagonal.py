@@ -9,12 +9,12 @@ import itertools
 
 import numpy as np
 import pytest
+from device_utils import assert_devices_agree, requires_cuda
 
-from caffe2lite import core, registry, workspace
+from caffe2lite import core, workspace
 from caffe2lite.errors import ArgumentError, Caffe2LiteError
 from caffe2lite.proto import caffe2_pb2
-from caffe2lite.schema import NO_GRADIENT
-from device_utils import assert_devices_agree, requires_cuda
+from caffe2lite.runtime import NO_GRADIENT, registry
 from helpers import assert_unchanged, snapshot
 
 TP = caffe2_pb2.TensorProto

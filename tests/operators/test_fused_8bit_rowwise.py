@@ -15,8 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from caffe2lite import core, protoio, registry, workspace
+from caffe2lite import core, protoio, workspace
 from caffe2lite.errors import EnforceError
+from caffe2lite.runtime import registry
 from helpers import assert_unchanged, run_op, snapshot
 
 F = np.float32
@@ -275,7 +276,7 @@ def test_gather_dequantizes_the_gathered_rows():
 
 
 def test_no_gradients_as_in_caffe2():
-    from caffe2lite.schema import NO_GRADIENT
+    from caffe2lite.runtime.op_schema import NO_GRADIENT
 
     for op_type in SLS_TYPES + ["FloatToFused8BitRowwiseQuantized",
                                 "Fused8BitRowwiseQuantizedToFloat",

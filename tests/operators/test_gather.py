@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sparse_testing import check_gradient, gradient_ops
 
 from caffe2lite import core, workspace
 from caffe2lite.errors import EnforceError, GradientError
 from helpers import assert_unchanged, load_golden, run_op, snapshot
-from sparse_testing import check_gradient, gradient_ops
 
 
 def ref_gather(data, indices, axis=0, match_outer=False, wrap=None):

@@ -4,12 +4,12 @@ import math
 
 import numpy as np
 import pytest
-
-from caffe2lite import core, registry, workspace
-from caffe2lite.errors import ArgumentError, BlobNotFound, EnforceError, SchemaError
-from caffe2lite.schema import NO_GRADIENT
-from helpers import run_op
 from _train_helpers import assert_fails_unchanged
+
+from caffe2lite import core, workspace
+from caffe2lite.errors import ArgumentError, BlobNotFound, EnforceError, SchemaError
+from caffe2lite.runtime import NO_GRADIENT, registry
+from helpers import run_op
 
 
 def test_iter_increments_in_place():

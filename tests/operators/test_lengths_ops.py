@@ -1,13 +1,14 @@
 """LengthsToRanges, LengthsGather, LengthsRangeFill against NumPy loops."""
 
 import numpy as np
-from hypothesis import given, strategies as st
-
-from caffe2lite import core, registry
-from caffe2lite.errors import EnforceError
-from caffe2lite.schema import NO_GRADIENT, SHOULD_NOT_DO_GRADIENT
-from helpers import run_op
 from _train_helpers import assert_fails_unchanged
+from hypothesis import given
+from hypothesis import strategies as st
+
+from caffe2lite import core
+from caffe2lite.errors import EnforceError
+from caffe2lite.runtime import NO_GRADIENT, SHOULD_NOT_DO_GRADIENT, registry
+from helpers import run_op
 
 lengths_lists = st.lists(st.integers(0, 4), max_size=8)
 

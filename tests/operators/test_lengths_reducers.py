@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sparse_testing import check_gradient, gradient_ops
 
 from caffe2lite import core, workspace
 from caffe2lite.errors import EnforceError
 from helpers import assert_unchanged, run_op, snapshot
-from sparse_testing import check_gradient, gradient_ops
 
 
 def ref_reduce(data, lengths, indices=None, weights=None, mean=False):

@@ -6,9 +6,9 @@ fake GPU by ``pytest -m cuda --fake-cuda`` (tests/test_cuda_rehearsal.py).
 
 import numpy as np
 import pytest
+from device_utils import assert_devices_agree, device_option, requires_cuda
 
 from caffe2lite import core, workspace
-from device_utils import assert_devices_agree, device_option, requires_cuda
 
 RNG = np.random.default_rng(0)
 X4 = RNG.standard_normal((2, 3, 4, 5)).astype(np.float32)

@@ -206,7 +206,7 @@ def test_max_pool_gradient_gives_ties_all_of_dy():
 
 
 def test_gradient_op_layout_matches_caffe2():
-    from caffe2lite.gradients import get_gradient_for_op
+    from caffe2lite.runtime.gradient_makers import get_gradient_for_op
 
     for op_type in ("MaxPool", "AveragePool2D", "LpPool"):
         op = core.CreateOperator(op_type, ["X"], ["Y"], kernel=2)

@@ -5,10 +5,11 @@ the results must be the CPU op's bits.  Skipped without a GPU (``pytest -m cuda
 
 import numpy as np
 import pytest
-
-from caffe2lite import core, registry
-from caffe2lite.proto import caffe2_pb2
 from device_utils import requires_cuda, run_on
+
+from caffe2lite import core
+from caffe2lite.proto import caffe2_pb2
+from caffe2lite.runtime import registry
 
 rng = np.random.default_rng(5)
 TABLE = rng.standard_normal((10, 6)).astype(np.float32)

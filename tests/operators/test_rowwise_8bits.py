@@ -14,9 +14,9 @@ import math
 import numpy as np
 import pytest
 
-from caffe2lite import core, registry, workspace
+from caffe2lite import core, workspace
 from caffe2lite.errors import EnforceError
-from caffe2lite.schema import NO_GRADIENT
+from caffe2lite.runtime import NO_GRADIENT, registry
 from helpers import assert_unchanged, run_op, snapshot
 
 F = np.float32

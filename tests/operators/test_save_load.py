@@ -12,9 +12,10 @@ import struct
 import numpy as np
 import pytest
 
-from caffe2lite import core, devices, workspace
+from caffe2lite import core, workspace
 from caffe2lite.errors import ArgumentError, Caffe2LiteError, DBError, DeviceUnavailable
 from caffe2lite.proto import caffe2_pb2
+from caffe2lite.runtime import devices
 from helpers import assert_unchanged, snapshot
 
 TP = caffe2_pb2.TensorProto
@@ -331,7 +332,7 @@ def _checkpoint(root, value):
 def test_interrupted_save_keeps_previous_checkpoint(root, monkeypatch, fail_at):
     old = _checkpoint(root, np.arange(4, dtype=np.float32))
     workspace.FeedBlob("w", np.full(1000, 3, np.float32))
-    import caffe2lite.minidb as minidb
+    import caffe2lite.runtime.minidb as minidb
 
     real_fdopen = os.fdopen
 

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from caffe2lite import core, registry, workspace
-from caffe2lite.errors import GradientError, EnforceError
+from caffe2lite import core, workspace
+from caffe2lite.errors import EnforceError, GradientError
+from caffe2lite.runtime import registry
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])

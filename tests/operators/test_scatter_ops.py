@@ -2,13 +2,14 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
-
-from caffe2lite import core, registry
-from caffe2lite.errors import EnforceError, SchemaError
-from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT
-from helpers import run_op
 from _train_helpers import assert_fails_unchanged, sparse_case
+from hypothesis import given
+from hypothesis import strategies as st
+
+from caffe2lite import core
+from caffe2lite.errors import EnforceError, SchemaError
+from caffe2lite.runtime import SHOULD_NOT_DO_GRADIENT, registry
+from helpers import run_op
 
 F = np.float32
 

@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-
-from caffe2lite import core, registry
-from caffe2lite.errors import EnforceError, GradientError
-from caffe2lite.schema import NO_GRADIENT, SHOULD_NOT_DO_GRADIENT
 from elementwise_testing import (assert_fails_unchanged, assert_inference_matches_run,
                                  gradient_ops, run)
+
+from caffe2lite import core
+from caffe2lite.errors import EnforceError, GradientError
+from caffe2lite.runtime import NO_GRADIENT, SHOULD_NOT_DO_GRADIENT, registry
 
 
 @pytest.mark.parametrize("x", [np.ones((2, 3, 4), np.float32), np.zeros((0, 5), np.int32),

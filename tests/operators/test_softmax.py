@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
+from norm_testing import fails_unchanged, inferred_matches_run
 
 from caffe2lite import core
 from caffe2lite.errors import EnforceError
-from caffe2lite.gradients import get_gradient_for_op
+from caffe2lite.runtime.gradient_makers import get_gradient_for_op
 from caffe2lite.testing import check_gradient, check_reference
-from norm_testing import fails_unchanged, inferred_matches_run
 
 
 def ref_softmax(X, axis=1):

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sparse_testing import run_op, sequential_bags
 
 import caffe2lite.operators._native_segments as native_segments
 import caffe2lite.operators._parallel as parallel
 import caffe2lite.operators._segments as segments
 import caffe2lite.operators.sparse_adagrad as adagrad
 from caffe2lite.operators._train_common import split_repeated
-from sparse_testing import run_op, sequential_bags
 
 F = np.float32
 

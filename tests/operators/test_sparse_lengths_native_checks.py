@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sparse_testing import sequential_bags
 
 import caffe2lite.operators._native_segments as native_segments
 import caffe2lite.operators._parallel as parallel
 from caffe2lite import core, workspace
 from caffe2lite.errors import EnforceError
 from helpers import assert_unchanged, snapshot
-from sparse_testing import sequential_bags
 
 pytestmark = pytest.mark.skipif(
     not native_segments.available(),

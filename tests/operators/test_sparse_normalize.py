@@ -21,11 +21,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from caffe2lite import _native, core, registry, workspace
-from caffe2lite.errors import (ArgumentError, BlobNotFound, EnforceError, GradientError,
-                               SchemaError)
+from caffe2lite import _native, core, workspace
+from caffe2lite.errors import ArgumentError, BlobNotFound, EnforceError, GradientError, SchemaError
 from caffe2lite.protoio import load_net
-from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT
+from caffe2lite.runtime import SHOULD_NOT_DO_GRADIENT, registry
 
 OPS = {"SparseNormalize": np.float32, "Float16SparseNormalize": np.float16}
 TOL = {np.float32: dict(rtol=1e-6, atol=1e-30), np.float16: dict(rtol=1e-3, atol=1e-7)}
@@ -266,7 +265,8 @@ def test_runs_without_the_c_library():
     """No C library (no compiler, or disabled): NUMPY is the engine and the op works."""
     root = Path(__file__).resolve().parents[2]
     code = ("import numpy as np\n"
-            "from caffe2lite import core, registry, workspace\n"
+            "from caffe2lite import core, workspace\n"
+            "from caffe2lite.runtime import registry\n"
             "assert not any(e == 'NATIVE' for (_t, _d, e) in registry.kernels())\n"
             "workspace.FeedBlob('w', np.array([[3, 4], [1, 0]], np.float32))\n"
             "workspace.FeedBlob('idx', np.array([0, 1]))\n"

@@ -17,13 +17,14 @@ import sys
 
 import numpy as np
 import pytest
-
-from caffe2lite import core, devices, workspace
-from caffe2lite.errors import ArgumentError, EnforceError
-from device_utils import (CUDA_MARKS, TOLERANCE, assert_close, assert_devices_agree,
-                          device_option, requires_cuda, run_on)
 from cuda_emulation import compiler
+from device_utils import (CUDA_MARKS, TOLERANCE, assert_close, assert_devices_agree, device_option,
+                          requires_cuda, run_on)
 from fake_cupy import make_fake_cupy
+
+from caffe2lite import core, workspace
+from caffe2lite.errors import ArgumentError, EnforceError
+from caffe2lite.runtime import devices
 
 OPS = {"SparseNormalize": np.float32, "Float16SparseNormalize": np.float16}
 CUDA0 = device_option("CUDA", 0)

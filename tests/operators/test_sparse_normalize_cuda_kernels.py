@@ -17,8 +17,8 @@ import subprocess
 
 import numpy as np
 import pytest
-
 from cuda_emulation import RawModule, compiler
+
 from caffe2lite.operators.sparse_normalize import _FREE, cuda_source
 
 pytestmark = pytest.mark.skipif(compiler() is None, reason="no host C++ compiler (g++/clang++)")

@@ -5,8 +5,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from caffe2lite import core, registry, workspace
+from caffe2lite import core, workspace
 from caffe2lite.errors import EnforceError, SchemaError
+from caffe2lite.runtime import registry
 
 
 def feed(arrays):

@@ -3,7 +3,8 @@
 import math
 
 import numpy as np
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from caffe2lite.operators._train_common import last_occurrences, occurrence_plan
 

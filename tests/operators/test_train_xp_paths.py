@@ -10,7 +10,7 @@ import types
 import numpy as np
 import pytest
 
-from caffe2lite.devices import cpu
+from caffe2lite.runtime.devices import cpu
 from helpers import run_op
 
 F = np.float32

@@ -4,12 +4,12 @@ import math
 
 import numpy as np
 import pytest
+from elementwise_testing import (assert_fails_unchanged, assert_inference_matches_run,
+                                 gradient_ops, rng, run)
 
 from caffe2lite import core, workspace
 from caffe2lite.errors import EnforceError
 from caffe2lite.testing import check_gradient, check_reference
-from elementwise_testing import (assert_fails_unchanged, assert_inference_matches_run,
-                                 gradient_ops, rng, run)
 
 # Each op's documented scalar formula, applied element by element as the oracle.
 SCALAR = {"Sqrt": math.sqrt, "Exp": math.exp, "Log": math.log, "Abs": abs,

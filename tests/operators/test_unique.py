@@ -1,13 +1,14 @@
 """Unique against a NumPy reference (sorted distinct values, int32 remapping)."""
 
 import numpy as np
-from hypothesis import given, strategies as st
-
-from caffe2lite import core, registry
-from caffe2lite.errors import EnforceError
-from caffe2lite.schema import SHOULD_NOT_DO_GRADIENT
-from helpers import run_op
 from _train_helpers import assert_fails_unchanged
+from hypothesis import given
+from hypothesis import strategies as st
+
+from caffe2lite import core
+from caffe2lite.errors import EnforceError
+from caffe2lite.runtime import SHOULD_NOT_DO_GRADIENT, registry
+from helpers import run_op
 
 
 @given(st.lists(st.integers(-5, 5), max_size=15), st.sampled_from([np.int32, np.int64]))

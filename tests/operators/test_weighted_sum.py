@@ -2,11 +2,12 @@
 
 import numpy as np
 import pytest
-
-from caffe2lite import core, registry, workspace
-from caffe2lite.errors import EnforceError, GradientError, SchemaError
-from helpers import run_op
 from _train_helpers import assert_fails_unchanged
+
+from caffe2lite import core, workspace
+from caffe2lite.errors import EnforceError, GradientError, SchemaError
+from caffe2lite.runtime import registry
+from helpers import run_op
 
 F = np.float32
 

@@ -15,6 +15,9 @@ import logging
 import shutil
 import tempfile
 
+from caffe2lite.runtime import workspaces
+from caffe2lite.runtime.errors import WorkspaceError
+
 WORKSPACE_NAME = "_CAFFE2_IMMEDIATE"
 logger = logging.getLogger("caffe2lite")
 
@@ -27,11 +30,9 @@ def IsImmediate() -> bool:  # noqa: N802
 
 def StartImmediate(i_know=False):  # noqa: N802
     """Turn immediate mode on (restarting it, empty, if it was on)."""
-    from caffe2lite import workspace
-
     StopImmediate()
     _folder.append(tempfile.mkdtemp(prefix="caffe2lite-immediate-"))
-    workspace._workspaces[WORKSPACE_NAME] = workspace.Workspace(WORKSPACE_NAME, _folder[0])
+    workspaces.add(workspaces.Workspace(WORKSPACE_NAME, _folder[0]))
     if not i_know:
         logger.warning("immediate mode is on: every operator made with core.CreateOperator "
                        "now also runs in workspace %r. It is for debugging and slows net "
@@ -40,23 +41,18 @@ def StartImmediate(i_know=False):  # noqa: N802
 
 def StopImmediate():  # noqa: N802
     """Turn immediate mode off, dropping its workspace and folder."""
-    from caffe2lite import workspace
-
     if not _folder:
         return
-    if workspace.CurrentWorkspace() == WORKSPACE_NAME:
-        workspace.SwitchWorkspace("default", True)
-    workspace._workspaces.pop(WORKSPACE_NAME, None)
+    if workspaces.current().name == WORKSPACE_NAME:
+        workspaces.switch("default", True)
+    workspaces.drop(WORKSPACE_NAME)
     shutil.rmtree(_folder.pop(), ignore_errors=True)
 
 
 def _immediate_workspace():
-    from caffe2lite import workspace
-    from caffe2lite.errors import WorkspaceError
-
     if not _folder:
         raise WorkspaceError("immediate mode is off: call workspace.StartImmediate() first")
-    return workspace._workspaces[WORKSPACE_NAME]
+    return workspaces.get(WORKSPACE_NAME)
 
 
 def ImmediateBlobs():  # noqa: N802

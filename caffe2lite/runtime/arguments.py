@@ -13,17 +13,16 @@ through the ``caffe2lite`` logger; the strict switch
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from types import MappingProxyType
 
 import numpy as np
 from google.protobuf.message import Message
 
-import logging
-
-from caffe2lite import flags
-from caffe2lite.errors import ArgumentError
 from caffe2lite.proto import caffe2_pb2
+from caffe2lite.runtime import flags
+from caffe2lite.runtime.errors import ArgumentError
 
 logger = logging.getLogger("caffe2lite")
 _warned: set[tuple[str, str]] = set()  # (op type, argument) pairs already reported

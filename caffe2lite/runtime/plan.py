@@ -38,11 +38,12 @@ import time
 
 import numpy as np
 
-from caffe2lite import safety
-from caffe2lite.devices import cpu_context
-from caffe2lite.errors import EnforceError, PlanError, ProtoParseError
-from caffe2lite.net import SimpleNet
 from caffe2lite.proto import caffe2_pb2
+from caffe2lite.runtime import plan_builder, safety
+from caffe2lite.runtime.devices import cpu_context
+from caffe2lite.runtime.errors import EnforceError, PlanError, ProtoParseError
+from caffe2lite.runtime.net import SimpleNet
+from caffe2lite.runtime.protoio import as_message
 
 _quiet = [os.environ.get("CAFFE2LITE_QUIET", "") not in ("", "0")]
 CONCURRENT_EXCEPTION_TIMEOUT = 60.0
@@ -60,9 +61,6 @@ def is_quiet() -> bool:
 
 def as_plan_def(plan) -> caffe2_pb2.PlanDef:
     """A PlanDef from a PlanDef, core.Plan, core.ExecutionStep or serialized plan."""
-    from caffe2lite import plan_builder
-    from caffe2lite.protoio import as_message
-
     if isinstance(plan, plan_builder.ExecutionStep):
         plan = plan_builder.Plan(plan)
     try:

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from caffe2lite.devices import (blob_devices, is_device_array, key_name, location, to_host,
-                                wrong_device_error)
-from caffe2lite.errors import DeviceUnavailable, OperatorError
 from caffe2lite.proto import caffe2_pb2
+from caffe2lite.runtime.devices import (blob_devices, is_device_array, key_name, location, to_host,
+                                        wrong_device_error)
+from caffe2lite.runtime.errors import DeviceUnavailable, OperatorError
 
 _HOST = (caffe2_pb2.CPU, 0)
 

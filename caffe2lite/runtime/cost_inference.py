@@ -19,11 +19,11 @@ from collections import namedtuple
 
 import numpy as np
 
-from caffe2lite import registry
-from caffe2lite.arguments import parse_arguments
-from caffe2lite.devices import cpu_context
-from caffe2lite.errors import EnforceError, SchemaError
-from caffe2lite.operator import OpContext, describe_op
+from caffe2lite.runtime import registry
+from caffe2lite.runtime.arguments import parse_arguments
+from caffe2lite.runtime.devices import cpu_context
+from caffe2lite.runtime.errors import EnforceError, SchemaError
+from caffe2lite.runtime.op_context import OpContext, describe_op
 
 OpCost = namedtuple("OpCost", ["flops", "bytes_written", "bytes_read"])
 STRING_ITEM_BYTES = 32  # sizeof(std::string) (libstdc++), Caffe2's itemsize for strings

@@ -2,8 +2,11 @@
 
 Re-exported from ``caffe2lite.core`` (``core.Plan``, ``core.ExecutionStep``,
 ``core.execution_step``, ``core.scoped_execution_step``) with Caffe2's call
-shapes.  A step remembers the Net objects it runs so that ``Plan.AddStep``
-can put their NetDefs into the plan, in the order the steps use them.
+shapes.  A step remembers the net objects it runs so that ``Plan.AddStep``
+can put their NetDefs into the plan, in the order the steps use them.  It
+lives with the engine, which runs what it builds (``plan.as_plan_def`` wraps
+a lone step into a plan); a net object is anything whose ``Proto()`` is a
+NetDef -- ``core.Net`` above all -- so nothing here reaches up to ``core``.
 """
 
 from __future__ import annotations
@@ -11,12 +14,19 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from caffe2lite.proto import caffe2_pb2
+from caffe2lite.runtime import safety, scope
+from caffe2lite.runtime.errors import PlanError
 
 
-def _core():
-    from caffe2lite import core  # core re-exports this module: import it lazily
+def is_net(obj) -> bool:
+    """A net object (core.Net or alike): its ``Proto()`` is a NetDef."""
+    proto = getattr(obj, "Proto", None)
+    return callable(proto) and isinstance(proto(), caffe2_pb2.NetDef)
 
-    return core
+
+def is_blob_reference(obj) -> bool:
+    """A core.BlobReference (or alike): names a blob, and is not a bare string."""
+    return not isinstance(obj, (str, bytes)) and callable(getattr(obj, "GetUnscopedName", None))
 
 
 def get_net_name(net) -> str:
@@ -34,7 +44,7 @@ def _add_net_to_dict(net_dict, net) -> bool:
         assert net_dict[name] is None or net is net_dict[name], \
             f"Different nets with same name: {name}"
         return False
-    net_dict[name] = net if isinstance(net, _core().Net) else None
+    net_dict[name] = net if is_net(net) else None
     return True
 
 
@@ -59,7 +69,7 @@ class ExecutionStep:
         self._is_used = False
         self._substeps = []
         if nets is not None:
-            if isinstance(nets, _core().Net):
+            if is_net(nets):
                 nets = [nets]
             for net in nets:
                 if _add_net_to_dict(self._net_dict, net):
@@ -114,7 +124,7 @@ class ExecutionStep:
         self._step.only_once = only_once
 
     def SetShouldStopBlob(self, should_stop_blob):  # noqa: N802
-        assert isinstance(should_stop_blob, _core().BlobReference), \
+        assert is_blob_reference(should_stop_blob), \
             f"expects BlobReference here, got {type(should_stop_blob)}"
         self._assert_can_mutate()
         self._step.should_stop_blob = str(should_stop_blob)
@@ -154,7 +164,7 @@ class ExecutionStep:
     def AddNet(self, net):  # noqa: N802
         self._assert_can_mutate()
         assert not self.HasSubsteps(), "Cannot have both network and substeps."
-        assert isinstance(net, _core().Net)
+        assert is_net(net)
         _add_net_to_dict(self._net_dict, net)
         self._step.network.append(get_net_name(net))
         return self
@@ -166,15 +176,13 @@ def add_nets_in_order(step, net_list) -> None:
     A walk with its own stack, not recursion: steps nested deeper than
     safety.MAX_NESTING raise PlanError here instead of a RecursionError.
     """
-    from caffe2lite.errors import PlanError
-    from caffe2lite.safety import MAX_NESTING
 
     stack = [(step, 1, False)]
     while stack:
         current, depth, expanded = stack.pop()
-        if depth > MAX_NESTING:
+        if depth > safety.MAX_NESTING:
             raise PlanError(f"execution step '{current.Name()}': steps nested deeper than "
-                            f"{MAX_NESTING} levels are refused")
+                            f"{safety.MAX_NESTING} levels are refused")
         if not expanded:
             stack.append((current, depth, True))
             stack += [(sub, depth + 1, False) for sub in reversed(current.Substeps())]
@@ -211,7 +219,7 @@ class Plan:
     def AddNets(self, nets):  # noqa: N802
         for net in nets:
             if _add_net_to_dict(self._net_dict, net):
-                assert isinstance(net, _core().Net), \
+                assert is_net(net), \
                     f"net {get_net_name(net)!r} must be a core.Net to be added to a plan"
                 self._plan.network.add().CopyFrom(net.Proto())
 
@@ -272,13 +280,12 @@ def execution_step(default_name, steps_or_nets, num_iter=None, report_net=None,
         step.SetCreateWorkspace(True)
     if run_every_ms:
         step.RunEveryMillis(run_every_ms)
-    core = _core()
     if isinstance(steps_or_nets, ExecutionStep):
         step.AddSubstep(steps_or_nets)
-    elif isinstance(steps_or_nets, core.Net):
+    elif is_net(steps_or_nets):
         step.AddNet(steps_or_nets)
     elif isinstance(steps_or_nets, list):
-        if all(isinstance(x, core.Net) for x in steps_or_nets):
+        if all(is_net(x) for x in steps_or_nets):
             for x in steps_or_nets:
                 step.AddNet(x)
         else:
@@ -291,5 +298,5 @@ def execution_step(default_name, steps_or_nets, num_iter=None, report_net=None,
 
 def scoped_execution_step(name, *args, **kwargs):
     """execution_step with the step name under the current name scope."""
-    default_name = _core().ScopedName(name) if name else name
+    default_name = scope.CurrentNameScope() + name if name else name
     return execution_step(default_name, *args, **kwargs)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from caffe2lite.devices import is_device_array, to_host
 from caffe2lite.proto import caffe2_pb2
+from caffe2lite.runtime.devices import is_device_array, to_host
 
 
 class DeviceContext:

@@ -12,8 +12,8 @@ import importlib
 
 import numpy as np
 
-from caffe2lite.errors import DeviceUnavailable, EnforceError
 from caffe2lite.proto import caffe2_pb2
+from caffe2lite.runtime.errors import DeviceUnavailable, EnforceError
 
 _MODULES = {caffe2_pb2.CPU: "cpu", caffe2_pb2.CUDA: "cuda"}
 _contexts: dict[tuple[int, int], object] = {}
@@ -33,7 +33,7 @@ def context_for(device_option=None):
             raise DeviceUnavailable(
                 f"device type {device_type} ({caffe2_pb2.DeviceTypeProto.Name(device_type) if device_type in caffe2_pb2.DeviceTypeProto.values() else 'unknown'}) "
                 f"is not supported by caffe2lite; supported: CPU (0), CUDA (1)")
-        module = importlib.import_module(f"caffe2lite.devices.{module_name}")
+        module = importlib.import_module(f"caffe2lite.runtime.devices.{module_name}")
         ctx = module.DeviceContext(device_id)
         _contexts[key] = ctx
     return ctx
@@ -117,3 +117,17 @@ def wrong_device_error(where, what, index, name, found, expected) -> EnforceErro
         fix = f"copy it to {key_name(expected)} first"
     return EnforceError(f"{where}: {what} {index} ('{name}') is on {key_name(found)}, "
                         f"but the op expects it on {key_name(expected)}: {fix}")
+
+
+def device_option_equal(opt1, opt2, ignore_node_name=True, ignore_random_seed=True) -> bool:
+    """Caffe2's core.device_option_equal: same device (node name and random seed
+    compared only when asked)."""
+    if not opt1 or not opt2:
+        return opt1 == opt2
+    if not ignore_node_name and opt1.node_name != opt2.node_name:
+        return False
+    if not ignore_random_seed and opt1.random_seed != opt2.random_seed:
+        return False
+    if not opt1.device_type or not opt2.device_type:
+        return opt1.device_type == opt2.device_type  # both CPU
+    return opt1.device_id == opt2.device_id and opt1.device_type == opt2.device_type

@@ -12,8 +12,11 @@ changes.  One fusion exists so far, the one the main job needs:
   the other (tests/test_fusion.py checks it).  A float16 table's optimizer and
   ``Float16SparseNormalize`` (``MaxNorm(dtype="fp16")``) fuse the same way.
 
-A pair is fused only when nothing can tell the difference: both ops on the
-CPU with the NATIVE engine (the fused pass is their C code), no op between
+The fused pass belongs to the optimizer's operator module, which registers it
+here (``register_optimizer_normalize``) for its op type and engine, so the
+engine names no operator module.  A pair is fused only when nothing can tell
+the difference: both ops on the CPU with the engine the fused pass was
+registered for (NATIVE: the fused pass is their C code), no op between
 them that reads or writes the table or writes the indices, and a valid
 ``norm`` (a SparseNormalize that would fail keeps its own step).  When the
 arrays at run time are not ones the C pass takes (a float64 table, say), the
@@ -27,12 +30,22 @@ created net fused.
 
 from __future__ import annotations
 
-from caffe2lite import flags
-from caffe2lite.errors import Caffe2LiteError
+from caffe2lite.runtime import flags
+from caffe2lite.runtime.errors import Caffe2LiteError
 
-SPARSE_OPTIMIZERS = ("SparseAdagrad", "RowWiseSparseAdagrad")
 # The SparseNormalize ops, by the table dtype each takes.
 NORMALIZE = {"SparseNormalize": "float32", "Float16SparseNormalize": "float16"}
+
+# (optimizer op type, engine) -> its pass with a renormalisation folded in:
+# ``update(ctx, *inputs, normalize=(norm, use_max_norm)) -> (param, moment, done)``,
+# ``done`` False when it applied the optimizer step alone (the SparseNormalize must run).
+_optimizer_passes: dict = {}
+
+
+def register_optimizer_normalize(op_type: str, engine: str, update) -> None:
+    """Let a sparse optimizer op (``op_type`` run by ``engine``) absorb the
+    SparseNormalize after it, through ``update`` (see ``_optimizer_passes``)."""
+    _optimizer_passes[(op_type, engine)] = update
 
 
 def _touches(op_def, blob: str) -> bool:
@@ -55,8 +68,13 @@ def _normalize_partner(operators, i: int):
 
 
 def _same_engine_on_cpu(first, second) -> bool:
-    return first.ctx.engine == second.ctx.engine == "NATIVE" and \
+    return first.ctx.engine == second.ctx.engine and \
         first.ctx.device.name == second.ctx.device.name == "CPU"
+
+
+def _optimizer_pass(op):
+    """The fused pass registered for this created op's type and engine, or None."""
+    return _optimizer_passes.get((op.op_def.type, op.ctx.engine))
 
 
 def plan(operators) -> list:
@@ -68,12 +86,13 @@ def plan(operators) -> list:
     for i, op in enumerate(operators):
         if i in absorbed:
             continue
-        j = _normalize_partner(operators, i) if op.op_def.type in SPARSE_OPTIMIZERS else None
+        update = _optimizer_pass(op)
+        j = _normalize_partner(operators, i) if update is not None else None
         if j is None:
             steps.append(op)
         else:
             absorbed.add(j)
-            steps.append(FusedOptimizerNormalize(op, operators[j]))
+            steps.append(FusedOptimizerNormalize(op, operators[j], update))
     return steps
 
 
@@ -83,10 +102,8 @@ class FusedOptimizerNormalize:
     __slots__ = ("first", "second", "inputs", "outputs", "where", "positions", "_normalize",
                  "_table_dtype", "_update")
 
-    def __init__(self, first, second):
-        from caffe2lite.operators.sparse_adagrad import native_update  # the fused pass lives there
-
-        self._update = native_update
+    def __init__(self, first, second, update):
+        self._update = update
         self.first, self.second = first, second
         self.inputs, self.outputs = first.inputs, first.outputs
         self.where = f"{first.where} fused with {second.where}"

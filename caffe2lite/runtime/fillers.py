@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from caffe2lite.errors import ArgumentError, EnforceError
+from caffe2lite.runtime.errors import ArgumentError, EnforceError
 
 UNIFORM, FIXEDSUM, SYNTHETIC = "uniform", "fixedsum", "synthetic"
 

@@ -7,6 +7,12 @@ schema, or a second schema for a type, fails at import.  Which kernel runs
 is decided once, when the operator is created, following Caffe2's engine
 order: the op's own ``engine`` list, then per-op preferences, then global
 per-device preferences, then the default engine.
+
+Operator modules are found by name: ``OPERATOR_PACKAGES`` lists the packages
+(or plain modules) to import, ``caffe2lite.operators`` first, and the first
+question put to the registry imports them all.  A user's own operators join
+with ``add_operator_package("my_ops")``; the engine itself imports no
+operator module.
 """
 
 from __future__ import annotations
@@ -17,9 +23,9 @@ import pkgutil
 import threading
 from typing import Callable, Iterable
 
-from caffe2lite.errors import OperatorNotRegistered, SchemaError
 from caffe2lite.proto import caffe2_pb2
-from caffe2lite.schema import OpSchema
+from caffe2lite.runtime.errors import OperatorNotRegistered, SchemaError
+from caffe2lite.runtime.op_schema import OpSchema
 
 DEFAULT_ENGINE = ""
 
@@ -27,7 +33,10 @@ _schemas: dict[str, OpSchema] = {}
 _kernels: dict[tuple[str, int, str], Callable] = {}
 _per_op_engine_pref: dict[tuple[int, str], list[str]] = {}
 _global_engine_pref: dict[int, list[str]] = {caffe2_pb2.CUDA: ["CUDNN"], caffe2_pb2.HIP: ["MIOPEN"]}
-_builtin_loaded = False
+# Packages (every public module of each is imported) or modules holding operators,
+# imported in this order on first use of the registry.
+OPERATOR_PACKAGES: list[str] = ["caffe2lite.operators"]
+_loaded_packages: set[str] = set()
 # Held while the operators package is imported: threads making their first call at
 # once wait for the whole registry instead of seeing it half filled.  Reentrant, so
 # an operator module that asks the registry while it loads does not deadlock.
@@ -111,47 +120,62 @@ def set_global_engine_pref(device, engines: list[str]) -> None:
 
 
 # -- lookup ------------------------------------------------------------------
-def load_builtin_operators() -> None:
-    """Import every module of the ``operators`` package once (each registers itself).
+def add_operator_package(name: str) -> None:
+    """Add a package or module of operators to ``OPERATOR_PACKAGES``; imported at once
+    when the registry has already loaded the others (ImportError as Python raises it)."""
+    with _load_lock:
+        if name not in OPERATOR_PACKAGES:
+            OPERATOR_PACKAGES.append(name)
+    if _loaded_packages:
+        load_operator_packages()
 
-    Thread safe: the first caller imports under ``_load_lock`` and marks the
-    registry loaded only when every module is in, so a thread arriving meanwhile
-    waits instead of finding an operator missing.  A call made from inside that
-    import (the same thread, lock already held) returns at once.
+
+def load_operator_packages() -> None:
+    """Import every package of ``OPERATOR_PACKAGES`` not imported yet (each module
+    registers its operators when imported).
+
+    Thread safe: the first caller imports under ``_load_lock`` and marks a package
+    loaded only when every module of it is in, so a thread arriving meanwhile waits
+    instead of finding an operator missing.  A call made from inside that import
+    (the same thread, lock already held) returns at once.
     """
-    global _builtin_loaded
-    if _builtin_loaded:
+    if len(_loaded_packages) == len(OPERATOR_PACKAGES):
         return
     with _load_lock:
-        if _builtin_loaded or getattr(_loading, "active", False):
+        if getattr(_loading, "active", False):
             return
         _loading.active = True
         try:
-            from caffe2lite import operators as package
-
-            for info in pkgutil.iter_modules(package.__path__):
-                if not info.name.startswith("_"):
-                    importlib.import_module(f"{package.__name__}.{info.name}")
-            _builtin_loaded = True
+            for name in list(OPERATOR_PACKAGES):
+                if name not in _loaded_packages:
+                    _import_operator_package(name)
+                    _loaded_packages.add(name)
         finally:
             _loading.active = False
+
+
+def _import_operator_package(name: str) -> None:
+    module = importlib.import_module(name)
+    for info in pkgutil.iter_modules(getattr(module, "__path__", [])):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{name}.{info.name}")
 
 
 _loading = threading.local()  # set on the thread importing the operators package
 
 
 def get_schema(op_type: str) -> OpSchema | None:
-    load_builtin_operators()
+    load_operator_packages()
     return _schemas.get(op_type)
 
 
 def schemas() -> dict[str, OpSchema]:
-    load_builtin_operators()
+    load_operator_packages()
     return dict(_schemas)
 
 
 def kernels() -> dict[tuple[str, int, str], Callable]:
-    load_builtin_operators()
+    load_operator_packages()
     return dict(_kernels)
 
 
@@ -163,12 +187,12 @@ def registry_key(op_type: str, engine: str = "") -> str:
 
 def registered_operators() -> list[str]:
     """Sorted Caffe2-style registry keys over every device (RegisteredOperators())."""
-    load_builtin_operators()
+    load_operator_packages()
     return sorted({registry_key(t, e) for (t, _d, e) in _kernels})
 
 
 def close_names(op_type: str, n: int = 5) -> list[str]:
-    load_builtin_operators()
+    load_operator_packages()
     return difflib.get_close_matches(op_type, list(_schemas), n=n, cutoff=0.6)
 
 
@@ -179,7 +203,7 @@ def available_implementations(op_type: str) -> list[str]:
 def missing_operators(net_def) -> list[str]:
     """Sorted op types in ``net_def`` -- and in nets nested in its ops' arguments (If's
     then_net, a RecurrentNetwork's step_net) -- that no kernel implements here."""
-    load_builtin_operators()
+    load_operator_packages()
     implemented = {t for (t, _d, _e) in _kernels}
     missing, pending = set(), [net_def]
     while pending:
@@ -212,7 +236,7 @@ def find_kernel(op_def, device_type: int, where: str = "") -> tuple[Callable, st
     Raises OperatorNotRegistered listing the devices/engines that do exist
     and, for an unknown type, the closest registered names.
     """
-    load_builtin_operators()
+    load_operator_packages()
     for engine in engine_candidates(op_def, device_type):
         fn = _kernels.get((op_def.type, device_type, engine))
         if fn is not None:
@@ -239,7 +263,7 @@ class isolated:  # noqa: N801 - used as ``with registry.isolated():``
     """
 
     def __enter__(self):
-        load_builtin_operators()
+        load_operator_packages()
         self._saved = (dict(_schemas), dict(_kernels), dict(_per_op_engine_pref),
                        {k: list(v) for k, v in _global_engine_pref.items()})
         return self

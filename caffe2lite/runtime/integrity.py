@@ -26,9 +26,9 @@ from __future__ import annotations
 import json
 import zlib
 
-from caffe2lite.errors import DBError
 from caffe2lite.proto import caffe2_pb2
-from caffe2lite.serialization import STRING_BLOB_TYPE, blob_name_from_db_key
+from caffe2lite.runtime.errors import DBError
+from caffe2lite.runtime.serialization import STRING_BLOB_TYPE, blob_name_from_db_key
 
 INTEGRITY_KEY = "__caffe2lite_integrity__"
 FORMAT = "caffe2lite-integrity-v1"

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import itertools
 
-from caffe2lite.errors import EnforceError
 from caffe2lite.proto import caffe2_pb2
-from caffe2lite.protoio import as_message
+from caffe2lite.runtime.errors import EnforceError
+from caffe2lite.runtime.protoio import as_message
+from caffe2lite.runtime.workspaces import Workspace
 
 _ids = itertools.count()
 
@@ -24,8 +25,6 @@ class Predictor:
     """Runs ``predict_net`` after ``init_net`` in a private workspace."""
 
     def __init__(self, init_net, predict_net):
-        from caffe2lite.workspace import Workspace
-
         init_def = as_message(init_net, caffe2_pb2.NetDef, "Predictor init_net")
         self.predict_net = as_message(predict_net, caffe2_pb2.NetDef, "Predictor predict_net")
         self.workspace = Workspace(f"predictor_{next(_ids)}")

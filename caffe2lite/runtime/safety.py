@@ -36,9 +36,9 @@ import math
 import os
 import time
 
-from caffe2lite import flags
-from caffe2lite.errors import (ArgumentError, ConfinementError, DeadlineExceeded,
-                               LimitExceeded, ProtoParseError)
+from caffe2lite.runtime import flags
+from caffe2lite.runtime.errors import (ArgumentError, ConfinementError, DeadlineExceeded,
+                                       LimitExceeded, ProtoParseError)
 
 MAX_NESTING = 64
 """Deepest nesting accepted for plan steps and for protobuf text (``{`` / ``<``)."""

@@ -5,11 +5,9 @@ little endian, both > 0), then the key bytes and the value bytes; there is
 no header and no footer (caffe2/core/db.cc).  Save and Load store one
 serialized BlobProto per record.
 
-Writes are crash-safe: the records go to a temporary file in the target's
-folder, which is flushed, fsync'ed and then renamed over the target with
-``os.replace`` (atomic on POSIX), and the folder is fsync'ed so the rename
-itself survives a power cut.  A write interrupted at any point leaves the
-previous file untouched.  Reads check every length against the bytes that
+Writes are crash-safe (``atomic_file.write_atomically``): the records go to a
+temporary file in the target's folder, fsync'ed and renamed over the target.
+A write interrupted at any point leaves the previous file untouched.  Reads check every length against the bytes that
 are actually there, so a truncated or corrupt file raises ``DBError``
 before any caller sees a record.
 """
@@ -18,9 +16,9 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 
-from caffe2lite.errors import DBError
+from caffe2lite.runtime.atomic_file import write_atomically
+from caffe2lite.runtime.errors import DBError
 
 DB_TYPE = "minidb"
 _HEADER = struct.Struct("<ii")
@@ -94,39 +92,9 @@ def write(path, records) -> None:
     if not os.path.isdir(folder):
         raise DBError(f"cannot write minidb '{path}': folder '{folder}' does not exist")
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.",
-                                   suffix=".tmp")
+        write_atomically(path, data)
     except OSError as e:
         raise DBError(f"cannot write minidb '{path}': {e}") from e
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise DBError(f"cannot write minidb '{path}': {e}") from e
-        raise
-    _fsync_folder(folder)
-
-
-def _fsync_folder(folder: str) -> None:
-    """Make the rename durable (not possible on every platform/file system)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def exists(path) -> bool:

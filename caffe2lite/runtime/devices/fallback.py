@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from caffe2lite import registry
-from caffe2lite.devices import context_for, to_host
 from caffe2lite.proto import caffe2_pb2
+from caffe2lite.runtime import registry
+from caffe2lite.runtime.devices import context_for, to_host
+from caffe2lite.runtime.op_context import OpContext
+
+FALLBACK_ENGINE = "CPU_FALLBACK"  # the engine name a GPU-fallback kernel reports
 
 
 def _cpu_copy(op_def):
@@ -37,8 +40,6 @@ def cpu_fallback_kernel(op_def, where):
     host_ctx = []  # built on the first call, from the CUDA context's parsed arguments
 
     def fallback(ctx, *inputs):
-        from caffe2lite.operator import OpContext
-
         if not host_ctx:
             host_ctx.append(OpContext(cpu_def, ctx.schema, ctx.args, cpu, engine, ctx.where,
                                       ctx.workspace, ctx.limits))

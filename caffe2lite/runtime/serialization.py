@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from caffe2lite import devices
-from caffe2lite.errors import EnforceError
 from caffe2lite.proto import caffe2_pb2
+from caffe2lite.runtime import devices
+from caffe2lite.runtime.errors import EnforceError
 
 DataType = caffe2_pb2.TensorProto.DataType
 TP = caffe2_pb2.TensorProto

@@ -14,7 +14,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from caffe2lite.errors import SchemaError
+from caffe2lite.runtime.errors import SchemaError
 
 INT_MAX = 2**31 - 1
 
@@ -98,11 +98,11 @@ class OpSchema:
     ``needs_workspace`` hands the kernel ``ctx.workspace`` (Caffe2's
     pass_workspace); ``opaque_outputs`` lets it write non-array blobs.
     ``infer_shapes`` is Caffe2's TensorInferenceFunction, ``(ctx, *input specs)
-    -> output specs`` (see caffe2lite.shape_inference); None: outputs unknown.
+    -> output specs`` (see caffe2lite.runtime.shape_inference); None: outputs unknown.
     ``cost`` is Caffe2's CostInferenceFunction, ``(ctx, *input specs) ->
-    caffe2lite.cost_inference.OpCost`` (``workspace.GetOperatorCost``); None:
+    caffe2lite.runtime.cost_inference.OpCost`` (``workspace.GetOperatorCost``); None:
     asking for the cost is an error, as in Caffe2.  ``input_fillers`` supplies
-    random inputs the op accepts, ``shapes -> [caffe2lite.fillers.TensorFiller]``
+    random inputs the op accepts, ``shapes -> [caffe2lite.runtime.fillers.TensorFiller]``
     (Caffe2's InputFillers; ``workspace.FillRandomNetworkInputs``); None: a dense
     uniform [0, 1] filler per input.
     """

@@ -25,10 +25,11 @@ import time
 
 import numpy as np
 
-from caffe2lite import fusion, safety
-from caffe2lite.errors import Caffe2LiteError, DeadlineExceeded, NetError
-from caffe2lite.operator import Operator, add_origin, check_outputs
 from caffe2lite.proto import caffe2_pb2
+from caffe2lite.runtime import fusion, safety
+from caffe2lite.runtime.errors import Caffe2LiteError, DeadlineExceeded, NetError
+from caffe2lite.runtime.op_context import add_origin
+from caffe2lite.runtime.operator import Operator, check_outputs
 
 KNOWN_TYPES = ("", "simple", "dag", "async_dag", "async_scheduling", "async_simple",
                "parallel", "singlethread_async", "prof_dag")

@@ -34,8 +34,8 @@ from __future__ import annotations
 import logging
 import os
 
-from caffe2lite.errors import ArgumentError
-from caffe2lite.serialization import DEFAULT_CHUNK_SIZE
+from caffe2lite.runtime.errors import ArgumentError
+from caffe2lite.runtime.serialization import DEFAULT_CHUNK_SIZE
 
 logger = logging.getLogger("caffe2lite")
 
