@@ -46,11 +46,10 @@ class Budget:
 
 @pytest.fixture(scope="module")
 def real_nets():
-    from conftest import NETS_DIR
+    from conftest import NETS_DIR, NETS_MISSING
 
     if not NETS_DIR.is_dir():
-        pytest.skip(f"shared nets folder {NETS_DIR} is absent (only in the project's "
-                    f"workplace checkout)")
+        pytest.skip(NETS_MISSING)
     known = set(registry.schemas())
     nets = []
     for path in sorted(NETS_DIR.iterdir()):
