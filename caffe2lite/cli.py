@@ -10,6 +10,7 @@ one-line message on stderr and status 1, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections import Counter
@@ -267,16 +268,43 @@ def run_plan_command(args) -> int:
 
 
 # -- entry point -----------------------------------------------------------------
+_IMPORT_HELP = ("import a package or module of operators first (found on sys.path, the "
+                "current folder included); repeatable, before or after the command")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="caffe2lite",
                                      description="Run and inspect Caffe2 nets with caffe2lite.")
+    # Two destinations: a subcommand's namespace would overwrite the one before it.
+    parser.add_argument("--import", dest="imports_before", metavar="MODULE", action="append",
+                        default=[], help=_IMPORT_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text, arguments, fn in _SUBCOMMANDS:
         p = sub.add_parser(name, help=help_text, description=help_text)
         for flags, options in arguments:
             p.add_argument(*flags, **options)
+        p.add_argument("--import", dest="imports_after", metavar="MODULE", action="append",
+                       default=[], help=_IMPORT_HELP)
         p.set_defaults(handler=fn)
     return parser
+
+
+def _import_operators(modules) -> None:
+    """Load the operator packages named by --import, CAFFE2LITE_IMPORT and the installed
+    entry points before the command runs.  The current folder is searched last (where
+    ``python -m`` would search it first), so ``--import my_ops`` finds ``./my_ops.py``."""
+    from caffe2lite.runtime import registry
+
+    for module in modules:
+        registry.add_operator_package(module, source=f"--import {module}")
+    here = os.getcwd() if os.getcwd() not in sys.path and "" not in sys.path else None
+    if here:
+        sys.path.append(here)
+    try:
+        registry.load_operator_packages()
+    finally:
+        if here:
+            sys.path.remove(here)
 
 
 def main(argv=None) -> int:
@@ -287,6 +315,7 @@ def main(argv=None) -> int:
     except SystemExit as e:  # usage error or --help: argparse already printed it
         return e.code if isinstance(e.code, int) else 2
     try:
+        _import_operators(args.imports_before + args.imports_after)
         return args.handler(args)
-    except (Caffe2LiteError, OSError, ValueError) as e:
+    except (Caffe2LiteError, OSError, ValueError, ImportError) as e:
         return _fail(str(e))
