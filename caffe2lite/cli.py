@@ -316,6 +316,20 @@ def main(argv=None) -> int:
         return e.code if isinstance(e.code, int) else 2
     try:
         _import_operators(args.imports_before + args.imports_after)
-        return args.handler(args)
+        status = args.handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return status
+    except BrokenPipeError:
+        return _reader_left()
     except (Caffe2LiteError, OSError, ValueError, ImportError) as e:
         return _fail(str(e))
+
+
+def _reader_left() -> int:
+    """The reader of stdout went away (``caffe2lite ops | head``): a normal end for a
+    command, as for ``ls | head``.  Output still buffered goes nowhere, so that Python
+    does not report the same broken pipe again when it flushes stdout at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 0
