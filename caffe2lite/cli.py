@@ -18,6 +18,7 @@ from collections import Counter
 import numpy as np
 
 from caffe2lite import zoo_widths
+from caffe2lite.proto import caffe2_pb2
 from caffe2lite.runtime.errors import Caffe2LiteError
 
 _SUBCOMMANDS: list[tuple[str, str, tuple, object]] = []
@@ -141,14 +142,19 @@ def run_command(args) -> int:
     _apply_safety(args)
     net = load_net(args.net)
     init = load_net(args.init) if args.init else None
+    _refuse_missing_operators(net, init)
     rng = np.random.default_rng(args.seed)
     feeds = [_parse_feed(spec, rng) for spec in args.feed]
     if args.random_init or args.width:
         if init is not None:
             raise ValueError("--random-init/--width make the init net; do not give --init too")
+        _refuse_unknown_feeds(net, feeds)
         init = _random_init(args, net, feeds)
-    if init is not None:
         workspace.RunNetOnce(init, timeout=args.timeout)
+    else:
+        if init is not None:
+            workspace.RunNetOnce(init, timeout=args.timeout)
+        _refuse_unknown_feeds(net, feeds)  # after the init net: it says which are parameters
     for name, value in feeds:
         workspace.FeedBlob(name, value)
     workspace.RunNetOnce(net, timeout=args.timeout)
@@ -159,6 +165,44 @@ def run_command(args) -> int:
     for name in names:
         _print_blob(name, workspace.FetchBlob(name))
     return 0
+
+
+def _refuse_missing_operators(*nets) -> None:
+    """Operators that do not exist here, named before anything runs: any other error the
+    net would give first (a parameter's shape, say) would only hide them."""
+    from caffe2lite.runtime.registry import missing_operators
+
+    for net in filter(None, nets):
+        missing = missing_operators(net)
+        if missing:
+            raise ValueError(f'net "{net.name}" uses operators not implemented in caffe2lite: '
+                             f"{', '.join(missing)} (`caffe2lite show` summarises the net)")
+
+
+def _net_inputs(net) -> list[str]:
+    """Blobs the net reads before writing them: its external inputs, and any blob it
+    reads without declaring it (hand-written nets often declare nothing)."""
+    names, written = list(net.external_input), set()
+    for op in net.op:
+        names += [blob for blob in op.input if blob not in written and blob not in names]
+        written.update(op.output)
+    return names
+
+
+def _refuse_unknown_feeds(net, feeds) -> None:
+    """A fed name the net never reads is a typo (data for dta): refuse it, naming the
+    inputs the net wants fed -- the ones no init net set, as workspace.Predictor finds
+    them -- instead of running and failing on a shape far from the cause."""
+    from caffe2lite.runtime import workspaces
+    from caffe2lite.runtime.predictor import data_inputs
+
+    inputs = _net_inputs(net)
+    unknown = [name for name, _ in feeds if name not in inputs]
+    if unknown:
+        declared = caffe2_pb2.NetDef(external_input=inputs)
+        wanted = data_inputs(declared, workspaces.current().blobs)
+        raise ValueError(f"--feed {unknown[0]}: net \"{net.name}\" has no input "
+                         f"'{unknown[0]}'; its data inputs: {_names(wanted)}")
 
 
 # -- ops -------------------------------------------------------------------------

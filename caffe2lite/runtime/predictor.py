@@ -41,9 +41,10 @@ def data_inputs(predict_net, initialized) -> list[str]:
     """
     inputs, leading = [], True
     for name in predict_net.external_input:
-        if name not in initialized:
+        value = initialized.get(name)
+        if value is None:  # never set (or a blob created empty)
             inputs.append(name)
-        elif leading and getattr(initialized[name], "size", None) == 1:
+        elif leading and getattr(value, "size", None) == 1:
             inputs.append(name)
         else:
             leading = False
