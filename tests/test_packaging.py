@@ -6,9 +6,12 @@ distribution of that name (issue #11, part 5).
 
 import importlib.metadata
 import importlib.util
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import caffe2lite.operators
 from caffe2lite.runtime import registry
@@ -62,10 +65,6 @@ def test_user_operator_module_registers_from_anywhere(tmp_path, monkeypatch):
 
 def _make_dry_run(target, tmp_path):
     """The commands ``make TARGET`` would run on a fresh machine (a venv not yet made)."""
-    import shutil
-
-    import pytest
-
     if shutil.which("make") is None:
         pytest.skip("make is not installed here")
     done = subprocess.run(["make", "-n", target, f"VENV={tmp_path / 'venv'}"], cwd=ROOT,
