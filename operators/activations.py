@@ -46,16 +46,14 @@ def _register(op_type, formula, forward, derivative):
 
     @register_kernel(op_type, devices=("CPU", "CUDA"))
     def kernel(ctx, X):
-        if X.dtype.kind != "f":
-            ctx.fail(f"input X must be a float tensor, got {X.dtype}")
+        ctx.check_float(0, X)
         return (forward(ctx.xp, X),)
 
     @register_kernel(op_type + "Gradient", devices=("CPU", "CUDA"))
     def gradient_kernel(ctx, Y, dY):
-        if Y.shape != dY.shape:
-            ctx.fail(f"Y {tuple(Y.shape)} and dY {tuple(dY.shape)} must have the same shape")
-        if Y.dtype.kind != "f" or dY.dtype.kind != "f":
-            ctx.fail(f"Y and dY must be float tensors, got {Y.dtype} and {dY.dtype}")
+        ctx.check_same_shape(0, Y, 1, dY)
+        ctx.check_float(0, Y)
+        ctx.check_float(1, dY)
         return ((dY * derivative(Y)).astype(dY.dtype, copy=False),)
 
 

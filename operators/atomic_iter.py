@@ -36,7 +36,7 @@ def create_mutex(ctx):
 @register_kernel("AtomicIter", devices=("CPU", "CUDA"))
 def atomic_iter(ctx, mutex, counter):
     if not (hasattr(mutex, "acquire") and hasattr(mutex, "release")):
-        ctx.fail(f"input 0 (mutex blob '{ctx.op_def.input[0]}') must hold a mutex made by "
-                 f"CreateMutex, got {type(mutex).__name__}")
+        ctx.fail_input(0, f"must hold a mutex made by CreateMutex, got "
+                          f"{type(mutex).__name__}")
     with mutex:
         return (increment(ctx, counter, ctx.op_def.output[0]),)

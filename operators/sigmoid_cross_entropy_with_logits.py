@@ -43,21 +43,20 @@ register_schema(OpSchema(
     doc="Gradient of SigmoidCrossEntropyWithLogits with respect to logits."))
 
 
-def _check(ctx, logits, targets):
+def _check(ctx, logits, targets, first: int):
+    """Inner size after the checks; ``first`` is the position of logits among the inputs
+    (0 in the op, 1 in its gradient), so that errors name the right input."""
     if ctx.args["log_D_trick"] and ctx.args["unjoined_lr_loss"]:
         ctx.fail("log_D_trick and unjoined_lr_loss cannot both be set")
-    if logits.shape != targets.shape:
-        ctx.fail(f"logits {tuple(logits.shape)} and targets "
-                 f"{tuple(targets.shape)} must have one shape")
-    for name, arr in (("logits", logits), ("targets", targets)):
-        if arr.dtype.kind != "f":
-            ctx.fail(f"input {name} must be a float tensor, got {arr.dtype}")
+    ctx.check_same_shape(first, logits, first + 1, targets)
+    ctx.check_float(first, logits)
+    ctx.check_float(first + 1, targets)
     return logits.shape[-1] if logits.ndim else 1
 
 
 @register_kernel("SigmoidCrossEntropyWithLogits", devices=("CPU", "CUDA"))
 def sigmoid_cross_entropy_with_logits(ctx, x, t):
-    inner = _check(ctx, x, t)
+    inner = _check(ctx, x, t, first=0)
     xp = ctx.xp
     pos = (x >= 0).astype(x.dtype)
     log_term = xp.log1p(xp.exp(x - 2 * x * pos))       # log(1 + exp(-|x|))
@@ -73,9 +72,10 @@ def sigmoid_cross_entropy_with_logits(ctx, x, t):
 
 @register_kernel("SigmoidCrossEntropyWithLogitsGradient", devices=("CPU", "CUDA"))
 def sigmoid_cross_entropy_with_logits_gradient(ctx, dY, x, t):
-    inner = _check(ctx, x, t)
+    inner = _check(ctx, x, t, first=1)
     if dY.size * inner != x.size:
-        ctx.fail(f"dY {tuple(dY.shape)} must have one element per row of logits {tuple(x.shape)}")
+        ctx.fail_input(0, f"{tuple(dY.shape)} must have one element per row of logits "
+                          f"{tuple(x.shape)}")
     xp = ctx.xp
     e = xp.exp(-xp.abs(x))
     sig = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))    # sigmoid(x), overflow-free

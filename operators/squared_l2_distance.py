@@ -34,10 +34,10 @@ register_schema(OpSchema(
 
 
 def _rows(ctx, X, Y):
-    if X.shape != Y.shape:
-        ctx.fail(f"X {tuple(X.shape)} and Y {tuple(Y.shape)} must have one shape")
-    if not (X.dtype.kind == "f" and X.dtype == Y.dtype):
-        ctx.fail(f"X and Y must be float tensors of one dtype, got {X.dtype} and {Y.dtype}")
+    ctx.check_same_shape(0, X, 1, Y)
+    ctx.check_float(0, X)
+    if X.dtype != Y.dtype:
+        ctx.fail_input(1, f"is {Y.dtype}, but must be {X.dtype} like input 0")
     return (X.shape[0], prod(X.shape[1:])) if X.ndim else (1, 1)
 
 
@@ -52,8 +52,8 @@ def squared_l2_distance(ctx, X, Y):
 def squared_l2_distance_gradient(ctx, X, Y, dD):
     n, inner = _rows(ctx, X, Y)
     if dD.size != n:
-        ctx.fail(f"dDistance {tuple(dD.shape)} must have {n} elements, one per row")
+        ctx.fail_input(2, f"{tuple(dD.shape)} must have {n} elements, one per row")
     if dD.dtype != X.dtype:
-        ctx.fail(f"dDistance must be {X.dtype} like X and Y, got {dD.dtype}")
+        ctx.fail_input(2, f"must be {X.dtype} like X and Y, got {dD.dtype}")
     dX = ((X - Y).reshape(n, inner) * dD.reshape(n, 1)).reshape(X.shape)
     return dX, -dX

@@ -38,15 +38,18 @@ def test_bad_input():
     workspace.FeedBlob("X", np.ones((2, 3), np.float32))
     workspace.FeedBlob("Y", np.ones((3, 2), np.float32))
     workspace.FeedBlob("Z", np.array([1.0]))
-    with pytest.raises(EnforceError, match=r"X \(2, 3\) and Y \(3, 2\) must have one shape"):
+    with pytest.raises(EnforceError, match=r"input 0 'X' \(blob 'X'\) has shape \(2, 3\) and "
+                                           r"input 1 'Y' \(blob 'Y'\) \(3, 2\)"):
         workspace.RunOperatorOnce(core.CreateOperator("SquaredL2Distance", ["X", "Y"], ["Z"]))
     workspace.FeedBlob("Y", np.ones((2, 3), np.float64))
-    with pytest.raises(EnforceError, match="float tensors of one dtype"):
+    with pytest.raises(EnforceError, match=r"input 1 'Y' \(blob 'Y'\) is float64, but must be "
+                                           r"float32"):
         workspace.RunOperatorOnce(core.CreateOperator("SquaredL2Distance", ["X", "Y"], ["Z"]))
     np.testing.assert_array_equal(workspace.FetchBlob("Z"), [1.0])
     workspace.FeedBlob("dD", np.ones(3, np.float32))
     workspace.FeedBlob("Y", np.ones((2, 3), np.float32))
-    with pytest.raises(EnforceError, match="dDistance .* must have 2 elements"):
+    with pytest.raises(EnforceError,
+                       match=r"input 2 'dDistance' \(blob 'dD'\) \(3,\) must have 2 elements"):
         workspace.RunOperatorOnce(core.CreateOperator(
             "SquaredL2DistanceGradient", ["X", "Y", "dD"], ["dX", "dY"]))
 
@@ -58,7 +61,8 @@ def test_gradient_refuses_a_d_distance_of_another_dtype(dd):
     workspace.FeedBlob("Y", np.zeros((2, 3), np.float32))
     workspace.FeedBlob("dD", dd)
     workspace.FeedBlob("dX", np.full(1, 7.0, np.float32))
-    with pytest.raises(EnforceError, match="dDistance must be float32 like X and Y"):
+    with pytest.raises(EnforceError, match=r"input 2 'dDistance' \(blob 'dD'\) must be float32 like X "
+                                           r"and Y"):
         workspace.RunOperatorOnce(core.CreateOperator(
             "SquaredL2DistanceGradient", ["X", "Y", "dD"], ["dX", "dY"]))
     np.testing.assert_array_equal(workspace.FetchBlob("dX"), [7.0])
