@@ -56,7 +56,7 @@ def _fc_gradient_shapes(ctx, X, W, dY):
     """(dW, db, dX): shaped like W, (N,) and X."""
     if W is None:
         return (None, None, X)
-    N = prod(W.shape[:_canonical(ctx, ctx.args["axis_w"], W.ndim, "axis_w")])
+    N = prod(W.shape[:_canonical(ctx, ctx.args["axis_w"], 1, W.ndim, "axis_w")])
     return (W, TensorSpec((N,), W.dtype), X)
 
 
