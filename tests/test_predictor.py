@@ -97,3 +97,21 @@ def test_the_model_zoo_input_placeholder_is_an_input():
     np.testing.assert_allclose(p.run({"data": x})[0], _reference(x), rtol=1e-6)
     with pytest.raises(EnforceError, match=r"\['scale'\] are parameters"):
         p.run({"data": x, "scale": np.ones(1, np.float32)})
+
+
+def test_traffic_light_keeps_its_weights_through_a_mistaken_call(nets_dir):
+    """The issue's case: the model-zoo SqueezeNet of TrafficLight, whose init net also
+    fills a one-element ``data`` placeholder."""
+    from caffe2lite.protoio import load_net
+
+    stem = nets_dir / "Miyuan2018__TrafficLight-Test__"
+    p = workspace.Predictor(load_net(f"{stem}init_net.pb"), load_net(f"{stem}predict_net.pb"))
+    assert p.input_names == ["data"]
+    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    conv1_w = p.workspace.fetch_blob("conv1_w")
+    (first,) = p.run([x])
+    with pytest.raises(EnforceError, match=r"2 inputs given, but the net takes 1: its data "
+                                           r"inputs \['data'\]"):
+        p.run([x, x])
+    np.testing.assert_array_equal(p.workspace.fetch_blob("conv1_w"), conv1_w)
+    np.testing.assert_array_equal(p.run([x])[0], first)
