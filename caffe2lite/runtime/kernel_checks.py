@@ -30,34 +30,57 @@ from caffe2lite.runtime.shape_inference import spec_of
 
 
 def limit_outputs(kernel, op_def, schema, where: str, limit: int):
-    """``kernel`` refusing, with LimitExceeded, any output over ``limit`` bytes."""
+    """``kernel`` refusing, with LimitExceeded, any output over ``limit`` bytes.
+
+    The shape function's verdict is remembered per input shapes and dtypes (all it
+    can depend on, the arguments being the op's own), so a net that runs the same
+    shapes again pays a dict lookup, not the inference."""
     infer = getattr(schema, "infer_shapes", None)
     outputs = list(op_def.output)
     in_place = {j: [i for i, name in enumerate(op_def.input) if name == out]
                 for j, out in enumerate(outputs)}
+    verdicts: dict = {}  # (shape, dtype) of each input -> over-limit outputs (or ())
 
-    def refuse(j, shape, dtype, nbytes, inputs, before: bool):
-        # Not a new allocation: the output replaces an input at least as large.
-        if any(_nbytes(inputs[i]) >= nbytes for i in in_place[j]):
-            return
+    def oversized(j, nbytes, inputs) -> bool:
+        # Not a new allocation: an output replacing an input at least as large.
+        return nbytes > limit and not any(_nbytes(inputs[i]) >= nbytes for i in in_place[j])
+
+    def refuse(j, shape, dtype, nbytes, before: bool):
         when = "would be" if before else "is"
         raise LimitExceeded(f"{where}: {output_label(op_def, schema, j)} {when} a tensor of "
                             f"shape {list(shape)} ({np.dtype(dtype).name}, "
                             f"{human_bytes(nbytes)}), over the workspace's max_tensor_bytes "
                             f"of {human_bytes(limit)}; nothing was written")
 
+    def predicted(ctx, inputs) -> tuple:
+        """(j, shape, dtype, bytes) of each output the shape function puts over the limit."""
+        found = []
+        for j, spec in enumerate(_inferred(infer, ctx, inputs)[:len(outputs)]):
+            if spec is not None:
+                nbytes = spec.size * spec.dtype.itemsize
+                if oversized(j, nbytes, inputs):
+                    found.append((j, spec.shape, spec.dtype, nbytes))
+        return tuple(found)
+
     def limited(ctx, *inputs):
         if infer is not None:
-            for j, spec in enumerate(_inferred(infer, ctx, inputs)[:len(outputs)]):
-                if spec is not None and spec.size * spec.dtype.itemsize > limit:
-                    refuse(j, spec.shape, spec.dtype, spec.size * spec.dtype.itemsize,
-                           inputs, before=True)
+            try:
+                key = tuple([(x.shape, x.dtype) for x in inputs])
+            except AttributeError:  # a string or opaque input: ask every time
+                key = None
+            over = verdicts.get(key) if key is not None else None
+            if over is None:
+                over = predicted(ctx, inputs)
+                if key is not None and len(verdicts) < 256:
+                    verdicts[key] = over
+            if over:
+                refuse(*over[0], before=True)
         results = kernel(ctx, *inputs)
         values = results if isinstance(results, (tuple, list)) else (results,)
         for j, value in enumerate(values[:len(outputs)]):
-            nbytes = _nbytes(value)
-            if nbytes > limit:
-                refuse(j, value.shape, value.dtype, nbytes, inputs, before=False)
+            nbytes = getattr(value, "nbytes", 0)
+            if nbytes > limit and oversized(j, nbytes, inputs):
+                refuse(j, value.shape, value.dtype, nbytes, before=False)
         return results
 
     return limited
