@@ -154,8 +154,9 @@ def _changed(inputs, copies, indices) -> list[int]:
             continue
         changed.append(i)
         if now.shape == before.shape and now.dtype == before.dtype:
-            if is_device_array(now):
-                now.set(before)  # CuPy: copy the host values back into the same array
+            put_back = getattr(now, "set", None) if is_device_array(now) else None
+            if put_back is not None:
+                put_back(before)  # CuPy: the host values copied into the same GPU array
             else:
                 now[...] = before
     return changed
