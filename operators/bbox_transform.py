@@ -122,4 +122,7 @@ def bbox_transform(ctx, rois, deltas, im_info):
         out = _boxes.transform_upright(flat_boxes, flat_deltas, a["weights"], plus_one)
         out = _boxes.clip_upright(out, rep(img_h), rep(img_w), plus_one)
     out[:, :4] *= rep(scale_after)[:, None]
-    return out.reshape(n, k * box_dim), counts.astype(F32)
+    boxes_out = out.reshape(n, k * box_dim)
+    if len(ctx.op_def.output) == 1:
+        return (boxes_out,)
+    return boxes_out, counts.astype(F32)

@@ -21,14 +21,12 @@ such an op fails with a message saying so.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from caffe2lite.operators import _boxes
 from caffe2lite.operators.bbox_transform import ANGLE_ARGS, CORRECT_TRANSFORM_COORDS, LEGACY_PLUS_ONE
-from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, TensorSpec,
-                                register_kernel, register_schema)
+from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, register_kernel,
+                                register_schema)
 
 F32 = np.float32
 
@@ -43,29 +41,14 @@ GENERATE_PROPOSALS_ARGS = [
 ]
 
 
-def _proposal_shapes(ctx, scores, deltas, im_info, anchors):
-    """Data-dependent count: at most images * post_nms_topN (or every anchor)."""
-    if scores is None or anchors is None or len(scores.shape) != 4:
-        return (None, None)
-    per_image = math.prod(scores.shape[1:])
-    if ctx.args["pre_nms_topN"] > 0:
-        per_image = min(per_image, ctx.args["pre_nms_topN"])
-    if ctx.args["post_nms_topN"] > 0:
-        per_image = min(per_image, ctx.args["post_nms_topN"])
-    n = scores.shape[0] * per_image
-    cols = anchors.shape[1] + 1 if len(anchors.shape) == 2 else 5
-    return (TensorSpec((n, cols), np.float32), TensorSpec((n,), np.float32))
-
-
 register_schema(OpSchema(
     "GenerateProposals", num_inputs=4, num_outputs=2, args=GENERATE_PROPOSALS_ARGS,
-    infer_shapes=_proposal_shapes,
     inputs=[("scores", "(img_count, A, H, W) objectness scores"),
             ("bbox_deltas", "(img_count, 4 * A, H, W) box deltas (5 * A for rotated anchors)"),
             ("im_info", "(img_count, 3) [height, width, scale]"),
             ("anchors", "(A, 4) anchor boxes [x1, y1, x2, y2] (or (A, 5) rotated)")],
-    outputs=[("rois", "(n, 5) proposals [image_index, x1, y1, x2, y2] (n, 6 rotated); the "
-                      "inferred shape is the largest n, images * post_nms_topN"),
+    outputs=[("rois", "(n, 5) proposals [image_index, x1, y1, x2, y2] (n, 6 rotated); n "
+                      "depends on the values (at most images * post_nms_topN)"),
              ("rois_probs", "(n,) scores of the proposals")],
     doc="Generate bounding box proposals for Faster RCNN from scores, deltas and anchors, "
         "with greedy non-maximum suppression per image.",

@@ -23,7 +23,7 @@ from caffe2lite.runtime import (NO_GRADIENT, Arg, Int8Tensor, OpSchema, TensorSp
                                 register_kernel, register_schema, same_as)
 
 F32 = np.float32
-POOL_ARGS = (geometry.WINDOW_ARGS + [Arg("global_pooling", "bool", False,
+POOL_ARGS = (geometry.WINDOW_ARGS + geometry.DILATION_ARGS + [Arg("global_pooling", "bool", False,
                                          "pool over the whole image")]
              + geometry.IGNORED_ARGS + Y_ARGS)
 
