@@ -16,7 +16,7 @@ import numpy as np
 
 from caffe2lite import _native
 
-NATIVE_ABI = 3  # must match c2l_detection_abi() in the C file
+NATIVE_ABI = 4  # must match c2l_detection_abi() in the C file
 _roi_align = _nms = None
 _lib = _native.load_versioned("_detection", "c2l_detection_abi", NATIVE_ABI, "detection")
 if _lib is not None:
@@ -60,7 +60,7 @@ def nms(boxes, thresh: float, top_n: int, plus_one: bool):
     boxes = np.ascontiguousarray(boxes, dtype=np.float32)
     m = boxes.shape[0]
     keep = np.empty(m, np.int64)
-    scratch = np.empty(m, np.float32)
+    scratch = np.empty(5 * m, np.float32)
     n = _nms(boxes.ctypes.data, m, thresh, top_n, int(plus_one), scratch.ctypes.data,
              keep.ctypes.data) if m else 0
     return keep[:n]

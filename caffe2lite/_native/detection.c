@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <string.h>
 
-int32_t c2l_detection_abi(void) { return 3; }
+int32_t c2l_detection_abi(void) { return 4; }
 
 static void bilinear(float y, float x, int64_t H, int64_t W, int64_t* p, float* w) {
   if (y < -1.0f || y > (float)H || x < -1.0f || x > (float)W) {
@@ -89,47 +89,45 @@ void c2l_roi_align(const float* X, int64_t H, int64_t W, int64_t C,
   }
 }
 
-/* boxes: (M, 4) float32 already in score order; keep: M int64 slots; areas: M float32
- * scratch.  Returns how many were kept (their row numbers in keep[0..n)).  Each candidate
- * is compared with the boxes kept so far, stopping at the first that suppresses it: the
- * same decisions as Caffe2's pass over the remaining boxes after each keep, with far
- * fewer IoUs. */
+/* boxes: (M, 4) float32 already in score order; keep: M int64 slots; scratch: 5 * M float32
+ * (each kept box's corners and area, side by side).  Returns how many were kept (their row
+ * numbers in keep[0..n)).  Each candidate is compared with the boxes kept so far, stopping
+ * at the first that suppresses it: the same decisions as Caffe2's pass over the remaining
+ * boxes after each keep, with far fewer IoUs. */
 int64_t c2l_nms(const float* boxes, int64_t M, float thresh, int64_t top_n, int32_t plus_one,
-                float* areas, int64_t* keep) {
+                float* scratch, int64_t* keep) {
   const float one = plus_one ? 1.0f : 0.0f;
-  /* IoU of boxes that do not overlap is 0 / (area_i + area_j): decided without dividing */
+  /* Boxes that do not overlap have IoU 0 / (area_i + area_j): 0 (kept when 0 <= thresh)
+   * while both areas are positive, NaN (suppressed) when their sum is 0. */
   const int32_t apart_survives = 0.0f <= thresh;
   int64_t n = 0;
-  for (int64_t i = 0; i < M; ++i) {
-    const float* b = boxes + 4 * i;
-    areas[i] = (b[2] - b[0] + one) * (b[3] - b[1] + one);
-  }
   for (int64_t j = 0; j < M; ++j) {
     if (top_n >= 0 && n >= top_n) break;
-    const float* bj = boxes + 4 * j;
+    const float* b = boxes + 4 * j;
+    const float x1 = b[0], y1 = b[1], x2 = b[2], y2 = b[3];
+    const float area = (x2 - x1 + one) * (y2 - y1 + one);
     int32_t survives = 1;
     for (int64_t t = 0; t < n; ++t) {
-      const int64_t i = keep[t];
-      const float* bi = boxes + 4 * i;
-      const float xx1 = fmaxf(bj[0], bi[0]), yy1 = fmaxf(bj[1], bi[1]);
-      const float xx2 = fminf(bj[2], bi[2]), yy2 = fminf(bj[3], bi[3]);
-      const float w = xx2 - xx1 + one, h = yy2 - yy1 + one;
+      const float* k = scratch + 5 * t;
+      const float w = fminf(x2, k[2]) - fmaxf(x1, k[0]) + one;
+      const float h = fminf(y2, k[3]) - fmaxf(y1, k[1]) + one;
       if (w <= 0.0f || h <= 0.0f) {
-        const float sum = areas[i] + areas[j];
-        if (sum == 0.0f || !apart_survives) {  /* 0 / 0 is NaN: not <= thresh */
-          survives = 0;
-          break;
-        }
-        continue;
+        if (apart_survives && k[4] + area != 0.0f) continue;
+        survives = 0;
+        break;
       }
       const float inter = w * h;
-      const float ovr = inter / (areas[i] + areas[j] - inter);
+      const float ovr = inter / (k[4] + area - inter);
       if (!(ovr <= thresh)) {
         survives = 0;
         break;
       }
     }
-    if (survives) keep[n++] = j;
+    if (survives) {
+      float* k = scratch + 5 * n;
+      k[0] = x1; k[1] = y1; k[2] = x2; k[3] = y2; k[4] = area;
+      keep[n++] = j;
+    }
   }
   return n;
 }
