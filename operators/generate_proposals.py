@@ -81,6 +81,21 @@ def _checked(ctx, scores, deltas, im_info, anchors):
     return box_dim
 
 
+def detectron_anchors(stride: int = 16, sizes=(32, 64, 128, 256, 512),
+                      aspect_ratios=(0.5, 1.0, 2.0)):
+    """Detectron's generate_anchors: (len(sizes) * len(aspect_ratios), 4) float32 boxes of
+    each area size**2 and height/width ratio, centred on the first ``stride`` cell, ratio
+    by ratio -- the ``anchors`` input GenerateProposals expects from Detectron's models."""
+    out = []
+    for ratio in aspect_ratios:
+        for size in sizes:
+            w = np.round(np.sqrt(size * size / ratio))
+            h = np.round(w * ratio)
+            c = (stride - 1) / 2
+            out.append([c - (w - 1) / 2, c - (h - 1) / 2, c + (w - 1) / 2, c + (h - 1) / 2])
+    return np.array(out, F32)
+
+
 def all_anchors(anchors, height: int, width: int, feat_stride: float):
     """Caffe2's ComputeAllAnchors: (H * W * A, box_dim) anchors shifted to every position,
     ordered (H, W, A)."""

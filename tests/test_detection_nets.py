@@ -16,24 +16,13 @@ import numpy as np
 import pytest
 
 from caffe2lite import cli, param_init, workspace, zoo_widths
+from caffe2lite.operators.generate_proposals import detectron_anchors
 from caffe2lite.protoio import load_net
 from caffe2lite.runtime.registry import missing_operators
 
 F = np.float32
 FRCNN = "facebookarchive__models__detectron_e2e_faster_rcnn_R-50-C4_1x_predict_net.pbtxt"
 M2GO = "facebookarchive__models__mask_rcnn_2go_model_int8_model.pbtxt"
-
-
-def detectron_anchors(stride=16, sizes=(32, 64, 128, 256, 512), ratios=(0.5, 1, 2)):
-    """Detectron's generate_anchors: ratio-major boxes of each size centred on a cell."""
-    out = []
-    for r in ratios:
-        for s in sizes:
-            w = np.round(np.sqrt(s * s / r))
-            h = np.round(w * r)
-            c = (stride - 1) / 2
-            out.append([c - (w - 1) / 2, c - (h - 1) / 2, c + (w - 1) / 2, c + (h - 1) / 2])
-    return np.array(out, F)
 
 
 def _net(nets_dir, name):
@@ -71,13 +60,13 @@ def _check_detections(out, size, limit, classes):
 def test_faster_rcnn_runs_end_to_end(nets_dir):
     net = _net(nets_dir, FRCNN)
     widths = zoo_widths.detectron_faster_rcnn_r50_c4()
-    out = _run(net, widths, (160, 192))
-    _check_detections(out, (160, 192), 100, 81)
+    out = _run(net, widths, (128, 128))
+    _check_detections(out, (128, 128), 100, 81)
     rois = workspace.FetchBlob("rpn_rois")
     assert rois.shape[1] == 5 and 0 < rois.shape[0] <= 1000 and (rois[:, 0] == 0).all()
     assert workspace.FetchBlob("pool5").shape == (rois.shape[0], 1024, 14, 14)
     assert workspace.FetchBlob("cls_prob").shape == (rois.shape[0], 81)
-    again = _run(net, widths, (160, 192))
+    again = _run(net, widths, (128, 128))
     for name, value in out.items():
         np.testing.assert_array_equal(again[name], value)
 

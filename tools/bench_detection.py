@@ -35,6 +35,7 @@ import numpy as np
 
 from caffe2lite import core, param_init, workspace, zoo_widths
 from caffe2lite.operators import _boxes
+from caffe2lite.operators.generate_proposals import detectron_anchors
 from caffe2lite.protoio import load_net
 
 F = np.float32
@@ -116,17 +117,6 @@ def bench_nms(rng, repeat, n, keep, thresh):
                           np.sort(run_ort()[0][:, 2]))
     print(f"NMS {n} -> {keep} at {thresh} | {ours * 1e3:.2f} (NumPy engine {numpy * 1e3:.2f}) | "
           f"{theirs * 1e3:.2f} | {ours / theirs:.2f} | same kept set: {same}")
-
-
-def detectron_anchors(stride=16, sizes=(32, 64, 128, 256, 512), ratios=(0.5, 1, 2)):
-    out = []
-    for r in ratios:
-        for s in sizes:
-            w = np.round(np.sqrt(s * s / r))
-            h = np.round(w * r)
-            c = (stride - 1) / 2
-            out.append([c - (w - 1) / 2, c - (h - 1) / 2, c + (w - 1) / 2, c + (h - 1) / 2])
-    return np.array(out, F)
 
 
 def bench_faster_rcnn(rng, repeat, size):
