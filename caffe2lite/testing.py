@@ -43,7 +43,7 @@ import zlib
 import numpy as np
 
 from caffe2lite.proto import caffe2_pb2
-from caffe2lite.runtime import flags, registry
+from caffe2lite.runtime import flags, int8_tensor, registry
 from caffe2lite.runtime.errors import (ArgumentError, Caffe2LiteError, KernelContractError,
                                        OperatorError)
 from caffe2lite.runtime.gradient_makers import GradientSlice, get_gradient_for_op
@@ -197,8 +197,9 @@ def check_gradient(op_def, inputs, input_index, output_index=0, stepsize=None, t
 
 # -- a failed op changes nothing ---------------------------------------------------------
 def snapshot(ws=None) -> dict:
-    """Every blob of ``ws`` (default: the current workspace): a host copy of tensors,
-    other values as they are (an empty blob stays None)."""
+    """Every blob of ``ws`` (default: the current workspace): a host copy of tensors (an
+    Int8Tensor with a copy of its data), other values as they are (an empty blob stays
+    None)."""
     ws = current() if ws is None else ws
     held = ws.blob_dict
     return {name: None if held[name] is None else ws.fetch_blob(name) for name in held}
@@ -213,6 +214,10 @@ def assert_unchanged(before: dict, ws=None) -> None:
         f"a failed op added or removed blobs: before {sorted(before)}, after {sorted(after)}")
     for name, value in before.items():
         got = after[name]
+        if int8_tensor.is_int8(value):  # Int8TensorCPU: the same quantization and data
+            assert int8_tensor.is_int8(got) and got[1:] == value[1:], (
+                f"blob '{name}' changed quantization: {value[1:]} -> {got[1:]}")
+            value, got = value.data, got.data
         if not isinstance(value, np.ndarray):
             assert got is value, f"blob '{name}' changed: {value!r} -> {got!r}"
             continue

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from caffe2lite.runtime import int8_tensor
 from caffe2lite.runtime.devices import is_device_array, to_host
 from caffe2lite.runtime.errors import KernelContractError, LimitExceeded
 from caffe2lite.runtime.op_context import input_label, output_label
@@ -78,9 +79,10 @@ def limit_outputs(kernel, op_def, schema, where: str, limit: int):
         results = kernel(ctx, *inputs)
         values = results if isinstance(results, (tuple, list)) else (results,)
         for j, value in enumerate(values[:len(outputs)]):
-            nbytes = getattr(value, "nbytes", 0)
+            nbytes = getattr(value, "nbytes", 0) or _nbytes(value)
             if nbytes > limit and oversized(j, nbytes, inputs):
-                refuse(j, value.shape, value.dtype, nbytes, before=False)
+                array = _array(value)
+                refuse(j, array.shape, array.dtype, nbytes, before=False)
         return results
 
     return limited
@@ -99,8 +101,16 @@ def _inferred(infer, ctx, inputs) -> list:
         return []
 
 
+def _array(value):
+    """The array behind a blob value (an Int8Tensor's data), or None."""
+    if int8_tensor.is_int8(value):
+        return value.data
+    return value if hasattr(value, "dtype") and hasattr(value, "shape") else None
+
+
 def _nbytes(value) -> int:
-    return int(getattr(value, "nbytes", 0)) if hasattr(value, "dtype") else 0
+    array = _array(value)
+    return int(array.nbytes) if array is not None else 0
 
 
 def check_inputs_unchanged(kernel, op_def, schema, where: str):
@@ -134,7 +144,8 @@ def check_inputs_unchanged(kernel, op_def, schema, where: str):
 
 
 def _copy(value):
-    """A host copy of an array input (None for anything else)."""
+    """A host copy of an array input, or of an Int8Tensor's data (None for anything else)."""
+    value = _array(value)
     if is_device_array(value):
         return to_host(value)
     return value.copy() if isinstance(value, np.ndarray) else None
@@ -144,7 +155,7 @@ def _changed(inputs, copies, indices) -> list[int]:
     """The inputs among ``indices`` that differ from their copies; each is put back."""
     changed = []
     for i in indices:
-        before, now = copies[i], inputs[i]
+        before, now = copies[i], _array(inputs[i])
         if before is None:
             continue
         host = to_host(now)
