@@ -132,8 +132,8 @@ def _soft_nms(a, boxes, scores, plus_one):
 def box_with_nms_limit(ctx, scores, boxes, *batch_splits):
     a = ctx.args
     if a["rotated"]:
-        ctx.fail("rotated boxes need NMS over rotated-box overlaps, which caffe2lite does not "
-                 "implement")
+        ctx.fail("argument 'rotated' is set, but rotated boxes need NMS over rotated-box "
+                 "overlaps, which caffe2lite does not implement")
     if a["soft_nms_method"] not in ("linear", "gaussian"):
         ctx.fail(f"Unexpected soft_nms_method {a['soft_nms_method']!r}: 'linear' or "
                  f"'gaussian'")
