@@ -11,7 +11,8 @@ import pytest
 
 from caffe2lite import cli, workspace
 
-CLI = Path(sys.executable).with_name("caffe2lite")  # the console script pip installed
+_SCRIPT = Path(sys.executable).with_name("caffe2lite")  # the console script pip installed
+CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "caffe2lite"]
 
 
 def _run(capsys, *argv):
@@ -25,7 +26,7 @@ def test_a_closed_pipe_is_a_normal_end(argv):
     """`caffe2lite ops | head`: the reader is gone before anything is written (the
     read end is closed at once), so every write meets a broken pipe."""
     read_end, write_end = os.pipe()
-    child = subprocess.Popen([CLI, *argv], stdout=write_end, stderr=subprocess.PIPE)
+    child = subprocess.Popen([*CLI, *argv], stdout=write_end, stderr=subprocess.PIPE)
     os.close(write_end)
     os.close(read_end)
     _, err = child.communicate(timeout=120)

@@ -18,7 +18,8 @@ import pytest
 from caffe2lite.runtime import registry
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = Path(sys.executable).with_name("caffe2lite")  # the console script pip installed
+_SCRIPT = Path(sys.executable).with_name("caffe2lite")  # the console script pip installed
+CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "caffe2lite"]
 
 TRIPLE_OPS = '''
 from caffe2lite.runtime import OpSchema, register_kernel, register_schema
@@ -53,24 +54,23 @@ def _run(argv, cwd, **env):
 
 
 def test_import_flag_before_or_after_the_command_finds_a_module_in_the_current_folder(plugin):
-    assert CLI.exists()
-    unknown = _run([CLI, "ops", "PluginTriple"], plugin)
+    unknown = _run([*CLI, "ops", "PluginTriple"], plugin)
     assert unknown.returncode == 1 and "unknown operator type 'PluginTriple'" in unknown.stderr
-    before = _run([CLI, "--import", "triple_ops", "ops", "PluginTriple"], plugin)
+    before = _run([*CLI, "--import", "triple_ops", "ops", "PluginTriple"], plugin)
     assert before.returncode == 0, before.stderr
     assert before.stdout.startswith("PluginTriple\n") and "Y = 3 X." in before.stdout
-    after = _run([CLI, "run", "net.pbtxt", "--import", "triple_ops"], plugin)
+    after = _run([*CLI, "run", "net.pbtxt", "--import", "triple_ops"], plugin)
     assert after.returncode == 0, after.stderr
     assert "[4.5 4.5]" in after.stdout  # 3 * 1.5
 
 
 def test_a_module_that_cannot_be_imported_is_named_with_its_source(plugin):
-    flag = _run([CLI, "ops", "--import", "no_such_ops", "--import", "triple_ops"], plugin)
+    flag = _run([*CLI, "ops", "--import", "no_such_ops", "--import", "triple_ops"], plugin)
     assert flag.returncode == 1 and "Traceback" not in flag.stderr
     assert flag.stderr == ("caffe2lite: error: operator package 'no_such_ops', named by "
                            "--import no_such_ops, cannot be imported: No module named "
                            "'no_such_ops'\n")
-    env = _run([CLI, "ops", "Relu"], plugin, CAFFE2LITE_IMPORT="triple_ops, gone_ops")
+    env = _run([*CLI, "ops", "Relu"], plugin, CAFFE2LITE_IMPORT="triple_ops, gone_ops")
     assert env.returncode == 1
     assert ("operator package 'gone_ops', named by CAFFE2LITE_IMPORT=triple_ops, gone_ops, "
             "cannot be imported") in env.stderr
@@ -107,7 +107,7 @@ def test_an_entry_point_declares_operators(plugin, monkeypatch):
     monkeypatch.syspath_prepend(str(site))
     assert ("triple_ops", "entry point 'triple' of tripleplugin (group caffe2lite.operators)") \
         in registry.plugin_packages({})
-    done = _run([CLI, "run", "net.pbtxt"], plugin, PYTHONPATH=str(site))
+    done = _run([*CLI, "run", "net.pbtxt"], plugin, PYTHONPATH=str(site))
     assert done.returncode == 0, done.stderr
     assert "[4.5 4.5]" in done.stdout
 
