@@ -9,17 +9,25 @@ takes the same references as strings -- ``"I0"``, ``"O0"``, ``"GO0"``,
     gradient=single_gradient_def("DotProductGradient", ["I0", "I1", "GO0"], ["GI0", "GI1"])
 
 The gradient op gets the forward op's arguments (the runtime copies them, as
-Caffe2's GradientMakerBase did), plus any given here.
+Caffe2's GradientMakerBase did), plus any given here.  With
+``zeros_for_missing=True`` an output that received no gradient (a net that uses
+only one of Moments' two outputs) gets a zero gradient, the output scaled by 0,
+instead of the error Caffe2's GO() raised.
 """
 
 from __future__ import annotations
 
-from caffe2lite.runtime import dense_output_grad, grad_name, make_operator
+from caffe2lite.runtime import dense_output_grad, grad_name, gradient_maker, make_operator
 
 
-def _blob(op_def, g_output, ref: str) -> str:
+def _blob(op_def, g_output, ref: str, zeros: list | None = None) -> str:
     if ref.startswith("GO"):
-        return dense_output_grad(op_def, g_output, int(ref[2:]))
+        i = int(ref[2:])
+        g = dense_output_grad(op_def, g_output, i, optional=zeros is not None)
+        if g is None:
+            g = f"{op_def.output[i]}_grad_zeros"
+            zeros.append(make_operator("Scale", [op_def.output[i]], [g], scale=0.0))
+        return g
     if ref.startswith("GI"):
         return grad_name(op_def.input[int(ref[2:])])
     if ref[0] == "I":
@@ -29,16 +37,20 @@ def _blob(op_def, g_output, ref: str) -> str:
     raise ValueError(f"unknown blob reference {ref!r} (expected I<n>, O<n>, GO<n> or GI<n>)")
 
 
-def single_gradient_def(grad_type: str, inputs, outputs, **args):
+def single_gradient_def(grad_type: str, inputs, outputs, zeros_for_missing=False, **args):
     """A maker giving one ``grad_type`` op from ``inputs`` to ``outputs`` (references
     as in the module doc); the inputs named GI<n> in ``outputs`` get those gradients."""
     def maker(op_def, g_output):
-        op = make_operator(grad_type, [_blob(op_def, g_output, r) for r in inputs],
+        zeros = [] if zeros_for_missing else None
+        op = make_operator(grad_type, [_blob(op_def, g_output, r, zeros) for r in inputs],
                            [_blob(op_def, g_output, r) for r in outputs], **args)
+        if zeros_for_missing:  # the forward arguments go to the gradient op only
+            have = {a.name for a in op.arg}
+            op.arg.extend(a for a in op_def.arg if a.name not in have)
         g_input = [None] * len(op_def.input)
         for ref in outputs:
             if ref.startswith("GI"):
                 g_input[int(ref[2:])] = grad_name(op_def.input[int(ref[2:])])
-        return [op], g_input
+        return (zeros or []) + [op], g_input
     maker.__name__ = f"{grad_type}_maker"
-    return maker
+    return gradient_maker(copy_arguments=False)(maker) if zeros_for_missing else maker

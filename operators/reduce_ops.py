@@ -95,7 +95,7 @@ def _check_dtype(ctx, x, dtypes, i=0):
                  f"{ctx.op_def.type} supports {dtype_names(dtypes)}")
 
 
-def _output_shape(x_shape, axes, keepdims) -> tuple:
+def output_shape(x_shape, axes, keepdims) -> tuple:
     return tuple(1 if i in axes else d for i, d in enumerate(x_shape)
                  if keepdims or i not in axes)
 
@@ -105,7 +105,7 @@ def _forward_kernel(forward, dtypes):
         _check_dtype(ctx, x, dtypes)
         axes = reduced_axes(ctx, x.ndim)
         y = forward(ctx.xp, x, axes).astype(x.dtype, copy=False)
-        return (y.reshape(_output_shape(x.shape, axes, ctx.args["keepdims"])),)
+        return (y.reshape(output_shape(x.shape, axes, ctx.args["keepdims"])),)
     return kernel
 
 
@@ -114,9 +114,9 @@ def _gradient_kernel(gradient, dtypes):
         for i, value in enumerate((dy, x, y)):
             _check_dtype(ctx, value, dtypes, i)
         axes = reduced_axes(ctx, x.ndim)
-        kept = _output_shape(x.shape, axes, True)
+        kept = output_shape(x.shape, axes, True)
         for i, value in ((0, dy), (2, y)):
-            if value.shape not in (kept, _output_shape(x.shape, axes, False)):
+            if value.shape not in (kept, output_shape(x.shape, axes, False)):
                 ctx.fail(f"{ctx.input_label(i)} {tuple(value.shape)} is not the reduced shape "
                          f"of X {tuple(x.shape)} over axes {list(axes)}")
         count = int(np.prod([x.shape[a] for a in axes]))
@@ -130,7 +130,7 @@ def _reduce_shapes(ctx, x):
     if x is None:
         return (None,)
     axes = reduced_axes(ctx, x.ndim)
-    return (TensorSpec(_output_shape(x.shape, axes, ctx.args["keepdims"]), x.dtype),)
+    return (TensorSpec(output_shape(x.shape, axes, ctx.args["keepdims"]), x.dtype),)
 
 
 def _register(op_type, formula, dtypes, forward, gradient):
