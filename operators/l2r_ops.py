@@ -162,7 +162,13 @@ register_schema(OpSchema(
             ("session_lengths", "int32 lengths of the sessions, summing to N")],
     outputs=[("loss", "(sessions,): the loss of each session"),
              ("dY", "(N,): the lambda gradient of each score")],
-    doc="LambdaRank with NDCG weights over sessions; see the module doc for the formulas.",
+    doc="LambdaRank with NDCG weights over the sessions given by session_lengths. Gains "
+        "g = 2^R (R itself with use_ndcg_as_loss and not use_exp_gain), discounts "
+        "d = 1 / log2(rank + 2) of the items ranked by Y (and by R for the ideal IDCG); "
+        "w = max(IDCG, 1e-5) with use_idcg_normalization, else 1. loss = (IDCG - DCG) / w "
+        "with use_ndcg_as_loss, else the sum over pairs i != j of |(g_i - g_j)(d_i - d_j)| "
+        "* log(1 + exp(-(Y_hi - Y_lo))) / w; dY is that pairwise loss's lambda gradient. "
+        "A session whose labels are all 0 gets loss 0 and dY 0.",
     gradient=lambda op_def, g_output: (
         [make_operator("LambdaRankNdcgGradient",
                        [op_def.input[0], op_def.input[2], op_def.output[1],
