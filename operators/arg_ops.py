@@ -8,6 +8,7 @@ unless ``keepdims=0``.  Ties go to the first index, or with
 
 import numpy as np
 
+from caffe2lite.operators._axes import canonical_axis
 from caffe2lite.operators.binary_elementwise import dtype_names
 from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, TensorSpec,
                                 register_kernel, register_schema)
@@ -19,11 +20,7 @@ ARGS = [Arg("axis", "int", -1, "the axis to search (negative: from the end)"),
 
 
 def _axis(ctx, x):
-    axis = ctx.args["axis"]
-    if not -x.ndim <= axis < x.ndim:
-        ctx.fail(f"argument 'axis' = {axis} is out of range for {ctx.input_label(0)} of rank "
-                 f"{x.ndim}")
-    return axis % x.ndim
+    return canonical_axis(ctx, ctx.args["axis"], x.ndim)
 
 
 def _shape(ctx, x, axis):

@@ -12,16 +12,10 @@
 from math import prod
 
 from caffe2lite.operators._gradient_defs import single_gradient_def
-from caffe2lite.operators._storage_order import ORDER_ARG, channel_axis, per_channel_shape
+from caffe2lite.operators._storage_order import ORDER_ARG, batch_channel_axis, per_channel_shape
 from caffe2lite.operators._train_common import check_float
 from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, TensorSpec,
                                 register_kernel, register_schema, same_as)
-
-
-def _channels(ctx, x):
-    if x.ndim < 2:
-        ctx.fail(f"{ctx.input_label(0)} {tuple(x.shape)} needs a batch and a channel axis")
-    return channel_axis(ctx, x.ndim)
 
 
 SHUFFLE_ARGS = [Arg("group", "int", 1, "G: the channels are viewed as (G, C / G)"), ORDER_ARG]
@@ -44,7 +38,7 @@ register_schema(OpSchema(
 
 def _shuffle(ctx, x, inverse):
     check_float(ctx, 0, x)
-    axis = _channels(ctx, x)
+    axis = batch_channel_axis(ctx, x)
     c, g = x.shape[axis], ctx.args["group"]
     if g <= 0 or c % g:
         ctx.fail(f"the {c} channels of {ctx.input_label(0)} {tuple(x.shape)} do not split "
@@ -63,7 +57,7 @@ register_kernel("ChannelShuffleGradient", devices=("CPU", "CUDA"))(
 def _stats_shapes(ctx, x):
     if x is None:
         return (None, None)
-    spec = TensorSpec((x.shape[_channels(ctx, x)],), x.dtype)
+    spec = TensorSpec((x.shape[batch_channel_axis(ctx, x)],), x.dtype)
     return (spec, spec)
 
 
@@ -79,7 +73,7 @@ register_schema(OpSchema(
 @register_kernel("ChannelStats", devices=("CPU", "CUDA"))
 def channel_stats(ctx, x):
     check_float(ctx, 0, x)
-    axis = _channels(ctx, x)
+    axis = batch_channel_axis(ctx, x)
     others = tuple(d for d in range(x.ndim) if d != axis)
     return x.sum(axis=others), (x * x).sum(axis=others)
 

@@ -13,6 +13,7 @@ from math import prod
 import numpy as np
 
 from caffe2lite.operators import _native_dense, _parallel
+from caffe2lite.operators._axes import canonical_axis
 from caffe2lite.runtime import (Arg, OpCost, OpSchema, TensorSpec, dense_output_grad, grad_name,
                                 make_operator, register_kernel, register_schema)
 
@@ -60,7 +61,7 @@ def _fc_gradient_shapes(ctx, X, W, dY):
     """(dW, db, dX): shaped like W, (N,) and X."""
     if W is None:
         return (None, None, X)
-    axis_w = _canonical(ctx, ctx.args["axis_w"], W.ndim, "axis_w")
+    axis_w = canonical_axis(ctx, ctx.args["axis_w"], W.ndim, "axis_w")
     N = prod(W.shape[axis_w:] if _transposed(ctx) else W.shape[:axis_w])
     return (W, TensorSpec((N,), W.dtype), X)
 
@@ -93,16 +94,11 @@ def _transposed(ctx) -> bool:
     return ctx.op_def.type.startswith("FCTransposed")
 
 
-def _canonical(ctx, axis, ndim, arg):
-    if not -ndim <= axis < ndim:
-        ctx.fail(f"argument '{arg}' = {axis} is out of range for a tensor of rank {ndim}")
-    return axis + ndim if axis < 0 else axis
-
 
 def _flat_shapes(ctx, X, W):
     """(M, K, N) after flattening X at axis and W at axis_w, checking that K agrees."""
-    axis = _canonical(ctx, ctx.args["axis"], X.ndim, "axis")
-    axis_w = _canonical(ctx, ctx.args["axis_w"], W.ndim, "axis_w")
+    axis = canonical_axis(ctx, ctx.args["axis"], X.ndim, "axis")
+    axis_w = canonical_axis(ctx, ctx.args["axis_w"], W.ndim, "axis_w")
     M, K = prod(X.shape[:axis]), prod(X.shape[axis:])
     N, K_w = prod(W.shape[:axis_w]), prod(W.shape[axis_w:])
     if _transposed(ctx):

@@ -14,6 +14,7 @@ agrees with Caffe2 wherever its result was right.
 
 from math import prod
 
+from caffe2lite.operators._axes import canonical_axis
 from caffe2lite.operators._train_common import check_float
 from caffe2lite.runtime import (Arg, OpSchema, TensorSpec, dense_output_grad, grad_name,
                                 gradient_maker, make_operator, register_kernel,
@@ -46,16 +47,11 @@ def matmul_gradient_maker(op_def, g_output):
     return ops, [grad_name(a), grad_name(b)]
 
 
-def _canonical(ctx, axis, ndim, arg):
-    if not -ndim <= axis < ndim:
-        ctx.fail(f"argument '{arg}' = {axis} is out of range for a tensor of rank {ndim}")
-    return axis + ndim if axis < 0 else axis
-
 
 def _matrix_dims(ctx, shape, which):
     """(rows, cols) of input ``which`` (0: A, 1: B) after flattening and transposing."""
     name = "ab"[which]
-    axis = _canonical(ctx, ctx.args[f"axis_{name}"], len(shape), f"axis_{name}")
+    axis = canonical_axis(ctx, ctx.args[f"axis_{name}"], len(shape), f"axis_{name}")
     dims = prod(shape[:axis]), prod(shape[axis:])
     return dims[::-1] if ctx.args[f"trans_{name}"] else dims
 

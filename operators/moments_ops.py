@@ -15,7 +15,7 @@ from math import prod
 import numpy as np
 
 from caffe2lite.operators._gradient_defs import single_gradient_def
-from caffe2lite.operators._storage_order import ORDER_ARG, channel_axis
+from caffe2lite.operators._storage_order import ORDER_ARG, batch_channel_axis
 from caffe2lite.operators._train_common import check_float
 from caffe2lite.operators.reduce_ops import REDUCE_ARGS, output_shape, reduced_axes
 from caffe2lite.runtime import OpSchema, TensorSpec, register_kernel, register_schema
@@ -75,15 +75,14 @@ def moments_gradient(ctx, dmean, dvar, x, mean):
 
 
 def _channels(ctx, x) -> int:
-    if x.ndim < 2:
-        ctx.fail(f"{ctx.input_label(0)} {tuple(x.shape)} needs a batch and a channel axis")
-    return x.shape[channel_axis(ctx, x.ndim)]
+    return x.shape[batch_channel_axis(ctx, x)]
 
 
 def _batch_layout(ctx, x):
     """(X viewed as (N, C, HxW), or (N * HxW, C) for NHWC; the axes to reduce; C)."""
-    c = _channels(ctx, x)
-    if channel_axis(ctx, x.ndim) == 1:
+    axis = batch_channel_axis(ctx, x)
+    c = x.shape[axis]
+    if axis == 1:
         return x.reshape(x.shape[0], c, prod(x.shape[2:])), (0, 2), c
     return x.reshape(prod(x.shape[:-1]), c), (0,), c
 

@@ -24,8 +24,9 @@ from math import prod
 
 import numpy as np
 
+from caffe2lite.operators._axes import canonical_axis
 from caffe2lite.operators._gradient_defs import single_gradient_def
-from caffe2lite.operators._storage_order import ORDER_ARG, ORDERS
+from caffe2lite.operators._storage_order import ORDER_ARG, batch_channel_axis
 from caffe2lite.operators._train_common import check_float
 from caffe2lite.runtime import (Arg, GradientError, OpSchema, TensorSpec, dense_output_grad,
                                 grad_name, make_operator, register_kernel, register_schema)
@@ -59,11 +60,7 @@ LAYER_NORM_ARGS = [
 
 
 def _layer_rows(ctx, x):
-    axis = ctx.args["axis"]
-    if not -x.ndim <= axis < x.ndim:
-        ctx.fail(f"argument 'axis' = {axis} is out of range for {ctx.input_label(0)} of rank "
-                 f"{x.ndim}")
-    axis %= x.ndim
+    axis = canonical_axis(ctx, ctx.args["axis"], x.ndim)
     return axis, prod(x.shape[:axis]), prod(x.shape[axis:])
 
 
@@ -170,17 +167,13 @@ def layer_norm_gradient(ctx, dy, y, mean, std, x, *gamma):
 def _grouped(ctx, x, groups):
     """X viewed as (N, G, D, S) for NCHW or (N, S, G, D) for NHWC; returns (view, the
     (G, D) axes of the view, the statistics axes, the parameter view shape)."""
-    order = ctx.args["order"]
-    if order not in ORDERS:
-        ctx.fail(f"argument 'order' must be 'NCHW' or 'NHWC', got {order!r}")
-    if x.ndim < 2:
-        ctx.fail(f"{ctx.input_label(0)} {tuple(x.shape)} needs a batch and a channel axis")
-    channels = x.shape[1] if order == "NCHW" else x.shape[-1]
+    nchw = batch_channel_axis(ctx, x) == 1
+    channels = x.shape[1] if nchw else x.shape[-1]
     if groups <= 0 or channels % groups:
         ctx.fail(f"the {channels} channels of {ctx.input_label(0)} {tuple(x.shape)} do not split "
                  f"into {groups} groups")
     n, d, s = x.shape[0], channels // groups, prod(x.shape) // max(x.shape[0] * channels, 1)
-    if order == "NCHW":
+    if nchw:
         return x.reshape(n, groups, d, s), (2, 3), (1, groups, d, 1), (0, 3)
     return x.reshape(n, s, groups, d), (1, 3), (1, 1, groups, d), (0, 1)
 
@@ -277,9 +270,7 @@ def _instance_norm_gradient_maker(op_def, g_output):
 
 
 def _channels(ctx, x):
-    if x.ndim < 2:
-        ctx.fail(f"{ctx.input_label(0)} {tuple(x.shape)} needs a batch and a channel axis")
-    return x.shape[1] if ctx.args["order"] == "NCHW" else x.shape[-1]
+    return x.shape[batch_channel_axis(ctx, x)]
 
 
 register_schema(OpSchema(

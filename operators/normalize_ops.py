@@ -10,6 +10,7 @@
   2 X dnorm for p=2, divided by X.size with ``average``.
 """
 
+from caffe2lite.operators._axes import canonical_axis
 from caffe2lite.operators._gradient_defs import single_gradient_def
 from caffe2lite.operators._train_common import check_float
 from caffe2lite.runtime import (Arg, OpSchema, TensorSpec, register_kernel, register_schema,
@@ -21,11 +22,7 @@ AXIS = [Arg("axis", "int", -1, "the axis to normalize along")]
 
 def _axis(ctx, x, i=0):
     check_float(ctx, i, x)
-    axis = ctx.args["axis"]
-    if not -x.ndim <= axis < x.ndim:
-        ctx.fail(f"argument 'axis' = {axis} is out of range for {ctx.input_label(i)} of rank "
-                 f"{x.ndim}")
-    return axis % x.ndim
+    return canonical_axis(ctx, ctx.args["axis"], x.ndim)
 
 
 register_schema(OpSchema(
