@@ -30,7 +30,7 @@ def add_tensor(net, name, blob):
     """Append to NetDef ``net`` the fill op that writes array ``blob`` into ``name``.
 
     uint8 arrays travel as one byte string (far smaller than a list of ints);
-    object arrays must hold bytes (strings for post-processing)."""
+    object arrays must hold strings (bytes, or str, stored UTF-8 encoded)."""
     if blob.dtype not in _FILL_FOR_DTYPE:
         raise TypeError(f"mobile_exporter: blob '{name}' has dtype {blob.dtype}; Caffe2's "
                         f"exporter stores {sorted(str(d) for d in _FILL_FOR_DTYPE)}")
@@ -38,7 +38,9 @@ def add_tensor(net, name, blob):
     if blob.dtype == np.dtype("uint8"):
         values = [blob.tobytes()]
     if blob.dtype == np.dtype("O"):
-        for value in blob.flat:
+        # Caffe2's string tensors hold bytes; a blob fed Python str holds str here
+        values = [v.encode("utf-8") if isinstance(v, str) else v for v in blob.flat]
+        for value in values:
             assert isinstance(value, bytes), f"blob '{name}': string tensors must hold bytes"
     op = core.CreateOperator(_FILL_FOR_DTYPE[blob.dtype], [], [name], arg=[
         utils.MakeArgument("shape", blob.shape),
