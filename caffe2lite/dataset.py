@@ -19,20 +19,30 @@ from caffe2lite.dataio import Reader, Writer
 from caffe2lite.schema import InitEmptyRecord, Struct, from_blob_list, from_column_list
 
 
-class _DatasetReader(Reader):
-    def __init__(self, dataset, name, batch_size=1, enforce_batch_size=False):
-        """Use Dataset.reader()."""
+class _CursorReader(Reader):
+    """What both dataset readers share: a TreeCursor made in the init net, and reset."""
+
+    def __init__(self, dataset, name):
         Reader.__init__(self, dataset.content())
         self.dataset = dataset
         self.name = name or (dataset.name + "_cursor")
-        self.batch_size = batch_size
-        self.enforce_batch_size = enforce_batch_size
         self.cursor = None
 
     def setup_ex(self, init_net, exit_net):
         if self.cursor is None:
             self.cursor = init_net.CreateTreeCursor(
                 [], init_net.NextScopedBlob(self.name), fields=self.dataset.fields)
+
+    def reset(self, net):
+        net.ResetCursor([self.cursor], [])
+
+
+class _DatasetReader(_CursorReader):
+    def __init__(self, dataset, name, batch_size=1, enforce_batch_size=False):
+        """Use Dataset.reader()."""
+        super().__init__(dataset, name)
+        self.batch_size = batch_size
+        self.enforce_batch_size = enforce_batch_size
 
     def read(self, read_net):
         assert self.cursor, "setup not called."
@@ -44,30 +54,16 @@ class _DatasetReader(Reader):
             fields = core.output_to_list(fields)
             return read_net.IsEmpty([fields[0]]), fields
 
-    def reset(self, net):
-        net.ResetCursor([self.cursor], [])
 
-
-class _DatasetRandomReader(Reader):
+class _DatasetRandomReader(_CursorReader):
     def __init__(self, dataset, name, indices, batch_size=1, loop_over=False,
                  enforce_batch_size=False):
         """Use Dataset.random_reader()."""
-        Reader.__init__(self, dataset.content())
-        self.dataset = dataset
-        self.cursor = None
-        self.name = name or (dataset.name + "_cursor")
+        super().__init__(dataset, name)
         self.indices = indices
         self.batch_size = batch_size
         self.loop_over = loop_over
         self.enforce_batch_size = enforce_batch_size
-
-    def setup_ex(self, init_net, exit_net):
-        if self.cursor is None:
-            self.cursor = init_net.CreateTreeCursor(
-                [], init_net.NextScopedBlob(self.name), fields=self.dataset.fields)
-
-    def reset(self, net):
-        net.ResetCursor([self.cursor], [])
 
     def computeoffset(self, net):
         self.reset(net)

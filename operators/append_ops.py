@@ -9,6 +9,7 @@ and a bad batch appends nothing.
 
 import numpy as np
 
+from caffe2lite.operators.atomic_iter import check_mutex
 from caffe2lite.runtime import SHOULD_NOT_DO_GRADIENT, OpSchema, register_kernel, \
     register_schema
 
@@ -55,10 +56,7 @@ register_schema(OpSchema(
 
 @register_kernel("AtomicAppend", devices=("CPU", "CUDA"))
 def atomic_append(ctx, mutex, *columns):
-    if not (hasattr(mutex, "acquire") and hasattr(mutex, "release")):
-        ctx.fail(f"{ctx.input_label(0)} must hold a mutex made by CreateMutex, got "
-                 f"{type(mutex).__name__}")
     n = len(ctx.op_def.output)
-    with mutex:
+    with check_mutex(ctx, mutex, 0):
         return tuple(_appended(ctx, columns[i], columns[n + i], 1 + i, 1 + n + i)
                      for i in range(n))

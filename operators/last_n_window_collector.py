@@ -11,6 +11,7 @@ row seen.
 
 import numpy as np
 
+from caffe2lite.operators.atomic_iter import check_mutex
 from caffe2lite.runtime import SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, TensorSpec, \
     register_kernel, register_schema
 
@@ -81,14 +82,11 @@ def _collect(ctx, buffer, next_, data, visited):
 
 @register_kernel("LastNWindowCollector", devices=("CPU",))
 def last_n_window_collector(ctx, buffer, next_, data, mutex=None, visited=None):
-    if mutex is not None and not (hasattr(mutex, "acquire") and hasattr(mutex, "release")):
-        ctx.fail(f"{ctx.input_label(3)} must hold a mutex made by CreateMutex, got "
-                 f"{type(mutex).__name__}")
     if len(ctx.op_def.output) == 3 and visited is None:
         ctx.fail("output 2 (NUM_VISITED) needs input 4 (NUM_VISITED), the same blob")
     if mutex is None:
         result = _collect(ctx, buffer, next_, data, visited)
     else:
-        with mutex:
+        with check_mutex(ctx, mutex, 3):
             result = _collect(ctx, buffer, next_, data, visited)
     return result[:len(ctx.op_def.output)]
