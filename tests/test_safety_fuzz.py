@@ -3,13 +3,13 @@
 Whatever the mutation, only caffe2lite errors may escape, an op that fails
 leaves every blob as it was, and every change to a checksummed checkpoint is
 caught by Load.  The nets come from ../shared/nets (skipped with the reason
-where it is absent); each run is bounded by hypothesis' example count and a
-wall-clock budget, so the file stays a few seconds long.
+where it is absent); each run is bounded by hypothesis' example count, so the
+file stays a few seconds long.  (A wall-clock budget that skipped the examples
+left once it ran out made hypothesis see the same draws end early, which it
+reports as a flaky strategy: the count is the bound.)
 """
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import pytest
@@ -23,7 +23,6 @@ from caffe2lite.runtime import registry
 from helpers import assert_unchanged, snapshot
 
 MAX_NET_BYTES = 20_000  # the small real nets: fast to run op by op
-BUDGET_S = 4.0  # wall-clock seconds each fuzz test may spend on examples
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
@@ -34,27 +33,13 @@ HOSTILE_SHAPES = [[10**6, 10**6], [-1], [], [2**40], [0, 3]]
 HOSTILE_STRINGS = ["../escape.minidb", "/etc/passwd", "", "minidb", "%s%s%n", "a\0b"]
 
 
-class Budget:
-    """Skips the work of a test's examples once BUDGET_S seconds are spent.
-
-    An example asks only after drawing everything it draws: hypothesis replays choice
-    sequences and requires each to draw the same way every time, so an example that
-    stopped drawing because the clock ran out (where an earlier run of the same choices
-    drew on) fails as FlakyStrategyDefinition on a busy machine."""
-
-    def __init__(self):
-        self.start = time.monotonic()
-
-    def over(self) -> bool:
-        return time.monotonic() - self.start > BUDGET_S
-
-
 @pytest.fixture(scope="module")
 def real_nets():
-    from conftest import NETS_DIR, NETS_MISSING
+    from conftest import NETS_DIR
 
     if not NETS_DIR.is_dir():
-        pytest.skip(NETS_MISSING)
+        pytest.skip(f"shared nets folder {NETS_DIR} is absent (only in the project's "
+                    f"workplace checkout)")
     known = set(registry.schemas())
     nets = []
     for path in sorted(NETS_DIR.iterdir()):
@@ -136,15 +121,11 @@ def confined_root(tmp_path):
 
 
 def test_mutated_real_nets_fail_only_with_caffe2lite_errors(real_nets, confined_root):
-    budget = Budget()
-
     @FUZZ
     @given(data=st.data())
     def run(data):
         name, init, net_def = data.draw(st.sampled_from(real_nets))
         net = _mutate(net_def, data)
-        if budget.over():
-            return
         _confined(confined_root)
         if init is not None:
             try:
@@ -169,8 +150,6 @@ def test_mutated_real_nets_fail_only_with_caffe2lite_errors(real_nets, confined_
 
 
 def test_mutated_net_bytes_parse_or_fail_cleanly(real_nets, confined_root):
-    budget = Budget()
-
     @FUZZ
     @given(data=st.data())
     def run(data):
@@ -191,8 +170,6 @@ def test_mutated_net_bytes_parse_or_fail_cleanly(real_nets, confined_root):
                 raw[at:at] = data.draw(st.binary(min_size=1, max_size=8))
             else:  # deep nesting inside an argument (text) or junk (binary)
                 raw[at:at] = b"arg { n { op { " * 150
-        if budget.over():
-            return
         _confined(confined_root)
         before = snapshot()
         try:
@@ -221,8 +198,6 @@ def test_every_mutation_of_a_checksummed_checkpoint_is_caught(checkpoint):
     good = checkpoint.read_bytes()
     workspace.FeedBlob("emb", np.zeros((8, 4), np.float32))
     before = snapshot()
-    budget = Budget()
-
     @FUZZ
     @given(data=st.data())
     def run(data):
@@ -241,10 +216,10 @@ def test_every_mutation_of_a_checksummed_checkpoint_is_caught(checkpoint):
                 raw[at], raw[other] = raw[other], raw[at]
             if not raw:
                 raw = bytearray(b"\0")
-        load_all = data.draw(st.booleans())
-        if bytes(raw) == good or budget.over():
+        if bytes(raw) == good:
             return
         checkpoint.write_bytes(bytes(raw))
+        load_all = data.draw(st.booleans())
         with pytest.raises(DBError):
             workspace.RunOperatorOnce(core.CreateOperator(
                 "Load", [], [] if load_all else ["emb", "step", "half", "tag"],
