@@ -537,6 +537,19 @@ class Net:
         return getattr(self, fill)([], blob_out or 1, shape=list(array.shape),
                                    values=array.reshape(-1).tolist())
 
+    def DeduplicateGradientSlices(self, g, aggregator="sum"):  # noqa: N802
+        """A GradientSlice with each index once: Unique of the indices, and the values
+        of repeated indices summed (``aggregator="sum"``) or averaged ("mean")."""
+        assert isinstance(g, GradientSlice)
+        unique, remapping = self.Unique([g.indices], 2, engine="SparseHash")
+        if aggregator.lower() == "sum":
+            new_g = self.UnsortedSegmentSum([g.values, remapping], 1)
+        elif aggregator.lower() == "mean":
+            new_g = self.UnsortedSegmentMean([g.values, remapping], 1)
+        else:
+            raise ValueError(f"{aggregator} is not supported")
+        return GradientSlice(indices=unique, values=new_g)
+
     def RunAllOnGPU(self, gpu_id=0, use_cudnn=False):  # noqa: N802
         self._net.device_option.CopyFrom(DeviceOption(caffe2_pb2.CUDA, gpu_id))
         for op in self._net.op:
