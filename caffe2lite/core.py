@@ -39,6 +39,10 @@ for _name, _value in caffe2_pb2.TensorProto.DataType.items():
     setattr(DataType, _name, _value)
 
 def IsOperator(op_type) -> bool:  # noqa: N802
+    """An op type with a schema and a kernel, or an engine's registry key
+    ("Ftrl_ENGINE_SIMD"), as Caffe2's registered operators listed both."""
+    if "_ENGINE_" in op_type:
+        return registry_key_exists(op_type)
     return registry.get_schema(op_type) is not None and any(
         t == op_type for (t, _d, _e) in registry.kernels())
 

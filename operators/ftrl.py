@@ -9,6 +9,8 @@ with gradient g (alpha may also come as a 1-element 4th/5th input):
          0                                                                   otherwise
 
 The sparse op updates the rows ``indices`` name in place, in index order.
+Caffe2 also registered SIMD engines of both ops (build_ftrl asks for them by
+default); here engine "SIMD" is the same NumPy kernel.
 """
 
 import numpy as np
@@ -80,6 +82,7 @@ def check_n_z(ctx, var, n_z, n_z_i=1):
 
 
 @register_kernel("Ftrl", devices=("CPU", "CUDA"))
+@register_kernel("Ftrl", devices=("CPU",), engine="SIMD")
 def ftrl(ctx, var, n_z, grad, alpha=None):
     for i, value in ((0, var), (1, n_z), (2, grad)):
         check_float32(ctx, i, value)
@@ -94,6 +97,7 @@ def ftrl(ctx, var, n_z, grad, alpha=None):
 
 
 @register_kernel("SparseFtrl", devices=("CPU", "CUDA"))
+@register_kernel("SparseFtrl", devices=("CPU",), engine="SIMD")
 def sparse_ftrl(ctx, var, n_z, indices, grad, alpha=None):
     check_float32(ctx, 1, n_z)
     check_n_z(ctx, var, n_z)

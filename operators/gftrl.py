@@ -7,7 +7,8 @@ FTRL and ||z'_j|| the L2 norm of the new z over the column,
     w' = z' * (lambda1 * sqrt(output_dim) / ||z'_j|| - 1) / ((beta + sqrt(n')) / alpha + lambda2)
          when ||z'_j|| > lambda1 * sqrt(output_dim), else 0
 
-so a whole input feature is switched off together.
+so a whole input feature is switched off together.  Engine "SIMD" (Caffe2's
+vectorised kernel) is the same NumPy kernel here.
 """
 
 import numpy as np
@@ -20,7 +21,7 @@ from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, OpSchema, register_kerne
 F32 = np.float32
 
 register_schema(OpSchema(
-    "GFtrl", num_inputs=(3, 4), num_outputs=2, allow_inplace={(0, 0)},
+    "GFtrl", num_inputs=(3, 4), num_outputs=2, allow_inplace={(0, 0), (1, 1)},
     infer_shapes=same_as(0, 1),
     inputs=[("var", "weights (output_dim, input_dim...)"),
             ("n_z", "(n, z) per weight: var.shape + (2,)"), ("grad", "gradient"),
@@ -32,6 +33,7 @@ register_schema(OpSchema(
 
 
 @register_kernel("GFtrl", devices=("CPU", "CUDA"))
+@register_kernel("GFtrl", devices=("CPU",), engine="SIMD")
 def gftrl(ctx, var, n_z, grad, alpha=None):
     xp = ctx.xp
     for i, value in ((0, var), (1, n_z), (2, grad)):
