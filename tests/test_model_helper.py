@@ -17,7 +17,9 @@ from placeholder_ops import missing
 def test_defaults_and_nets():
     model = model_helper.ModelHelper()
     assert model.name == "model" and model.init_params
-    assert model.net.Name() == "model" and model.param_init_net.Name() == "model_init"
+    # net names are made unique per process, as in Caffe2 ("model", "model_1", ...)
+    assert model.net.Name().startswith("model")
+    assert model.param_init_net.Name().startswith("model_init")
     assert model.arg_scope == {"order": "NCHW", "use_cudnn": True,
                                "cudnn_exhaustive_search": False}
     other = model_helper.ModelHelper(name="m", arg_scope={"order": "NHWC"})
