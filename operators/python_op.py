@@ -27,6 +27,7 @@ import numpy as np
 
 from caffe2lite.runtime import (Arg, OpSchema, grad_name, make_operator, once_per_op,
                                 register_kernel, register_schema)
+from caffe2lite.runtime.errors import Caffe2LiteError, OperatorError
 from caffe2lite.runtime.serialization import numpy_dtype
 
 _functions: dict[str, list] = {}   # token -> [f, grad_f, pass_workspace]
@@ -126,15 +127,30 @@ def _run(ctx, function, inputs, pass_workspace):
     out_values = [_private(ctx.workspace.blobs.get(name)) for name in ctx.op_def.output]
     in_handles = [PythonTensor(in_values, i) for i in range(len(in_values))]
     out_handles = [PythonTensor(out_values, i) for i in range(len(out_values))]
-    if pass_workspace:
-        function(in_handles, out_handles, ctx.workspace)
-    else:
-        function(in_handles, out_handles)
-    for i, value in enumerate(out_values):
-        if value is None:
-            ctx.fail(f"the Python function left output {i} ('{ctx.op_def.output[i]}') "
-                     f"unset: give it a shape (reshape / feed / init)")
-    return tuple(out_values)
+    try:
+        if pass_workspace:
+            function(in_handles, out_handles, ctx.workspace)
+        else:
+            function(in_handles, out_handles)
+    except Caffe2LiteError:
+        raise
+    except Exception as exc:
+        raise _as_operator_error(ctx, exc) from exc
+    # an output the function never touched is an empty float tensor, as Caffe2 left it
+    return tuple(np.empty((0,), np.float32) if value is None else value
+                 for value in out_values)
+
+
+def _as_operator_error(ctx, exc):
+    """The function's exception as an error of both kinds: the runtime's OperatorError
+    (naming the op) and the function's own class, so ``except CustomError`` around a
+    run still catches it, as it did in Caffe2."""
+    message = f"{ctx.where}: {type(exc).__name__}: {exc}"
+    try:
+        both = type(type(exc).__name__, (OperatorError, type(exc)), {})
+        return both(message)
+    except TypeError:  # a class that cannot be combined (layout) or constructed so
+        return OperatorError(message)
 
 
 def _python_gradient(op_def, g_output):

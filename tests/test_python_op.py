@@ -43,16 +43,27 @@ def test_function_sees_tensor_handles_and_writes_outputs():
     np.testing.assert_array_equal(workspace.FetchBlob("x"), x)  # inputs are not written
 
 
-def test_exception_propagates_and_leaves_blobs_unchanged():
+class CustomError(Exception):
+    pass
+
+
+def test_exception_propagates_as_its_own_class_and_leaves_blobs_unchanged():
     def f(inputs, outputs):
         outputs[0].feed(np.ones(3, np.float32))
-        raise RuntimeError("This is an intentional exception.")
+        raise CustomError("This is an intentional exception.")
 
     workspace.FeedBlob("y", np.zeros(2, np.float32))
     before = snapshot()
-    with pytest.raises(RuntimeError, match="This is an intentional exception."):
+    with pytest.raises(CustomError, match="This is an intentional exception.") as caught:
         workspace.RunOperatorOnce(core.CreatePythonOperator(f, [], ["y"]))
+    assert isinstance(caught.value, RuntimeError) and "op Python" in str(caught.value)
     assert_unchanged(before)
+
+
+def test_untouched_output_is_an_empty_float_tensor():
+    workspace.RunOperatorOnce(core.CreatePythonOperator(lambda i, o: None, [], ["y"]))
+    out = workspace.FetchBlob("y")
+    assert out.dtype == np.float32 and out.shape == (0,)
 
 
 def test_net_python_with_builder_tuple_and_workspace():
