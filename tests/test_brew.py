@@ -342,3 +342,18 @@ def test_param_tags_of_conv_and_normalization():
     info = model.get_param_info(core.BlobReference("bn_rm"))
     assert info.shape == [2]
     assert ParameterTags.COMPUTED_PARAM == "COMPUTED_PARAM"
+
+
+def test_cnn_model_helper_methods_call_the_helpers_with_its_layout():
+    from caffe2lite.cnn import CNNModelHelper
+
+    model = CNNModelHelper(order="NHWC", name="cnn", use_cudnn=False)
+    assert model.arg_scope["order"] == "NHWC" and model.name == "cnn"
+    conv = model.Conv("data", "conv", 3, 8, 3, weight_init=model.MSRAInit)
+    model.MaxPool(model.Relu(conv, "relu"), "pool", kernel=2, stride=2)
+    model.FC("pool", "fc", 8, 2, weight_init=model.ConstantInit(0.5))
+    assert op_types(model) == ["Conv", "Relu", "MaxPool", "FC"]
+    assert all(args_of(op).get("order") == "NHWC" for op in model.net.Proto().op[:3])
+    assert init_ops(model)["conv_w"] == ("MSRAFill", [8, 3, 3, 3])
+    with pytest.raises(ValueError, match="storage order"):
+        CNNModelHelper(order="NCWH")
