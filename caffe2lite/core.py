@@ -328,6 +328,8 @@ class Net:
         self._net = caffe2_pb2.NetDef()
         self._next_name_index = 0
         self._next_blob_name_ids = {}
+        self._input_record = None
+        self._output_record = None
         if isinstance(name_or_proto, caffe2_pb2.NetDef):
             self._net.CopyFrom(name_or_proto)
             existing = set(self._net.external_input)
@@ -441,6 +443,71 @@ class Net:
     def external_outputs(self):
         return [BlobReference(s, self) for s in self._net.external_output]
 
+    # -- records (caffe2lite.schema fields naming this net's blobs) ------------
+    # caffe2lite.schema imports this module, so these work through the record's
+    # own methods (clone_schema, all_scalars, field_names, set_value, +) rather
+    # than importing it back.
+    def input_record(self):
+        return self._input_record
+
+    def output_record(self):
+        return self._output_record
+
+    def set_input_record(self, input_record):
+        """Declare the net's input record; a schema without blobs gets a new blob
+        per column (``NextScopedBlob(column)`` under the net's name scope), as
+        schema.NewRecord would.  The blobs become external inputs."""
+        assert self._input_record is None or (
+            input_record.has_blobs()
+            and set(input_record.field_blobs()) == set(self._input_record.field_blobs())), \
+            "Input schema cannot be reset"
+        if not input_record.has_blobs():
+            with NameScope(self.Name()):
+                record = input_record.clone_schema()
+                for scalar, column in zip(record.all_scalars(), record.field_names()):
+                    scalar.set_value(self.NextScopedBlob(prefix=column), unsafe=True)
+            self._input_record = record
+        else:
+            self._input_record = input_record
+        existing = set(self._net.external_input)
+        for blob in self._input_record.field_blobs():
+            if str(blob) not in existing:
+                self.AddExternalInput(blob)
+                existing.add(str(blob))
+        return self._input_record
+
+    def set_output_record(self, record):
+        """Declare the net's output record: its blobs must be defined here and
+        become external outputs."""
+        assert self._output_record is None or (
+            record.has_blobs()
+            and set(record.field_blobs()) == set(self._output_record.field_blobs())), \
+            "Output schema cannot be reset"
+        for blob in record.field_blobs():
+            assert self.BlobIsDefined(blob), f"{blob} is not defined in net {self.Name()}"
+        for blob in record.field_blobs():
+            if str(blob) not in self._net.external_output:
+                self.AddExternalOutput(BlobReference(str(blob), self))
+        self._output_record = record
+
+    def AppendOutputRecordField(self, field_name, record):  # noqa: N802
+        """Add ``record`` to the output record (a Struct) as field ``field_name``."""
+        assert self._output_record is not None, "Tried to append to missing output record"
+        for blob in record.field_blobs():
+            assert self.BlobIsDefined(blob), f"{blob} is not defined"
+        for blob in record.field_blobs():
+            self.AddExternalOutput(BlobReference(str(blob), self))
+        # Only a Struct can be added to (Struct + Struct); build the new field
+        # with the output record's own class.
+        self._output_record = self._output_record + type(self._output_record)(
+            (field_name, record))
+
+    def _record_copy(self, record, remap, net):
+        copy = record.clone_schema()
+        for scalar, blob in zip(copy.all_scalars(), record.field_blobs()):
+            scalar.set_value(BlobReference(remap.get(str(blob), str(blob)), net), unsafe=True)
+        return copy
+
     def Clone(self, name, blob_remap=None, op_id_mask=None, remap_funcs=None,  # noqa: N802
               keep_schema=True, update_external_list=False):
         """A copy under a new name; ``blob_remap`` renames blobs, ``op_id_mask`` keeps some ops.
@@ -474,7 +541,13 @@ class Net:
             proto.external_input[:] = list(read_first)
             proto.external_output[:] = [b for b in written if b not in consumed]
         proto.name = name
-        return Net(proto)
+        clone = Net(proto)
+        if keep_schema:
+            if self._input_record is not None:
+                clone._input_record = self._record_copy(self._input_record, remap, clone)
+            if self._output_record is not None:
+                clone._output_record = self._record_copy(self._output_record, remap, clone)
+        return clone
 
     def ClonePartial(self, name, inputs, outputs, remap_funcs=None):  # noqa: N802
         """(new net, refs to its outputs): only the ops that compute ``outputs`` from ``inputs``.

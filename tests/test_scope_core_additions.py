@@ -101,3 +101,32 @@ def test_build_unique_mutex_iter_makes_one_counter_on_the_cpu():
     workspace.RunNetOnce(init)
     workspace.RunNetOnce(net)
     assert workspace.FetchBlob("optimizer_iteration").tolist() == [6]
+
+
+def test_net_records_as_caffe2_kept_them():
+    # Caffe2's Net: input_record / output_record start as None; set_input_record
+    # gives a schema without blobs a new scoped blob per column and makes them
+    # external inputs; set_output_record needs defined blobs and makes them external
+    # outputs; AppendOutputRecordField adds a Struct field; Clone keeps both records,
+    # renamed by blob_remap.
+    schema = pytest.importorskip("caffe2lite.schema")
+    net = core.Net("records")
+    assert net.input_record() is None and net.output_record() is None
+    rec = net.set_input_record(schema.Struct(("a", schema.Scalar(np.float32)),
+                                             ("b", schema.Scalar(np.int64))))
+    names = [str(b) for b in rec.field_blobs()]
+    assert names == [n for n in net.Proto().external_input]
+    assert all(n.startswith(net.Name() + "/") for n in names), names
+    y = net.Relu(rec.a(), "y")
+    net.set_output_record(schema.Struct(("y", schema.Scalar(np.float32, y))))
+    assert list(net.Proto().external_output) == ["y"]
+    z = net.Relu(y, "z")
+    net.AppendOutputRecordField("z", schema.Scalar(np.float32, z))
+    assert net.output_record().field_names() == ["y", "z"]
+    assert list(net.Proto().external_output) == ["y", "z"]
+    with pytest.raises(AssertionError, match="not defined"):
+        net.AppendOutputRecordField("w", schema.Scalar(np.float32, core.BlobReference("w")))
+    clone = net.Clone("records_clone", blob_remap={"y": "y2"})
+    assert [str(b) for b in clone.output_record().field_blobs()] == ["y2", "z"]
+    assert [str(b) for b in clone.input_record().field_blobs()] == names
+    assert net.Clone("plain", keep_schema=False).output_record() is None
