@@ -124,18 +124,21 @@ def plot_curves(path: Path, loss, accuracy) -> None:
 
 
 def draw_net(path: Path, net) -> str:
-    """Draw the training net with Caffe2's net_drawer (pydot and Graphviz's ``dot``);
-    returns what happened."""
+    """Draw the training net as the tutorial did with net_drawer: every op and blob
+    (``path``), and the ops alone with their dependencies (``<path stem>_minimal``);
+    rendering needs Graphviz's ``dot``.  Returns what happened."""
     if importlib.util.find_spec("caffe2lite.net_drawer") is None:
         return "not drawn: caffe2lite.net_drawer is not installed"
     from caffe2lite import net_drawer
 
+    minimal = path.with_name(f"{path.stem}_minimal{path.suffix}")
     try:
-        graph = net_drawer.GetPydotGraph(net.Proto().op, "mnist", rankdir="LR")
-        graph.write_png(str(path))
+        net_drawer.GetPydotGraph(net.Proto().op, "mnist", rankdir="LR").write_png(str(path))
+        net_drawer.GetPydotGraphMinimal(net.Proto().op, "mnist", rankdir="LR",
+                                        minimal_dependency=True).write_png(str(minimal))
     except (ImportError, OSError) as e:  # no pydot, or no dot program to render with
         return f"not drawn: {e}"
-    return f"drew the training net into {path}"
+    return f"drew the training net into {path} and {minimal}"
 
 
 def deploy_model():

@@ -198,3 +198,21 @@ def test_get_entry_from_blobs_net(i2, last):
     assert modifier.field_name_suffix() == ("_1_1" if i2 == 1 else "_1_all")
     with pytest.raises(ValueError, match="index is out of range"):
         GetEntryFromBlobs(["fc_w"], 1, i1=-1)(model.net)
+
+
+@placeholder_ops("Print")
+def test_modify_output_record_puts_the_results_in_the_nets_output_record():
+    # Caffe2: with modify_output_record=True each result becomes a field
+    # '<blob><field_name_suffix>' of the net's output record (a Struct made on the
+    # first one), and its blob an external output.
+    schema = pytest.importorskip("caffe2lite.schema")  # the modeltools branch's
+    model = clipping_model()
+    assert model.net.output_record() is None
+    modifier = ComputeStatisticsForBlobs(["fc_w", "fc_b"], logging_frequency=1)
+    modifier(model.net, modify_output_record=True)
+    record = model.net.output_record()
+    assert isinstance(record, schema.Struct)
+    assert record.field_names() == ["fc_w_summary", "fc_b_summary"]
+    blobs = [str(b) for b in record.field_blobs()]
+    assert all(b in model.net.Proto().external_output for b in blobs)
+    assert [op.output[0] for op in model.net.Proto().op if op.type == "Summarize"] == blobs
