@@ -196,6 +196,14 @@ def test_get_entry_from_blobs_net(i2, last):
     ops = model.net.Proto().op[-3:]
     assert [op.type for op in ops] == ["Slice", last, "Print"]
     assert modifier.field_name_suffix() == ("_1_1" if i2 == 1 else "_1_all")
+    if not missing("Slice"):  # detection's operator: run it (without the Print)
+        model.net.Proto().op.pop()
+        workspace.FeedBlob("x", np.ones((2, 3), np.float32))
+        workspace.RunNetOnce(model.param_init_net)
+        workspace.RunNetOnce(model.net)
+        w = workspace.FetchBlob("fc_w")
+        expected = w[1:2, 1:2] if i2 == 1 else w[1:2, :]
+        np.testing.assert_array_equal(workspace.FetchBlob(ops[1].output[0]), expected)
     with pytest.raises(ValueError, match="index is out of range"):
         GetEntryFromBlobs(["fc_w"], 1, i1=-1)(model.net)
 
