@@ -198,8 +198,19 @@ class Optimizer:
         """AuxOptimizerParams(local=[per-parameter state], shared=[shared state])."""
         return self._aux_params
 
-    def scale_learning_rate(self, *args, **kwargs):
-        raise NotImplementedError("Optimizer Need to Implement `scale_learning_rate` method.")
+    # The attribute holding the base learning rate, which scale_learning_rate scales.
+    _rate_attr = None
+
+    def scale_learning_rate(self, scale):
+        if self._rate_attr is None:
+            raise NotImplementedError(
+                "Optimizer Need to Implement `scale_learning_rate` method.")
+        setattr(self, self._rate_attr, getattr(self, self._rate_attr) * scale)
+
+    def _lr(self, net, param_init_net, rate):
+        """build_lr at ``rate`` with this optimizer's policy and its extra arguments."""
+        return self.build_lr(net, param_init_net, base_learning_rate=rate,
+                             policy=self.policy, **self.init_kwargs)
 
     def create_lars_inputs(self, param_init_net, weight_decay, trust, lr_max):
         wd = param_init_net.ConstantFill([], "weight_decay", shape=[1], value=weight_decay)
@@ -225,6 +236,8 @@ class SgdOptimizer(Optimizer):
     """SGD: WeightedSum (ScatterWeightedSum for sparse gradients), or MomentumSGDUpdate
     (SparseMomentumSGDUpdate) with ``momentum`` > 0 (``nesterov`` by default)."""
 
+    _rate_attr = "base_learning_rate"
+
     def __init__(self, base_learning_rate=0.01, policy="fixed", momentum=0.0, nesterov=True,
                  sparse_dedup_aggregator=None, lars=None, **kwargs):
         super().__init__()
@@ -236,18 +249,20 @@ class SgdOptimizer(Optimizer):
         self.lars = lars
         self.init_kwargs = kwargs
 
+    def _rate_is_zero(self):
+        """A zero rate adds no update; a negative one is refused."""
+        assert self.base_learning_rate >= 0, \
+            f"Expect positive base learning rate, got {self.base_learning_rate}"
+        return self.base_learning_rate == 0
+
     def _run(self, net, param_init_net, param_info):
         param, grad = param_info.blob, param_info.grad
-        if self.base_learning_rate == 0:
+        if self._rate_is_zero():
             return
-        assert self.base_learning_rate > 0, \
-            f"Expect positive base learning rate, got {self.base_learning_rate}"
         self._add_lars(net, param_init_net, param, grad, self.lars)
         # WeightedSum adds lr * grad: negative rate; MomentumSGDUpdate subtracts: positive
         lr_sign = -1 if self.momentum else 1
-        lr, _ = self.build_lr(net, param_init_net,
-                              base_learning_rate=self.base_learning_rate * lr_sign,
-                              policy=self.policy, **self.init_kwargs)
+        lr, _ = self._lr(net, param_init_net, self.base_learning_rate * lr_sign)
         one = _one(param_init_net, with_node_name=True)
         self._aux_params.shared.append(one)
         if self.momentum > 0:
@@ -270,8 +285,6 @@ class SgdOptimizer(Optimizer):
         else:
             net.WeightedSum([param, one, grad, lr], param)
 
-    def scale_learning_rate(self, scale):
-        self.base_learning_rate *= scale
 
 
 class MultiPrecisionSgdOptimizer(SgdOptimizer):
@@ -291,12 +304,9 @@ class MultiPrecisionSgdOptimizer(SgdOptimizer):
         if param_fp32 is None:  # a float32 parameter: plain SGD
             return SgdOptimizer._run(self, net, param_init_net, param_info)
         grad = param_info.grad
-        if self.base_learning_rate == 0:
+        if self._rate_is_zero():
             return
-        assert self.base_learning_rate > 0, \
-            f"Expect positive base learning rate, got {self.base_learning_rate}"
-        lr, _ = self.build_lr(net, param_init_net, base_learning_rate=-self.base_learning_rate,
-                              policy=self.policy, **self.init_kwargs)
+        lr, _ = self._lr(net, param_init_net, -self.base_learning_rate)
         momentum_data = param_init_net.ConstantFill(param_fp32, str(param) + "_momentum",
                                                     value=0.0)
         self._aux_params.local.append(momentum_data)
@@ -331,12 +341,9 @@ class FP16SgdOptimizer(SgdOptimizer):
                 param = copies[core.DataType.FLOAT16]
         fp32_update = fp32_update or copies is None
         grad = param_info.grad
-        if self.base_learning_rate == 0:
+        if self._rate_is_zero():
             return
-        assert self.base_learning_rate > 0, \
-            f"Expect positive base learning rate, got {self.base_learning_rate}"
-        lr, _ = self.build_lr(net, param_init_net, base_learning_rate=-self.base_learning_rate,
-                              policy=self.policy, **self.init_kwargs)
+        lr, _ = self._lr(net, param_init_net, -self.base_learning_rate)
         momentum_fp32 = param_init_net.ConstantFill(param_fp32, str(param) + "_momentum_fp32",
                                                     value=0.0)
         momentum_data = param_init_net.FloatToHalf(momentum_fp32, str(param) + "_momentum")
@@ -372,6 +379,8 @@ class AdagradOptimizer(Optimizer):
     (one squared sum per row).  ``weight_decay`` is skipped on 1-D parameters;
     ``counter_halflife`` > 0 scales it by row frequency (RowWiseCounter).  The
     pruning / SWA / EMA / weight-scale options build Caffe2's ops for them."""
+
+    _rate_attr = "alpha"
 
     def __init__(self, alpha=0.01, epsilon=1e-4, decay=1, weight_decay=0.0, policy="fixed",
                  sparse_dedup_aggregator=None, rowWise=False, engine="", lars=None,  # noqa: N803
@@ -491,8 +500,7 @@ class AdagradOptimizer(Optimizer):
         if self.lars is not None and not isinstance(grad, core.GradientSlice):
             assert self.weight_decay == 0, "weight decay is not implemented for LARS yet"
         self._add_lars(net, param_init_net, param, grad, self.lars)
-        lr, lr_iteration = self.build_lr(net, param_init_net, base_learning_rate=self.alpha,
-                                         policy=self.policy, **self.init_kwargs)
+        lr, lr_iteration = self._lr(net, param_init_net, self.alpha)
         iteration = (self.build_non_lr_iter(net, param_init_net, iter_val=0)
                      if self._use_dedicated_lr_iteration_counter else lr_iteration)
         if self.counter_halflife > 0:
@@ -621,12 +629,12 @@ class AdagradOptimizer(Optimizer):
                                 upper_bound_iter=self.weight_scale.upper_bound_iter,
                                 scale=float(self.weight_scale.scale))
 
-    def scale_learning_rate(self, scale):
-        self.alpha *= scale
 
 
 class WngradOptimizer(Optimizer):
     """WNGrad: Wngrad / SparseWngrad with one scalar ``<param>_moment`` (moment_init)."""
+
+    _rate_attr = "alpha"
 
     def __init__(self, alpha=1.0, epsilon=1e-9, policy="fixed", sparse_dedup_aggregator=None,
                  engine="", moment_init=100.0, lars=None, output_effective_lr=False,
@@ -648,8 +656,7 @@ class WngradOptimizer(Optimizer):
         if self.alpha <= 0:
             return
         self._add_lars(net, param_init_net, param, grad, self.lars)
-        lr, _ = self.build_lr(net, param_init_net, base_learning_rate=self.alpha,
-                              policy=self.policy, **self.init_kwargs)
+        lr, _ = self._lr(net, param_init_net, self.alpha)
         moment = param_init_net.ConstantFill([], str(param) + "_moment", shape=[1],
                                              value=self.moment_init)
         self._aux_params.local.append(moment)
@@ -665,13 +672,13 @@ class WngradOptimizer(Optimizer):
             outputs.append(str(param) + "_effective_lr")
         net.Wngrad([param, moment, grad, lr], outputs, epsilon=self.epsilon, engine=self.engine)
 
-    def scale_learning_rate(self, scale):
-        self.alpha *= scale
 
 
 class StormOptimizer(Optimizer):
     """STORM: Storm / SparseStorm with ``<param>_moment`` and ``<param>_grad_sq_sum``
     (grad_sq_init); ``lr`` is k of the paper, ``momentum`` c, ``beta`` w."""
+
+    _rate_attr = "lr"
 
     def __init__(self, lr=0.1, momentum=10.0, beta=0.1, grad_sq_init=0.01, policy="fixed",
                  sparse_dedup_aggregator=None, lars=None, **kwargs):
@@ -690,8 +697,7 @@ class StormOptimizer(Optimizer):
         if self.lr <= 0:
             return
         self._add_lars(net, param_init_net, param, grad, self.lars)
-        lr, _ = self.build_lr(net, param_init_net, base_learning_rate=self.lr,
-                              policy=self.policy, **self.init_kwargs)
+        lr, _ = self._lr(net, param_init_net, self.lr)
         moment = param_init_net.ConstantFill(param, str(param) + "_moment", value=0.0)
         grad_sq_sum = param_init_net.ConstantFill([], str(param) + "_grad_sq_sum", shape=[1],
                                                   value=self.grad_sq_init)
@@ -705,13 +711,13 @@ class StormOptimizer(Optimizer):
             net.Storm([param, moment, grad_sq_sum, grad, lr], [param, moment, grad_sq_sum],
                       momentum=self.momentum, beta=self.beta)
 
-    def scale_learning_rate(self, scale):
-        self.lr *= scale
 
 
 class AdadeltaOptimizer(Optimizer):
     """AdaDelta: Adadelta / SparseAdadelta with ``<param>_squared_moment`` and
     ``<param>_squared_moment_update``."""
+
+    _rate_attr = "alpha"
 
     def __init__(self, alpha=0.01, epsilon=1e-4, decay=0.95, policy="fixed",
                  sparse_dedup_aggregator=None, engine="", **kwargs):
@@ -728,8 +734,7 @@ class AdadeltaOptimizer(Optimizer):
         param, grad = param_info.blob, param_info.grad
         if self.alpha <= 0:
             return
-        lr, _ = self.build_lr(net, param_init_net, base_learning_rate=self.alpha,
-                              policy=self.policy, **self.init_kwargs)
+        lr, _ = self._lr(net, param_init_net, self.alpha)
         moment = param_init_net.ConstantFill([param], str(param) + "_squared_moment",
                                              value=0.0)
         moment_update = param_init_net.ConstantFill(
@@ -744,12 +749,13 @@ class AdadeltaOptimizer(Optimizer):
             net.Adadelta([param, moment, moment_update, grad, lr],
                          [param, moment, moment_update], **kwargs)
 
-    def scale_learning_rate(self, scale):
-        self.alpha *= scale
 
 
-class FtrlOptimizer(Optimizer):
-    """FTRL-Proximal: Ftrl / SparseFtrl with ``<param>_ftrl_nz`` (param.shape + [2])."""
+class _FtrlBase(Optimizer):
+    """What FTRL and Group Lasso FTRL share: their arguments and the ``<param>_<name>_nz``
+    state (param.shape + [2]: n and z)."""
+
+    _rate_attr = "alpha"
 
     def __init__(self, alpha=0.01, beta=1e-4, lambda1=0, lambda2=0,
                  sparse_dedup_aggregator=None, engine=""):
@@ -761,50 +767,41 @@ class FtrlOptimizer(Optimizer):
         self.sparse_dedup_aggregator = sparse_dedup_aggregator
         self.engine = engine
 
+    def _nz(self, param_init_net, param, name):
+        nz = param_init_net.ConstantFill([param], f"{param}_{name}_nz", extra_shape=[2],
+                                         value=0.0)
+        self._aux_params.local.append(nz)
+        return nz
+
+    def _args(self):
+        return dict(engine=self.engine, alpha=self.alpha, beta=self.beta,
+                    lambda1=self.lambda1, lambda2=self.lambda2)
+
+
+class FtrlOptimizer(_FtrlBase):
+    """FTRL-Proximal: Ftrl / SparseFtrl with ``<param>_ftrl_nz``."""
+
     def _run(self, net, param_init_net, param_info):
         param, grad = param_info.blob, param_info.grad
         if self.alpha <= 0:
             return
-        nz = param_init_net.ConstantFill([param], str(param) + "_ftrl_nz", extra_shape=[2],
-                                         value=0.0)
-        self._aux_params.local.append(nz)
-        kwargs = dict(engine=self.engine, alpha=self.alpha, beta=self.beta,
-                      lambda1=self.lambda1, lambda2=self.lambda2)
+        nz = self._nz(param_init_net, param, "ftrl")
         if isinstance(grad, core.GradientSlice):
             grad = self.dedup(net, self.sparse_dedup_aggregator, grad)
-            net.SparseFtrl([param, nz, grad.indices, grad.values], [param, nz], **kwargs)
+            net.SparseFtrl([param, nz, grad.indices, grad.values], [param, nz], **self._args())
         else:
-            net.Ftrl([param, nz, grad], [param, nz], **kwargs)
-
-    def scale_learning_rate(self, scale):
-        self.alpha *= scale
+            net.Ftrl([param, nz, grad], [param, nz], **self._args())
 
 
-class GFtrlOptimizer(Optimizer):
+class GFtrlOptimizer(_FtrlBase):
     """Group Lasso FTRL: GFtrl with ``<param>_gftrl_nz``."""
-
-    def __init__(self, alpha=0.01, beta=1e-4, lambda1=0, lambda2=0,
-                 sparse_dedup_aggregator=None, engine=""):
-        super().__init__()
-        self.alpha = alpha
-        self.beta = beta
-        self.lambda1 = lambda1
-        self.lambda2 = lambda2
-        self.sparse_dedup_aggregator = sparse_dedup_aggregator
-        self.engine = engine
 
     def _run(self, net, param_init_net, param_info):
         param, grad = param_info.blob, param_info.grad
         if self.alpha <= 0:
             return
-        nz = param_init_net.ConstantFill([param], str(param) + "_gftrl_nz", extra_shape=[2],
-                                         value=0.0)
-        self._aux_params.local.append(nz)
-        net.GFtrl([param, nz, grad], [param, nz], engine=self.engine, alpha=self.alpha,
-                  beta=self.beta, lambda1=self.lambda1, lambda2=self.lambda2)
-
-    def scale_learning_rate(self, scale):
-        self.alpha *= scale
+        nz = self._nz(param_init_net, param, "gftrl")
+        net.GFtrl([param, nz, grad], [param, nz], **self._args())
 
 
 class AdamOptimizer(Optimizer):
@@ -812,6 +809,8 @@ class AdamOptimizer(Optimizer):
     SmartDecaySparseAdam (``use_smart_decay``), with ``<param>_first_moment`` and
     ``<param>_second_moment`` (``_avg_second_moment`` row-wise); ``use_lr_adaption`` adds
     LearningRateAdaption from the effective gradient."""
+
+    _rate_attr = "alpha"
 
     def __init__(self, alpha=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8, policy="fixed",
                  use_lr_adaption=False, lr_alpha=0.01, normalized_lr_adaption=True,
@@ -843,8 +842,7 @@ class AdamOptimizer(Optimizer):
         param, grad = param_info.blob, param_info.grad
         if self.alpha <= 0:
             return
-        lr, iteration = self.build_lr(net, param_init_net, base_learning_rate=self.alpha,
-                                      policy=self.policy, **self.init_kwargs)
+        lr, iteration = self._lr(net, param_init_net, self.alpha)
         m1 = param_init_net.ConstantFill([param], param + "_first_moment", value=0.0)
         if self.rowWise:
             m2 = _param_rows(param_init_net, param, "_avg_second_moment", value=0.0)
@@ -889,13 +887,13 @@ class AdamOptimizer(Optimizer):
                                      lr_alpha=self.lr_alpha,
                                      normalized_lr_adaption=self.normalized_lr_adaption)
 
-    def scale_learning_rate(self, scale):
-        self.alpha *= scale
 
 
 class DecayAdagradOptimizer(Optimizer):
     """DecayAdagrad for dense gradients (``<param>_first_mo1ment`` -- Caffe2's spelling --
     and ``<param>_second_moment``), SparseAdagrad for sparse ones."""
+
+    _rate_attr = "alpha"
 
     def __init__(self, alpha=0.01, beta1=0.0, beta2=0.999, epsilon=0.1, weight_decay=0.0,
                  ema_options=None, bias_correction_first=True, policy="fixed", engine="",
@@ -921,8 +919,7 @@ class DecayAdagradOptimizer(Optimizer):
         param, grad = param_info.blob, param_info.grad
         if self.alpha <= 0:
             return
-        lr, iteration = self.build_lr(net, param_init_net, base_learning_rate=self.alpha,
-                                      policy=self.policy, **self.init_kwargs)
+        lr, iteration = self._lr(net, param_init_net, self.alpha)
         if isinstance(grad, core.GradientSlice):
             squared_sum = param_init_net.ConstantFill([param], param + "_squared_sum",
                                                       value=0.0)
@@ -941,13 +938,13 @@ class DecayAdagradOptimizer(Optimizer):
         self.weight_scale = None
         AdagradOptimizer._add_averaging(self, net, param_init_net, param, iteration, None)
 
-    def scale_learning_rate(self, scale):
-        self.alpha *= scale
 
 
 class YellowFinOptimizer(Optimizer):
     """YellowFin: momentum SGD tuning its own learning rate and momentum per parameter
     (https://arxiv.org/abs/1706.03471)."""
+
+    _rate_attr = "alpha"
 
     def __init__(self, alpha=0.1, mu=0.0, beta=0.999, curv_win_width=20, zero_debias=True,
                  epsilon=0.1 ** 6, policy="fixed", sparse_dedup_aggregator=None, **kwargs):
@@ -985,12 +982,12 @@ class YellowFinOptimizer(Optimizer):
         net.YellowFin(state + [grad, iteration], state, beta=self.beta, epsilon=self.epsilon,
                       curv_win_width=self.curv_win_width, zero_debias=self.zero_debias)
 
-    def scale_learning_rate(self, scale):
-        self.alpha *= scale
 
 
 class RmsPropOptimizer(Optimizer):
     """RMSProp: RmsProp then MomentumSGDUpdate of the step (dense gradients only)."""
+
+    _rate_attr = "alpha"
 
     def __init__(self, alpha=0.01, decay=0.9, momentum=0.0, epsilon=1e-5, policy="fixed",
                  engine="", **kwargs):
@@ -1009,8 +1006,7 @@ class RmsPropOptimizer(Optimizer):
         assert not isinstance(grad, core.GradientSlice), \
             "RmsPropOptimizer doesn't support sparse gradients"
         one = _one(param_init_net)
-        lr, _ = self.build_lr(net, param_init_net, base_learning_rate=-self.alpha,
-                              policy=self.policy, **self.init_kwargs)
+        lr, _ = self._lr(net, param_init_net, -self.alpha)
         # Caffe2 passed "values=0.0" (ignored by ConstantFill, whose default is 0 too)
         grad_o = param_init_net.ConstantFill([param], str(param) + "_grad_o", value=0.0)
         ms = param_init_net.ConstantFill([param], str(param) + "_mean_squares", value=0.0)
@@ -1021,8 +1017,6 @@ class RmsPropOptimizer(Optimizer):
                     engine=self.engine)
         net.MomentumSGDUpdate([grad_o, mom, lr, param], [grad_o, mom, param])
 
-    def scale_learning_rate(self, scale):
-        self.alpha *= scale
 
 
 def _get_param_to_device(model):

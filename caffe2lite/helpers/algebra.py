@@ -1,12 +1,12 @@
 """One-op helpers: ``transpose``, ``sum``, ``reduce_sum``, ``sub``, ``mat_mul``,
 ``arg_min``, ``batch_mat_mul`` and ``sparse_lengths_sum_4bit_rowwise_sparse``."""
 
+from caffe2lite.helpers._common import engine_op
+
 
 def transpose(model, blob_in, blob_out, use_cudnn=False, **kwargs):
     """Transpose."""
-    if use_cudnn:
-        kwargs["engine"] = "CUDNN"
-    return model.net.Transpose(blob_in, blob_out, **kwargs)
+    return engine_op(model.net.Transpose, blob_in, blob_out, use_cudnn, kwargs)
 
 
 def sum(model, blob_in, blob_out, **kwargs):  # noqa: A001 (Caffe2's helper name)

@@ -7,8 +7,7 @@ and ``group_conv_deprecated`` (DepthSplit + one Conv per group + Concat).
 ``Conv``; ``use_cudnn`` selects the CUDNN engine, as in Caffe2.
 """
 
-from caffe2lite import core
-from caffe2lite.modeling import initializers
+from caffe2lite.helpers._common import filled_param, weight_bias_initializers
 from caffe2lite.modeling.parameter_info import ParameterTags
 
 
@@ -45,13 +44,8 @@ def _ConvBase(model, is_nd, blob_in, blob_out, dim_in, dim_out, kernel,  # noqa:
         weight_shape = [dim_out, int(dim_in / group)] + kernels
     else:
         weight_shape = [dim_out] + kernels + [int(dim_in / group)]
-    WeightInitializer = initializers.update_initializer(  # noqa: N806
-        WeightInitializer, weight_init, ("XavierFill", {}))
-    BiasInitializer = initializers.update_initializer(  # noqa: N806
-        BiasInitializer, bias_init, ("ConstantFill", {}))
-    if not model.init_params:
-        WeightInitializer = initializers.ExternalInitializer()  # noqa: N806
-        BiasInitializer = initializers.ExternalInitializer()  # noqa: N806
+    WeightInitializer, BiasInitializer = weight_bias_initializers(  # noqa: N806
+        model, WeightInitializer, weight_init, BiasInitializer, bias_init)
     weight = model.create_param(param_name=blob_out + "_w", shape=weight_shape,
                                 initializer=WeightInitializer, tags=ParameterTags.WEIGHT)
     inputs = [blob_in, weight]
@@ -101,16 +95,9 @@ def conv_transpose(model, blob_in, blob_out, dim_in, dim_out, kernel, weight_ini
     blob_out = blob_out or model.net.NextName()
     weight_shape = ([dim_in, dim_out, kernel, kernel] if order == "NCHW"
                     else [dim_in, kernel, kernel, dim_out])
-    if model.init_params:
-        weight = model.param_init_net.__getattr__(weight_init[0])(
-            [], blob_out + "_w", shape=weight_shape, **weight_init[1])
-        bias = model.param_init_net.__getattr__(bias_init[0])(
-            [], blob_out + "_b", shape=[dim_out], **bias_init[1])
-    else:
-        weight = core.ScopedBlobReference(blob_out + "_w", model.param_init_net)
-        bias = core.ScopedBlobReference(blob_out + "_b", model.param_init_net)
-    model.AddParameter(weight, ParameterTags.WEIGHT)
-    model.AddParameter(bias, ParameterTags.BIAS)
+    weight = filled_param(model, weight_init, blob_out + "_w", weight_shape,
+                          ParameterTags.WEIGHT)
+    bias = filled_param(model, bias_init, blob_out + "_b", [dim_out], ParameterTags.BIAS)
     _cudnn_args(kwargs, use_cudnn, cudnn_exhaustive_search, ws_nbytes_limit)
     return model.net.ConvTranspose([blob_in, weight, bias], blob_out, kernel=kernel,
                                    order=order, **kwargs)
@@ -143,21 +130,11 @@ def group_conv_deprecated(model, blob_in, blob_out, dim_in, dim_out, kernel, wei
     kwargs.pop("no_bias", None)
     conv_blobs = []
     for i in range(group):
-        if model.init_params:
-            weight = model.param_init_net.__getattr__(weight_init[0])(
-                [], blob_out + f"_gconv_{i}_w", shape=weight_shape, **weight_init[1])
-            if use_bias:
-                bias = model.param_init_net.__getattr__(bias_init[0])(
-                    [], blob_out + f"_gconv_{i}_b", shape=[dim_out // group], **bias_init[1])
-        else:
-            weight = core.ScopedBlobReference(blob_out + f"_gconv_{i}_w", model.param_init_net)
-            if use_bias:
-                bias = core.ScopedBlobReference(blob_out + f"_gconv_{i}_b",
-                                                model.param_init_net)
-        model.AddParameter(weight, ParameterTags.WEIGHT)
+        inputs = [filled_param(model, weight_init, blob_out + f"_gconv_{i}_w", weight_shape,
+                               ParameterTags.WEIGHT)]
         if use_bias:
-            model.AddParameter(bias, ParameterTags.BIAS)
-        inputs = [weight, bias] if use_bias else [weight]
+            inputs.append(filled_param(model, bias_init, blob_out + f"_gconv_{i}_b",
+                                       [dim_out // group], ParameterTags.BIAS))
         conv_blobs.append(splitted_blobs[i].Conv(inputs, blob_out + f"_gconv_{i}",
                                                  kernel=kernel, order=order, **kwargs))
     concat, _concat_dims = model.net.Concat(

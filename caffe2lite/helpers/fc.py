@@ -5,6 +5,7 @@ and ``fc_sparse`` build Caffe2's experimental FC_Decomp / FC_Prune / FC_Sparse o
 """
 
 from caffe2lite import core
+from caffe2lite.helpers._common import weight_bias_initializers
 from caffe2lite.modeling import initializers
 from caffe2lite.modeling.parameter_info import ParameterTags
 
@@ -13,13 +14,8 @@ def _FC_or_packed_FC(model, op_call, blob_in, blob_out, dim_in, dim_out,  # noqa
                      weight_init=None, bias_init=None, WeightInitializer=None,  # noqa: N803
                      BiasInitializer=None, enable_tensor_core=False,  # noqa: N803
                      float16_compute=False, **kwargs):
-    WeightInitializer = initializers.update_initializer(  # noqa: N806
-        WeightInitializer, weight_init, ("XavierFill", {}))
-    BiasInitializer = initializers.update_initializer(  # noqa: N806
-        BiasInitializer, bias_init, ("ConstantFill", {}))
-    if not model.init_params:
-        WeightInitializer = initializers.ExternalInitializer()  # noqa: N806
-        BiasInitializer = initializers.ExternalInitializer()  # noqa: N806
+    WeightInitializer, BiasInitializer = weight_bias_initializers(  # noqa: N806
+        model, WeightInitializer, weight_init, BiasInitializer, bias_init)
     blob_out = blob_out or model.net.NextName()
     bias_tags = [ParameterTags.BIAS]
     if "freeze_bias" in kwargs:
