@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from caffe2lite import brew, core, model_helper, optimizer, workspace  # noqa: E402
+from caffe2lite.proto import caffe2_pb2  # noqa: E402
 
 ARG_SCOPE = {"order": "NCHW"}
 
@@ -81,6 +82,9 @@ def train(args, data):
     train_model = model_helper.ModelHelper(name="mnist_train", arg_scope=ARG_SCOPE)
     softmax = AddLeNetModel(train_model, "data")
     AddTrainingOperators(train_model, softmax, "label")
+    # the weight fills draw from the init net's seed: the same run each time
+    train_model.param_init_net.Proto().device_option.CopyFrom(
+        core.DeviceOption(caffe2_pb2.CPU, random_seed=args.seed))
 
     rng = np.random.default_rng(args.seed)
     batch = rng.integers(0, len(train_y), args.batch_size)

@@ -300,6 +300,9 @@ def test_builders_train_a_model(build, kwargs):
     workspace.FeedBlob("x", x)
     workspace.FeedBlob("y", x @ np.array([[1.5], [-0.5]], np.float32))
     workspace.RunNetOnce(model.param_init_net)
+    # a fixed start (XavierFill's draw let one run in a few hundred overshoot)
+    workspace.FeedBlob("fc_w", np.array([[0.3, 0.2]], np.float32))
+    workspace.FeedBlob("fc_b", np.zeros(1, np.float32))
     workspace.CreateNet(model.net)
     losses = []
     for _ in range(15):
