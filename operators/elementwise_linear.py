@@ -36,36 +36,34 @@ register_schema(OpSchema(
     args=[_AXIS], doc="Gradient of ElementwiseLinear."))
 
 
-def _rows(ctx, x, a):
+def _rows(ctx, x, a, x_index, a_index, other, other_index, other_name, other_shape):
+    """(N, D) for X read from ``axis`` on, after checking the float inputs and that ``a``
+    has D elements and ``other`` (b, or dY) the shape it must have."""
+    check_float(ctx, x_index, x)
+    check_float(ctx, a_index, a, x_index, x)
+    check_float(ctx, other_index, other, x_index, x)
     axis = ctx.args["axis"]
     axis = axis + x.ndim if axis < 0 else axis
     ctx.enforce(0 <= axis <= x.ndim, f"argument 'axis' = {ctx.args['axis']} is outside the "
-                                     f"{x.ndim} dimensions of {ctx.input_label(0)}")
+                                     f"{x.ndim} dimensions of {ctx.input_label(x_index)}")
     n, d = math.prod(x.shape[:axis]), math.prod(x.shape[axis:])
     ctx.enforce(a.ndim == 1 and a.shape[0] == d,
-                f"{ctx.input_label(1)} must be 1-D with {d} elements (X's size from axis "
+                f"{ctx.input_label(a_index)} must be 1-D with {d} elements (X's size from axis "
                 f"{axis} on), got shape {tuple(a.shape)}")
+    ctx.enforce(other.shape == other_shape,
+                f"{ctx.input_label(other_index)} must have {other_name} {other_shape}, "
+                f"got {tuple(other.shape)}")
     return n, d
 
 
 @register_kernel("ElementwiseLinear", devices=("CPU", "CUDA"))
 def elementwise_linear(ctx, x, a, b):
-    check_float(ctx, 0, x)
-    check_float(ctx, 1, a, 0, x)
-    check_float(ctx, 2, b, 0, x)
-    n, d = _rows(ctx, x, a)
-    ctx.enforce(b.shape == a.shape, f"{ctx.input_label(2)} must have shape {tuple(a.shape)} "
-                                    f"like {ctx.input_label(1)}, got {tuple(b.shape)}")
+    n, d = _rows(ctx, x, a, 0, 1, b, 2, "a's shape", a.shape)
     return ((x.reshape(n, d) * a + b).reshape(x.shape),)
 
 
 @register_kernel("ElementwiseLinearGradient", devices=("CPU", "CUDA"))
 def elementwise_linear_gradient(ctx, dy, x, a):
-    check_float(ctx, 1, x)
-    check_float(ctx, 0, dy, 1, x)
-    check_float(ctx, 2, a, 1, x)
-    n, d = _rows(ctx, x, a)
-    ctx.enforce(dy.shape == x.shape, f"{ctx.input_label(0)} must have X's shape "
-                                     f"{tuple(x.shape)}, got {tuple(dy.shape)}")
+    n, d = _rows(ctx, x, a, 1, 2, dy, 0, "X's shape", x.shape)
     g, x2 = dy.reshape(n, d), x.reshape(n, d)
     return (g * a).reshape(x.shape), (g * x2).sum(axis=0), g.sum(axis=0)
