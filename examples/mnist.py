@@ -8,12 +8,11 @@ for 28x28), ``optimizer.build_sgd`` adds SGD with the "step" policy, and a
 test model with ``init_params=False`` evaluates the trained weights.  Then:
 
 * the loss and accuracy curves are saved as a PNG (matplotlib);
-* the training net is drawn (``net_drawer``, when caffe2lite has it);
+* the training net is drawn with ``net_drawer``, whole and minimal (PNGs with
+  Graphviz's ``dot``, DOT text without it);
 * the deploy model is exported with ``predictor_exporter`` into a minidb,
   reloaded in a fresh workspace and checked to predict bit for bit what the
-  trained model predicts.  Without ``caffe2lite.predictor`` (it comes with
-  another part of the port) the parameters are saved and loaded with the
-  Save / Load operators instead, and the same check runs.
+  trained model predicts.
 
 Needs the ``examples`` extra (``pip install 'caffe2lite[examples]'``: scikit-learn,
 matplotlib).  ``python examples/mnist.py --help`` lists the options.
@@ -27,13 +26,13 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-import importlib.util  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from caffe2lite import brew, core, model_helper, optimizer, workspace  # noqa: E402
+from caffe2lite import brew, core, model_helper, net_drawer, optimizer, workspace  # noqa: E402
+from caffe2lite.predictor import predictor_exporter as pe  # noqa: E402
 from caffe2lite.proto import caffe2_pb2  # noqa: E402
 
 ARG_SCOPE = {"order": "NCHW"}
@@ -129,19 +128,21 @@ def plot_curves(path: Path, loss, accuracy) -> None:
 
 def draw_net(path: Path, net) -> str:
     """Draw the training net as the tutorial did with net_drawer: every op and blob
-    (``path``), and the ops alone with their dependencies (``<path stem>_minimal``);
-    rendering needs Graphviz's ``dot``.  Returns what happened."""
-    if importlib.util.find_spec("caffe2lite.net_drawer") is None:
-        return "not drawn: caffe2lite.net_drawer is not installed"
-    from caffe2lite import net_drawer
-
+    (``path``), and the ops alone with their dependencies (``<path stem>_minimal``).
+    Without Graphviz's ``dot`` to render them, the DOT text is saved instead.
+    Returns what was written."""
     minimal = path.with_name(f"{path.stem}_minimal{path.suffix}")
+    graphs = {path: net_drawer.GetPydotGraph(net.Proto().op, "mnist", rankdir="LR"),
+              minimal: net_drawer.GetPydotGraphMinimal(net.Proto().op, "mnist", rankdir="LR",
+                                                       minimal_dependency=True)}
     try:
-        net_drawer.GetPydotGraph(net.Proto().op, "mnist", rankdir="LR").write_png(str(path))
-        net_drawer.GetPydotGraphMinimal(net.Proto().op, "mnist", rankdir="LR",
-                                        minimal_dependency=True).write_png(str(minimal))
-    except (ImportError, OSError) as e:  # no pydot, or no dot program to render with
-        return f"not drawn: {e}"
+        for target, graph in graphs.items():
+            graph.write_png(str(target))
+    except (OSError, RuntimeError):  # no dot program (pydot's error, or dot_graph's)
+        for target, graph in graphs.items():
+            target.with_suffix(".dot").write_text(graph.to_string())
+        return (f"no Graphviz to render with: wrote the DOT text of the training net to "
+                f"{path.with_suffix('.dot')} and {minimal.with_suffix('.dot')}")
     return f"drew the training net into {path} and {minimal}"
 
 
@@ -154,31 +155,17 @@ def deploy_model():
 
 def export_and_reload(path: Path, images):
     """Save the deploy model with predictor_exporter, load it in a fresh workspace and
-    predict ``images``; returns (probabilities, how it was saved)."""
+    predict ``images``."""
     deploy = deploy_model()
-    if importlib.util.find_spec("caffe2lite.predictor") is not None:
-        from caffe2lite.predictor import predictor_exporter as pe
-
-        meta = pe.PredictorExportMeta(predict_net=deploy.net.Proto(),
-                                      parameters=[str(b) for b in deploy.params],
-                                      inputs=["data"], outputs=["softmax"])
-        pe.save_to_db("minidb", str(path), meta)
-        workspace.ResetWorkspace()
-        predict_net = pe.prepare_prediction_net(str(path), "minidb")
-        how = "predictor_exporter"
-    else:  # the Save / Load operators, until caffe2lite.predictor exists
-        workspace.RunOperatorOnce(core.CreateOperator(
-            "Save", [str(b) for b in deploy.params], [], db=str(path), db_type="minidb",
-            absolute_path=True))
-        predict_net = deploy.net.Proto()
-        workspace.ResetWorkspace()
-        workspace.RunOperatorOnce(core.CreateOperator(
-            "Load", [], [], db=str(path), db_type="minidb", absolute_path=True,
-            load_all=True))
-        how = "Save/Load (caffe2lite.predictor not installed)"
+    meta = pe.PredictorExportMeta(predict_net=deploy.net.Proto(),
+                                  parameters=[str(b) for b in deploy.params],
+                                  inputs=["data"], outputs=["softmax"])
+    pe.save_to_db("minidb", str(path), meta)
+    workspace.ResetWorkspace()
+    predict_net = pe.prepare_prediction_net(str(path), "minidb")
     workspace.FeedBlob("data", images)
     workspace.RunNetOnce(predict_net)
-    return workspace.FetchBlob("softmax"), how
+    return workspace.FetchBlob("softmax")
 
 
 def main(argv=None):
@@ -204,9 +191,9 @@ def main(argv=None):
     workspace.FeedBlob("data", test_images)
     workspace.RunNetOnce(deploy_model().net)
     expected = workspace.FetchBlob("softmax")
-    reloaded, how = export_and_reload(args.out / "mnist_model.minidb", test_images)
+    reloaded = export_and_reload(args.out / "mnist_model.minidb", test_images)
     np.testing.assert_array_equal(reloaded, expected)
-    print(f"exported with {how}, reloaded in a fresh workspace: "
+    print(f"exported with predictor_exporter, reloaded in a fresh workspace: "
           f"the {len(test_images)} predictions are identical")
     return test_accuracy
 
