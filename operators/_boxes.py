@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from caffe2lite.operators import _native_detection
+from caffe2lite.operators import _native_detection, _rotated_iou
 
 F32 = np.float32
 # Caffe2's BBOX_XFORM_CLIP_DEFAULT: log(1000 / 16), the largest log-space scaling
@@ -150,30 +150,53 @@ def nms_upright(boxes, order, thresh: float, top_n: int = -1, plus_one: bool = T
     native = _native_detection.nms(b, float(thresh), top_n, plus_one)
     if native is not None:
         return order[native]
-    return order[_nms_blocks(b, thresh, top_n, plus_one)]
+    return order[_nms_blocks(b, thresh, top_n, upright_overlaps(plus_one))]
 
 
-def _nms_blocks(b, thresh, top_n, plus_one):
-    """The NumPy engine of nms_upright on score-ordered boxes ``b``: kept row numbers."""
-    areas = areas_upright(b, plus_one)
+def nms_rotated(boxes, order, thresh: float, top_n: int = -1):
+    """Caffe2's nms_cpu_rotated: nms_upright's rule over [ctr_x, ctr_y, w, h, angle] boxes,
+    with the IoU of rotated rectangles (operators/_rotated_iou.py)."""
+    order = np.asarray(order, dtype=np.int64)
+    if order.size == 0 or top_n == 0:
+        return order[:0]
+    return order[_nms_blocks(boxes[order], thresh, top_n, _rotated_iou.iou_matrix)]
+
+
+def nms(boxes, order, thresh: float, top_n: int = -1, plus_one: bool = True):
+    """Greedy NMS of upright (4-column) or rotated (5-column) boxes, as Caffe2's nms_cpu."""
+    if boxes.shape[1] == 5:
+        return nms_rotated(boxes, order, thresh, top_n)
+    return nms_upright(boxes, order, thresh, top_n, plus_one)
+
+
+def upright_overlaps(plus_one: bool):
+    """``overlaps(a, b, lower_only)``: the upright IoU matrix (all pairs measured)."""
+    def overlaps(a, b, lower_only=False):
+        return iou_upright(a, b, areas_upright(a, plus_one), areas_upright(b, plus_one),
+                           plus_one)
+    return overlaps
+
+
+def _nms_blocks(b, thresh, top_n, overlaps):
+    """The NumPy engine of greedy NMS on score-ordered boxes ``b``: kept row numbers.
+    ``overlaps(x, y, lower_only)`` is the IoU matrix of two box arrays (``lower_only``:
+    x is y and only pairs j < i are needed)."""
     thresh = F32(thresh)
     kept: list[np.ndarray] = []
     kept_boxes = b[:0]
-    kept_areas = areas[:0]
     n_kept = 0
     for start in range(0, len(b), NMS_BLOCK):
         stop = min(start + NMS_BLOCK, len(b))
-        blk, blk_areas = b[start:stop], areas[start:stop]
+        blk = b[start:stop]
         alive = np.ones(stop - start, bool)
         if n_kept:
-            alive = ~(~(iou_upright(blk, kept_boxes, blk_areas, kept_areas, plus_one)
-                        <= thresh)).any(axis=1)
+            alive = ~(~(overlaps(blk, kept_boxes) <= thresh)).any(axis=1)
         # within the block: suppressors are earlier (higher-score) boxes of the block
-        overlaps = ~(iou_upright(blk, blk, blk_areas, blk_areas, plus_one) <= thresh)
-        overlaps &= np.tri(len(blk), k=-1, dtype=bool)
+        suppress = ~(overlaps(blk, blk, lower_only=True) <= thresh)
+        suppress &= np.tri(len(blk), k=-1, dtype=bool)
         keep = alive
         while True:
-            nxt = alive & ~(overlaps & keep[None, :]).any(axis=1)
+            nxt = alive & ~(suppress & keep[None, :]).any(axis=1)
             if np.array_equal(nxt, keep):
                 break
             keep = nxt
@@ -184,5 +207,4 @@ def _nms_blocks(b, thresh, top_n, plus_one):
         kept.append(idx + start)
         n_kept += idx.size
         kept_boxes = np.concatenate([kept_boxes, blk[idx]])
-        kept_areas = np.concatenate([kept_areas, blk_areas[idx]])
     return np.concatenate(kept)

@@ -14,9 +14,10 @@ and their scores.
 Ties between equal scores keep the lower anchor index first (Caffe2's sort
 left their order unspecified).  A NaN score is an error (Caffe2's sort was
 undefined on it); NaN or infinite deltas give boxes that the size filter drops.
-Rotated anchors (5 columns) are transformed, clipped and filtered as Caffe2
-did, but their NMS needs rotated-box overlaps, which caffe2lite does not have:
-such an op fails with a message saying so.
+Rotated anchors (5 columns, ``[ctr_x, ctr_y, w, h, angle]``) give rotated
+proposals: ``angle_bound_*`` normalise their angles, only those within
+``clip_angle_thresh`` degrees of upright are clipped, and NMS measures the
+overlap of rotated rectangles (operators/_rotated_iou.py).
 """
 
 from __future__ import annotations
@@ -141,13 +142,8 @@ def _one_image(ctx, scores, deltas, info, anchors_all, box_dim):
     min_size = float(F32(a["min_size"])) * float(info[2])  # Caffe2: double min_size *= scale
     keep = np.flatnonzero((ws.astype(np.float64) >= min_size) & (hs.astype(np.float64) >= min_size)
                           & (x_ctr < info[1]) & (y_ctr < info[0]))
-    if box_dim == 5:
-        if keep.size:
-            ctx.fail("rotated proposals need NMS over rotated-box overlaps, which caffe2lite "
-                     "does not implement; use upright (4-column) anchors")
-        return proposals[keep], sorted_scores[keep]
     top_n = a["post_nms_topN"] if 0 < a["post_nms_topN"] < keep.size else -1
-    keep = _boxes.nms_upright(proposals, keep, a["nms_thresh"], top_n, plus_one)
+    keep = _boxes.nms(proposals, keep, a["nms_thresh"], top_n, plus_one)
     return proposals[keep], sorted_scores[keep]
 
 

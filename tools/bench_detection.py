@@ -107,7 +107,8 @@ def bench_nms(rng, repeat, n, keep, thresh):
     scores = rng.random(n, dtype=F)
     order = np.argsort(-scores, kind="stable")
     ours = best_s(lambda: _boxes.nms_upright(boxes, order, thresh, keep, False), repeat)
-    numpy = best_s(lambda: _boxes._nms_blocks(boxes[order], thresh, keep, False), repeat)
+    overlaps = _boxes.upright_overlaps(False)
+    numpy = best_s(lambda: _boxes._nms_blocks(boxes[order], thresh, keep, overlaps), repeat)
     node = helper.make_node("NonMaxSuppression", ["boxes", "scores", "keep", "iou"], ["sel"])
     run_ort = ort_session(node, {"boxes": boxes[None], "scores": scores[None, None],
                                  "keep": np.array([keep], np.int64),
