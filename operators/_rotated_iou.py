@@ -1,23 +1,30 @@
 """Overlaps of rotated boxes, as Caffe2's ``generate_proposals_op_util_nms.h`` measured them.
 
-A rotated box is ``[ctr_x, ctr_y, w, h, angle]`` (degrees, counter-clockwise).
-Caffe2 (``rotated_rect_intersection``) takes the four corners of each box
-(float32, its ``get_vertices``), collects the points of the intersection
-polygon -- every crossing of an edge of one box with an edge of the other, and
-every corner of one box inside the other (bounds inclusive) -- and measures
-the convex polygon they span (a Graham scan, then its area); fewer than three
-points measure 0, and two boxes whose corners all agree within 1e-5 overlap by
-the smaller area.  IoU is ``inter / (area_a + area_b - inter)`` in float32,
-areas ``w * h``.
+A rotated box is ``[ctr_x, ctr_y, w, h, angle]`` (degrees, counter-clockwise in
+image coordinates: corners at ``centre + R (+-w/2, +-h/2)`` with ``R = [[cos,
+sin], [-sin, cos]]``).  Caffe2 (``rotated_rect_intersection``) collects the
+points of the intersection polygon -- every crossing of an edge of one box with
+an edge of the other, and every corner of one box inside the other (bounds
+inclusive) -- and measures the convex polygon they span (a Graham scan, then
+its area); fewer than three points measure 0, and two boxes whose corners all
+agree within 1e-5 overlap by the smaller area.  IoU is ``inter / (area_a +
+area_b - inter)`` in float32, areas ``w * h``.
 
 Here the same points are computed for many pairs at once (arrays of shape
-(pairs, 24, 2) with a validity mask), ordered by angle around their centroid
--- for points in convex position the order a Graham scan finds -- and the
-polygon's area is the shoelace sum, in float64.  Invalid slots repeat the first
-point, adding nothing.  Pairs whose circumscribed circles are apart cannot
-meet and are never measured, which keeps NMS over thousands of proposals to
-the few pairs that overlap.  No loop over boxes or pairs (only over chunks of
-pairs, to bound memory).
+(pairs, 24) per coordinate, with a validity mask), ordered by angle around
+their centroid -- for points in convex position the order a Graham scan finds
+-- and the polygon's area is the shoelace sum.  Invalid slots repeat the first
+point, adding nothing.  Where Caffe2's float32 arithmetic was fragile this is
+not: corners are float64 relative to the first box's centre, and the
+inclusive tests allow a relative 1e-9 of rounding, so a rectangle described
+twice (say turned by 90 degrees with width and height swapped) overlaps itself
+fully; and a box of zero width or height overlaps nothing (Caffe2's corner
+test took such a box for the whole slab along its one side).
+
+Pairs whose circumscribed circles are apart cannot meet and are never
+measured, which keeps NMS over thousands of proposals to the few pairs that
+overlap.  No loop over boxes or pairs (only over chunks of pairs, to bound
+memory).
 """
 
 from __future__ import annotations
@@ -25,22 +32,21 @@ from __future__ import annotations
 import numpy as np
 
 F32 = np.float32
-CHUNK_PAIRS = 8192  # pairs measured at once: about 10 MiB per (pairs, 24, 2) array
-SAME_POINT_EPS = F32(1e-5)
+CHUNK_PAIRS = 8192  # pairs measured at once: about 1.5 MiB per (pairs, 24) array
+SAME_POINT_EPS = 1e-5
+SLACK = 1e-9  # relative rounding allowed in the inclusive tests
+_SIGNS = np.array([[-1, 1], [1, 1], [1, -1], [-1, -1]], np.float64)  # Caffe2's corner order
 
 
 def corners(boxes):
-    """(n, 4, 2) float32 corners in Caffe2's order (its RotatedRect::get_vertices, with the
-    clockwise angle ``-angle``)."""
-    boxes = np.asarray(boxes, F32)
-    theta = -boxes[:, 4].astype(np.float64) * 0.01745329251
-    b = np.cos(theta).astype(F32) * F32(0.5)
-    a = np.sin(theta).astype(F32) * F32(0.5)
-    cx, cy, w, h = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
-    p0 = np.stack([cx - a * h - b * w, cy + b * h - a * w], axis=1)
-    p1 = np.stack([cx + a * h - b * w, cy - b * h - a * w], axis=1)
-    centre = np.stack([cx, cy], axis=1)
-    return np.stack([p0, p1, F32(2) * centre - p0, F32(2) * centre - p1], axis=1)
+    """(n, 4, 2) float64 corner offsets from each box's centre, in Caffe2's order (its
+    RotatedRect::get_vertices)."""
+    boxes = np.asarray(boxes, np.float64)
+    theta = np.radians(boxes[:, 4])
+    c, s = np.cos(theta)[:, None], np.sin(theta)[:, None]
+    hx = _SIGNS[None, :, 0] * boxes[:, 2:3] / 2  # +-w/2 per corner
+    hy = _SIGNS[None, :, 1] * boxes[:, 3:4] / 2
+    return np.stack([c * hx + s * hy, c * hy - s * hx], axis=-1)
 
 
 def _inside(px, py, rx, ry):
@@ -49,10 +55,10 @@ def _inside(px, py, rx, ry):
     abx, aby = (rx[:, 1] - rx[:, 0])[:, None], (ry[:, 1] - ry[:, 0])[:, None]
     dax, day = (rx[:, 0] - rx[:, 3])[:, None], (ry[:, 0] - ry[:, 3])[:, None]
     apx, apy = px - rx[:, :1], py - ry[:, :1]
-    along_ab = apx * abx + apy * aby
-    along_ad = -(apx * dax + apy * day)
-    return (along_ab >= 0) & (along_ad >= 0) & (along_ab <= abx * abx + aby * aby) \
-        & (along_ad <= dax * dax + day * day)
+    along_ab, ab2 = apx * abx + apy * aby, abx * abx + aby * aby
+    along_ad, ad2 = -(apx * dax + apy * day), dax * dax + day * day
+    return (along_ab >= -SLACK * ab2) & (along_ab <= (1 + SLACK) * ab2) \
+        & (along_ad >= -SLACK * ad2) & (along_ad <= (1 + SLACK) * ad2)
 
 
 _NEXT = np.array([1, 2, 3, 0])  # corner i's edge runs to corner _NEXT[i]
@@ -68,16 +74,18 @@ def _chunk_intersection(ax, ay, bx, by):
     with np.errstate(divide="ignore", invalid="ignore"):
         t1 = (ebx * dy - dx * eby) / det
         t2 = (eax * dy - dx * eay) / det
-    crossing = (np.abs(det) > 1e-14) & (t1 >= 0) & (t1 <= 1) & (t2 >= 0) & (t2 <= 1)
+    parallel = np.abs(det) <= SLACK * np.hypot(eax, eay) * np.hypot(ebx, eby)
+    crossing = ~parallel & (t1 >= -SLACK) & (t1 <= 1 + SLACK) & (t2 >= -SLACK) \
+        & (t2 <= 1 + SLACK)
     t1 = np.where(crossing, t1, 0)
     px = np.concatenate([(ax[:, :, None] + t1 * eax).reshape(-1, 16), ax, bx], axis=1)
     py = np.concatenate([(ay[:, :, None] + t1 * eay).reshape(-1, 16), ay, by], axis=1)
     valid = np.concatenate([crossing.reshape(-1, 16), _inside(ax, ay, bx, by),
                             _inside(bx, by, ax, ay)], axis=1)
     count = valid.sum(axis=1)
-    n = np.maximum(count, 1)
-    px = px - (px * valid).sum(axis=1, keepdims=True) / n[:, None]  # about the centroid
-    py = py - (py * valid).sum(axis=1, keepdims=True) / n[:, None]
+    n = np.maximum(count, 1)[:, None]
+    px = px - (px * valid).sum(axis=1, keepdims=True) / n  # about the centroid
+    py = py - (py * valid).sum(axis=1, keepdims=True) / n
     # a monotone stand-in for the angle around the centroid (no arctan): -1..3
     norm = np.abs(px) + np.abs(py)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -85,11 +93,11 @@ def _chunk_intersection(ax, ay, bx, by):
     key = np.where(valid, np.where(px >= 0, slope, 2 - slope), np.inf)
     order = np.argsort(key, axis=1)
     valid = np.take_along_axis(valid, order, axis=1)
-    # unused slots (sorted last) repeat the first point, adding nothing to the sum
-    px = np.where(valid, np.take_along_axis(px, order, axis=1), px[np.arange(len(px)), order[:, 0]][:, None])
-    py = np.where(valid, np.take_along_axis(py, order, axis=1), py[np.arange(len(py)), order[:, 0]][:, None])
+    px, py = np.take_along_axis(px, order, axis=1), np.take_along_axis(py, order, axis=1)
+    px = np.where(valid, px, px[:, :1])  # unused slots (sorted last) repeat the first point
+    py = np.where(valid, py, py[:, :1])
     nxt = np.r_[1:px.shape[1], 0]
-    area = np.abs((px * py[:, nxt] - px[:, nxt] * py).sum(axis=1, dtype=np.float64)) / 2
+    area = np.abs((px * py[:, nxt] - px[:, nxt] * py).sum(axis=1)) / 2
     return np.where(count > 2, area, 0.0)
 
 
@@ -99,10 +107,12 @@ def intersection(a, b):
     out = np.zeros(len(a), np.float64)
     if not len(a):
         return out
-    ca, cb = corners(a), corners(b)
+    ca = corners(a)  # about a's centre
+    cb = corners(b) + (b[:, None, :2].astype(np.float64) - a[:, None, :2])
+    area_a, area_b = a[:, 2] * a[:, 3], b[:, 2] * b[:, 3]
     same = (np.abs(ca - cb) <= SAME_POINT_EPS).all(axis=(1, 2))
-    out[same] = np.minimum(a[same, 2] * a[same, 3], b[same, 2] * b[same, 3])
-    rest = np.flatnonzero(~same)
+    out[same] = np.minimum(area_a[same], area_b[same])
+    rest = np.flatnonzero(~same & (area_a != 0) & (area_b != 0))
     for start in range(0, rest.size, CHUNK_PAIRS):  # chunks of pairs, to bound memory
         part = rest[start:start + CHUNK_PAIRS]
         out[part] = _chunk_intersection(ca[part, :, 0], ca[part, :, 1], cb[part, :, 0],
