@@ -34,7 +34,7 @@ from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, register_
 F32 = np.float32
 
 register_schema(OpSchema(
-    "BoxWithNMSLimit", num_inputs=(2, 3), num_outputs=(3, 6),
+    "BoxWithNMSLimit", num_inputs=(2, 3), num_outputs=(3, 6), cpu_fallback=True,
     num_inputs_outputs=lambda n_in, n_out: n_out != 5,
     args=[Arg("score_thresh", "float", 0.05, "boxes need a score > this (TEST.SCORE_THRESH)"),
           Arg("nms", "float", 0.3, "NMS IoU threshold (TEST.NMS)"),
