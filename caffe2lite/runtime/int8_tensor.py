@@ -117,3 +117,13 @@ def from_proto(blob) -> Int8Tensor:
     if values.size and (values.min() < info.min or values.max() > info.max):
         raise EnforceError(f"blob '{blob.name}': Int8TensorCPU values do not fit {dtype}")
     return Int8Tensor(values.astype(dtype).reshape(dims), float(q.scale), int(q.bias))
+
+
+def refuse_parameter_blob(name: str, value) -> None:
+    """Caffe2 registered no serializer for its quantization-parameter blobs: an error
+    (not a float tensor made of the tuple's fields) when one is saved."""
+    if isinstance(value, (Int8QuantParams, Int8QuantScheme)):
+        kind = "Int8QuantParamsBlob" if isinstance(value, Int8QuantParams) else \
+            "Int8QuantSchemeBlob"
+        raise EnforceError(f"blob '{name}' holds an {kind}, which cannot be serialized "
+                           f"(Caffe2 registered no serializer for it)")

@@ -101,3 +101,16 @@ def test_gen_quant_params_refuses_bad_bounds():
     with pytest.raises(EnforceError, match="finite"):
         gen_params(float("nan"), 1.0)
     assert not workspace.HasBlob("qp")
+
+
+def test_parameter_blobs_are_not_serialized(tmp_path):
+    dnnlowp_pybind11.CreateInt8QuantParamsBlob("qp", 0.5, 3)
+    dnnlowp_pybind11.CreateInt8QuantSchemeBlob("scheme", "MIN_MAX_QUANTIZATION", True)
+    for name, kind in (("qp", "Int8QuantParamsBlob"), ("scheme", "Int8QuantSchemeBlob")):
+        with pytest.raises(EnforceError, match=f"holds an {kind}, which cannot be serialized"):
+            workspace.SerializeBlob(name)
+        with pytest.raises(EnforceError, match="cannot be serialized"):
+            workspace.RunOperatorOnce(core.CreateOperator(
+                "Save", [name], [], db=str(tmp_path / "params.minidb"), db_type="minidb",
+                absolute_path=1))
+    assert not (tmp_path / "params.minidb").exists()
