@@ -20,6 +20,7 @@ from caffe2lite import core, workspace
 from caffe2lite.errors import EnforceError
 from caffe2lite.operators import _boxes, _rotated_iou
 from caffe2lite.testing import check_reference
+from detection_testing import greedy_nms, soft_nms
 
 F = np.float32
 rng = np.random.default_rng(5)
@@ -100,13 +101,7 @@ def test_rotated_intersection_matches_polygon_clipping():
 
 
 def ref_greedy(boxes, order, thresh, top_n=-1):
-    keep = []
-    for i in order:
-        if 0 <= top_n <= len(keep):
-            break
-        if all(ref_iou(boxes[k], boxes[i]) <= thresh for k in keep):
-            keep.append(i)
-    return keep
+    return greedy_nms(boxes, order, thresh, top_n, ref_iou)
 
 
 def test_rotated_nms_engine_is_greedy_nms():
@@ -185,20 +180,6 @@ def test_generate_proposals_with_rotated_anchors_matches_reference():
 
 
 # -- BoxWithNMSLimit(rotated=1) -----------------------------------------------------------
-def soft_nms_ref(boxes, scores, inds, sigma, thresh, min_score, linear):
-    scores = scores.astype(np.float64).copy()
-    pending, keep = list(inds), []
-    while pending:
-        i = max(pending, key=lambda j: (scores[j], -j))
-        keep.append(i)
-        pending.remove(i)
-        for j in pending:
-            o = ref_iou(boxes[i], boxes[j])
-            scores[j] *= (1 - o if o > thresh else 1.0) if linear else math.exp(-o * o / sigma)
-        pending = [j for j in pending if scores[j] >= min_score]
-    return keep, scores
-
-
 @pytest.mark.parametrize("soft", [None, "linear", "gaussian"])
 def test_box_with_nms_limit_rotated_matches_reference(soft):
     n, classes = 24, 3
@@ -218,8 +199,8 @@ def test_box_with_nms_limit_rotated_matches_reference(soft):
             cand = [i for i in range(n) if scores[i, j] > 0.2]
             cb = boxes[:, 5 * j:5 * j + 5]
             if soft:
-                keep, new = soft_nms_ref(cb, scores[:, j], cand, 0.5, 0.3, 0.15,
-                                         soft == "linear")
+                keep, new = soft_nms(cb, scores[:, j], cand, 0.5, 0.3, 0.15,
+                                     soft == "linear", ref_iou)
             else:
                 keep = ref_greedy(cb, sorted(cand, key=lambda i: (-scores[i, j], i)), 0.3, 10)
                 new = scores[:, j]
