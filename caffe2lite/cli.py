@@ -275,6 +275,22 @@ def run_plan_command(args) -> int:
     return 0
 
 
+# -- draw (caffe2lite.net_drawer) --------------------------------------------------
+@subcommand("draw", "draw a net (or each net of a plan) as DOT, JSON, SVG, PNG or PDF",
+            arg("net", help="NetDef or PlanDef file (.pb binary or .pbtxt text)"),
+            arg("-o", "--output", metavar="FILE",
+                help="net.dot / net.json (no extra programs), net.svg / .png / .pdf (needs "
+                     "Graphviz's dot); default: DOT text on stdout"),
+            arg("--minimal", action="store_true", help="op nodes only, no blob nodes"),
+            arg("--minimal-dependency", action="store_true",
+                help="with --minimal, leave out the edges other paths imply"),
+            arg("--rankdir", default="LR", help="Graphviz rank direction (default LR)"))
+def draw_command(args) -> int:
+    from caffe2lite import net_drawer
+
+    return net_drawer.draw_command(args)
+
+
 # -- entry point -----------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="caffe2lite",
