@@ -44,6 +44,7 @@ import numpy as np
 
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.runtime import flags, int8_tensor, registry
+from caffe2lite.runtime.arguments import make_argument
 from caffe2lite.runtime.errors import (ArgumentError, Caffe2LiteError, KernelContractError,
                                        OperatorError)
 from caffe2lite.runtime.gradient_makers import GradientSlice, get_gradient_for_op
@@ -263,6 +264,7 @@ HOSTILE_ARGS = {
 REQUIRED_ARG = {"float": 1.0, "scalar": 1.0, "int": 1, "bool": 1, "ints": [1],
                 "floats": [1.0], "string": "x"}
 UNDECLARED = "caffe2lite_undeclared_probe"  # an argument no schema declares
+CREATE_OPERATOR_PARAMETERS = ("name", "control_input", "device_option", "arg", "engine")
 
 
 def random_op(schema, rng):
@@ -286,8 +288,12 @@ def random_op(schema, rng):
             args[a.name] = values[int(rng.integers(len(values)))]
     if rng.random() < 0.2 and not schema.allow_unknown_args:
         args[UNDECLARED] = 1
+    # arguments named like make_operator's own parameters (AliasWithName's 'name') go in
+    # as Argument protos, as Caffe2's tests add them
+    own = {k: args.pop(k) for k in list(args) if k in CREATE_OPERATOR_PARAMETERS}
     try:
         op = make_operator(schema.type, inputs, outputs, **args)
+        op.arg.extend(make_argument(k, v) for k, v in own.items())
         schema.verify(op)
     except Caffe2LiteError:
         return None  # rejected before anything runs: the schema tests cover that

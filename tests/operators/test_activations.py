@@ -1,5 +1,6 @@
 """Activations (Sigmoid, Tanh, LeakyRelu, Elu, Selu, Softplus, Softsign, Swish, Gelu,
-HardSigmoid, ThresholdedRelu, ReluN, PRelu) and their gradients against NumPy written here."""
+HardSigmoid, ThresholdedRelu, ReluN, PRelu, Logit) and their gradients against NumPy written
+here."""
 
 import math
 
@@ -211,3 +212,36 @@ def test_prelu_checks_the_slopes():
                            EnforceError, "has 2 slopes; .* has 3 channels")
     assert_fails_unchanged(op, [np.ones((2, 3), np.float32), np.ones(3)],
                            EnforceError, "has dtype float64, expected float32")
+
+
+def _logit_reference(x, eps=1e-6):
+    # the clamp is to float32 bounds, as Caffe2's float kernel: 1 - 1e-6 rounds to 0.999999
+    p = np.clip(x, np.float32(eps), np.float32(1 - eps)).astype(np.float64)
+    return np.log(p / (1 - p))
+
+
+@pytest.mark.parametrize("eps", [1e-6, 0.1])
+def test_logit_clamps_then_takes_the_log_odds(eps):
+    X = np.array([-0.5, 0.0, 0.05, 0.25, 0.5, 0.9, 1.0, 2.0], np.float32)
+    op = core.CreateOperator("Logit", ["X"], ["Y"], eps=eps)
+    (Y,) = check_reference(op, [X], lambda x: (_logit_reference(x, eps),), threshold=1e-5)
+    assert Y.dtype == np.float32
+
+
+def test_logit_gradient_is_zero_where_the_input_was_clamped():
+    X = np.array([-0.5, 0.05, 0.25, 0.5, 0.9, 1.5], np.float32)
+    dY = np.array([1.0, 2.0, -1.0, 0.5, 3.0, 4.0], np.float32)
+    workspace.FeedBlob("X", X)
+    workspace.FeedBlob("dY", dY)
+    workspace.RunOperatorOnce(core.CreateOperator("LogitGradient", ["X", "dY"], ["dX"],
+                                                  eps=0.1))
+    inside = (X >= 0.1) & (X <= 0.9)
+    expected = np.where(inside, dY / (X.astype(np.float64) * (1 - X)), 0.0)
+    np.testing.assert_allclose(workspace.FetchBlob("dX"), expected, rtol=1e-5)
+    check_gradient(core.CreateOperator("Logit", ["X"], ["Y"]),
+                   [np.array([0.2, 0.4, 0.7], np.float32)], input_index=0)
+
+
+def test_logit_takes_float32_only():
+    assert_fails_unchanged(core.CreateOperator("Logit", ["X"], ["Y"]),
+                           [np.array([0.5], np.float64)], EnforceError, "float32")
