@@ -25,6 +25,8 @@ and bias here and codes 0 (x86's lrintf(NaN) truncated to uint8).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from caffe2lite.operators import _native_rowwise_8bit as _native_q
@@ -128,6 +130,19 @@ def check_fused_table(ctx, data, i=0, rank=2, bits=8, tail=SCALE_BIAS_BYTES):
     if data.shape[1] <= tail:
         ctx.fail(f"{ctx.input_label(i)} must have more than {tail} columns (codes, then "
                  f"{tail // 2}-byte scale and {tail // 2}-byte bias), got {data.shape[1]}")
+
+
+def checked_float_rows(ctx, x, dtype, name):
+    """Input 0 of a quantizer: ``dtype`` (named ``name``), rank >= 1, rows (the last axis)
+    of at least one value unless there are none; as a float32 (rows, width) matrix."""
+    check_dtype(ctx, x, 0, (dtype,), name)
+    if x.ndim < 1:
+        ctx.fail(f"{ctx.input_label(0)} must have rank >= 1, got a scalar")
+    width = int(x.shape[-1])
+    if width == 0 and math.prod(x.shape[:-1]):
+        ctx.fail(f"{ctx.input_label(0)} has rows of 0 values (shape {tuple(x.shape)}): no "
+                 f"minimum or maximum to quantize with")
+    return x.reshape(-1, width).astype(np.float32, copy=False)
 
 
 def check_scale_bias(ctx, scale_bias, i, rows):

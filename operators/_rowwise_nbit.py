@@ -91,9 +91,16 @@ def _half(values):
         return values.astype(F16).astype(F32)
 
 
-def _row_range(rows):
+def _bias_and_span(rows, bit_rate, greedy):
+    """Each row's float16-rounded minimum (the stored bias) and max - bias, over the
+    row's range or, with ``greedy``, over the range the greedy search narrows it to."""
     with np.errstate(invalid="ignore"):
-        return rows.min(axis=1), rows.max(axis=1)
+        lo, hi = rows.min(axis=1), rows.max(axis=1)
+    if greedy:
+        lo, hi = greedy_range(rows, lo, hi, bit_rate)
+    with np.errstate(all="ignore"):
+        bias = _half(lo)
+        return bias, hi - bias
 
 
 # -- N-bit with float16 scale and bias --------------------------------------------------
@@ -105,12 +112,8 @@ def nbit_quantize(rows, bit_rate: int, greedy: bool = False, divide: bool = Fals
     if n == 0:
         return out
     qmax = (1 << bit_rate) - 1
-    lo, hi = _row_range(rows)
-    if greedy:
-        lo, hi = greedy_range(rows, lo, hi, bit_rate)
+    bias, span = _bias_and_span(rows, bit_rate, greedy)
     with np.errstate(all="ignore"):
-        bias = _half(lo)
-        span = hi - bias
         scale = np.where(span == 0, F32(1), span / F32(qmax)).astype(F16)
         scale[scale == 0] = 1
         if divide:  # FloatToFused4BitRowwiseQuantizedHelper: x / scale, no overflow guard
@@ -162,12 +165,8 @@ def fake_quantize(rows, bit_rate: int, greedy: bool = False):
     if n == 0:
         return out
     qmax = (1 << bit_rate) - 1
-    lo, hi = _row_range(rows)
-    if greedy:
-        lo, hi = greedy_range(rows, lo, hi, bit_rate)
+    bias, span = _bias_and_span(rows, bit_rate, greedy)
     with np.errstate(all="ignore"):
-        bias = _half(lo)
-        span = hi - bias
         scale = np.where(span == 0, F32(1), _half(span / F32(qmax)))
         inverse = F32(1) / scale
         out[:, :d] = lrint_codes((rows - bias[:, None]) * inverse[:, None], qmax)

@@ -16,11 +16,11 @@ at 8 bits: the bias is the minimum rounded to float16, and codes are clamped to
 """
 
 import functools
-import math
 
 import numpy as np
 
-from caffe2lite.operators._rowwise_8bit import fused_dequantize, fused_quantize
+from caffe2lite.operators._rowwise_8bit import (checked_float_rows, fused_dequantize,
+                                                fused_quantize)
 from caffe2lite.operators._rowwise_nbit import nbit_dequantize, nbit_quantize
 from caffe2lite.operators._segments import check_dtype
 from caffe2lite.runtime import NO_GRADIENT, OpSchema, TensorSpec, register_kernel, register_schema
@@ -107,15 +107,8 @@ for _type, (_dtype, _tail, _) in DEQUANTIZE.items():
 @register_kernel("HalfFloatToFused8BitRowwiseQuantizedHalfScaleBias", devices=("CPU",))
 def quantize_fused_8bit_rowwise(ctx, x):
     dtype, tail, quantize = QUANTIZE[ctx.op_def.type]
-    check_dtype(ctx, x, 0, (dtype,), _NAMES[dtype][0])
-    if x.ndim < 1:
-        ctx.fail(f"{ctx.input_label(0)} must have rank >= 1, got a scalar")
-    width = int(x.shape[-1])
-    if width == 0 and math.prod(x.shape[:-1]):
-        ctx.fail(f"{ctx.input_label(0)} has rows of 0 values (shape {tuple(x.shape)}): no "
-                 f"minimum or maximum to quantize with")
-    rows = x.reshape(-1, width).astype(np.float32, copy=False)
-    return (quantize(rows).reshape(x.shape[:-1] + (width + tail,)),)
+    rows = checked_float_rows(ctx, x, dtype, _NAMES[dtype][0])
+    return (quantize(rows).reshape(x.shape[:-1] + (rows.shape[1] + tail,)),)
 
 
 @register_kernel("Fused8BitRowwiseQuantizedToFloat", devices=("CPU",))

@@ -14,10 +14,9 @@ GREEDY engine, which first narrows each row's range with Caffe2's greedy L2
 search.  No gradients (Caffe2's NO_GRADIENT).
 """
 
-import math
-
 import numpy as np
 
+from caffe2lite.operators._rowwise_8bit import checked_float_rows
 from caffe2lite.operators._rowwise_nbit import (HALF_SB_BYTES, fake_quantize, nbit_dequantize,
                                                 nbit_quantize, packed_width, per_byte)
 from caffe2lite.operators._segments import check_dtype
@@ -33,16 +32,9 @@ DEQUANTIZE = {f"Fused{b}BitRowwiseQuantizedTo{dst}": (b, dst) for b in BIT_RATES
 
 
 def _check_float_rows(ctx, x, dtype, name, rank=None):
-    check_dtype(ctx, x, 0, (dtype,), name)
-    if rank is not None and x.ndim != rank:
+    if rank is not None and getattr(x, "ndim", rank) != rank:
         ctx.fail(f"{ctx.input_label(0)} must be a matrix (rank 2), got shape {tuple(x.shape)}")
-    if x.ndim < 1:
-        ctx.fail(f"{ctx.input_label(0)} must have rank >= 1, got a scalar")
-    width = int(x.shape[-1])
-    if width == 0 and math.prod(x.shape[:-1]):
-        ctx.fail(f"{ctx.input_label(0)} has rows of 0 values (shape {tuple(x.shape)}): no "
-                 f"minimum or maximum to quantize with")
-    return x.reshape(-1, width).astype(np.float32)
+    return checked_float_rows(ctx, x, dtype, name)
 
 
 def _quantize_shapes(ctx, x):
