@@ -336,6 +336,12 @@ def get_ssa(net, blob_versions=None):
     return ssa, blob_versions
 
 
+def get_undefined_blobs(ssa):
+    """Caffe2's get_undefined_blobs: the blobs of a get_ssa() result read at version 0
+    (used before any op of the net defines them)."""
+    return {name for inputs, _outputs in ssa for name, version in inputs if version == 0}
+
+
 def output_to_list(op_output):
     """An op's outputs as a list (Caffe2's: one BlobReference, or None for none)."""
     if op_output is None:
