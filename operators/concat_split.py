@@ -1,4 +1,5 @@
-"""Concat and Split, each the other's gradient (Caffe2's concat_split_op).
+"""Concat and Split, each the other's gradient (Caffe2's concat_split_op), and their old
+names DepthConcat and DepthSplit.
 
 Concat: ``numpy.concatenate(inputs, axis)`` (``numpy.stack`` with
 add_axis), plus ``split_info``, the int32 sizes of the inputs along the axis.
@@ -12,7 +13,8 @@ import math
 import numpy as np
 
 from caffe2lite.runtime import (INT_MAX, Arg, OpCost, OpSchema, TensorSpec, grad_name,
-                                gradient_maker, make_operator, register_kernel, register_schema)
+                                get_schema, gradient_maker, make_operator, register_kernel,
+                                register_schema)
 from caffe2lite.runtime.cost_inference import SIZEOF_INT
 
 ORDER_AXIS = {"NCHW": 1, "NHWC": 3}
@@ -107,6 +109,16 @@ register_schema(OpSchema(
     gradient=split_gradient_maker))
 
 
+# Caffe2's backward compatible names, same kernels and gradients.
+for _alias, _of in (("DepthConcat", "Concat"), ("DepthSplit", "Split")):
+    _schema = get_schema(_of)
+    register_schema(OpSchema(
+        _alias, num_inputs=_schema.num_inputs, num_outputs=_schema.num_outputs,
+        cost=_schema.cost, infer_shapes=_schema.infer_shapes, args=_schema.args,
+        inputs=_schema.inputs, outputs=_schema.outputs, gradient=_schema.gradient,
+        doc=f"Backward compatible operator name for {_of}. " + _schema.doc))
+
+
 def _axis_and_add(ctx, what):
     """(axis, add_axis) from the arguments, with Caffe2's axis-vs-order rule."""
     axis, order = ctx.args["axis"], ctx.args["order"]
@@ -170,6 +182,7 @@ RECORD_COPY_BYTES = 1 << 20
 
 
 @register_kernel("Concat", devices=("CPU", "CUDA"))
+@register_kernel("DepthConcat", devices=("CPU", "CUDA"))
 def concat(ctx, *inputs):
     axis, add_axis = _concat_axis(ctx, inputs)
     if add_axis:
@@ -195,6 +208,7 @@ def concat(ctx, *inputs):
 
 
 @register_kernel("Split", devices=("CPU", "CUDA"))
+@register_kernel("DepthSplit", devices=("CPU", "CUDA"))
 def split(ctx, X, *split_input):
     axis, add_axis = _axis_and_add(ctx, "split")
     axis = _canonical(ctx, axis, X.ndim)
