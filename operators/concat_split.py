@@ -42,7 +42,8 @@ def split_gradient_maker(op_def, g_output):
     shape when some output has none; here such an output contributes zeros
     (ConstantFill shaped like it; float32, ConstantFill's default dtype, so a
     partial gradient of a float64 Split fails in Concat with a dtype error).
-    ``split`` is not copied: Concat has no use for it.
+    ``split`` (and DepthSplit's legacy ``dimensions``) is not copied: Concat has no use
+    for it.
     """
     if all(g is None for g in g_output):
         return [], [None] * len(op_def.input)
@@ -55,7 +56,8 @@ def split_gradient_maker(op_def, g_output):
         parts.append(str(g))
     x = op_def.input[0]
     concat = make_operator("Concat", parts, [grad_name(x), f"_{grad_name(x)}_dims"],
-                           arg=[a for a in op_def.arg if a.name != "split"])
+                           arg=[a for a in op_def.arg
+                                if a.name not in ("split", "dimensions")])
     return ops + [concat], [grad_name(x)] + [None] * (len(op_def.input) - 1)
 
 
@@ -109,12 +111,18 @@ register_schema(OpSchema(
     gradient=split_gradient_maker))
 
 
-# Caffe2's backward compatible names, same kernels and gradients.
+# Caffe2's backward compatible names, same kernels and gradients.  The first DepthSplit
+# took its lengths from 'dimensions'; Caffe2's later SplitOp under this name ignored it
+# (brew's group_conv_deprecated still passes it), and so does this one.
+_LEGACY = {"DepthConcat": [], "DepthSplit": [
+    Arg("dimensions", "ints", [], "ignored, as by Caffe2's SplitOp (lengths come from "
+                                  "'split' or the split input)")]}
 for _alias, _of in (("DepthConcat", "Concat"), ("DepthSplit", "Split")):
     _schema = get_schema(_of)
     register_schema(OpSchema(
         _alias, num_inputs=_schema.num_inputs, num_outputs=_schema.num_outputs,
-        cost=_schema.cost, infer_shapes=_schema.infer_shapes, args=_schema.args,
+        cost=_schema.cost, infer_shapes=_schema.infer_shapes,
+        args=list(_schema.args) + _LEGACY[_alias],
         inputs=_schema.inputs, outputs=_schema.outputs, gradient=_schema.gradient,
         doc=f"Backward compatible operator name for {_of}. " + _schema.doc))
 
