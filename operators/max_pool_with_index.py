@@ -16,7 +16,7 @@ import numpy as np
 
 from caffe2lite.operators import _conv_geometry as geo
 from caffe2lite.operators.pool import POOL_ARGS
-from caffe2lite.runtime import (OpSchema, TensorSpec, dense_output_grad, grad_name,
+from caffe2lite.runtime import (Arg, OpSchema, TensorSpec, dense_output_grad, grad_name,
                                 make_operator, once_per_op, register_kernel, register_schema,
                                 same_as)
 
@@ -39,8 +39,11 @@ def _shapes(ctx, X):
     return TensorSpec(shape, X.dtype), TensorSpec((prod(shape),), np.int32)
 
 
+ARGS = POOL_ARGS + [Arg("deterministic", "bool", False, "accepted (Caffe2's tests pass it); "
+                                                      "the kernel is always deterministic")]
+
 register_schema(OpSchema(
-    "MaxPoolWithIndex", num_inputs=1, num_outputs=2, args=POOL_ARGS, infer_shapes=_shapes,
+    "MaxPoolWithIndex", num_inputs=1, num_outputs=2, args=ARGS, infer_shapes=_shapes,
     inputs=[("X", "4-D float (or float16) input, NCHW")],
     outputs=[("Y", "the max of each window: (N, C, out_h, out_w)"),
              ("Index", "int32 vector, one entry per element of Y: the max's h * W + w "
@@ -51,7 +54,7 @@ register_schema(OpSchema(
     gradient=_gradient_maker))
 
 register_schema(OpSchema(
-    "MaxPoolWithIndexGradient", num_inputs=3, num_outputs=1, args=POOL_ARGS,
+    "MaxPoolWithIndexGradient", num_inputs=3, num_outputs=1, args=ARGS,
     infer_shapes=same_as(0),
     inputs=[("X", "input of MaxPoolWithIndex"), ("dY", "gradient of Y"),
             ("Index", "Index output of MaxPoolWithIndex")],
@@ -98,12 +101,13 @@ def max_pool_with_index(ctx, X):
     padded = geo.pad_spatial(xp, values, axes, res.heads, res.tails, -xp.inf)
     where = geo.pad_spatial(xp, xp.arange(h * w, dtype=np.int32).reshape(1, 1, h, w), axes,
                             res.heads, res.tails, -1)
+    cells = prod(res.kernel)
     windows = geo.window_view(xp, padded, axes, res)
-    windows = windows.reshape(windows.shape[:4] + (-1,))
+    windows = windows.reshape(windows.shape[:4] + (cells,))
     first = windows.argmax(axis=-1)[..., None]  # argmax: the first of equal maxima
     best = xp.take_along_axis(windows, first, axis=-1)[..., 0]
     positions = geo.window_view(xp, where, axes, res)
-    positions = positions.reshape(positions.shape[:4] + (-1,))
+    positions = positions.reshape(positions.shape[:4] + (cells,))
     positions = xp.broadcast_to(positions, best.shape + positions.shape[-1:])
     index = xp.take_along_axis(positions, first, axis=-1)[..., 0]
     found = best > -FLT_MAX
@@ -125,13 +129,14 @@ def max_pool_with_index_gradient(ctx, X, dY, index):
         ctx.fail(f"{ctx.input_label(2)} must be an int32 tensor with one index per element "
                  f"of dY ({dY.size}), got {getattr(index, 'dtype', type(index).__name__)}"
                  f"{tuple(getattr(index, 'shape', ()))}")
-    index = index.reshape(n * c, -1)
+    per_image = dY.shape[2] * dY.shape[3]
+    index = index.reshape(n * c, per_image)
     if index.size and (int(index.max()) >= h * w or int(index.min()) < -1):
         ctx.fail(f"{ctx.input_label(2)} holds positions outside [-1, {h * w}) (H * W = "
                  f"{h} * {w})")
     image = xp.arange(n * c, dtype=np.int64)[:, None] * (h * w)
     keep = index >= 0
     flat = (image + index)[keep]
-    grads = dY.reshape(n * c, -1)[keep].astype(np.float64)
+    grads = dY.reshape(n * c, per_image)[keep].astype(np.float64)
     dX = xp.bincount(flat, weights=grads, minlength=X.size)
     return (dX.astype(X.dtype).reshape(X.shape),)

@@ -64,6 +64,15 @@ def test_forward_and_gradient_match_the_cuda_kernel(kernel, stride, pads):
     check_reference(grad, [x, dy, index], lambda x, dy, i: (grad_ref(x, dy, i),))
 
 
+def test_an_empty_batch():
+    x = np.zeros((0, 2, 4, 4), np.float32)
+    op = core.CreateOperator("MaxPoolWithIndex", ["x"], ["y", "index"], kernel=2, stride=2)
+    y, index = check_reference(op, [x], lambda x: pool_ref(x, (2, 2), 2, (0, 0, 0, 0)))
+    grad = core.CreateOperator("MaxPoolWithIndexGradient", ["x", "dy", "index"], ["dx"],
+                               kernel=2, stride=2)
+    check_reference(grad, [x, y, index], lambda x, dy, i: (x,))
+
+
 def test_windows_of_padding_nan_and_minus_inf_give_minus_flt_max_and_index_minus_one():
     x = np.array([[[[np.nan, -np.inf], [np.inf, 1.0]]]], np.float32)
     op = core.CreateOperator("MaxPoolWithIndex", ["x"], ["y", "index"], kernel=1, stride=1)
