@@ -16,7 +16,7 @@ from itertools import chain
 
 import numpy as np
 
-from caffe2lite import gradients, scope
+from caffe2lite import control_ops_grad, gradients, scope
 from caffe2lite import pybind_state as C  # noqa: N812 (Caffe2's core.C)
 from caffe2lite.operators import python_op
 from caffe2lite.proto import caffe2_pb2
@@ -279,6 +279,12 @@ class GradientRegistry:
     def GetBackwardPass(cls, operators, ys, ys_generate_gradient=False):  # noqa: N802
         grad_ops, input_to_grad = gradients.get_backward_pass(operators, ys)
         return grad_ops, _blob_references(input_to_grad)
+
+
+# Control ops' gradients are Python makers, as Caffe2's core registered them.
+GradientRegistry.RegisterGradient("Do")(control_ops_grad.gen_do_gradient)
+GradientRegistry.RegisterGradient("If")(control_ops_grad.gen_if_gradient)
+GradientRegistry.RegisterGradient("While")(control_ops_grad.gen_while_gradient)
 
 
 class IR(gradients.BackwardPass):

@@ -26,9 +26,10 @@ register_schema(OpSchema(
     inputs=[("condition", "one-element bool tensor"),
             ("inputs...", "blobs the branches read (declarations)")],
     outputs=[("outputs...", "blobs the branches write (declarations)")],
-    needs_workspace=True, opaque_outputs=True, gradient=NO_GRADIENT,
+    needs_workspace=True, opaque_outputs=True,
     doc="Runs then_net if the condition is true, else_net (when given) otherwise, in the "
-        "op's workspace."))
+        "op's workspace. Its gradient is a Python maker (caffe2lite.control_ops_grad), as "
+        "in Caffe2."))
 
 register_schema(OpSchema(
     "While", num_inputs=(1, None), num_outputs=(0, None), allow_inplace=lambda i, j: True,
@@ -40,7 +41,7 @@ register_schema(OpSchema(
     outputs=[("outputs...", "blobs the nets write (declarations)")],
     needs_workspace=True, opaque_outputs=True,
     doc="Runs cond_net (if given), then loop_net while the condition is true, in the op's "
-        "workspace."))
+        "workspace. Its gradient is a Python maker (caffe2lite.control_ops_grad)."))
 
 register_schema(OpSchema(
     "IsEmpty", num_inputs=1, num_outputs=1, cpu_fallback=True,

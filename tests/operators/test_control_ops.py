@@ -250,3 +250,66 @@ def test_brew_loop_sums_with_a_condition_model():
     workspace.FeedBlob("s", np.array(0, np.int64))
     workspace.RunNetOnce(model.net)
     assert int(workspace.FetchBlob("s")) == s
+
+
+def _feed(**blobs):
+    for name, value in blobs.items():
+        workspace.FeedBlob(name, value)
+
+
+def test_gradient_through_brew_cond_takes_the_branch_that_ran():
+    then_model = model_helper.ModelHelper(name="then_g")
+    then_model.net.Mul(["x", "w"], "y")
+    else_model = model_helper.ModelHelper(name="else_g")
+    else_model.net.Add(["x", "x"], "y")
+    model = model_helper.ModelHelper(name="cond_g")
+    brew.cond(model, "c", ["x", "w", "y"], then_model, else_model)
+    loss = model.net.SumElements("y", "loss")
+    grads = model.net.AddGradientOperators([loss])
+    assert str(grads["x"]) == "x_grad" and str(grads["w"]) == "w_grad"
+    x, w = np.array([1.0, 2.0], F), np.array([3.0, -1.0], F)
+    for flag, dx, dw in ((True, w, x), (False, np.full(2, 2.0, F), np.zeros(2, F))):
+        _feed(x=x, w=w, y=np.zeros(2, F), c=np.array(flag))
+        workspace.RunNetOnce(model.net)  # d(sum(y))/dx and /dw of the branch taken
+        np.testing.assert_array_equal(workspace.FetchBlob("x_grad"), dx)
+        np.testing.assert_array_equal(workspace.FetchBlob("w_grad"), dw)
+
+
+def test_gradient_through_brew_loop_chains_the_iterations():
+    # s = s0 + n * w after n iterations: ds/ds0 = 1, ds/dw = n (summed over iterations)
+    cond_model = model_helper.ModelHelper(name="cond_lg")
+    cond_model.net.LT(["i", "n"], "c")
+    body = model_helper.ModelHelper(name="body_lg")
+    body.net.Add(["i", "one"], "i")
+    body.net.Add(["s", "w"], "s")
+    model = model_helper.ModelHelper(name="loop_g")
+    model.net.Copy("s0", "s")
+    brew.loop(model, "c", ["i", "s", "w", "one", "n", "c"], body, cond_model)
+    loss = model.net.SumElements("s", "loss")
+    model.AddGradientOperators([loss])
+    s0, w = np.array([1.0, 3.0], F), np.array([2.0, -1.5], F)
+    for n in (3, 0):
+        _feed(i=np.array(0, np.int64), one=np.array(1, np.int64), n=np.array(n, np.int64),
+              w=w, s0=s0, c=np.array(False))
+        workspace.RunNetOnce(model.net)
+        np.testing.assert_array_equal(workspace.FetchBlob("s"), s0 + n * w)
+        np.testing.assert_array_equal(workspace.FetchBlob("s0_grad"), np.ones(2, F))
+        np.testing.assert_array_equal(workspace.FetchBlob("w_grad"), np.full(2, n, F))
+
+
+def test_gradient_of_a_do_reads_the_forward_workspace():
+    body = core.Net("sq_body")
+    body.Scale("a", "t", scale=3.0)  # private: the gradient Do reads it back
+    body.Mul(["t", "t"], "b")
+    net = core.Net("do_grad")
+    net.CreateScope([], "ws")
+    net.Do(["x", "ws"], ["y", "ws"], net=body.Proto(), inner_blobs=["a", "b"],
+           outer_blobs_idx=[0, 1])
+    loss = net.SumElements("y", "loss")
+    net.AddGradientOperators([loss])
+    grad_do = [op for op in net.Proto().op if op.type == "Do" and op.is_gradient_op]
+    assert len(grad_do) == 1
+    x = np.array([0.5, -2.0], F)
+    _feed(x=x)
+    workspace.RunNetOnce(net)
+    np.testing.assert_allclose(workspace.FetchBlob("x_grad"), 18 * x)  # d(9x^2)/dx
