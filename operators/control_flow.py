@@ -7,8 +7,10 @@ declarations).  ``While`` (``while_op.h``) runs ``cond_net`` (when given) and
 then, while the condition blob holds true, ``loop_net`` and ``cond_net`` again.
 Both run their nets through operators/_subnet.py: on a view of the workspace whose
 writes are copied back only when the op succeeds, so a failing branch or iteration
-leaves every blob as it was.  A While stops with LimitExceeded after the workspace's
-``max_plan_iterations`` iterations when that limit is set (Caffe2 had none).
+leaves every blob as it was (the workspaces a scope blob's stack holds for Do ops inside
+are the exception: what those Dos pushed and wrote there stays).  A While stops with
+LimitExceeded after the workspace's ``max_plan_iterations`` iterations when that limit
+is set (Caffe2 had none).
 ``IsEmpty`` (``utility_ops``) gives a 0-d bool: whether the input has no elements.
 """
 
