@@ -15,7 +15,7 @@ F = np.float32
 
 
 def _net(name, *ops):
-    net = core.Net(name)
+    net = core.Net("m2_" + name)  # a name no other test claims
     for op_type, inputs, outputs, args in ops:
         net.Proto().op.add().CopyFrom(core.CreateOperator(op_type, inputs, outputs, **args))
     return net.Proto()
@@ -30,7 +30,7 @@ def test_do_binds_outer_blobs_and_keeps_its_own_private():
                 ("Mul", ["T", "T"], ["Z"], {}))
     workspace.FeedBlob("outer_x", np.array([1.0, 2.0], F))
     workspace.FeedBlob("outer_y", np.array([3.0, -4.0], F))
-    net = core.Net("outer")
+    net = core.Net("m2_outer")
     net.CreateScope([], "ws")
     net.Do(["outer_x", "outer_y", "ws"], ["outer_z", "ws"], net=body,
            inner_blobs=["X", "Y", "Z"], outer_blobs_idx=[0, 1, 2])
@@ -67,7 +67,7 @@ def test_reuse_workspace_and_private_blobs_persist_between_runs():
     step = _net("step", ("Add", ["count", "one"], ["count"], {}),
                 ("Copy", ["count"], ["out"], {}))
     workspace.FeedBlob("outer_one", np.ones(1, F))
-    net = core.Net("counting")
+    net = core.Net("m2_counting")
     net.CreateScope([], "ws")
     net.Do(["ws"], ["ws"], net=init, inner_blobs=[], outer_blobs_idx=[])
     for _ in range(3):  # runs in the same child workspace, where "count" lives
@@ -207,12 +207,12 @@ def test_while_stops_at_the_workspace_iteration_limit():
 
 
 def test_brew_cond_runs_one_branch_in_its_own_scope():
-    then_model = model_helper.ModelHelper(name="then")
+    then_model = model_helper.ModelHelper(name="m2_then")
     then_model.net.Scale("x", "tmp", scale=2.0)  # tmp stays inside the branch
     then_model.net.Add(["tmp", "x"], "y")
-    else_model = model_helper.ModelHelper(name="else")
+    else_model = model_helper.ModelHelper(name="m2_else")
     else_model.net.Negative("x", "y")
-    model = model_helper.ModelHelper(name="cond")
+    model = model_helper.ModelHelper(name="m2_cond")
     brew.cond(model, "c", ["x", "y"], then_model, else_model)
     types = [op.type for op in model.net.Proto().op]
     assert types == ["CreateScope", "CreateScope", "If"]
@@ -228,13 +228,13 @@ def test_brew_cond_runs_one_branch_in_its_own_scope():
 
 def test_brew_loop_sums_with_a_condition_model():
     # Python reference: i = 0; s = 0; while i < 4: i += 1; s += i * i
-    cond_model = model_helper.ModelHelper(name="loop_cond")
+    cond_model = model_helper.ModelHelper(name="m2_loop_cond")
     cond_model.net.LT(["i", "four"], "c")
-    body = model_helper.ModelHelper(name="loop_body")
+    body = model_helper.ModelHelper(name="m2_loop_body")
     body.net.Add(["i", "one"], "i")
     body.net.Mul(["i", "i"], "sq")  # local to each iteration's workspace
     body.net.Add(["s", "sq"], "s")
-    model = model_helper.ModelHelper(name="loop")
+    model = model_helper.ModelHelper(name="m2_loop")
     brew.loop(model, "c", ["i", "s", "one", "four", "c"], body, cond_model)
     for name, value in (("i", 0), ("s", 0), ("one", 1), ("four", 4)):
         workspace.FeedBlob(name, np.array(value, np.int64))
@@ -258,11 +258,11 @@ def _feed(**blobs):
 
 
 def test_gradient_through_brew_cond_takes_the_branch_that_ran():
-    then_model = model_helper.ModelHelper(name="then_g")
+    then_model = model_helper.ModelHelper(name="m2_then_g")
     then_model.net.Mul(["x", "w"], "y")
-    else_model = model_helper.ModelHelper(name="else_g")
+    else_model = model_helper.ModelHelper(name="m2_else_g")
     else_model.net.Add(["x", "x"], "y")
-    model = model_helper.ModelHelper(name="cond_g")
+    model = model_helper.ModelHelper(name="m2_cond_g")
     brew.cond(model, "c", ["x", "w", "y"], then_model, else_model)
     loss = model.net.SumElements("y", "loss")
     grads = model.net.AddGradientOperators([loss])
@@ -277,12 +277,12 @@ def test_gradient_through_brew_cond_takes_the_branch_that_ran():
 
 def test_gradient_through_brew_loop_chains_the_iterations():
     # s = s0 + n * w after n iterations: ds/ds0 = 1, ds/dw = n (summed over iterations)
-    cond_model = model_helper.ModelHelper(name="cond_lg")
+    cond_model = model_helper.ModelHelper(name="m2_cond_lg")
     cond_model.net.LT(["i", "n"], "c")
-    body = model_helper.ModelHelper(name="body_lg")
+    body = model_helper.ModelHelper(name="m2_body_lg")
     body.net.Add(["i", "one"], "i")
     body.net.Add(["s", "w"], "s")
-    model = model_helper.ModelHelper(name="loop_g")
+    model = model_helper.ModelHelper(name="m2_loop_g")
     model.net.Copy("s0", "s")
     brew.loop(model, "c", ["i", "s", "w", "one", "n", "c"], body, cond_model)
     loss = model.net.SumElements("s", "loss")
@@ -298,10 +298,10 @@ def test_gradient_through_brew_loop_chains_the_iterations():
 
 
 def test_gradient_of_a_do_reads_the_forward_workspace():
-    body = core.Net("sq_body")
+    body = core.Net("m2_sq_body")
     body.Scale("a", "t", scale=3.0)  # private: the gradient Do reads it back
     body.Mul(["t", "t"], "b")
-    net = core.Net("do_grad")
+    net = core.Net("m2_do_grad")
     net.CreateScope([], "ws")
     net.Do(["x", "ws"], ["y", "ws"], net=body.Proto(), inner_blobs=["a", "b"],
            outer_blobs_idx=[0, 1])

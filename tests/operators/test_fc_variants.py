@@ -33,7 +33,7 @@ def test_packed_fc_is_fc():
     with pytest.raises(EnforceError, match="2-D"):
         workspace.RunOperatorOnce(op)
     assert_unchanged(before)
-    net = core.Net("packed")
+    net = core.Net("m2_packed")
     net.PackedFC(["x", "w", "b"], "y")
     with pytest.raises(Exception, match="PackedFC"):
         net.AddGradientOperators(["y"])
@@ -86,13 +86,13 @@ def test_fc_prune_gradient_prunes_every_hundredth_run():
     x = rand(4, 3)
     dy = rand(4, 2) * np.array([1.0, 1e-4], F)  # the second output's weights barely move
     w, mask = rand(2, 3), np.ones((2, 3), F)
-    net = core.Net("prune")
+    net = core.Net("m2_prune")
     net.FC_Prune(["x", "w", "m", "b", "ag", "seq", "thres", "lb"], "y")
     net.AddGradientOperators({"y": "dy"})
     grad_op = net.Proto().op[-1]
     assert grad_op.type == "FCGradient_Prune"
     assert list(grad_op.output) == ["w_grad", "b_grad", "w", "m", "ag", "seq", "x_grad"]
-    step = core.Net("step")
+    step = core.Net("m2_step")
     step.Proto().op.extend([grad_op])
     for name, value in (("x", x), ("w", w), ("m", mask), ("dy", dy), ("ag", np.zeros((2, 3), F)),
                         ("seq", np.zeros((2, 3), F)), ("thres", np.array([0.05], F)),
@@ -138,7 +138,7 @@ def test_depth_split_and_depth_concat_are_split_and_concat():
 
 
 def test_brew_helpers_build_nets_that_run():
-    model = model_helper.ModelHelper(name="fcs")
+    model = model_helper.ModelHelper(name="m2_fcs")
     brew.packed_fc(model, "x", "packed", dim_in=4, dim_out=3)
     brew.fc_decomp(model, "x", "decomp", dim_in=4, dim_out=3, rank_approx=2)
     brew.fc_prune(model, "x", "pruned", dim_in=4, dim_out=3, need_compress_rate=True)

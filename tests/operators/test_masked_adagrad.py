@@ -90,7 +90,7 @@ def test_pruning_by_delays_keeps_the_largest_blocks():
     rows, width = 4, 6
     param = RNG.standard_normal((rows, width)).astype(F)
     moment = np.zeros((rows, width), F)
-    net = core.Net("prune")
+    net = core.Net("m2_prune")
     net.MaskedSparseAdagrad(["p", "h", "i", "g", "lr", "m", "c", "it"], ["p", "h", "bits"],
                             epsilon=EPS, block_size=2, delays=[2], prune_ratios=[0.5])
     idx, grad = np.array([1], np.int64), np.zeros((1, width), F)  # rows barely move
@@ -138,7 +138,7 @@ def test_masked_sparse_refusals_change_nothing(feeds, args, match):
 
 
 def test_build_adagrad_with_a_mask_tensor_keeps_pruned_weights_at_zero():
-    model = model_helper.ModelHelper(name="masked")
+    model = model_helper.ModelHelper(name="m2_masked")
     model.param_init_net.GaussianFill([], "w", shape=[3, 4], std=1.0)
     model.param_init_net.ConstantFill([], "b", shape=[3], value=0.0)
     model.params.append(core.BlobReference("w"))  # the mask fits w: b stays as it is

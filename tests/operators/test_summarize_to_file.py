@@ -19,7 +19,7 @@ def stats(x):
 def test_each_run_appends_a_line_in_the_root_folder(tmp_path):
     workspace.ResetWorkspace(str(tmp_path))
     (tmp_path / "scope#w.summary").write_text("left by an earlier process\n")
-    net = core.Net("summaries")
+    net = core.Net("m2_summaries")
     net.Summarize("scope/w", [], to_file=1)
     workspace.FeedBlob("scope/w", np.zeros(2, np.float32))
     workspace.CreateNet(net)
