@@ -16,7 +16,8 @@ whether a stack holds pushed workspaces.
 
 As everywhere (operators/_subnet.py), the body runs on a view and its writes -- to the
 outer blobs and to the child's own -- land only when it succeeds; a failed Do leaves
-the blobs, the stack and its workspaces as they were.
+the blobs, the stack and its workspaces as they were (but for the stacks of Do ops
+nested in the body, which change as those ops run).
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from device_utils import requires_cuda, run_on
+
 from caffe2lite import core, workspace
 from caffe2lite.errors import Caffe2LiteError, EnforceError
 from caffe2lite.testing import check_gradient, check_reference
@@ -109,3 +111,23 @@ def test_gradient_refuses_indices_outside_the_image():
     with pytest.raises(Caffe2LiteError, match="outside"):
         workspace.RunOperatorOnce(core.CreateOperator(
             "MaxPoolWithIndexGradient", ["x", "dy", "i"], ["dx"], kernel=2))
+
+
+@requires_cuda
+def test_cuda_matches_cpu():
+    rng = np.random.default_rng(5)
+    x = rng.integers(-2, 3, (2, 3, 7, 6)).astype(np.float32)
+    args = dict(kernel=3, stride=2, pad=1)
+    op = core.CreateOperator("MaxPoolWithIndex", ["x"], ["y", "index"], **args)
+    cpu, cpu_error = run_on(op, {"x": x}, "CPU", ["y", "index"])
+    gpu, gpu_error = run_on(op, {"x": x}, "CUDA", ["y", "index"])
+    assert cpu_error is None and gpu_error is None, (cpu_error, gpu_error)
+    for name in ("y", "index"):
+        np.testing.assert_array_equal(gpu[name], cpu[name], err_msg=name)
+    feeds = {"x": x, "dy": rng.standard_normal(cpu["y"].shape).astype(np.float32),
+             "index": cpu["index"]}
+    grad = core.CreateOperator("MaxPoolWithIndexGradient", list(feeds), ["dx"], **args)
+    cpu, cpu_error = run_on(grad, feeds, "CPU", ["dx"])
+    gpu, gpu_error = run_on(grad, feeds, "CUDA", ["dx"])
+    assert cpu_error is None and gpu_error is None, (cpu_error, gpu_error)
+    np.testing.assert_allclose(gpu["dx"], cpu["dx"], rtol=1e-6)
