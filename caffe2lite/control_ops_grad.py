@@ -69,13 +69,19 @@ def _gen_subnet_gradient(subnet, init_grad):
     for grad_op in grad_ops:
         input_names.update(i for i in grad_op.input if i not in output_names)
         output_names.update(grad_op.output)
+    return _net_like(subnet, grad_ops, "_grad"), grad_map, input_names, output_names
+
+
+def _net_like(template, ops, suffix):
+    """A NetDef with ``template``'s settings (type, device, ...) holding only ``ops``, its
+    name (when it has one) followed by ``suffix``."""
     net = caffe2_pb2.NetDef()
-    net.CopyFrom(subnet)
+    net.CopyFrom(template)
     if net.name:
-        net.name += "_grad"
+        net.name += suffix
     del net.op[:], net.external_input[:], net.external_output[:]
-    net.op.extend(grad_ops)
-    return net, grad_map, input_names, output_names
+    net.op.extend(ops)
+    return net
 
 
 def dedupe_g_output(op, g_output):
@@ -198,12 +204,7 @@ def gen_do_gradient(op, g_output):
 
 def _prepare_gradient_do_op(fwd_op, fwd_net, grad_ops, inputs, outputs, blob_bindings,
                             saved_fwd_blobs, workspace_blob_name):
-    net = caffe2_pb2.NetDef()
-    net.CopyFrom(fwd_net)
-    if net.name:
-        net.name += "_grad"
-    del net.op[:], net.external_input[:], net.external_output[:]
-    net.op.extend(grad_ops)
+    net = _net_like(fwd_net, grad_ops, "_grad")
     ordered = inputs + outputs
     inner_blobs = list(blob_bindings)
     gradient_do = make_operator(
@@ -272,13 +273,7 @@ def gen_if_gradient(op, g_output):
     if else_grad_net:
         else_grad_net.op.extend(zero_then)
     elif zero_then:
-        else_grad_net = caffe2_pb2.NetDef()
-        else_grad_net.CopyFrom(then_grad_net)
-        if else_grad_net.name:
-            else_grad_net.name += "_auto_else_zero_blobs_"
-        del else_grad_net.op[:], else_grad_net.external_input[:]
-        del else_grad_net.external_output[:]
-        else_grad_net.op.extend(zero_then)
+        else_grad_net = _net_like(then_grad_net, zero_then, "_auto_else_zero_blobs_")
     only_else = {o for o in else_outputs - then_outputs if o in else_grad_map.values()}
     then_grad_net.op.extend(_gen_grad_zero_init_ops(init_grad_map, else_grad_map, only_else))
     condition = op.input[0]
