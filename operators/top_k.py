@@ -9,11 +9,18 @@ entries' positions in X.reshape(-1) (-1 for padding).  Indices are int64.
     TopK([[6, 7, 0], [8, 7, 7]], k=2) -> Values [[7, 6], [8, 7]], Indices [[1, 0], [0, 1]]
 
 The gradient scatters dValues back to the picked positions (zeros elsewhere).
+
+LengthsTopK(DATA, LENGTHS, k) does the same per segment of a 1-D DATA: (len(LENGTHS),
+k) values and int32 positions within the segment, padded with 0 and -1 when a
+segment has fewer than k entries (Caffe2's lengths_top_k_op.cc); its gradient
+LengthsTopKGradient(LENGTHS, Indices, dValues) scatters back the same way.
 """
 
 import numpy as np
 
 from caffe2lite.operators._axes import canonical_axis, check_numeric
+from caffe2lite.operators._segments import offsets_of, position_in_segment
+from caffe2lite.operators.lengths_ops import check_lengths
 from caffe2lite.runtime import (Arg, OpSchema, TensorSpec, check_allocation, grad_name,
                                 make_operator, register_kernel, register_schema)
 
@@ -151,3 +158,75 @@ def top_k_gradient(ctx, dvalues, indices, x):
     dx = xp.zeros(x.size, dvalues.dtype)
     dx[flat[keep]] = dvalues.reshape(prev, k, rest)[keep]
     return (dx.reshape(x.shape),)
+
+
+def lengths_top_k_gradient_maker(op_def, g_output):
+    """LengthsTopKGradient(LENGTHS, Indices, dValues) -> dDATA (GetLengthsTopKGradient)."""
+    d_data = grad_name(op_def.input[0])
+    return [make_operator("LengthsTopKGradient",
+                          [op_def.input[1], op_def.output[1], g_output[0]], [d_data])], \
+        [d_data, None]
+
+
+register_schema(OpSchema(
+    "LengthsTopK", num_inputs=2, num_outputs=2,
+    infer_shapes=lambda ctx, data, lengths: (None, None) if lengths is None else (
+        TensorSpec((lengths.shape[0], ctx.args["k"]),
+                   data.dtype if data is not None else np.float32),
+        TensorSpec((lengths.shape[0], ctx.args["k"]), np.int32)),
+    inputs=[("DATA", "1-D float tensor of sum(LENGTHS) values"),
+            ("LENGTHS", "int32 segment lengths")],
+    outputs=[("TopKValue", "(len(LENGTHS), k): each segment's k largest, descending"),
+             ("TopKIndices", "int32 (len(LENGTHS), k): their positions in the segment")],
+    args=[Arg("k", "int", -1, "values per segment (>= 1); short segments pad with 0 / -1")],
+    doc="TopK of every segment of DATA.", gradient=lengths_top_k_gradient_maker))
+
+register_schema(OpSchema(
+    "LengthsTopKGradient", num_inputs=3, num_outputs=1,
+    inputs=[("LENGTHS", "the forward LENGTHS"), ("TopKIndices", "the forward indices"),
+            ("dTopKValue", "gradient of TopKValue")],
+    outputs=[("dDATA", "dTopKValue at the picked entries, zeros elsewhere")],
+    args=[Arg("k", "int", -1, "the forward k")],
+    doc="The gradient of LengthsTopK."))
+
+
+@register_kernel("LengthsTopK", devices=("CPU", "CUDA"))
+def lengths_top_k(ctx, data, lengths):
+    xp = ctx.xp
+    k = _checked_k(ctx)
+    lengths = check_lengths(ctx, 1, lengths)
+    if data.ndim != 1 or data.dtype.kind != "f":
+        ctx.fail(f"{ctx.input_label(0)} must be a 1-D float tensor, got {data.dtype} of "
+                 f"shape {tuple(data.shape)}")
+    if int(lengths.sum(dtype=np.int64)) != data.shape[0]:
+        ctx.fail(f"{ctx.input_label(1)} sums to {int(lengths.sum())}, but "
+                 f"{ctx.input_label(0)} has {data.shape[0]} values")
+    m = lengths.shape[0]
+    width = max(int(lengths.max()) if m else 0, 1)
+    check_allocation(ctx, (m, max(width, k)), 8 + data.itemsize, "argument 'k'")
+    # segments as rows of a (m, width) grid padded with -inf past each segment's end;
+    # padding sits after the real entries, so ties keep the real ones first
+    grid = xp.full((m, width), -np.inf, data.dtype)
+    segment, position = position_in_segment(xp, lengths)
+    grid[segment, position] = data
+    values, picked = top_k_rows(xp, grid, k)
+    real = picked < lengths[:, None]
+    values = xp.where(real, values, 0).astype(data.dtype)
+    return values, xp.where(real, picked, -1).astype(np.int32)
+
+
+@register_kernel("LengthsTopKGradient", devices=("CPU", "CUDA"))
+def lengths_top_k_gradient(ctx, lengths, indices, d_values):
+    xp = ctx.xp
+    k = _checked_k(ctx)
+    lengths = check_lengths(ctx, 0, lengths)
+    m = lengths.shape[0]
+    if indices.shape != (m, k) or d_values.shape != (m, k) or d_values.dtype.kind != "f":
+        ctx.fail(f"{ctx.input_label(1)} {tuple(indices.shape)} and {ctx.input_label(2)} "
+                 f"{tuple(d_values.shape)} must both be ({m}, {k}) (float gradients)")
+    starts, _ = offsets_of(xp, lengths)
+    keep = (indices >= 0) & (indices < lengths[:, None])
+    target = (starts[:, None] + indices)[keep]
+    d_data = xp.zeros(int(lengths.sum(dtype=np.int64)), d_values.dtype)
+    d_data[target] = d_values[keep]
+    return (d_data,)
