@@ -7,7 +7,7 @@
 * SelfBinningHistogram(X1, ..., num_bins, bin_spacing, logspace_start): the edges are
   chosen from the data -- num_bins + 1 of them from min to min + 1.0001 * (max - min),
   linearly or geometrically spaced ("logarithmic": min and max first raised to at least
-  logspace_start) -- and output 0 holds them (in X's dtype), output 1 the int64 counts
+  logspace_start; with ``abs`` the absolute values are binned) -- and output 0 holds them (in X's dtype), output 1 the int64 counts
   (the last count is always 0; values below the first edge count in bin 0).  When all
   values are equal the last edge becomes the scaled max and bin 0 holds everything.
 All inputs share one float dtype.  Vectorised: one searchsorted and one bincount.
@@ -37,7 +37,8 @@ register_schema(OpSchema(
     args=[Arg("num_bins", "int", 0, "number of bins (>= 1)"),
           Arg("bin_spacing", "string", "linear", "'linear' or 'logarithmic'"),
           Arg("logspace_start", "float", 1e-24, "smallest edge with logarithmic spacing "
-                                                "(> 0)")],
+                                                "(> 0)"),
+          Arg("abs", "bool", False, "bin the absolute values")],
     doc="A histogram whose bins span the data's own range.", gradient=NO_GRADIENT))
 
 
@@ -94,6 +95,8 @@ def self_binning_histogram(ctx, *inputs):
     xp = ctx.xp
     num_bins, spacing = _self_binning_args(ctx)
     values = _values(ctx, inputs)
+    if ctx.args["abs"]:
+        values = xp.abs(values)
     t = values.dtype.type
     if values.size == 0:
         return xp.zeros(num_bins + 1, values.dtype), xp.zeros(num_bins + 1, np.int64)

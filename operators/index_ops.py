@@ -10,7 +10,7 @@ dropped), IndexStore outputs the keys in id order, IndexSize the next id.
 The index is sorted arrays (keys and their ids) behind a lock: a lookup of n keys is
 one np.unique and one searchsorted, new keys are merged in with one np.insert, and
 keys keep the order of first appearance for their ids.  Strings may be str or bytes;
-they are compared as bytes.  An IndexGet that would overflow max_elements fails
+they are compared, and stored, as bytes (Caffe2's std::string: IndexStore gives bytes).  An IndexGet that would overflow max_elements fails
 before adding anything.  Indexes are saved and loaded as Caffe2 did: a BlobProto of
 type "std::unique_ptr<caffe2::IndexBase>" holding the stored keys as a tensor and
 "<max_elements> <frozen>" as content.
@@ -44,7 +44,7 @@ class Index:
         dtype = object if self.kind == "string" else np.dtype(self.kind)
         self._sorted = np.empty(0, dtype)     # lookup keys (bytes for strings), sorted
         self._sorted_ids = np.empty(0, np.int64)
-        self._items = np.empty(0, dtype)      # keys as given, in id order
+        self._items = np.empty(0, dtype)      # lookup keys in id order
         self.next_id = 1
 
     def _lookup_keys(self, keys):
@@ -72,7 +72,7 @@ class Index:
                 ids[order] = self.next_id + np.arange(order.size)
                 self._sorted = np.insert(self._sorted, where[new], unique[new])
                 self._sorted_ids = np.insert(self._sorted_ids, where[new], ids[new])
-                self._items = np.concatenate([self._items, flat[first[order]]])
+                self._items = np.concatenate([self._items, unique[order]])
                 self.next_id += int(order.size)
             return ids[inverse.reshape(-1)].reshape(keys.shape).astype(np.int64)
 
@@ -86,7 +86,7 @@ class Index:
             raise IndexError("Repeated elements found: cannot load into dictionary.")
         with self._lock:
             self._sorted, self._sorted_ids = ranked, (order + 1).astype(np.int64)
-            self._items = items.copy()
+            self._items = lookup.copy()
             self.next_id = items.size + 1
 
     def store(self):

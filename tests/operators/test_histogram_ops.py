@@ -69,3 +69,10 @@ def test_self_binning_empty_and_bad_bins():
     np.testing.assert_array_equal(counts, [0, 0, 0, 0])
     op = core.CreateOperator("SelfBinningHistogram", ["x"], ["e", "c"], num_bins=0)
     assert_fails_unchanged(op, {"x": np.ones(3)}, EnforceError, "Number of bins")
+
+
+def test_self_binning_histogram_abs_bins_magnitudes():
+    x = np.array([-3.0, -1.0, 0.5, 2.0])
+    edges, counts = run_op("SelfBinningHistogram", {"x": x}, ["e", "c"], num_bins=2, abs=True)
+    assert edges[0] == 0.5 and np.isclose(edges[-1], 0.5 + 2.5 * 1.0001)
+    np.testing.assert_array_equal(counts, [2, 2, 0])  # |x| = 0.5, 1 | 2, 3 around 1.75
