@@ -19,7 +19,7 @@ boolean_mask_ops.cc).
 import numpy as np
 
 from caffe2lite.operators._axes import canonical_axis
-from caffe2lite.operators._segments import INDEX_DTYPES, segment_sum
+from caffe2lite.operators._segments import INDEX_DTYPES, check_lengths, segment_sum
 from caffe2lite.runtime import (NO_GRADIENT, Arg, OpSchema, grad_name, gradient_maker,
                                 make_operator, register_kernel, register_schema, same_as)
 
@@ -115,12 +115,7 @@ def boolean_mask_gradient(ctx, mask, dy):
 
 @register_kernel("BooleanMaskLengths", devices=("CPU", "CUDA"))
 def boolean_mask_lengths(ctx, lengths, mask):
-    if np.dtype(lengths.dtype) not in INDEX_DTYPES or lengths.ndim != 1:
-        ctx.fail(f"{ctx.input_label(0)} must be an int32/int64 vector, got {lengths.dtype} "
-                 f"of shape {tuple(lengths.shape)}")
-    if lengths.size and int(lengths.min()) < 0:
-        ctx.fail(f"{ctx.input_label(0)} holds a negative length")
-    _check_mask(ctx, 1, mask, int(lengths.sum()))
+    _check_mask(ctx, 1, mask, check_lengths(ctx, lengths, 0))
     return (segment_sum(ctx.xp, mask.astype(np.int64), lengths).astype(lengths.dtype),)
 
 

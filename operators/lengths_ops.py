@@ -16,6 +16,7 @@ A lengths vector splits a tensor's first dimension into consecutive segments
 
 import numpy as np
 
+from caffe2lite.operators import _segments as segments
 from caffe2lite.operators._segments import (INDEX_DTYPES, offsets_of, position_in_segment,
                                             repeat_segments)
 from caffe2lite.operators._train_common import check_index_vector, host_int
@@ -109,11 +110,7 @@ def lengths_gather(ctx, items, lengths, indices):
 
 def check_index_lengths(ctx, i, lengths):
     """A 1-D int32/int64 lengths input with no negative entry (the ops that took either)."""
-    if np.dtype(lengths.dtype) not in INDEX_DTYPES or lengths.ndim != 1:
-        ctx.fail(f"{ctx.input_label(i)} must be an int32/int64 vector of lengths, got "
-                 f"{lengths.dtype} of shape {tuple(lengths.shape)}")
-    if lengths.size and host_int(lengths.min()) < 0:
-        ctx.fail(f"{ctx.input_label(i)} holds a negative length")
+    segments.check_lengths(ctx, lengths, i)
     return lengths
 
 

@@ -4,15 +4,15 @@
 import numpy as np
 import pytest
 
-from caffe2lite import core, workspace
-from caffe2lite.proto import caffe2_pb2
+from test_basic_ops_cuda import CUDA, run_on  # the CPU-vs-CUDA runner those tests share
+
+from caffe2lite import workspace
 
 pytestmark = [
     pytest.mark.cuda,
     pytest.mark.skipif(not workspace.has_cuda_support(), reason="needs CuPy and an NVIDIA GPU"),
 ]
 
-CUDA = core.DeviceOption(caffe2_pb2.CUDA, 0)
 X = np.arange(24, dtype=np.float32).reshape(2, 3, 4) / 7
 ROWS = np.arange(12, dtype=np.float32).reshape(6, 2) / 3
 L32 = np.array([2, 0, 3, 1], np.int32)
@@ -54,14 +54,6 @@ CASES = [
     ("Find", ["i", "q"], ["y"], {"i": np.array([3, 1, 3], np.int32),
                                  "q": np.array([3, 2], np.int32)}, {}),
 ]
-
-
-def run_on(device_option, op_type, inputs, outputs, feeds, **kwargs):
-    for name, value in feeds.items():
-        workspace.FeedBlob(name, value, device_option)
-    op = core.CreateOperator(op_type, inputs, outputs, device_option=device_option, **kwargs)
-    workspace.RunOperatorOnce(op)
-    return [workspace.FetchBlob(o) for o in outputs]
 
 
 @pytest.mark.parametrize("op_type, inputs, outputs, feeds, kwargs", CASES,
