@@ -112,3 +112,22 @@ def test_remove_data_blocks_and_find_duplicates():
         seen.add(v)
     np.testing.assert_array_equal(dups, want)
     assert dups.dtype == np.int64
+
+
+@given(st.lists(st.integers(0, 3), max_size=4))
+def test_pack_unpack_rnn_sequence(lengths):
+    lengths = np.array(lengths, np.int32)
+    values = np.arange(lengths.sum() * 2, dtype=np.float64).reshape(-1, 2) + 1
+    (packed,) = run_op("PackRNNSequence", {"v": values, "l": lengths}, "p")
+    steps = max(lengths.tolist(), default=0)
+    want = np.zeros((steps, lengths.size, 2))
+    offset = 0
+    for c, n in enumerate(lengths):
+        want[:n, c] = values[offset:offset + n]
+        offset += n
+    np.testing.assert_array_equal(packed, want)
+    (back,) = run_op("UnpackRNNSequence", {"p": packed, "l": lengths}, "b")
+    np.testing.assert_array_equal(back, values)
+    if lengths.sum():
+        check_gradient(core.CreateOperator("PackRNNSequence", ["v", "l"], ["p"]),
+                       [values, lengths], 0)
