@@ -230,6 +230,44 @@ def _caller_site() -> str:
     return f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame else "<unknown>"
 
 
+def get_ssa(net, blob_versions=None):
+    """Caffe2's get_ssa: ([(versioned inputs, versioned outputs)] per op, blob versions).
+
+    A version is (name, n): external inputs (or, in a net that lists none, every
+    blob read before it is written) are at version 0, each write adds one.
+    ``blob_versions`` (updated in place) carries versions on from earlier nets.
+    """
+    if blob_versions is None:
+        blob_versions = {}
+    if isinstance(net, list):
+        return [get_ssa(n, blob_versions) for n in net], blob_versions
+    proto = net.Proto() if isinstance(net, Net) else net
+    assert isinstance(proto, caffe2_pb2.NetDef), f"get_ssa takes a Net or NetDef, got {proto!r}"
+    for name in proto.external_input:
+        blob_versions.setdefault(str(name), 0)
+    ssa = []
+    for op in proto.op:
+        if not proto.external_input:
+            for name in op.input:
+                blob_versions.setdefault(str(name), 0)
+        inputs = [(str(i), blob_versions.get(str(i), 0)) for i in op.input]
+        for name in op.output:
+            blob_versions[str(name)] = blob_versions.get(str(name), 0) + 1
+        ssa.append((inputs, [(str(o), blob_versions[str(o)]) for o in op.output]))
+    return ssa, blob_versions
+
+
+def output_to_list(op_output):
+    """An op's outputs as a list (Caffe2's: one BlobReference, or None for none)."""
+    if op_output is None:
+        return []
+    if isinstance(op_output, (list, tuple)):
+        return list(op_output)
+    if isinstance(op_output, BlobReference):
+        return [op_output]
+    raise ValueError(f"Unexpected operator output type: {type(op_output)}")
+
+
 class Net:
     """A NetDef under construction, with ``net.OpType(...)`` sugar."""
 

@@ -1,10 +1,10 @@
-"""Axis and scalar-input helpers shared by the shape operators (Tile, TopK, Expand, ...).
+"""Axis and scalar-input helpers shared by the operators (Softmax, FC, Tile, TopK, ...).
 
-Caffe2's ``canonical_axis_index`` maps a negative axis to ``axis + ndim`` and
-refuses one outside ``[-ndim, ndim)``; several ops also take a size from a
-one-element int tensor input instead of an argument (Caffe2's
-GetArgFromTensor).  The module name starts with ``_`` so the registry does
-not import it as an operator module.
+Caffe2's ``canonical_axis_index`` took an axis in [-ndim, ndim) and counted a
+negative one from the end; out of that range it failed an enforce.  Several
+ops also take a size from a one-element int tensor input instead of an
+argument (Caffe2's GetArgFromTensor).  The module name starts with ``_`` so
+the registry does not import it as an operator module.
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ import numpy as np
 from caffe2lite.operators._train_common import host_int
 
 
-def canonical_axis(ctx, axis: int, ndim: int, what: str = "axis") -> int:
-    """``axis`` in [0, ndim), from Caffe2's [-ndim, ndim); else an error naming ``what``."""
+def canonical_axis(ctx, axis: int, ndim: int, arg: str = "axis") -> int:
+    """``axis`` in [0, ndim), from Caffe2's [-ndim, ndim); else an error naming ``arg``."""
     if not -ndim <= axis < ndim:
-        ctx.fail(f"{what} = {axis} is out of range for a tensor of rank {ndim} "
-                 f"(expected {-ndim} <= {what} < {ndim})")
+        ctx.fail(f"argument '{arg}' = {axis} is out of range for a tensor of rank {ndim}")
     return axis + ndim if axis < 0 else axis
 
 

@@ -25,7 +25,9 @@ NO_GRADIENT = "NO_GRADIENT"
 SHOULD_NOT_DO_GRADIENT = "SHOULD_NOT_DO_GRADIENT"
 GRADIENT_NOT_IMPLEMENTED_YET = "GRADIENT_NOT_IMPLEMENTED_YET"
 
-ARG_TYPES = ("float", "int", "bool", "string", "floats", "ints", "strings",
+# "string" is text (a UTF-8 ``s`` decodes to str); "bytes" keeps ``s`` as the raw bytes
+# it holds (Int8GivenTensorFill's values), whatever they happen to decode to.
+ARG_TYPES = ("float", "int", "bool", "string", "bytes", "floats", "ints", "strings",
              "scalar", "tensor", "tensors", "net", "nets", "any")
 _NO_DEFAULT = object()
 

@@ -84,6 +84,6 @@ def test_bad_inputs():
     assert_fails_unchanged(core.CreateOperator("TopK", ["X"], ["v", "i"], k=0), {"X": x},
                            EnforceError, "'k' must be >= 1")
     assert_fails_unchanged(core.CreateOperator("TopK", ["X"], ["v", "i"], k=1, axis=2),
-                           {"X": x}, EnforceError, "axis = 2 is out of range")
+                           {"X": x}, EnforceError, "'axis' = 2 is out of range")
     assert_fails_unchanged(core.CreateOperator("TopK", ["X"], ["v", "i"], k=1),
                            {"X": np.array([b"a"], dtype=object)}, EnforceError, "numeric")
