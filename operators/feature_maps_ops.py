@@ -295,42 +295,34 @@ def _multi_gradient_kernel(kind):
 
 
 # -- gradient makers and registration -----------------------------------------------------
-def _single_maker(kind):
-    width = _SINGLE_INPUTS[kind]
-
+def _gradient_maker(op_type, width, forwarded, values_at):
+    """The maker of ``op_type``'s gradient op: every group of ``width`` inputs forwards the
+    inputs at positions ``forwarded`` (the lengths the backward pass needs), then the
+    gradient of the merged values; it returns the gradient of each group's values input
+    (position ``values_at``)."""
     def maker(op_def, g_output):
         inputs = list(op_def.input)
         groups = [inputs[i:i + width] for i in range(0, len(inputs), width)]
-        grad_ins = [name for g in groups for name in (g[-1:] if kind == "Scalar"
-                                                      else [g[0], g[-1]])]
-        grad_ins.append(g_output[-1])
-        d_values = [grad_name(g[width - 2]) for g in groups]
+        grad_ins = [g[p] for g in groups for p in forwarded] + [g_output[-1]]
+        d_values = [grad_name(g[values_at]) for g in groups]
         g_input = [None] * len(inputs)
         for k, name in enumerate(d_values):
-            g_input[k * width + width - 2] = name
-        return [make_operator(f"MergeSingle{kind}FeatureTensorsGradient", grad_ins,
-                              d_values)], g_input
-    maker.__name__ = f"merge_single_{kind.lower()}_gradient_maker"
+            g_input[k * width + values_at] = name
+        return [make_operator(f"{op_type}Gradient", grad_ins, d_values)], g_input
+    maker.__name__ = f"{op_type}_gradient_maker"
     return maker
+
+
+def _single_maker(kind):
+    width = _SINGLE_INPUTS[kind]
+    return _gradient_maker(f"MergeSingle{kind}FeatureTensors", width,
+                           (1,) if kind == "Scalar" else (0, width - 1), width - 2)
 
 
 def _multi_maker(kind):
     width = _MULTI_INPUTS[kind]
-
-    def maker(op_def, g_output):
-        inputs = list(op_def.input)
-        groups = [inputs[i:i + width] for i in range(0, len(inputs), width)]
-        grad_ins = [name for g in groups for name in (g[:1] if kind == "Scalar"
-                                                      else [g[0], g[2]])]
-        grad_ins.append(g_output[-1])
-        d_values = [grad_name(g[-1]) for g in groups]
-        g_input = [None] * len(inputs)
-        for k, name in enumerate(d_values):
-            g_input[k * width + width - 1] = name
-        return [make_operator(f"MergeMulti{kind}FeatureTensorsGradient", grad_ins,
-                              d_values)], g_input
-    maker.__name__ = f"merge_multi_{kind.lower()}_gradient_maker"
-    return maker
+    return _gradient_maker(f"MergeMulti{kind}FeatureTensors", width,
+                           (0,) if kind == "Scalar" else (0, 2), width - 1)
 
 
 def _outputs(kind):

@@ -4,14 +4,11 @@
 import numpy as np
 import pytest
 
-from test_basic_ops_cuda import CUDA, run_on  # the CPU-vs-CUDA runner those tests share
+from device_utils import CUDA_MARKS, assert_devices_agree
 
-from caffe2lite import workspace
+from caffe2lite import core
 
-pytestmark = [
-    pytest.mark.cuda,
-    pytest.mark.skipif(not workspace.has_cuda_support(), reason="needs CuPy and an NVIDIA GPU"),
-]
+pytestmark = CUDA_MARKS
 
 X = np.arange(24, dtype=np.float32).reshape(2, 3, 4) / 7
 ROWS = np.arange(12, dtype=np.float32).reshape(6, 2) / 3
@@ -59,8 +56,4 @@ CASES = [
 @pytest.mark.parametrize("op_type, inputs, outputs, feeds, kwargs", CASES,
                          ids=[c[0] for c in CASES])
 def test_cuda_matches_cpu(op_type, inputs, outputs, feeds, kwargs):
-    expected = run_on(None, op_type, inputs, outputs, feeds, **kwargs)
-    got = run_on(CUDA, op_type, inputs, outputs, feeds, **kwargs)
-    for e, g in zip(expected, got):
-        assert g.dtype == e.dtype and g.shape == e.shape
-        np.testing.assert_allclose(g, e, rtol=1e-6)
+    assert_devices_agree(core.CreateOperator(op_type, inputs, outputs, **kwargs), feeds)
