@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from caffe2lite.operators import _native_detection
+from caffe2lite.operators import _native_detection, _rotated_iou
 
 F32 = np.float32
 # Caffe2's BBOX_XFORM_CLIP_DEFAULT: log(1000 / 16), the largest log-space scaling
@@ -34,7 +34,7 @@ BBOX_XFORM_CLIP = F32(math.log(1000.0 / 16.0))
 NMS_BLOCK = 256
 
 
-def transform_upright(boxes, deltas, weights, plus_one: bool):
+def transform_upright(boxes, deltas, weights, plus_one: bool, xp=np):
     """Caffe2's bbox_transform_upright: apply (dx, dy, dw, dh) deltas to (M, 4) boxes."""
     one = F32(plus_one)
     widths = boxes[:, 2] - boxes[:, 0] + one
@@ -44,14 +44,14 @@ def transform_upright(boxes, deltas, weights, plus_one: bool):
     wx, wy, ww, wh = (F32(w) for w in weights)
     dx = deltas[:, 0] / wx
     dy = deltas[:, 1] / wy
-    dw = np.minimum(deltas[:, 2] / ww, BBOX_XFORM_CLIP)
-    dh = np.minimum(deltas[:, 3] / wh, BBOX_XFORM_CLIP)
+    dw = xp.minimum(deltas[:, 2] / ww, BBOX_XFORM_CLIP)
+    dh = xp.minimum(deltas[:, 3] / wh, BBOX_XFORM_CLIP)
     pred_ctr_x = dx * widths + ctr_x
     pred_ctr_y = dy * heights + ctr_y
     with np.errstate(over="ignore"):  # exp of a clipped delta cannot overflow; NaN passes
-        pred_w = np.exp(dw) * widths
-        pred_h = np.exp(dh) * heights
-    out = np.empty((boxes.shape[0], 4), F32)
+        pred_w = xp.exp(dw) * widths
+        pred_h = xp.exp(dh) * heights
+    out = xp.empty((boxes.shape[0], 4), F32)
     out[:, 0] = pred_ctr_x - F32(0.5) * pred_w
     out[:, 1] = pred_ctr_y - F32(0.5) * pred_h
     out[:, 2] = pred_ctr_x + F32(0.5) * pred_w - one
@@ -91,15 +91,15 @@ def check_angle_bound(ctx, lo: int, hi: int):
                  f"of 180 degrees (angle_bound_lo {lo}, angle_bound_hi {hi})")
 
 
-def clip_upright(boxes, height, width, plus_one: bool):
+def clip_upright(boxes, height, width, plus_one: bool, xp=np):
     """Caffe2's clip_boxes_upright: x into [0, width - 1], y into [0, height - 1] (the
     ``- 1`` when ``plus_one``); ``height`` / ``width`` are ints, or per-box int arrays."""
     one = int(plus_one)
-    x_max = (np.asarray(width) - one).astype(F32).reshape(-1)
-    y_max = (np.asarray(height) - one).astype(F32).reshape(-1)
-    out = np.empty_like(boxes)
-    for col, limit in ((0, x_max), (1, y_max), (2, x_max), (3, y_max)):
-        out[:, col] = np.maximum(np.minimum(boxes[:, col], limit), F32(0))
+    x_max = (xp.asarray(width) - one).astype(F32).reshape(-1)
+    y_max = (xp.asarray(height) - one).astype(F32).reshape(-1)
+    out = xp.empty_like(boxes)
+    for col, limit in ((0, x_max), (1, y_max), (2, x_max), (3, y_max)):  # the 4 columns
+        out[:, col] = xp.maximum(xp.minimum(boxes[:, col], limit), F32(0))
     return out
 
 
@@ -128,61 +128,86 @@ def areas_upright(boxes, plus_one: bool):
     return (boxes[:, 2] - boxes[:, 0] + one) * (boxes[:, 3] - boxes[:, 1] + one)
 
 
-def iou_upright(a, b, area_a, area_b, plus_one: bool):
+def iou_upright(a, b, area_a, area_b, plus_one: bool, xp=np):
     """IoU matrix (len(a), len(b)) in Caffe2's float32 formula (NaN stays NaN)."""
     one = F32(plus_one)
-    w = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    h = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = np.maximum(w + one, F32(0)) * np.maximum(h + one, F32(0))
+    w = xp.minimum(a[:, None, 2], b[None, :, 2]) - xp.maximum(a[:, None, 0], b[None, :, 0])
+    h = xp.minimum(a[:, None, 3], b[None, :, 3]) - xp.maximum(a[:, None, 1], b[None, :, 1])
+    inter = xp.maximum(w + one, F32(0)) * xp.maximum(h + one, F32(0))
     with np.errstate(divide="ignore", invalid="ignore"):
         return inter / (area_a[:, None] + area_b[None, :] - inter)
 
 
-def nms_upright(boxes, order, thresh: float, top_n: int = -1, plus_one: bool = True):
+def nms_upright(boxes, order, thresh: float, top_n: int = -1, plus_one: bool = True,
+                xp=np):
     """Caffe2's nms_cpu_upright: greedy NMS over ``order`` (indices into ``boxes``,
     highest score first), a box suppressed when its IoU with a kept box is not
     ``<= thresh``; at most ``top_n`` kept when ``top_n >= 0``.  Returns kept indices
-    in ``order``'s order."""
-    order = np.asarray(order, dtype=np.int64)
+    in ``order``'s order.  On the host the C engine runs when built; the block engine
+    otherwise, and on CuPy arrays (``xp``)."""
+    order = xp.asarray(order, dtype=np.int64)
     if order.size == 0 or top_n == 0:
         return order[:0]
     b = boxes[order]
-    native = _native_detection.nms(b, float(thresh), top_n, plus_one)
+    native = _native_detection.nms(b, float(thresh), top_n, plus_one) if xp is np else None
     if native is not None:
         return order[native]
-    return order[_nms_blocks(b, thresh, top_n, plus_one)]
+    return order[_nms_blocks(b, thresh, top_n, upright_overlaps(plus_one, xp), xp)]
 
 
-def _nms_blocks(b, thresh, top_n, plus_one):
-    """The NumPy engine of nms_upright on score-ordered boxes ``b``: kept row numbers."""
-    areas = areas_upright(b, plus_one)
+def nms_rotated(boxes, order, thresh: float, top_n: int = -1):
+    """Caffe2's nms_cpu_rotated: nms_upright's rule over [ctr_x, ctr_y, w, h, angle] boxes,
+    with the IoU of rotated rectangles (operators/_rotated_iou.py)."""
+    order = np.asarray(order, dtype=np.int64)
+    if order.size == 0 or top_n == 0:
+        return order[:0]
+    return order[_nms_blocks(boxes[order], thresh, top_n, _rotated_iou.iou_matrix)]
+
+
+def nms(boxes, order, thresh: float, top_n: int = -1, plus_one: bool = True, xp=np):
+    """Greedy NMS of upright (4-column) or rotated (5-column, host arrays) boxes, as
+    Caffe2's nms_cpu."""
+    if boxes.shape[1] == 5:
+        return nms_rotated(boxes, order, thresh, top_n)
+    return nms_upright(boxes, order, thresh, top_n, plus_one, xp)
+
+
+def upright_overlaps(plus_one: bool, xp=np):
+    """``overlaps(a, b, lower_only)``: the upright IoU matrix (all pairs measured)."""
+    def overlaps(a, b, lower_only=False):
+        return iou_upright(a, b, areas_upright(a, plus_one), areas_upright(b, plus_one),
+                           plus_one, xp)
+    return overlaps
+
+
+def _nms_blocks(b, thresh, top_n, overlaps, xp=np):
+    """The array engine of greedy NMS on score-ordered boxes ``b``: kept row numbers.
+    ``overlaps(x, y, lower_only)`` is the IoU matrix of two box arrays (``lower_only``:
+    x is y and only pairs j < i are needed)."""
     thresh = F32(thresh)
-    kept: list[np.ndarray] = []
+    kept = []
     kept_boxes = b[:0]
-    kept_areas = areas[:0]
     n_kept = 0
-    for start in range(0, len(b), NMS_BLOCK):
+    for start in range(0, len(b), NMS_BLOCK):  # blocks of boxes, in score order
         stop = min(start + NMS_BLOCK, len(b))
-        blk, blk_areas = b[start:stop], areas[start:stop]
-        alive = np.ones(stop - start, bool)
+        blk = b[start:stop]
+        alive = xp.ones(stop - start, bool)
         if n_kept:
-            alive = ~(~(iou_upright(blk, kept_boxes, blk_areas, kept_areas, plus_one)
-                        <= thresh)).any(axis=1)
+            alive = ~(~(overlaps(blk, kept_boxes) <= thresh)).any(axis=1)
         # within the block: suppressors are earlier (higher-score) boxes of the block
-        overlaps = ~(iou_upright(blk, blk, blk_areas, blk_areas, plus_one) <= thresh)
-        overlaps &= np.tri(len(blk), k=-1, dtype=bool)
+        suppress = ~(overlaps(blk, blk, lower_only=True) <= thresh)
+        suppress &= xp.tri(len(blk), k=-1, dtype=bool)
         keep = alive
-        while True:
-            nxt = alive & ~(overlaps & keep[None, :]).any(axis=1)
-            if np.array_equal(nxt, keep):
+        while True:  # as many rounds as the longest chain of suppressions in the block
+            nxt = alive & ~(suppress & keep[None, :]).any(axis=1)
+            if bool((nxt == keep).all()):
                 break
             keep = nxt
-        idx = np.flatnonzero(keep)
+        idx = xp.flatnonzero(keep)
         if top_n >= 0 and n_kept + idx.size >= top_n:
             kept.append(idx[:top_n - n_kept] + start)
             break
         kept.append(idx + start)
-        n_kept += idx.size
-        kept_boxes = np.concatenate([kept_boxes, blk[idx]])
-        kept_areas = np.concatenate([kept_areas, blk_areas[idx]])
-    return np.concatenate(kept)
+        n_kept += int(idx.size)
+        kept_boxes = xp.concatenate([kept_boxes, blk[idx]])
+    return xp.concatenate(kept)

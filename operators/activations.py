@@ -103,3 +103,18 @@ ACTIVATIONS = {
 
 for _type, _row in ACTIVATIONS.items():
     register_unary(_type, *_row)
+
+
+def _logit(xp, x, args):
+    eps = x.dtype.type(args["eps"])
+    p = xp.clip(x, eps, 1 - eps)
+    return xp.log(p / (1 - p))
+
+
+# Caffe2's Logit (logit_op.cc): float32 only; its gradient is 0 where X lies outside
+# [eps, 1 - eps] (where the clamp made Y constant) and dY / (X (1 - X)) inside.
+register_unary(
+    "Logit", "log(X / (1 - X)) with X clamped to [eps, 1 - eps]", _logit, ("X", "dY"),
+    lambda xp, a, x, y: xp.where((x < a["eps"]) | (x > 1 - a["eps"]), 0, 1 / ((1 - x) * x)),
+    [Arg("eps", "float", 1e-6, "small positive epsilon the input is clamped by")],
+    dtypes=(np.float32,))

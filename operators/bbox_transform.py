@@ -40,7 +40,7 @@ CORRECT_TRANSFORM_COORDS = Arg(
     "nets load, its value not read")
 
 register_schema(OpSchema(
-    "BBoxTransform", num_inputs=3, num_outputs=(1, 2),
+    "BBoxTransform", num_inputs=3, num_outputs=(1, 2), cpu_fallback=True,
     args=[Arg("weights", "floats", [1.0, 1.0, 1.0, 1.0], "[wx, wy, ww, wh] dividing the deltas"),
           Arg("apply_scale", "bool", True, "multiply the boxes by im_info's scale at the end"),
           Arg("rotated", "bool", False, "boxes are [ctr_x, ctr_y, w, h, angle_degrees]"),

@@ -11,6 +11,8 @@ scores are the ones returned).  If more than ``detections_per_im`` boxes survive
 over all classes, the highest-scoring ones are kept.  Outputs, class by class:
 scores, boxes, classes (float; minus 1 unless ``output_classes_include_bg_cls``),
 and optionally the per-image counts, the kept indices and the per-class counts.
+With ``rotated`` the boxes are ``[ctr_x, ctr_y, w, h, angle]`` (5 per class) and
+overlaps are those of rotated rectangles (operators/_rotated_iou.py).
 
 Classes are independent: hard NMS runs one C (or NumPy) pass per class; Soft-NMS
 runs all classes together, one vectorised step per pick (as many steps as the
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from caffe2lite.operators import _boxes
+from caffe2lite.operators import _boxes, _rotated_iou
 from caffe2lite.operators.bbox_transform import LEGACY_PLUS_ONE
 from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, register_kernel,
                                 register_schema)
@@ -32,7 +34,7 @@ from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, register_
 F32 = np.float32
 
 register_schema(OpSchema(
-    "BoxWithNMSLimit", num_inputs=(2, 3), num_outputs=(3, 6),
+    "BoxWithNMSLimit", num_inputs=(2, 3), num_outputs=(3, 6), cpu_fallback=True,
     num_inputs_outputs=lambda n_in, n_out: n_out != 5,
     args=[Arg("score_thresh", "float", 0.05, "boxes need a score > this (TEST.SCORE_THRESH)"),
           Arg("nms", "float", 0.3, "NMS IoU threshold (TEST.NMS)"),
@@ -43,8 +45,8 @@ register_schema(OpSchema(
           Arg("soft_nms_sigma", "float", 0.5, "sigma of the gaussian method"),
           Arg("soft_nms_min_score_thres", "float", 0.001, "Soft-NMS drops boxes whose updated "
                                                           "score falls below this"),
-          Arg("rotated", "bool", False, "boxes are [ctr_x, ctr_y, w, h, angle] (not supported "
-                                        "here: rotated-box overlaps)"),
+          Arg("rotated", "bool", False, "boxes are [ctr_x, ctr_y, w, h, angle_degrees], "
+                                        "overlaps those of rotated rectangles"),
           Arg("cls_agnostic_bbox_reg", "bool", False, "one box per RoI shared by every class"),
           Arg("input_boxes_include_bg_cls", "bool", True, "boxes (and scores) start with the "
                                                           "background class"),
@@ -52,9 +54,10 @@ register_schema(OpSchema(
                                                              "background as 0"),
           LEGACY_PLUS_ONE],
     inputs=[("scores", "(count, num_classes) scores (or (count, num_classes, 1, 1))"),
-            ("boxes", "(count, num_classes * 4) boxes per class"),
+            ("boxes", "(count, num_classes * 4) boxes per class ((count, num_classes * 5) "
+                      "rotated)"),
             ("batch_splits", "optional (batch_size,) boxes per image (float)")],
-    outputs=[("scores", "(n,) kept scores"), ("boxes", "(n, 4) kept boxes"),
+    outputs=[("scores", "(n,) kept scores"), ("boxes", "(n, 4) kept boxes ((n, 5) rotated)"),
              ("classes", "(n,) class ids (float)"),
              ("batch_splits", "(batch_size,) kept per image (float)"),
              ("keeps", "(n,) int32 row of each kept box"),
@@ -80,17 +83,33 @@ def _hard_nms(a, boxes_c, scores_c, plus_one):
     inds = np.flatnonzero(scores_c > F32(a["score_thresh"]))
     inds = inds[np.argsort(-scores_c[inds], kind="stable")]
     keep_max = a["detections_per_im"] if a["detections_per_im"] > 0 else -1
-    return _boxes.nms_upright(boxes_c, inds, a["nms"], keep_max, plus_one)
+    return _boxes.nms(boxes_c, inds, a["nms"], keep_max, plus_one)
+
+
+def _picked_overlaps(picked, rest, plus_one):
+    """IoU of each picked box (m, d) with every box of its class (m, n, d)."""
+    m, n, d = rest.shape
+    if d == 5:
+        return _rotated_iou.iou_pairs(np.repeat(picked, n, axis=0),
+                                      rest.reshape(-1, 5)).reshape(m, n)
+    one = F32(plus_one)
+    b = picked
+    w = np.maximum(np.minimum(rest[..., 2], b[:, None, 2])
+                   - np.maximum(rest[..., 0], b[:, None, 0]) + one, F32(0))
+    h = np.maximum(np.minimum(rest[..., 3], b[:, None, 3])
+                   - np.maximum(rest[..., 1], b[:, None, 1]) + one, F32(0))
+    inter = w * h
+    areas = _boxes.areas_upright(rest.reshape(-1, 4), plus_one).reshape(m, n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return inter / (_boxes.areas_upright(b, plus_one)[:, None] + areas - inter)
 
 
 def _soft_nms(a, boxes, scores, plus_one):
-    """Soft-NMS of every class at once: boxes (K, n, 4), scores (K, n).  Returns the kept
-    rows per class (in pick order) and the updated scores (K, n)."""
+    """Soft-NMS of every class at once: boxes (K, n, box_dim), scores (K, n).  Returns the
+    kept rows per class (in pick order) and the updated scores (K, n)."""
     k, n = scores.shape
     out = scores.astype(F32).copy()
     pending = scores > F32(a["score_thresh"])
-    areas = _boxes.areas_upright(boxes.reshape(-1, 4), plus_one).reshape(k, n)
-    one = F32(plus_one)
     sigma, thresh = a["soft_nms_sigma"], F32(a["nms"])
     min_score = F32(a["soft_nms_min_score_thres"])
     linear = a["soft_nms_method"] == "linear"
@@ -103,15 +122,7 @@ def _soft_nms(a, boxes, scores, plus_one):
         cls, rows = classes[live], best[live]
         picks.append(np.stack([cls, rows], axis=1))
         pending[cls, rows] = False
-        b = boxes[cls, rows]  # (m, 4) picked boxes
-        rest = boxes[cls]  # (m, n, 4)
-        w = np.maximum(np.minimum(rest[..., 2], b[:, None, 2])
-                       - np.maximum(rest[..., 0], b[:, None, 0]) + one, F32(0))
-        h = np.maximum(np.minimum(rest[..., 3], b[:, None, 3])
-                       - np.maximum(rest[..., 1], b[:, None, 1]) + one, F32(0))
-        inter = w * h
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ovr = inter / (areas[cls, rows][:, None] + areas[cls] - inter)
+        ovr = _picked_overlaps(boxes[cls, rows], boxes[cls], plus_one)
         if linear:
             weight = np.where(ovr > thresh, F32(1) - ovr, F32(1))
         else:
@@ -131,9 +142,7 @@ def _soft_nms(a, boxes, scores, plus_one):
 @register_kernel("BoxWithNMSLimit")
 def box_with_nms_limit(ctx, scores, boxes, *batch_splits):
     a = ctx.args
-    if a["rotated"]:
-        ctx.fail("rotated boxes need NMS over rotated-box overlaps, which caffe2lite does not "
-                 "implement")
+    box_dim = 5 if a["rotated"] else 4
     if a["soft_nms_method"] not in ("linear", "gaussian"):
         ctx.fail(f"Unexpected soft_nms_method {a['soft_nms_method']!r}: 'linear' or "
                  f"'gaussian'")
@@ -144,10 +153,11 @@ def box_with_nms_limit(ctx, scores, boxes, *batch_splits):
     def box_cls(j):  # Caffe2's get_box_cls_index
         return 0 if a["cls_agnostic_bbox_reg"] else (j if fg_start else j - 1)
 
-    if boxes.shape[0] != n or boxes.shape[1] != (box_cls(num_classes - 1) + 1) * 4 \
-            or num_classes < 1:
-        ctx.fail(f"{ctx.input_label(1)} must be ({n}, {(box_cls(num_classes - 1) + 1) * 4}) "
-                 f"for {num_classes} score columns, got {tuple(boxes.shape)}")
+    if num_classes < 1 or boxes.shape[0] != n \
+            or boxes.shape[1] != (box_cls(num_classes - 1) + 1) * box_dim:
+        ctx.fail(f"{ctx.input_label(1)} must be ({n}, "
+                 f"{(box_cls(max(num_classes, 1) - 1) + 1) * box_dim}) for {num_classes} "
+                 f"score columns, got {tuple(boxes.shape)}")
     if batch_splits:
         splits = batch_splits[0]
         if splits.ndim != 1 or splits.dtype.kind not in "fi":
@@ -168,8 +178,8 @@ def box_with_nms_limit(ctx, scores, boxes, *batch_splits):
     offset = 0
     for b, count in enumerate(counts):  # images
         sc = scores[offset:offset + count]
-        bx = boxes[offset:offset + count].reshape(count, -1, 4)
-        cls_boxes = bx[:, box_col].transpose(1, 0, 2)  # (K, count, 4)
+        bx = boxes[offset:offset + count].reshape(count, -1, box_dim)
+        cls_boxes = bx[:, box_col].transpose(1, 0, 2)  # (K, count, box_dim)
         cls_scores = sc[:, score_col].T  # (K, count)
         candidates = cls_scores > F32(a["score_thresh"])
         if not np.isfinite(cls_boxes[candidates]).all():
@@ -196,7 +206,7 @@ def box_with_nms_limit(ctx, scores, boxes, *batch_splits):
         keeps_size[b, 1:] = np.bincount(cls_of, minlength=len(fg))
         offset += count
     outputs = [np.concatenate(out_scores).astype(F32),
-               np.concatenate(out_boxes).astype(F32).reshape(-1, 4),
+               np.concatenate(out_boxes).astype(F32).reshape(-1, box_dim),
                np.concatenate(out_classes).astype(F32)]
     n_out = len(ctx.op_def.output)
     if n_out > 3:

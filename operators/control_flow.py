@@ -16,6 +16,7 @@ from caffe2lite.runtime.workspaces import Workspace
 
 register_schema(OpSchema(
     "If", num_inputs=(1, None), num_outputs=(0, None), allow_inplace=lambda i, j: True,
+    cpu_fallback=True,
     args=[Arg("then_net", "net", None, "net run when the condition is true", required=True),
           Arg("else_net", "net", None, "net run when it is false (optional)")],
     inputs=[("condition", "one-element bool tensor"),

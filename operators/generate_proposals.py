@@ -14,9 +14,10 @@ and their scores.
 Ties between equal scores keep the lower anchor index first (Caffe2's sort
 left their order unspecified).  A NaN score is an error (Caffe2's sort was
 undefined on it); NaN or infinite deltas give boxes that the size filter drops.
-Rotated anchors (5 columns) are transformed, clipped and filtered as Caffe2
-did, but their NMS needs rotated-box overlaps, which caffe2lite does not have:
-such an op fails with a message saying so.
+Rotated anchors (5 columns, ``[ctr_x, ctr_y, w, h, angle]``) give rotated
+proposals: ``angle_bound_*`` normalise their angles, only those within
+``clip_angle_thresh`` degrees of upright are clipped, and NMS measures the
+overlap of rotated rectangles (operators/_rotated_iou.py).
 """
 
 from __future__ import annotations
@@ -72,9 +73,10 @@ def _checked(ctx, scores, deltas, im_info, anchors):
                  f"{tuple(deltas.shape)}")
     if tuple(im_info.shape) != (n, 3):
         ctx.fail(f"{ctx.input_label(2)} must be ({n}, 3), got {tuple(im_info.shape)}")
-    if not np.isfinite(im_info).all():
+    xp = ctx.xp
+    if not bool(xp.isfinite(im_info).all()):
         ctx.fail(f"{ctx.input_label(2)} must be finite")
-    if np.isnan(scores).any():
+    if bool(xp.isnan(scores).any()):
         ctx.fail(f"{ctx.input_label(0)} holds NaN scores, which cannot be ranked")
     if not ctx.args["spatial_scale"] > 0:
         ctx.fail(f"argument 'spatial_scale' must be > 0, got {ctx.args['spatial_scale']}")
@@ -96,36 +98,37 @@ def detectron_anchors(stride: int = 16, sizes=(32, 64, 128, 256, 512),
     return np.array(out, F32)
 
 
-def all_anchors(anchors, height: int, width: int, feat_stride: float):
+def all_anchors(anchors, height: int, width: int, feat_stride: float, xp=np):
     """Caffe2's ComputeAllAnchors: (H * W * A, box_dim) anchors shifted to every position,
     ordered (H, W, A)."""
     box_dim = anchors.shape[1]
     stride = F32(feat_stride)
-    sx = np.arange(width, dtype=F32) * stride
-    sy = np.arange(height, dtype=F32) * stride
-    shift_x, shift_y = np.meshgrid(sx, sy)  # (H, W)
-    shifts = np.zeros((height * width, box_dim), F32)
+    sx = xp.arange(width, dtype=F32) * stride
+    sy = xp.arange(height, dtype=F32) * stride
+    shift_x, shift_y = xp.meshgrid(sx, sy)  # (H, W)
+    shifts = xp.zeros((height * width, box_dim), F32)
     shifts[:, 0], shifts[:, 1] = shift_x.reshape(-1), shift_y.reshape(-1)
     if box_dim == 4:
         shifts[:, 2], shifts[:, 3] = shifts[:, 0], shifts[:, 1]
     return (anchors[None, :, :] + shifts[:, None, :]).reshape(-1, box_dim)
 
 
-def _one_image(ctx, scores, deltas, info, anchors_all, box_dim):
+def _one_image(ctx, xp, scores, deltas, info, anchors_all, box_dim):
     a = ctx.args
     A = scores.shape[0]
     flat_deltas = deltas.reshape(A * box_dim, -1).T.reshape(-1, box_dim)  # (H*W*A, box_dim)
     flat_scores = scores.reshape(A, -1).T.reshape(-1)
-    order = np.argsort(-flat_scores, kind="stable")
+    order = xp.argsort(-flat_scores, kind="stable")
     if 0 < a["pre_nms_topN"] < order.size:
         order = order[:a["pre_nms_topN"]]
     sorted_scores = flat_scores[order]
     plus_one = a["legacy_plus_one"]
+    info = [float(v) for v in info]  # three host numbers
     height, width = int(info[0]), int(info[1])  # Caffe2 passed them as ints
     if box_dim == 4:
         proposals = _boxes.transform_upright(anchors_all[order], flat_deltas[order],
-                                             (1.0, 1.0, 1.0, 1.0), plus_one)
-        proposals = _boxes.clip_upright(proposals, height, width, plus_one)
+                                             (1.0, 1.0, 1.0, 1.0), plus_one, xp)
+        proposals = _boxes.clip_upright(proposals, height, width, plus_one, xp)
         one = F32(plus_one)
         ws = proposals[:, 2] - proposals[:, 0] + one
         hs = proposals[:, 3] - proposals[:, 1] + one
@@ -138,32 +141,36 @@ def _one_image(ctx, scores, deltas, info, anchors_all, box_dim):
                                         plus_one)
         ws, hs, x_ctr, y_ctr = (proposals[:, 2], proposals[:, 3], proposals[:, 0],
                                 proposals[:, 1])
-    min_size = float(F32(a["min_size"])) * float(info[2])  # Caffe2: double min_size *= scale
-    keep = np.flatnonzero((ws.astype(np.float64) >= min_size) & (hs.astype(np.float64) >= min_size)
-                          & (x_ctr < info[1]) & (y_ctr < info[0]))
-    if box_dim == 5:
-        if keep.size:
-            ctx.fail("rotated proposals need NMS over rotated-box overlaps, which caffe2lite "
-                     "does not implement; use upright (4-column) anchors")
-        return proposals[keep], sorted_scores[keep]
+    min_size = float(F32(a["min_size"])) * info[2]  # Caffe2: double min_size *= scale
+    keep = xp.flatnonzero((ws.astype(np.float64) >= min_size) & (hs.astype(np.float64) >= min_size)
+                          & (x_ctr < F32(info[1])) & (y_ctr < F32(info[0])))
     top_n = a["post_nms_topN"] if 0 < a["post_nms_topN"] < keep.size else -1
-    keep = _boxes.nms_upright(proposals, keep, a["nms_thresh"], top_n, plus_one)
+    keep = _boxes.nms(proposals, keep, a["nms_thresh"], top_n, plus_one, xp)
     return proposals[keep], sorted_scores[keep]
 
 
-@register_kernel("GenerateProposals")
+@register_kernel("GenerateProposals", devices=("CPU", "CUDA"))
 def generate_proposals(ctx, scores, deltas, im_info, anchors):
     box_dim = _checked(ctx, scores, deltas, im_info, anchors)
     a = ctx.args
     if box_dim == 5 and a["angle_bound_on"]:
         _boxes.check_angle_bound(ctx, a["angle_bound_lo"], a["angle_bound_hi"])
+    # rotated overlaps are host code (operators/_rotated_iou.py): rotated proposals on a
+    # GPU are made on the host and copied back
+    host = box_dim == 5 and ctx.xp is not np
+    xp = np if host else ctx.xp
+    if host:
+        scores, deltas, im_info, anchors = (ctx.device.to_host(v) for v in
+                                            (scores, deltas, im_info, anchors))
     n, A, H, W = scores.shape
-    anchors_all = all_anchors(anchors, H, W, 1.0 / F32(a["spatial_scale"]))
+    anchors_all = all_anchors(anchors, H, W, 1.0 / F32(a["spatial_scale"]), xp)
+    im_info = ctx.device.to_host(im_info)
     rois, probs = [], []
     for i in range(n):  # images
-        boxes, p = _one_image(ctx, scores[i], deltas[i], im_info[i], anchors_all, box_dim)
-        rois.append(np.concatenate([np.full((len(boxes), 1), i, F32), boxes], axis=1))
+        boxes, p = _one_image(ctx, xp, scores[i], deltas[i], im_info[i], anchors_all, box_dim)
+        rois.append(xp.concatenate([xp.full((len(boxes), 1), i, F32), boxes], axis=1))
         probs.append(p)
     if not rois:
-        return np.zeros((0, box_dim + 1), F32), np.zeros(0, F32)
-    return np.concatenate(rois).astype(F32), np.concatenate(probs).astype(F32)
+        rois, probs = [xp.zeros((0, box_dim + 1), F32)], [xp.zeros(0, F32)]
+    out = xp.concatenate(rois).astype(F32), xp.concatenate(probs).astype(F32)
+    return tuple(ctx.device.to_device(v) for v in out) if host else out

@@ -9,6 +9,7 @@ Y_zero_point must equal X's).  Scales must be > 0.
 
 import numpy as np
 
+from caffe2lite.operators import _nearest
 from caffe2lite.operators._int8 import Y_ARGS, int8_input, same_params
 from caffe2lite.runtime import (NO_GRADIENT, Arg, Int8Tensor, OpSchema, TensorSpec,
                                 check_allocation, register_kernel, register_schema)
@@ -21,7 +22,7 @@ def _sizes(ctx, h, w):
     if not (hs > 0 and ws > 0 and np.isfinite(hs) and np.isfinite(ws)):
         ctx.fail(f"height_scale {ctx.args['height_scale']} and width_scale "
                  f"{ctx.args['width_scale']} must be positive and finite")
-    return int(F32(h) * hs), int(F32(w) * ws), hs, ws
+    return _nearest.output_size(h, hs), _nearest.output_size(w, ws), hs, ws
 
 
 def _shapes(ctx, X):
@@ -53,8 +54,7 @@ def int8_resize_nearest(ctx, X):
     n, h, w, c = x.data.shape
     oh, ow, hs, ws = _sizes(ctx, h, w)
     check_allocation(ctx, (n, oh, ow, c), 1, "the resized output")
-    rows = np.minimum((np.arange(oh, dtype=F32) / hs).astype(np.int64), h - 1)
-    cols = np.minimum((np.arange(ow, dtype=F32) / ws).astype(np.int64), w - 1)
     if h == 0 or w == 0:
         return Int8Tensor(np.zeros((n, oh, ow, c), np.uint8), x.scale, x.zero_point)
+    rows, cols = _nearest.source_indices(oh, h, hs), _nearest.source_indices(ow, w, ws)
     return Int8Tensor(x.data[:, rows][:, :, cols], x.scale, x.zero_point)

@@ -49,6 +49,26 @@ def is_int8(value) -> bool:
     return type(value) is Int8Tensor
 
 
+class Int8QuantParams(NamedTuple):
+    """Caffe2's ``unique_ptr<Int8QuantParamsBlob>`` blob (``caffe2/quantization/server/
+    int8_gen_quant_params.h``): the ``scale`` and ``zero_point`` chosen for an activation
+    (by Int8GenQuantParamsMinMax, or ``dnnlowp_pybind11.CreateInt8QuantParamsBlob``), which
+    Int8Quantize's optional second input takes instead of its Y_scale / Y_zero_point.
+    Caffe2 registered no serializer for it: it lives in a workspace only."""
+
+    scale: float
+    zero_point: int
+
+
+class Int8QuantScheme(NamedTuple):
+    """Caffe2's ``unique_ptr<Int8QuantSchemeBlob>`` blob: how quantization parameters are
+    chosen (``quantization_kind``, e.g. ``"MIN_MAX_QUANTIZATION"``, and
+    ``preserve_sparsity``: a symmetric range whose zero point is the middle)."""
+
+    quantization_kind: str
+    preserve_sparsity: bool
+
+
 def make(data, scale, zero_point, what: str = "Int8Tensor") -> Int8Tensor:
     """A checked Int8Tensor owning a C-contiguous copy of ``data`` (uint8 or int32)."""
     array = np.asarray(data)
@@ -97,3 +117,13 @@ def from_proto(blob) -> Int8Tensor:
     if values.size and (values.min() < info.min or values.max() > info.max):
         raise EnforceError(f"blob '{blob.name}': Int8TensorCPU values do not fit {dtype}")
     return Int8Tensor(values.astype(dtype).reshape(dims), float(q.scale), int(q.bias))
+
+
+def refuse_parameter_blob(name: str, value) -> None:
+    """Caffe2 registered no serializer for its quantization-parameter blobs: an error
+    (not a float tensor made of the tuple's fields) when one is saved."""
+    if isinstance(value, (Int8QuantParams, Int8QuantScheme)):
+        kind = "Int8QuantParamsBlob" if isinstance(value, Int8QuantParams) else \
+            "Int8QuantSchemeBlob"
+        raise EnforceError(f"blob '{name}' holds an {kind}, which cannot be serialized "
+                           f"(Caffe2 registered no serializer for it)")

@@ -180,6 +180,7 @@ def blob_to_proto(name: str, value) -> caffe2_pb2.BlobProto:
     wrote), or an object blob with a registered serializer."""
     if int8_tensor.is_int8(value):
         return int8_tensor.to_proto(name, value)
+    int8_tensor.refuse_parameter_blob(name, value)
     blob = caffe2_pb2.BlobProto(name=name)
     custom = _object_serializer(value)
     if custom is not None:
@@ -236,6 +237,7 @@ def blob_to_records(name: str, value, chunk_size: int | None = DEFAULT_CHUNK_SIZ
         return [(name, blob_to_proto(name, value))]  # one record, as Caffe2 wrote them
     if value is None:
         raise EnforceError(f"blob '{name}' is empty (never written); nothing to serialize")
+    int8_tensor.refuse_parameter_blob(name, value)
     device_type, device_id = devices.location(value) or (caffe2_pb2.CPU, 0)
     device = caffe2_pb2.DeviceOption(device_type=device_type)
     if device_type != caffe2_pb2.CPU:

@@ -1,5 +1,6 @@
 """Activations (Sigmoid, Tanh, LeakyRelu, Elu, Selu, Softplus, Softsign, Swish, Gelu,
-HardSigmoid, ThresholdedRelu, ReluN, PRelu) and their gradients against NumPy written here."""
+HardSigmoid, ThresholdedRelu, ReluN, PRelu, Logit) and their gradients against NumPy written
+here."""
 
 import math
 
@@ -60,12 +61,13 @@ def test_in_place_and_errors():
     workspace.RunOperatorOnce(core.CreateOperator("Tanh", ["X"], ["X"]))
     np.testing.assert_allclose(workspace.FetchBlob("X"), np.tanh([0.0, 1.0]), rtol=1e-6)
     workspace.FeedBlob("I", np.array([1, 2], np.int64))
-    with pytest.raises(EnforceError, match="op Sigmoid: input X must be a float tensor"):
+    with pytest.raises(EnforceError, match=r"op Sigmoid: input 0 'X' \(blob 'I'\) must be a float tensor, got int64"):
         workspace.RunOperatorOnce(core.CreateOperator("Sigmoid", ["I"], ["I"]))
     np.testing.assert_array_equal(workspace.FetchBlob("I"), [1, 2])
     workspace.FeedBlob("Y", np.ones(3, np.float32))
     workspace.FeedBlob("dY", np.ones(2, np.float32))
-    with pytest.raises(EnforceError, match=r"Y \(3,\) and dY \(2,\) must have the same number of elements"):
+    with pytest.raises(EnforceError, match=r"input 0 'Y' \(blob 'Y'\) \(3,\) and input 1 'dY' "
+                                           r"\(blob 'dY'\) \(2,\) must have the same number"):
         workspace.RunOperatorOnce(core.CreateOperator("TanhGradient", ["Y", "dY"], ["dX"]))
 
 
@@ -73,11 +75,13 @@ def test_in_place_and_errors():
     ("Relu", [np.array([b"a"], dtype=object)],
      r"op Relu: input 0 'X' \(blob 'i0'\) must be a numeric tensor, got object"),
     ("ReluGradient", [np.ones(3, np.float32), np.ones(2, np.float32)],
-     r"Y \(3,\) and dY \(2,\) must have the same shape"),
+     r"input 0 'Y' \(blob 'i0'\) has shape \(3,\) and input 1 'dY' \(blob 'i1'\) \(2,\); "
+     r"they must be the same"),
     ("ReluGradient", [np.array([b"a"], dtype=object), np.ones(1, np.float32)],
-     "Y and dY must be numeric tensors, got object and float32"),
+     r"input 0 'Y' \(blob 'i0'\) must be a numeric tensor, got object"),
     ("SigmoidGradient", [np.ones(2, np.int64), np.ones(2, np.float32)],
-     "Y and dY must be tensors of one numeric dtype, got int64 and float32"),
+     r"input 0 'Y' \(blob 'i0'\) \(int64\) and input 1 'dY' \(blob 'i1'\) \(float32\) must "
+     r"be tensors of one numeric dtype"),
 ])
 def test_bad_dtype_or_shape_is_an_enforce_error_that_changes_nothing(op_type, inputs, pattern):
     names = [f"i{k}" for k in range(len(inputs))]
@@ -208,3 +212,36 @@ def test_prelu_checks_the_slopes():
                            EnforceError, "has 2 slopes; .* has 3 channels")
     assert_fails_unchanged(op, [np.ones((2, 3), np.float32), np.ones(3)],
                            EnforceError, "has dtype float64, expected float32")
+
+
+def _logit_reference(x, eps=1e-6):
+    # the clamp is to float32 bounds, as Caffe2's float kernel: 1 - 1e-6 rounds to 0.999999
+    p = np.clip(x, np.float32(eps), np.float32(1 - eps)).astype(np.float64)
+    return np.log(p / (1 - p))
+
+
+@pytest.mark.parametrize("eps", [1e-6, 0.1])
+def test_logit_clamps_then_takes_the_log_odds(eps):
+    X = np.array([-0.5, 0.0, 0.05, 0.25, 0.5, 0.9, 1.0, 2.0], np.float32)
+    op = core.CreateOperator("Logit", ["X"], ["Y"], eps=eps)
+    (Y,) = check_reference(op, [X], lambda x: (_logit_reference(x, eps),), threshold=1e-5)
+    assert Y.dtype == np.float32
+
+
+def test_logit_gradient_is_zero_where_the_input_was_clamped():
+    X = np.array([-0.5, 0.05, 0.25, 0.5, 0.9, 1.5], np.float32)
+    dY = np.array([1.0, 2.0, -1.0, 0.5, 3.0, 4.0], np.float32)
+    workspace.FeedBlob("X", X)
+    workspace.FeedBlob("dY", dY)
+    workspace.RunOperatorOnce(core.CreateOperator("LogitGradient", ["X", "dY"], ["dX"],
+                                                  eps=0.1))
+    inside = (X >= 0.1) & (X <= 0.9)
+    expected = np.where(inside, dY / (X.astype(np.float64) * (1 - X)), 0.0)
+    np.testing.assert_allclose(workspace.FetchBlob("dX"), expected, rtol=1e-5)
+    check_gradient(core.CreateOperator("Logit", ["X"], ["Y"]),
+                   [np.array([0.2, 0.4, 0.7], np.float32)], input_index=0)
+
+
+def test_logit_takes_float32_only():
+    assert_fails_unchanged(core.CreateOperator("Logit", ["X"], ["Y"]),
+                           [np.array([0.5], np.float64)], EnforceError, "float32")

@@ -21,6 +21,8 @@ import pytest
 from caffe2lite import core, workspace
 from caffe2lite.errors import EnforceError
 from caffe2lite.testing import check_gradient, check_reference
+from detection_testing import greedy_nms as reference_greedy
+from detection_testing import soft_nms
 from helpers import assert_unchanged, snapshot
 
 F = np.float32
@@ -72,13 +74,7 @@ def iou(a, b, plus_one):
 
 
 def greedy_nms(boxes, order, thresh, top_n=-1, plus_one=True):
-    keep = []
-    for i in order:
-        if 0 <= top_n <= len(keep):
-            break
-        if all(iou(boxes[k], boxes[i], plus_one) <= thresh for k in keep):
-            keep.append(i)
-    return keep
+    return reference_greedy(boxes, order, thresh, top_n, lambda a, b: iou(a, b, plus_one))
 
 
 def transform(box, delta, weights, plus_one):
@@ -309,17 +305,8 @@ def test_generate_proposals_refuses_nan_scores():
 
 # -- BoxWithNMSLimit ----------------------------------------------------------------------
 def soft_nms_ref(boxes, scores, inds, sigma, thresh, min_score, linear):
-    scores = scores.astype(np.float64).copy()
-    pending, keep = list(inds), []
-    while pending:
-        i = max(pending, key=lambda j: (scores[j], -j))
-        keep.append(i)
-        pending.remove(i)
-        for j in pending:
-            o = iou(boxes[i], boxes[j], True)
-            scores[j] *= (1 - o if o > thresh else 1.0) if linear else math.exp(-o * o / sigma)
-        pending = [j for j in pending if scores[j] >= min_score]
-    return keep, scores
+    return soft_nms(boxes, scores, inds, sigma, thresh, min_score, linear,
+                    lambda a, b: iou(a, b, True))
 
 
 @pytest.mark.parametrize("soft", [None, "linear", "gaussian"])
@@ -415,5 +402,6 @@ def test_nms_engines_decide_alike():
         expected = greedy_nms(b, order, F(thresh), top_n, plus_one)
         np.testing.assert_array_equal(_boxes.nms_upright(b, order, thresh, top_n, plus_one),
                                       expected)
-        np.testing.assert_array_equal(order[_boxes._nms_blocks(b[order], thresh, top_n,
-                                                               plus_one)], expected)
+        numpy_engine = _boxes._nms_blocks(b[order], thresh, top_n,
+                                          _boxes.upright_overlaps(plus_one))
+        np.testing.assert_array_equal(order[numpy_engine], expected)
