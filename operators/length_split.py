@@ -31,10 +31,11 @@ def lengths_split(ctx, lengths, *override):
     if not override and not given:
         ctx.fail("Argument `n_split` is missing and was not specified as input.")
     parts = int_from_tensor(ctx, 1, override[0]) if override else ctx.args["n_split"]
+    source = ctx.input_label(1) if override else "argument 'n_split'"
     if parts <= 0:
-        ctx.fail(f"`n_split` must contain a positive value for defined behavior, got {parts}")
+        ctx.fail(f"{source} must contain a positive value for defined behavior, got {parts}")
     lengths = check_lengths(ctx, 0, lengths)
-    check_allocation(ctx, (lengths.size, parts), 4, "n_split")
+    check_allocation(ctx, (lengths.size, parts), 4, source)
     base, extra = lengths // parts, lengths % parts
     out = base[:, None] + (xp.arange(parts)[None, :] < extra[:, None])
     return (out.reshape(-1).astype(np.int32),)

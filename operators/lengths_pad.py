@@ -42,7 +42,7 @@ def lengths_pad(ctx, data, lengths):
         ctx.fail(f"Length at index = {pos} is larger than target length ({int(lengths[pos])} "
                  f"> {target})")
     shape = (lengths.size * target,) + data.shape[1:]
-    check_allocation(ctx, shape, data.itemsize, "target_length")
+    check_allocation(ctx, shape, data.itemsize, "argument 'target_length'")
     out = xp.full(shape, ctx.args["padding_value"], dtype=data.dtype)
     segment, position = position_in_segment(xp, lengths)
     out[segment * target + position] = data

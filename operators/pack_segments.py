@@ -92,7 +92,8 @@ def pack_segments(ctx, lengths, data):
                  f"{data.shape[0]} rows (they must match)")
     width = _width(ctx, lengths)
     block = data.shape[1:]
-    check_allocation(ctx, (lengths.size, width) + block, data.itemsize, "lengths")
+    check_allocation(ctx, (lengths.size, width) + block, data.itemsize,
+                     ctx.input_label(0))
     if ctx.args["pad_minf"]:
         if data.dtype.kind != "f":
             ctx.fail(f"pad_minf needs a float {ctx.input_label(1)}, got {data.dtype}")

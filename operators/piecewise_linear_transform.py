@@ -35,12 +35,17 @@ register_schema(OpSchema(
     gradient=SHOULD_NOT_DO_GRADIENT))
 
 
-def _groups(ctx, n_bounds, n_slopes, n_intercepts):
-    """(groups, pieces per group), Caffe2's InferNumFunctionsPerGroup checks."""
+_ARG_LABELS = [f"argument '{k}'" for k in ("bounds", "slopes", "intercepts")]
+
+
+def _groups(ctx, n_bounds, n_slopes, n_intercepts, labels):
+    """(groups, pieces per group), Caffe2's InferNumFunctionsPerGroup checks; ``labels``
+    name where bounds, slopes and intercepts came from (arguments or inputs 1-3)."""
     groups = n_bounds - n_slopes
     if n_slopes != n_intercepts or groups <= 0 or n_slopes % groups \
             or n_slopes // groups <= 0 or (ctx.args["binary"] and groups != 1):
-        ctx.fail(f"bounds ({n_bounds}), slopes ({n_slopes}) and intercepts ({n_intercepts}) "
+        ctx.fail(f"{labels[0]} ({n_bounds}), {labels[1]} ({n_slopes}) and {labels[2]} "
+                 f"({n_intercepts}) "
                  f"must form groups of pieces + 1 bounds and pieces slopes and intercepts"
                  f"{' (one group when binary)' if ctx.args['binary'] else ''}")
     return groups, n_slopes // groups
@@ -61,7 +66,7 @@ def _params_from_args(ctx):
         ctx.fail("arguments bounds, slopes, intercepts must be all set or all not set")
     if count == 0:
         return None
-    groups, _ = _groups(ctx, *(p.size for p in given))
+    groups, _ = _groups(ctx, *(p.size for p in given), _ARG_LABELS)
     _check_sorted(ctx, given[0], groups, "argument 'bounds'")
     return tuple(given)
 
@@ -98,7 +103,8 @@ def piecewise_linear_transform(ctx, x, *param_inputs):
             if p.dtype != np.float32:
                 ctx.fail(f"{ctx.input_label(i)} must be float, got {p.dtype}")
         bounds, slopes, intercepts = (p.reshape(-1) for p in param_inputs)
-    groups, pieces = _groups(ctx, bounds.size, slopes.size, intercepts.size)
+    labels = _ARG_LABELS if from_args is not None else [ctx.input_label(i) for i in (1, 2, 3)]
+    groups, pieces = _groups(ctx, bounds.size, slopes.size, intercepts.size, labels)
     if from_args is None:
         _check_sorted(ctx, bounds, groups, ctx.input_label(1))
     if ctx.args["binary"]:

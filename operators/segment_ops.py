@@ -223,7 +223,8 @@ def lengths_max_gradient(ctx, grad, lengths, data, output):
     gives every tied entry the gradient)."""
     _data(ctx, grad, 0)
     ids = _lengths_ids(ctx, lengths, 1)
-    if data.shape[:1] != ids.shape or output.shape != grad.shape:
+    if data.shape[:1] != ids.shape or output.shape != grad.shape \
+            or data.shape[1:] != grad.shape[1:]:
         ctx.fail(f"{ctx.input_label(2)} {tuple(data.shape)} and {ctx.input_label(3)} "
                  f"{tuple(output.shape)} must match LENGTHS and the gradient")
     rows = _expand(ctx, grad, 0, ids)
@@ -236,7 +237,8 @@ def _range_gradient_kernel(reducer):
         xp = ctx.xp
         _data(ctx, grad, 2)
         ids = _ids_input(ctx, ids, 3)
-        if data.shape[:1] != ids.shape or output.shape != grad.shape:
+        if data.shape[:1] != ids.shape or output.shape != grad.shape \
+                or data.shape[1:] != grad.shape[1:]:
             ctx.fail(f"{ctx.input_label(0)} {tuple(data.shape)} and {ctx.input_label(1)} "
                      f"{tuple(output.shape)} must match the ids and the gradient")
         rows = _expand(ctx, grad, 2, ids, reducer == "mean")

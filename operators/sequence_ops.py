@@ -162,7 +162,7 @@ def add_padding(ctx, data, lengths=None, *pads):
             ctx.fail(f"{ctx.input_label(i)} ({pad.dtype}, {pad.size} values) must hold one "
                      f"{data.dtype} row of {ctx.input_label(0)} ({tuple(block)})")
     grown = data.shape[0] + (start + end) * lengths.shape[0]
-    check_allocation(ctx, (grown,) + block, data.itemsize, "padding_width")
+    check_allocation(ctx, (grown,) + block, data.itemsize, "argument 'padding_width'")
     out = xp.zeros((grown,) + block, data.dtype)
     payload, start_rows, end_rows = _padded_layout(xp, lengths, start, end)
     out[payload] = data

@@ -30,9 +30,9 @@ def sinusoid_position_encoding(ctx, positions):
     if positions.dtype not in (np.int32, np.int64):
         ctx.fail(f"{ctx.input_label(0)} must hold int32/int64 positions, got {positions.dtype}")
     if width < 1 or not ctx.args["alpha"] > 0:
-        ctx.fail(f"embedding_size must be >= 1 and alpha > 0, got {width} and "
+        ctx.fail(f"arguments 'embedding_size' and 'alpha' must be >= 1 and > 0, got {width} and "
                  f"{ctx.args['alpha']}")
-    check_allocation(ctx, positions.shape + (width,), 4, "embedding_size")
+    check_allocation(ctx, positions.shape + (width,), 4, "argument 'embedding_size'")
     d = xp.arange(width, dtype=np.float64)
     x = positions[..., None].astype(np.float64) / xp.power(ctx.args["alpha"], d / width)
     out = xp.where(d % 2 == 0, xp.sin(x), xp.cos(x)) * ctx.args["amplitude"]

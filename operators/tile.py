@@ -78,6 +78,11 @@ register_schema(OpSchema(
     gradient=lengths_tile_gradient_maker))
 
 
+def _tiles_source(ctx, overrides) -> str:
+    """Where tiles came from, for errors: input 1 when given, else the argument."""
+    return ctx.input_label(1) if overrides else "argument 'tiles'"
+
+
 def _tiles_and_axis(ctx, x, overrides):
     """(tiles, canonical axis) from the arguments or the override inputs 1 and 2."""
     args = {a.name for a in ctx.op_def.arg}
@@ -93,7 +98,7 @@ def _tiles_and_axis(ctx, x, overrides):
     elif not {"tiles", "axis"} <= args:
         ctx.fail("arguments 'tiles' and 'axis' are needed when they are not given as inputs")
     if tiles < 0:
-        ctx.fail(f"tiles must be >= 0, got {tiles}")
+        ctx.fail(f"{_tiles_source(ctx, overrides)} must be >= 0, got {tiles}")
     if x.ndim == 0:
         ctx.fail(f"{ctx.input_label(0)} must have rank >= 1, got a scalar")
     return tiles, canonical_axis(ctx, axis, x.ndim)
@@ -104,7 +109,7 @@ def tile(ctx, x, *overrides):
     tiles, axis = _tiles_and_axis(ctx, x, overrides)
     shape = list(x.shape)
     shape[axis] *= tiles
-    check_allocation(ctx, shape, x.itemsize, "tiles")
+    check_allocation(ctx, shape, x.itemsize, _tiles_source(ctx, overrides))
     reps = [1] * x.ndim
     reps[axis] = tiles
     return (ctx.xp.tile(x, reps),)
@@ -120,7 +125,8 @@ def tile_gradient(ctx, dy, *overrides):
                  f"not a positive multiple of tiles = {tiles}")
     outer = int(np.prod(dy.shape[:axis], dtype=np.int64))
     shape = dy.shape[:axis] + (dy.shape[axis] // tiles,) + dy.shape[axis + 1:]
-    summed = dy.reshape(outer, tiles, -1).sum(axis=1, dtype=dy.dtype)
+    inner = int(np.prod(dy.shape[axis + 1:], dtype=np.int64)) * (dy.shape[axis] // tiles)
+    summed = dy.reshape(outer, tiles, inner).sum(axis=1, dtype=dy.dtype)
     return (summed.reshape(shape),)
 
 

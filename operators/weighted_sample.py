@@ -84,5 +84,6 @@ def weighted_multi_sampling(ctx, weights, shape_like=None):
     if weights.size == 0:
         return (np.empty(0, np.int32),)
     count = int(np.prod(shape, dtype=np.int64))
-    check_allocation(ctx, (count,), 8, "num_samples")
+    check_allocation(ctx, (count,), 8, ctx.input_label(1) if shape_like is not None
+                     else "argument 'num_samples'")
     return (draw(ctx, weights.reshape(1, -1), count).reshape(shape),)
