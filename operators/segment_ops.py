@@ -218,15 +218,21 @@ def lengths_weighted_sum_gradient(ctx, scalars, grad, lengths):
     return (apply_weights(ctx, rows, scalars, 0),)
 
 
+def _check_forward_blobs(ctx, data, output, grad, ids, data_i, output_i):
+    """The forward DATA and OUTPUT a gradient op re-reads must fit the row ids and dOUT."""
+    if data.shape[:1] != ids.shape or output.shape != grad.shape \
+            or data.shape[1:] != grad.shape[1:]:
+        ctx.fail(f"{ctx.input_label(data_i)} {tuple(data.shape)} and "
+                 f"{ctx.input_label(output_i)} {tuple(output.shape)} must match the "
+                 f"{ids.shape[0]} segment rows and the gradient {tuple(grad.shape)}")
+
+
 def lengths_max_gradient(ctx, grad, lengths, data, output):
     """dDATA[r] = dOUT[k] where DATA[r] equals segment k's max (Caffe2's MaxReducerGradient
     gives every tied entry the gradient)."""
     _data(ctx, grad, 0)
     ids = _lengths_ids(ctx, lengths, 1)
-    if data.shape[:1] != ids.shape or output.shape != grad.shape \
-            or data.shape[1:] != grad.shape[1:]:
-        ctx.fail(f"{ctx.input_label(2)} {tuple(data.shape)} and {ctx.input_label(3)} "
-                 f"{tuple(output.shape)} must match LENGTHS and the gradient")
+    _check_forward_blobs(ctx, data, output, grad, ids, 2, 3)
     rows = _expand(ctx, grad, 0, ids)
     return (ctx.xp.where(data == take_checked(ctx.xp, output, ids), rows, 0).astype(grad.dtype),)
 
@@ -237,10 +243,7 @@ def _range_gradient_kernel(reducer):
         xp = ctx.xp
         _data(ctx, grad, 2)
         ids = _ids_input(ctx, ids, 3)
-        if data.shape[:1] != ids.shape or output.shape != grad.shape \
-                or data.shape[1:] != grad.shape[1:]:
-            ctx.fail(f"{ctx.input_label(0)} {tuple(data.shape)} and {ctx.input_label(1)} "
-                     f"{tuple(output.shape)} must match the ids and the gradient")
+        _check_forward_blobs(ctx, data, output, grad, ids, 0, 1)
         rows = _expand(ctx, grad, 2, ids, reducer == "mean")
         if reducer in ("sum", "mean"):
             return (rows,)
