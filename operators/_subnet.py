@@ -71,9 +71,12 @@ class Subnet:
 
     def run(self, blobs: BlobView) -> None:
         self.workspace.blob_dict = blobs
-        if self._net is None:  # a net that fails to create is tried again next run
-            self._net = create_net(self.net_def, self.workspace, create_outputs=False)
-        self._net.run()
+        try:
+            if self._net is None:  # a net that fails to create is tried again next run
+                self._net = create_net(self.net_def, self.workspace, create_outputs=False)
+            self._net.run()
+        finally:  # the caller commits from its view; keep no arrays alive here
+            self.workspace.blob_dict = {}
 
 
 _subnets: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # op ctx -> {arg: Subnet}
