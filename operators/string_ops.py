@@ -1,8 +1,8 @@
 """String ops (Caffe2's string_ops.cc): elementwise over tensors of strings.
 
-A string tensor here is an object array of bytes (Caffe2's std::string, as Load and
-GivenTensorStringFill give it) or of str (as fed from Python); each op keeps its
-input's kind.  Lengths count bytes for bytes and characters for str.
+A string tensor here is an object array of bytes (Caffe2's std::string, as FeedBlob,
+Load and GivenTensorStringFill give it) or, made by some kernel, of str; each op keeps
+its input's kind.  Lengths count bytes for bytes and characters for str.
 
 * StringPrefix / StringSuffix(length=3): the first / last ``length`` of each string.
 * StringStartsWith(prefix) / StringEndsWith(suffix) / StringEquals(text): bool tensors.
