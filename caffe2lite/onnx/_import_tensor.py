@@ -1,0 +1,156 @@
+"""ONNX -> Caffe2: shapes, layout, joining and splitting, Gather, ConstantOfShape.
+
+Caffe2 ops with extra outputs ONNX lacks (Concat's split_info, Reshape's
+old_shape) write them to fresh blobs nobody reads.  Inputs ONNX moved from
+attributes to tensors over the opsets (Split's sizes, Unsqueeze's axes, ...)
+must be constants here: Caffe2 took them as arguments.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from caffe2lite.onnx._import_base import imports, op
+from caffe2lite.onnx.dtypes import caffe2_type_of_onnx, onnx_type
+from caffe2lite.onnx.error import Unsupported
+
+
+def _axis(node, cx, axis, name=None):
+    """A non-negative axis (Caffe2 ops differ on negative ones)."""
+    if axis >= 0:
+        return axis
+    return axis + cx.rank(node, name or node.inputs[0])
+
+
+@imports("Concat")
+def concat(node, cx):
+    rank = None
+    for x in node.inputs:
+        shape = cx.shape(x)
+        if shape is not None:
+            rank = len(shape)
+    axis = node.attrs["axis"]
+    if axis < 0:
+        if rank is None:
+            raise node.unsupported("a negative axis needs the inputs' rank")
+        axis += rank
+    return [op("Concat", node.inputs, [node.outputs[0], cx.temp(node, "split_info")], node,
+               axis=axis)]
+
+
+@imports("Split")
+def split(node, cx):
+    axis = _axis(node, cx, node.attrs.get("axis", 0))
+    sizes = node.attrs.get("split")
+    if sizes is None and node.input(1):
+        sizes = [int(s) for s in np.ravel(cx.constant(node, 1, "split"))]
+    if sizes is None:
+        dim = cx.static_shape(node, node.inputs[0])[axis]
+        parts = len(node.outputs)
+        chunk = -(-dim // parts)
+        sizes = [min(chunk, dim - i * chunk) for i in range(parts)]
+    return [op("Split", node.inputs[:1], node.outputs, node, axis=axis, split=list(sizes))]
+
+
+@imports("Reshape")
+def reshape(node, cx):
+    if node.attrs.get("allowzero", 0):
+        shape = cx.constants.get(node.inputs[1])
+        if shape is None or 0 in np.asarray(shape):
+            raise node.unsupported("allowzero=1 with a zero in the shape has no Caffe2 mapping "
+                                   "(Caffe2's 0 copies the input dim)")
+    old_shape = cx.temp(node, "old_shape")
+    shape = cx.constants.get(node.inputs[1])
+    if shape is not None:
+        return [op("Reshape", node.inputs[:1], [node.outputs[0], old_shape], node,
+                   shape=[int(d) for d in shape])]
+    return [op("Reshape", node.inputs[:2], [node.outputs[0], old_shape], node)]
+
+
+@imports("Flatten")
+def flatten(node, cx):
+    return [op("Flatten", node.inputs, node.outputs, node,
+               axis=_axis(node, cx, node.attrs.get("axis", 1)))]
+
+
+@imports("Transpose")
+def transpose(node, cx):
+    perm = node.attrs.get("perm")
+    return [op("Transpose", node.inputs, node.outputs, node, axes=perm)]
+
+
+@imports("Shape")
+def shape(node, cx):
+    start, end = node.attrs.get("start"), node.attrs.get("end")
+    if start is None and end is None:
+        return [op("Shape", node.inputs, node.outputs, node)]
+    rank = cx.rank(node, node.inputs[0])
+    axes = list(range(rank))[slice(start, end)]
+    return [op("Shape", node.inputs, node.outputs, node, axes=axes)]
+
+
+@imports("Size")
+def size(node, cx):
+    return [op("Size", node.inputs, node.outputs, node)]
+
+
+@imports("Gather")
+def gather(node, cx):
+    return [op("Gather", node.inputs, node.outputs, node,
+               axis=_axis(node, cx, node.attrs.get("axis", 0)), wrap_indices=1)]
+
+
+@imports("ConstantOfShape")
+def constant_of_shape(node, cx):
+    value = node.attrs.get("value")
+    value = np.zeros(1, np.float32) if value is None else np.asarray(value)
+    try:
+        data_type = caffe2_type_of_onnx(onnx_type(value.dtype))
+    except Unsupported as e:
+        raise node.unsupported(str(e)) from None
+    scalar = value.ravel()[0].item()
+    return [op("ConstantFill", node.inputs, node.outputs, node, input_as_shape=1,
+               dtype=data_type, value=scalar)]
+
+
+def _axes(node, cx, what="axes"):
+    axes = node.attrs.get("axes")
+    if axes is None and node.input(1):
+        axes = [int(a) for a in np.ravel(cx.constant(node, 1, what))]
+    return axes
+
+
+@imports("Unsqueeze")
+def unsqueeze(node, cx):
+    """breadth-seq's ExpandDims (Caffe2's name for it)."""
+    axes = _axes(node, cx)
+    rank = cx.rank(node, node.inputs[0]) + len(axes)
+    return [op("ExpandDims", node.inputs[:1], node.outputs, node,
+               dims=sorted(a + rank if a < 0 else a for a in axes))]
+
+
+@imports("Squeeze")
+def squeeze(node, cx):
+    """breadth-seq's Squeeze."""
+    axes = _axes(node, cx)
+    if axes is None:
+        shape = cx.static_shape(node, node.inputs[0])
+        axes = [i for i, d in enumerate(shape) if d == 1]
+    rank = cx.rank(node, node.inputs[0])
+    return [op("Squeeze", node.inputs[:1], node.outputs, node,
+               dims=sorted(a + rank if a < 0 else a for a in axes))]
+
+
+# breadth-seq's operators whose inputs match ONNX's
+SEQ_SAME = {"Expand": "Expand", "Where": "Where", "Range": "Range"}
+
+
+@imports(*SEQ_SAME)
+def seq_same(node, cx):
+    return [op(SEQ_SAME[node.op_type], node.inputs, node.outputs, node)]
+
+
+@imports("Tile")
+def tile(node, cx):
+    """breadth-seq's NumpyTile (numpy.tile with the repeats as a tensor)."""
+    return [op("NumpyTile", node.inputs, node.outputs, node)]
