@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from caffe2lite import workspace
 
-# Real Caffe2 nets and golden op tests live beside the project, never inside it.
-NETS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "nets"
+# Real Caffe2 nets and golden op tests live beside the project, never inside it
+# (CAFFE2LITE_NETS_DIR points elsewhere, e.g. from a git worktree).
+NETS_DIR = Path(os.environ.get("CAFFE2LITE_NETS_DIR")
+                or Path(__file__).resolve().parents[1].parent / "shared" / "nets")
 
 
 def pytest_addoption(parser):
@@ -63,7 +66,6 @@ def nets_dir() -> Path:
 # Hypothesis: no per-example deadline (the CI machine has 2 shared cores), and the same
 # examples on every run, so a landing never fails on a draw no one saw before;
 # CAFFE2LITE_HYPOTHESIS_EXPLORE=1 draws fresh ones (and more of them) to hunt for bugs.
-import os  # noqa: E402
 
 from hypothesis import settings  # noqa: E402
 

@@ -2,13 +2,9 @@
 
 ``frontend`` exports a Caffe2 net (and its init net) to an ``onnx.ModelProto``;
 ``backend`` is an ``onnx.backend.base.Backend`` that runs ONNX models on
-caffe2lite's operators.  Both need the ``onnx`` extra
-(``pip install 'caffe2lite[onnx]'``); ONNX Runtime is in it too, for checking
-an export against the runtime an inference user would pick.
+caffe2lite's operators; ``cli`` holds the ``caffe2lite convert`` command and
+``caffe2lite run model.onnx``.  The converters need the ``onnx`` extra
+(``pip install 'caffe2lite[onnx]'``, which brings ONNX Runtime too, to check
+an export against the runtime an inference user would pick); this package
+itself imports nothing, so the command line loads without it.
 """
-
-try:
-    import onnx  # noqa: F401  (absolute: the onnx package, not this one)
-except ImportError as e:  # pragma: no cover - the extra is installed in the test env
-    raise ImportError("caffe2lite.onnx needs the onnx package: "
-                      "pip install 'caffe2lite[onnx]'") from e
