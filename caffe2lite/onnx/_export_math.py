@@ -66,6 +66,15 @@ def _operands(op, cx, nodes, first=0):
 def binary(op, cx):
     nodes = []
     a, b = _operands(op, cx, nodes)
+    if op.type in ("EQ", "NE") and cx.opset < 11 and cx.spec(a, op).dtype.kind == "f":
+        # Equal took no floats before opset 11: a != b is a < b or a > b
+        less, greater = cx.temp(op, "less"), cx.temp(op, "greater")
+        differ = op.outputs[0] if op.type == "NE" else cx.temp(op, "differ")
+        nodes += [cx.node("Less", [a, b], [less]), cx.node("Greater", [a, b], [greater]),
+                  cx.node("Or", [less, greater], [differ], name=op.name)]
+        if op.type == "EQ":
+            nodes.append(cx.node("Not", [differ], op.outputs))
+        return nodes
     if op.type in BINARY:
         nodes.append(cx.node(BINARY[op.type], [a, b], op.outputs, name=op.name))
     elif op.type in OR_EQUAL and cx.opset >= 12:
