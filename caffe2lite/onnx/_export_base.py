@@ -18,20 +18,12 @@ from types import MappingProxyType
 import numpy as np
 from onnx import helper, numpy_helper
 
+from caffe2lite.onnx._tables import FreshNames, registrar
 from caffe2lite.onnx.dtypes import onnx_type
 from caffe2lite.onnx.error import Unsupported
 
 EXPORTERS: dict = {}
-
-
-def exports(*op_types):
-    """Register ``fn(op, cx)`` as the ONNX mapping of these Caffe2 op types."""
-    def register(fn):
-        for op_type in op_types:
-            assert op_type not in EXPORTERS, f"two ONNX mappings for {op_type}"
-            EXPORTERS[op_type] = fn
-        return fn
-    return register
+exports = registrar(EXPORTERS, "ONNX")  # @exports("Conv", ...) registers fn(op, cx)
 
 
 @dataclass
@@ -50,28 +42,19 @@ class Op:
         return Unsupported(f"{self.where}: {why}")
 
 
-class ExportContext:
+class ExportContext(FreshNames):
     """Blob specs, names, constants and opset-dependent node forms for one graph."""
 
     def __init__(self, opset: int, specs: dict, used_names, values=None):
+        super().__init__(used_names)
         self.opset = opset
         self.specs = specs          # SSA name -> TensorSpec (shape, dtype)
         self.values = values or {}  # initializer name -> array (the init net's blobs)
-        self._used = set(used_names)
         self.initializers = []
         self.needed = None          # names some op or the graph output reads (None: all)
         self._const_cache = {}
 
     # -- names and constants ------------------------------------------------------------
-    def fresh(self, hint: str) -> str:
-        """A blob name no one uses yet, built from ``hint``."""
-        name, k = hint, 0
-        while name in self._used:
-            k += 1
-            name = f"{hint}_{k}"
-        self._used.add(name)
-        return name
-
     def const(self, value, dtype=None, hint="const") -> str:
         """The name of an initializer holding ``value`` (shared between equal constants)."""
         array = np.asarray(value, dtype=dtype)

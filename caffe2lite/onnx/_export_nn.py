@@ -54,15 +54,22 @@ def _channels_first_output(op, cx, window, nodes):
     return y, lambda: nodes.append(cx.node("Transpose", [y], [op.outputs[0]], perm=to_last))
 
 
+def _conv_inputs_channels_first(op, cx, window, nodes):
+    """X and the filter channels-first: an NHWC filter (M, *k, C/g) -- ConvTranspose's
+    (C, *k, M/g) -- becomes (M, C/g, *k) as ONNX wants."""
+    inputs = _to_channels_first(op, cx, window, nodes, list(op.inputs))
+    if window.channels_last:
+        rank = cx.rank(op.inputs[1], op)
+        inputs[1] = cx.transposed(inputs[1], [0, rank - 1] + list(range(1, rank - 1)),
+                                  cx.temp(op, "filter_nchw"), nodes)
+    return inputs
+
+
 @exports("Conv", "Conv1D", "Conv2D", "Conv3D")
 def conv(op, cx):
     window, res = _window(op, cx)
     nodes = []
-    inputs = _to_channels_first(op, cx, window, nodes, list(op.inputs))
-    if window.channels_last:  # filter (M, *k, C/g) -> (M, C/g, *k)
-        rank = cx.rank(op.inputs[1], op)
-        inputs[1] = cx.transposed(inputs[1], [0, rank - 1] + list(range(1, rank - 1)),
-                                  cx.temp(op, "filter_nchw"), nodes)
+    inputs = _conv_inputs_channels_first(op, cx, window, nodes)
     y, finish = _channels_first_output(op, cx, window, nodes)
     nodes.append(cx.node("Conv", inputs, [y], name=op.name, kernel_shape=list(res.kernel),
                          strides=list(res.stride), dilations=list(res.dilation),
@@ -75,11 +82,7 @@ def conv(op, cx):
 def conv_transpose(op, cx):
     window = geometry.parse(_ArgsView(op), transpose=True)
     nodes = []
-    inputs = _to_channels_first(op, cx, window, nodes, list(op.inputs))
-    if window.channels_last:  # filter (C, *k, M/g) -> (C, M/g, *k)
-        rank = cx.rank(op.inputs[1], op)
-        inputs[1] = cx.transposed(inputs[1], [0, rank - 1] + list(range(1, rank - 1)),
-                                  cx.temp(op, "filter_nchw"), nodes)
+    inputs = _conv_inputs_channels_first(op, cx, window, nodes)
     y, finish = _channels_first_output(op, cx, window, nodes)
     pads = list(window.pads)
     if window.legacy_pad != geometry.NOTSET:

@@ -18,20 +18,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from onnx import AttributeProto, numpy_helper
 
+from caffe2lite.onnx._tables import FreshNames, registrar
 from caffe2lite.onnx.error import Unsupported
 from caffe2lite.runtime import make_operator
 
 IMPORTERS: dict = {}
-
-
-def imports(*onnx_types):
-    """Register ``fn(node, cx)`` as the Caffe2 mapping of these ONNX op types."""
-    def register(fn):
-        for op_type in onnx_types:
-            assert op_type not in IMPORTERS, f"two Caffe2 mappings for {op_type}"
-            IMPORTERS[op_type] = fn
-        return fn
-    return register
+imports = registrar(IMPORTERS, "Caffe2")  # @imports("Conv", ...) registers fn(node, cx)
 
 
 def attribute_value(attr):
@@ -83,25 +75,17 @@ class NeedsValue(Exception):
         self.name = name
 
 
-class ImportContext:
+class ImportContext(FreshNames):
     """Opset, constants, shapes and fresh names for one graph."""
 
     def __init__(self, opset: int, constants: dict, shapes: dict, used_names,
                  graph_inputs=()):
+        super().__init__(used_names)
         self.opset = opset
         self.graph_inputs = set(graph_inputs)
         self.constants = constants   # name -> array (initializers, Constant nodes)
         self.shapes = shapes         # name -> (shape tuple with None for unknown dims, elem type)
         self.new_constants = {}      # constants the mappings made
-        self._used = set(used_names)
-
-    def fresh(self, hint: str) -> str:
-        name, k = hint, 0
-        while name in self._used:
-            k += 1
-            name = f"{hint}_{k}"
-        self._used.add(name)
-        return name
 
     def temp(self, node: Node, what: str) -> str:
         return self.fresh(f"{node.outputs[0] if node.outputs else node.op_type}_{what}")
