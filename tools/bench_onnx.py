@@ -70,6 +70,7 @@ def main(argv=None) -> int:
             model = frontend.caffe2_net_to_onnx_model(predict, init, {data: (1, x.shape)})
             options = ort.SessionOptions()
             options.intra_op_num_threads = args.threads
+            options.log_severity_level = 3  # no notes on the unused outputs Caffe2 nets carry
             session = ort.InferenceSession(model.SerializeToString(), options,
                                            providers=["CPUExecutionProvider"])
             ws = Workspace()

@@ -51,7 +51,7 @@ def concat(op, cx):
     else:
         sizes = [s[axis] for s in shapes]
     nodes.append(cx.node("Concat", inputs, op.outputs[:1], name=op.name, axis=axis))
-    if len(op.outputs) > 1:  # split_info: the sizes along axis, int32
+    if len(op.outputs) > 1 and cx.is_needed(op.outputs[1]):  # split_info: int32 sizes
         nodes.append(cx.node("Constant", [], [op.outputs[1]], value=numpy_helper.from_array(
             np.asarray(sizes, np.int32), name=op.outputs[1])))
     return nodes
@@ -85,7 +85,7 @@ def reshape(op, cx):
     else:
         shape = cx.int64s(op.args["shape"] or [], "shape")
     nodes.append(cx.node("Reshape", [op.inputs[0], shape], op.outputs[:1], name=op.name))
-    if len(op.outputs) > 1:  # old_shape
+    if len(op.outputs) > 1 and cx.is_needed(op.outputs[1]):  # old_shape
         nodes.append(cx.node("Shape", [op.inputs[0]], [op.outputs[1]]))
     return nodes
 
