@@ -260,6 +260,33 @@ def test_segment_sums_need_opset_16():
                                           opset_version=15)
 
 
+def test_the_ops_caffe2lite_took_from_onnx_go_back():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 4)).astype(F)
+
+    def build(net):
+        net.Trilu("x", "tri", upper=0, k=1)
+        net.CumSum("x", "cum", axis=1, exclusive=1, reverse=1)
+        net.Scatter(["x", "idx", "upd"], "scat", axis=0, reduction="add")
+        net.GatherElements(["x", "idx"], "gath", axis=0)
+        net.ScatterND(["x", "nd_idx", "nd_upd"], "scat_nd")
+        net.GatherND(["x", "nd_idx"], "gath_nd")
+        net.Einsum(["x", "x"], "gram", equation="ij,kj->ik")
+        net.Hardmax("x", "hard", axis=0)
+        net.BitShift(["bits", "shift"], "shifted", direction="LEFT")
+        net.Proto().external_output.extend(
+            ["tri", "cum", "scat", "gath", "scat_nd", "gath_nd", "gram", "hard", "shifted"])
+
+    feeds = {"x": x, "idx": rng.integers(-3, 3, (2, 4)).astype(np.int64),
+             "upd": rng.standard_normal((2, 4)).astype(F),
+             "nd_idx": np.array([[2], [0]], np.int64),
+             "nd_upd": rng.standard_normal((2, 4)).astype(F),
+             "bits": np.array([1, 2, 3], np.uint8), "shift": np.array([1, 7, 0], np.uint8)}
+    _run_case(build, feeds)
+    with pytest.raises(Unsupported, match=r"op #0 Trilu.*from opset 14"):
+        _run_case(build, feeds, opset_version=13)
+
+
 def test_fills_in_a_predict_net():
     def build(net):
         net.ConstantFill([], "c", shape=[2, 3], value=1.5)

@@ -19,6 +19,7 @@ import numpy as np
 from onnx import AttributeProto, numpy_helper
 
 from caffe2lite.onnx._tables import FreshNames, registrar
+from caffe2lite.onnx.dtypes import onnx_type
 from caffe2lite.onnx.error import Unsupported
 from caffe2lite.runtime import make_operator
 
@@ -116,6 +117,15 @@ class ImportContext(FreshNames):
             return tuple(self.constants[name].shape)
         found = self.shapes.get(name)
         return None if found is None else found[0]
+
+    def elem_type(self, node: Node, name: str) -> int:
+        """The ONNX element type of ``name`` (from its value or ONNX's shape inference)."""
+        if name in self.constants:
+            return onnx_type(self.constants[name].dtype)
+        found = self.shapes.get(name)
+        if found is None or not found[1]:
+            raise node.unsupported(f"the element type of '{name}' is unknown")
+        return found[1]
 
     def rank(self, node: Node, name: str) -> int:
         shape = self.shape(name)

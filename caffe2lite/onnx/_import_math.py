@@ -84,6 +84,12 @@ def cast(node, cx):
                to=caffe2_type_of_onnx(node.attrs["to"]))]
 
 
+@imports("CastLike")
+def cast_like(node, cx):
+    return [op("Cast", node.inputs[:1], node.outputs, node,
+               to=caffe2_type_of_onnx(cx.elem_type(node, node.inputs[1])))]
+
+
 @imports("Clip")
 def clip(node, cx):
     if cx.opset < 11:

@@ -55,10 +55,15 @@ def split(node, cx):
 @imports("Reshape")
 def reshape(node, cx):
     if node.attrs.get("allowzero", 0):
+        # Caffe2's 0 copies the input dim; allowzero's 0 is a real 0. They agree when the
+        # shape holds no 0 -- known from the constant, or from an output with no empty dim.
         shape = cx.constants.get(node.inputs[1])
-        if shape is None or 0 in np.asarray(shape):
-            raise node.unsupported("allowzero=1 with a zero in the shape has no Caffe2 mapping "
-                                   "(Caffe2's 0 copies the input dim)")
+        out = cx.shape(node.outputs[0])
+        no_zero = (0 not in np.asarray(shape) if shape is not None else
+                   out is not None and None not in out and 0 not in out)
+        if not no_zero:
+            raise node.unsupported("allowzero=1 with a zero (or an unknown) in the shape has "
+                                   "no Caffe2 mapping (Caffe2's 0 copies the input dim)")
     old_shape = cx.temp(node, "old_shape")
     shape = cx.constants.get(node.inputs[1])
     if shape is not None:
@@ -154,3 +159,25 @@ def seq_same(node, cx):
 def tile(node, cx):
     """breadth-seq's NumpyTile (numpy.tile with the repeats as a tensor)."""
     return [op("NumpyTile", node.inputs, node.outputs, node)]
+
+
+@imports("DepthToSpace", "SpaceToDepth")
+def depth_space(node, cx):
+    """Reshape, Transpose, Reshape on a static NCHW shape (Caffe2 had neither op)."""
+    n, c, h, w = cx.static_shape(node, node.inputs[0])
+    b = node.attrs["blocksize"]
+    steps = cx.temp(node, "blocks"), cx.temp(node, "moved")
+    mode = node.attrs.get("mode", "DCR")
+    if node.op_type == "SpaceToDepth":
+        first, last = (n, c, h // b, b, w // b, b), (n, c * b * b, h // b, w // b)
+        perm = (0, 3, 5, 1, 2, 4) if mode == "DCR" else (0, 1, 3, 5, 2, 4)
+    elif mode == "DCR":
+        first, perm, last = (n, b, b, c // (b * b), h, w), (0, 3, 4, 1, 5, 2), \
+            (n, c // (b * b), h * b, w * b)
+    else:  # CRD
+        first, perm, last = (n, c // (b * b), b, b, h, w), (0, 1, 4, 2, 5, 3), \
+            (n, c // (b * b), h * b, w * b)
+    return [op("Reshape", node.inputs[:1], [steps[0], cx.temp(node, "old0")], shape=first),
+            op("Transpose", [steps[0]], [steps[1]], axes=list(perm)),
+            op("Reshape", [steps[1]], [node.outputs[0], cx.temp(node, "old1")], node,
+               shape=last)]

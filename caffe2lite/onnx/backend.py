@@ -23,7 +23,7 @@ import onnx
 from onnx import numpy_helper
 from onnx.backend.base import Backend, Device, DeviceType
 
-from caffe2lite.onnx import _import_math, _import_nn, _import_tensor  # noqa: F401
+from caffe2lite.onnx import _import_index, _import_math, _import_nn, _import_tensor  # noqa: F401
 from caffe2lite.onnx._import_base import (IMPORTERS, ImportContext, NeedsValue, Node,
                                           attribute_value, op)
 from caffe2lite.onnx.backend_rep import Caffe2Rep, SpecializingRep

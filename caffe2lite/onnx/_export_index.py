@@ -1,0 +1,74 @@
+"""Caffe2 -> ONNX: Scatter and the ops caffe2lite took from ONNX (back to their ONNX form).
+
+Arguments that ONNX takes as inputs (Trilu's k, CumSum's axis) become int64
+constants; each op needs the opset where ONNX introduced it (or its
+reduction), and says so when an older one is asked for.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from caffe2lite.onnx._export_base import exports
+
+# op -> the first opset with it
+SINCE = {"Trilu": 14, "CumSum": 11, "GatherElements": 11, "ScatterND": 11, "GatherND": 11,
+         "Einsum": 12, "Hardmax": 13, "BitShift": 11, "Scatter": 11}
+# reduction -> the first opset of ScatterElements / ScatterND with it
+REDUCTION_SINCE = {"none": 11, "add": 16, "mul": 16, "max": 18, "min": 18}
+
+
+def _need(op, cx, since):
+    if cx.opset < since:
+        raise op.unsupported(f"ONNX has it from opset {since}; opset {cx.opset} was asked for")
+
+
+@exports("Trilu")
+def trilu(op, cx):
+    _need(op, cx, SINCE["Trilu"])
+    k = op.inputs[1] if len(op.inputs) > 1 else cx.const(np.int64(op.args["k"]), hint="k")
+    return [cx.node("Trilu", [op.inputs[0], k], op.outputs, name=op.name,
+                    upper=int(bool(op.args["upper"])))]
+
+
+@exports("CumSum")
+def cumsum(op, cx):
+    _need(op, cx, SINCE["CumSum"])
+    axis = (op.inputs[1] if len(op.inputs) > 1
+            else cx.const(np.int64(op.args["axis"]), hint="axis"))
+    return [cx.node("CumSum", [op.inputs[0], axis], op.outputs, name=op.name,
+                    exclusive=int(bool(op.args["exclusive"])),
+                    reverse=int(bool(op.args["reverse"])))]
+
+
+@exports("Scatter", "ScatterND")
+def scatter(op, cx):
+    reduction = op.args["reduction"]
+    _need(op, cx, max(SINCE[op.type], REDUCTION_SINCE.get(reduction, 11)))
+    attrs = {"reduction": reduction} if reduction != "none" else {}
+    if op.type == "Scatter":
+        return [cx.node("ScatterElements", op.inputs, op.outputs, name=op.name,
+                        axis=op.args["axis"], **attrs)]
+    return [cx.node("ScatterND", op.inputs, op.outputs, name=op.name, **attrs)]
+
+
+@exports("GatherElements")
+def gather_elements(op, cx):
+    _need(op, cx, SINCE[op.type])
+    return [cx.node("GatherElements", op.inputs, op.outputs, name=op.name,
+                    axis=op.args["axis"])]
+
+
+@exports("GatherND")
+def gather_nd(op, cx):
+    _need(op, cx, 12 if op.args["batch_dims"] else SINCE[op.type])
+    return [cx.node("GatherND", op.inputs, op.outputs, name=op.name,
+                    batch_dims=op.args["batch_dims"] or None)]
+
+
+@exports("Einsum", "Hardmax", "BitShift")
+def same_attributes(op, cx):
+    """Ops whose only argument is ONNX's attribute of the same name."""
+    _need(op, cx, SINCE[op.type])
+    attr = {"Einsum": "equation", "Hardmax": "axis", "BitShift": "direction"}[op.type]
+    return [cx.node(op.type, op.inputs, op.outputs, name=op.name, **{attr: op.args[attr]})]

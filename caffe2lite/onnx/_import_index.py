@@ -1,0 +1,71 @@
+"""ONNX -> Caffe2: indexing and the ONNX-only ops caffe2lite adds under ONNX's names.
+
+Scatter is Caffe2's own (ScatterElements' first name in ONNX, too); Trilu,
+CumSum, GatherElements, ScatterND, GatherND, Einsum, Hardmax and BitShift have
+no Caffe2 ancestor, so caffe2lite's operators keep ONNX's names and meaning.
+"""
+
+from __future__ import annotations
+
+from caffe2lite.onnx._import_base import imports, op
+
+
+@imports("ScatterElements", "Scatter")
+def scatter_elements(node, cx):
+    return [op("Scatter", node.inputs, node.outputs, node, axis=node.attrs.get("axis", 0),
+               reduction=node.attrs.get("reduction", "none"))]
+
+
+@imports("GatherElements")
+def gather_elements(node, cx):
+    return [op("GatherElements", node.inputs, node.outputs, node,
+               axis=node.attrs.get("axis", 0))]
+
+
+@imports("ScatterND")
+def scatter_nd(node, cx):
+    return [op("ScatterND", node.inputs, node.outputs, node,
+               reduction=node.attrs.get("reduction", "none"))]
+
+
+@imports("GatherND")
+def gather_nd(node, cx):
+    return [op("GatherND", node.inputs, node.outputs, node,
+               batch_dims=node.attrs.get("batch_dims", 0))]
+
+
+@imports("Trilu")
+def trilu(node, cx):
+    return [op("Trilu", [x for x in node.inputs if x], node.outputs, node,
+               upper=node.attrs.get("upper", 1))]
+
+
+@imports("CumSum")
+def cumsum(node, cx):
+    return [op("CumSum", node.inputs, node.outputs, node,
+               exclusive=node.attrs.get("exclusive", 0), reverse=node.attrs.get("reverse", 0))]
+
+
+@imports("Einsum")
+def einsum(node, cx):
+    return [op("Einsum", node.inputs, node.outputs, node, equation=node.attrs["equation"])]
+
+
+@imports("BitShift")
+def bit_shift(node, cx):
+    return [op("BitShift", node.inputs, node.outputs, node, direction=node.attrs["direction"])]
+
+
+@imports("Hardmax")
+def hardmax(node, cx):
+    """One axis from opset 13; before, X coerced to 2-D at ``axis`` (default 1)."""
+    if cx.opset >= 13:
+        return [op("Hardmax", node.inputs, node.outputs, node, axis=node.attrs.get("axis", -1))]
+    x, y = node.inputs[0], node.outputs[0]
+    flat, hard, shape = cx.temp(node, "2d"), cx.temp(node, "2d_hardmax"), cx.temp(node, "shape")
+    axis = node.attrs.get("axis", 1)
+    axis = axis + cx.rank(node, x) if axis < 0 else axis
+    return [op("Flatten", [x], [flat], axis=axis),
+            op("Hardmax", [flat], [hard], node, axis=1),
+            op("Shape", [x], [shape]),
+            op("Reshape", [hard, shape], [y, cx.temp(node, "old_shape")])]

@@ -1,0 +1,227 @@
+"""The operators caffe2lite adds for ONNX's ops that Caffe2 lacked.
+
+Trilu, CumSum, Scatter (Caffe2's, with ONNX's reduction), GatherElements,
+ScatterND, GatherND, Einsum, Hardmax and BitShift, each against a NumPy
+reference written here from ONNX's operator definitions (loops where the
+definition is a loop), plus their gradients where they have one and the
+errors bad input gets.
+"""
+
+import numpy as np
+import pytest
+from elementwise_testing import assert_fails_unchanged, assert_inference_matches_run
+
+from caffe2lite import core
+from caffe2lite.errors import EnforceError
+from caffe2lite.testing import check_gradient, check_reference
+
+F = np.float32
+
+
+def rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+# -- Trilu ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("upper", [0, 1])
+@pytest.mark.parametrize("k", [-5, -1, 0, 2, 9])
+def test_trilu_keeps_one_triangle(upper, k):
+    x = rng().standard_normal((2, 3, 4)).astype(F)
+
+    def ref(x, *_):
+        i, j = np.indices(x.shape[-2:])
+        keep = (j - i >= k) if upper else (j - i <= k)
+        return (x * keep,)
+
+    check_reference(core.CreateOperator("Trilu", ["X"], ["Y"], upper=upper, k=k), [x], ref,
+                    threshold=0)
+    check_reference(core.CreateOperator("Trilu", ["X", "k"], ["Y"], upper=upper),
+                    [x, np.array(k, np.int64)], ref, threshold=0)
+
+
+def test_trilu_gradient_and_errors():
+    x = rng(1).standard_normal((3, 3)).astype(F)
+    check_gradient(core.CreateOperator("Trilu", ["X"], ["Y"], upper=0, k=1), [x], 0)
+    assert_fails_unchanged(core.CreateOperator("Trilu", ["X"], ["Y"]), [x[0]], EnforceError,
+                           "rank >= 2")
+
+
+# -- CumSum ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("exclusive", [0, 1])
+@pytest.mark.parametrize("reverse", [0, 1])
+@pytest.mark.parametrize("axis", [0, -1])
+def test_cumsum_against_a_loop(exclusive, reverse, axis):
+    x = rng(2).integers(-5, 5, (3, 4)).astype(np.int64)
+
+    def ref(x, *_):
+        moved = np.moveaxis(x, axis, 0)
+        out = np.zeros_like(moved)
+        n = moved.shape[0]
+        for i in range(n):
+            span = range(i + 1, n) if reverse else range(0, i)
+            total = sum((moved[j] for j in span), np.zeros_like(moved[0]))
+            out[i] = total if exclusive else total + moved[i]
+        return (np.moveaxis(out, 0, axis),)
+
+    check_reference(core.CreateOperator("CumSum", ["X"], ["Y"], axis=axis, exclusive=exclusive,
+                                        reverse=reverse), [x], ref, threshold=0)
+    check_reference(core.CreateOperator("CumSum", ["X", "axis"], ["Y"], exclusive=exclusive,
+                                        reverse=reverse), [x, np.array(axis, np.int32)], ref,
+                    threshold=0)
+
+
+def test_cumsum_gradient_and_errors():
+    x = rng(3).standard_normal((4, 2)).astype(np.float64)
+    check_gradient(core.CreateOperator("CumSum", ["X"], ["Y"], exclusive=1), [x], 0)
+    check_gradient(core.CreateOperator("CumSum", ["X"], ["Y"], reverse=1, axis=1), [x], 0)
+    assert_fails_unchanged(core.CreateOperator("CumSum", ["X"], ["Y"], axis=2), [x],
+                           EnforceError, "axis 2 is out of range")
+    assert_inference_matches_run(core.CreateOperator("CumSum", ["X"], ["Y"]), [x])
+
+
+# -- Scatter / GatherElements ---------------------------------------------------------------
+def _scatter_ref(data, indices, updates, axis, combine):
+    out = data.copy()
+    for pos in np.ndindex(indices.shape):
+        target = list(pos)
+        target[axis] = indices[pos] % data.shape[axis]
+        out[tuple(target)] = combine(out[tuple(target)], updates[pos])
+    return out
+
+
+@pytest.mark.parametrize("reduction, combine", [
+    ("none", lambda old, new: new), ("add", lambda old, new: old + new),
+    ("mul", lambda old, new: old * new), ("max", max), ("min", min)])
+@pytest.mark.parametrize("axis", [0, 1])
+def test_scatter_writes_or_combines_along_the_axis(reduction, combine, axis):
+    data = rng(4).standard_normal((4, 5)).astype(F)
+    shape = (3, 5) if axis == 0 else (4, 3)
+    size = data.shape[axis]
+    # distinct targets per line for "none" (ONNX leaves duplicates undefined)
+    if reduction == "none":
+        perm = np.argsort(rng(5).random((3, shape[1 - axis]) if axis == 0 else
+                                        (shape[0], 3)), axis=axis)
+        indices = perm.astype(np.int64) - (size if axis == 1 else 0)  # some negative
+    else:
+        indices = rng(5).integers(-size, size, shape).astype(np.int64)
+    updates = rng(6).standard_normal(shape).astype(F)
+    check_reference(core.CreateOperator("Scatter", ["D", "I", "U"], ["Y"], axis=axis,
+                                        reduction=reduction),
+                    [data, indices, updates],
+                    lambda d, i, u: (_scatter_ref(d, i, u, axis, combine),), threshold=1e-6)
+
+
+def test_scatter_default_axis_is_caffe2s_and_errors():
+    data = np.zeros((2, 3), F)
+    indices = np.array([[2, 0], [1, 1]], np.int32)
+    updates = np.array([[1, 2], [3, 4]], F)
+    check_reference(core.CreateOperator("Scatter", ["D", "I", "U"], ["Y"]),
+                    [data, indices, updates],
+                    lambda d, i, u: (np.array([[2, 0, 1], [0, 4, 0]], F),), threshold=0)
+    op = core.CreateOperator("Scatter", ["D", "I", "U"], ["Y"])
+    assert_fails_unchanged(op, [data, indices + 3, updates], EnforceError, "outside")
+    assert_fails_unchanged(op, [data, indices, updates[:1]], EnforceError, "INDICES' shape")
+
+
+def test_gather_elements_is_take_along_axis():
+    data = rng(7).standard_normal((3, 4)).astype(F)
+    indices = np.array([[0, -1], [2, 1], [3, 3]], np.int64)
+
+    def ref(d, i):
+        out = np.empty(i.shape, d.dtype)
+        for r, c in np.ndindex(i.shape):
+            out[r, c] = d[r, i[r, c] % d.shape[1]]
+        return (out,)
+
+    op = core.CreateOperator("GatherElements", ["D", "I"], ["Y"], axis=1)
+    check_reference(op, [data, indices], ref, threshold=0)
+    assert_inference_matches_run(op, [data, indices])
+    assert_fails_unchanged(op, [data, indices + 5], EnforceError, "outside")
+
+
+# -- ScatterND / GatherND -------------------------------------------------------------------
+def test_scatter_nd_replaces_and_adds_slices():
+    data = rng(8).standard_normal((4, 3, 2)).astype(F)
+    indices = np.array([[0, 1], [3, -1], [0, 1]], np.int64)
+    updates = rng(9).standard_normal((3, 2)).astype(F)
+
+    def ref(d, i, u, add):
+        out = d.copy()
+        for row, update in zip(i, u):
+            where = tuple(int(c) % s for c, s in zip(row, d.shape))
+            out[where] = out[where] + update if add else update
+        return (out,)
+
+    check_reference(core.CreateOperator("ScatterND", ["D", "I", "U"], ["Y"], reduction="add"),
+                    [data, indices, updates], lambda *a: ref(*a, True), threshold=1e-6)
+    distinct = indices[:2]
+    check_reference(core.CreateOperator("ScatterND", ["D", "I", "U"], ["Y"]),
+                    [data, distinct, updates[:2]], lambda *a: ref(*a, False), threshold=0)
+    assert_fails_unchanged(core.CreateOperator("ScatterND", ["D", "I", "U"], ["Y"]),
+                           [data, distinct, updates], EnforceError, "must be float32")
+
+
+@pytest.mark.parametrize("batch_dims", [0, 1])
+def test_gather_nd_with_batch_dims(batch_dims):
+    data = rng(10).standard_normal((2, 3, 4)).astype(F)
+    indices = np.array([[[0, 1], [2, -1]], [[1, 0], [0, 3]]], np.int64)
+    if batch_dims == 0:
+        indices = indices % 2  # the first two dims of DATA are (2, 3)
+
+    def ref(d, i):
+        out = []
+        for b in range(i.shape[0]):
+            source = d[b] if batch_dims else d
+            out.append([source[tuple(int(c) for c in row)] for row in i[b]])
+        return (np.asarray(out, F),)
+
+    op = core.CreateOperator("GatherND", ["D", "I"], ["Y"], batch_dims=batch_dims)
+    check_reference(op, [data, indices], ref, threshold=0)
+    assert_inference_matches_run(op, [data, indices])
+
+
+# -- Einsum, Hardmax, BitShift ----------------------------------------------------------------
+def test_einsum_matches_explicit_sums():
+    a = rng(11).standard_normal((2, 3, 4)).astype(F)
+    b = rng(12).standard_normal((2, 4, 5)).astype(F)
+
+    def ref(a, b):
+        out = np.zeros((2, 3, 5), F)
+        for n, i, j, k in np.ndindex(2, 3, 5, 4):
+            out[n, i, j] += a[n, i, k] * b[n, k, j]
+        return (out,)
+
+    check_reference(core.CreateOperator("Einsum", ["A", "B"], ["C"], equation="bik,bkj->bij"),
+                    [a, b], ref, threshold=1e-5)
+    assert_fails_unchanged(core.CreateOperator("Einsum", ["A", "B"], ["C"], equation="ij->i"),
+                           [a, b], EnforceError, "1 operand")
+
+
+def test_hardmax_marks_the_first_maximum():
+    x = np.array([[1, 3, 3, 0], [2, 2, 2, 2]], F)
+    check_reference(core.CreateOperator("Hardmax", ["X"], ["Y"]), [x],
+                    lambda x: (np.array([[0, 1, 0, 0], [1, 0, 0, 0]], F),), threshold=0)
+    check_reference(core.CreateOperator("Hardmax", ["X"], ["Y"], axis=0), [x],
+                    lambda x: (np.array([[0, 1, 1, 0], [1, 0, 0, 1]], F),), threshold=0)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int32, np.uint64])
+def test_bit_shift_both_ways(dtype):
+    width = np.dtype(dtype).itemsize * 8
+    x = np.array([16, 4, 1, 3] if np.dtype(dtype).kind == "u" else [16, -4, 1, -3], dtype)
+    y = np.array([1, 2, width, width - 1], dtype)
+
+    def ref(x, y, left):
+        out = []
+        for a, s in zip(x.tolist(), y.tolist()):
+            if s >= width or s < 0:
+                out.append(-1 if (not left and a < 0) else 0)
+            elif left:  # wrap to the width
+                out.append(np.array((a << s) % (1 << width), np.uint64).astype(dtype).item())
+            else:
+                out.append(a >> s)  # Python's >> is arithmetic
+        return (np.array(out).astype(dtype),)
+
+    for direction, left in (("LEFT", True), ("RIGHT", False)):
+        check_reference(core.CreateOperator("BitShift", ["X", "Y"], ["Z"], direction=direction),
+                        [x, y], lambda x, y, left=left: ref(x, y, left), threshold=0)
