@@ -106,11 +106,11 @@ def test_unknown_opset_and_unmapped_ops_are_named():
     with pytest.raises(Unsupported, match="opset 99; caffe2lite reads opsets 6 to"):
         backend.prepare(model)
     graph = helper.make_graph(
-        [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Hardmax", ["a"], ["b"]),
-         helper.make_node("Det", ["b"], ["c"]), helper.make_node("Hardmax", ["c"], ["d"])],
+        [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("NonZero", ["a"], ["b"]),
+         helper.make_node("Det", ["b"], ["c"]), helper.make_node("NonZero", ["c"], ["d"])],
         "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2])],
         [helper.make_tensor_value_info("d", TensorProto.FLOAT, [2, 2])])
-    with pytest.raises(Unsupported, match=r"3 node\(s\).*Det \(node #2\); Hardmax "
+    with pytest.raises(Unsupported, match=r"3 node\(s\).*Det \(node #2\); NonZero "
                                           r"\(nodes #1, #3\)"):
         backend.prepare(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
 

@@ -10,6 +10,8 @@ grown pad changes no value).
 
 from __future__ import annotations
 
+import numpy as np
+
 from caffe2lite.onnx._import_base import imports, op
 
 
@@ -156,3 +158,64 @@ def dropout(node, cx):
         ops.append(op("ConstantFill", node.inputs[:1], node.outputs[1:2], value=1,
                       dtype=5))  # BOOL
     return ops
+
+
+@imports("LayerNormalization")
+def layer_norm(node, cx):
+    """breadth-math's LayerNorm with elementwise_affine (Caffe2's).  Caffe2's other
+    outputs are the mean and the standard deviation sqrt(var + epsilon); ONNX's the mean
+    and its inverse, both shaped X.shape[:axis] + ones: reshaped and inverted here."""
+    rank = cx.rank(node, node.inputs[0])
+    axis = node.attrs.get("axis", -1)
+    axis = axis + rank if axis < 0 else axis
+    inputs = [x for x in node.inputs if x]
+    if len(inputs) == 2:  # no bias: LayerNorm takes both or neither
+        raise node.unsupported("LayerNormalization without B has no Caffe2 mapping")
+    outputs = list(node.outputs) + [""] * (3 - len(node.outputs))
+    mean, std = cx.temp(node, "mean"), cx.temp(node, "std")
+    ops = [op("LayerNorm", inputs, [outputs[0], mean, std], node, axis=axis,
+              epsilon=float(node.attrs.get("epsilon", 1e-5)), elementwise_affine=1)]
+    if outputs[1] or outputs[2]:
+        moments = list(cx.static_shape(node, node.inputs[0])[:axis]) + [1] * (rank - axis)
+        if outputs[1]:
+            ops.append(op("Reshape", [mean], [outputs[1], cx.temp(node, "old1")],
+                          shape=moments))
+        if outputs[2]:
+            shaped = cx.temp(node, "std_shaped")
+            ops += [op("Reshape", [std], [shaped, cx.temp(node, "old2")], shape=moments),
+                    op("Pow", [shaped], [outputs[2]], exponent=-1.0)]
+    return ops
+
+
+@imports("LpNormalization")
+def lp_normalization(node, cx):
+    """breadth-math's Normalize (p=2) and NormalizeL1 (p=1)."""
+    p = node.attrs.get("p", 2)
+    if p not in (1, 2):
+        raise node.unsupported(f"p={p}: Caffe2 normalised by the L1 or L2 norm only")
+    axis = node.attrs.get("axis", -1)
+    axis = axis + cx.rank(node, node.inputs[0]) if axis < 0 else axis
+    return [op("Normalize" if p == 2 else "NormalizeL1", node.inputs, node.outputs, node,
+               axis=axis)]
+
+
+@imports("PRelu")
+def prelu(node, cx):
+    """breadth-math's PRelu: one slope, or one per channel (axis 1)."""
+    x_shape, slope_shape = cx.shape(node.inputs[0]), cx.shape(node.inputs[1])
+    if slope_shape is None or x_shape is None:
+        raise node.unsupported("PRelu needs the slope's and X's shapes")
+    size = int(np.prod(slope_shape)) if slope_shape else 1
+    per_channel = (len(x_shape) >= 2 and size == x_shape[1]
+                   and all(d == 1 for d in slope_shape[1:]) and len(slope_shape) <= len(x_shape) - 1)
+    if size != 1 and not per_channel:
+        raise node.unsupported(f"a slope of shape {slope_shape} for X {x_shape}: Caffe2's "
+                               f"PRelu takes one slope or one per channel")
+    return [op("PRelu", node.inputs, node.outputs, node)]
+
+
+@imports("Gelu")
+def gelu(node, cx):
+    """breadth-math's Gelu (fast_gelu: the tanh approximation)."""
+    fast = node.attrs.get("approximate", "none") == "tanh"
+    return [op("Gelu", node.inputs, node.outputs, node, fast_gelu=int(fast))]

@@ -181,3 +181,41 @@ def depth_space(node, cx):
             op("Transpose", [steps[0]], [steps[1]], axes=list(perm)),
             op("Reshape", [steps[1]], [node.outputs[0], cx.temp(node, "old1")], node,
                shape=last)]
+
+
+@imports("Slice")
+def slice_(node, cx):
+    """detection's Slice (Caffe2's: per-dim starts / exclusive ends from 0), on a static
+    shape with steps of 1: ONNX's negative and out-of-range bounds are resolved here."""
+    if cx.opset < 10:
+        starts, ends = node.attrs["starts"], node.attrs["ends"]
+        axes, steps = node.attrs.get("axes"), None
+    else:
+        starts = np.ravel(cx.constant(node, 1, "starts")).tolist()
+        ends = np.ravel(cx.constant(node, 2, "ends")).tolist()
+        axes = cx.constant(node, 3, "axes")
+        steps = cx.constant(node, 4, "steps")
+        axes = None if axes is None else np.ravel(axes).tolist()
+    if steps is not None and any(int(s) != 1 for s in np.ravel(steps)):
+        raise node.unsupported("steps other than 1 have no Caffe2 mapping")
+    shape = cx.static_shape(node, node.inputs[0])
+    axes = list(range(len(starts))) if axes is None else [a % len(shape) for a in axes]
+    begin, end = [0] * len(shape), list(shape)
+    for axis, s, e in zip(axes, starts, ends):
+        size = shape[axis]
+        s = min(max(s + size if s < 0 else s, 0), size)
+        e = min(max(e + size if e < 0 else e, 0), size)
+        begin[axis], end[axis] = s, max(e, s)
+    return [op("Slice", node.inputs[:1], node.outputs, node, starts=begin, ends=end)]
+
+
+@imports("TopK")
+def top_k(node, cx):
+    """breadth-seq's TopK (Caffe2's: the k largest along the last axis, sorted)."""
+    axis = node.attrs.get("axis", -1)
+    if axis not in (-1, cx.rank(node, node.inputs[0]) - 1):
+        raise node.unsupported("Caffe2's TopK works on the last axis only")
+    if not node.attrs.get("largest", 1) or not node.attrs.get("sorted", 1):
+        raise node.unsupported("Caffe2's TopK gives the largest values, sorted")
+    k = node.attrs.get("k") if cx.opset < 10 else int(np.ravel(cx.constant(node, 1, "K"))[0])
+    return [op("TopK", node.inputs[:1], node.outputs, node, k=k)]

@@ -33,7 +33,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from caffe2lite.onnx import (_export_index, _export_math, _export_nn,  # noqa: F401
+from caffe2lite.onnx import (_export_activations, _export_index,  # noqa: F401
+                             _export_math, _export_nn, _export_reduce, _export_seq,
                              _export_sparse, _export_tensor)
 from caffe2lite.onnx._export_base import EXPORTERS, ExportContext, Op
 from caffe2lite.onnx.dtypes import numpy_type, onnx_type
@@ -176,6 +177,7 @@ def _convert(predict_net, init_net, value_info, opset, allow_custom_ops):
                            predict.name)
             continue
         graph.output.append(_value_info(onnx_name, specs.get(onnx_name)))
+    _type_outputs_by_onnx(graph, opset)
     return graph, custom
 
 
@@ -300,7 +302,10 @@ def _ordered_inputs(net, reads) -> list:
 
 
 def _blob_specs(net, known, params, inputs) -> dict:
-    """Every blob's TensorSpec: shape inference, then one run for what it cannot tell."""
+    """Every blob's TensorSpec that can be had: shape inference, then one run on stand-in
+    inputs for what it cannot tell.  Where that run fails (an op whose output shape
+    depends on input values), the blobs it did make still count; a mapping that needs
+    an unknown shape says so, and graph outputs get their types from ONNX's inference."""
     specs = shape_inference.infer([net], dict(known))
     unknown = [name for op in net.op for name in op.output if name not in specs]
     if not unknown:
@@ -317,15 +322,32 @@ def _blob_specs(net, known, params, inputs) -> dict:
             ws.feed_blob(name, stand_in)
         ws.run_net_once(net)
     except Caffe2LiteError as e:
-        raise ConversionError(
-            f"shape inference cannot tell the shape of {', '.join(unknown[:5])}"
-            f"{' ...' if len(unknown) > 5 else ''}, and running net '{net.name}' on stand-in "
-            f"inputs to find it failed: {e}. Give those blobs in value_info.") from e
+        logger.debug("net '%s' on stand-in inputs: %s", net.name, e)
     for name in unknown:
-        value = ws.fetch_blob(name)
+        value = ws.fetch_blob(name) if ws.has_blob(name) else None
         if hasattr(value, "shape"):
             specs[name] = TensorSpec(value.shape, value.dtype)
     return specs
+
+
+def _type_outputs_by_onnx(graph, opset):
+    """Graph outputs whose type caffe2lite could not tell, typed by ONNX's inference."""
+    untyped = [o for o in graph.output if not o.type.HasField("tensor_type")]
+    if not untyped:
+        return
+    probe = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    try:
+        inferred = onnx.shape_inference.infer_shapes(probe, strict_mode=False).graph
+    except Exception:  # noqa: BLE001 - then the outputs stay untyped and are reported
+        inferred = probe.graph
+    found = {vi.name: vi.type for vi in list(inferred.value_info) + list(inferred.output)
+             if vi.type.HasField("tensor_type") and vi.type.tensor_type.elem_type}
+    missing = [o.name for o in untyped if o.name not in found]
+    if missing:
+        raise ConversionError(f"the type of output(s) {', '.join(missing)} is unknown: "
+                              f"give them in value_info")
+    for output in untyped:
+        output.type.CopyFrom(found[output.name])
 
 
 # -- init net -----------------------------------------------------------------------------------
@@ -410,7 +432,7 @@ def _check_value_info_against_specs(declared, specs, final, inputs):
 
 def _value_info(name, spec):
     if spec is None:
-        return helper.make_value_info(name, helper.make_empty_tensor_value_info(name).type)
+        return onnx.ValueInfoProto(name=name)  # typed later by _type_outputs_by_onnx
     return helper.make_tensor_value_info(name, onnx_type(spec.dtype), list(spec.shape))
 
 
