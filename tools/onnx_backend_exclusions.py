@@ -32,8 +32,10 @@ PENDING = {
     "breadth-math": "ReduceSum ReduceMean ReduceMax ReduceMin ReduceL1 ReduceL2 ArgMax ArgMin "
                     "Max Min Mean Reciprocal Floor Ceil Sin Cos Tan Asin Acos Atan Sinh Cosh "
                     "Erf Sign Softsign Softplus Elu Selu LeakyRelu ThresholdedRelu HardSigmoid "
-                    "BitwiseAnd BitwiseOr BitwiseXor InstanceNorm".split(),
-    "breadth-seq": "ExpandDims Squeeze Expand Where Range NumpyTile IsNaN".split(),
+                    "BitwiseAnd BitwiseOr BitwiseXor InstanceNorm LayerNorm Normalize "
+                    "NormalizeL1 PRelu Gelu Swish".split(),
+    "breadth-seq": "ExpandDims Squeeze Expand Where Range NumpyTile IsNaN TopK".split(),
+    "detection": "Slice".split(),
 }
 OWNER = {op: branch for branch, ops in PENDING.items() for op in ops}
 

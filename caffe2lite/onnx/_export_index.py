@@ -13,7 +13,8 @@ from caffe2lite.onnx._export_base import exports
 
 # op -> the first opset with it
 SINCE = {"Trilu": 14, "CumSum": 11, "GatherElements": 11, "ScatterND": 11, "GatherND": 11,
-         "Einsum": 12, "Hardmax": 13, "BitShift": 11, "Scatter": 11}
+         "Einsum": 12, "Hardmax": 13, "BitShift": 11, "Scatter": 11,
+         "NegativeLogLikelihoodLoss": 12, "SoftmaxCrossEntropyLoss": 12}
 # reduction -> the first opset of ScatterElements / ScatterND with it
 REDUCTION_SINCE = {"none": 11, "add": 16, "mul": 16, "max": 18, "min": 18}
 
@@ -72,3 +73,10 @@ def same_attributes(op, cx):
     _need(op, cx, SINCE[op.type])
     attr = {"Einsum": "equation", "Hardmax": "axis", "BitShift": "direction"}[op.type]
     return [cx.node(op.type, op.inputs, op.outputs, name=op.name, **{attr: op.args[attr]})]
+
+
+@exports("NegativeLogLikelihoodLoss", "SoftmaxCrossEntropyLoss")
+def nll_losses(op, cx):
+    _need(op, cx, SINCE[op.type])
+    return [cx.node(op.type, op.inputs, op.outputs, name=op.name,
+                    reduction=op.args["reduction"], ignore_index=op.args["ignore_index"])]

@@ -2,7 +2,8 @@
 
 Scatter is Caffe2's own (ScatterElements' first name in ONNX, too); Trilu,
 CumSum, GatherElements, ScatterND, GatherND, Einsum, Hardmax and BitShift have
-no Caffe2 ancestor, so caffe2lite's operators keep ONNX's names and meaning.
+no Caffe2 ancestor, so caffe2lite's operators keep ONNX's names and meaning (as do
+NegativeLogLikelihoodLoss and SoftmaxCrossEntropyLoss, mapped in _import_nn).
 """
 
 from __future__ import annotations

@@ -219,3 +219,12 @@ def gelu(node, cx):
     """breadth-math's Gelu (fast_gelu: the tanh approximation)."""
     fast = node.attrs.get("approximate", "none") == "tanh"
     return [op("Gelu", node.inputs, node.outputs, node, fast_gelu=int(fast))]
+
+
+@imports("NegativeLogLikelihoodLoss", "SoftmaxCrossEntropyLoss")
+def nll_losses(node, cx):
+    args = {"reduction": node.attrs.get("reduction", "mean")}
+    if "ignore_index" in node.attrs:
+        args["ignore_index"] = node.attrs["ignore_index"]
+    outputs = [o for o in node.outputs if o]
+    return [op(node.op_type, [x for x in node.inputs if x], outputs, node, **args)]

@@ -225,3 +225,53 @@ def test_bit_shift_both_ways(dtype):
     for direction, left in (("LEFT", True), ("RIGHT", False)):
         check_reference(core.CreateOperator("BitShift", ["X", "Y"], ["Z"], direction=direction),
                         [x, y], lambda x, y, left=left: ref(x, y, left), threshold=0)
+
+
+# -- NegativeLogLikelihoodLoss / SoftmaxCrossEntropyLoss --------------------------------------
+def _nll_ref(log_prob, target, weight, reduction, ignore_index):
+    """The loss element by element, as ONNX defines it."""
+    losses, weights = np.zeros(target.shape, np.float64), np.zeros(target.shape, np.float64)
+    for pos in np.ndindex(target.shape):
+        t = int(target[pos])
+        if t == ignore_index:
+            continue
+        w = 1.0 if weight is None else float(weight[t])
+        losses[pos] = -float(log_prob[(pos[0], t) + pos[1:]]) * w
+        weights[pos] = w
+    if reduction == "none":
+        return losses.astype(log_prob.dtype)
+    if reduction == "sum":
+        return np.asarray(losses.sum(), log_prob.dtype)
+    return np.asarray(losses.sum() / weights.sum(), log_prob.dtype)
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("ignore_index", [None, 1])
+def test_nll_losses(reduction, weighted, ignore_index):
+    scores = rng(13).standard_normal((3, 4, 2)).astype(F)
+    target = np.array([[1, 0], [3, 1], [2, 2]], np.int64)
+    weight = rng(14).random(4).astype(F) + 0.5 if weighted else None
+    args = {"reduction": reduction}
+    if ignore_index is not None:
+        args["ignore_index"] = ignore_index
+    names, inputs = ["S", "T"], [scores, target]
+    if weighted:
+        names, inputs = names + ["W"], inputs + [weight]
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    log_prob = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    check_reference(core.CreateOperator("NegativeLogLikelihoodLoss", names, ["L"], **args),
+                    [log_prob] + inputs[1:],
+                    lambda *a: (_nll_ref(log_prob, target, weight, reduction, ignore_index),),
+                    threshold=1e-5)
+    check_reference(core.CreateOperator("SoftmaxCrossEntropyLoss", names, ["L", "P"], **args),
+                    inputs,
+                    lambda *a: (_nll_ref(log_prob, target, weight, reduction, ignore_index),
+                                log_prob), threshold=1e-5)
+
+
+def test_nll_loss_errors():
+    op = core.CreateOperator("NegativeLogLikelihoodLoss", ["X", "T"], ["L"])
+    x = np.zeros((2, 3), F)
+    assert_fails_unchanged(op, [x, np.array([0, 3], np.int64)], EnforceError, "outside")
+    assert_fails_unchanged(op, [x, np.array([[0, 1]], np.int64)], EnforceError, "shape")
