@@ -276,16 +276,18 @@ def test_the_ops_caffe2lite_took_from_onnx_go_back():
         net.BitShift(["bits", "shift"], "shifted", direction="LEFT")
         net.SoftmaxCrossEntropyLoss(["x", "labels"], ["sce", "log_prob"], reduction="sum")
         net.NegativeLogLikelihoodLoss(["log_prob", "labels"], "nll", ignore_index=2)
+        net.RMSNormalization(["x", "scale"], "rms", axis=1)
+        net.CumProd("x", "prod", axis=0, exclusive=1)
         net.Proto().external_output.extend(
             ["tri", "cum", "scat", "gath", "scat_nd", "gath_nd", "gram", "hard", "shifted",
-             "sce", "log_prob", "nll"])
+             "sce", "log_prob", "nll", "rms", "prod"])
 
     feeds = {"x": x, "idx": rng.integers(-3, 3, (2, 4)).astype(np.int64),
              "upd": rng.standard_normal((2, 4)).astype(F),
              "nd_idx": np.array([[2], [0]], np.int64),
              "nd_upd": rng.standard_normal((2, 4)).astype(F),
              "bits": np.array([1, 2, 3], np.uint8), "shift": np.array([1, 7, 0], np.uint8),
-             "labels": np.array([3, 2, 0], np.int64)}
+             "labels": np.array([3, 2, 0], np.int64), "scale": rng.random(4).astype(F)}
     _run_case(build, feeds)
     with pytest.raises(Unsupported, match=r"op #0 Trilu.*from opset 14"):
         _run_case(build, feeds, opset_version=13)

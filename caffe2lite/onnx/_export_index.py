@@ -14,7 +14,8 @@ from caffe2lite.onnx._export_base import exports
 # op -> the first opset with it
 SINCE = {"Trilu": 14, "CumSum": 11, "GatherElements": 11, "ScatterND": 11, "GatherND": 11,
          "Einsum": 12, "Hardmax": 13, "BitShift": 11, "Scatter": 11,
-         "NegativeLogLikelihoodLoss": 12, "SoftmaxCrossEntropyLoss": 12}
+         "NegativeLogLikelihoodLoss": 12, "SoftmaxCrossEntropyLoss": 12, "CumProd": 26,
+         "RMSNormalization": 23}
 # reduction -> the first opset of ScatterElements / ScatterND with it
 REDUCTION_SINCE = {"none": 11, "add": 16, "mul": 16, "max": 18, "min": 18}
 
@@ -32,12 +33,12 @@ def trilu(op, cx):
                     upper=int(bool(op.args["upper"])))]
 
 
-@exports("CumSum")
-def cumsum(op, cx):
-    _need(op, cx, SINCE["CumSum"])
+@exports("CumSum", "CumProd")
+def cumulative(op, cx):
+    _need(op, cx, SINCE[op.type])
     axis = (op.inputs[1] if len(op.inputs) > 1
             else cx.const(np.int64(op.args["axis"]), hint="axis"))
-    return [cx.node("CumSum", [op.inputs[0], axis], op.outputs, name=op.name,
+    return [cx.node(op.type, [op.inputs[0], axis], op.outputs, name=op.name,
                     exclusive=int(bool(op.args["exclusive"])),
                     reverse=int(bool(op.args["reverse"])))]
 
@@ -80,3 +81,11 @@ def nll_losses(op, cx):
     _need(op, cx, SINCE[op.type])
     return [cx.node(op.type, op.inputs, op.outputs, name=op.name,
                     reduction=op.args["reduction"], ignore_index=op.args["ignore_index"])]
+
+
+@exports("RMSNormalization")
+def rms_normalization(op, cx):
+    _need(op, cx, SINCE[op.type])
+    return [cx.node("RMSNormalization", op.inputs, op.outputs, name=op.name,
+                    axis=op.args["axis"], epsilon=float(op.args["epsilon"]),
+                    stash_type=op.args["stash_type"])]

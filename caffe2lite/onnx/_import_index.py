@@ -41,9 +41,9 @@ def trilu(node, cx):
                upper=node.attrs.get("upper", 1))]
 
 
-@imports("CumSum")
-def cumsum(node, cx):
-    return [op("CumSum", node.inputs, node.outputs, node,
+@imports("CumSum", "CumProd")
+def cumulative(node, cx):
+    return [op(node.op_type, node.inputs, node.outputs, node,
                exclusive=node.attrs.get("exclusive", 0), reverse=node.attrs.get("reverse", 0))]
 
 
@@ -70,3 +70,10 @@ def hardmax(node, cx):
             op("Hardmax", [flat], [hard], node, axis=1),
             op("Shape", [x], [shape]),
             op("Reshape", [hard, shape], [y, cx.temp(node, "old_shape")])]
+
+
+@imports("RMSNormalization")
+def rms_normalization(node, cx):
+    return [op("RMSNormalization", node.inputs, node.outputs, node,
+               axis=node.attrs.get("axis", -1), epsilon=float(node.attrs.get("epsilon", 1e-5)),
+               stash_type=node.attrs.get("stash_type", 1))]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from caffe2lite.onnx._import_base import imports, op
-from caffe2lite.onnx.dtypes import caffe2_type_of_onnx
+from caffe2lite.onnx.dtypes import caffe2_type_of_onnx, numpy_type, onnx_type
 
 # ONNX type -> Caffe2 type, same inputs, outputs and (absent) attributes.
 SAME = {
@@ -189,3 +189,35 @@ def softmax(node, cx):
     if log:
         ops.append(op("Log", [soft], [y]))
     return ops
+
+
+@imports("Mod")
+def mod(node, cx):
+    """A composition of Caffe2's elementwise ops (breadth-math's Mod takes a scalar
+    divisor argument only): r = a - trunc(a / b) * b, the C fmod; for fmod=0, r + b where
+    r and b have opposite signs, Python's %."""
+    a, b = node.inputs
+    y = node.outputs[0]
+    dtype = numpy_type(cx.elem_type(node, a))
+    t = lambda what: cx.temp(node, what)  # noqa: E731
+    quotient, product = t("quotient"), t("product")
+    ops = []
+    if dtype.kind == "f":
+        q_int = t("q_int")
+        ops += [op("Div", [a, b], [q_int + "_f"]),
+                op("Cast", [q_int + "_f"], [q_int], to=10),  # INT64: truncates, as C
+                op("Cast", [q_int], [quotient], to=caffe2_type_of_onnx(onnx_type(dtype)))]
+    else:
+        ops.append(op("Div", [a, b], [quotient]))  # integer Div truncates toward 0
+    remainder = y if node.attrs.get("fmod", 0) else t("remainder")
+    ops += [op("Mul", [quotient, b], [product]), op("Sub", [a, product], [remainder], node)]
+    if remainder == y:
+        return ops
+    zero = cx.const(np.zeros((), dtype), hint="zero")
+    nonzero, r_neg, b_neg, apart, fix, fix_t, shift = (
+        t("nonzero"), t("r_neg"), t("b_neg"), t("apart"), t("fix"), t("fix_t"), t("shift"))
+    return ops + [op("NE", [remainder, zero], [nonzero]), op("LT", [remainder, zero], [r_neg]),
+                  op("LT", [b, zero], [b_neg]), op("Xor", [r_neg, b_neg], [apart]),
+                  op("And", [nonzero, apart], [fix]),
+                  op("Cast", [fix], [fix_t], to=caffe2_type_of_onnx(onnx_type(dtype))),
+                  op("Mul", [fix_t, b], [shift]), op("Add", [remainder, shift], [y])]

@@ -34,6 +34,7 @@ from caffe2lite.onnx.frontend import CUSTOM_DOMAIN, KNOWN_OPSET
 # (broadcast=1 with axis) is Caffe2's legacy rule (the frontend writes 9 on).
 OLDEST_OPSET = 6
 from caffe2lite.proto import caffe2_pb2
+from caffe2lite.runtime.errors import Caffe2LiteError
 from caffe2lite.runtime.workspaces import Workspace
 
 KNOWN_DOMAINS = ("", "ai.onnx")
@@ -194,7 +195,9 @@ def _convert(model, opset_version, device, bound=None):
             unmapped[node.op_type].append(position)
             continue
         try:
-            ops.extend(fn(node, cx))
+            node_ops = fn(node, cx)
+            ops.extend(node_ops)
+            _fold_constants(node, node_ops, cx)
         except Unsupported as e:
             problems.append(str(e))
         except NeedsValue as e:
@@ -222,6 +225,33 @@ def _convert(model, opset_version, device, bound=None):
     predict.external_input.extend(inputs + list(loaded))
     predict.external_output.extend(vi.name for vi in graph.output)
     return init, predict, loaded, inputs
+
+
+def _fold_constants(node, node_ops, cx):
+    """Know the values a node computes from constants alone (or a Shape of a static
+    shape) while converting: a later input that Caffe2 takes as an argument (axes,
+    sizes, a target shape) may be computed so.  The ops stay in the net all the same."""
+    if node.op_type == "Shape":
+        shape = cx.shape(node.inputs[0])
+        if shape is not None and None not in shape:
+            start, end = node.attrs.get("start"), node.attrs.get("end")
+            cx.constants[node.outputs[0]] = np.asarray(shape[slice(start, end)], np.int64)
+        return
+    if not node.inputs or not all(name in cx.constants for name in node.inputs if name):
+        return
+    read = {name for o in node_ops for name in o.input}
+    ws = Workspace()
+    try:
+        for name in read:
+            if name in cx.constants:
+                ws.feed_blob(name, cx.constants[name])
+        for o in node_ops:
+            ws.run_operator_once(o)
+    except Caffe2LiteError:  # it will fail at run time, with the op's own message
+        return
+    for name in node.outputs:
+        if name and ws.has_blob(name):
+            cx.constants[name] = np.asarray(ws.fetch_blob(name))
 
 
 def _node(proto, position) -> Node:

@@ -275,3 +275,40 @@ def test_nll_loss_errors():
     x = np.zeros((2, 3), F)
     assert_fails_unchanged(op, [x, np.array([0, 3], np.int64)], EnforceError, "outside")
     assert_fails_unchanged(op, [x, np.array([[0, 1]], np.int64)], EnforceError, "shape")
+
+
+# -- CumProd, RMSNormalization ----------------------------------------------------------------
+@pytest.mark.parametrize("exclusive, reverse", [(0, 0), (1, 0), (0, 1), (1, 1)])
+def test_cumprod_against_a_loop(exclusive, reverse):
+    x = np.array([[1.5, -2.0, 3.0, 0.5], [2.0, 1.0, -1.0, 4.0]], np.float64)
+
+    def ref(x):
+        out = np.ones_like(x)
+        n = x.shape[1]
+        for i in range(n):
+            span = [j for j in range(n) if (j > i if reverse else j < i) or
+                    (j == i and not exclusive)]
+            for j in span:
+                out[:, i] *= x[:, j]
+        return (out,)
+
+    check_reference(core.CreateOperator("CumProd", ["X"], ["Y"], axis=1, exclusive=exclusive,
+                                        reverse=reverse), [x], ref, threshold=1e-12)
+
+
+@pytest.mark.parametrize("axis", [-1, 1, 0])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_rms_normalization(axis, dtype):
+    x = rng(15).standard_normal((2, 3, 4)).astype(dtype)
+    scale = rng(16).standard_normal(x.shape[axis % 3:]).astype(dtype)
+
+    def ref(x, scale):
+        wide = x.astype(np.float64)
+        dims = tuple(range(axis % 3, 3))
+        rms = np.sqrt((wide ** 2).mean(axis=dims, keepdims=True) + 1e-5)
+        return ((wide / rms * scale).astype(dtype),)
+
+    check_reference(core.CreateOperator("RMSNormalization", ["X", "S"], ["Y"], axis=axis),
+                    [x, scale], ref, threshold=1e-5 if dtype == np.float32 else 2e-3)
+    assert_fails_unchanged(core.CreateOperator("RMSNormalization", ["X", "S"], ["Y"]),
+                           [x, np.ones(3, dtype)], EnforceError, "does not broadcast")
