@@ -7,7 +7,7 @@ add):
     rows   = Gather(DATA, INDICES)               (the dense ops: DATA itself)
     starts = CumSum(LENGTHS, exclusive)          first row of each bag
     marks  = zeros(n + 1); marks[starts] += 1    (ScatterElements, add)
-    bag    = CumSum(marks)[:n] - 1               the bag of each row
+    bag    = CumSum(marks)[arange(n)] - 1        the bag of each row
     OUTPUT = zeros(B, ...); OUTPUT[bag] += rows  (ScatterND, add)
 
 An empty bag adds a mark at the row where the next bag starts, so ``bag`` is
@@ -35,8 +35,15 @@ def _zeros_value(dtype):
     return numpy_helper.from_array(np.zeros(1, dtype), "value")
 
 
-def _segment_sum(op, cx, nodes, rows, lengths, out, dtype):
-    """Append the nodes writing ``out`` = per-bag sums of ``rows`` (see the module doc)."""
+def _ones_value(dtype):
+    return numpy_helper.from_array(np.ones(1, dtype), "value")
+
+
+def _segment_sum(op, cx, nodes, rows, lengths, out, dtype, rows_rank):
+    """Append the nodes writing ``out`` = per-bag sums of ``rows`` (see the module doc).
+
+    Only ops that map back onto Caffe2 operators are used (no Slice with dynamic ends), so
+    an export converts back: ``arange(n)`` is the exclusive CumSum of n ones."""
     if cx.opset < 16:
         raise op.unsupported(f"its segment sums need opset 16 (ScatterND with reduction); "
                              f"opset {cx.opset} was asked for")
@@ -45,23 +52,25 @@ def _segment_sum(op, cx, nodes, rows, lengths, out, dtype):
         t("lengths64"), t("starts"), t("n"), t("n_plus_1"), t("marks0"), t("bags"),
         t("ones"), t("marks"), t("cums"), t("head"), t("bag"), t("bag2"))
     row_shape, tail, out_shape, zeros = t("row_shape"), t("tail"), t("out_shape"), t("zeros")
-    zero, one, axis0 = cx.int64s([0], "zero"), cx.int64s([1], "one"), cx.int64s([0], "axis0")
+    row_ones, positions = t("row_ones"), t("positions")
+    one, axis = cx.int64s([1], "one"), cx.const(np.int64(0), hint="axis")
     nodes += [
         cx.node("Cast", [lengths], [lengths64], to=INT64),
-        cx.node("CumSum", [lengths64, cx.const(np.int64(0), hint="axis")], [starts], exclusive=1),
+        cx.node("CumSum", [lengths64, axis], [starts], exclusive=1),
         cx.node("Shape", [rows], [row_shape]),
-        cx.node("Slice", [row_shape, zero, one], [n]),
+        cx.node("Gather", [row_shape, cx.int64s([0], "first")], [n], axis=0),
         cx.node("Add", [n, one], [n1]),
         cx.node("ConstantOfShape", [n1], [marks0], value=_zeros_value(np.int64)),
         cx.node("Shape", [lengths64], [bags]),
-        cx.node("ConstantOfShape", [bags], [ones],
-                value=numpy_helper.from_array(np.ones(1, np.int64), "value")),
+        cx.node("ConstantOfShape", [bags], [ones], value=_ones_value(np.int64)),
         cx.node("ScatterElements", [marks0, starts, ones], [marks], axis=0, reduction="add"),
-        cx.node("CumSum", [marks, cx.const(np.int64(0), hint="axis")], [cums]),
-        cx.node("Slice", [cums, zero, n, axis0], [head]),
+        cx.node("CumSum", [marks, axis], [cums]),
+        cx.node("ConstantOfShape", [n], [row_ones], value=_ones_value(np.int64)),
+        cx.node("CumSum", [row_ones, axis], [positions], exclusive=1),  # arange(n)
+        cx.node("Gather", [cums, positions], [head], axis=0),
         cx.node("Sub", [head, one], [bag]),
-        cx.unsqueeze(bag, [1], bag2),
-        cx.node("Slice", [row_shape, one, cx.int64s([2**62], "end"), axis0], [tail]),
+        cx.reshape(bag, [-1, 1], bag2),  # (Unsqueeze would need ExpandDims to go back)
+        cx.node("Gather", [row_shape, cx.int64s(range(1, rows_rank), "rest")], [tail], axis=0),
         cx.node("Concat", [bags, tail], [out_shape], axis=0),
         cx.node("ConstantOfShape", [out_shape], [zeros], value=_zeros_value(dtype)),
         cx.node("ScatterND", [zeros, bag2, rows], [out], name=op.name, reduction="add"),
@@ -74,7 +83,7 @@ def _per_row(op, cx, nodes, vector, rank, what):
     if rank <= 1:
         return vector
     shaped = cx.temp(op, what)
-    nodes.append(cx.unsqueeze(vector, list(range(1, rank)), shaped))
+    nodes.append(cx.reshape(vector, [-1] + [1] * (rank - 1), shaped))
     return shaped
 
 
@@ -82,8 +91,7 @@ def _finish_mean(op, cx, nodes, total, lengths64, rank, dtype):
     counts, floor, shaped = cx.temp(op, "counts"), cx.temp(op, "counts1"), cx.temp(op, "den")
     nodes += [cx.node("Cast", [lengths64], [counts], to=onnx_type(dtype)),
               cx.node("Max", [counts, cx.const(np.ones(1, dtype), hint="one_f")], [floor])]
-    nodes.append(cx.unsqueeze(floor, list(range(1, rank)), shaped) if rank > 1 else
-                 cx.node("Identity", [floor], [shaped]))
+    nodes.append(cx.reshape(floor, [-1] + [1] * (rank - 1), shaped))
     nodes.append(cx.node("Div", [total, shaped], op.outputs[:1]))
 
 
@@ -111,7 +119,8 @@ def lengths_reduce(op, cx):
         nodes.append(cx.node("Mul", [rows, weights], [weighted]))
         rows = weighted
     total = cx.temp(op, "total") if mean else op.outputs[0]
-    lengths64 = _segment_sum(op, cx, nodes, rows, op.inputs[n], total, spec.dtype)
+    lengths64 = _segment_sum(op, cx, nodes, rows, op.inputs[n], total, spec.dtype,
+                             spec.ndim)
     if mean:
         _finish_mean(op, cx, nodes, total, lengths64, spec.ndim, spec.dtype)
     return nodes
@@ -156,7 +165,7 @@ def quantized_lengths_reduce(op, cx):
         scale, bias = t("scale"), t("bias")
         nodes.append(cx.split(scale_bias, [1, 1], [t("scale2"), t("bias2")], 1))
         scale2, bias2 = nodes[-1].output
-        nodes += [cx.squeeze(scale2, [1], scale), cx.squeeze(bias2, [1], bias)]
+        nodes += [cx.reshape(scale2, [-1], scale), cx.reshape(bias2, [-1], bias)]
     idx = op.inputs[i]
     code_rows, code_f, row_scale, row_bias = t("code_rows"), t("code_f"), t("row_scale"), \
         t("row_bias")
@@ -170,10 +179,10 @@ def quantized_lengths_reduce(op, cx):
                   cx.node("Mul", [op.inputs[w], row_bias], [wb])]
         row_scale, row_bias = ws, wb
     s2, b2, scaled, rows = t("scale_col"), t("bias_col"), t("scaled"), t("rows")
-    nodes += [cx.unsqueeze(row_scale, [1], s2), cx.unsqueeze(row_bias, [1], b2),
+    nodes += [cx.reshape(row_scale, [-1, 1], s2), cx.reshape(row_bias, [-1, 1], b2),
               cx.node("Mul", [s2, code_f], [scaled]), cx.node("Add", [scaled, b2], [rows])]
     total = t("total") if mean else op.outputs[0]
-    lengths64 = _segment_sum(op, cx, nodes, rows, op.inputs[n], total, np.float32)
+    lengths64 = _segment_sum(op, cx, nodes, rows, op.inputs[n], total, np.float32, 2)
     if mean:
         _finish_mean(op, cx, nodes, total, lengths64, 2, np.float32)
     return nodes
@@ -192,7 +201,7 @@ def sparse_to_dense(op, cx):
     if len(op.inputs) > 2:
         infer = t("infer_shape")
         nodes += [cx.node("Shape", [op.inputs[2]], [infer]),
-                  cx.node("Slice", [infer, zero, one], [first])]
+                  cx.node("Gather", [infer, zero], [first], axis=0)]
     elif op.args["output_first_dim"] > 0:
         nodes.append(cx.node("Identity", [cx.int64s([op.args["output_first_dim"]])], [first]))
     else:
@@ -203,11 +212,12 @@ def sparse_to_dense(op, cx):
     vshape, tail, shape, zeros, idx64, idx2 = (t("vshape"), t("tail"), t("shape"), t("zeros"),
                                                t("idx64"), t("idx2"))
     nodes += [cx.node("Shape", [values], [vshape]),
-              cx.node("Slice", [vshape, one, cx.int64s([2**62], "end"), zero], [tail]),
+              cx.node("Gather", [vshape, cx.int64s(range(1, spec.ndim), "rest")], [tail],
+                      axis=0),
               cx.node("Concat", [first, tail], [shape], axis=0),
               cx.node("ConstantOfShape", [shape], [zeros], value=_zeros_value(spec.dtype)),
               cx.node("Cast", [indices], [idx64], to=INT64),
-              cx.unsqueeze(idx64, [1], idx2),
+              cx.reshape(idx64, [-1, 1], idx2),
               cx.node("ScatterND", [zeros, idx2, values], op.outputs, name=op.name,
                       reduction="add")]
     return nodes
@@ -219,5 +229,5 @@ def lengths_to_ranges(op, cx):
     offsets, o2, l2 = t("offsets"), t("offsets2"), t("lengths2")
     return [cx.node("CumSum", [op.inputs[0], cx.const(np.int64(0), hint="axis")], [offsets],
                     exclusive=1),
-            cx.unsqueeze(offsets, [1], o2), cx.unsqueeze(op.inputs[0], [1], l2),
+            cx.reshape(offsets, [-1, 1], o2), cx.reshape(op.inputs[0], [-1, 1], l2),
             cx.node("Concat", [o2, l2], op.outputs, name=op.name, axis=1)]

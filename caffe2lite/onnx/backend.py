@@ -27,6 +27,7 @@ from caffe2lite.onnx import _import_index, _import_math, _import_nn, _import_ten
 from caffe2lite.onnx._import_base import (IMPORTERS, ImportContext, NeedsValue, Node,
                                           attribute_value, op)
 from caffe2lite.onnx.backend_rep import Caffe2Rep, SpecializingRep
+from caffe2lite.onnx.dtypes import caffe2_type_of_onnx, onnx_type
 from caffe2lite.onnx.error import ConversionError, Unsupported
 from caffe2lite.onnx.frontend import CUSTOM_DOMAIN, KNOWN_OPSET
 
@@ -102,8 +103,8 @@ class Caffe2Backend(Backend):
         """(init_net, predict_net): the initializers as fill ops, the nodes as Caffe2 ops."""
         model = load_model(model)
         init_net, predict_net, values, _ = _convert(model, opset_version, device)
-        fills = [_fill_op(name, value) for name, value in values.items()]
-        init_net.op.extend(fills)
+        for name, value in values.items():
+            init_net.op.extend(_fill_ops(name, value))
         init_net.external_output.extend(values)
         return init_net, predict_net
 
@@ -302,19 +303,28 @@ _FILLS = {"f": {4: "GivenTensorFill", 8: "GivenTensorDoubleFill"},
           "b": {1: "GivenTensorBoolFill"}}
 
 
-def _fill_op(name, value):
-    """The GivenTensor*Fill writing ``value`` (dtypes Caffe2 had no fill for: a Cast after)."""
+def _fill_ops(name, value):
+    """The ops writing ``value``: Caffe2's GivenTensor*Fill for its dtype (uint8 as a byte
+    string); a dtype no fill writes (int8, uint16, float16, ...) is filled wider and Cast."""
     array = np.asarray(value)
     shape = list(array.shape)
     if array.dtype.kind in "OSU":
-        return op("GivenTensorStringFill", [], [name], shape=shape,
-                  values=[str(v).encode() if not isinstance(v, bytes) else v
-                          for v in array.ravel()])
+        return [op("GivenTensorStringFill", [], [name], shape=shape,
+                   values=[v if isinstance(v, bytes) else str(v).encode() for v in array.ravel()])]
+    if array.dtype == np.uint8:
+        return [op("GivenTensorByteStringToUInt8Fill", [], [name], shape=shape,
+                   values=[array.tobytes()])]
     fill = _FILLS.get(array.dtype.kind, {}).get(array.itemsize)
-    if fill is None:
-        raise Unsupported(f"initializer '{name}' has dtype {array.dtype}, which no Caffe2 "
-                          f"fill op writes")
-    return op(fill, [], [name], shape=shape, values=array.ravel().tolist())
+    if fill is not None:
+        return [op(fill, [], [name], shape=shape, values=array.ravel().tolist())]
+    wide = array.astype(np.float64 if array.dtype.kind == "f" else np.int64)
+    try:
+        cast_to = caffe2_type_of_onnx(onnx_type(array.dtype))
+    except Unsupported:
+        raise Unsupported(f"initializer '{name}' has dtype {array.dtype}, which Caffe2 has no "
+                          f"type for") from None
+    return _fill_ops(f"{name}__wide", wide) + [op("Cast", [f"{name}__wide"], [name],
+                                                  to=cast_to)]
 
 
 prepare = Caffe2Backend.prepare

@@ -163,10 +163,6 @@ def _convert(predict_net, init_net, value_info, opset, allow_custom_ops):
     nodes, custom = _convert_ops(ssa_net, cx, allow_custom_ops)
 
     graph = helper.make_graph(nodes, predict.name or "caffe2lite_net", [], [])
-    read = {name for node in nodes for name in node.input} | set(final.values())
-    graph.initializer.extend(numpy_helper.from_array(_onnx_ready(value), name=name)
-                             for name, value in sorted(params.items()) if name in read)
-    graph.initializer.extend(cx.initializers)
     graph.input.extend(_value_info(name, specs[name]) for name in inputs)
     produced = {out for node in nodes for out in node.output} | set(params) | set(inputs)
     for name in predict.external_output:
@@ -177,6 +173,10 @@ def _convert(predict_net, init_net, value_info, opset, allow_custom_ops):
                            predict.name)
             continue
         graph.output.append(_value_info(onnx_name, specs.get(onnx_name)))
+    read = {name for node in nodes for name in node.input} | {o.name for o in graph.output}
+    graph.initializer.extend(numpy_helper.from_array(_onnx_ready(value), name=name)
+                             for name, value in sorted(params.items()) if name in read)
+    graph.initializer.extend(cx.initializers)
     _type_outputs_by_onnx(graph, opset)
     return graph, custom
 
