@@ -306,6 +306,23 @@ def test_the_ops_caffe2lite_took_from_onnx_go_back():
         _run_case(build, feeds, opset_version=13)
 
 
+def test_attention_exports_with_skipped_inputs():
+    rng = np.random.default_rng(6)
+    feeds = {"q": rng.standard_normal((1, 4, 3, 8)).astype(F),
+             "k": rng.standard_normal((1, 2, 3, 8)).astype(F),
+             "v": rng.standard_normal((1, 2, 3, 8)).astype(F),
+             "pk": rng.standard_normal((1, 2, 2, 8)).astype(F),
+             "pv": rng.standard_normal((1, 2, 2, 8)).astype(F)}
+
+    def build(net):
+        net.Attention(["q", "k", "v", "pk", "pv"], ["y", "present_k", "present_v"],
+                      is_causal=1, optional_inputs=["past_key", "past_value"])
+        net.Proto().external_output.extend(["y", "present_k", "present_v"])
+
+    model = _run_case(build, feeds)
+    assert list(model.graph.node[0].input) == ["q", "k", "v", "", "pk", "pv"]
+
+
 def test_fills_in_a_predict_net():
     def build(net):
         net.ConstantFill([], "c", shape=[2, 3], value=1.5)

@@ -15,7 +15,7 @@ from caffe2lite.onnx._export_base import exports
 SINCE = {"Trilu": 14, "CumSum": 11, "GatherElements": 11, "ScatterND": 11, "GatherND": 11,
          "Einsum": 12, "Hardmax": 13, "BitShift": 11, "Scatter": 11,
          "NegativeLogLikelihoodLoss": 12, "SoftmaxCrossEntropyLoss": 12, "CumProd": 26,
-         "RMSNormalization": 23}
+         "RMSNormalization": 23, "Attention": 23}
 # reduction -> the first opset of ScatterElements / ScatterND with it
 REDUCTION_SINCE = {"none": 11, "add": 16, "mul": 16, "max": 18, "min": 18}
 
@@ -89,3 +89,26 @@ def rms_normalization(op, cx):
     return [cx.node("RMSNormalization", op.inputs, op.outputs, name=op.name,
                     axis=op.args["axis"], epsilon=float(op.args["epsilon"]),
                     stash_type=op.args["stash_type"])]
+
+
+ATTENTION_OPTIONAL = ("attn_mask", "past_key", "past_value", "nonpad_kv_seqlen")
+
+
+@exports("Attention")
+def attention(op, cx):
+    """ONNX's Attention; windows and nonpad_kv_seqlen are opset 25's."""
+    windows = op.args["left_window_size"] >= 0 or op.args["right_window_size"] >= 0
+    names = list(op.args["optional_inputs"]) or list(ATTENTION_OPTIONAL[:len(op.inputs) - 3])
+    _need(op, cx, 25 if windows or "nonpad_kv_seqlen" in names else SINCE[op.type])
+    slots = dict(zip(names, op.inputs[3:]))
+    inputs = list(op.inputs[:3]) + [slots.get(name, "") for name in ATTENTION_OPTIONAL]
+    while inputs[-1] == "":
+        inputs.pop()
+    attrs = {k: op.args[k] for k in ("is_causal", "q_num_heads", "kv_num_heads", "scale",
+                                     "softmax_precision", "qk_matmul_output_mode")}
+    if op.args["softcap"]:
+        attrs["softcap"] = float(op.args["softcap"])
+    if windows:
+        attrs.update(left_window_size=op.args["left_window_size"],
+                     right_window_size=op.args["right_window_size"])
+    return [cx.node("Attention", inputs, op.outputs, name=op.name, **attrs)]

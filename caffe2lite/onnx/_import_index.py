@@ -77,3 +77,28 @@ def rms_normalization(node, cx):
     return [op("RMSNormalization", node.inputs, node.outputs, node,
                axis=node.attrs.get("axis", -1), epsilon=float(node.attrs.get("epsilon", 1e-5)),
                stash_type=node.attrs.get("stash_type", 1))]
+
+
+ATTENTION_ATTRS = ("is_causal", "q_num_heads", "kv_num_heads", "scale", "softcap",
+                   "softmax_precision", "qk_matmul_output_mode", "left_window_size",
+                   "right_window_size")
+
+
+@imports("Attention")
+def attention(node, cx):
+    """caffe2lite's Attention (ONNX's, opsets 23-25); absent optional inputs and
+    outputs in the middle get placeholder names Caffe2 can carry."""
+    optional = ("attn_mask", "past_key", "past_value", "nonpad_kv_seqlen")
+    given = [(name, x) for name, x in zip(optional, node.inputs[3:]) if x]
+    inputs = node.inputs[:3] + [x for _, x in given]
+    args = {"optional_inputs": [name for name, _ in given]} if len(given) < len(
+        [x for x in node.inputs[3:]]) else {}
+    outputs = [o or cx.temp(node, f"unused{i}") for i, o in enumerate(node.outputs)]
+    while len(outputs) > 1 and not node.outputs[len(outputs) - 1]:
+        outputs.pop()
+    args.update({k: node.attrs[k] for k in ATTENTION_ATTRS if k in node.attrs})
+    if "scale" in args:
+        args["scale"] = float(args["scale"])
+    if "softcap" in args:
+        args["softcap"] = float(args["softcap"])
+    return [op("Attention", inputs, outputs, node, **args)]

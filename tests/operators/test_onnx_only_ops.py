@@ -312,3 +312,91 @@ def test_rms_normalization(axis, dtype):
                     [x, scale], ref, threshold=1e-5 if dtype == np.float32 else 2e-3)
     assert_fails_unchanged(core.CreateOperator("RMSNormalization", ["X", "S"], ["Y"]),
                            [x, np.ones(3, dtype)], EnforceError, "does not broadcast")
+
+
+# -- Attention ------------------------------------------------------------------------------
+def _attention_ref(q, k, v, mask=None, past=None, causal=False, scale=None, softcap=0.0,
+                   left=-1, right=-1):
+    """Query by query, head by head, from the definition (4-D inputs)."""
+    if past is not None:
+        k = np.concatenate([past[0], k], axis=2)
+        v = np.concatenate([past[1], v], axis=2)
+    batch, heads, q_len, size = q.shape
+    group = heads // k.shape[1]
+    offset = 0 if past is None else past[0].shape[2]
+    scale = 1 / np.sqrt(size) if scale is None else scale
+    y = np.zeros(q.shape[:3] + v.shape[3:], np.float64)
+    for b, h, i in np.ndindex(batch, heads, q_len):
+        kh = h // group
+        scores = []
+        for j in range(k.shape[2]):
+            s = float(q[b, h, i] @ k[b, kh, j]) * scale
+            if softcap > 0:
+                s = softcap * np.tanh(s / softcap)
+            allowed = (not causal or j <= i + offset) and \
+                (left < 0 or i + offset - j <= left) and (right < 0 or j - i - offset <= right)
+            if mask is not None:
+                m = np.broadcast_to(mask, (batch, heads, q_len, k.shape[2]))[b, h, i, j]
+                allowed = allowed and (bool(m) if mask.dtype == bool else True)
+                s += 0.0 if mask.dtype == bool else float(m)
+            scores.append(s if allowed else -np.inf)
+        scores = np.array(scores)
+        if np.isneginf(scores).all():
+            continue  # a row with no key: zeros
+        p = np.exp(scores - scores.max())
+        y[b, h, i] = (p / p.sum()) @ v[b, kh]
+    return y.astype(q.dtype), k, v
+
+
+@pytest.mark.parametrize("case", ["plain", "causal_gqa", "bool_mask_past", "float_mask_softcap",
+                                  "window"])
+def test_attention_against_a_per_query_loop(case):
+    g = rng(17)
+    q = g.standard_normal((2, 4, 3, 8)).astype(F)
+    k = g.standard_normal((2, 4 if case != "causal_gqa" else 2, 5, 8)).astype(F)
+    v = g.standard_normal(k.shape[:3] + (6,)).astype(F)
+    names, inputs, args, ref_kw = ["Q", "K", "V"], [q, k, v], {}, {}
+    if case == "causal_gqa":
+        args, ref_kw = {"is_causal": 1, "scale": 0.3}, {"causal": True, "scale": 0.3}
+    if case == "bool_mask_past":
+        mask = g.random((2, 1, 3, 7)) > 0.3
+        mask[0, 0, 1] = False  # a row with no key
+        past = (g.standard_normal((2, 4, 2, 8)).astype(F),
+                g.standard_normal((2, 4, 2, 6)).astype(F))
+        names += ["M", "PK", "PV"]
+        inputs += [mask, *past]
+        ref_kw = {"mask": mask, "past": past}
+    if case == "float_mask_softcap":
+        mask = g.standard_normal((3, 5)).astype(F)
+        names, inputs = names + ["M"], inputs + [mask]
+        args, ref_kw = {"softcap": 2.0}, {"mask": mask, "softcap": 2.0}
+    if case == "window":
+        args = {"is_causal": 1, "left_window_size": 1}
+        ref_kw = {"causal": True, "left": 1}
+    outputs = ["Y", "present_key", "present_value"]
+    check_reference(core.CreateOperator("Attention", names, outputs, **args), inputs,
+                    lambda *a: _attention_ref(q, k, v, **ref_kw), threshold=1e-4, atol=1e-5)
+
+
+def test_attention_3d_heads_and_skipped_inputs():
+    g = rng(18)
+    q = g.standard_normal((2, 3, 4 * 6)).astype(F)  # 4 heads of 6
+    k = g.standard_normal((2, 5, 2 * 6)).astype(F)  # 2 heads
+    v = g.standard_normal((2, 5, 2 * 6)).astype(F)
+    past_key = g.standard_normal((2, 2, 1, 6)).astype(F)
+    past_value = g.standard_normal((2, 2, 1, 6)).astype(F)
+
+    def split(x, heads):
+        return x.reshape(x.shape[0], x.shape[1], heads, -1).transpose(0, 2, 1, 3)
+
+    def ref(*_):
+        y, pk, pv = _attention_ref(split(q, 4), split(k, 2), split(v, 2),
+                                   past=(past_key, past_value))
+        return y.transpose(0, 2, 1, 3).reshape(2, 3, -1), pk, pv
+
+    op = core.CreateOperator("Attention", ["Q", "K", "V", "PK", "PV"],
+                             ["Y", "present_key", "present_value"], q_num_heads=4,
+                             kv_num_heads=2, optional_inputs=["past_key", "past_value"])
+    check_reference(op, [q, k, v, past_key, past_value], ref, threshold=1e-4, atol=1e-5)
+    assert_fails_unchanged(op, [q, k, v, past_key, past_value[:, :, :, :4]], EnforceError,
+                           "do not fit")
