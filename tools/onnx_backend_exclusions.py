@@ -34,7 +34,7 @@ PENDING = {
                     "Erf Sign Softsign Softplus Elu Selu LeakyRelu ThresholdedRelu HardSigmoid "
                     "BitwiseAnd BitwiseOr BitwiseXor InstanceNorm LayerNorm Normalize "
                     "NormalizeL1 PRelu Gelu Swish".split(),
-    "breadth-seq": "ExpandDims Squeeze Expand Where Range NumpyTile IsNaN TopK".split(),
+    "breadth-seq": "ExpandDims Squeeze Expand Where Range NumpyTile IsNaN TopK PadImage".split(),
     "detection": "Slice".split(),
 }
 OWNER = {op: branch for branch, ops in PENDING.items() for op in ops}

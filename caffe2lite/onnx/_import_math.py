@@ -141,6 +141,29 @@ REDUCTIONS = {"ReduceSum": "ReduceSum", "ReduceMean": "ReduceMean", "ReduceMax":
               "ReduceMin": "ReduceMin", "ReduceL1": "ReduceL1", "ReduceL2": "ReduceL2"}
 
 
+# ONNX reductions that are a Caffe2 reduction between elementwise ops: (before, reduce, after)
+COMPOSED_REDUCTIONS = {"ReduceSumSquare": ("Sqr", "ReduceSum", None),
+                       "ReduceLogSum": (None, "ReduceSum", "Log"),
+                       "ReduceLogSumExp": ("Exp", "ReduceSum", "Log")}
+
+
+@imports(*COMPOSED_REDUCTIONS)
+def composed_reduce(node, cx):
+    before, kind, after = COMPOSED_REDUCTIONS[node.op_type]
+    x, y = node.inputs[0], node.outputs[0]
+    ops = []
+    if before:
+        ops.append(op(before, [x], [cx.temp(node, before.lower())]))
+        x = ops[-1].output[0]
+    reduced = cx.temp(node, "reduced") if after else y
+    inner = type(node)(kind, [x] + node.inputs[1:], [reduced], node.attrs, node.name,
+                       node.where)
+    ops += reduce(inner, cx)
+    if after:
+        ops.append(op(after, [reduced], [y]))
+    return ops
+
+
 @imports(*REDUCTIONS)
 def reduce(node, cx):
     """Caffe2's Reduce* ops (axes, keepdims) -- breadth-math's operators."""
