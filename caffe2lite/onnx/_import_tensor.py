@@ -125,25 +125,58 @@ def _axes(node, cx, what="axes"):
     return axes
 
 
+def _reshape_codes(node, cx, kept, out_rank, ones):
+    """Caffe2 Reshape codes for an output of ``out_rank`` dims: 1 at ``ones``, input dim
+    ``kept[p]`` at output position p -- 0 (copy) where it sits at its own index, its
+    static size elsewhere, -1 for at most one unknown.  None when that cannot be said."""
+    shape = cx.shape(node.inputs[0])
+    codes, inferred = [], False
+    for p in range(out_rank):
+        if p in ones:
+            codes.append(1)
+            continue
+        source = kept[len(codes) - sum(1 for c in range(len(codes)) if c in ones)]
+        if source == p:
+            codes.append(0)
+        elif shape is not None and shape[source] is not None:
+            codes.append(shape[source])
+        elif not inferred:
+            codes.append(-1)
+            inferred = True
+        else:
+            return None
+    return codes
+
+
 @imports("Unsqueeze")
 def unsqueeze(node, cx):
-    """breadth-seq's ExpandDims (Caffe2's name for it)."""
+    """A Reshape (Caffe2's own op) where the new shape can be written down; else
+    breadth-seq's ExpandDims."""
     axes = _axes(node, cx)
     rank = cx.rank(node, node.inputs[0]) + len(axes)
-    return [op("ExpandDims", node.inputs[:1], node.outputs, node,
-               dims=sorted(a + rank if a < 0 else a for a in axes))]
+    dims = sorted(a + rank if a < 0 else a for a in axes)
+    codes = _reshape_codes(node, cx, list(range(rank - len(dims))), rank, set(dims))
+    if codes is not None:
+        return [op("Reshape", node.inputs[:1], [node.outputs[0], cx.temp(node, "old_shape")],
+                   node, shape=codes)]
+    return [op("ExpandDims", node.inputs[:1], node.outputs, node, dims=dims)]
 
 
 @imports("Squeeze")
 def squeeze(node, cx):
-    """breadth-seq's Squeeze."""
+    """A Reshape where the new shape can be written down; else breadth-seq's Squeeze."""
     axes = _axes(node, cx)
+    rank = cx.rank(node, node.inputs[0])
     if axes is None:
         shape = cx.static_shape(node, node.inputs[0])
         axes = [i for i, d in enumerate(shape) if d == 1]
-    rank = cx.rank(node, node.inputs[0])
-    return [op("Squeeze", node.inputs[:1], node.outputs, node,
-               dims=sorted(a + rank if a < 0 else a for a in axes))]
+    dims = sorted(a + rank if a < 0 else a for a in axes)
+    kept = [i for i in range(rank) if i not in dims]
+    codes = _reshape_codes(node, cx, kept, len(kept), set())
+    if codes is not None:
+        return [op("Reshape", node.inputs[:1], [node.outputs[0], cx.temp(node, "old_shape")],
+                   node, shape=codes)]
+    return [op("Squeeze", node.inputs[:1], node.outputs, node, dims=dims)]
 
 
 # breadth-seq's operators whose inputs match ONNX's
