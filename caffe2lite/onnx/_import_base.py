@@ -71,9 +71,9 @@ class NeedsValue(Exception):
     bounds, ...): the model can only be converted once that input's value is known,
     so the prepared model converts at run time, once per distinct value."""
 
-    def __init__(self, name):
-        super().__init__(name)
-        self.name = name
+    def __init__(self, names):
+        self.names = [names] if isinstance(names, str) else list(names)
+        super().__init__(", ".join(self.names))
 
 
 class ImportContext(FreshNames):

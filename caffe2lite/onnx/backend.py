@@ -7,7 +7,7 @@ tables), loads the initializers into a workspace of its own and returns a
 ``run_node`` do it in one call, and ``onnx_graph_to_caffe2_net(model)`` gives
 ``(init_net, predict_net)`` to save and run anywhere caffe2lite runs.
 
-Opsets 9 to ``KNOWN_OPSET`` of the default domain are read; nodes of the
+Opsets 6 to ``KNOWN_OPSET`` of the default domain are read; nodes of the
 ``org.caffe2`` domain (the frontend's custom ops) become the Caffe2 ops they
 name.  A model with nodes no mapping covers fails with one ``Unsupported``
 error listing every such op type with its positions.
@@ -30,14 +30,13 @@ from caffe2lite.onnx.backend_rep import Caffe2Rep, SpecializingRep
 from caffe2lite.onnx.dtypes import caffe2_type_of_onnx, onnx_type
 from caffe2lite.onnx.error import ConversionError, Unsupported
 from caffe2lite.onnx.frontend import CUSTOM_DOMAIN, KNOWN_OPSET
-
-# Caffe2's own backend read opset 1 on; caffe2lite reads from 6, whose broadcasting
-# (broadcast=1 with axis) is Caffe2's legacy rule (the frontend writes 9 on).
-OLDEST_OPSET = 6
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.runtime.errors import Caffe2LiteError
 from caffe2lite.runtime.workspaces import Workspace
 
+# Caffe2's own backend read opset 1 on; caffe2lite reads from 6, whose broadcasting
+# (broadcast=1 with axis) is Caffe2's legacy rule (the frontend writes 9 on).
+OLDEST_OPSET = 6
 KNOWN_DOMAINS = ("", "ai.onnx")
 
 
@@ -64,7 +63,7 @@ class Caffe2Backend(Backend):
         except NeedsValue as e:
             inputs = [vi.name for vi in model.graph.input
                       if vi.name not in {i.name for i in model.graph.initializer}]
-            return SpecializingRep(build, inputs, e.name)
+            return SpecializingRep(build, inputs, e.names)
 
     @classmethod
     def run_node(cls, node, inputs, device="CPU", outputs_info=None, opset_version=None,
@@ -202,7 +201,7 @@ def _convert(model, opset_version, device, bound=None):
         except Unsupported as e:
             problems.append(str(e))
         except NeedsValue as e:
-            needed.append(e.name)
+            needed += e.names
     if needed and not unmapped and not problems:
         raise NeedsValue(needed)
     if unmapped or problems:

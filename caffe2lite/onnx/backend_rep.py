@@ -81,9 +81,8 @@ class SpecializingRep(BackendRep):
             try:
                 self._reps[key] = self._build(bound)
             except NeedsValue as e:  # another input turned out to be needed as well
-                names = [e.name] if isinstance(e.name, str) else e.name
-                if not set(names) - set(bound):
+                if not set(e.names) - set(bound):
                     raise
-                self.bound_names += [n for n in names if n not in bound]
+                self.bound_names += [n for n in e.names if n not in bound]
                 return self.run(feeds)
         return self._reps[key].run(feeds)
