@@ -37,6 +37,27 @@ def _axis(ctx, data, indices, what):
     return axis, ctx.xp.where(indices < 0, indices + size, indices)
 
 
+def check_reduction(ctx):
+    """The checked ``reduction`` argument."""
+    reduction = ctx.args["reduction"]
+    if reduction not in REDUCTIONS:
+        ctx.fail(f"argument 'reduction' must be one of {', '.join(REDUCTIONS)}, got "
+                 f"'{reduction}'")
+    return reduction
+
+
+def write_or_combine(data, where, updates, reduction):
+    """A copy of DATA with UPDATES written at ``where`` (an index tuple), or combined there
+    by the reduction's ufunc, every duplicate included (ufunc.at)."""
+    out = data.copy()
+    ufunc = REDUCTIONS[reduction]
+    if ufunc is None:
+        out[where] = updates
+    else:
+        ufunc.at(out, where, updates)
+    return out
+
+
 def _check_fits(ctx, data, indices, axis):
     """Off the axis, INDICES may not reach beyond DATA."""
     if any(indices.shape[i] > data.shape[i] for i in range(data.ndim) if i != axis):
@@ -67,23 +88,13 @@ register_schema(OpSchema(
 @register_kernel("Scatter", devices=("CPU",))
 def scatter(ctx, data, indices, updates):
     axis, indices = _axis(ctx, data, indices, "scattered")
-    reduction = ctx.args["reduction"]
-    if reduction not in REDUCTIONS:
-        ctx.fail(f"argument 'reduction' must be one of {', '.join(REDUCTIONS)}, got "
-                 f"'{reduction}'")
+    reduction = check_reduction(ctx)
     if getattr(updates, "shape", None) != indices.shape or updates.dtype != data.dtype:
         ctx.fail(f"{ctx.input_label(2)} must have INDICES' shape {tuple(indices.shape)} and "
                  f"DATA's dtype {data.dtype}, got {getattr(updates, 'dtype', '?')} "
                  f"{tuple(getattr(updates, 'shape', ()))}")
     _check_fits(ctx, data, indices, axis)
-    out = data.copy()
-    where = _index_tuple(np, indices, axis)
-    ufunc = REDUCTIONS[reduction]
-    if ufunc is None:
-        out[where] = updates
-    else:
-        ufunc.at(out, where, updates)
-    return (out,)
+    return (write_or_combine(data, _index_tuple(np, indices, axis), updates, reduction),)
 
 
 def _gather_shapes(ctx, data, indices):

@@ -10,9 +10,9 @@ included).  Negative coordinates count from the end; out of range is an error.
 
 import numpy as np
 
+from caffe2lite.operators.element_index import check_reduction, write_or_combine
 from caffe2lite.runtime import (NO_GRADIENT, Arg, OpSchema, TensorSpec, register_kernel,
                                 register_schema, same_as)
-from caffe2lite.operators.element_index import REDUCTIONS
 
 
 def _coordinates(ctx, data, indices, first_dim=0):
@@ -46,22 +46,13 @@ register_schema(OpSchema(
 
 @register_kernel("ScatterND", devices=("CPU",))
 def scatter_nd(ctx, data, indices, updates):
-    reduction = ctx.args["reduction"]
-    if reduction not in REDUCTIONS:
-        ctx.fail(f"argument 'reduction' must be one of {', '.join(REDUCTIONS)}, got "
-                 f"'{reduction}'")
+    reduction = check_reduction(ctx)
     where = tuple(_coordinates(ctx, data, indices))
     expected = tuple(indices.shape[:-1]) + tuple(data.shape[indices.shape[-1]:])
     if getattr(updates, "shape", None) != expected or updates.dtype != data.dtype:
         ctx.fail(f"{ctx.input_label(2)} must be {data.dtype} {expected}, got "
                  f"{getattr(updates, 'dtype', '?')} {tuple(getattr(updates, 'shape', ()))}")
-    out = data.copy()
-    ufunc = REDUCTIONS[reduction]
-    if ufunc is None:
-        out[where] = updates
-    else:
-        ufunc.at(out, where, updates)
-    return (out,)
+    return (write_or_combine(data, where, updates, reduction),)
 
 
 def _gather_nd_shapes(ctx, data, indices):

@@ -17,22 +17,16 @@ def scatter_elements(node, cx):
                reduction=node.attrs.get("reduction", "none"))]
 
 
-@imports("GatherElements")
-def gather_elements(node, cx):
-    return [op("GatherElements", node.inputs, node.outputs, node,
-               axis=node.attrs.get("axis", 0))]
+# ONNX type -> its attributes (with ONNX's defaults), which caffe2lite's op takes as they are
+SAME_ATTRIBUTES = {"GatherElements": {"axis": 0}, "ScatterND": {"reduction": "none"},
+                   "GatherND": {"batch_dims": 0}, "Einsum": {"equation": None},
+                   "BitShift": {"direction": None}}
 
 
-@imports("ScatterND")
-def scatter_nd(node, cx):
-    return [op("ScatterND", node.inputs, node.outputs, node,
-               reduction=node.attrs.get("reduction", "none"))]
-
-
-@imports("GatherND")
-def gather_nd(node, cx):
-    return [op("GatherND", node.inputs, node.outputs, node,
-               batch_dims=node.attrs.get("batch_dims", 0))]
+@imports(*SAME_ATTRIBUTES)
+def same_attributes(node, cx):
+    args = {k: node.attrs.get(k, default) for k, default in SAME_ATTRIBUTES[node.op_type].items()}
+    return [op(node.op_type, node.inputs, node.outputs, node, **args)]
 
 
 @imports("Trilu")
@@ -45,16 +39,6 @@ def trilu(node, cx):
 def cumulative(node, cx):
     return [op(node.op_type, node.inputs, node.outputs, node,
                exclusive=node.attrs.get("exclusive", 0), reverse=node.attrs.get("reverse", 0))]
-
-
-@imports("Einsum")
-def einsum(node, cx):
-    return [op("Einsum", node.inputs, node.outputs, node, equation=node.attrs["equation"])]
-
-
-@imports("BitShift")
-def bit_shift(node, cx):
-    return [op("BitShift", node.inputs, node.outputs, node, direction=node.attrs["direction"])]
 
 
 @imports("Hardmax")
