@@ -83,6 +83,10 @@ def _onnx_to_caffe2(args) -> int:
 
 def run_onnx(args, feeds: list) -> int:
     """``caffe2lite run model.onnx --feed ...``: the model's outputs, printed."""
+    given = [flag for flag, value in (("--init", args.init), ("--random-init", args.random_init),
+                                      ("--width", args.width)) if value]
+    if given:
+        raise ValueError(f"{', '.join(given)}: an ONNX model carries its own weights")
     backend = _module("backend")
     rep = backend.prepare(args.net)
     outputs = rep.run(dict(feeds))
