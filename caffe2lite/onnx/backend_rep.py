@@ -27,7 +27,7 @@ class Caffe2Rep(BackendRep):
         self._net_name = None
 
     def run(self, inputs, **kwargs):
-        feeds = self._feeds(inputs)
+        feeds = feeds_by_name(self.uninitialized, inputs)
         ws = self.workspace
         for name, value in feeds.items():
             ws.feed_blob(name, value)
@@ -39,21 +39,23 @@ class Caffe2Rep(BackendRep):
         return namedtupledict("Outputs", names, rename=True)(
             *[ws.fetch_blob(name) for name in names])
 
-    def _feeds(self, inputs) -> dict:
-        if isinstance(inputs, dict):
-            unknown = sorted(set(inputs) - set(self.uninitialized))
-            if unknown:
-                raise ConversionError(f"the model has no input(s) {', '.join(unknown)}; its "
-                                      f"inputs are {', '.join(self.uninitialized) or '(none)'}")
-            return {name: np.asarray(value) for name, value in inputs.items()}
-        if hasattr(inputs, "dtype"):  # one array
-            inputs = [inputs]
-        inputs = list(inputs)
-        if len(inputs) > len(self.uninitialized):
-            raise ConversionError(f"{len(inputs)} inputs given, the model takes "
-                                  f"{len(self.uninitialized)}: "
-                                  f"{', '.join(self.uninitialized) or '(none)'}")
-        return dict(zip(self.uninitialized, (np.asarray(v) for v in inputs)))
+
+
+def feeds_by_name(names, inputs) -> dict:
+    """{input name: array} from a list (in the graph's order), a dict or one array."""
+    if isinstance(inputs, dict):
+        unknown = sorted(set(inputs) - set(names))
+        if unknown:
+            raise ConversionError(f"the model has no input(s) {', '.join(unknown)}; its "
+                                  f"inputs are {', '.join(names) or '(none)'}")
+        return {name: np.asarray(value) for name, value in inputs.items()}
+    if hasattr(inputs, "dtype"):  # one array
+        inputs = [inputs]
+    inputs = list(inputs)
+    if len(inputs) > len(names):
+        raise ConversionError(f"{len(inputs)} inputs given, the model takes {len(names)}: "
+                              f"{', '.join(names) or '(none)'}")
+    return dict(zip(names, (np.asarray(v) for v in inputs)))
 
 
 class SpecializingRep(BackendRep):
@@ -69,7 +71,7 @@ class SpecializingRep(BackendRep):
         self._reps = {}
 
     def run(self, inputs, **kwargs):
-        feeds = Caffe2Rep._feeds(self, inputs)
+        feeds = feeds_by_name(self.uninitialized, inputs)
         missing = [name for name in self.bound_names if name not in feeds]
         if missing:
             raise ConversionError(f"input(s) {', '.join(missing)} must be given: their "
