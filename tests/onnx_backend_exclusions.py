@@ -523,22 +523,6 @@ EXCLUDED = {
         'test_reduce_mean_negative_axes_keepdims_example_cpu',
         'test_reduce_mean_negative_axes_keepdims_random_cpu',
     ],
-    'no Caffe2 mapping for ONNX DequantizeLinear': [
-        'test_dequantizelinear_axis_cpu',
-        'test_dequantizelinear_blocked_cpu',
-        'test_dequantizelinear_cpu',
-        'test_dequantizelinear_e4m3fn_cpu',
-        'test_dequantizelinear_e4m3fn_float16_cpu',
-        'test_dequantizelinear_e4m3fn_zero_point_cpu',
-        'test_dequantizelinear_e5m2_cpu',
-        'test_dequantizelinear_float4e2m1_cpu',
-        'test_dequantizelinear_int16_cpu',
-        'test_dequantizelinear_int2_cpu',
-        'test_dequantizelinear_int4_cpu',
-        'test_dequantizelinear_uint16_cpu',
-        'test_dequantizelinear_uint2_cpu',
-        'test_dequantizelinear_uint4_cpu',
-    ],
     'no Caffe2 mapping for ONNX LinearAttention': [
         'test_linear_attention_decode_step_cpu',
         'test_linear_attention_delta_cpu',
@@ -569,21 +553,6 @@ EXCLUDED = {
         'test_causal_conv_with_state_with_bias_and_past_state_cpu',
         'test_causal_conv_with_state_with_bias_cpu',
         'test_causal_conv_with_state_with_past_state_cpu',
-    ],
-    'no Caffe2 mapping for ONNX QuantizeLinear': [
-        'test_quantizelinear_axis_cpu',
-        'test_quantizelinear_blocked_asymmetric_cpu',
-        'test_quantizelinear_blocked_symmetric_cpu',
-        'test_quantizelinear_cpu',
-        'test_quantizelinear_e4m3fn_cpu',
-        'test_quantizelinear_e5m2_cpu',
-        'test_quantizelinear_float4e2m1_cpu',
-        'test_quantizelinear_int16_cpu',
-        'test_quantizelinear_int2_cpu',
-        'test_quantizelinear_int4_cpu',
-        'test_quantizelinear_uint16_cpu',
-        'test_quantizelinear_uint2_cpu',
-        'test_quantizelinear_uint4_cpu',
     ],
     'no Caffe2 mapping for ONNX StringNormalizer': [
         'test_strnorm_model_monday_casesensintive_lower_cpu',
@@ -1248,6 +1217,12 @@ EXCLUDED = {
         'test_optional_get_element_sequence_cpu',
         'test_optional_get_element_tensor_cpu',
     ],
+    'no Caffe2 mapping for ONNX Round': [
+        'test_dynamicquantizelinear_expanded_cpu',
+        'test_dynamicquantizelinear_max_adjusted_expanded_cpu',
+        'test_dynamicquantizelinear_min_adjusted_expanded_cpu',
+        'test_round_cpu',
+    ],
     'no Caffe2 mapping for ONNX Swish': [
         'test_swiglu_alpha_expanded_cpu',
         'test_swiglu_expanded_cpu',
@@ -1269,6 +1244,11 @@ EXCLUDED = {
         'test_clip_default_int8_inbounds_cpu',
         'test_clip_default_int8_max_cpu',
         'test_clip_default_int8_min_cpu',
+    ],
+    "Caffe2's DequantizeLinear: input 0 ... ... must hold int8, uint8, int16, uint16 or int32, got float8_e4m3fn": [
+        'test_dequantizelinear_e4m3fn_cpu',
+        'test_dequantizelinear_e4m3fn_float16_cpu',
+        'test_dequantizelinear_e4m3fn_zero_point_cpu',
     ],
     "Caffe2's Div does not take float16": [
         'test_mod_float16_mixed_sign_fmod_0_cpu',
@@ -1359,11 +1339,6 @@ EXCLUDED = {
         'test_if_cpu',
         'test_if_opt_cpu',
         'test_if_seq_cpu',
-    ],
-    'no Caffe2 mapping for ONNX QuantizeLinear, Round': [
-        'test_dynamicquantizelinear_expanded_cpu',
-        'test_dynamicquantizelinear_max_adjusted_expanded_cpu',
-        'test_dynamicquantizelinear_min_adjusted_expanded_cpu',
     ],
     'no Caffe2 mapping for ONNX RandomUniformLike': [
         'test_bernoulli_double_expanded_cpu',
@@ -1628,6 +1603,24 @@ EXCLUDED = {
     "Caffe2's AveragePool: argument ... = [2, 2]: pooling does not support dilation": [
         'test_averagepool_2d_dilations_cpu',
     ],
+    "Caffe2's DequantizeLinear: input 0 ... ... must hold int8, uint8, int16, uint16 or int32, got float4_e2m1fn": [
+        'test_dequantizelinear_float4e2m1_cpu',
+    ],
+    "Caffe2's DequantizeLinear: input 0 ... ... must hold int8, uint8, int16, uint16 or int32, got float8_e5m2": [
+        'test_dequantizelinear_e5m2_cpu',
+    ],
+    "Caffe2's DequantizeLinear: input 0 ... ... must hold int8, uint8, int16, uint16 or int32, got int2": [
+        'test_dequantizelinear_int2_cpu',
+    ],
+    "Caffe2's DequantizeLinear: input 0 ... ... must hold int8, uint8, int16, uint16 or int32, got int4": [
+        'test_dequantizelinear_int4_cpu',
+    ],
+    "Caffe2's DequantizeLinear: input 0 ... ... must hold int8, uint8, int16, uint16 or int32, got uint2": [
+        'test_dequantizelinear_uint2_cpu',
+    ],
+    "Caffe2's DequantizeLinear: input 0 ... ... must hold int8, uint8, int16, uint16 or int32, got uint4": [
+        'test_dequantizelinear_uint4_cpu',
+    ],
     "Caffe2's Div does not take uint32": [
         'test_div_uint32_cpu',
     ],
@@ -1696,6 +1689,27 @@ EXCLUDED = {
     ],
     "Caffe2's Pow: input 1 ... ... of shape (3,) must have input 0 ... ...'s shape (2, 3) or one element (did": [
         'test_pow_bcast_array_cpu',
+    ],
+    "Caffe2's QuantizeLinear: the quantized type must be uint8, int8, uint16 or int16, got float4_e2m1fn": [
+        'test_quantizelinear_float4e2m1_cpu',
+    ],
+    "Caffe2's QuantizeLinear: the quantized type must be uint8, int8, uint16 or int16, got float8_e4m3fn": [
+        'test_quantizelinear_e4m3fn_cpu',
+    ],
+    "Caffe2's QuantizeLinear: the quantized type must be uint8, int8, uint16 or int16, got float8_e5m2": [
+        'test_quantizelinear_e5m2_cpu',
+    ],
+    "Caffe2's QuantizeLinear: the quantized type must be uint8, int8, uint16 or int16, got int2": [
+        'test_quantizelinear_int2_cpu',
+    ],
+    "Caffe2's QuantizeLinear: the quantized type must be uint8, int8, uint16 or int16, got int4": [
+        'test_quantizelinear_int4_cpu',
+    ],
+    "Caffe2's QuantizeLinear: the quantized type must be uint8, int8, uint16 or int16, got uint2": [
+        'test_quantizelinear_uint2_cpu',
+    ],
+    "Caffe2's QuantizeLinear: the quantized type must be uint8, int8, uint16 or int16, got uint4": [
+        'test_quantizelinear_uint4_cpu',
     ],
     "Caffe2's Sub does not take int16": [
         'test_sub_int16_cpu',
@@ -1768,9 +1782,6 @@ EXCLUDED = {
     ],
     'no Caffe2 mapping for ONNX QLinearConv': [
         'test_qlinearconv_cpu',
-    ],
-    'no Caffe2 mapping for ONNX Round': [
-        'test_round_cpu',
     ],
     'no Caffe2 mapping for ONNX SequenceAt, SequenceConstruct, SequenceErase': [
         'test_sequence_model2_cpu',

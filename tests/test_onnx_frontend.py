@@ -306,6 +306,18 @@ def test_the_ops_caffe2lite_took_from_onnx_go_back():
         _run_case(build, feeds, opset_version=13)
 
 
+def test_linear_quantization_exports():
+    """At opset 27: ONNX Runtime 1.32 has no kernel for QuantizeLinear-28."""
+    def build(net):
+        net.QuantizeLinear(["x", "scale"], "q8", axis=1)
+        net.DequantizeLinear(["q8", "scale"], "dq", axis=1)
+        net.Proto().external_output.extend(["q8", "dq"])
+
+    feeds = {"x": np.random.default_rng(7).standard_normal((3, 4)).astype(F),
+             "scale": np.array([0.01, 0.02, 0.05, 0.1], F)}
+    _run_case(build, feeds, opset_version=27)
+
+
 def test_attention_exports_with_skipped_inputs():
     rng = np.random.default_rng(6)
     feeds = {"q": rng.standard_normal((1, 4, 3, 8)).astype(F),

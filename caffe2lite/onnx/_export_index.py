@@ -112,3 +112,13 @@ def attention(op, cx):
         attrs.update(left_window_size=op.args["left_window_size"],
                      right_window_size=op.args["right_window_size"])
     return [cx.node("Attention", inputs, op.outputs, name=op.name, **attrs)]
+
+
+@exports("QuantizeLinear", "DequantizeLinear")
+def linear_quantization(op, cx):
+    newer = op.args["block_size"] or op.args["output_dtype"] or op.args.get("precision")
+    _need(op, cx, 23 if op.args.get("precision") else 21 if newer else 13)
+    names = ("axis", "block_size", "output_dtype", "saturate", "precision")
+    attrs = {k: op.args[k] for k in names if op.args.get(k)}
+    attrs["axis"] = op.args["axis"]
+    return [cx.node(op.type, op.inputs, op.outputs, name=op.name, **attrs)]

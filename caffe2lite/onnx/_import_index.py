@@ -86,3 +86,12 @@ def attention(node, cx):
     if "softcap" in args:
         args["softcap"] = float(args["softcap"])
     return [op("Attention", inputs, outputs, node, **args)]
+
+
+@imports("QuantizeLinear", "DequantizeLinear")
+def linear_quantization(node, cx):
+    names = ("axis", "block_size", "output_dtype", "saturate", "precision")
+    if node.op_type == "DequantizeLinear":
+        names = names[:3]
+    args = {k: node.attrs[k] for k in names if k in node.attrs}
+    return [op(node.op_type, [x for x in node.inputs if x], node.outputs, node, **args)]

@@ -400,3 +400,41 @@ def test_attention_3d_heads_and_skipped_inputs():
     check_reference(op, [q, k, v, past_key, past_value], ref, threshold=1e-4, atol=1e-5)
     assert_fails_unchanged(op, [q, k, v, past_key, past_value[:, :, :, :4]], EnforceError,
                            "do not fit")
+
+
+# -- QuantizeLinear / DequantizeLinear ------------------------------------------------------
+def _round_half_even(v):
+    floor = np.floor(v)
+    frac = v - floor
+    return np.where(frac > 0.5, floor + 1, np.where(frac < 0.5, floor,
+                                                     floor + (floor % 2 != 0)))
+
+
+@pytest.mark.parametrize("mode", ["tensor", "axis", "block"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16])
+def test_quantize_and_dequantize_linear(mode, dtype):
+    x = rng(19).standard_normal((2, 4, 3)).astype(F) * 40
+    x[0, 0, 0] = 2.5 * 0.5  # a tie at scale 0.5: rounds to even
+    info = np.iinfo(dtype)
+    if mode == "tensor":
+        scale, zero, args = np.array(0.5, F), np.array(3, dtype), {}
+        expand = lambda v: v  # noqa: E731
+    elif mode == "axis":
+        scale, zero, args = np.array([0.5, 1.0, 2.0, 0.25], F), np.array([1, 2, 3, 4], dtype), {}
+        expand = lambda v: v.reshape(1, 4, 1)  # noqa: E731
+    else:
+        scale = np.array([[[0.5, 1.0, 2.0]], [[0.25, 4.0, 1.5]]], F).repeat(2, axis=1)
+        zero = np.zeros(scale.shape, dtype)
+        args = {"block_size": 2}
+        expand = lambda v: v.repeat(2, axis=1)  # noqa: E731
+
+    def quantize(x, s, z):
+        q = _round_half_even(x.astype(np.float64) / expand(s)) + expand(z).astype(np.int64)
+        return (np.clip(q, info.min, info.max).astype(dtype),)
+
+    (q,) = check_reference(core.CreateOperator("QuantizeLinear", ["X", "S", "Z"], ["Q"],
+                                               **args), [x, scale, zero], quantize, threshold=0)
+    check_reference(core.CreateOperator("DequantizeLinear", ["Q", "S", "Z"], ["Y"], **args),
+                    [q, scale, zero],
+                    lambda q, s, z: (((q.astype(np.int64) - expand(z)) * expand(s)).astype(F),),
+                    threshold=1e-6)
