@@ -306,6 +306,19 @@ def test_the_ops_caffe2lite_took_from_onnx_go_back():
         _run_case(build, feeds, opset_version=13)
 
 
+def test_resize_exports():
+    def build(net):
+        net.Resize("x", "up", mode="linear", scales=[1.0, 1.0, 2.0, 1.5])
+        net.Resize("x", "down", mode="cubic", coordinate_transformation_mode="align_corners",
+                   sizes=[3, 2], axes=[2, 3])
+        net.Resize("x", "crop", mode="nearest", sizes=[1, 2, 3, 3],
+                   coordinate_transformation_mode="tf_crop_and_resize",
+                   roi=[0.0, 0.0, 0.2, 0.15, 1.0, 1.0, 0.9, 1.2], extrapolation_value=7.0)
+        net.Proto().external_output.extend(["up", "down", "crop"])
+
+    _run_case(build, {"x": np.random.default_rng(8).standard_normal((1, 2, 4, 6)).astype(F)})
+
+
 def test_linear_quantization_exports():
     """At opset 27: ONNX Runtime 1.32 has no kernel for QuantizeLinear-28."""
     def build(net):

@@ -122,3 +122,27 @@ def linear_quantization(op, cx):
     attrs = {k: op.args[k] for k in names if op.args.get(k)}
     attrs["axis"] = op.args["axis"]
     return [cx.node(op.type, op.inputs, op.outputs, name=op.name, **attrs)]
+
+
+@exports("Resize")
+def resize(op, cx):
+    """ONNX's Resize: roi / scales / sizes as int64 / float constants (axes from 18)."""
+    if op.args["axes"] or op.args["keep_aspect_ratio_policy"] != "stretch" or \
+            op.args["coordinate_transformation_mode"] == "half_pixel_symmetric":
+        _need(op, cx, 19)
+    else:
+        _need(op, cx, 13)
+    roi = cx.const(np.asarray(op.args["roi"], np.float32), hint="roi") if op.args["roi"] else ""
+    scales = (cx.const(np.asarray(op.args["scales"], np.float32), hint="scales")
+              if op.args["scales"] else "")
+    inputs = [op.inputs[0], roi, scales]
+    if op.args["sizes"]:
+        inputs.append(cx.int64s(op.args["sizes"], "sizes"))
+    attrs = {k: op.args[k] for k in ("mode", "coordinate_transformation_mode", "nearest_mode",
+                                     "cubic_coeff_a", "exclude_outside",
+                                     "extrapolation_value")}
+    if op.args["axes"]:
+        attrs["axes"] = list(op.args["axes"])
+    if op.args["keep_aspect_ratio_policy"] != "stretch":
+        attrs["keep_aspect_ratio_policy"] = op.args["keep_aspect_ratio_policy"]
+    return [cx.node("Resize", inputs, op.outputs, name=op.name, **attrs)]

@@ -8,6 +8,8 @@ NegativeLogLikelihoodLoss and SoftmaxCrossEntropyLoss, mapped in _import_nn).
 
 from __future__ import annotations
 
+import numpy as np
+
 from caffe2lite.onnx._import_base import imports, op
 
 
@@ -95,3 +97,45 @@ def linear_quantization(node, cx):
         names = names[:3]
     args = {k: node.attrs[k] for k in names if k in node.attrs}
     return [op(node.op_type, [x for x in node.inputs if x], node.outputs, node, **args)]
+
+
+RESIZE_ATTRS = ("mode", "coordinate_transformation_mode", "nearest_mode", "cubic_coeff_a",
+                "exclude_outside", "extrapolation_value", "keep_aspect_ratio_policy",
+                "antialias", "axes")
+
+
+@imports("Resize")
+def resize(node, cx):
+    """caffe2lite's Resize, with roi / scales / sizes (inputs from opset 11) as arguments."""
+    args = {k: node.attrs[k] for k in RESIZE_ATTRS if k in node.attrs}
+    for k in ("cubic_coeff_a", "extrapolation_value"):
+        if k in args:
+            args[k] = float(args[k])
+    first = 1 if cx.opset < 11 else 2  # opset 10: (X, scales); from 11: (X, roi, scales, sizes)
+    names = ("scales", "sizes") if first == 2 else ("scales",)
+    if first == 2:
+        roi = cx.constant(node, 1, "roi")
+        if roi is not None and np.size(roi):
+            args["roi"] = [float(v) for v in np.ravel(roi)]
+    for i, name in enumerate(names):
+        value = cx.constant(node, first + i, name)
+        if value is not None and np.size(value):
+            args[name] = [float(v) if name == "scales" else int(v) for v in np.ravel(value)]
+    if "axes" not in args and ("scales" in args or "sizes" in args):
+        given = args.get("sizes") or args.get("scales")
+        rank = cx.rank(node, node.inputs[0])
+        if len(given) != rank:
+            raise node.unsupported(f"{len(given)} sizes / scales for rank {rank}")
+    return [op("Resize", node.inputs[:1], node.outputs, node, **args)]
+
+
+@imports("Upsample")
+def upsample(node, cx):
+    """Opsets 7-9: Resize with asymmetric coordinates (nearest: rounding down)."""
+    scales = node.attrs.get("scales")
+    if scales is None:
+        scales = np.ravel(cx.constant(node, 1, "scales")).tolist()
+    mode = node.attrs.get("mode", "nearest")
+    return [op("Resize", node.inputs[:1], node.outputs, node, mode=mode,
+               coordinate_transformation_mode="asymmetric", nearest_mode="floor",
+               scales=[float(s) for s in scales])]

@@ -9,17 +9,13 @@ errors bad input gets.
 
 import numpy as np
 import pytest
-from elementwise_testing import assert_fails_unchanged, assert_inference_matches_run
+from elementwise_testing import assert_fails_unchanged, assert_inference_matches_run, rng, run
 
 from caffe2lite import core
 from caffe2lite.errors import EnforceError
 from caffe2lite.testing import check_gradient, check_reference
 
 F = np.float32
-
-
-def rng(seed=0):
-    return np.random.default_rng(seed)
 
 
 # -- Trilu ----------------------------------------------------------------------------------
@@ -438,3 +434,71 @@ def test_quantize_and_dequantize_linear(mode, dtype):
                     [q, scale, zero],
                     lambda q, s, z: (((q.astype(np.int64) - expand(z)) * expand(s)).astype(F),),
                     threshold=1e-6)
+
+
+# -- Resize -----------------------------------------------------------------------------------
+def _resize_1d_ref(line, out_size, scale, mode, transform, nearest="round_prefer_floor",
+                   a=-0.75):
+    """One line, output position by output position, from ONNX's definition."""
+    n = len(line)
+    out = []
+    for x in range(out_size):
+        span = scale * n
+        if transform == "align_corners":
+            src = 0.0 if span == 1 else x * (n - 1) / (span - 1)
+        elif transform == "asymmetric":
+            src = x / scale
+        else:  # half_pixel
+            src = (x + 0.5) / scale - 0.5
+        at = lambda i: line[min(max(i, 0), n - 1)]  # noqa: E731  (the edge beyond)
+        lo = int(np.floor(src))
+        t = src - lo
+        if mode == "nearest":
+            pick = {"round_prefer_floor": t > 0.5, "round_prefer_ceil": t >= 0.5,
+                    "floor": False, "ceil": t > 0}[nearest]
+            out.append(at(lo + int(pick)))
+        elif mode == "linear":
+            out.append((1 - t) * at(lo) + t * at(lo + 1))
+        else:
+            def kernel(d):
+                d = abs(d)
+                if d <= 1:
+                    return (a + 2) * d ** 3 - (a + 3) * d ** 2 + 1
+                return a * d ** 3 - 5 * a * d ** 2 + 8 * a * d - 4 * a
+            out.append(sum(kernel(src - i) * at(i) for i in range(lo - 1, lo + 3)))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("mode, transform, nearest", [
+    ("nearest", "half_pixel", "round_prefer_floor"), ("nearest", "asymmetric", "floor"),
+    ("nearest", "align_corners", "round_prefer_ceil"), ("linear", "half_pixel", None),
+    ("linear", "align_corners", None), ("cubic", "half_pixel", None),
+    ("cubic", "asymmetric", None)])
+@pytest.mark.parametrize("scales", [[1.0, 1.0, 2.0, 1.5], [1.0, 1.0, 0.6, 0.5]])
+def test_resize_against_a_line_by_line_reference(mode, transform, nearest, scales):
+    x = rng(20).standard_normal((1, 2, 4, 6)).astype(F)
+    args = {"mode": mode, "coordinate_transformation_mode": transform, "scales": scales}
+    if nearest:
+        args["nearest_mode"] = nearest
+
+    def ref(x):
+        out = x.astype(np.float64)
+        for axis in (2, 3):
+            size = int(scales[axis] * out.shape[axis])
+            out = np.apply_along_axis(
+                lambda line: _resize_1d_ref(line, size, scales[axis], mode, transform,
+                                            nearest or "round_prefer_floor"), axis, out)
+        return (out.astype(F),)
+
+    check_reference(core.CreateOperator("Resize", ["X"], ["Y"], **args), [x], ref,
+                    threshold=1e-5, atol=1e-5)
+
+
+def test_resize_sizes_axes_and_errors():
+    x = rng(21).standard_normal((2, 3, 4)).astype(F)
+    (y,) = run(core.CreateOperator("Resize", ["X"], ["Y"], sizes=[8, 2], axes=[2, 1],
+                                   mode="nearest", coordinate_transformation_mode="asymmetric",
+                                   nearest_mode="floor"), [x])
+    np.testing.assert_array_equal(y, x[:, [0, 1]][:, :, [0, 0, 1, 1, 2, 2, 3, 3]])
+    op = core.CreateOperator("Resize", ["X"], ["Y"], scales=[1.0, 2.0])
+    assert_fails_unchanged(op, [x], EnforceError, "one value per axis")
