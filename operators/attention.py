@@ -111,6 +111,40 @@ def _check(ctx, q, k, v, inputs):
                  f"{ctx.args['qk_matmul_output_mode']}")
 
 
+def _bias(ctx, xp, dtype, mask, past_key, nonpad, q_len, kv_len):
+    """The additive bias of every mask: (Sq, Skv), (B, 1, Sq, Skv) per batch, or the
+    mask's own broadcast shape.  The causal and window rules allow key j for query i by
+    ``reach = i + offset - j`` (how far the key lies before the query's position)."""
+    args = ctx.args
+    bias = xp.zeros((q_len, kv_len), dtype)
+    if mask is not None:
+        pad = kv_len - mask.shape[-1]
+        if pad < 0:
+            ctx.fail(f"{ctx.input_label(3)} {tuple(mask.shape)} covers more than {kv_len} keys")
+        fill = False if mask.dtype == np.bool_ else -np.inf
+        mask = xp.pad(mask, [(0, 0)] * (mask.ndim - 1) + [(0, pad)], constant_values=fill)
+        bias = bias + _additive(xp, mask, dtype)
+    if past_key is not None:
+        offset = past_key.shape[2]
+    elif nonpad is not None:
+        offset = nonpad.reshape(-1, 1, 1, 1).astype(np.int64) - q_len
+    else:
+        offset = 0
+    i = xp.arange(q_len).reshape(q_len, 1)
+    j = xp.arange(kv_len).reshape(1, kv_len)
+    reach = i + offset - j  # > 0: the key is before the query's position
+    allowed = xp.ones(reach.shape, bool)
+    if args["is_causal"]:
+        allowed = allowed & (reach >= 0)
+    if args["left_window_size"] >= 0:
+        allowed = allowed & (reach <= args["left_window_size"])
+    if args["right_window_size"] >= 0:
+        allowed = allowed & (-reach <= args["right_window_size"])
+    if nonpad is not None:
+        allowed = allowed & (j < nonpad.reshape(-1, 1, 1, 1))
+    return bias + xp.where(allowed, dtype.type(0), dtype.type(-np.inf))
+
+
 @register_kernel("Attention", devices=("CPU", "CUDA"))
 def attention(ctx, q, k, v, *optional):
     inputs = _optional_inputs(ctx, optional)
@@ -139,35 +173,13 @@ def attention(ctx, q, k, v, *optional):
             ctx.fail(f"{q_heads} query heads cannot share {kv_heads} key/value heads")
         k, v = (xp.repeat(x, q_heads // kv_heads, axis=1) for x in (k, v))
 
-    # the additive bias: (Sq, Skv), or per batch (B, 1, Sq, Skv)
-    bias = xp.zeros((q_len, kv_len), dtype)
-    if mask is not None:
-        pad = kv_len - mask.shape[-1]
-        if pad < 0:
-            ctx.fail(f"{ctx.input_label(3)} {tuple(mask.shape)} covers more than {kv_len} keys")
-        fill = False if mask.dtype == np.bool_ else -np.inf
-        mask = xp.pad(mask, [(0, 0)] * (mask.ndim - 1) + [(0, pad)], constant_values=fill)
-        bias = bias + _additive(xp, mask, dtype)
-    if past_key is not None:
-        offset = past_key.shape[2]
-    elif nonpad is not None:
-        offset = nonpad.reshape(-1, 1, 1, 1).astype(np.int64) - q_len
-    else:
-        offset = 0
-    i = xp.arange(q_len).reshape(q_len, 1)
-    j = xp.arange(kv_len).reshape(1, kv_len)
-    reach = i + offset - j  # > 0: the key is before the query's position
-    allowed = xp.ones(reach.shape, bool)
-    if args["is_causal"]:
-        allowed = allowed & (reach >= 0)
-    if args["left_window_size"] >= 0:
-        allowed = allowed & (reach <= args["left_window_size"])
-    if args["right_window_size"] >= 0:
-        allowed = allowed & (-reach <= args["right_window_size"])
-    if nonpad is not None:
-        allowed = allowed & (j < nonpad.reshape(-1, 1, 1, 1))
-    bias = bias + xp.where(allowed, dtype.type(0), dtype.type(-np.inf))
-
+    try:
+        bias = _bias(ctx, xp, dtype, mask, past_key, nonpad, q_len, kv_len)
+        # broadcasting the mask over (B, H, Sq, Skv) is the last thing that can go wrong
+        np.broadcast_shapes(tuple(bias.shape), (batch, q_heads, q_len, kv_len))
+    except ValueError:
+        ctx.fail(f"{ctx.input_label(3)} {tuple(getattr(mask, 'shape', ()))} does not "
+                 f"broadcast to (batch, heads, queries, keys) {(batch, q_heads, q_len, kv_len)}")
     s = dtype.type(np.sqrt(args["scale"] if args["scale"] is not None else 1 / np.sqrt(head)))
     with np.errstate(invalid="ignore", over="ignore"):
         logits = xp.matmul(q * s, xp.swapaxes(k * s, -1, -2))

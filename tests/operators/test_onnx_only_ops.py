@@ -396,6 +396,10 @@ def test_attention_3d_heads_and_skipped_inputs():
     check_reference(op, [q, k, v, past_key, past_value], ref, threshold=1e-4, atol=1e-5)
     assert_fails_unchanged(op, [q, k, v, past_key, past_value[:, :, :, :4]], EnforceError,
                            "do not fit")
+    masked = core.CreateOperator("Attention", ["Q", "K", "V", "M"], ["Y"], q_num_heads=4,
+                                 kv_num_heads=2)
+    assert_fails_unchanged(masked, [q, k, v, np.zeros((3, 3, 5), F)], EnforceError,
+                           "does not broadcast")
 
 
 # -- QuantizeLinear / DequantizeLinear ------------------------------------------------------
