@@ -306,6 +306,46 @@ def test_the_ops_caffe2lite_took_from_onnx_go_back():
         _run_case(build, feeds, opset_version=13)
 
 
+def test_losses_gathers_and_scatters_export():
+    rng = np.random.default_rng(9)
+    probs = rng.random((4, 3)).astype(F) + 0.1
+    feeds = {"logits": rng.standard_normal((4, 3)).astype(F), "probs": probs,
+             "targets": (rng.random((4, 3)) > 0.5).astype(F),
+             "label": np.array([2, 0, 1, 1], np.int32), "idx": np.array([[1, 0]], np.int64),
+             "ids": np.array([5, 3, 5, 9, 3], np.int64), "rows": np.array([2, 0], np.int32),
+             "slices": rng.standard_normal((2, 3)).astype(F), "w": np.array([0.5], F)}
+
+    def build(net):
+        net.AveragedLoss("logits", "avg")
+        net.LabelCrossEntropy(["probs", "label"], "xent")
+        net.SigmoidCrossEntropyWithLogits(["logits", "targets"], "sigmoid_xent")
+        net.WeightedSum(["logits", "w", "probs", "w"], "wsum")
+        net.BatchGather(["logits", "idx"], "batch_gathered")
+        net.Copy("logits", "assigned")
+        net.ScatterAssign(["assigned", "rows", "slices"], "assigned")
+        net.Unique("ids", ["unique", "remapping"])
+        net.Proto().external_output.extend(
+            ["avg", "xent", "sigmoid_xent", "wsum", "batch_gathered", "assigned", "unique",
+             "remapping"])
+
+    _run_case(build, feeds)
+
+
+def test_scaled_random_fills_export_as_random_ops():
+    """At opset 21: ONNX Runtime 1.32 has no kernels for the random ops of opset 22."""
+    net = core.Net("fills")
+    net.XavierFill([], "xavier", shape=[64, 50])
+    net.MSRAFill([], "msra", shape=[20, 30])
+    net.UniformIntFill([], "ints", shape=[100], min=3, max=7)
+    net.Proto().external_output.extend(["xavier", "msra", "ints"])
+    model = frontend.caffe2_net_to_onnx_model(net.Proto(), None, {}, opset_version=21)
+    xavier, msra, ints = _ort_outputs(model, {}).values()
+    bound = np.sqrt(3 / 50)
+    assert xavier.shape == (64, 50) and np.abs(xavier).max() <= bound and xavier.std() > 0
+    assert msra.shape == (20, 30) and 0.5 < msra.std() / np.sqrt(2 / 20) < 1.5
+    assert ints.dtype == np.int32 and ints.min() >= 3 and ints.max() <= 7
+
+
 def test_resize_exports():
     def build(net):
         net.Resize("x", "up", mode="linear", scales=[1.0, 1.0, 2.0, 1.5])

@@ -210,3 +210,55 @@ def random_fill(op, cx):
     return [cx.node("RandomNormal", [], op.outputs, name=op.name, dtype=onnx_type(spec.dtype),
                     shape=list(spec.shape), mean=float(op.args["mean"]),
                     scale=float(op.args["std"]))]
+
+
+@exports("BatchGather")
+def batch_gather(op, cx):
+    """DATA[:, INDICES]: Gather along axis 1."""
+    return [cx.node("Gather", op.inputs, op.outputs, name=op.name, axis=1)]
+
+
+@exports("ScatterAssign")
+def scatter_assign(op, cx):
+    """DATA[INDICES] = SLICES, as ScatterND on a copy (ONNX values are written once)."""
+    column = cx.temp(op, "indices2d")
+    as_int64 = cx.temp(op, "indices64")
+    return [cx.node("Cast", [op.inputs[1]], [as_int64], to=7),
+            cx.reshape(as_int64, [-1, 1], column),
+            cx.node("ScatterND", [op.inputs[0], column, op.inputs[2]], op.outputs,
+                    name=op.name)]
+
+
+@exports("Unique")
+def unique(op, cx):
+    """ONNX's sorted Unique: the values ascending, and (int32, as Caffe2's remapping)
+    each input's position among them."""
+    if len(op.outputs) == 1:
+        return [cx.node("Unique", op.inputs, op.outputs, name=op.name, sorted=1)]
+    inverse = cx.temp(op, "inverse64")
+    return [cx.node("Unique", op.inputs, [op.outputs[0], "", inverse], name=op.name, sorted=1),
+            cx.node("Cast", [inverse], [op.outputs[1]], to=6)]
+
+
+@exports("XavierFill", "MSRAFill", "UniformIntFill")
+def scaled_random_fill(op, cx):
+    """Caffe2's scaled fills over the output's static shape, by ONNX's random ops."""
+    if op.inputs:
+        raise op.unsupported("a fill shaped by an input has no ONNX mapping for this type")
+    spec = cx.spec(op.outputs[0], op)
+    shape = list(spec.shape)
+    size = int(np.prod(shape)) if shape else 1
+    if op.type == "XavierFill":
+        scale = float(np.sqrt(3.0 / max(size // max(shape[0], 1), 1)))
+        return [cx.node("RandomUniform", [], op.outputs, name=op.name, shape=shape,
+                        low=-scale, high=scale)]
+    if op.type == "MSRAFill":
+        std = float(np.sqrt(2.0 / max(size // max(shape[1] if len(shape) > 1 else 1, 1), 1)))
+        return [cx.node("RandomNormal", [], op.outputs, name=op.name, shape=shape, scale=std)]
+    draws = cx.temp(op, "draws")
+    floor = cx.temp(op, "floor")
+    low, high = op.args["min"], op.args["max"]
+    return [cx.node("RandomUniform", [], [draws], shape=shape, low=float(low),
+                    high=float(high) + 1.0),
+            cx.node("Floor", [draws], [floor]),
+            cx.node("Cast", [floor], op.outputs, name=op.name, to=6)]
