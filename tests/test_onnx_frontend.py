@@ -404,8 +404,9 @@ def _unmappable_net():
     net = core.Net("mixed")
     net.Relu("x", "a")
     net.SoftmaxWithLoss(["a", "label"], ["p", "loss"])
-    net.LabelCrossEntropy(["p", "label"], "xent")
-    net.SoftmaxWithLoss(["a", "label"], ["p2", "loss2"])
+    net.SumReduceLike(["p", "a"], "same")
+    net.SoftmaxWithLoss(["same", "label"], ["p2", "loss2"])
+    net.LabelCrossEntropy(["p2", "label"], "xent")  # mapped: the net mixes both kinds
     net.Proto().external_output.extend(["loss", "xent"])
     return net.Proto()
 
@@ -416,7 +417,7 @@ def test_unmapped_ops_are_listed_together_with_positions():
         frontend.caffe2_net_to_onnx_model(_unmappable_net(), None, feeds)
     message = str(e.value)
     assert "3 op(s)" in message
-    assert "LabelCrossEntropy (op #2)" in message and "SoftmaxWithLoss (ops #1, #3)" in message
+    assert "SoftmaxWithLoss (ops #1, #3); SumReduceLike (op #2)" in message
 
 
 def test_custom_ops_when_asked_round_trip_through_the_backend():
