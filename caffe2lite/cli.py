@@ -10,6 +10,7 @@ one-line message on stderr and status 1, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections import Counter
@@ -18,6 +19,7 @@ import numpy as np
 
 from caffe2lite import zoo_widths
 from caffe2lite.onnx import cli as onnx_cli
+from caffe2lite.proto import caffe2_pb2
 from caffe2lite.runtime.errors import Caffe2LiteError
 
 _SUBCOMMANDS: list[tuple[str, str, tuple, object]] = []
@@ -76,13 +78,18 @@ def _random_init(args, net, feeds: list):
     from caffe2lite import param_init
 
     widths = getattr(zoo_widths, args.random_init)() if args.random_init else {}
+    if callable(widths):  # a zoo net whose widths are a rule over weight names
+        rule, given = widths, {}
+        widths = lambda weight: given[weight] if weight in given else rule(weight)  # noqa: E731
+    else:
+        given = widths
     for spec in args.width:
         weight, sep, count = spec.rpartition("=")
         if not sep or not weight or not count.isdigit():
             raise ValueError(f"--width '{spec}': expected WEIGHT=N (a positive integer)")
-        widths[weight] = int(count)
+        given[weight] = int(count)
     shapes = {name: value.shape for name, value in feeds}
-    return param_init.random_init_net(net, shapes, widths, seed=args.seed)
+    return param_init.random_init_net(net, shapes, widths, seed=args.seed, num_rois=args.rois)
 
 
 # Options of `run` and `run-plan` for nets from elsewhere (caffe2lite/safety.py).
@@ -125,6 +132,10 @@ def _print_blob(name: str, value) -> None:
             arg("--width", metavar="WEIGHT=N", action="append", default=[],
                 help="outputs of a Conv/FC weight for --random-init (overrides ZOO's); "
                      "repeatable"),
+            arg("--rois", metavar="N", type=int, default=None,
+                help="for --random-init of detection nets: RoIs after GenerateProposals / "
+                     "BoxWithNMSLimit to shape the parameters by (default: the most those "
+                     "ops produce)"),
             arg("--seed", type=int, default=0,
                 help="seed of the random:SHAPE feeds and of --random-init (default 0)"),
             arg("--fetch", metavar="NAME", action="append", default=None,
@@ -145,14 +156,19 @@ def run_command(args) -> int:
     _apply_safety(args)
     net = load_net(args.net)
     init = load_net(args.init) if args.init else None
+    _refuse_missing_operators(net, init)
     rng = np.random.default_rng(args.seed)
     feeds = [_parse_feed(spec, rng) for spec in args.feed]
     if args.random_init or args.width:
         if init is not None:
             raise ValueError("--random-init/--width make the init net; do not give --init too")
+        _refuse_unknown_feeds(net, feeds)
         init = _random_init(args, net, feeds)
-    if init is not None:
         workspace.RunNetOnce(init, timeout=args.timeout)
+    else:
+        if init is not None:
+            workspace.RunNetOnce(init, timeout=args.timeout)
+        _refuse_unknown_feeds(net, feeds)  # after the init net: it says which are parameters
     for name, value in feeds:
         workspace.FeedBlob(name, value)
     workspace.RunNetOnce(net, timeout=args.timeout)
@@ -163,6 +179,44 @@ def run_command(args) -> int:
     for name in names:
         _print_blob(name, workspace.FetchBlob(name))
     return 0
+
+
+def _refuse_missing_operators(*nets) -> None:
+    """Operators that do not exist here, named before anything runs: any other error the
+    net would give first (a parameter's shape, say) would only hide them."""
+    from caffe2lite.runtime.registry import missing_operators
+
+    for net in filter(None, nets):
+        missing = missing_operators(net)
+        if missing:
+            raise ValueError(f'net "{net.name}" uses operators not implemented in caffe2lite: '
+                             f"{', '.join(missing)} (`caffe2lite show` summarises the net)")
+
+
+def _net_inputs(net) -> list[str]:
+    """Blobs the net reads before writing them: its external inputs, and any blob it
+    reads without declaring it (hand-written nets often declare nothing)."""
+    names, written = list(net.external_input), set()
+    for op in net.op:
+        names += [blob for blob in op.input if blob not in written and blob not in names]
+        written.update(op.output)
+    return names
+
+
+def _refuse_unknown_feeds(net, feeds) -> None:
+    """A fed name the net never reads is a typo (data for dta): refuse it, naming the
+    inputs the net wants fed -- the ones no init net set, as workspace.Predictor finds
+    them -- instead of running and failing on a shape far from the cause."""
+    from caffe2lite.runtime import workspaces
+    from caffe2lite.runtime.predictor import data_inputs
+
+    inputs = _net_inputs(net)
+    unknown = [name for name, _ in feeds if name not in inputs]
+    if unknown:
+        declared = caffe2_pb2.NetDef(external_input=inputs)
+        wanted = data_inputs(declared, workspaces.current().blobs)
+        raise ValueError(f"--feed {unknown[0]}: net \"{net.name}\" has no input "
+                         f"'{unknown[0]}'; its data inputs: {_names(wanted)}")
 
 
 # -- ops -------------------------------------------------------------------------
@@ -278,17 +332,60 @@ subcommand("convert", "convert a Caffe2 net to an ONNX model, or an ONNX model t
     onnx_cli.convert_command)
 
 
+# -- draw (caffe2lite.net_drawer) --------------------------------------------------
+@subcommand("draw", "draw a net (or each net of a plan) as DOT, JSON, SVG, PNG or PDF",
+            arg("net", help="NetDef or PlanDef file (.pb binary or .pbtxt text)"),
+            arg("-o", "--output", metavar="FILE",
+                help="net.dot / net.json (no extra programs), net.svg / .png / .pdf (needs "
+                     "Graphviz's dot); default: DOT text on stdout"),
+            arg("--minimal", action="store_true", help="op nodes only, no blob nodes"),
+            arg("--minimal-dependency", action="store_true",
+                help="with --minimal, leave out the edges other paths imply"),
+            arg("--rankdir", default="LR", help="Graphviz rank direction (default LR)"))
+def draw_command(args) -> int:
+    from caffe2lite import net_drawer
+
+    return net_drawer.draw_command(args)
+
+
 # -- entry point -----------------------------------------------------------------
+_IMPORT_HELP = ("import a package or module of operators first (found on sys.path, the "
+                "current folder included); repeatable, before or after the command")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="caffe2lite",
                                      description="Run and inspect Caffe2 nets with caffe2lite.")
+    # Two destinations: a subcommand's namespace would overwrite the one before it.
+    parser.add_argument("--import", dest="imports_before", metavar="MODULE", action="append",
+                        default=[], help=_IMPORT_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text, arguments, fn in _SUBCOMMANDS:
         p = sub.add_parser(name, help=help_text, description=help_text)
         for flags, options in arguments:
             p.add_argument(*flags, **options)
+        p.add_argument("--import", dest="imports_after", metavar="MODULE", action="append",
+                       default=[], help=_IMPORT_HELP)
         p.set_defaults(handler=fn)
     return parser
+
+
+def _import_operators(modules) -> None:
+    """Load the operator packages named by --import, CAFFE2LITE_IMPORT and the installed
+    entry points before the command runs.  The current folder is searched last (where
+    ``python -m`` would search it first), so ``--import my_ops`` finds ``./my_ops.py``."""
+    from caffe2lite.runtime import registry
+
+    for module in modules:
+        registry.add_operator_package(module, source=f"--import {module}")
+    here = os.getcwd() if os.getcwd() not in sys.path and "" not in sys.path else None
+    if here:
+        sys.path.append(here)
+    try:
+        registry.load_operator_packages()
+    finally:
+        if here:
+            sys.path.remove(here)
 
 
 def main(argv=None) -> int:
@@ -299,6 +396,21 @@ def main(argv=None) -> int:
     except SystemExit as e:  # usage error or --help: argparse already printed it
         return e.code if isinstance(e.code, int) else 2
     try:
-        return args.handler(args)
-    except (Caffe2LiteError, OSError, ValueError) as e:
+        _import_operators(args.imports_before + args.imports_after)
+        status = args.handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return status
+    except BrokenPipeError:
+        return _reader_left()
+    except (Caffe2LiteError, OSError, ValueError, ImportError) as e:
         return _fail(str(e))
+
+
+def _reader_left() -> int:
+    """The reader of stdout went away (``caffe2lite ops | head``): a normal end for a
+    command, as for ``ls | head``.  Output still buffered goes nowhere, so that Python
+    does not report the same broken pipe again when it flushes stdout at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 0

@@ -10,9 +10,9 @@ tests/test_caffe2_golden.py.)
 
 from __future__ import annotations
 
-from hypothesis import given
+from caffe2lite.hypothesis_test_util import HypothesisTestCase  # first: says if hypothesis is missing
 
-from caffe2lite.hypothesis_test_util import HypothesisTestCase
+from hypothesis import given  # noqa: E402,I001
 
 SerializedTestCase = HypothesisTestCase
 

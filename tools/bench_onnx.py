@@ -4,7 +4,7 @@
         [--repeat 3] [--nets alexnet inception_v1 resnet50 squeezenet]
 
 Each model-zoo predict net of the corpus (../shared/nets, or
-$CAFFE2LITE_NETS_DIR) gets seeded random weights from ``caffe2lite.param_init``
+$CAFFE2LITE_NETS) gets seeded random weights from ``caffe2lite.param_init``
 (the published widths), is exported with ``caffe2lite.onnx.frontend`` and run
 by ONNX Runtime (CPUExecutionProvider) -- what an inference user leaving
 Caffe2 would pick.  Both get ``--threads`` threads (set before NumPy loads;
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-NETS = Path(os.environ.get("CAFFE2LITE_NETS_DIR") or ROOT.parent / "shared" / "nets")
+NETS = Path(os.environ.get("CAFFE2LITE_NETS") or ROOT.parent / "shared" / "nets")
 ZOO = {"alexnet": ("facebookarchive__models__bvlc_alexnet_predict_net.pbtxt", 227),
        "inception_v1": ("facebookarchive__models__inception_v1_predict_net.pbtxt", 224),
        "resnet50": ("facebookarchive__models__resnet50_predict_net.pbtxt", 224),
