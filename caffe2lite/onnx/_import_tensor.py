@@ -233,13 +233,23 @@ def slice_(node, cx):
         raise node.unsupported("steps other than 1 have no Caffe2 mapping")
     shape = cx.static_shape(node, node.inputs[0])
     axes = list(range(len(starts))) if axes is None else [a % len(shape) for a in axes]
-    begin, end = [0] * len(shape), list(shape)
+    cuts = []  # Caffe2's Slice cuts one dim at a time: one op per cut dim
     for axis, s, e in zip(axes, starts, ends):
         size = shape[axis]
         s = min(max(s + size if s < 0 else s, 0), size)
-        e = min(max(e + size if e < 0 else e, 0), size)
-        begin[axis], end[axis] = s, max(e, s)
-    return [op("Slice", node.inputs[:1], node.outputs, node, starts=begin, ends=end)]
+        e = max(min(max(e + size if e < 0 else e, 0), size), s)
+        if (s, e) != (0, size):
+            begin, end = [0] * len(shape), list(shape)
+            begin[axis], end[axis] = s, e
+            cuts.append((begin, end))
+    if not cuts:
+        return [op("Copy", node.inputs[:1], node.outputs, node)]
+    ops, x = [], node.inputs[0]
+    for i, (begin, end) in enumerate(cuts):
+        y = node.outputs[0] if i == len(cuts) - 1 else cx.temp(node, f"cut{i}")
+        ops.append(op("Slice", [x], [y], node, starts=begin, ends=end))
+        x = y
+    return ops
 
 
 @imports("TopK")
