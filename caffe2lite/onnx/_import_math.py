@@ -19,7 +19,7 @@ SAME = {
     "Sqrt": "Sqrt", "Abs": "Abs", "Neg": "Negative", "Not": "Not", "Identity": "Copy",
     "Add": "Add", "Sub": "Sub", "Mul": "Mul", "Div": "Div", "And": "And", "Or": "Or",
     "Xor": "Xor", "Equal": "EQ", "Less": "LT", "Greater": "GT", "LessOrEqual": "LE",
-    "GreaterOrEqual": "GE", "Sum": "Sum",
+    "GreaterOrEqual": "GE",
     # breadth-math's operators (Caffe2 names)
     "Reciprocal": "Reciprocal", "Floor": "Floor", "Ceil": "Ceil", "Sin": "Sin", "Cos": "Cos",
     "Tan": "Tan", "Asin": "Asin", "Acos": "Acos", "Atan": "Atan", "Sinh": "Sinh",
@@ -244,3 +244,20 @@ def mod(node, cx):
                   op("And", [nonzero, apart], [fix]),
                   op("Cast", [fix], [fix_t], to=caffe2_type_of_onnx(onnx_type(dtype))),
                   op("Mul", [fix_t, b], [shift]), op("Add", [remainder, shift], [y])]
+
+
+@imports("Sum")
+def sum_(node, cx):
+    """Caffe2's Sum adds same-shaped tensors; ONNX's broadcasts, so inputs whose shapes
+    differ (or are unknown) are added pairwise with Add, which broadcasts as NumPy."""
+    shapes = {cx.shape(x) for x in node.inputs}
+    if len(node.inputs) == 1:
+        return [op("Copy", node.inputs, node.outputs, node)]
+    if len(shapes) == 1 and None not in shapes:
+        return [op("Sum", node.inputs, node.outputs, node)]
+    ops, total = [], node.inputs[0]
+    for i, x in enumerate(node.inputs[1:], 1):
+        out = node.outputs[0] if i == len(node.inputs) - 1 else cx.temp(node, f"partial{i}")
+        ops.append(op("Add", [total, x], [out], node))
+        total = out
+    return ops
