@@ -27,15 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests" / "onnx_backend_exclusions.py"
 
-# Caffe2 operators the ONNX mappings name that other branches are adding.
+# Caffe2 operators the ONNX mappings name that another branch is still adding.
 PENDING = {
-    "breadth-math": "ReduceSum ReduceMean ReduceMax ReduceMin ReduceL1 ReduceL2 ArgMax ArgMin "
-                    "Max Min Mean Reciprocal Floor Ceil Sin Cos Tan Asin Acos Atan Sinh Cosh "
-                    "Erf Sign Softsign Softplus Elu Selu LeakyRelu ThresholdedRelu HardSigmoid "
-                    "BitwiseAnd BitwiseOr BitwiseXor InstanceNorm LayerNorm Normalize "
-                    "NormalizeL1 PRelu Gelu Swish".split(),
     "breadth-seq": "ExpandDims Squeeze Expand Where Range NumpyTile IsNaN TopK PadImage".split(),
-    "detection": "Slice".split(),
 }
 OWNER = {op: branch for branch, ops in PENDING.items() for op in ops}
 

@@ -1,8 +1,6 @@
-"""Caffe2 -> ONNX: breadth-math's unary math and activations (Caffe2's names and args).
+"""Caffe2 -> ONNX: the unary math and activation operators (Caffe2's names and args).
 
-These operators are being added to caffe2lite on another branch; the mappings
-are data, checked by tests/test_onnx_export_more_ops.py once the operators are
-registered (skipped, naming the operator, until then).
+Checked against ONNX Runtime by tests/test_onnx_export_more_ops.py.
 """
 
 from __future__ import annotations

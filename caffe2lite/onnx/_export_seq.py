@@ -1,6 +1,7 @@
 """Caffe2 -> ONNX: breadth-seq's and detection's shape ops (Caffe2's names and args).
 
-Mapped as data until the operators land on this branch (tests skip naming them).
+breadth-seq's operators are mapped as data until they are merged
+(tests/test_onnx_export_more_ops.py skips them, naming each, until then).
 """
 
 from __future__ import annotations
