@@ -22,27 +22,28 @@ QUANTIZED = {2: np.uint8, 3: np.int8, 4: np.uint16, 5: np.int16}
 FLOATS = {1: np.float32, 10: np.float16, 11: np.float64}
 
 
-def _expand(ctx, value, shape, what):
-    """Scale / zero point broadcast against X: per tensor, per axis or per block."""
+def _expand(ctx, value, shape, i):
+    """Input i (a scale or zero point) broadcast against X: per tensor, axis or block."""
     if value.ndim == 0 or value.size == 1:
         return value.reshape(())
-    axis = ctx.args["axis"]
+    axis, block = ctx.args["axis"], ctx.args["block_size"]
     if not -len(shape) <= axis < len(shape):
-        ctx.fail(f"axis {axis} is out of range for rank {len(shape)}")
+        ctx.fail(f"argument 'axis' = {axis} is out of range for rank {len(shape)}")
+    if block < 0:
+        ctx.fail(f"argument 'block_size' = {block} must not be negative")
     axis %= len(shape)
-    block = ctx.args["block_size"]
     if not block:
         if value.ndim != 1 or value.size != shape[axis]:
-            ctx.fail(f"{what} {tuple(value.shape)} must be one value or ({shape[axis]},) "
-                     f"along axis {axis}")
+            ctx.fail_input(i, f"{tuple(value.shape)} must be one value or ({shape[axis]},) "
+                              f"along axis {axis}")
         dims = [1] * len(shape)
         dims[axis] = value.size
         return value.reshape(dims)
     blocks = -(-shape[axis] // block)
     expected = tuple(shape[:axis]) + (blocks,) + tuple(shape[axis + 1:])
-    if block < 0 or tuple(value.shape) != expected:
-        ctx.fail(f"{what} {tuple(value.shape)} must be {expected} for blocks of {block} "
-                 f"along axis {axis}")
+    if tuple(value.shape) != expected:
+        ctx.fail_input(i, f"{tuple(value.shape)} must be {expected} for blocks of {block} "
+                          f"along axis {axis}")
     return ctx.xp.repeat(value, block, axis=axis).take(ctx.xp.arange(shape[axis]), axis=axis)
 
 
@@ -83,10 +84,10 @@ def quantize_linear(ctx, x, scale, zero_point=None):
                  f"{dtype if dtype is not None else wanted}")
     xp = ctx.xp
     work = FLOATS.get(ctx.args["precision"], x.dtype) if ctx.args["precision"] else x.dtype
-    ratio = x.astype(work) / _expand(ctx, scale, x.shape, "y_scale").astype(work)
+    ratio = x.astype(work) / _expand(ctx, scale, x.shape, 1).astype(work)
     q = xp.rint(ratio).astype(np.int64)
     if zero_point is not None:
-        q = q + _expand(ctx, zero_point, x.shape, "y_zero_point").astype(np.int64)
+        q = q + _expand(ctx, zero_point, x.shape, 2).astype(np.int64)
     info = np.iinfo(dtype)
     return (xp.clip(q, info.min, info.max).astype(dtype),)
 
@@ -122,6 +123,6 @@ def dequantize_linear(ctx, x, scale, zero_point=None):
     out = FLOATS.get(ctx.args["output_dtype"], scale.dtype)
     shifted = x.astype(np.int64)
     if zero_point is not None:
-        shifted = shifted - _expand(ctx, zero_point, x.shape, "x_zero_point").astype(np.int64)
-    scale = _expand(ctx, scale, x.shape, "x_scale")
+        shifted = shifted - _expand(ctx, zero_point, x.shape, 2).astype(np.int64)
+    scale = _expand(ctx, scale, x.shape, 1)
     return ((shifted.astype(scale.dtype) * scale).astype(out),)

@@ -10,6 +10,8 @@ log-probabilities.  (Caffe2's SoftmaxWithLoss and LabelCrossEntropy are
 different contracts: 2-D only, no ignore_index, probabilities out.)
 """
 
+import numpy as np
+
 from caffe2lite.runtime import (GRADIENT_NOT_IMPLEMENTED_YET, Arg, OpSchema, register_kernel,
                                 register_schema)
 
@@ -58,7 +60,8 @@ def negative_log_likelihood(ctx, log_prob, target, weight):
         return loss
     if reduction == "sum":
         return xp.asarray(loss.sum(), log_prob.dtype)
-    return xp.asarray(loss.sum() / factor.sum(), log_prob.dtype)
+    with np.errstate(invalid="ignore", divide="ignore"):  # nothing counted: NaN, as ONNX
+        return xp.asarray(loss.sum() / factor.sum(), log_prob.dtype)
 
 
 register_schema(OpSchema(

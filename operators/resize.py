@@ -72,6 +72,8 @@ def _plan(ctx, x, axes):
     """[(axis, scale, output size, (roi start, roi end))] for the axes to resize."""
     args = ctx.args
     if args["sizes"]:
+        if min(args["sizes"]) < 0:
+            ctx.fail(f"argument 'sizes' = {list(args['sizes'])} must not be negative")
         scales = [s / x.shape[a] if x.shape[a] else 1.0 for s, a in zip(args["sizes"], axes)]
         sizes = list(args["sizes"])
         if args["keep_aspect_ratio_policy"] != "stretch":
@@ -80,8 +82,8 @@ def _plan(ctx, x, axes):
             sizes = [int(one * x.shape[a] + 0.5) for a in axes]
     else:
         scales = list(args["scales"])
-        if min(scales) <= 0:
-            ctx.fail(f"argument 'scales' = {scales} must be positive")
+        if not all(np.isfinite(scales)) or min(scales) <= 0:
+            ctx.fail(f"argument 'scales' = {scales} must be positive numbers")
         sizes = [int(s * x.shape[a]) for s, a in zip(scales, axes)]
     roi = args["roi"]
     n = len(axes)
