@@ -16,7 +16,7 @@ from itertools import chain
 
 import numpy as np
 
-from caffe2lite import gradients, scope
+from caffe2lite import control_ops_grad, gradients, scope
 from caffe2lite import pybind_state as C  # noqa: N812 (Caffe2's core.C)
 from caffe2lite.operators import python_op
 from caffe2lite.proto import caffe2_pb2
@@ -281,6 +281,12 @@ class GradientRegistry:
         return grad_ops, _blob_references(input_to_grad)
 
 
+# Control ops' gradients are Python makers, as Caffe2's core registered them.
+GradientRegistry.RegisterGradient("Do")(control_ops_grad.gen_do_gradient)
+GradientRegistry.RegisterGradient("If")(control_ops_grad.gen_if_gradient)
+GradientRegistry.RegisterGradient("While")(control_ops_grad.gen_while_gradient)
+
+
 class IR(gradients.BackwardPass):
     """Caffe2's ``IR``: the SSA form of a list of operators, and their backward pass."""
 
@@ -334,6 +340,12 @@ def get_ssa(net, blob_versions=None):
             blob_versions[str(name)] = blob_versions.get(str(name), 0) + 1
         ssa.append((inputs, [(str(o), blob_versions[str(o)]) for o in op.output]))
     return ssa, blob_versions
+
+
+def get_undefined_blobs(ssa):
+    """Caffe2's get_undefined_blobs: the blobs of a get_ssa() result read at version 0
+    (used before any op of the net defines them)."""
+    return {name for inputs, _outputs in ssa for name, version in inputs if version == 0}
 
 
 def output_to_list(op_output):

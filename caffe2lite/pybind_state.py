@@ -33,6 +33,16 @@ use_trt = False
 define_caffe2_no_operator_schema = False
 
 
+def builtin_cpu_supports_avx2() -> bool:
+    """Whether this CPU has AVX2 (Caffe2's __builtin_cpu_supports("avx2"); tests of its MKL
+    kernels skip without it), as NumPy's build detected it."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # NumPy 1.x
+        from numpy.core._multiarray_umath import __cpu_features__
+    return bool(__cpu_features__.get("AVX2", False))
+
+
 def _name(name) -> str:
     return _workspaces.blob_name(name)
 

@@ -1,0 +1,263 @@
+"""ONNX -> Caffe2: elementwise math, comparisons, Cast, Clip, MatMul, Gemm, reductions.
+
+ONNX broadcasts like NumPy since opset 7, and so do caffe2lite's binary ops
+without ``broadcast=1``, so those map by name.  Rows whose Caffe2 operator
+another caffe2lite module is adding (the trig and activation ops, the
+reductions, Max/Min/Mean) are mapped by Caffe2's names all the same.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from caffe2lite.onnx._import_base import imports, op
+from caffe2lite.onnx.dtypes import caffe2_type_of_onnx, numpy_type, onnx_type
+
+# ONNX type -> Caffe2 type, same inputs, outputs and (absent) attributes.
+SAME = {
+    "Relu": "Relu", "Sigmoid": "Sigmoid", "Tanh": "Tanh", "Exp": "Exp", "Log": "Log",
+    "Sqrt": "Sqrt", "Abs": "Abs", "Neg": "Negative", "Not": "Not", "Identity": "Copy",
+    "Add": "Add", "Sub": "Sub", "Mul": "Mul", "Div": "Div", "And": "And", "Or": "Or",
+    "Xor": "Xor", "Equal": "EQ", "Less": "LT", "Greater": "GT", "LessOrEqual": "LE",
+    "GreaterOrEqual": "GE",
+    # breadth-math's operators (Caffe2 names)
+    "Reciprocal": "Reciprocal", "Floor": "Floor", "Ceil": "Ceil", "Sin": "Sin", "Cos": "Cos",
+    "Tan": "Tan", "Asin": "Asin", "Acos": "Acos", "Atan": "Atan", "Sinh": "Sinh",
+    "Cosh": "Cosh", "Erf": "Erf", "Sign": "Sign", "Softsign": "Softsign",
+    "Softplus": "Softplus", "Max": "Max", "Min": "Min", "Mean": "Mean",
+    "BitwiseAnd": "BitwiseAnd", "BitwiseOr": "BitwiseOr", "BitwiseXor": "BitwiseXor",
+    # breadth-seq's
+    "IsNaN": "IsNaN",
+}
+# ONNX type -> (Caffe2 type, {onnx attribute: caffe2 argument}, {attribute: ONNX default})
+WITH_ARGS = {
+    "Elu": ("Elu", {"alpha": "alpha"}, {"alpha": 1.0}),
+    "Selu": ("Selu", {"alpha": "alpha", "gamma": "scale"},
+             {"alpha": 1.6732632423543772, "gamma": 1.0507009873554805}),
+    "LeakyRelu": ("LeakyRelu", {"alpha": "alpha"}, {"alpha": 0.01}),
+    "ThresholdedRelu": ("ThresholdedRelu", {"alpha": "alpha"}, {"alpha": 1.0}),
+    "HardSigmoid": ("HardSigmoid", {"alpha": "alpha", "beta": "beta"},
+                    {"alpha": 0.2, "beta": 0.5}),
+}
+
+
+# Before opset 7 these broadcast as Caffe2 did: only with broadcast=1, from ``axis``.
+LEGACY_BROADCAST = {"Add", "Sub", "Mul", "Div", "And", "Or", "Xor", "Equal", "Less",
+                    "Greater", "Pow", "Gemm"}
+
+
+def legacy_broadcast_args(node, cx) -> dict:
+    if cx.opset >= 7 or node.op_type not in LEGACY_BROADCAST:
+        return {}
+    args = {"broadcast": node.attrs.get("broadcast", 0)}
+    if "axis" in node.attrs:
+        args["axis"] = node.attrs["axis"]
+    return args if args["broadcast"] else {}
+
+
+@imports(*SAME)
+def same(node, cx):
+    return [op(SAME[node.op_type], node.inputs, node.outputs, node,
+               **legacy_broadcast_args(node, cx))]
+
+
+@imports(*WITH_ARGS)
+def with_args(node, cx):
+    c2_type, renames, defaults = WITH_ARGS[node.op_type]
+    args = {renames[k]: float(node.attrs.get(k, defaults[k])) for k in renames}
+    return [op(c2_type, node.inputs, node.outputs, node, **args)]
+
+
+@imports("Pow")
+def pow_(node, cx):
+    exponent = cx.constants.get(node.inputs[1])
+    if exponent is not None and exponent.size == 1:
+        return [op("Pow", node.inputs[:1], node.outputs, node, exponent=float(exponent))]
+    return [op("Pow", node.inputs, node.outputs, node)]
+
+
+@imports("Cast")
+def cast(node, cx):
+    if node.attrs.get("saturate", 1) != 1 and node.attrs["to"] not in (1, 10, 11):
+        raise node.unsupported("saturate=0 (float8 targets) has no Caffe2 mapping")
+    return [op("Cast", node.inputs, node.outputs, node,
+               to=caffe2_type_of_onnx(node.attrs["to"]))]
+
+
+@imports("CastLike")
+def cast_like(node, cx):
+    return [op("Cast", node.inputs[:1], node.outputs, node,
+               to=caffe2_type_of_onnx(cx.elem_type(node, node.inputs[1])))]
+
+
+@imports("Clip")
+def clip(node, cx):
+    if cx.opset < 11:
+        low, high = node.attrs.get("min"), node.attrs.get("max")
+    else:
+        low, high = cx.constant(node, 1, "min"), cx.constant(node, 2, "max")
+    args = {}
+    if low is not None:
+        args["min"] = float(np.asarray(low))
+    if high is not None:
+        args["max"] = float(np.asarray(high))
+    return [op("Clip", node.inputs[:1], node.outputs, node, **args)]
+
+
+@imports("MatMul")
+def matmul(node, cx):
+    return [op("BatchMatMul", node.inputs, node.outputs, node, broadcast=1)]
+
+
+@imports("Gemm")
+def gemm(node, cx):
+    """alpha * A' @ B' + beta * C: FC when it is exactly that (B transposed, C a vector,
+    no scaling), else BatchMatMul with Scale / Add."""
+    alpha, beta = node.attrs.get("alpha", 1.0), node.attrs.get("beta", 1.0)
+    trans_a, trans_b = node.attrs.get("transA", 0), node.attrs.get("transB", 0)
+    c = node.input(2)
+    c_shape = cx.shape(c) if c else None
+    if (alpha == 1.0 and beta == 1.0 and not trans_a and trans_b and c
+            and c_shape is not None and len(c_shape) == 1):
+        return [op("FC", node.inputs[:3], node.outputs, node)]
+    y = node.outputs[0]
+    product = cx.temp(node, "product") if (alpha != 1.0 or c) else y
+    ops = [op("BatchMatMul", node.inputs[:2], [product], node, trans_a=trans_a,
+              trans_b=trans_b)]
+    if alpha != 1.0:
+        scaled = cx.temp(node, "scaled") if c else y
+        ops.append(op("Scale", [product], [scaled], scale=float(alpha)))
+        product = scaled
+    if c:
+        if beta != 1.0:
+            c_scaled = cx.temp(node, "c_scaled")
+            ops.append(op("Scale", [c], [c_scaled], scale=float(beta)))
+            c = c_scaled
+        ops.append(op("Add", [product, c], [y]))
+    return ops
+
+
+REDUCTIONS = {"ReduceSum": "ReduceSum", "ReduceMean": "ReduceMean", "ReduceMax": "ReduceMax",
+              "ReduceMin": "ReduceMin", "ReduceL1": "ReduceL1", "ReduceL2": "ReduceL2"}
+
+
+# ONNX reductions that are a Caffe2 reduction between elementwise ops: (before, reduce, after)
+COMPOSED_REDUCTIONS = {"ReduceSumSquare": ("Sqr", "ReduceSum", None),
+                       "ReduceLogSum": (None, "ReduceSum", "Log"),
+                       "ReduceLogSumExp": ("Exp", "ReduceSum", "Log")}
+
+
+@imports(*COMPOSED_REDUCTIONS)
+def composed_reduce(node, cx):
+    before, kind, after = COMPOSED_REDUCTIONS[node.op_type]
+    x, y = node.inputs[0], node.outputs[0]
+    ops = []
+    if before:
+        ops.append(op(before, [x], [cx.temp(node, before.lower())]))
+        x = ops[-1].output[0]
+    reduced = cx.temp(node, "reduced") if after else y
+    inner = type(node)(kind, [x] + node.inputs[1:], [reduced], node.attrs, node.name,
+                       node.where)
+    ops += reduce(inner, cx)
+    if after:
+        ops.append(op(after, [reduced], [y]))
+    return ops
+
+
+@imports(*REDUCTIONS)
+def reduce(node, cx):
+    """Caffe2's Reduce* ops (axes, keepdims) -- breadth-math's operators."""
+    axes = node.attrs.get("axes")
+    if axes is None and len(node.inputs) > 1:
+        axes = cx.constant(node, 1, "axes")
+    axes = [int(a) for a in np.asarray(axes).ravel()] if axes is not None else None
+    if not axes:
+        if node.attrs.get("noop_with_empty_axes", 0):
+            return [op("Copy", node.inputs[:1], node.outputs, node)]
+        axes = list(range(cx.rank(node, node.inputs[0])))
+    return [op(REDUCTIONS[node.op_type], node.inputs[:1], node.outputs, node, axes=axes,
+               keepdims=node.attrs.get("keepdims", 1))]
+
+
+@imports("ArgMax", "ArgMin")
+def arg_reduce(node, cx):
+    if node.attrs.get("select_last_index", 0):
+        raise node.unsupported("select_last_index=1 has no Caffe2 mapping")
+    return [op(node.op_type, node.inputs, node.outputs, node, axis=node.attrs.get("axis", 0),
+               keepdims=node.attrs.get("keepdims", 1))]
+
+
+@imports("Softmax", "LogSoftmax")
+def softmax(node, cx):
+    """Caffe2's Softmax coerces X to 2-D at ``axis`` (ONNX's meaning before opset 13);
+    from 13 ONNX normalises along one axis, which is the same only for the last one, so
+    other axes are moved last and back."""
+    x, y = node.inputs[0], node.outputs[0]
+    default = -1 if cx.opset >= 13 else 1
+    axis = node.attrs.get("axis", default)
+    rank = cx.rank(node, x)
+    axis = axis + rank if axis < 0 else axis
+    log = node.op_type == "LogSoftmax"
+    soft = cx.temp(node, "softmax") if log else y
+    ops = []
+    if cx.opset < 13 or axis == rank - 1:
+        ops.append(op("Softmax", [x], [soft], node, axis=axis))
+    else:
+        perm = [d for d in range(rank) if d != axis] + [axis]
+        back = list(np.argsort(perm))
+        moved, moved_soft = cx.temp(node, "moved"), cx.temp(node, "moved_softmax")
+        ops += [op("Transpose", [x], [moved], axes=perm),
+                op("Softmax", [moved], [moved_soft], node, axis=rank - 1),
+                op("Transpose", [moved_soft], [soft], axes=[int(b) for b in back])]
+    if log:
+        ops.append(op("Log", [soft], [y]))
+    return ops
+
+
+@imports("Mod")
+def mod(node, cx):
+    """A composition of Caffe2's elementwise ops (breadth-math's Mod takes a scalar
+    divisor argument only): r = a - trunc(a / b) * b, the C fmod; for fmod=0, r + b where
+    r and b have opposite signs, Python's %."""
+    a, b = node.inputs
+    y = node.outputs[0]
+    dtype = numpy_type(cx.elem_type(node, a))
+    t = lambda what: cx.temp(node, what)  # noqa: E731
+    quotient, product = t("quotient"), t("product")
+    ops = []
+    if dtype.kind == "f":
+        q_int = t("q_int")
+        ops += [op("Div", [a, b], [q_int + "_f"]),
+                op("Cast", [q_int + "_f"], [q_int], to=10),  # INT64: truncates, as C
+                op("Cast", [q_int], [quotient], to=caffe2_type_of_onnx(onnx_type(dtype)))]
+    else:
+        ops.append(op("Div", [a, b], [quotient]))  # integer Div truncates toward 0
+    remainder = y if node.attrs.get("fmod", 0) else t("remainder")
+    ops += [op("Mul", [quotient, b], [product]), op("Sub", [a, product], [remainder], node)]
+    if remainder == y:
+        return ops
+    zero = cx.const(np.zeros((), dtype), hint="zero")
+    nonzero, r_neg, b_neg, apart, fix, fix_t, shift = (
+        t("nonzero"), t("r_neg"), t("b_neg"), t("apart"), t("fix"), t("fix_t"), t("shift"))
+    return ops + [op("NE", [remainder, zero], [nonzero]), op("LT", [remainder, zero], [r_neg]),
+                  op("LT", [b, zero], [b_neg]), op("Xor", [r_neg, b_neg], [apart]),
+                  op("And", [nonzero, apart], [fix]),
+                  op("Cast", [fix], [fix_t], to=caffe2_type_of_onnx(onnx_type(dtype))),
+                  op("Mul", [fix_t, b], [shift]), op("Add", [remainder, shift], [y])]
+
+
+@imports("Sum")
+def sum_(node, cx):
+    """Caffe2's Sum adds same-shaped tensors; ONNX's broadcasts, so inputs whose shapes
+    differ (or are unknown) are added pairwise with Add, which broadcasts as NumPy."""
+    shapes = {cx.shape(x) for x in node.inputs}
+    if len(node.inputs) == 1:
+        return [op("Copy", node.inputs, node.outputs, node)]
+    if len(shapes) == 1 and None not in shapes:
+        return [op("Sum", node.inputs, node.outputs, node)]
+    ops, total = [], node.inputs[0]
+    for i, x in enumerate(node.inputs[1:], 1):
+        out = node.outputs[0] if i == len(node.inputs) - 1 else cx.temp(node, f"partial{i}")
+        ops.append(op("Add", [total, x], [out], node))
+        total = out
+    return ops
