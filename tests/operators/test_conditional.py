@@ -12,8 +12,10 @@ from caffe2lite.testing import check_reference
 def test_conditional_selects_rows(dtype):
     rng = np.random.default_rng(0)
     cond = rng.random(6) < 0.5
-    t = rng.integers(0, 100, (6, 2, 3)).astype(dtype)
-    f = rng.integers(100, 200, (6, 2, 3)).astype(dtype)
+    t, f = rng.integers(0, 100, (6, 2, 3)), rng.integers(100, 200, (6, 2, 3))
+    if dtype is object:  # a string tensor: bytes
+        t, f = (np.vectorize(lambda v: str(v).encode(), otypes=[object])(a) for a in (t, f))
+    t, f = t.astype(dtype), f.astype(dtype)
 
     def ref(cond, t, f):
         return [np.stack([t[i] if cond[i] else f[i] for i in range(len(cond))])]
