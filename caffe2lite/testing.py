@@ -279,7 +279,7 @@ def random_op(schema, rng):
         forced = [i for i in range(n_in) if schema.inplace_enforced(i, j)]
         if forced:
             outputs[j] = inputs[forced[0]]
-    if inputs and rng.random() < 0.4 and schema.inplace_allowed(0, 0):
+    if inputs and outputs and rng.random() < 0.4 and schema.inplace_allowed(0, 0):
         outputs[0] = inputs[0]  # in place: the case where a half-done write would show
     args = {a.name: REQUIRED_ARG.get(a.type, "x") for a in schema.args if a.required}
     for a in schema.args:
