@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 
 import caffe2lite.hypothesis_test_util as hu
-import caffe2lite.serialized_test_util as serial
+import caffe2lite.serialized_test.serialized_test_util as serial
 from caffe2lite import core, workspace
 
 
