@@ -16,8 +16,9 @@ directory with its imports rewritten and nothing else:
   ``adagrad_test_helper``) are imported as the sibling modules they are.
 
 pytest then runs each file in its own process (Caffe2's ``conftest.py`` included,
-so per-file state cannot leak), under a per-file timeout, with a fixed hypothesis
-seed so two runs of the same code draw the same examples.  The report gives per
+so per-file state cannot leak), under a per-file timeout, with Caffe2's "dev"
+hypothesis profile derandomized (two runs of the same code draw the same examples)
+and without shrinking (see PLUGIN).  The report gives per
 file passed / failed / errored / skipped, the pass rate (passed / collected tests)
 and the failure causes ranked by the number of tests each breaks: operator types
 caffe2lite does not register, Python modules and attributes it lacks, other errors.
@@ -47,7 +48,22 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 DEFAULT_TIMEOUT_S = 300
-HYPOTHESIS_SEED = 0
+
+# A pytest plugin written beside the ported files and loaded with ``-p``: Caffe2's "dev"
+# hypothesis profile (10 examples, 10 s deadline), derandomized so that two runs of the
+# same code draw the same examples, and without shrinking: a failing test fails on the
+# same example either way, but shrinking it costs minutes per file.  Caffe2's hu loads
+# its own profile only where nothing has set hypothesis up, so this one stays in force.
+PLUGIN = "_caffe2_suite_profile"
+PLUGIN_SOURCE = """\
+from hypothesis import HealthCheck, Phase, settings
+
+settings.register_profile(
+    "caffe2_suite", max_examples=10, deadline=10000, derandomize=True, database=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+settings.load_profile("caffe2_suite")
+"""
 
 # --- the port: imports only ------------------------------------------------------------
 
@@ -80,6 +96,7 @@ def port_source(text: str) -> str:
 def prepare(folder: Path, workdir: Path) -> list[str]:
     """Copy the ported ``*.py`` of ``folder`` into ``workdir``; returns the test files."""
     tests = []
+    (workdir / f"{PLUGIN}.py").write_text(PLUGIN_SOURCE)
     for path in sorted(folder.glob("*.py")):
         (workdir / path.name).write_text(port_source(path.read_text()))
         if path.name.endswith("_test.py") or path.name.startswith("test_"):
@@ -121,8 +138,8 @@ def count_tests(path: Path) -> int:
 def run_file(python: str, workdir: Path, name: str, timeout: float) -> dict:
     """pytest on one ported file; its results as a dict (see ``parse_junit``)."""
     junit = workdir / f".{name}.junit.xml"
-    cmd = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--tb=short",
-           f"--hypothesis-seed={HYPOTHESIS_SEED}", f"--junitxml={junit}", name]
+    cmd = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", PLUGIN, "--tb=short",
+           f"--junitxml={junit}", name]
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     start = time.monotonic()
     try:
@@ -284,7 +301,7 @@ def render(results: list[dict], summary: dict, target: str, folder: Path,
         "",
         f"Measured {datetime.date.today().isoformat()} on {target} with "
         f"`tools/caffe2_suite.py {folder}` ({len(results)} test files, imports ported, "
-        f"hypothesis seed {HYPOTHESIS_SEED}; {elapsed / 60:.1f} min).",
+        f"Caffe2's dev hypothesis profile derandomized, no shrinking; {elapsed / 60:.1f} min).",
         "",
         f"**Pass rate: {t['passed']} / {t['collected']} tests = {100 * rate:.1f}%** "
         f"({t['failed']} failed, {t['errored']} errored, {t['skipped']} skipped; "
