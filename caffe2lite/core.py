@@ -325,14 +325,16 @@ class Net:
         return self.NextBlob(ScopedName(prefix or "blob"))
 
     def AddExternalInput(self, *inputs):  # noqa: N802
+        """Declare blobs as the net's inputs, named ``str(input)`` as given (no name
+        scope: AddScopedExternalInputs adds it), as Caffe2 did."""
         assert len(inputs) > 0
-        refs = _rectify(list(inputs))
+        names = [str(i) for i in inputs]
         existing = set(self._net.external_input)
-        for ref in refs:
-            assert str(ref) not in existing, f"Net already contains an input named {ref}"
-            existing.add(str(ref))
-            self._net.external_input.append(str(ref))
-        refs = [BlobReference(str(r), self) for r in refs]
+        for name in names:
+            assert name not in existing, f"Net already contains an input named {name}"
+            existing.add(name)
+        self._net.external_input.extend(names)
+        refs = [BlobReference(name, self) for name in names]
         return refs[0] if len(refs) == 1 else refs
 
     def AddExternalInputs(self, *inputs):  # noqa: N802

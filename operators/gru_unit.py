@@ -13,10 +13,12 @@ Rows whose sequence has ended carry ``H_prev`` over (zeros with ``drop_states``)
 
 from caffe2lite.operators._rnn_unit import (DROP_STATES_ARG, SEQUENCE_LENGTHS_ARG, float_state,
                                             same_shape, sigmoid, valid_rows)
-from caffe2lite.runtime import (OpSchema, dense_output_grad, grad_name, make_operator,
+from caffe2lite.runtime import (Arg, OpSchema, dense_output_grad, grad_name, make_operator,
                                 register_kernel, register_schema)
 
-ARGS = [SEQUENCE_LENGTHS_ARG, DROP_STATES_ARG]
+ARGS = [SEQUENCE_LENGTHS_ARG, DROP_STATES_ARG,
+        Arg("forget_bias", "float", 0.0, "accepted and unused (gru_cell passes it), as in "
+                                         "Caffe2")]
 
 
 def gru_unit_gradient_maker(op_def, g_output):

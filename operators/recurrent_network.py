@@ -483,4 +483,6 @@ def recurrent_network_blob_fetcher(ctx, scratch):
               for i, step in enumerate(scratch.steps) for name, value in step.items()
               if value is not None}
     ctx.workspace.blob_dict.update(copies)
-    return (np.array(list(copies), dtype=object),)
+    names = np.empty(len(copies), dtype=object)  # Caffe2's string tensors hold bytes
+    names[:] = [name.encode("utf-8") for name in copies]
+    return (names,)
