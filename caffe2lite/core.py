@@ -15,6 +15,7 @@ import traceback
 import numpy as np
 
 from caffe2lite import gradients, scope
+from caffe2lite import pybind_state as C  # noqa: F401,N812 (Caffe2's core.C: the C extension)
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.runtime import immediate, registry, ssa
 from caffe2lite.runtime.devices import device_option_equal  # noqa: F401 (Caffe2's core has it)

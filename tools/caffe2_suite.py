@@ -4,6 +4,7 @@ Usage::
 
     python tools/caffe2_suite.py /work/scratch/caffe2_operator_tests [--report FILE]
         [--json FILE] [--python PYTHON] [--jobs N] [--timeout S] [--only NAME ...]
+        [--no-compat]
 
 FOLDER holds Caffe2's ``caffe2/python/operator_test/*.py`` (fetched from
 pytorch/pytorch, never committed here).  The folder is copied to a temporary
@@ -18,7 +19,11 @@ directory with its imports rewritten and nothing else:
 pytest then runs each file in its own process (Caffe2's ``conftest.py`` included,
 so per-file state cannot leak), under a per-file timeout, with Caffe2's "dev"
 hypothesis profile derandomized (two runs of the same code draw the same examples)
-and without shrinking (see PLUGIN).  The report gives per
+and without shrinking (see PLUGIN); ``--compat`` (the default) restores the NumPy and
+Python names Caffe2's tests use that were removed since (COMPAT_SOURCE; ``--no-compat``
+leaves them out).  The environment is the interpreter's: install caffe2lite's ``suite``
+extra (SciPy and PyTorch, which some of Caffe2's test files import) to measure the
+suite as Caffe2 ran it.  The report gives per
 file passed / failed / errored / skipped, the pass rate (passed / collected tests)
 and the failure causes ranked by the number of tests each breaks: operator types
 caffe2lite does not register, Python modules and attributes it lacks, other errors.
@@ -68,6 +73,36 @@ settings.register_profile(
 settings.load_profile("caffe2_suite")
 """
 
+# With ``--compat`` (the default) the plugin also gives back the NumPy and Python names
+# Caffe2's tests use that were removed after its last release (np.float, np.int,
+# np.object, np.asscalar, NaN print thresholds, inspect.getargspec): without them a
+# file stops on the Python or NumPy of today before it tests anything of caffe2lite.
+COMPAT_SOURCE = """\
+import inspect
+import sys
+
+import numpy as np
+
+for _name, _value in {"float": float, "int": int, "object": object, "bool": bool,
+                      "complex": complex, "str": str, "long": int, "unicode": str,
+                      "unicode_": np.str_, "asscalar": lambda a: np.asarray(a).item()}.items():
+    if _name not in np.__dict__:
+        setattr(np, _name, _value)
+
+_set_printoptions = np.set_printoptions
+
+
+def _set_printoptions_nan(*args, **kwargs):
+    if kwargs.get("threshold") is not None and kwargs["threshold"] != kwargs["threshold"]:
+        kwargs["threshold"] = sys.maxsize
+    return _set_printoptions(*args, **kwargs)
+
+
+np.set_printoptions = _set_printoptions_nan
+if not hasattr(inspect, "getargspec"):
+    inspect.getargspec = lambda f: inspect.getfullargspec(f)[:4]
+"""
+
 # --- the port: imports only ------------------------------------------------------------
 
 _SIBLING = re.compile(r"\bcaffe2\.python\.operator_test\.")
@@ -96,10 +131,11 @@ def port_source(text: str) -> str:
     return "".join(lines)
 
 
-def prepare(folder: Path, workdir: Path) -> list[str]:
+def prepare(folder: Path, workdir: Path, compat: bool = True) -> list[str]:
     """Copy the ported ``*.py`` of ``folder`` into ``workdir``; returns the test files."""
     tests = []
-    (workdir / f"{PLUGIN}.py").write_text(PLUGIN_SOURCE)
+    (workdir / f"{PLUGIN}.py").write_text(PLUGIN_SOURCE + ("\n" + COMPAT_SOURCE if compat
+                                                          else ""))
     for path in sorted(folder.glob("*.py")):
         (workdir / path.name).write_text(port_source(path.read_text()))
         if path.name.endswith("_test.py") or path.name.startswith("test_"):
@@ -295,7 +331,7 @@ def summarise(results: list[dict]) -> dict:
 
 
 def render(results: list[dict], summary: dict, target: str, folder: Path,
-           elapsed: float) -> str:
+           elapsed: float, compat: bool = True) -> str:
     t = summary["totals"]
     rate = summary["pass_rate"]
     runnable = t["collected"] - t["skipped"]
@@ -304,7 +340,9 @@ def render(results: list[dict], summary: dict, target: str, folder: Path,
         "",
         f"Measured {datetime.date.today().isoformat()} on {target} with "
         f"`tools/caffe2_suite.py {folder}` ({len(results)} test files, imports ported, "
-        f"Caffe2's dev hypothesis profile derandomized, no shrinking; {elapsed / 60:.1f} min).",
+        f"Caffe2's dev hypothesis profile derandomized, no shrinking"
+        f"{', NumPy/Python names removed since Caffe2 restored' if compat else ''}; "
+        f"{elapsed / 60:.1f} min).",
         "",
         f"**Pass rate: {t['passed']} / {t['collected']} tests = {100 * rate:.1f}%** "
         f"({t['failed']} failed, {t['errored']} errored, {t['skipped']} skipped; "
@@ -354,13 +392,16 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
                         help=f"seconds per file (default {DEFAULT_TIMEOUT_S})")
     parser.add_argument("--only", nargs="*", help="run only these files (names or stems)")
+    parser.add_argument("--no-compat", dest="compat", action="store_false",
+                        help="leave out the NumPy/Python names removed since Caffe2 "
+                             "(np.float, inspect.getargspec, ...)")
     args = parser.parse_args(argv)
     if not args.folder.is_dir():
         parser.error(f"{args.folder} is not a folder")
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="caffe2_suite_") as tmp:
         workdir = Path(tmp)
-        tests = prepare(args.folder, workdir)
+        tests = prepare(args.folder, workdir, args.compat)
         if args.only:
             wanted = {n if n.endswith(".py") else n + ".py" for n in args.only}
             tests = [t for t in tests if t in wanted]
@@ -375,7 +416,7 @@ def main(argv=None) -> int:
                       f"{r['seconds']:6.1f}s", flush=True)
     summary = summarise(results)
     report = render(results, summary, describe_target(args.python), args.folder,
-                    time.monotonic() - start)
+                    time.monotonic() - start, args.compat)
     if args.report:
         args.report.write_text(report)
     if args.json:
