@@ -17,13 +17,11 @@ Needs ``hypothesis`` (the ``test`` extra); the runtime never imports this module
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
 import logging
 import os
 import struct
 
-import hypothesis
 import numpy as np
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -225,6 +223,14 @@ def temp_workspace(name=b"temp_ws"):
         workspace.SwitchWorkspace(old)
 
 
+def _placed(op, device_option, inputs=None):
+    """A copy of ``op`` on ``device_option``; with ``inputs``, checked to cover its inputs."""
+    if inputs is not None and len(op.input) > len(inputs):
+        raise ValueError(f"must supply an input for each input on the op: {op.input} vs "
+                         f"{inputs}")
+    return testing.op_on_device(op, device_option)
+
+
 def _feed_inputs(op, inputs, input_device_options, device_option):
     options = input_device_options or core.InferOpBlobDevicesAsDict(op)[0]
     for name, value in zip(op.input, inputs):
@@ -235,8 +241,7 @@ def runOpBenchmark(device_option, op, inputs, input_device_options=None,  # noqa
                    iterations=10):
     """BenchmarkNet of a net holding only ``op`` (on ``device_option``) in a temporary
     workspace: [ms per run, ms of the op]."""
-    op = copy.deepcopy(op)
-    op.device_option.CopyFrom(device_option)
+    op = _placed(op, device_option)
     net = caffe2_pb2.NetDef(name=op.name or "test")
     net.op.extend([op])
     with temp_workspace():
@@ -247,12 +252,8 @@ def runOpBenchmark(device_option, op, inputs, input_device_options=None,  # noqa
 
 def runOpOnInput(device_option, op, inputs, input_device_options=None):  # noqa: N802
     """The outputs of ``op`` run once on ``inputs`` in a temporary workspace."""
-    op = copy.deepcopy(op)
-    op.device_option.CopyFrom(device_option)
+    op = _placed(op, device_option, inputs)
     with temp_workspace():
-        if len(op.input) > len(inputs):
-            raise ValueError(f"must supply an input for each input on the op: {op.input} vs "
-                             f"{inputs}")
         _feed_inputs(op, inputs, input_device_options, device_option)
         workspace.RunOperatorOnce(op)
         return [workspace.FetchBlob(name) for name in op.output]
@@ -276,12 +277,8 @@ class HypothesisTestCase(TestCase):
         With ``grad_reference``, the gradient ops of ``output_to_grad`` (fed the output
         itself as its gradient) are compared with ``grad_reference(output,
         reference_outputs, inputs)``.  Returns the op's outputs."""
-        op = copy.deepcopy(op)
-        op.device_option.CopyFrom(device_option)
+        op = _placed(op, device_option, inputs)
         with temp_workspace():
-            if len(op.input) > len(inputs):
-                raise ValueError(f"must supply an input for each input on the op: "
-                                 f"{op.input} vs {inputs}")
             _feed_inputs(op, inputs, input_device_options, device_option)
             net = core.Net("opnet")
             net.Proto().op.extend([op])
@@ -402,8 +399,7 @@ class HypothesisTestCase(TestCase):
         if as_kwargs:
             assert len(set(op.input) | set(op.output)) == len(op.input) + len(op.output), \
                 "in-place ops are not supported in as_kwargs mode"
-        op = copy.deepcopy(op)
-        op.device_option.CopyFrom(device_option)
+        op = _placed(op, device_option)
         with temp_workspace():
             _feed_inputs(op, inputs, input_device_options, device_option)
             if init_net:
@@ -419,8 +415,7 @@ class HypothesisTestCase(TestCase):
     def assertRunOpRaises(self, device_option, op, inputs,  # noqa: N802
                           input_device_options=None, exception=(Exception,), regexp=None):
         """Running the op on the inputs (in a temporary workspace) raises ``exception``."""
-        op = copy.deepcopy(op)
-        op.device_option.CopyFrom(device_option)
+        op = _placed(op, device_option)
         with temp_workspace():
             _feed_inputs(op, inputs, input_device_options, device_option)
             if regexp is None:

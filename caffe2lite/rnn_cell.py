@@ -245,8 +245,9 @@ class BasicRNNCell(RNNCell):
         return self.hidden_size
 
 
-class LSTMCell(RNNCell):
-    """LSTM step: gates = FC(h_{t-1}) + i2h(x_t), then LSTMUnit."""
+class _LSTMGates(RNNCell):
+    """What the LSTM cells share: their settings, zero initial states, and the input
+    projected to the 4 gates once for all steps (``i2h``)."""
 
     def __init__(self, input_size, hidden_size, forget_bias, memory_optimization,
                  drop_states=False, initializer=None, **kwargs):
@@ -258,6 +259,19 @@ class LSTMCell(RNNCell):
         self.memory_optimization = memory_optimization
         self.drop_states = drop_states
         self.gates_size = 4 * self.hidden_size
+
+    def get_input_params(self):
+        return {"weights": self.scope("i2h") + "_w", "biases": self.scope("i2h") + "_b"}
+
+    def prepare_input(self, model, input_blob):
+        return _input_projection(self, model, input_blob, self.gates_size)
+
+    def get_output_dim(self):
+        return self.hidden_size
+
+
+class LSTMCell(_LSTMGates):
+    """LSTM step: gates = FC(h_{t-1}) + i2h(x_t), then LSTMUnit."""
 
     def apply_override(self, model, input_t, seq_lengths, states, timestep,
                        extra_inputs=None):
@@ -270,36 +284,16 @@ class LSTMCell(RNNCell):
         return _lstm_unit(self, model, states, gates_t, seq_lengths, timestep,
                           ["hidden_state", "cell_state"], lengths_optional=True)
 
-    def get_input_params(self):
-        return {"weights": self.scope("i2h") + "_w", "biases": self.scope("i2h") + "_b"}
-
     def get_recurrent_params(self):
         return {"weights": self.scope("gates_t") + "_w",
                 "biases": self.scope("gates_t") + "_b"}
 
-    def prepare_input(self, model, input_blob):
-        return _input_projection(self, model, input_blob, self.gates_size)
-
     def get_state_names_override(self):
         return ["hidden_t", "cell_t"]
 
-    def get_output_dim(self):
-        return self.hidden_size
 
-
-class LayerNormLSTMCell(RNNCell):
+class LayerNormLSTMCell(_LSTMGates):
     """LSTMCell with layer normalisation of the gates before LSTMUnit."""
-
-    def __init__(self, input_size, hidden_size, forget_bias, memory_optimization,
-                 drop_states=False, initializer=None, **kwargs):
-        super().__init__(initializer=initializer, **kwargs)
-        self.initializer = initializer or LSTMInitializer(hidden_size=hidden_size)
-        self.input_size = input_size
-        self.hidden_size = hidden_size
-        self.forget_bias = float(forget_bias)
-        self.memory_optimization = memory_optimization
-        self.drop_states = drop_states
-        self.gates_size = 4 * self.hidden_size
 
     def _apply(self, model, input_t, seq_lengths, states, timestep, extra_inputs=None):
         hidden_t_prev = states[0]
@@ -314,12 +308,6 @@ class LayerNormLSTMCell(RNNCell):
                                         axis=-1)
         return _lstm_unit(self, model, states, gates_t, seq_lengths, timestep,
                           self.get_state_names())
-
-    def get_input_params(self):
-        return {"weights": self.scope("i2h") + "_w", "biases": self.scope("i2h") + "_b"}
-
-    def prepare_input(self, model, input_blob):
-        return _input_projection(self, model, input_blob, self.gates_size)
 
     def get_state_names(self):
         return (self.scope("hidden_t"), self.scope("cell_t"))
@@ -656,45 +644,41 @@ class AttentionCell(RNNCell):
                                "states_and_context_combination", axis=2)
 
 
-def _attention_decoder(cell_class, name, decoder_input_dim, decoder_state_dim, forget_bias,
-                       lstm_memory_optimization):
-    return cell_class(input_size=decoder_input_dim, hidden_size=decoder_state_dim,
-                      forget_bias=forget_bias, memory_optimization=lstm_memory_optimization,
-                      name=f"{name}/decoder", forward_only=False, drop_states=False)
-
-
 class LSTMWithAttentionCell(AttentionCell):
+    """An LSTMCell decoder (scope ``<name>/decoder``) with attention."""
+
+    decoder_class = LSTMCell
+
     def __init__(self, encoder_output_dim, encoder_outputs, encoder_lengths, decoder_input_dim,
                  decoder_state_dim, name, attention_type, weighted_encoder_outputs,
                  forget_bias, lstm_memory_optimization, attention_memory_optimization,
                  forward_only=False):
+        decoder = self.decoder_class(
+            input_size=decoder_input_dim, hidden_size=decoder_state_dim,
+            forget_bias=forget_bias, memory_optimization=lstm_memory_optimization,
+            name=f"{name}/decoder", forward_only=False, drop_states=False)
         super().__init__(
             encoder_output_dim=encoder_output_dim, encoder_outputs=encoder_outputs,
-            encoder_lengths=encoder_lengths,
-            decoder_cell=_attention_decoder(LSTMCell, name, decoder_input_dim,
-                                            decoder_state_dim, forget_bias,
-                                            lstm_memory_optimization),
+            encoder_lengths=encoder_lengths, decoder_cell=decoder,
             decoder_state_dim=decoder_state_dim, name=name, attention_type=attention_type,
             weighted_encoder_outputs=weighted_encoder_outputs,
             attention_memory_optimization=attention_memory_optimization,
             forward_only=forward_only)
 
 
-class MILSTMWithAttentionCell(AttentionCell):
+class MILSTMWithAttentionCell(LSTMWithAttentionCell):
+    """An MILSTMCell decoder with attention (no encoder lengths, as in Caffe2)."""
+
+    decoder_class = MILSTMCell
+
     def __init__(self, encoder_output_dim, encoder_outputs, decoder_input_dim,
                  decoder_state_dim, name, attention_type, weighted_encoder_outputs,
                  forget_bias, lstm_memory_optimization, attention_memory_optimization,
                  forward_only=False):
-        super().__init__(
-            encoder_output_dim=encoder_output_dim, encoder_outputs=encoder_outputs,
-            encoder_lengths=None,
-            decoder_cell=_attention_decoder(MILSTMCell, name, decoder_input_dim,
-                                            decoder_state_dim, forget_bias,
-                                            lstm_memory_optimization),
-            decoder_state_dim=decoder_state_dim, name=name, attention_type=attention_type,
-            weighted_encoder_outputs=weighted_encoder_outputs,
-            attention_memory_optimization=attention_memory_optimization,
-            forward_only=forward_only)
+        super().__init__(encoder_output_dim, encoder_outputs, None, decoder_input_dim,
+                         decoder_state_dim, name, attention_type, weighted_encoder_outputs,
+                         forget_bias, lstm_memory_optimization, attention_memory_optimization,
+                         forward_only)
 
 
 def _LSTM(cell_class, model, input_blob, seq_lengths, initial_states, dim_in, dim_out,  # noqa: N802

@@ -17,6 +17,14 @@ DROP_STATES_ARG = Arg("drop_states", "bool", False,
                       "the previous state")
 
 
+def expect_inputs(ctx, inputs, with_lengths, without_lengths):
+    """The input count the ``sequence_lengths`` argument calls for."""
+    expected = with_lengths if ctx.args["sequence_lengths"] else without_lengths
+    if len(inputs) != expected:
+        ctx.fail(f"{len(inputs)} inputs, expected {expected} with sequence_lengths="
+                 f"{int(ctx.args['sequence_lengths'])}")
+
+
 def sigmoid(xp, x):
     """1 / (1 + exp(-x)) without overflow: 0.5 * (1 + tanh(x / 2))."""
     return 0.5 * (xp.tanh(0.5 * x) + 1)
@@ -66,3 +74,12 @@ def valid_rows(ctx, n, inputs, first_after_state):
 def same_shape(ctx, i, x, shape):
     if tuple(x.shape) != tuple(shape):
         ctx.fail(f"{ctx.input_label(i)} has shape {tuple(x.shape)}, expected {tuple(shape)}")
+
+
+def carry_over(xp, valid, new, previous, drop_states):
+    """``new`` in the rows still inside their sequence (``valid``, or all when None); the
+    others carry ``previous`` over, or zeros with ``drop_states``."""
+    if valid is None:
+        return new
+    keep = valid.reshape((1, -1) + (1,) * (new.ndim - 2))
+    return xp.where(keep, new, 0 if drop_states else previous)

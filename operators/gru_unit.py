@@ -11,8 +11,9 @@ used here::
 Rows whose sequence has ended carry ``H_prev`` over (zeros with ``drop_states``).
 """
 
-from caffe2lite.operators._rnn_unit import (DROP_STATES_ARG, SEQUENCE_LENGTHS_ARG, float_state,
-                                            same_shape, sigmoid, valid_rows)
+from caffe2lite.operators._rnn_unit import (DROP_STATES_ARG, SEQUENCE_LENGTHS_ARG, carry_over,
+                                            expect_inputs, float_state, same_shape, sigmoid,
+                                            valid_rows)
 from caffe2lite.runtime import (Arg, OpSchema, dense_output_grad, grad_name, make_operator,
                                 register_kernel, register_schema)
 
@@ -49,10 +50,8 @@ register_schema(OpSchema(
     doc="Gradient of GRUUnit."))
 
 
-def _check(ctx, inputs, expected):
-    if len(inputs) != expected:
-        ctx.fail(f"{len(inputs)} inputs, expected {expected} with sequence_lengths="
-                 f"{int(ctx.args['sequence_lengths'])}")
+def _check(ctx, inputs, with_lengths):
+    expect_inputs(ctx, inputs, with_lengths, with_lengths - 1)
     h_prev = float_state(ctx, 0, inputs[0])
     gates = float_state(ctx, 1, inputs[1])
     _, n, d = h_prev.shape
@@ -63,29 +62,23 @@ def _check(ctx, inputs, expected):
 
 @register_kernel("GRUUnit", devices=("CPU", "CUDA"))
 def gru_unit(ctx, *inputs):
-    seq = ctx.args["sequence_lengths"]
-    h_prev, gates, n, u, o = _check(ctx, inputs, 4 if seq else 3)
+    h_prev, gates, n, u, o = _check(ctx, inputs, 4)
     _, valid, _ = valid_rows(ctx, n, inputs, 2)
-    h = u * h_prev + (1 - u) * o
-    if valid is not None:
-        h = ctx.xp.where(valid[None, :, None], h, 0 if ctx.args["drop_states"] else h_prev)
+    h = carry_over(ctx.xp, valid, u * h_prev + (1 - u) * o, h_prev, ctx.args["drop_states"])
     return (h.astype(h_prev.dtype, copy=False),)
 
 
 @register_kernel("GRUUnitGradient", devices=("CPU", "CUDA"))
 def gru_unit_gradient(ctx, *inputs):
     xp = ctx.xp
-    seq = ctx.args["sequence_lengths"]
-    h_prev, gates, n, u, o = _check(ctx, inputs, 6 if seq else 5)
+    h_prev, gates, n, u, o = _check(ctx, inputs, 6)
     _, valid, after = valid_rows(ctx, n, inputs, 2)
     dh = float_state(ctx, after + 1, inputs[after + 1])
     same_shape(ctx, after + 1, dh, h_prev.shape)
     dh_prev = dh * u
     dx = xp.stack([xp.zeros_like(u), dh * (h_prev - o) * u * (1 - u),
                    dh * (1 - u) * (1 - o * o)], axis=-2)
-    if valid is not None:
-        keep = valid[None, :, None]
-        dh_prev = xp.where(keep, dh_prev, 0 if ctx.args["drop_states"] else dh)
-        dx = xp.where(keep[..., None], dx, 0)
+    dh_prev = carry_over(xp, valid, dh_prev, dh, ctx.args["drop_states"])
+    dx = carry_over(xp, valid, dx, None, True)
     return (dh_prev.astype(h_prev.dtype, copy=False),
             dx.reshape(gates.shape).astype(h_prev.dtype, copy=False))

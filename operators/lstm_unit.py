@@ -11,8 +11,9 @@ Rows whose sequence has ended (``timestep >= seq_lengths[n]``) carry ``H_prev`` 
 ``C_prev`` over unchanged, or zeros with ``drop_states``.  NumPy over the whole batch.
 """
 
-from caffe2lite.operators._rnn_unit import (DROP_STATES_ARG, SEQUENCE_LENGTHS_ARG, float_state,
-                                            same_shape, sigmoid, valid_rows)
+from caffe2lite.operators._rnn_unit import (DROP_STATES_ARG, SEQUENCE_LENGTHS_ARG, carry_over,
+                                            expect_inputs, float_state, same_shape, sigmoid,
+                                            valid_rows)
 from caffe2lite.runtime import (Arg, OpSchema, dense_output_grad, grad_name, make_operator,
                                 register_kernel, register_schema)
 
@@ -59,10 +60,8 @@ register_schema(OpSchema(
     doc="Gradient of LSTMUnit."))
 
 
-def _check(ctx, inputs, expected):
-    if len(inputs) != expected:
-        ctx.fail(f"{len(inputs)} inputs, expected {expected} with sequence_lengths="
-                 f"{int(ctx.args['sequence_lengths'])}")
+def _check(ctx, inputs, with_lengths):
+    expect_inputs(ctx, inputs, with_lengths, with_lengths - 1)
     h_prev = float_state(ctx, 0, inputs[0])
     c_prev = float_state(ctx, 1, inputs[1])
     gates = float_state(ctx, 2, inputs[2])
@@ -83,25 +82,20 @@ def _gates(ctx, gates, d):
 @register_kernel("LSTMUnit", devices=("CPU", "CUDA"))
 def lstm_unit(ctx, *inputs):
     xp = ctx.xp
-    seq = ctx.args["sequence_lengths"]
-    h_prev, c_prev, gates, n, d = _check(ctx, inputs, 5 if seq else 4)
+    h_prev, c_prev, gates, n, d = _check(ctx, inputs, 5)
     _, valid, _ = valid_rows(ctx, n, inputs, 3)
     i, f, o, g = _gates(ctx, gates, d)
     c = f * c_prev + i * g
     h = o * xp.tanh(c)
-    if valid is not None:
-        keep = valid[None, :, None]
-        drop = ctx.args["drop_states"]
-        c = xp.where(keep, c, 0 if drop else c_prev)
-        h = xp.where(keep, h, 0 if drop else h_prev)
+    drop = ctx.args["drop_states"]
+    c, h = carry_over(xp, valid, c, c_prev, drop), carry_over(xp, valid, h, h_prev, drop)
     return h.astype(c_prev.dtype, copy=False), c.astype(c_prev.dtype, copy=False)
 
 
 @register_kernel("LSTMUnitGradient", devices=("CPU", "CUDA"))
 def lstm_unit_gradient(ctx, *inputs):
     xp = ctx.xp
-    seq = ctx.args["sequence_lengths"]
-    h_prev, c_prev, gates, n, d = _check(ctx, inputs, 9 if seq else 8)
+    h_prev, c_prev, gates, n, d = _check(ctx, inputs, 9)
     _, valid, after = valid_rows(ctx, n, inputs, 3)
     c, dh, dc = (float_state(ctx, k, inputs[k]) for k in (after + 1, after + 2, after + 3))
     for k, x in ((after + 1, c), (after + 2, dh), (after + 3, dc)):
@@ -113,12 +107,10 @@ def lstm_unit_gradient(ctx, *inputs):
     dh_prev = xp.zeros_like(h_prev)
     dx = xp.stack([c_term * g * i * (1 - i), c_term * c_prev * f * (1 - f),
                    dh * tanh_c * o * (1 - o), c_term * i * (1 - g * g)], axis=-2)
-    if valid is not None:
-        keep = valid[None, :, None]
-        drop = ctx.args["drop_states"]
-        dc_prev = xp.where(keep, dc_prev, 0 if drop else dc)
-        dh_prev = xp.where(keep, dh_prev, 0 if drop else dh)
-        dx = xp.where(keep[..., None], dx, 0)
+    drop = ctx.args["drop_states"]
+    dc_prev = carry_over(xp, valid, dc_prev, dc, drop)
+    dh_prev = carry_over(xp, valid, dh_prev, dh, drop)
+    dx = carry_over(xp, valid, dx, None, True)
     dtype = c_prev.dtype
     return (dh_prev.astype(dtype, copy=False), dc_prev.astype(dtype, copy=False),
             dx.reshape(gates.shape).astype(dtype, copy=False))
