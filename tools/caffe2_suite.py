@@ -21,10 +21,10 @@ so per-file state cannot leak), under a per-file timeout, with Caffe2's "dev"
 hypothesis profile derandomized (two runs of the same code draw the same examples),
 without shrinking and without deadlines (see PLUGIN); ``--compat`` (the default)
 restores the NumPy and Python names Caffe2's tests use that were removed since
-(COMPAT_SOURCE; ``--no-compat`` leaves them out).  The environment is the interpreter's: install caffe2lite's ``suite``
-extra (SciPy and PyTorch, which some of Caffe2's test files import) to measure the
-suite as Caffe2 ran it.  The report gives per
-file passed / failed / errored / skipped, the pass rate (passed / collected tests)
+(COMPAT_SOURCE; ``--no-compat`` leaves them out).  The environment is the
+interpreter's: install caffe2lite's ``suite`` extra (SciPy and PyTorch, which some of
+Caffe2's test files import) to measure the suite as Caffe2 ran it.  The report gives
+per file passed / failed / errored / skipped, the pass rate (passed / collected tests)
 and the failure causes ranked by the number of tests each breaks: operator types
 caffe2lite does not register, Python modules and attributes it lacks, other errors.
 
@@ -57,9 +57,9 @@ DEFAULT_TIMEOUT_S = 300
 # hypothesis profile (10 examples), derandomized so that two runs of the same code draw
 # the same examples, without shrinking (a failing test fails on the same example either
 # way, but shrinking it costs minutes per file) and without deadlines (Caffe2's 10 s, or a
-# test's own: on a shared 2-core machine tests took 20-30 s for the load, not the op).  Health checks that
-# the hypothesis of Caffe2's day did not have (differing_executors: one @given helper
-# called from several tests) are off.  Caffe2's hu loads its own profile only where
+# test's own: on a shared 2-core machine tests took 20-30 s for the load, not the op).
+# Health checks that the hypothesis of Caffe2's day did not have (differing_executors:
+# one @given helper called from several tests) are off.  Caffe2's hu loads its own profile only where
 # nothing has set hypothesis up, so this one stays in force.
 PLUGIN = "_caffe2_suite_profile"
 PLUGIN_SOURCE = """\
@@ -325,7 +325,8 @@ def describe_target(python: str) -> str:
                             capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(git + ["status", "--porcelain", "--untracked-files=no"],
                            capture_output=True, text=True).stdout.strip()
-    return f"branch `{branch or '?'}` at {commit or '?'}{' (+ uncommitted changes)' if dirty else ''}, {root}"
+    changes = " (+ uncommitted changes)" if dirty else ""
+    return f"branch `{branch or '?'}` at {commit or '?'}{changes}, {root}"
 
 
 def summarise(results: list[dict]) -> dict:
