@@ -85,7 +85,8 @@ def pytest_collection_modifyitems(items):
 
 # With ``--compat`` (the default) the plugin also gives back the NumPy and Python names
 # Caffe2's tests use that were removed after its last release (np.float, np.int,
-# np.object, np.asscalar, NaN print thresholds, inspect.getargspec): without them a
+# np.object, np.asscalar, NaN print thresholds, inspect.getargspec, hypothesis's
+# positional ``elements`` of hypothesis.extra.numpy.arrays): without them a
 # file stops on the Python or NumPy of today before it tests anything of caffe2lite.
 COMPAT_SOURCE = """\
 import inspect
@@ -111,6 +112,18 @@ def _set_printoptions_nan(*args, **kwargs):
 np.set_printoptions = _set_printoptions_nan
 if not hasattr(inspect, "getargspec"):
     inspect.getargspec = lambda f: inspect.getfullargspec(f)[:4]
+
+import hypothesis.extra.numpy as _hnp  # noqa: E402
+
+_arrays = _hnp.arrays
+
+
+def _arrays_elements_positional(dtype, shape, elements=None, **kwargs):
+    # hypothesis made ``elements`` keyword-only after Caffe2's tests passed it third
+    return _arrays(dtype, shape, elements=elements, **kwargs)
+
+
+_hnp.arrays = _arrays_elements_positional
 """
 
 # --- the port: imports only ------------------------------------------------------------
