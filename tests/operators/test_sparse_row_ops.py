@@ -135,3 +135,13 @@ def test_apmeter_keeps_the_latest_buffer_size_rows_across_runs():
         seen_l.append(l)
         expected = average_precision(np.concatenate(seen_p)[-6:], np.concatenate(seen_l)[-6:])
         np.testing.assert_allclose(workspace.FetchBlob("ap"), expected, rtol=1e-6)
+
+
+def test_dense_vector_to_id_list():
+    x = np.array([[1, 0, 0, 2], [0, 0, 0, 0], [0, 3, 1, 0]], np.float32)
+    lengths, values = run("DenseVectorToIdList", [x], ["l", "v"])
+    expected_lengths = [sum(1 for e in row if e != 0) for row in x]
+    expected_values = [j for row in x for j, e in enumerate(row) if e != 0]
+    np.testing.assert_array_equal(lengths, expected_lengths)
+    np.testing.assert_array_equal(values, expected_values)
+    assert lengths.dtype == np.int32 and values.dtype == np.int64
