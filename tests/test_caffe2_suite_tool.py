@@ -19,6 +19,7 @@ SOURCE = textwrap.dedent('''\
     import caffe2.python.hypothesis_test_util as hu
     import caffe2.python.serialized_test.serialized_test_util as serial
     from caffe2.proto import caffe2_pb2
+    import caffe2.proto.caffe2_pb2 as pb
     from caffe2.python.operator_test.adagrad_test_helper import (
         ref_adagrad,
     )
@@ -32,6 +33,7 @@ def test_port_rewrites_imports_only():
     assert "import caffe2lite.hypothesis_test_util as hu" in ported
     assert "import caffe2lite.serialized_test.serialized_test_util as serial" in ported
     assert "from caffe2lite.proto import caffe2_pb2" in ported
+    assert "import caffe2lite.proto.caffe2_pb2 as pb" in ported
     assert "from adagrad_test_helper import (" in ported
     # strings, docstrings and comments are left as written
     assert '"""Mentions caffe2.python.core in a docstring."""' in ported

@@ -12,7 +12,8 @@ directory with its imports rewritten and nothing else:
 
 * ``caffe2.python`` -> ``caffe2lite`` (``import caffe2.python.hypothesis_test_util
   as hu``, ``from caffe2.python import core``, ...);
-* ``from caffe2.proto import caffe2_pb2`` -> ``from caffe2lite.proto import caffe2_pb2``;
+* ``from caffe2.proto import caffe2_pb2`` -> ``from caffe2lite.proto import caffe2_pb2``
+  (and ``import caffe2.proto.caffe2_pb2 as caffe2_pb2`` alike);
 * the folder's own helper modules (``caffe2.python.operator_test.X``, e.g.
   ``adagrad_test_helper``) are imported as the sibling modules they are.
 
@@ -130,7 +131,7 @@ _hnp.arrays = _arrays_elements_positional
 
 _SIBLING = re.compile(r"\bcaffe2\.python\.operator_test\.")
 _PYTHON = re.compile(r"\bcaffe2\.python\b")
-_PROTO = re.compile(r"^(\s*)from caffe2\.proto import caffe2_pb2\b", re.M)
+_PROTO = re.compile(r"\bcaffe2\.proto\b")
 
 
 def port_source(text: str) -> str:
@@ -148,7 +149,7 @@ def port_source(text: str) -> str:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             import_lines.update(range(node.lineno - 1, node.end_lineno))
     for i in sorted(import_lines):
-        line = _PROTO.sub(r"\1from caffe2lite.proto import caffe2_pb2", lines[i])
+        line = _PROTO.sub("caffe2lite.proto", lines[i])
         line = _SIBLING.sub("", line)
         lines[i] = _PYTHON.sub("caffe2lite", line)
     return "".join(lines)
