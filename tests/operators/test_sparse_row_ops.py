@@ -145,3 +145,27 @@ def test_dense_vector_to_id_list():
     np.testing.assert_array_equal(lengths, expected_lengths)
     np.testing.assert_array_equal(values, expected_values)
     assert lengths.dtype == np.int32 and values.dtype == np.int64
+
+
+@pytest.mark.parametrize("merge", [True, False])
+def test_ctc_greedy_decoder(merge):
+    rng = np.random.default_rng(6)
+    scores = rng.random((6, 3, 4)).astype(np.float32)
+    scores[2, :, 1] = 5.0  # a repeat of class 1 on consecutive steps ...
+    scores[3, :, 1] = 5.0
+    scores[4, :, 0] = 9.0  # ... and a blank
+    lengths = np.array([6, 3, 0], np.int32)
+    out_len, values = run("CTCGreedyDecoder", [scores, lengths], ["len", "vals"],
+                          merge_repeated=merge)
+    expected_len, expected = [], []
+    for n in range(3):
+        previous, count = 0, 0
+        for t in range(lengths[n]):
+            best = int(np.argmax(scores[t, n]))
+            if best != 0 and not (merge and best == previous):
+                expected.append(best)
+                count += 1
+            previous = best
+        expected_len.append(count)
+    np.testing.assert_array_equal(out_len, expected_len)
+    np.testing.assert_array_equal(values, expected)
