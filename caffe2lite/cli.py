@@ -75,13 +75,18 @@ def _random_init(args, net, feeds: list):
     from caffe2lite import param_init
 
     widths = getattr(zoo_widths, args.random_init)() if args.random_init else {}
+    if callable(widths):  # a zoo net whose widths are a rule over weight names
+        rule, given = widths, {}
+        widths = lambda weight: given[weight] if weight in given else rule(weight)  # noqa: E731
+    else:
+        given = widths
     for spec in args.width:
         weight, sep, count = spec.rpartition("=")
         if not sep or not weight or not count.isdigit():
             raise ValueError(f"--width '{spec}': expected WEIGHT=N (a positive integer)")
-        widths[weight] = int(count)
+        given[weight] = int(count)
     shapes = {name: value.shape for name, value in feeds}
-    return param_init.random_init_net(net, shapes, widths, seed=args.seed)
+    return param_init.random_init_net(net, shapes, widths, seed=args.seed, num_rois=args.rois)
 
 
 # Options of `run` and `run-plan` for nets from elsewhere (caffe2lite/safety.py).
@@ -123,6 +128,10 @@ def _print_blob(name: str, value) -> None:
             arg("--width", metavar="WEIGHT=N", action="append", default=[],
                 help="outputs of a Conv/FC weight for --random-init (overrides ZOO's); "
                      "repeatable"),
+            arg("--rois", metavar="N", type=int, default=None,
+                help="for --random-init of detection nets: RoIs after GenerateProposals / "
+                     "BoxWithNMSLimit to shape the parameters by (default: the most those "
+                     "ops produce)"),
             arg("--seed", type=int, default=0,
                 help="seed of the random:SHAPE feeds and of --random-init (default 0)"),
             arg("--fetch", metavar="NAME", action="append", default=None,
@@ -264,6 +273,22 @@ def run_plan_command(args) -> int:
         print(f'plan "{plan_def.name}" ran in {time.perf_counter() - start:.3f} s',
               file=sys.stderr)
     return 0
+
+
+# -- draw (caffe2lite.net_drawer) --------------------------------------------------
+@subcommand("draw", "draw a net (or each net of a plan) as DOT, JSON, SVG, PNG or PDF",
+            arg("net", help="NetDef or PlanDef file (.pb binary or .pbtxt text)"),
+            arg("-o", "--output", metavar="FILE",
+                help="net.dot / net.json (no extra programs), net.svg / .png / .pdf (needs "
+                     "Graphviz's dot); default: DOT text on stdout"),
+            arg("--minimal", action="store_true", help="op nodes only, no blob nodes"),
+            arg("--minimal-dependency", action="store_true",
+                help="with --minimal, leave out the edges other paths imply"),
+            arg("--rankdir", default="LR", help="Graphviz rank direction (default LR)"))
+def draw_command(args) -> int:
+    from caffe2lite import net_drawer
+
+    return net_drawer.draw_command(args)
 
 
 # -- entry point -----------------------------------------------------------------

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import difflib
 import os
+import pickle
 import sys
 import traceback
+from itertools import chain
 
 import numpy as np
 
 from caffe2lite import gradients, scope
-from caffe2lite import pybind_state as C  # noqa: F401,N812 (Caffe2's core.C: the C extension)
+from caffe2lite import pybind_state as C  # noqa: N812 (Caffe2's core.C)
+from caffe2lite.operators import python_op
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.runtime import immediate, registry, ssa
 from caffe2lite.runtime.devices import device_option_equal  # noqa: F401 (Caffe2's core has it)
@@ -36,6 +39,10 @@ for _name, _value in caffe2_pb2.TensorProto.DataType.items():
     setattr(DataType, _name, _value)
 
 def IsOperator(op_type) -> bool:  # noqa: N802
+    """An op type with a schema and a kernel, or an engine's registry key
+    ("Ftrl_ENGINE_SIMD"), as Caffe2's registered operators listed both."""
+    if "_ENGINE_" in op_type:
+        return registry_key_exists(op_type)
     return registry.get_schema(op_type) is not None and any(
         t == op_type for (t, _d, _e) in registry.kernels())
 
@@ -67,6 +74,20 @@ def DeviceOption(device_type, device_id=0, random_seed=None, node_name=None,
     if extra_info is not None:
         option.extra_info.extend(extra_info)
     return option
+
+
+def IsGPUDeviceType(device_type) -> bool:  # noqa: N802
+    """CUDA or HIP (Caffe2's GPU device types)."""
+    return device_type in (caffe2_pb2.CUDA, caffe2_pb2.HIP)
+
+
+def InferBlobDevices(net):  # noqa: N802
+    """{blob: DeviceOption} from the device option of the op that writes each blob."""
+    mapping = {}
+    for op in net.Proto().op:
+        for blob in op.output:
+            mapping[blob] = op.device_option
+    return mapping
 
 
 def ScopedName(name) -> str:  # noqa: N802
@@ -185,6 +206,51 @@ def CreateOperator(operator_type, inputs, outputs, name="", control_input=None,
     return op
 
 
+def _RegisterPythonImpl(f, grad_f=None, python_func_type=None,  # noqa: N802
+                        pass_workspace=False):
+    """Register f (and grad_f) for a Python op; returns the op's token.
+
+    ``python_func_type(f)`` gives an object with ``forward`` / ``backward``;
+    a tuple ``(func, args, kwargs)`` is called now to make the function.  With
+    ``pass_workspace`` the function gets ``workspace.C.Workspace`` handles."""
+    if python_func_type:
+        func = python_func_type(f)
+        f, grad_f = func.forward, func.backward
+    else:
+        if isinstance(f, tuple):
+            f = f[0](*f[1], **f[2])
+        if isinstance(grad_f, tuple):
+            grad_f = grad_f[0](*grad_f[1], **grad_f[2])
+    if pass_workspace:
+        f, grad_f = _with_workspace_handle(f), _with_workspace_handle(grad_f)
+    token = python_op.register_python_op(f, pass_workspace, "")
+    if grad_f:
+        python_op.register_python_gradient_op(token, grad_f)
+    return token
+
+
+def _with_workspace_handle(function):
+    """function(inputs, outputs, ws) called with Caffe2's C.Workspace for the engine's ws."""
+    if function is None:
+        return None
+    return lambda inputs, outputs, ws: function(inputs, outputs, C.Workspace(ws))
+
+
+def CreatePythonOperator(f, inputs, outputs, grad_f=None, pass_workspace=False,  # noqa: N802
+                         python_func_type=None, grad_output_indices=None,
+                         grad_input_indices=None, *args, **kwargs):
+    """A ``Python`` op running ``f(inputs, outputs)`` (see operators/python_op.py);
+    ``pass_workspace`` adds the workspace as a third argument."""
+    kwargs["token"] = _RegisterPythonImpl(f, grad_f, python_func_type,
+                                          pass_workspace=pass_workspace)
+    kwargs["pass_workspace"] = pass_workspace
+    if grad_output_indices is not None:
+        kwargs["grad_output_indices"] = grad_output_indices
+    if grad_input_indices is not None:
+        kwargs["grad_input_indices"] = grad_input_indices
+    return CreateOperator("Python", inputs, outputs, *args, **kwargs)
+
+
 class GradientRegistry:
     """Caffe2's Python GradientRegistry; the engine lives in caffe2lite.gradients.
 
@@ -215,6 +281,18 @@ class GradientRegistry:
         return grad_ops, _blob_references(input_to_grad)
 
 
+class IR(gradients.BackwardPass):
+    """Caffe2's ``IR``: the SSA form of a list of operators, and their backward pass."""
+
+    def __init__(self, operators):
+        super().__init__(list(operators))
+
+    def GetBackwardPass(self, ys):  # noqa: N802
+        """(gradient ops, {BlobReference(input): BlobReference(grad) or GradientSlice})."""
+        grad_ops, input_to_grad = self.run(ys)
+        return grad_ops, _blob_references(input_to_grad)
+
+
 def _blob_references(input_to_grad):
     """{BlobReference(input): BlobReference(grad) or GradientSlice of them}: the backward
     pass's names as Caffe2's GetBackwardPass returned them."""
@@ -229,6 +307,44 @@ def _caller_site() -> str:
     while frame is not None and frame.f_code.co_filename == __file__:
         frame = frame.f_back
     return f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame else "<unknown>"
+
+
+def get_ssa(net, blob_versions=None):
+    """Caffe2's get_ssa: ([(versioned inputs, versioned outputs)] per op, blob versions).
+
+    A version is (name, n): external inputs (or, in a net that lists none, every
+    blob read before it is written) are at version 0, each write adds one.
+    ``blob_versions`` (updated in place) carries versions on from earlier nets.
+    """
+    if blob_versions is None:
+        blob_versions = {}
+    if isinstance(net, list):
+        return [get_ssa(n, blob_versions) for n in net], blob_versions
+    proto = net.Proto() if isinstance(net, Net) else net
+    assert isinstance(proto, caffe2_pb2.NetDef), f"get_ssa takes a Net or NetDef, got {proto!r}"
+    for name in proto.external_input:
+        blob_versions.setdefault(str(name), 0)
+    ssa = []
+    for op in proto.op:
+        if not proto.external_input:
+            for name in op.input:
+                blob_versions.setdefault(str(name), 0)
+        inputs = [(str(i), blob_versions.get(str(i), 0)) for i in op.input]
+        for name in op.output:
+            blob_versions[str(name)] = blob_versions.get(str(name), 0) + 1
+        ssa.append((inputs, [(str(o), blob_versions[str(o)]) for o in op.output]))
+    return ssa, blob_versions
+
+
+def output_to_list(op_output):
+    """An op's outputs as a list (Caffe2's: one BlobReference, or None for none)."""
+    if op_output is None:
+        return []
+    if isinstance(op_output, (list, tuple)):
+        return list(op_output)
+    if isinstance(op_output, BlobReference):
+        return [op_output]
+    raise ValueError(f"Unexpected operator output type: {type(op_output)}")
 
 
 class Net:
@@ -250,6 +366,8 @@ class Net:
         self._net = caffe2_pb2.NetDef()
         self._next_name_index = 0
         self._next_blob_name_ids = {}
+        self._input_record = None
+        self._output_record = None
         if isinstance(name_or_proto, caffe2_pb2.NetDef):
             self._net.CopyFrom(name_or_proto)
             existing = set(self._net.external_input)
@@ -283,6 +401,13 @@ class Net:
 
     def BlobIsDefined(self, blob) -> bool:  # noqa: N802
         return str(blob) in self._defined_blobs()
+
+    def GetBlobRef(self, blob_name):  # noqa: N802
+        """A reference to a blob this net defines; KeyError otherwise."""
+        blob_name = str(blob_name)
+        if not self.BlobIsDefined(blob_name):
+            raise KeyError(f"Net does not define blob {blob_name}")
+        return BlobReference(blob_name, self)
 
     def GetUsedBlobNames(self):  # noqa: N802
         used = set(self._net.external_input) | set(self._net.external_output)
@@ -358,13 +483,81 @@ class Net:
     def external_outputs(self):
         return [BlobReference(s, self) for s in self._net.external_output]
 
+    # -- records (caffe2lite.schema fields naming this net's blobs) ------------
+    # caffe2lite.schema imports this module, so these work through the record's
+    # own methods (clone_schema, all_scalars, field_names, set_value, +) rather
+    # than importing it back.
+    def input_record(self):
+        return self._input_record
+
+    def output_record(self):
+        return self._output_record
+
+    def set_input_record(self, input_record):
+        """Declare the net's input record; a schema without blobs gets a new blob
+        per column (``NextScopedBlob(column)`` under the net's name scope), as
+        schema.NewRecord would.  The blobs become external inputs."""
+        assert self._input_record is None or (
+            input_record.has_blobs()
+            and set(input_record.field_blobs()) == set(self._input_record.field_blobs())), \
+            "Input schema cannot be reset"
+        if not input_record.has_blobs():
+            with NameScope(self.Name()):
+                record = input_record.clone_schema()
+                for scalar, column in zip(record.all_scalars(), record.field_names()):
+                    scalar.set_value(self.NextScopedBlob(prefix=column), unsafe=True)
+            self._input_record = record
+        else:
+            self._input_record = input_record
+        existing = set(self._net.external_input)
+        for blob in self._input_record.field_blobs():
+            if str(blob) not in existing:
+                self.AddExternalInput(blob)
+                existing.add(str(blob))
+        return self._input_record
+
+    def set_output_record(self, record):
+        """Declare the net's output record: its blobs must be defined here and
+        become external outputs."""
+        assert self._output_record is None or (
+            record.has_blobs()
+            and set(record.field_blobs()) == set(self._output_record.field_blobs())), \
+            "Output schema cannot be reset"
+        for blob in record.field_blobs():
+            assert self.BlobIsDefined(blob), f"{blob} is not defined in net {self.Name()}"
+        for blob in record.field_blobs():
+            if str(blob) not in self._net.external_output:
+                self.AddExternalOutput(BlobReference(str(blob), self))
+        self._output_record = record
+
+    def AppendOutputRecordField(self, field_name, record):  # noqa: N802
+        """Add ``record`` to the output record (a Struct) as field ``field_name``."""
+        assert self._output_record is not None, "Tried to append to missing output record"
+        for blob in record.field_blobs():
+            assert self.BlobIsDefined(blob), f"{blob} is not defined"
+        for blob in record.field_blobs():
+            self.AddExternalOutput(BlobReference(str(blob), self))
+        # Only a Struct can be added to (Struct + Struct); build the new field
+        # with the output record's own class.
+        self._output_record = self._output_record + type(self._output_record)(
+            (field_name, record))
+
+    def _record_copy(self, record, remap, net):
+        copy = record.clone_schema()
+        for scalar, blob in zip(copy.all_scalars(), record.field_blobs()):
+            scalar.set_value(BlobReference(remap.get(str(blob), str(blob)), net), unsafe=True)
+        return copy
+
     def Clone(self, name, blob_remap=None, op_id_mask=None, remap_funcs=None,  # noqa: N802
               keep_schema=True, update_external_list=False):
         """A copy under a new name; ``blob_remap`` renames blobs, ``op_id_mask`` keeps some ops.
 
         ``remap_funcs`` ({op type: f(op, prefix, blob_remap)}) also renames what an op
         names in its arguments; RecurrentNetwork(Gradient) are remapped by default
-        (DEFAULT_REMAP_FUNCS: their link, alias and state names and their step nets)."""
+        (DEFAULT_REMAP_FUNCS: their link, alias and state names and their step nets).
+        With ``update_external_list`` the copy's external inputs become the blobs
+        its kept ops read before any op writes them, and its external outputs the
+        blobs they write that no op reads afterwards (Caffe2's rule)."""
         proto = caffe2_pb2.NetDef()
         proto.CopyFrom(self._net)
         remap = {str(k): str(v) for k, v in (blob_remap or {}).items()}
@@ -380,8 +573,25 @@ class Net:
                 funcs[op.type](op, f"{name}/" if name else "", remap)
         proto.external_input[:] = [remap.get(b, b) for b in proto.external_input]
         proto.external_output[:] = [remap.get(b, b) for b in proto.external_output]
+        if update_external_list:
+            written, consumed, read_first = {}, set(), {}
+            for op in proto.op:
+                for blob in op.input:
+                    if blob in written:
+                        consumed.add(blob)
+                    else:
+                        read_first.setdefault(blob)
+                written.update(dict.fromkeys(op.output))
+            proto.external_input[:] = list(read_first)
+            proto.external_output[:] = [b for b in written if b not in consumed]
         proto.name = name
-        return Net(proto)
+        clone = Net(proto)
+        if keep_schema:
+            if self._input_record is not None:
+                clone._input_record = self._record_copy(self._input_record, remap, clone)
+            if self._output_record is not None:
+                clone._output_record = self._record_copy(self._output_record, remap, clone)
+        return clone
 
     def ClonePartial(self, name, inputs, outputs, remap_funcs=None):  # noqa: N802
         """(new net, refs to its outputs): only the ops that compute ``outputs`` from ``inputs``.
@@ -446,6 +656,19 @@ class Net:
         return getattr(self, fill)([], blob_out or 1, shape=list(array.shape),
                                    values=array.reshape(-1).tolist())
 
+    def DeduplicateGradientSlices(self, g, aggregator="sum"):  # noqa: N802
+        """A GradientSlice with each index once: Unique of the indices, and the values
+        of repeated indices summed (``aggregator="sum"``) or averaged ("mean")."""
+        assert isinstance(g, GradientSlice)
+        unique, remapping = self.Unique([g.indices], 2, engine="SparseHash")
+        if aggregator.lower() == "sum":
+            new_g = self.UnsortedSegmentSum([g.values, remapping], 1)
+        elif aggregator.lower() == "mean":
+            new_g = self.UnsortedSegmentMean([g.values, remapping], 1)
+        else:
+            raise ValueError(f"{aggregator} is not supported")
+        return GradientSlice(indices=unique, values=new_g)
+
     def RunAllOnGPU(self, gpu_id=0, use_cudnn=False):  # noqa: N802
         """Every op on GPU ``gpu_id``, the step nets of RecurrentNetwork ops included."""
         _run_all_on_gpu(self._net, DeviceOption(caffe2_pb2.CUDA, gpu_id), use_cudnn)
@@ -474,6 +697,40 @@ class Net:
             self._net.op[skip:], ys, net_name=self._net.name, first_position=skip)
         self._net.op.extend(grad_ops)
         return _blob_references(input_to_grad)
+
+    def Python(self, f, grad_f=None, python_func_type=None, pass_workspace=False,  # noqa: N802
+               grad_output_indices=None, grad_input_indices=None):
+        """A function adding a ``Python`` op running ``f`` (see CreatePythonOperator).
+
+        ``f`` and ``grad_f`` may be builder tuples ``(func, args, kwargs)``: they are
+        pickled into the op and called once per created operator to make the
+        function, as Caffe2 did for per-node state (both or neither)."""
+        assert IsOperator("Python")
+
+        def make_builder(t):
+            if not isinstance(t, tuple):
+                return ""
+            assert len(t) == 3, "Expected builder tuple (func, args, kwargs)"
+            func, args, kwargs = t
+            return pickle.dumps((func, tuple(args), dict(kwargs)))
+
+        f_builder, grad_f_builder = make_builder(f), make_builder(grad_f)
+        assert (not grad_f) or ((not f_builder) == (not grad_f_builder)), (
+            "A tuple has to be passed to both f and grad_f or neither.")
+        core_kwargs = {}
+        if f_builder:
+            core_kwargs["pickled_builder"] = f_builder
+            core_kwargs["pickled_grad_builder"] = grad_f_builder
+            core_kwargs["pass_workspace"] = pass_workspace
+        else:
+            core_kwargs["token"] = _RegisterPythonImpl(f, grad_f, python_func_type,
+                                                       pass_workspace=pass_workspace)
+        grad_output_indices = grad_output_indices or []
+        grad_input_indices = grad_input_indices or []
+        return lambda *args, **kwargs: self._CreateAndAddToSelf(
+            "Python", *args, grad_output_indices=grad_output_indices,
+            grad_input_indices=grad_input_indices, **dict(chain(kwargs.items(),
+                                                                core_kwargs.items())))
 
     # -- operator sugar ------------------------------------------------------
     def __getattr__(self, op_type):
@@ -512,11 +769,6 @@ class Net:
 
 # -- Caffe2's net surgery helpers: blob versions, device placement, argument remapping ----
 
-def IsGPUDeviceType(device_type) -> bool:  # noqa: N802
-    """Whether a DeviceOption.device_type is a GPU (CUDA or HIP)."""
-    return device_type in (caffe2_pb2.CUDA, caffe2_pb2.HIP)
-
-
 def InferOpBlobDevices(op):  # noqa: N802
     """([DeviceOption of each input], [DeviceOption of each output]) of ``op``: the op's
     own device unless its schema's device inference says otherwise."""
@@ -533,25 +785,6 @@ def InferOpBlobDevicesAsDict(op):  # noqa: N802
     """InferOpBlobDevices as ({input name: DeviceOption}, {output name: DeviceOption})."""
     inputs, outputs = InferOpBlobDevices(op)
     return dict(zip(op.input, inputs)), dict(zip(op.output, outputs))
-
-
-def get_ssa(net, blob_versions=None):
-    """([(versioned inputs, versioned outputs)] per op, {blob: latest version}) of a Net or
-    NetDef, a versioned blob being (name, version): Caffe2's SSA form of a net."""
-    proto = net.Proto() if isinstance(net, Net) else net
-    versions = {} if blob_versions is None else blob_versions
-    for name in proto.external_input:
-        versions.setdefault(str(name), 0)
-    per_op = []
-    for op in proto.op:
-        if not proto.external_input:
-            for name in op.input:
-                versions.setdefault(str(name), 0)
-        inputs = [(str(i), versions.get(str(i), 0)) for i in op.input]
-        for o in op.output:
-            versions[str(o)] = versions.get(str(o), 0) + 1
-        per_op.append((inputs, [(str(o), versions[str(o)]) for o in op.output]))
-    return per_op, versions
 
 
 def get_undefined_blobs(ssa_ops):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from caffe2lite.proto import caffe2_pb2
+from caffe2lite.runtime import db as _db
 from caffe2lite.runtime import flags, gradient_makers, registry
 from caffe2lite.runtime import workspaces as _workspaces
 from caffe2lite.runtime.devices import is_device_array, to_host
@@ -447,3 +448,12 @@ def get_gradient_defs(op_def, output_gradients):
             w.dense = str(g)
         wrappers.append(w)
     return [op.SerializeToString() for op in grad_ops], wrappers
+
+
+# -- dbs: Caffe2's C.create_db / C.Mode (caffe2lite.runtime.db) --------------------------
+Mode = _db.Mode
+
+
+def create_db(db_type, source, mode):
+    """A db of ``db_type`` at ``source`` (``new_cursor`` / ``new_transaction`` / ``close``)."""
+    return _db.create_db(db_type, source, mode)

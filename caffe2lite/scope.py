@@ -5,5 +5,6 @@ inside a DeviceScope lands on its device), so they live in
 ``caffe2lite.runtime.scope``; this is their Caffe2 name.
 """
 
-from caffe2lite.runtime.scope import (CurrentDeviceScope, CurrentNameScope,  # noqa: F401
-                                      DeviceScope, NameScope)
+from caffe2lite.runtime.scope import (_NAMESCOPE_SEPARATOR, CurrentDeviceScope,  # noqa: F401
+                                      CurrentNameScope, DeviceScope, EmptyDeviceScope,
+                                      EmptyNameScope, NameScope)

@@ -13,9 +13,17 @@ import sys
 
 import numpy as np
 
+from caffe2lite import core
+from caffe2lite.proto import caffe2_pb2
 from caffe2lite.runtime.arguments import make_argument
 from caffe2lite.runtime.protoio import parse_proto
 from caffe2lite.runtime.serialization import proto_to_tensor, tensor_to_proto
+
+
+OPTIMIZER_ITERATION_NAME = "optimizer_iteration"
+OPTIMIZER_ITERATION_LR_NAME = "optimizer_iteration_lr"
+ITERATION_MUTEX_NAME = "iteration_mutex"
+ITERATION_MUTEX_LR_NAME = "iteration_mutex_lr"
 
 
 def MakeArgument(key, value):  # noqa: N802
@@ -102,3 +110,21 @@ def debug(f):
     def wrapper(*args, **kwargs):
         return DebugMode.run(lambda: f(*args, **kwargs))
     return wrapper
+
+
+def BuildUniqueMutexIter(init_net, net, iter=None, iter_mutex=None, iter_val=0):  # noqa: N802,A002
+    """The training iteration counter, made once per init net: an int64 blob
+    ``iter`` (default "optimizer_iteration") set to ``iter_val`` and a mutex in
+    ``init_net``, and an ``AtomicIter`` incrementing it in ``net``, all on the CPU.
+    Later calls return the existing counter."""
+    iter = iter if iter is not None else OPTIMIZER_ITERATION_NAME  # noqa: A001
+    iter_mutex = iter_mutex if iter_mutex is not None else ITERATION_MUTEX_NAME
+    if init_net.BlobIsDefined(iter):
+        return init_net.GetBlobRef(iter)
+    cpu = core.DeviceOption(caffe2_pb2.CPU, extra_info=["device_type_override:cpu"])
+    with core.DeviceScope(cpu):
+        iteration = init_net.ConstantFill([], iter, shape=[1], value=iter_val,
+                                          dtype=core.DataType.INT64)
+        mutex = init_net.CreateMutex([], [iter_mutex])
+        net.AtomicIter([mutex, iteration], [iteration])
+    return iteration

@@ -21,6 +21,7 @@ from caffe2lite.runtime import flags, registry, safety, workspaces
 from caffe2lite.runtime.immediate import (FeedImmediate, FetchImmediate,  # noqa: F401 (Caffe2 API)
                                           ImmediateBlobs, IsImmediate, RunOperatorImmediate,
                                           StartImmediate, StopImmediate)
+from caffe2lite.runtime.int8_tensor import Int8Tensor  # noqa: F401 (Caffe2's workspace.Int8Tensor)
 from caffe2lite.runtime.op_context import operator_tracebacks  # noqa: F401 (Caffe2's name)
 from caffe2lite.runtime.predictor import Predictor  # noqa: F401 (Caffe2's workspace.Predictor)
 from caffe2lite.runtime.protoio import as_message
@@ -61,11 +62,29 @@ def ResetBlob(name):  # noqa: N802
 
 
 def FeedBlob(name, arr, device_option=None):  # noqa: N802
+    """Store ``arr`` (an array, a string, or -- caffe2lite's addition -- an Int8Tensor,
+    which makes an Int8TensorCPU blob) under ``name``."""
     return current().feed_blob(name, arr, device_option)
 
 
 def FetchBlob(name):  # noqa: N802
-    return current().fetch_blob(name)
+    result = current().fetch_blob(name)
+    if isinstance(result, Int8Tensor):  # Caffe2's fetcher gave a tuple, FetchBlob refused it
+        raise TypeError(f"Use FetchInt8Blob to fetch Int8 Blob {StringifyBlobName(name)}")
+    return result
+
+
+def FetchInt8Blob(name):  # noqa: N802
+    """The Int8TensorCPU blob ``name`` as ``Int8Tensor(data, scale, zero_point)``."""
+    result = current().fetch_blob(name)
+    assert isinstance(result, Int8Tensor), \
+        f"You are not fetching an Int8Blob {StringifyBlobName(name)}. Please use FetchBlob"
+    return result
+
+
+def FetchInt8BlobRealVal(name):  # noqa: N802
+    """The real values of an Int8TensorCPU blob: (data - zero_point) * scale, float32."""
+    return FetchInt8Blob(name).real_values()
 
 
 def FetchBlobs(names):  # noqa: N802

@@ -67,4 +67,50 @@ def squeezenet(conv1: int = 64, classes: int = 1000) -> dict:
     return widths
 
 
-__all__ = ["alexnet", "inception_v1", "resnet50", "squeezenet"]
+def detectron_faster_rcnn_r50_c4(classes: int = 81, anchors: int = 15) -> dict:
+    """Detectron's e2e_faster_rcnn_R-50-C4 (Ren et al. 2015 on ResNet-50): res2-res4 in the
+    trunk, res5 as the box head after RoIAlign, a 1024-wide RPN conv with ``anchors``
+    anchors per position (5 sizes x 3 aspect ratios), ``classes`` COCO classes with
+    background and one box per class."""
+    widths = resnet50(classes, prefix="")
+    del widths["pred_w"]
+    widths.update({"conv_rpn_w": 1024, "rpn_cls_logits_w": anchors,
+                   "rpn_bbox_pred_w": 4 * anchors, "cls_score_w": classes,
+                   "bbox_pred_w": 4 * classes})
+    return widths
+
+
+# Mask R-CNN2Go's int8 trunk: the depthwise convolutions' group counts are in the net; the
+# stage widths that its linear bottlenecks keep are not published, so they are the
+# MobileNetV2-style widths those groups imply (expansion 6 on 16, 32, 48, 96, 128 channels).
+_M2GO_STAGES = {"xif0": 16, "xif1": 32, "xif2": 48, "xif3_0": 96, "xif3_1": 96,
+                "xif3_2": 96, "xif3_3": 96, "xif3": 128, "xif4": 128, "xif5": 128}
+
+
+def mask_rcnn_2go_int8(classes: int = 81, anchors: int = 15, head: int = 128) -> dict | object:
+    """Mask R-CNN2Go (facebookarchive/models mask_rcnn_2go, int8): a function of the weight
+    name.  Depthwise and expansion convolutions take the group count of the depthwise
+    convolution they feed (read from the net by ``param_init``: these return None there);
+    projections keep their stage's width; the RPN has ``anchors`` anchors, the box head
+    ``classes`` classes, the mask head ``classes`` masks and ``head`` 1x1 channels."""
+    fixed = {"conv0_conv_w_int8": 16, "rpn_cls_logits_w_int8": anchors,
+             "rpn_bbox_pred_w_int8": 4 * anchors, "cls_score_w_int8": classes,
+             "bbox_pred_w_int8": 4 * classes, "mask_fcn_logits_w_int8": classes,
+             "_[bbox]_xif4_3_bn_1x1_conv_w_int8": 1024, "_[mask]_xif5_4_conv_w_int8": head}
+
+    def width(weight: str):
+        if weight in fixed:
+            return fixed[weight]
+        if weight.endswith(("_pw_conv_w_int8", "_dw_conv_w_int8")):
+            return None  # the group count of the depthwise conv they feed
+        block = weight.split("]")[-1].lstrip("_").split("_")  # e.g. ['xif3', '4', 'pwl', ...]
+        for key in (f"{block[0]}_{block[1]}", block[0]):
+            if key in _M2GO_STAGES:
+                return _M2GO_STAGES[key]
+        return None
+
+    return width
+
+
+__all__ = ["alexnet", "inception_v1", "resnet50", "squeezenet", "detectron_faster_rcnn_r50_c4",
+           "mask_rcnn_2go_int8"]

@@ -1,4 +1,5 @@
-"""SoftmaxWithLoss's legacy ``spatial=1`` mode: a softmax per pixel, a label per pixel.
+"""SpatialSoftmaxWithLoss, and SoftmaxWithLoss's legacy ``spatial=1`` mode: a softmax per
+pixel, a label per pixel.
 
 Older Caffe2 releases (before ``SpatialSoftmaxWithLoss`` took it over) read
 logits X of shape (N, D, H, W) and int labels (N, H, W); a label of -1 (Caffe2's
@@ -16,7 +17,7 @@ LOG_THRESHOLD = 1e-20
 
 def _check(ctx, X, labels, weights):
     """(labels, the per-pixel weights with 0 at ignored pixels), after checking the inputs."""
-    if ctx.args["label_prob"]:
+    if ctx.args.get("label_prob"):
         ctx.fail("spatial=1 does not support label_prob=1")
     if X.ndim != 4:
         ctx.fail(f"{ctx.input_label(0)} must be 4-D (N, D, H, W) with spatial=1, got shape "

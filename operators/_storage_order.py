@@ -25,3 +25,10 @@ def channel_axis(ctx, ndim: int) -> int:
 def per_channel_shape(ndim: int, axis: int) -> tuple:
     """The shape that broadcasts a length-C vector along ``axis`` of a rank-``ndim`` tensor."""
     return tuple(-1 if d == axis else 1 for d in range(ndim))
+
+
+def batch_channel_axis(ctx, x, i: int = 0) -> int:
+    """The channel axis of input i, which must have a batch axis and a channel axis."""
+    if x.ndim < 2:
+        ctx.fail(f"{ctx.input_label(i)} {tuple(x.shape)} needs a batch and a channel axis")
+    return channel_axis(ctx, x.ndim)

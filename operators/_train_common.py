@@ -20,6 +20,8 @@ import math
 
 import numpy as np
 
+from caffe2lite.proto import caffe2_pb2
+
 INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -199,3 +201,26 @@ def last_occurrences(xp, idx):
     ends_group[-1] = True
     ends_group[:-1] = ranked[1:] != ranked[:-1]
     return order[ends_group]
+
+
+_HOST = caffe2_pb2.DeviceOption()
+
+
+def inputs_on_host(*positions):
+    """Device inference for ops reading an iteration counter: Caffe2 kept it on the CPU
+    whatever the op's device, so the inputs at ``positions`` live on the host."""
+    def infer(op_def):
+        op_device = op_def.device_option if op_def.HasField("device_option") else _HOST
+        inputs = [_HOST if i in positions else op_device for i in range(len(op_def.input))]
+        return inputs, [op_device] * len(op_def.output)
+    return infer
+
+
+def iteration(ctx, i: int, counter) -> int:
+    """The value of a 1-element int64 iteration counter (input i, on the host)."""
+    counter = ctx.device.to_host(counter)
+    if getattr(counter, "dtype", None) != np.int64 or counter.size != 1:
+        ctx.fail(f"{ctx.input_label(i)} must be a 1-element int64 iteration counter, got "
+                 f"{getattr(counter, 'dtype', type(counter).__name__)} of shape "
+                 f"{tuple(getattr(counter, 'shape', ()))}")
+    return int(counter.reshape(-1)[0])

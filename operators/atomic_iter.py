@@ -33,10 +33,15 @@ def create_mutex(ctx):
     return (threading.Lock(),)
 
 
+def check_mutex(ctx, mutex, i: int):
+    """The mutex blob of input i, or EnforceError naming it (also for AtomicAppend, ...)."""
+    if not (hasattr(mutex, "acquire") and hasattr(mutex, "release")):
+        ctx.fail(f"input {i} (mutex blob '{ctx.op_def.input[i]}') must hold a mutex made by "
+                 f"CreateMutex, got {type(mutex).__name__}")
+    return mutex
+
+
 @register_kernel("AtomicIter", devices=("CPU", "CUDA"))
 def atomic_iter(ctx, mutex, counter):
-    if not (hasattr(mutex, "acquire") and hasattr(mutex, "release")):
-        ctx.fail(f"input 0 (mutex blob '{ctx.op_def.input[0]}') must hold a mutex made by "
-                 f"CreateMutex, got {type(mutex).__name__}")
-    with mutex:
+    with check_mutex(ctx, mutex, 0):
         return (increment(ctx, counter, ctx.op_def.output[0]),)

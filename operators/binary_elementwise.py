@@ -278,15 +278,17 @@ def div_gradient(ctx, *inputs):
     return _reduced_grads(ctx, (da, db), dc, a, b, bv)
 
 
-def _gradient_maker(grad_type, needs_inputs_intact, reads_output=False):
+def _gradient_maker(grad_type, values_read, reads_output=False):
+    """``values_read``: the inputs whose values (not only shapes) the gradient reads,
+    which an in-place output must not have overwritten."""
     def maker(op_def, g_output):
         g = dense_output_grad(op_def, g_output, optional=True)
         if g is None:
             return [], [None, None]
-        if needs_inputs_intact and op_def.output[0] in op_def.input:
-            raise GradientError(f"op {op_def.type}: its gradient needs inputs "
-                                f"{list(op_def.input)}, but output '{op_def.output[0]}' "
-                                f"overwrites one of them (in place)")
+        if op_def.output[0] in [op_def.input[i] for i in values_read]:
+            raise GradientError(f"op {op_def.type}: its gradient needs the values of "
+                                f"{[op_def.input[i] for i in values_read]}, but output "
+                                f"'{op_def.output[0]}' overwrites one of them (in place)")
         ga, gb = grad_name(op_def.input[0]), grad_name(op_def.input[1])
         inputs = [g, op_def.input[0], op_def.input[1]] + list(op_def.output[:reads_output])
         if ga == gb:  # the same blob for A and B: its gradient is dA + dB
@@ -300,16 +302,18 @@ def _gradient_maker(grad_type, needs_inputs_intact, reads_output=False):
 
 
 # op type -> (forward fn (ctx, A, B), numpy name, gradient: fn (ctx, dC, A, B) -> (dA, dB)
-#             unreduced or a whole kernel (Div), whether the gradient reads A and B's values)
+#             unreduced or a whole kernel (Div), the inputs whose values the gradient reads:
+#             Div's reads B and its output C, and A only for its shape, so an in-place Div
+#             on A (C keeps A's shape) still differentiates, as in Caffe2)
 BINARY_OPS = {
     "Add": (lambda ctx, a, b: a + b, "numpy.add",
-            lambda ctx, dc, a, b: (dc, dc), False),
+            lambda ctx, dc, a, b: (dc, dc), ()),
     "Sub": (lambda ctx, a, b: a - b, "numpy.subtract",
-            lambda ctx, dc, a, b: (dc, -dc), False),
+            lambda ctx, dc, a, b: (dc, -dc), ()),
     "Mul": (lambda ctx, a, b: a * b, "numpy.multiply",
-            lambda ctx, dc, a, b: (dc * b, dc * a), True),
+            lambda ctx, dc, a, b: (dc * b, dc * a), (0, 1)),
     "Div": (truncating_divide, "numpy.divide (truncated toward 0 for integers)",
-            div_gradient, True),
+            div_gradient, (1,)),
 }
 
 # Gradient input layouts that are not (dC, A, B).

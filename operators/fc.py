@@ -1,8 +1,11 @@
-"""FC and FCGradient: a fully connected layer, Y = X_flat @ W_flat.T + b.
+"""FC and FCTransposed with their gradients: a fully connected layer, Y = X_flat @ W_flat.T + b.
 
 X is flattened to a matrix (M, K) at ``axis`` (M = prod(X.shape[:axis])),
 W to (N, K) at ``axis_w``; Y has shape X.shape[:axis] + (N,).  NumPy:
-``X.reshape(M, K) @ W.reshape(N, K).T + b``.
+``X.reshape(M, K) @ W.reshape(N, K).T + b``.  FCTransposed takes W already
+transposed, flattened to (K, N) at ``axis_w``: ``X.reshape(M, K) @ W.reshape(K, N) + b``
+(Caffe2's FullyConnectedOp with TransposeWeight = false); its gradient,
+FCTransposedGradient, gives dW in that (K, N) layout.
 """
 
 from math import prod
@@ -10,6 +13,7 @@ from math import prod
 import numpy as np
 
 from caffe2lite.operators import _native_dense, _parallel
+from caffe2lite.operators._axes import canonical_axis
 from caffe2lite.runtime import (Arg, OpCost, OpSchema, TensorSpec, dense_output_grad, grad_name,
                                 make_operator, register_kernel, register_schema)
 
@@ -28,9 +32,10 @@ FC_ARGS = [
 
 
 def fc_gradient_maker(op_def, g_output):
-    """FCGradient(X, W, dY) -> (dW, db, dX), as Caffe2's GetFCGradient."""
+    """<type>Gradient(X, W, dY) -> (dW, db, dX), as Caffe2's GetFCGradient."""
     x, w, b = op_def.input
-    grad_op = make_operator("FCGradient", [x, w, dense_output_grad(op_def, g_output)],
+    grad_op = make_operator(op_def.type + "Gradient",
+                            [x, w, dense_output_grad(op_def, g_output)],
                             [grad_name(w), grad_name(b), grad_name(x)])
     return [grad_op], [grad_name(x), grad_name(w), grad_name(b)]
 
@@ -56,40 +61,48 @@ def _fc_gradient_shapes(ctx, X, W, dY):
     """(dW, db, dX): shaped like W, (N,) and X."""
     if W is None:
         return (None, None, X)
-    N = prod(W.shape[:_canonical(ctx, ctx.args["axis_w"], W.ndim, "axis_w")])
+    axis_w = canonical_axis(ctx, ctx.args["axis_w"], W.ndim, "axis_w")
+    N = prod(W.shape[axis_w:] if _transposed(ctx) else W.shape[:axis_w])
     return (W, TensorSpec((N,), W.dtype), X)
 
 
-register_schema(OpSchema(
-    "FC", num_inputs=3, num_outputs=1, args=FC_ARGS, infer_shapes=_fc_shapes, cost=_fc_cost,
-    inputs=[("X", "input, flattened to (M, K) at axis"),
-            ("W", "weights, flattened to (N, K) at axis_w"), ("b", "bias of N elements")],
-    outputs=[("Y", "X.shape[:axis] + (N,)")],
-    doc="Fully connected layer: Y = X.reshape(M, K) @ W.reshape(N, K).T + b, reshaped to "
-        "X.shape[:axis] + (N,).",
-    gradient=fc_gradient_maker))
+for _type, _w_layout, _formula in (
+        ("FC", "(N, K)", "X.reshape(M, K) @ W.reshape(N, K).T + b"),
+        ("FCTransposed", "(K, N)", "X.reshape(M, K) @ W.reshape(K, N) + b")):
+    register_schema(OpSchema(
+        _type, num_inputs=3, num_outputs=1, args=FC_ARGS, infer_shapes=_fc_shapes,
+        cost=_fc_cost,
+        inputs=[("X", "input, flattened to (M, K) at axis"),
+                ("W", f"weights, flattened to {_w_layout} at axis_w"),
+                ("b", "bias of N elements")],
+        outputs=[("Y", "X.shape[:axis] + (N,)")],
+        doc=f"Fully connected layer: Y = {_formula}, reshaped to X.shape[:axis] + (N,).",
+        gradient=fc_gradient_maker))
+    register_schema(OpSchema(
+        _type + "Gradient", num_inputs=3, num_outputs=(2, 3), args=FC_ARGS,
+        infer_shapes=_fc_gradient_shapes,
+        inputs=[("X", f"input of {_type}"), ("W", f"weights of {_type}"),
+                ("dY", "gradient of Y")],
+        outputs=[("dW", f"gradient of W, shaped like W ({_w_layout} flattened)"),
+                 ("db", "dY_flat summed over rows (N,)"),
+                 ("dX", "optional: gradient of X, shaped like X")],
+        doc=f"Gradient of {_type} with respect to W, b and (if a third output is given) X."))
 
-register_schema(OpSchema(
-    "FCGradient", num_inputs=3, num_outputs=(2, 3), args=FC_ARGS,
-    infer_shapes=_fc_gradient_shapes,
-    inputs=[("X", "input of FC"), ("W", "weights of FC"), ("dY", "gradient of Y")],
-    outputs=[("dW", "dY_flat.T @ X_flat, shaped like W"), ("db", "dY_flat summed over rows (N,)"),
-             ("dX", "optional: dY_flat @ W_flat, shaped like X")],
-    doc="Gradient of FC with respect to W, b and (if a third output is given) X."))
 
+def _transposed(ctx) -> bool:
+    """FCTransposed(Gradient): W is laid out (K, N)."""
+    return ctx.op_def.type.startswith("FCTransposed")
 
-def _canonical(ctx, axis, ndim, arg):
-    if not -ndim <= axis < ndim:
-        ctx.fail(f"argument '{arg}' = {axis} is out of range for a tensor of rank {ndim}")
-    return axis + ndim if axis < 0 else axis
 
 
 def _flat_shapes(ctx, X, W):
     """(M, K, N) after flattening X at axis and W at axis_w, checking that K agrees."""
-    axis = _canonical(ctx, ctx.args["axis"], X.ndim, "axis")
-    axis_w = _canonical(ctx, ctx.args["axis_w"], W.ndim, "axis_w")
+    axis = canonical_axis(ctx, ctx.args["axis"], X.ndim, "axis")
+    axis_w = canonical_axis(ctx, ctx.args["axis_w"], W.ndim, "axis_w")
     M, K = prod(X.shape[:axis]), prod(X.shape[axis:])
     N, K_w = prod(W.shape[:axis_w]), prod(W.shape[axis_w:])
+    if _transposed(ctx):
+        N, K_w = K_w, N
     if K != K_w:
         ctx.fail(f"input X {tuple(X.shape)} has K = {K} features from axis {axis} on, "
                  f"but W {tuple(W.shape)} has {K_w} from axis_w {axis_w} on")
@@ -110,39 +123,49 @@ def _matmul(a, b):
     return a @ b
 
 
+def _weight_nk(ctx, W, N, K):
+    """W as the (N, K) matrix FC multiplies by (a transposed view for FCTransposed)."""
+    return W.reshape(K, N).T if _transposed(ctx) else W.reshape(N, K)
+
+
 @register_kernel("FC", devices=("CPU", "CUDA"))
+@register_kernel("FCTransposed", devices=("CPU", "CUDA"))
 def fc(ctx, X, W, b):
     axis, M, K, N = _flat_shapes(ctx, X, W)
     if b.size != N:
         ctx.fail(f"input b has {b.size} elements {tuple(b.shape)}, expected N = {N}")
     if b.dtype != X.dtype:
         ctx.fail(f"b ({b.dtype}) must have X's dtype ({X.dtype})")
-    Y = _matmul(X.reshape(M, K), W.reshape(N, K).T)
+    Y = _matmul(X.reshape(M, K), _weight_nk(ctx, W, N, K).T)
     Y += b.reshape(N)  # Y is this op's own fresh array
     return (Y.reshape(tuple(X.shape[:axis]) + (N,)),)
 
 
 @register_kernel("FCGradient", devices=("CPU", "CUDA"))
+@register_kernel("FCTransposedGradient", devices=("CPU", "CUDA"))
 def fc_gradient(ctx, X, W, dY):
     axis, M, K, N = _flat_shapes(ctx, X, W)
     if dY.size != M * N:
         ctx.fail(f"input dY {tuple(dY.shape)} must have M x N = {M} x {N} "
                  f"elements (the shape of FC's output)")
     dY2 = dY.reshape(M, N).astype(X.dtype, copy=False)
+    X2, W_nk = X.reshape(M, K), _weight_nk(ctx, W, N, K)
+    # dW in W's own layout: (N, K) = dY'X for FC, (K, N) = X'dY for FCTransposed
+    dw_factors = (X2.T, dY2) if _transposed(ctx) else (dY2.T, X2)
     want_dx = len(ctx.op_def.output) == 3
     if want_dx and ctx.xp is np and M * K * N >= OVERLAP_PRODUCTS \
             and _parallel.num_threads() > 1 and _parallel.blas_single_threaded():
         # dW on a pool thread while this one makes db and dX: two independent BLAS
         # calls, each computed as it would be alone, so the same bits.
-        (pending,) = _parallel.start_on_pool([(np.matmul, (dY2.T, X.reshape(M, K)))])
+        (pending,) = _parallel.start_on_pool([(np.matmul, dw_factors)])
         db = _column_sums(dY2)
-        dX = _matmul(dY2, W.reshape(N, K)).reshape(X.shape)
+        dX = _matmul(dY2, W_nk).reshape(X.shape)
         return pending.result().reshape(W.shape), db, dX
-    dW = (dY2.T @ X.reshape(M, K)).reshape(W.shape)
+    dW = (dw_factors[0] @ dw_factors[1]).reshape(W.shape)
     db = _column_sums(dY2) if ctx.xp is np else dY2.sum(axis=0)
     if not want_dx:
         return dW, db
-    return dW, db, _matmul(dY2, W.reshape(N, K)).reshape(X.shape)
+    return dW, db, _matmul(dY2, W_nk).reshape(X.shape)
 
 
 def _column_sums(dY2):

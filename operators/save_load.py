@@ -20,6 +20,7 @@ from caffe2lite.proto import caffe2_pb2
 from caffe2lite.runtime import (NO_GRADIENT, SHOULD_NOT_DO_GRADIENT, Arg, ArgumentError,
                                 EnforceError, OpSchema, flags, integrity, minidb, register_kernel,
                                 register_schema, safety)
+from caffe2lite.runtime.db import DBReader  # noqa: F401 (Load's optional inputs hold one)
 from caffe2lite.runtime.devices import context_for
 from caffe2lite.runtime.errors import DBError, ProtoParseError
 from caffe2lite.runtime.protoio import parse_binary
@@ -170,17 +171,6 @@ def checkpoint(ctx, iteration, *values):
 
 
 # -- Load ---------------------------------------------------------------------
-class DBReader:
-    """What a DBReader blob holds for Load's optional inputs: a db type and a source."""
-
-    def __init__(self, source: str, db_type: str = minidb.DB_TYPE):
-        self.source = source
-        self.db_type = db_type
-
-    def __repr__(self):
-        return f"DBReader({self.source!r}, {self.db_type!r})"
-
-
 def _load_sources(ctx, readers) -> list[str]:
     args = ctx.args
     if readers:

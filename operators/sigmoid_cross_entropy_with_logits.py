@@ -1,9 +1,13 @@
-"""SigmoidCrossEntropyWithLogits: per-row mean binary cross-entropy of sigmoid(logits).
+"""SigmoidCrossEntropyWithLogits (and its Weighted variant): per-row mean binary
+cross-entropy of sigmoid(logits).
 
 For logits x and targets t of one shape, out = -mean over the last axis of
 ``t * log(sigmoid(x)) + (1 - t) * log(1 - sigmoid(x))``, shape x.shape[:-1].
 Computed as Caffe2 did, without ever taking exp of a positive number:
 ``x * (t - (x >= 0)) - log(1 + exp(x - 2 * x * (x >= 0)))``.
+WeightedSigmoidCrossEntropyWithLogits(logits, targets, weights) multiplies each
+element's loss (and gradient) by its weight before the mean; it takes no
+log_D_trick / unjoined_lr_loss.
 """
 
 from caffe2lite.runtime import (Arg, OpSchema, TensorSpec, dense_output_grad, grad_name,
@@ -44,7 +48,7 @@ register_schema(OpSchema(
 
 
 def _check(ctx, logits, targets):
-    if ctx.args["log_D_trick"] and ctx.args["unjoined_lr_loss"]:
+    if ctx.args.get("log_D_trick") and ctx.args.get("unjoined_lr_loss"):
         ctx.fail("log_D_trick and unjoined_lr_loss cannot both be set")
     if logits.shape != targets.shape:
         ctx.fail(f"logits {tuple(logits.shape)} and targets "
@@ -55,35 +59,97 @@ def _check(ctx, logits, targets):
     return logits.shape[-1] if logits.ndim else 1
 
 
-@register_kernel("SigmoidCrossEntropyWithLogits", devices=("CPU", "CUDA"))
-def sigmoid_cross_entropy_with_logits(ctx, x, t):
-    inner = _check(ctx, x, t)
+def _terms(ctx, x, t):
+    """The elementwise log-likelihood terms (the loss is -their mean per row)."""
     xp = ctx.xp
     pos = (x >= 0).astype(x.dtype)
     log_term = xp.log1p(xp.exp(x - 2 * x * pos))       # log(1 + exp(-|x|))
-    if ctx.args["unjoined_lr_loss"]:
-        terms = x * t + (t - 1) * x * pos - (1 - t) * log_term
-    elif ctx.args["log_D_trick"]:
-        terms = (2 * t - 1) * (x - (x * pos + log_term))  # (2t - 1) * log(sigmoid(x))
-    else:
-        terms = x * (t - pos) - log_term
-    out = -(terms.sum(axis=-1) if x.ndim else terms) / inner
-    return (out.astype(x.dtype, copy=False),)
+    if ctx.args.get("unjoined_lr_loss"):
+        return x * t + (t - 1) * x * pos - (1 - t) * log_term
+    if ctx.args.get("log_D_trick"):
+        return (2 * t - 1) * (x - (x * pos + log_term))  # (2t - 1) * log(sigmoid(x))
+    return x * (t - pos) - log_term
+
+
+def _derivative(ctx, x, t):
+    """d(terms)/dx elementwise."""
+    xp = ctx.xp
+    e = xp.exp(-xp.abs(x))
+    sig = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))    # sigmoid(x), overflow-free
+    if ctx.args.get("unjoined_lr_loss"):
+        return t - (1 - t) * sig
+    if ctx.args.get("log_D_trick"):
+        return (2 * t - 1) * (1 - sig)                   # (2t - 1) / (1 + exp(x))
+    return t - sig
+
+
+def _row_mean_loss(x, terms, inner):
+    return (-(terms.sum(axis=-1) if x.ndim else terms) / inner).astype(x.dtype, copy=False)
+
+
+def _scaled(x, d, dY, inner):
+    if dY.size * inner != x.size:
+        return None
+    scale = -dY.reshape(x.shape[:-1] + (1,) if x.ndim else ()) / inner
+    return (d * scale).astype(x.dtype, copy=False)
+
+
+@register_kernel("SigmoidCrossEntropyWithLogits", devices=("CPU", "CUDA"))
+def sigmoid_cross_entropy_with_logits(ctx, x, t):
+    inner = _check(ctx, x, t)
+    return (_row_mean_loss(x, _terms(ctx, x, t), inner),)
 
 
 @register_kernel("SigmoidCrossEntropyWithLogitsGradient", devices=("CPU", "CUDA"))
 def sigmoid_cross_entropy_with_logits_gradient(ctx, dY, x, t):
     inner = _check(ctx, x, t)
-    if dY.size * inner != x.size:
+    dx = _scaled(x, _derivative(ctx, x, t), dY, inner)
+    if dx is None:
         ctx.fail(f"dY {tuple(dY.shape)} must have one element per row of logits {tuple(x.shape)}")
-    xp = ctx.xp
-    e = xp.exp(-xp.abs(x))
-    sig = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))    # sigmoid(x), overflow-free
-    if ctx.args["unjoined_lr_loss"]:
-        d = t - (1 - t) * sig
-    elif ctx.args["log_D_trick"]:
-        d = (2 * t - 1) * (1 - sig)                      # (2t - 1) / (1 + exp(x))
-    else:
-        d = t - sig
-    scale = -dY.reshape(x.shape[:-1] + (1,) if x.ndim else ()) / inner
-    return ((d * scale).astype(x.dtype, copy=False),)
+    return (dx,)
+
+
+# -- WeightedSigmoidCrossEntropyWithLogits ---------------------------------------------
+register_schema(OpSchema(
+    "WeightedSigmoidCrossEntropyWithLogits", num_inputs=3, num_outputs=1,
+    infer_shapes=lambda ctx, x, t, w: (None if x is None else TensorSpec(x.shape[:-1], x.dtype),),
+    inputs=[("logits", "float tensor"), ("targets", "logits' shape"),
+            ("weights", "logits' shape: each element's weight")],
+    outputs=[("xentropy", "weighted mean loss over the last axis")],
+    doc="Sigmoid cross-entropy of logits against targets, each element weighted, averaged "
+        "over the last axis.",
+    gradient=lambda op_def, g_output: (
+        [make_operator("WeightedSigmoidCrossEntropyWithLogitsGradient",
+                       [dense_output_grad(op_def, g_output), *op_def.input],
+                       [grad_name(op_def.input[0])])], [grad_name(op_def.input[0]), None, None])))
+
+register_schema(OpSchema(
+    "WeightedSigmoidCrossEntropyWithLogitsGradient", num_inputs=4, num_outputs=1,
+    infer_shapes=same_as(1),
+    inputs=[("dY", "gradient of xentropy"), ("logits", "logits"), ("targets", "targets"),
+            ("weights", "weights")],
+    outputs=[("dlogits", "gradient of logits")],
+    doc="Gradient of WeightedSigmoidCrossEntropyWithLogits with respect to logits."))
+
+
+def _check_weights(ctx, x, w, index):
+    if w.shape != x.shape or w.dtype.kind != "f":
+        ctx.fail(f"{ctx.input_label(index)} {w.dtype}{tuple(w.shape)} must be a float tensor "
+                 f"of logits' shape {tuple(x.shape)}")
+
+
+@register_kernel("WeightedSigmoidCrossEntropyWithLogits", devices=("CPU", "CUDA"))
+def weighted_sigmoid_cross_entropy_with_logits(ctx, x, t, w):
+    inner = _check(ctx, x, t)
+    _check_weights(ctx, x, w, 2)
+    return (_row_mean_loss(x, _terms(ctx, x, t) * w, inner),)
+
+
+@register_kernel("WeightedSigmoidCrossEntropyWithLogitsGradient", devices=("CPU", "CUDA"))
+def weighted_sigmoid_cross_entropy_with_logits_gradient(ctx, dY, x, t, w):
+    inner = _check(ctx, x, t)
+    _check_weights(ctx, x, w, 3)
+    dx = _scaled(x, _derivative(ctx, x, t) * w, dY, inner)
+    if dx is None:
+        ctx.fail(f"dY {tuple(dY.shape)} must have one element per row of logits {tuple(x.shape)}")
+    return (dx,)

@@ -16,7 +16,9 @@ all 1); a total weight of 0 gives a loss of 0.  The gradient op takes
 it: ``dX = (P - onehot(labels) or t) * w[:, None] * scale / sum(w) * dloss``
 (not rescaled when sum(w) <= 0).  Only order NCHW is supported, as in Caffe2.
 The legacy ``spatial=1`` mode (a softmax per pixel, -1 labels ignored) is
-described in operators/_softmax_loss_spatial.py.
+described in operators/_softmax_loss_spatial.py; SpatialSoftmaxWithLoss, the op
+that took it over in Caffe2, runs the same code, and so does its gradient
+SpatialSoftmaxWithLossGradient(X, labels, [weights], P, dloss).
 """
 
 from math import prod
@@ -41,11 +43,11 @@ ARGS = [
 
 
 def softmax_with_loss_gradient_maker(op_def, g_output):
-    """SoftmaxWithLossGradient(X, labels, [weights], P, dloss) -> dX."""
+    """<type>Gradient(X, labels, [weights], P, dloss) -> dX."""
     x, labels = op_def.input[:2]
     inputs = [x, labels, *op_def.input[2:3], op_def.output[0],
               dense_output_grad(op_def, g_output, 1)]
-    grad_op = make_operator("SoftmaxWithLossGradient", inputs, [grad_name(x)])
+    grad_op = make_operator(op_def.type + "Gradient", inputs, [grad_name(x)])
     return [grad_op], [grad_name(x)] + [None] * (len(op_def.input) - 1)
 
 
@@ -154,8 +156,8 @@ def softmax_with_loss(ctx, X, labels, weights=None):
     return P.reshape(X.shape), xp.asarray(loss, dtype=dtype).reshape(())
 
 
-@register_kernel("SoftmaxWithLossGradient", devices=("CPU", "CUDA"))
-def softmax_with_loss_gradient(ctx, X, labels, *rest):
+def _gradient_inputs(ctx, X, rest):
+    """(weights or None, P, dloss) of a gradient op's trailing inputs, checked."""
     weights, P, dloss = (None, *rest) if len(rest) == 2 else rest
     _check_args(ctx, X)
     if P.shape != X.shape or P.dtype != X.dtype:
@@ -164,6 +166,12 @@ def softmax_with_loss_gradient(ctx, X, labels, *rest):
     if dloss.size != 1 or dloss.dtype.kind != "f":
         ctx.fail(f"the loss gradient (blob '{ctx.op_def.input[-1]}') must be one float, got "
                  f"{dloss.dtype}{tuple(dloss.shape)}")
+    return weights, P, dloss
+
+
+@register_kernel("SoftmaxWithLossGradient", devices=("CPU", "CUDA"))
+def softmax_with_loss_gradient(ctx, X, labels, *rest):
+    weights, P, dloss = _gradient_inputs(ctx, X, rest)
     if ctx.args["spatial"]:
         return (spatial_loss_gradient(ctx, X, labels, weights, P, dloss),)
     N, D, labels, weights = _check(ctx, X, labels, weights)
@@ -183,3 +191,41 @@ def softmax_with_loss_gradient(ctx, X, labels, *rest):
     if bool(total_weight > 0):
         dX *= dtype.type(ctx.args["scale"]) / total_weight * dloss.reshape(()).astype(dtype)
     return (dX.reshape(X.shape),)
+
+
+# -- SpatialSoftmaxWithLoss: SoftmaxWithLoss's spatial mode as an op of its own ----------
+SPATIAL_ARGS = [Arg("scale", "float", 1.0, "factor on the gradient (as Caffe2's, not on "
+                                           "the loss)"), ORDER_ARG]
+
+register_schema(OpSchema(
+    "SpatialSoftmaxWithLoss", num_inputs=(2, 3), num_outputs=2, args=SPATIAL_ARGS,
+    infer_shapes=_infer,
+    inputs=[("logits", "float (N, D, H, W)"),
+            ("labels", "int (N, H, W) class indices, -1 for pixels left out"),
+            ("weight_tensor", "optional: (N, H, W) float pixel weights")],
+    outputs=[("softmax", "softmax over D at every pixel, the logits' shape"),
+             ("loss", "scalar: the weighted mean cross-entropy of the counted pixels")],
+    doc="A softmax over the D channels of every pixel and the weighted mean cross-entropy "
+        "of the pixels whose label is not -1 (0 when none count).",
+    gradient=softmax_with_loss_gradient_maker))
+
+register_schema(OpSchema(
+    "SpatialSoftmaxWithLossGradient", num_inputs=(4, 5), num_outputs=1, args=SPATIAL_ARGS,
+    infer_shapes=lambda ctx, X, *_: (X,),
+    inputs=[("logits", "logits of SpatialSoftmaxWithLoss"), ("labels", "its labels"),
+            ("weight_tensor", "optional: its pixel weights (5 inputs)"),
+            ("softmax", "its softmax output"), ("dloss", "gradient of the loss (a scalar)")],
+    outputs=[("dlogits", "gradient of the logits")],
+    doc="Gradient of SpatialSoftmaxWithLoss with respect to the logits."))
+
+
+@register_kernel("SpatialSoftmaxWithLoss", devices=("CPU", "CUDA"))
+def spatial_softmax_with_loss(ctx, X, labels, weights=None):
+    _check_args(ctx, X)
+    return spatial_loss(ctx, X, labels, weights)
+
+
+@register_kernel("SpatialSoftmaxWithLossGradient", devices=("CPU", "CUDA"))
+def spatial_softmax_with_loss_gradient(ctx, X, labels, *rest):
+    weights, P, dloss = _gradient_inputs(ctx, X, rest)
+    return (spatial_loss_gradient(ctx, X, labels, weights, P, dloss),)

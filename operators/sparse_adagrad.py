@@ -61,11 +61,13 @@ register_schema(OpSchema(
     "RowWiseSparseAdagrad", num_inputs=(5, 6), num_outputs=2, enforce_inplace="one_to_one",
     infer_shapes=same_as(0, 1),
     inputs=[_PARAM, ("moment", "1-D history with one value per row of param")] + _ROWS_IN
-    + [("counter", "(optional) only read when counter_halflife != -1")],
+    + [("counter", "(optional) per-row update frequency (RowWiseCounter's), read when "
+                   "counter_halflife != -1")],
     outputs=_OUTPUTS,
     args=[_EPSILON, _WEIGHT_DECAY,
-          Arg("counter_halflife", "int", -1, "frequency-adjusted weight decay; only -1 "
-                                             "(off) is supported")],
+          Arg("counter_halflife", "int", -1, "frequency-adjusted weight decay: when > 0 a "
+                                             "row's weight_decay is multiplied by "
+                                             "counter_halflife / counter[row] (counter > 0)")],
     doc="Row-wise AdaGrad: moment[r] += mean(g*g over the row); "
         "param[r] += g * lr / (sqrt(moment[r]) + epsilon), in index order.",
     gradient=SHOULD_NOT_DO_GRADIENT))
@@ -110,22 +112,25 @@ def _check_sparse(ctx, param, moment, indices, grad, lr, check_range=True):
     return rows, block, idx, rate, grad.reshape(idx.size, block).astype(dtype, copy=False), dtype
 
 
-def checked_sparse_adagrad(ctx, param, moment, indices, grad, lr, check_range=True):
+def checked_sparse_adagrad(ctx, param, moment, indices, grad, lr, check_range=True,
+                           counter=None):
     """Every check of SparseAdagrad / RowWiseSparseAdagrad, before anything is written.
 
     Returns (param, moment, table, history, flat indices, grad rows, rate, eps, wd):
     param and moment as arrays the kernel may update in place, table/history
-    their 2-D (1-D for a row-wise moment) views.
+    their 2-D (1-D for a row-wise moment) views; ``wd`` is one value per index
+    occurrence (an array) when counter_halflife scales it by row.
     """
+    per_row_decay = counter is not None and ctx.args.get("counter_halflife", -1) != -1
     rows, block, idx, rate, g2, dtype = _check_sparse(ctx, param, moment, indices, grad, lr,
-                                                      check_range)
+                                                      check_range or per_row_decay)
     if ctx.op_def.type.startswith("RowWise"):
         if moment.size != rows:
             ctx.fail(f"{ctx.input_label(1)} has {moment.size} elements, expected "
                      f"one per row of {ctx.input_label(0)} ({rows})")
-        if ctx.args["counter_halflife"] != -1:
-            ctx.fail(f"argument 'counter_halflife' = {ctx.args['counter_halflife']}: frequency-"
-                     f"adjusted weight decay is not supported by caffe2lite (use -1)")
+        if ctx.args["counter_halflife"] != -1 and counter is None:
+            ctx.fail(f"argument 'counter_halflife' = {ctx.args['counter_halflife']} needs the "
+                     f"counter input (input 5)")
     else:
         if moment.size != param.size:
             ctx.fail(f"{ctx.input_label(1)} has {moment.size} elements, "
@@ -138,7 +143,24 @@ def checked_sparse_adagrad(ctx, param, moment, indices, grad, lr, check_range=Tr
     history = moment.reshape(rows) if ctx.op_def.type.startswith("RowWise") \
         else moment.reshape(rows, block)
     eps, wd = dtype.type(ctx.args["epsilon"]), dtype.type(ctx.args["weight_decay"])
+    if per_row_decay:
+        wd = _frequency_weight_decay(ctx, counter, rows, idx, wd, dtype)
     return param, moment, param.reshape(rows, block), history, idx, g2, rate, eps, wd
+
+
+def _frequency_weight_decay(ctx, counter, rows, idx, wd, dtype):
+    """weight_decay * counter_halflife / counter[row] for each occurrence (counter > 0 and
+    counter_halflife > 0; else weight_decay), computed in double as Caffe2 did."""
+    if counter.size != rows or counter.dtype.kind != "f":
+        ctx.fail(f"{ctx.input_label(5)} must be floating with one value per row of "
+                 f"{ctx.input_label(0)} ({rows}), got {counter.dtype} of shape "
+                 f"{tuple(counter.shape)}")
+    halflife = ctx.args["counter_halflife"]
+    count = counter.reshape(-1)[idx].astype(np.float64)
+    freq = ctx.xp.ones_like(count)
+    if halflife > 0:
+        freq = ctx.xp.where(count > 0, halflife / ctx.xp.where(count > 0, count, 1.0), 1.0)
+    return (float(wd) * freq).astype(dtype)
 
 
 # Rows per step of _update_distinct_rows: its five row buffers of this many bytes each
@@ -230,7 +252,8 @@ def sparse_adagrad_update(xp, table, history, idx, g2, rate, eps, wd):
 @register_kernel("RowWiseSparseAdagrad", devices=("CPU", "CUDA"))
 @register_kernel("RowWiseSparseAdagrad", devices=("CPU",), engine="NUMPY")
 def row_wise_sparse_adagrad(ctx, param, moment, indices, grad, lr, counter=None):
-    param, moment, *update = checked_sparse_adagrad(ctx, param, moment, indices, grad, lr)
+    param, moment, *update = checked_sparse_adagrad(ctx, param, moment, indices, grad, lr,
+                                                    counter=counter)
     row_wise_sparse_adagrad_update(ctx.xp, *update)
     return param, moment
 
@@ -250,10 +273,12 @@ def row_wise_sparse_adagrad_update(xp, table, history, idx, g2, rate, eps, wd):
         return _half_table_rounds(xp, table, history, idx, g2,
                                   lambda g, p, r: row_terms(g), wd)
 
-    rounds, heavy = occurrence_plan(xp, idx, heavy_rows=not wd)
+    per_row = getattr(wd, "ndim", 0) == 1  # weight decay by row frequency
+    rounds, heavy = occurrence_plan(xp, idx, heavy_rows=not per_row and not wd)
     for pos in rounds:
         r = idx[pos]
-        increment, step = row_terms(g2[pos] + wd * table[r] if wd else g2[pos])
+        decay = wd[pos][:, None] if per_row else wd
+        increment, step = row_terms(g2[pos] + decay * table[r] if per_row or wd else g2[pos])
         h = history[r] + increment
         history[r] = h
         table[r] = table[r] + step(h)
@@ -274,10 +299,11 @@ def _half_table_rounds(xp, table, history, idx, g2, terms, wd):
     step(new moment))`` (the float32 expressions of the table types above), and
     scatters the rows back rounded to float16 (to nearest even, as C's cast).
     """
+    per_row = getattr(wd, "ndim", 0) == 1
     for pos in occurrence_rounds(xp, idx):
         r = idx[pos]
         p = table[r].astype(np.float32)
-        g = g2[pos] + wd * p if wd else g2[pos]
+        g = g2[pos] + (wd[pos][:, None] if per_row else wd) * p if per_row or wd else g2[pos]
         increment, step = terms(g, p, r)
         h = history[r] + increment
         history[r] = h
@@ -293,8 +319,12 @@ def native_update(ctx, param, moment, indices, grad, lr, counter=None, normalize
     run instead (float64 tables, arrays C cannot address); nothing is written then.
     """
     param, moment, table, history, idx, g2, rate, eps, wd = checked_sparse_adagrad(
-        ctx, param, moment, indices, grad, lr, check_range=False)
+        ctx, param, moment, indices, grad, lr, check_range=False, counter=counter)
     row_wise = ctx.op_def.type.startswith("RowWise")
+    if getattr(wd, "ndim", 0) == 1:  # per-row weight decay: the NumPy update
+        check_index_vector(ctx, 2, indices, table.shape[0], 0)
+        row_wise_sparse_adagrad_update(ctx.xp, table, history, idx, g2, rate, eps, wd)
+        return param, moment, False
     try:
         done = _native_adagrad.native_sparse_adagrad(table, history, idx, g2, rate, eps, wd,
                                                      row_wise, normalize)
@@ -310,7 +340,7 @@ def native_update(ctx, param, moment, indices, grad, lr, counter=None, normalize
 
 
 def sparse_adagrad_native(ctx, param, moment, indices, grad, lr, counter=None):
-    return native_update(ctx, param, moment, indices, grad, lr)[:2]
+    return native_update(ctx, param, moment, indices, grad, lr, counter)[:2]
 
 
 if _native_adagrad.available():

@@ -1,4 +1,5 @@
-"""Elementwise math: Sqrt, Exp, Log, Abs, Negative, Sqr -- with Caffe2's gradients.
+"""Elementwise math: Sqrt, Exp, Log, Abs, Negative, Sqr, Rsqrt, Cube, Cbrt, Reciprocal,
+Erf, Ceil, Floor, Sign -- with Caffe2's gradients.
 
 One table row per op: its ``xp`` function, the dtypes Caffe2 registered it
 for, and its gradient as Caffe2 declared it.  Most of Caffe2's gradients are
@@ -14,13 +15,24 @@ composed from other operators rather than a dedicated <Op>Gradient:
 * Abs:  ``AbsGradient(X, dY) -> dX`` (dX = sign(X) * dY), its own op.
 
 Every forward op may run in place and keeps X's shape and dtype.
+
+The others (``MATH_FUNCTIONS``) have a gradient op of their own, reading the
+blobs Caffe2's did (operators/_unary.py): RsqrtGradient(dY, Y), CubeGradient(dY, X),
+CbrtGradient(dY, Y), ReciprocalGradient(Y, dY), ErfGradient(X, dY); Ceil and
+Floor have none yet (as in Caffe2), Sign should have none.  Cube also takes
+int32 and int64; Cube cannot run in place.
 """
+
+import math
 
 import numpy as np
 
+from caffe2lite.operators import _special
+from caffe2lite.operators._unary import register_unary
 from caffe2lite.operators.binary_elementwise import dtype_names
-from caffe2lite.runtime import (OpSchema, dense_output_grad, grad_name, make_operator,
-                                register_kernel, register_schema, same_as)
+from caffe2lite.runtime import (GRADIENT_NOT_IMPLEMENTED_YET, SHOULD_NOT_DO_GRADIENT, OpSchema,
+                                dense_output_grad, grad_name, make_operator, register_kernel,
+                                register_schema, same_as)
 
 FLOATS = (np.float32, np.float64)
 NUMERIC = (np.int32, np.int64, np.float32, np.float64)
@@ -86,6 +98,33 @@ def _register(op_type, formula, forward, dtypes, recipe):
 
 for _type, _row in UNARY_OPS.items():
     _register(_type, *_row)
+
+
+# type: (formula, forward(xp, X, args), gradient op's inputs or a gradient declaration,
+#        derivative(xp, args, X, Y), in place allowed, dtypes (None: floats))
+MATH_FUNCTIONS = {
+    "Rsqrt": ("1 / sqrt(X)", lambda xp, x, a: 1 / xp.sqrt(x), ("dY", "Y"),
+              lambda xp, a, x, y: -0.5 * y ** 3, True, None),
+    "Cube": ("X ** 3", lambda xp, x, a: x * x * x, ("dY", "X"),
+             lambda xp, a, x, y: 3 * x * x, False, NUMERIC),
+    "Cbrt": ("numpy.cbrt(X)", lambda xp, x, a: xp.cbrt(x), ("dY", "Y"),
+             lambda xp, a, x, y: 1 / (3 * y * y), True, None),
+    "Reciprocal": ("1 / X", lambda xp, x, a: 1 / x, ("Y", "dY"),
+                   lambda xp, a, x, y: -y * y, True, None),
+    "Erf": ("erf(X)", lambda xp, x, a: _special.erf(xp, x), ("X", "dY"),
+            lambda xp, a, x, y: 2 / math.sqrt(math.pi) * xp.exp(-x * x), True, None),
+    "Ceil": ("numpy.ceil(X)", lambda xp, x, a: xp.ceil(x), GRADIENT_NOT_IMPLEMENTED_YET,
+             None, True, None),
+    "Floor": ("numpy.floor(X)", lambda xp, x, a: xp.floor(x), GRADIENT_NOT_IMPLEMENTED_YET,
+              None, True, None),
+    "Sign": ("numpy.sign(X)", lambda xp, x, a: xp.sign(x), SHOULD_NOT_DO_GRADIENT,
+             None, True, None),
+}
+
+for _type, (_formula, _forward, _roles, _derivative, _inplace, _dtypes) in \
+        MATH_FUNCTIONS.items():
+    register_unary(_type, _formula, _forward, _roles, _derivative, inplace=_inplace,
+                   dtypes=_dtypes)
 
 
 register_schema(OpSchema(

@@ -37,8 +37,9 @@ def snapshot() -> dict:
     """Every blob of the current workspace: a host copy of tensors, other values as they are."""
     # FetchBlob already returns a host copy of a tensor, so later writes cannot leak in.
     # An empty blob stays None (FetchBlob gives Caffe2's metainfo bytes, new each call).
+    # Int8 tensor blobs come back as Int8Tensor(data copy, scale, zero_point).
     held = workspace.current().blob_dict
-    return {name: None if held[name] is None else workspace.FetchBlob(name)
+    return {name: None if held[name] is None else workspace.current().fetch_blob(name)
             for name in workspace.Blobs()}
 
 
@@ -49,6 +50,10 @@ def assert_unchanged(before: dict) -> None:
         f"a failed op added or removed blobs: before {sorted(before)}, after {sorted(after)}")
     for name, value in before.items():
         got = after[name]
+        if isinstance(value, workspace.Int8Tensor):
+            assert isinstance(got, workspace.Int8Tensor) and got[1:] == value[1:], (
+                f"blob '{name}' changed quantization: {value[1:]} -> {got[1:]}")
+            value, got = value.data, got.data
         if not isinstance(value, np.ndarray):
             assert got is value, f"blob '{name}' changed: {value!r} -> {got!r}"
             continue

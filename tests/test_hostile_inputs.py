@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from caffe2lite import core, workspace
+from caffe2lite import core, utils, workspace
 from caffe2lite.errors import ArgumentError, Caffe2LiteError, EnforceError, OperatorError
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.runtime import registry
@@ -82,6 +82,7 @@ REQUIRED_ARG = {"float": 1.0, "scalar": 1.0, "int": 1, "bool": 1, "ints": [1],
 
 
 UNDECLARED = "caffe2lite_undeclared_probe"  # an argument no schema declares
+CREATE_OPERATOR_PARAMETERS = ("name", "control_input", "device_option", "arg", "engine")
 
 
 def _refused_when_strict(op) -> None:
@@ -122,8 +123,12 @@ def _random_op(schema, rng):
             args[a.name] = values[int(rng.integers(len(values)))]
     if rng.random() < 0.2 and not schema.allow_unknown_args:
         args[UNDECLARED] = 1
+    # arguments named like CreateOperator's own parameters (AliasWithName's 'name') go in
+    # as Argument protos, as Caffe2's tests add them
+    own = {k: args.pop(k) for k in list(args) if k in CREATE_OPERATOR_PARAMETERS}
     try:
         op = core.CreateOperator(schema.type, inputs, outputs, **args)
+        op.arg.extend(utils.MakeArgument(k, v) for k, v in own.items())
         schema.verify(op)
     except Caffe2LiteError:
         return None  # rejected before anything runs: the schema tests cover that

@@ -1,8 +1,9 @@
-"""proto/caffe2.proto and the generated caffe2_pb2 against Caffe2's own definitions.
+"""proto/*.proto and the generated *_pb2 modules against Caffe2's own definitions.
 
-The field table below is written from Caffe2's caffe2/proto/caffe2.proto
-(see shared/reference/caffe2_facts.md, section 1), independently of the
-.proto file in this repository, so a wrong number, label or type fails here.
+The field tables below are written from Caffe2's caffe2/proto/caffe2.proto
+(see shared/reference/caffe2_facts.md, section 1), metanet.proto and
+predictor_consts.proto, independently of the .proto files in this
+repository, so a wrong number, label, type or default fails here.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from google.protobuf import text_format
 from google.protobuf.descriptor import FieldDescriptor as FD
 
 from caffe2lite.errors import ProtoParseError
-from caffe2lite.proto import caffe2_pb2
+from caffe2lite.proto import caffe2_pb2, metanet_pb2, predictor_consts_pb2
 from caffe2lite.protoio import parse_binary, parse_proto, parse_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,16 +72,44 @@ BlobSerializationOptions: blob_name_regex 1 opt string | chunk_size 2 opt int64 
 SerializationOptions: options 1 rep message
 """
 
+# metanet.proto (MetaNetDef: what predictor_exporter stores) and predictor_consts.proto
+# (the names of its parts, as string defaults).
+METANET_TABLE = """
+ModelInfo: project 1 opt string | modelClass 2 opt string | version 3 opt string |
+  predictorType 4 opt string SINGLE_PREDICTOR | modelId 5 opt string
+BlobsMap: key 1 req string | value 2 rep string
+NetsMap: key 1 req string | value 2 req message
+PlansMap: key 1 req string | value 2 req message
+StringMap: key 1 req string | value 2 req string
+MetaNetDef: blobs 1 rep message | nets 2 rep message | modelInfo 3 opt message |
+  plans 4 rep message | applicationSpecificInfo 5 rep message | blobsOrder 6 rep string |
+  preLoadBlobs 7 rep string | tensorBoundShapes 8 opt message |
+  requestOnlyEmbeddings 9 rep string | aotConfig 10 opt message
+"""
+PREDICTOR_CONSTS_TABLE = """
+PredictorConsts: META_NET_DEF 1 opt string !!META_NET_DEF |
+  PREDICTOR_DBREADER 2 opt string !!PREDICTOR_DBREADER |
+  PARAMETERS_BLOB_TYPE 3 opt string PARAMETERS_BLOB_TYPE |
+  INPUTS_BLOB_TYPE 4 opt string INPUTS_BLOB_TYPE |
+  OUTPUTS_BLOB_TYPE 5 opt string OUTPUTS_BLOB_TYPE |
+  GLOBAL_INIT_NET_TYPE 6 opt string GLOBAL_INIT_NET_TYPE |
+  PREDICT_INIT_NET_TYPE 7 opt string PREDICT_INIT_NET_TYPE |
+  PREDICT_NET_TYPE 8 opt string PREDICT_NET_TYPE |
+  SINGLE_PREDICTOR 9 opt string SINGLE_PREDICTOR | MULTI_PREDICTOR 10 opt string MULTI_PREDICTOR |
+  TRAIN_INIT_PLAN_TYPE 11 opt string TRAIN_INIT_PLAN_TYPE |
+  TRAIN_PLAN_TYPE 12 opt string TRAIN_PLAN_TYPE
+"""
+
 TYPE_CODES = {"int64": FD.TYPE_INT64, "int32": FD.TYPE_INT32, "uint32": FD.TYPE_UINT32,
               "float": FD.TYPE_FLOAT, "double": FD.TYPE_DOUBLE, "bool": FD.TYPE_BOOL,
               "string": FD.TYPE_STRING, "bytes": FD.TYPE_BYTES, "enum": FD.TYPE_ENUM,
               "message": FD.TYPE_MESSAGE}
 
 
-def _parse_table():
-    """{message: {field: (number, label, type, extras)}} from FIELD_TABLE."""
+def _parse_table(text=FIELD_TABLE):
+    """{message: {field: (number, label, type, extras)}} from a field table."""
     blocks, table = [], {}
-    for line in FIELD_TABLE.strip().splitlines():
+    for line in text.strip().splitlines():
         if line[0].isspace():
             blocks[-1] += " " + line.strip()
         else:
@@ -95,16 +124,19 @@ def _parse_table():
 
 
 TABLE = _parse_table()
+# generated module -> its table
+TABLES = {caffe2_pb2: TABLE, metanet_pb2: _parse_table(METANET_TABLE),
+          predictor_consts_pb2: _parse_table(PREDICTOR_CONSTS_TABLE)}
 
 
-def _descriptor(path: str):
-    cls = caffe2_pb2
+def _descriptor(path: str, module=caffe2_pb2):
+    cls = module
     for part in path.split("."):
         cls = getattr(cls, part)
     return cls.DESCRIPTOR
 
 
-def _all_message_classes():
+def _message_classes(module):
     out = []
 
     def walk(desc, cls):
@@ -112,19 +144,25 @@ def _all_message_classes():
         for nested in desc.nested_types:
             walk(nested, getattr(cls, nested.name))
 
-    for name, desc in caffe2_pb2.DESCRIPTOR.message_types_by_name.items():
-        walk(desc, getattr(caffe2_pb2, name))
+    for name, desc in module.DESCRIPTOR.message_types_by_name.items():
+        walk(desc, getattr(module, name))
     return out
 
 
-def test_generated_module_has_no_drift(tmp_path):
+def _all_message_classes():
+    return [cls for module in TABLES for cls in _message_classes(module)]
+
+
+@pytest.mark.parametrize("name", ["caffe2", "metanet", "predictor_consts"])
+def test_generated_module_has_no_drift(tmp_path, name):
     spec = importlib.util.spec_from_file_location("gen_proto", ROOT / "tools" / "gen_proto.py")
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
-    fresh = gen.generate(tmp_path)
-    committed = ROOT / "caffe2lite" / "proto" / "caffe2_pb2.py"
+    assert name in gen.PROTOS
+    fresh = gen.generate(tmp_path, name)
+    committed = ROOT / "caffe2lite" / "proto" / f"{name}_pb2.py"
     assert fresh.read_text() == committed.read_text(), (
-        "caffe2lite/proto/caffe2_pb2.py is stale: run python tools/gen_proto.py")
+        f"caffe2lite/proto/{name}_pb2.py is stale: run python tools/gen_proto.py")
 
 
 def test_proto_file_header():
@@ -136,9 +174,11 @@ def test_proto_file_header():
     assert caffe2_pb2.DESCRIPTOR.package == "caffe2"
 
 
-def test_every_message_is_in_the_table_and_back():
-    names = {c.DESCRIPTOR.full_name[len("caffe2."):] for c in _all_message_classes()}
-    assert names == set(TABLE)
+@pytest.mark.parametrize("module", list(TABLES), ids=lambda m: m.__name__.split(".")[-1])
+def test_every_message_is_in_the_table_and_back(module):
+    names = {c.DESCRIPTOR.full_name[len("caffe2."):] for c in _message_classes(module)}
+    assert names == set(TABLES[module])
+    assert module.DESCRIPTOR.package == "caffe2"
 
 
 def _label(field):
@@ -153,10 +193,12 @@ def _is_packed(field):
     return field.is_packed if hasattr(field, "is_packed") else field.GetOptions().packed
 
 
-@pytest.mark.parametrize("message", sorted(TABLE))
-def test_fields_match_caffe2(message):
-    desc = _descriptor(message)
-    expected = TABLE[message]
+@pytest.mark.parametrize("module, message", [(m, name) for m, table in TABLES.items()
+                                             for name in sorted(table)],
+                         ids=lambda x: x if isinstance(x, str) else x.__name__.split(".")[-1])
+def test_fields_match_caffe2(module, message):
+    desc = _descriptor(message, module)
+    expected = TABLES[module][message]
     assert set(desc.fields_by_name) == set(expected), message
     for name, (number, label, ftype, rest) in expected.items():
         field = desc.fields_by_name[name]
@@ -170,6 +212,8 @@ def test_fields_match_caffe2(message):
                 want = field.enum_type.values_by_name[default[0]].number
             elif ftype == "bool":
                 want = default[0] == "True"
+            elif ftype == "string":
+                want = default[0]
             else:
                 want = int(default[0])
             assert field.has_default_value and field.default_value == want, f"{message}.{name}"

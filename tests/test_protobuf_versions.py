@@ -23,6 +23,7 @@ PROTOBUF_FACING_TESTS = [
     "tests/test_real_nets.py",
     "tests/test_plan.py",
     "tests/operators/test_save_load.py",
+    "tests/test_predictor_exporter.py",
 ]
 
 

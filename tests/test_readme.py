@@ -37,7 +37,8 @@ def _run_blocks(blocks):
 
 @pytest.mark.parametrize("section, n_blocks", [("quickstart", 2), ("add-operator", 2),
                                                ("conv-pool", 1), ("norm-ops", 1),
-                                               ("gradients", 2)])
+                                               ("gradients", 2), ("detection", 2),
+                                               ("breadth-math", 1), ("model-tools", 4)])
 def test_readme_examples_run(section, n_blocks):
     blocks = _section_code(section)
     assert len(blocks) == n_blocks

@@ -27,7 +27,6 @@ from caffe2lite import cli, workspace, zoo_widths
 from caffe2lite.errors import EnforceError, SchemaError
 from caffe2lite.param_init import random_init_net
 from caffe2lite.protoio import load_net
-from caffe2lite.runtime.registry import missing_operators
 from helpers import skip_unless_runnable
 
 F = np.float32
@@ -153,13 +152,6 @@ CASES = {
         {"output": (6,)}),
 }
 
-# Detection nets: operators no module provides or is being written for (issue #11).
-NOT_PLANNED = {
-    "facebookarchive__models__detectron_e2e_faster_rcnn_R-50-C4_1x_predict_net.pbtxt",
-    "facebookarchive__models__mask_rcnn_2go_model_int8_model.pbtxt",
-}
-
-
 def _load(nets_dir, name):
     path = nets_dir / name
     if not path.exists():
@@ -280,16 +272,6 @@ def test_glow_gather_fold_net_gives_reshape_one_output_which_caffe2_refused(nets
     with pytest.raises(SchemaError, match=r'op #2 Reshape "result".*exactly 2 outputs, got 1'):
         workspace.RunNetOnce(predict)
     assert "result" not in workspace.Blobs()
-
-
-@pytest.mark.parametrize("name", sorted(NOT_PLANNED))
-def test_detection_nets_wait_for_their_operators(nets_dir, name):
-    """Faster R-CNN and the int8 Mask R-CNN need region ops (GenerateProposals, RoIAlign,
-    BBoxTransform, BoxWithNMSLimit) and, for mask_rcnn_2go, the Int8* ops and If."""
-    predict = _load(nets_dir, name)
-    missing = missing_operators(predict)
-    assert missing, f"{name}: every operator exists now; give it a case in CASES"
-    pytest.skip(f"{name} needs operators not implemented: {', '.join(missing)}")
 
 
 def test_cli_runs_the_traffic_light_net(nets_dir, capsys):

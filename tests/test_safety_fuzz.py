@@ -3,13 +3,13 @@
 Whatever the mutation, only caffe2lite errors may escape, an op that fails
 leaves every blob as it was, and every change to a checksummed checkpoint is
 caught by Load.  The nets come from ../shared/nets (skipped with the reason
-where it is absent); each run is bounded by hypothesis' example count and a
-wall-clock budget, so the file stays a few seconds long.
+where it is absent); each run is bounded by hypothesis' example count, so the
+file stays a few seconds long.  (A wall-clock budget that skipped the examples
+left once it ran out made hypothesis see the same draws end early, which it
+reports as a flaky strategy: the count is the bound.)
 """
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import pytest
@@ -23,7 +23,6 @@ from caffe2lite.runtime import registry
 from helpers import assert_unchanged, snapshot
 
 MAX_NET_BYTES = 20_000  # the small real nets: fast to run op by op
-BUDGET_S = 4.0  # wall-clock seconds each fuzz test may spend on examples
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
@@ -32,16 +31,6 @@ HOSTILE_INTS = [-1, 0, 2**31, 10**12, -(2**63) + 1]
 HOSTILE_FLOATS = [float("nan"), float("inf"), -1e30, 0.0]
 HOSTILE_SHAPES = [[10**6, 10**6], [-1], [], [2**40], [0, 3]]
 HOSTILE_STRINGS = ["../escape.minidb", "/etc/passwd", "", "minidb", "%s%s%n", "a\0b"]
-
-
-class Budget:
-    """Skips the rest of a test's examples once BUDGET_S seconds are spent."""
-
-    def __init__(self):
-        self.start = time.monotonic()
-
-    def over(self) -> bool:
-        return time.monotonic() - self.start > BUDGET_S
 
 
 @pytest.fixture(scope="module")
@@ -132,13 +121,9 @@ def confined_root(tmp_path):
 
 
 def test_mutated_real_nets_fail_only_with_caffe2lite_errors(real_nets, confined_root):
-    budget = Budget()
-
     @FUZZ
     @given(data=st.data())
     def run(data):
-        if budget.over():
-            return
         name, init, net_def = data.draw(st.sampled_from(real_nets))
         net = _mutate(net_def, data)
         _confined(confined_root)
@@ -165,13 +150,9 @@ def test_mutated_real_nets_fail_only_with_caffe2lite_errors(real_nets, confined_
 
 
 def test_mutated_net_bytes_parse_or_fail_cleanly(real_nets, confined_root):
-    budget = Budget()
-
     @FUZZ
     @given(data=st.data())
     def run(data):
-        if budget.over():
-            return
         _, _, net_def = data.draw(st.sampled_from(real_nets))
         as_text = data.draw(st.booleans())
         raw = bytearray(protoio.to_text(net_def).encode() if as_text
@@ -217,13 +198,9 @@ def test_every_mutation_of_a_checksummed_checkpoint_is_caught(checkpoint):
     good = checkpoint.read_bytes()
     workspace.FeedBlob("emb", np.zeros((8, 4), np.float32))
     before = snapshot()
-    budget = Budget()
-
     @FUZZ
     @given(data=st.data())
     def run(data):
-        if budget.over():
-            return
         raw = bytearray(good)
         for _ in range(data.draw(st.integers(1, 3))):
             at = data.draw(st.integers(0, len(raw) - 1))

@@ -20,6 +20,7 @@ from caffe2lite.runtime.errors import (ArgumentError, Caffe2LiteError, EnforceEr
                                        SchemaError)
 from caffe2lite.runtime.gradient_makers import (GradientSlice, dense_output_grad, grad_name,
                                                 gradient_maker, sparse_grad_names)
+from caffe2lite.runtime.int8_tensor import Int8QuantParams, Int8QuantScheme, Int8Tensor, is_int8
 from caffe2lite.runtime.op_context import OpContext, once_per_op
 from caffe2lite.runtime.op_schema import (GRADIENT_NOT_IMPLEMENTED_YET, INT_MAX, NO_GRADIENT,
                                           SHOULD_NOT_DO_GRADIENT, Arg, OpSchema)
@@ -36,7 +37,8 @@ __all__ = [
     "set_per_op_engine_pref", "set_global_engine_pref", "add_operator_package", "isolated",
     "INT_MAX",
     # writing a kernel
-    "OpContext", "once_per_op", "check_allocation",
+    "OpContext", "once_per_op", "check_allocation", "Int8Tensor", "is_int8",
+    "Int8QuantParams", "Int8QuantScheme",
     "EnforceError", "ArgumentError", "Caffe2LiteError", "SchemaError", "GradientError",
     # gradients
     "NO_GRADIENT", "SHOULD_NOT_DO_GRADIENT", "GRADIENT_NOT_IMPLEMENTED_YET",

@@ -122,6 +122,8 @@ def argument_value(arg, expected: str, where: str):
         return getattr(arg, field)
     if expected == "string" and field == "s":
         return _decode(arg.s)
+    if expected == "bytes" and field == "s":
+        return bytes(arg.s)
     if expected == "floats" and field in ("floats", "ints"):
         return [float(v) for v in getattr(arg, field)]
     if expected == "ints" and field == "ints":

@@ -19,7 +19,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from caffe2lite.runtime import registry
+from caffe2lite.runtime import int8_tensor, registry
 from caffe2lite.runtime.arguments import parse_arguments
 from caffe2lite.runtime.devices import cpu_context
 from caffe2lite.runtime.errors import EnforceError, SchemaError
@@ -71,7 +71,10 @@ def operator_cost(op_def, input_specs, where=None) -> OpCost:
 
 def blob_size_bytes(value) -> int:
     """Caffe2's BlobStat::sizeBytes: a tensor's data bytes (for a string tensor, the
-    string objects plus their characters); 0 for anything that is not a tensor."""
+    string objects plus their characters), an Int8 tensor's data bytes; 0 for anything
+    that is not a tensor."""
+    if int8_tensor.is_int8(value):
+        return int(value.data.nbytes)
     if not (hasattr(value, "dtype") and hasattr(value, "nbytes")):
         return 0
     if value.dtype.kind == "O":

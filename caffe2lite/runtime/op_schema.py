@@ -10,7 +10,7 @@ blob is read, and -- unlike Caffe2, which only logged the reason -- raises a
 
 from __future__ import annotations
 
-import inspect
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -25,7 +25,9 @@ NO_GRADIENT = "NO_GRADIENT"
 SHOULD_NOT_DO_GRADIENT = "SHOULD_NOT_DO_GRADIENT"
 GRADIENT_NOT_IMPLEMENTED_YET = "GRADIENT_NOT_IMPLEMENTED_YET"
 
-ARG_TYPES = ("float", "int", "bool", "string", "floats", "ints", "strings",
+# "string" is text (a UTF-8 ``s`` decodes to str); "bytes" keeps ``s`` as the raw bytes
+# it holds (Int8GivenTensorFill's values), whatever they happen to decode to.
+ARG_TYPES = ("float", "int", "bool", "string", "bytes", "floats", "ints", "strings",
              "scalar", "tensor", "tensors", "net", "nets", "any")
 _NO_DEFAULT = object()
 
@@ -145,8 +147,7 @@ class OpSchema:
         self.args = tuple(self.args)
         self.arg_by_name = {a.name: a for a in self.args}
         if not self.file:
-            caller = _declaring_frame()
-            self.file, self.line = caller.filename, caller.lineno
+            self.file, self.line = _declaring_frame()
 
     # -- Caffe2 getters -----------------------------------------------------
     @property
@@ -257,10 +258,16 @@ def gradient_kind(gradient) -> str:
 
 
 def _declaring_frame():
-    """The first stack frame outside this module and the registry (the declaring file)."""
-    here = {__file__, __file__.replace("schema.py", "registry.py")}
-    for frame in inspect.stack()[1:]:
-        if frame.filename not in here and "dataclasses" not in frame.filename \
-                and not frame.filename.startswith("<"):
-            return frame
-    return inspect.stack()[-1]
+    """(file, line) of the first stack frame outside this module and the registry (the
+    declaring file).  Walks frame objects: ``inspect.stack()`` read every frame's source
+    and searched sys.modules for it, seconds per hundred schemas once a large library
+    (scikit-learn, SciPy) was imported."""
+    here = {__file__, __file__.replace("op_schema.py", "registry.py")}
+    frame = sys._getframe(1)
+    last = frame
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if name not in here and "dataclasses" not in name and not name.startswith("<"):
+            return name, frame.f_lineno
+        last, frame = frame, frame.f_back
+    return last.f_code.co_filename, last.f_lineno

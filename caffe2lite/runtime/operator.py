@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from caffe2lite.runtime import devices, registry, safety
+from caffe2lite.runtime import devices, int8_tensor, registry, safety
 from caffe2lite.runtime.arguments import parse_arguments
 from caffe2lite.runtime.devices import context_for
 from caffe2lite.runtime.devices.fallback import FALLBACK_ENGINE, cpu_fallback_kernel
@@ -122,7 +122,8 @@ def _normalize_output(op: Operator, value):
     if op.ctx.device.is_device_array(value) or \
             isinstance(value, np.ndarray) and not devices.is_device_array(value):
         return value
-    if isinstance(value, (str, bytes)) or getattr(op.schema, "opaque_outputs", False):
+    if isinstance(value, (str, bytes)) or int8_tensor.is_int8(value) \
+            or getattr(op.schema, "opaque_outputs", False):
         return value
     raise OperatorError(f"{op.where}: kernel returned a {type(value).__name__}, expected an "
                         f"array on {op.ctx.device.name}")

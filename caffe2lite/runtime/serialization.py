@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from caffe2lite.proto import caffe2_pb2
-from caffe2lite.runtime import devices
+from caffe2lite.runtime import devices, int8_tensor
 from caffe2lite.runtime.errors import EnforceError
 
 DataType = caffe2_pb2.TensorProto.DataType
@@ -155,7 +155,11 @@ TENSOR_BLOB_TYPE = "Tensor"
 
 
 def blob_to_proto(name: str, value) -> caffe2_pb2.BlobProto:
-    """A BlobProto for a tensor or string blob (as Caffe2's blob serializers wrote)."""
+    """A BlobProto for a tensor, Int8 tensor or string blob (as Caffe2's blob serializers
+    wrote)."""
+    if int8_tensor.is_int8(value):
+        return int8_tensor.to_proto(name, value)
+    int8_tensor.refuse_parameter_blob(name, value)
     blob = caffe2_pb2.BlobProto(name=name)
     if isinstance(value, (bytes, str)):
         blob.type = STRING_BLOB_TYPE
@@ -171,7 +175,10 @@ def blob_to_proto(name: str, value) -> caffe2_pb2.BlobProto:
 
 
 def proto_to_blob(blob) -> object:
-    """The value held by a BlobProto (NumPy array for tensors, bytes for strings)."""
+    """The value held by a BlobProto (NumPy array for tensors, Int8Tensor for Caffe2's
+    Int8TensorCPU, bytes for strings)."""
+    if blob.type == int8_tensor.INT8_BLOB_TYPE or blob.HasField("qtensor"):
+        return int8_tensor.from_proto(blob)
     if blob.type == STRING_BLOB_TYPE or (not blob.HasField("tensor") and blob.HasField("content")):
         return blob.content
     if blob.HasField("tensor"):
@@ -197,10 +204,11 @@ def blob_to_records(name: str, value, chunk_size: int | None = DEFAULT_CHUNK_SIZ
     '<name>#%<chunk id>' and holding the full dims, its ``segment`` and the
     device it came from in ``device_detail`` -- so Caffe2's Load reads them.
     """
-    if isinstance(value, (str, bytes)):
-        return [(name, blob_to_proto(name, value))]
+    if isinstance(value, (str, bytes)) or int8_tensor.is_int8(value):
+        return [(name, blob_to_proto(name, value))]  # one record, as Caffe2 wrote them
     if value is None:
         raise EnforceError(f"blob '{name}' is empty (never written); nothing to serialize")
+    int8_tensor.refuse_parameter_blob(name, value)
     device_type, device_id = devices.location(value) or (caffe2_pb2.CPU, 0)
     device = caffe2_pb2.DeviceOption(device_type=device_type)
     if device_type != caffe2_pb2.CPU:

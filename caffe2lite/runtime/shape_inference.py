@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from caffe2lite.runtime import registry
+from caffe2lite.runtime import int8_tensor, registry
 from caffe2lite.runtime.arguments import parse_arguments
 from caffe2lite.runtime.devices import cpu_context
 from caffe2lite.runtime.errors import Caffe2LiteError
@@ -47,7 +47,10 @@ class TensorSpec:
 
 
 def spec_of(value) -> TensorSpec | None:
-    """The TensorSpec of an array (NumPy or CuPy); None for anything else."""
+    """The TensorSpec of an array (NumPy or CuPy) or of an Int8 tensor's data; None for
+    anything else."""
+    if int8_tensor.is_int8(value):
+        value = value.data
     if hasattr(value, "shape") and hasattr(value, "dtype"):
         return TensorSpec(value.shape, value.dtype)
     return None

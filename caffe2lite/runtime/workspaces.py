@@ -18,8 +18,8 @@ import threading
 import numpy as np
 
 from caffe2lite.proto import caffe2_pb2
-from caffe2lite.runtime import (cost_inference, fillers, plan_builder, registry, safety, scope,
-                                shape_inference)
+from caffe2lite.runtime import (cost_inference, fillers, int8_tensor, plan_builder, registry,
+                                safety, scope, shape_inference)
 from caffe2lite.runtime.devices import context_for, is_device_array, key_name, to_host
 from caffe2lite.runtime.errors import (ArgumentError, BlobNotFound, EnforceError, NetError,
                                        WorkspaceError)
@@ -86,6 +86,9 @@ class Workspace:
         if isinstance(arr, (str, bytes)):
             self.blob_dict[name] = arr
             return True
+        if isinstance(arr, int8_tensor.Int8Tensor):  # Caffe2's Int8TensorCPU: host only
+            self.blob_dict[name] = int8_tensor.make(*arr, what=f"FeedBlob('{name}')")
+            return True
         if device_option is None:
             device_option = scope.CurrentDeviceScope()
         ctx = context_for(device_option)
@@ -129,6 +132,8 @@ class Workspace:
             return to_host(value)
         if isinstance(value, np.ndarray):
             return value.copy()
+        if int8_tensor.is_int8(value):
+            return value._replace(data=value.data.copy())
         return value
 
     # -- nets and operators --------------------------------------------------

@@ -144,6 +144,16 @@ def test_one_blob_as_both_operands_sums_both_gradients(op_type, expected):
     np.testing.assert_allclose(workspace.FetchBlob("X_grad"), np.full(3, expected), atol=1e-12)
 
 
-def test_in_place_div_cannot_be_differentiated():
+def test_in_place_div_on_a_differentiates_from_its_output_but_not_on_b():
+    # Caffe2's DivGradient reads B and the output C, A only for its shape.
+    net = core.Net("div_in_place")
+    net.Div(["A", "B"], ["A"])
+    net.AddGradientOperators({"A": "dC"})
+    a, b, dc = np.array([[1.0, -2.0], [3.0, 4.0]]), np.array([2.0, -4.0]), np.ones((2, 2))
+    for name, value in (("A", a), ("B", b), ("dC", dc)):
+        workspace.FeedBlob(name, value)
+    workspace.RunNetOnce(net)
+    np.testing.assert_allclose(workspace.FetchBlob("A_grad"), dc / b)
+    np.testing.assert_allclose(workspace.FetchBlob("B_grad"), (-dc * a / b ** 2).sum(0))
     with pytest.raises(GradientError, match="in place"):
-        gradient_ops(core.CreateOperator("Div", ["A", "B"], ["A"]))
+        gradient_ops(core.CreateOperator("Div", ["A", "B"], ["B"]))

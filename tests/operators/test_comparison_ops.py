@@ -5,7 +5,7 @@ import pytest
 from elementwise_testing import (assert_fails_unchanged, assert_inference_matches_run,
                                  gradient_ops, rng, run)
 
-from caffe2lite import core
+from caffe2lite import core, workspace
 from caffe2lite.errors import EnforceError, GradientError, SchemaError
 from caffe2lite.runtime import SHOULD_NOT_DO_GRADIENT, registry
 from caffe2lite.testing import check_reference
@@ -104,3 +104,20 @@ def test_shape_inference_matches_the_run(op_type):
         op = core.CreateOperator("GE", ["A", "B"], ["C"], broadcast=1)
         values = [r.standard_normal((2, 3, 4)), r.standard_normal((3, 4))]
     assert_inference_matches_run(op, values)
+
+
+@pytest.mark.parametrize("op_type, fn", [("BitwiseAnd", np.bitwise_and),
+                                         ("BitwiseOr", np.bitwise_or),
+                                         ("BitwiseXor", np.bitwise_xor)])
+@pytest.mark.parametrize("dtype", [np.bool_, np.int32, np.int64])
+def test_bitwise_ops(op_type, fn, dtype):
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 128, (2, 3, 4)).astype(dtype)
+    b = rng.integers(0, 128, (3, 1)).astype(dtype)
+    (c,) = check_reference(core.CreateOperator(op_type, ["A", "B"], ["C"]), [a, b],
+                           lambda a, b: (fn(a, b),))
+    assert c.dtype == dtype
+    workspace.FeedBlob("A", a)
+    workspace.FeedBlob("F", a.astype(np.float32))
+    with pytest.raises(EnforceError, match="supports bool, int32 and int64"):
+        workspace.RunOperatorOnce(core.CreateOperator(op_type, ["F", "F"], ["C"]))

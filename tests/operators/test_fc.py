@@ -118,3 +118,43 @@ def test_blas_threads_are_read_through_threadpoolctl():
 
     blas = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
     assert _parallel.blas_single_threaded() == (bool(blas) and set(blas) == {1})
+
+
+# -- FCTransposed: W laid out (K, N) ------------------------------------------------------
+def fc_transposed_ref(X, W, b, axis=1, axis_w=1):
+    m, k = int(np.prod(X.shape[:axis])), int(np.prod(X.shape[axis:]))
+    n = int(np.prod(W.shape[axis_w:]))
+    y = X.reshape(m, k) @ W.reshape(k, n) + b
+    return (y.reshape(X.shape[:axis] + (n,)),)
+
+
+@pytest.mark.parametrize("w_shape, axis_w", [((6, 4), 1), ((6, 4, 1, 1), 1), ((2, 3, 4), 2)])
+def test_fc_transposed_matches_numpy(w_shape, axis_w):
+    rng = np.random.default_rng(3)
+    X, W, b = rng.standard_normal((3, 6)), rng.standard_normal(w_shape), rng.standard_normal(4)
+    op = core.CreateOperator("FCTransposed", ["X", "W", "b"], ["Y"], axis_w=axis_w)
+    (Y,) = check_reference(op, [X, W, b], lambda X, W, b: fc_transposed_ref(X, W, b, 1, axis_w))
+    assert Y.shape == (3, 4)
+    for index in range(3):
+        check_gradient(op, [X, W, b], index)
+
+
+def test_fc_transposed_gradient_op_and_its_layout():
+    net = core.Net("fct")
+    net.FCTransposed(["X", "W", "b"], ["Y"])
+    net.AddGradientOperators({"Y": "dY"})
+    grad = net.Proto().op[1]
+    assert (grad.type, list(grad.input), list(grad.output)) == (
+        "FCTransposedGradient", ["X", "W", "dY"], ["W_grad", "b_grad", "X_grad"])
+    rng = np.random.default_rng(4)
+    X, W, dY = rng.standard_normal((3, 2)), rng.standard_normal((2, 5)), rng.standard_normal((3, 5))
+    op = core.CreateOperator("FCTransposedGradient", ["X", "W", "dY"], ["dW", "db", "dX"])
+    check_reference(op, [X, W, dY], lambda X, W, dY: (X.T @ dY, dY.sum(0), dY @ W.T))
+
+
+def test_fc_transposed_checks_k():
+    workspace.FeedBlob("X", np.ones((3, 6), np.float32))
+    workspace.FeedBlob("W", np.ones((4, 6), np.float32))  # FC's layout, not (K, N)
+    workspace.FeedBlob("b", np.ones(6, np.float32))
+    with pytest.raises(EnforceError, match="has K = 6 .* but W .* has 4"):
+        workspace.RunOperatorOnce(core.CreateOperator("FCTransposed", ["X", "W", "b"], ["Y"]))

@@ -210,3 +210,21 @@ def test_spatial_mode_errors():
                                         label_prob=1),
                     {"X": X, "T": np.zeros((1, 2, 2), np.int32)}, EnforceError,
                     "spatial=1 does not support label_prob=1")
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_spatial_softmax_with_loss_is_the_spatial_mode_as_an_op(weighted):
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((2, 3, 2, 3))
+    labels = rng.integers(-1, 3, (2, 2, 3)).astype(np.int32)
+    inputs = [X, labels] + ([rng.random((2, 2, 3)) + 0.5] if weighted else [])
+    names = ["X", "T", "w"][:len(inputs)]
+    op = core.CreateOperator("SpatialSoftmaxWithLoss", names, ["P", "loss"])
+    check_reference(op, inputs, ref_spatial, threshold=1e-8)
+    check_gradient(op, inputs, 0, output_index=1)
+    grad_ops, _ = get_gradient_for_op(op, [None, "loss_grad"])
+    assert [(o.type, list(o.input)) for o in grad_ops] == [
+        ("SpatialSoftmaxWithLossGradient", names + ["P", "loss_grad"])]
+    all_ignored = np.full((2, 2, 3), -1, np.int32)
+    check_reference(op, [X, all_ignored] + inputs[2:],
+                    lambda X, T, *w: (ref_spatial(X, T)[0], np.array(0.0)))

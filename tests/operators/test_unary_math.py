@@ -94,3 +94,51 @@ def test_abs_gradient_checks_shapes():
 def test_shape_inference_matches_the_run(op_type):
     assert_inference_matches_run(core.CreateOperator(op_type, ["X"], ["Y"]),
                                  [positive((2, 5), np.float32)])
+
+
+# -- Rsqrt, Cube, Cbrt, Reciprocal, Erf, Ceil, Floor, Sign ---------------------------------
+MORE = {"Rsqrt": lambda v: 1 / math.sqrt(v), "Cube": lambda v: v ** 3,
+        "Cbrt": lambda v: math.copysign(abs(v) ** (1 / 3), v), "Reciprocal": lambda v: 1 / v,
+        "Erf": math.erf, "Ceil": math.ceil, "Floor": math.floor,
+        "Sign": lambda v: (v > 0) - (v < 0)}
+DIFFERENTIABLE = {"Rsqrt": ["Y_grad", "Y"], "Cube": ["Y_grad", "X"], "Cbrt": ["Y_grad", "Y"],
+                  "Reciprocal": ["Y", "Y_grad"], "Erf": ["X", "Y_grad"]}
+
+
+@pytest.mark.parametrize("op_type", sorted(MORE))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_more_functions_match_the_formula(op_type, dtype):
+    x = positive((3, 4), dtype, seed=5)
+    if op_type not in ("Rsqrt",):
+        x = x * np.where(rng(6).random(x.shape) < 0.5, -1, 1).astype(dtype)
+    (y,) = check_reference(core.CreateOperator(op_type, ["X"], ["Y"]), [x],
+                           lambda x: (elementwise(MORE[op_type], x),), threshold=1e-6)
+    assert y.dtype == dtype
+
+
+@pytest.mark.parametrize("op_type", sorted(DIFFERENTIABLE))
+def test_more_gradients(op_type):
+    x = positive((2, 3), seed=7)
+    check_gradient(core.CreateOperator(op_type, ["X"], ["Y"]), [x], 0)
+    ops, _ = gradient_ops(core.CreateOperator(op_type, ["X"], ["Y"]))
+    assert [(o.type, list(o.input)) for o in ops] == [(op_type + "Gradient",
+                                                       DIFFERENTIABLE[op_type])]
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_cube_takes_integers(dtype):
+    (y,) = run(core.CreateOperator("Cube", ["X"], ["Y"]), [np.array([-2, 3], dtype)])
+    assert y.dtype == dtype and y.tolist() == [-8, 27]
+
+
+@pytest.mark.parametrize("op_type, match", [("Ceil", "not implemented"),
+                                            ("Floor", "not implemented"),
+                                            ("Sign", "should not")])
+def test_rounding_and_sign_have_no_gradient(op_type, match):
+    with pytest.raises(Exception, match=f"(?i){match}"):
+        gradient_ops(core.CreateOperator(op_type, ["X"], ["Y"]))
+
+
+def test_cube_cannot_run_in_place():
+    with pytest.raises(Exception, match="in-place"):
+        workspace.RunOperatorOnce(core.CreateOperator("Cube", ["X"], ["X"]))
