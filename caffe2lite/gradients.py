@@ -254,22 +254,17 @@ class BackwardPass:
                 f"unchanged is named '{name}', the name the accumulated gradient needs")
 
     def _dense_sum(self, generators, base, input_name):
-        """Sum of the partial gradients into ``base``.  A gradient passed through (a seed
-        given for a blob that also feeds another op) keeps its blob, so no gradient op
-        may write that name first: those ops' outputs are renamed, and the Sum works in
-        place on the passed-through blob (a recurrent step's output gradient plus what
-        the step itself adds, e.g.)."""
-        passed = {str(g.gradient) for g in generators if g.grad_op is None}
         inputs, count, first = [], 0, True
         for g in generators:
             if g.grad_op is not None:
-                if first and g.grad_op.output[g.idx] not in passed:
+                if first:
+                    first = False
                     out = g.grad_op.output[g.idx]
                 else:
                     out, count = self._rename_output(g.grad_op, g.idx, count)
-                first = False
                 inputs.append(out)
             else:
+                self._check_conflict(base, g.gradient, input_name)
                 inputs.append(str(g.gradient))
         if base in inputs:  # Sum works in place only on its first input.
             k = inputs.index(base)

@@ -114,9 +114,16 @@ def recurrent_net(net, cell_net, inputs, initial_cell_inputs, links, timestep=No
 
 
 def _backward_cell_net(cell_net, inner_outputs, recompute_blobs_on_backward):
-    """(the cell's gradient net, {blob: its gradient}, blob versions of that net)."""
+    """(the cell's gradient net, {blob: its gradient}, blob versions of that net).
+
+    The step's outputs are seeded with their gradients ``<output>_grad`` -- except those
+    the step itself reads: Caffe2's backward pass dropped such a seed (the readers'
+    gradient ops write ``<output>_grad``), and where the output's gradient also comes
+    from outside (a link), _accumulate_into_external_inputs adds it back.  caffe2lite's
+    backward pass would instead keep the seed and sum, so it is not given one."""
+    read = {name for op in cell_net.Proto().op for name in op.input}
     backward_ops, mapping = core.GradientRegistry.GetBackwardPass(
-        cell_net.Proto().op, {o: o + "_grad" for o in inner_outputs})
+        cell_net.Proto().op, {o: o + "_grad" for o in inner_outputs if o not in read})
     mapping = {str(k): v for k, v in mapping.items()}
     backward = core.Net("RecurrentBackwardStep")
     del backward.Proto().op[:]
@@ -153,9 +160,11 @@ def _accumulate_into_external_inputs(backward_cell_net):
         index = len(proto.op) - 1
         for j, output in enumerate(op.output):
             if output in proto.external_input and output not in op.input:
-                accum = output + "_accum"
-                proto.op[index].output[j] = accum
-                backward_cell_net.Sum([output, accum], [output])
+                # BlobReferences: names already scoped, not scoped again by the net
+                accum = core.BlobReference(output + "_accum")
+                proto.op[index].output[j] = str(accum)
+                backward_cell_net.Sum([core.BlobReference(output), accum],
+                                      [core.BlobReference(output)])
 
 
 def set_rnn_executor_config(rnn_op, num_threads=None, max_cuda_streams=None):
