@@ -117,11 +117,13 @@ def _backward_cell_net(cell_net, inner_outputs, recompute_blobs_on_backward):
     """(the cell's gradient net, {blob: its gradient}, blob versions of that net).
 
     The step's outputs are seeded with their gradients ``<output>_grad`` -- except those
-    the step itself reads: Caffe2's backward pass dropped such a seed (the readers'
+    the step itself reads once they are final (an in-place Reshape reading the value
+    it replaces does not count): Caffe2's backward pass dropped such a seed (the readers'
     gradient ops write ``<output>_grad``), and where the output's gradient also comes
     from outside (a link), _accumulate_into_external_inputs adds it back.  caffe2lite's
     backward pass would instead keep the seed and sum, so it is not given one."""
-    read = {name for op in cell_net.Proto().op for name in op.input}
+    ssa, versions = core.get_ssa(cell_net.Proto())
+    read = {name for inputs, _ in ssa for name, version in inputs if version == versions[name]}
     backward_ops, mapping = core.GradientRegistry.GetBackwardPass(
         cell_net.Proto().op, {o: o + "_grad" for o in inner_outputs if o not in read})
     mapping = {str(k): v for k, v in mapping.items()}

@@ -15,7 +15,8 @@ step nets (``rnn_internal_apply_link``, ``rnn_internal_accumulate_gradient_input
   the step net sees rows [t + offset, t + offset + window) of the external blob under the
   internal name, and what the step net writes there lands in those rows (the hidden
   state at t + 1, ...).  Caffe2 shared memory to do this; here the rows are copied in
-  before the step and back after it, for the links the step net writes.
+  before the step and back after it, for the links the step net writes (when the
+  value has as many elements as the rows, as Caffe2's shared memory would take it).
 * ``alias_src`` / ``alias_dst`` / ``alias_offset``: each output is the rows of a state
   from ``offset`` on (a negative offset counts from the end): ``_all`` = rows 1..T,
   ``_last`` = row T.
@@ -261,14 +262,14 @@ class StepNet:
             self.nested = NestedNet(self.net_def, ctx.workspace, scope)
         self.nested.run(scope)
         for link in self.written:
+            # Caffe2's step wrote into the linked rows themselves whenever the new value
+            # had as many elements (a tensor keeps its memory when only its shape
+            # changes); a value of another size had memory of its own.
+            value = scope[link.internal]
             target = externals(link.external, writable=True)
             rows = target[t + link.offset:t + link.offset + link.window]
-            value = scope[link.internal]
-            if getattr(value, "shape", None) != rows.shape:
-                ctx.fail(f"step {t} wrote '{link.internal}' with shape "
-                         f"{getattr(value, 'shape', None)}; its link into "
-                         f"'{link.external}' holds {rows.shape}")
-            rows[...] = value
+            if getattr(value, "size", None) == rows.size:
+                rows[...] = value.reshape(rows.shape)
 
 
 @once_per_op
@@ -304,7 +305,8 @@ def _initial_state(ctx, index, value, seq_len, batch):
         ctx.fail(f"{ctx.input_label(index)} has shape {value.shape}: its batch dimension "
                  f"must be N = {batch}")
     state = ctx.xp.zeros((seq_len + first, batch, value.shape[-1]), dtype=value.dtype)
-    state[:first] = value.reshape(first, -1, value.shape[-1])
+    # (D,) is repeated over the batch; (L, N, D) may have L = 0 (a window of no rows)
+    state[:first] = value if value.ndim == 1 else value.reshape(first, batch, value.shape[-1])
     return state
 
 

@@ -150,3 +150,38 @@ def test_missing_step_net_is_an_error():
     workspace.FeedBlob("x", np.zeros((2, 1, 1), np.float32))
     with pytest.raises(Caffe2LiteError, match="step_net"):
         workspace.RunOperatorOnce(core.CreateOperator("RecurrentNetwork", ["x"], ["y", "ws"]))
+
+
+def test_gradients_when_a_step_output_is_also_read_in_the_step(data):
+    """As in rnn_cell's attention cells: the step exposes a blob it also reads (raw is an
+    output and feeds the Scale whose output is the linked state).  Its seed gradient
+    must not be double counted, nor be waited for."""
+    feed(data)
+    cell = core.Net("cell2")
+    cell.AddExternalInputs("input_t", "hidden_t_prev", "W", "b", "timestep")
+    h2h = cell.FC(["hidden_t_prev", "W", "b"], "h2h", axis=2)
+    raw = cell.Tanh(cell.Add([h2h, "input_t"], "pre"), "raw")
+    hidden = cell.Scale(raw, "hidden_t", scale=2.0)
+    cell.AddExternalOutputs(raw, hidden)
+    net = core.Net("rnn2")
+    h_all, _ = recurrent.recurrent_net(net, cell, [("input_t", "x")],
+                                       [("hidden_t_prev", "h0")], {"hidden_t_prev": "hidden_t"},
+                                       timestep="timestep")
+    grads = net.AddGradientOperators({h_all: "G"})
+    workspace.RunNetOnce(net)
+
+    def loss(W):
+        h, total = data["h0"][0].astype(np.float64), 0.0
+        for t in range(T):
+            h = 2.0 * np.tanh(h @ W.T + data["b"] + data["x"][t])
+            total += (h * data["G"][t]).sum()
+        return total
+
+    W = data["W"].astype(np.float64)
+    numeric = np.zeros_like(W)
+    for k in range(W.size):
+        plus, minus = W.copy(), W.copy()
+        plus.flat[k] += 1e-6
+        minus.flat[k] -= 1e-6
+        numeric.flat[k] = (loss(plus) - loss(minus)) / 2e-6
+    np.testing.assert_allclose(workspace.FetchBlob(str(grads["W"])), numeric, atol=1e-4)
