@@ -1,9 +1,11 @@
 # Two commands on a fresh machine with Python 3.11:
-#   make demo   -- create .venv, install caffe2lite, run the main example
+#   make demo   -- create .venv, install caffe2lite (the runtime only), run the main example
 #   make test   -- create .venv, install caffe2lite[test], run the whole suite
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# Rebuilt when the packaging or the C kernels change (pip install -e compiles them).
+SOURCES := pyproject.toml setup.py $(wildcard caffe2lite/_native/*.c caffe2lite/_native/*.h)
 
 .PHONY: demo test bench clean
 
@@ -11,12 +13,17 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-# Rebuilt when the packaging or the C kernels change (pip install -e compiles them).
-$(VENV)/.installed: pyproject.toml setup.py $(wildcard caffe2lite/_native/*.c caffe2lite/_native/*.h) | $(PY)
-	$(PY) -m pip install -q -e '.[test]'
+# The runtime alone (NumPy, protobuf, tqdm, threadpoolctl): all the demo needs.
+$(VENV)/.runtime: $(SOURCES) | $(PY)
+	$(PY) -m pip install -q -e .
 	touch $@
 
-demo: $(VENV)/.installed
+# The runtime and the test extras (pytest, hypothesis, Ray, grpcio-tools).
+$(VENV)/.installed: $(SOURCES) | $(PY)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@ $(VENV)/.runtime
+
+demo: $(VENV)/.runtime
 	$(PY) examples/demo.py
 
 test: $(VENV)/.installed

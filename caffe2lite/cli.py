@@ -10,6 +10,7 @@ one-line message on stderr and status 1, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections import Counter
@@ -17,6 +18,7 @@ from collections import Counter
 import numpy as np
 
 from caffe2lite import zoo_widths
+from caffe2lite.proto import caffe2_pb2
 from caffe2lite.runtime.errors import Caffe2LiteError
 
 _SUBCOMMANDS: list[tuple[str, str, tuple, object]] = []
@@ -149,14 +151,19 @@ def run_command(args) -> int:
     _apply_safety(args)
     net = load_net(args.net)
     init = load_net(args.init) if args.init else None
+    _refuse_missing_operators(net, init)
     rng = np.random.default_rng(args.seed)
     feeds = [_parse_feed(spec, rng) for spec in args.feed]
     if args.random_init or args.width:
         if init is not None:
             raise ValueError("--random-init/--width make the init net; do not give --init too")
+        _refuse_unknown_feeds(net, feeds)
         init = _random_init(args, net, feeds)
-    if init is not None:
         workspace.RunNetOnce(init, timeout=args.timeout)
+    else:
+        if init is not None:
+            workspace.RunNetOnce(init, timeout=args.timeout)
+        _refuse_unknown_feeds(net, feeds)  # after the init net: it says which are parameters
     for name, value in feeds:
         workspace.FeedBlob(name, value)
     workspace.RunNetOnce(net, timeout=args.timeout)
@@ -167,6 +174,44 @@ def run_command(args) -> int:
     for name in names:
         _print_blob(name, workspace.FetchBlob(name))
     return 0
+
+
+def _refuse_missing_operators(*nets) -> None:
+    """Operators that do not exist here, named before anything runs: any other error the
+    net would give first (a parameter's shape, say) would only hide them."""
+    from caffe2lite.runtime.registry import missing_operators
+
+    for net in filter(None, nets):
+        missing = missing_operators(net)
+        if missing:
+            raise ValueError(f'net "{net.name}" uses operators not implemented in caffe2lite: '
+                             f"{', '.join(missing)} (`caffe2lite show` summarises the net)")
+
+
+def _net_inputs(net) -> list[str]:
+    """Blobs the net reads before writing them: its external inputs, and any blob it
+    reads without declaring it (hand-written nets often declare nothing)."""
+    names, written = list(net.external_input), set()
+    for op in net.op:
+        names += [blob for blob in op.input if blob not in written and blob not in names]
+        written.update(op.output)
+    return names
+
+
+def _refuse_unknown_feeds(net, feeds) -> None:
+    """A fed name the net never reads is a typo (data for dta): refuse it, naming the
+    inputs the net wants fed -- the ones no init net set, as workspace.Predictor finds
+    them -- instead of running and failing on a shape far from the cause."""
+    from caffe2lite.runtime import workspaces
+    from caffe2lite.runtime.predictor import data_inputs
+
+    inputs = _net_inputs(net)
+    unknown = [name for name, _ in feeds if name not in inputs]
+    if unknown:
+        declared = caffe2_pb2.NetDef(external_input=inputs)
+        wanted = data_inputs(declared, workspaces.current().blobs)
+        raise ValueError(f"--feed {unknown[0]}: net \"{net.name}\" has no input "
+                         f"'{unknown[0]}'; its data inputs: {_names(wanted)}")
 
 
 # -- ops -------------------------------------------------------------------------
@@ -292,16 +337,43 @@ def draw_command(args) -> int:
 
 
 # -- entry point -----------------------------------------------------------------
+_IMPORT_HELP = ("import a package or module of operators first (found on sys.path, the "
+                "current folder included); repeatable, before or after the command")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="caffe2lite",
                                      description="Run and inspect Caffe2 nets with caffe2lite.")
+    # Two destinations: a subcommand's namespace would overwrite the one before it.
+    parser.add_argument("--import", dest="imports_before", metavar="MODULE", action="append",
+                        default=[], help=_IMPORT_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text, arguments, fn in _SUBCOMMANDS:
         p = sub.add_parser(name, help=help_text, description=help_text)
         for flags, options in arguments:
             p.add_argument(*flags, **options)
+        p.add_argument("--import", dest="imports_after", metavar="MODULE", action="append",
+                       default=[], help=_IMPORT_HELP)
         p.set_defaults(handler=fn)
     return parser
+
+
+def _import_operators(modules) -> None:
+    """Load the operator packages named by --import, CAFFE2LITE_IMPORT and the installed
+    entry points before the command runs.  The current folder is searched last (where
+    ``python -m`` would search it first), so ``--import my_ops`` finds ``./my_ops.py``."""
+    from caffe2lite.runtime import registry
+
+    for module in modules:
+        registry.add_operator_package(module, source=f"--import {module}")
+    here = os.getcwd() if os.getcwd() not in sys.path and "" not in sys.path else None
+    if here:
+        sys.path.append(here)
+    try:
+        registry.load_operator_packages()
+    finally:
+        if here:
+            sys.path.remove(here)
 
 
 def main(argv=None) -> int:
@@ -312,6 +384,21 @@ def main(argv=None) -> int:
     except SystemExit as e:  # usage error or --help: argparse already printed it
         return e.code if isinstance(e.code, int) else 2
     try:
-        return args.handler(args)
-    except (Caffe2LiteError, OSError, ValueError) as e:
+        _import_operators(args.imports_before + args.imports_after)
+        status = args.handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return status
+    except BrokenPipeError:
+        return _reader_left()
+    except (Caffe2LiteError, OSError, ValueError, ImportError) as e:
         return _fail(str(e))
+
+
+def _reader_left() -> int:
+    """The reader of stdout went away (``caffe2lite ops | head``): a normal end for a
+    command, as for ``ls | head``.  Output still buffered goes nowhere, so that Python
+    does not report the same broken pipe again when it flushes stdout at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 0

@@ -23,9 +23,18 @@ import os
 import struct
 
 import numpy as np
-from hypothesis import HealthCheck, settings
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
+
+try:
+    from hypothesis import HealthCheck, settings
+    from hypothesis import strategies as st
+    from hypothesis.extra import numpy as hnp
+except ModuleNotFoundError as e:  # the runtime does not need it: say where it comes from
+    if e.name != "hypothesis":
+        raise
+    raise ModuleNotFoundError(
+        "caffe2lite.hypothesis_test_util (and serialized_test_util) need the hypothesis "
+        "library, which caffe2lite's runtime does not install: pip install "
+        "'caffe2lite[test]' (or pip install hypothesis)", name="hypothesis") from e
 
 from caffe2lite import core, gradient_checker, testing, workspace
 from caffe2lite.proto import caffe2_pb2

@@ -126,10 +126,23 @@ def run(iters: int | None = None, quiet: bool = False, checkpoint: str | None = 
     end = heldout_loss(heldout, model)
     norm = max_row_norm(tables.fetch if tables else workspace.FetchBlob)
 
-    path = checkpoint or str(Path(tempfile.mkdtemp(prefix="caffe2lite-demo-")) / "model.minidb")
+    if checkpoint:
+        reloaded = save_and_reload(checkpoint, tables, heldout)
+    else:  # a folder of our own, removed with everything in it (25 MB; a minidb per shard)
+        with tempfile.TemporaryDirectory(prefix="caffe2lite-demo-") as folder:
+            reloaded = save_and_reload(str(Path(folder) / "model.minidb"), tables, heldout)
+    return {"start": start, "end": end, "constant": constant_loss(train[2], heldout[2]),
+            "max_norm": norm, "checkpoint": checkpoint, "reloaded": reloaded}
+
+
+def save_and_reload(path: str, tables, heldout) -> float:
+    """Save the parameters to ``path``, load them into a fresh workspace, return the
+    held-out loss there (the default workspace is current again afterwards)."""
     params = list(TABLES) + list(DENSE)
     save = core.CreateOperator("Save", params, [], db=path, db_type="minidb", absolute_path=True)
     if tables:  # one minidb per shard plus an index, read back into one process
+        from caffe2lite import distributed
+
         workspace.RunOperatorOnce(tables.rewrite(save))
         tables.shutdown()
     else:
@@ -143,8 +156,7 @@ def run(iters: int | None = None, quiet: bool = False, checkpoint: str | None = 
             "Load", [], params, db=path, db_type="minidb", absolute_path=True))
     reloaded = heldout_loss(heldout)
     workspace.SwitchWorkspace("default")
-    return {"start": start, "end": end, "constant": constant_loss(train[2], heldout[2]),
-            "max_norm": norm, "checkpoint": path, "reloaded": reloaded}
+    return reloaded
 
 
 def main(argv=None) -> int:
@@ -152,7 +164,8 @@ def main(argv=None) -> int:
     parser.add_argument("--iters", type=int, default=None, help="training iterations "
                         "(default: the plan's num_iter)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--checkpoint", help="minidb file to write (default: a temp dir)")
+    parser.add_argument("--checkpoint", help="minidb file to write and keep (default: a "
+                        "temporary one, removed at the end)")
     parser.add_argument("--shards", type=int, default=0, help="put the embedding tables on "
                         "this many shards of a Ray cluster (needs caffe2lite[ray])")
     parser.add_argument("--address", help="with --shards: the Ray cluster to use (default: "
@@ -165,7 +178,8 @@ def main(argv=None) -> int:
           f"(constant predictor {r['constant']:.4f})")
     print(f"largest embedding row norm: {r['max_norm']:.4f} (bound {MAX_NORM})")
     same = r["reloaded"] == r["end"]
-    print(f"checkpoint {r['checkpoint']}: reloaded in a fresh workspace, held-out loss "
+    where = r["checkpoint"] or "(temporary, removed; --checkpoint PATH keeps it)"
+    print(f"checkpoint {where}: reloaded in a fresh workspace, held-out loss "
           f"{r['reloaded']:.4f} ({'identical' if same else 'DIFFERENT'})")
     ok = same and r["end"] < min(r["start"], r["constant"]) and r["max_norm"] <= MAX_NORM * (1 + 1e-6)
     return 0 if ok else 1

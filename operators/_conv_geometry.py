@@ -272,8 +272,9 @@ def _size_and_pads(ctx, in_size, k, s, d, head, tail, legacy, dim):
 _resolved_cache: dict = {}
 
 
-def resolve(ctx, window: Window, x_shape, what="input 0 'X'") -> Resolved:
-    """Apply ``window`` to an input of ``x_shape`` (N, C, *spatial) or (N, *spatial, C).
+def resolve(ctx, window: Window, x_shape, what=None) -> Resolved:
+    """Apply ``window`` to an input of ``x_shape`` (N, C, *spatial) or (N, *spatial, C);
+    errors name it as ``what`` (default: input 0's label, made only when it fails).
 
     Remembered per (window, shape): a net runs the same shapes over and over, and
     this arithmetic cost small convolutions a third of their time."""
@@ -292,11 +293,12 @@ def _resolve(ctx, window, x_shape, what):
     if n_spatial < 1 or (expected is not None and n_spatial != expected) or n_spatial > 3:
         want = (f"{expected + 2}-D ({window.order}, {expected} spatial dims, as the kernel "
                 f"{list(window.kernel)} says)" if expected else "3-D to 5-D")
-        ctx.fail(f"{what} must be {want}, got shape {tuple(x_shape)}")
+        ctx.fail(f"{what or ctx.input_label(0)} must be {want}, got shape {tuple(x_shape)}")
     spatial = tuple(x_shape[1:-1]) if window.channels_last else tuple(x_shape[2:])
     channels = x_shape[-1] if window.channels_last else x_shape[1]
     if channels == 0 or 0 in spatial:
-        ctx.fail(f"{what} {tuple(x_shape)} has no elements per image ({window.order})")
+        ctx.fail(f"{what or ctx.input_label(0)} {tuple(x_shape)} has no elements per image "
+                 f"({window.order})")
     if window.global_pooling:
         return Resolved(spatial, (1,) * n_spatial, (1,) * n_spatial, (0,) * n_spatial,
                         (0,) * n_spatial, spatial, (1,) * n_spatial)

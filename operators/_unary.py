@@ -41,8 +41,7 @@ def _dtype_check(dtypes):
     if dtypes is None:
         def check(ctx, i, value):
             if value.dtype.kind != "f":
-                ctx.fail(f"input {ctx.schema.input_names()[i]} must be a float tensor, "
-                         f"got {value.dtype}")
+                ctx.check_float(i, value)
     else:
         allowed = tuple(np.dtype(d) for d in dtypes)
 
@@ -92,11 +91,13 @@ def _register_gradient(op_type, roles, derivative, args, check):
         dy = named["dY"]
         # Caffe2 compared sizes only (dX takes the shape of the forward blob)
         if any(b.size != dy.size for b in blobs):
-            ctx.fail(" and ".join(f"{r} {tuple(b.shape)}" for r, b in named.items())
+            ctx.fail(" and ".join(f"{ctx.input_label(k)} {tuple(b.shape)}"
+                                  for k, b in enumerate(blobs))
                      + " must have the same number of elements")
         if len({b.dtype for b in blobs}) != 1 or any(b.dtype.kind not in "iuf" for b in blobs):
-            ctx.fail(f"{' and '.join(roles)} must be tensors of one numeric dtype, got "
-                     f"{' and '.join(str(b.dtype) for b in blobs)}")
+            ctx.fail(" and ".join(f"{ctx.input_label(k)} ({b.dtype})"
+                                  for k, b in enumerate(blobs))
+                     + " must be tensors of one numeric dtype")
         check(ctx, d_index, dy)
         shape = blobs[like_index].shape
         x, y = (named[r].reshape(shape) if r in named else None for r in ("X", "Y"))

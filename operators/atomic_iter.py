@@ -36,8 +36,7 @@ def create_mutex(ctx):
 def check_mutex(ctx, mutex, i: int):
     """The mutex blob of input i, or EnforceError naming it (also for AtomicAppend, ...)."""
     if not (hasattr(mutex, "acquire") and hasattr(mutex, "release")):
-        ctx.fail(f"input {i} (mutex blob '{ctx.op_def.input[i]}') must hold a mutex made by "
-                 f"CreateMutex, got {type(mutex).__name__}")
+        ctx.fail_input(i, f"must hold a mutex made by CreateMutex, got {type(mutex).__name__}")
     return mutex
 
 

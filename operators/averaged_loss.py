@@ -34,8 +34,7 @@ register_schema(OpSchema(
 
 @register_kernel("AveragedLoss", devices=("CPU", "CUDA"))
 def averaged_loss(ctx, X):
-    if X.dtype.kind != "f":
-        ctx.fail(f"input X must be a float tensor, got {X.dtype}")
+    ctx.check_float(0, X)
     total = X.sum(dtype=X.dtype)
     return (total / X.dtype.type(X.size) if X.size else total,)
 
@@ -43,6 +42,6 @@ def averaged_loss(ctx, X):
 @register_kernel("AveragedLossGradient", devices=("CPU", "CUDA"))
 def averaged_loss_gradient(ctx, X, dY):
     if dY.size != 1:
-        ctx.fail(f"dY must have one element, got shape {tuple(dY.shape)}")
+        ctx.fail_input(1, f"must have one element, got shape {tuple(dY.shape)}")
     share = (dY.reshape(()) / max(X.size, 1)).astype(X.dtype)
     return (ctx.xp.zeros(X.shape, dtype=X.dtype) + share,)

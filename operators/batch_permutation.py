@@ -53,7 +53,8 @@ def _checked(ctx, data, indices, data_index):
                  f"{indices.dtype} {tuple(indices.shape)}")
     n = data.shape[0]
     if indices.shape[0] != n:
-        ctx.fail(f"X.dim32(0) must be equal to indices.dim32(0) ({n} vs. {indices.shape[0]})")
+        ctx.fail(f"X.dim32(0) must be equal to indices.dim32(0) ({n} vs. {indices.shape[0]}; "
+                 f"{ctx.input_label(data_index)} and {ctx.input_label(index_pos)})")
     if n and (bool((indices < 0).any()) or bool((indices >= n).any())):
         ctx.fail(f"{ctx.input_label(index_pos)} must hold indices in [0, {n}), got "
                  f"[{int(indices.min())}, {int(indices.max())}]")

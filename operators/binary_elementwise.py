@@ -58,9 +58,9 @@ def legacy_b_shape(ctx, a_shape, b_shape, first=0) -> tuple:
     if axis == -1:
         axis = nd - len(b_shape)
     if not 0 <= axis <= nd - len(b_shape):
-        ctx.fail(f"broadcast axis must be in [0, "
-                 f"{nd - len(b_shape)}] for A of shape {tuple(a_shape)} and B of "
-                 f"shape {tuple(b_shape)}, got axis={axis}")
+        ctx.fail(f"broadcast axis must be in [0, {nd - len(b_shape)}] for "
+                 f"{ctx.input_label(first)} of shape {tuple(a_shape)} and "
+                 f"{ctx.input_label(first + 1)} of shape {tuple(b_shape)}, got axis={axis}")
     start, end = 0, len(b_shape) - 1
     while start < len(b_shape) and b_shape[start] == 1:
         start += 1

@@ -130,17 +130,16 @@ def _concat_axis(ctx, inputs):
     axis, add_axis = _axis_and_add(ctx, "concat")
     first = inputs[0]
     axis = _canonical(ctx, axis, first.ndim + add_axis)
-    names = ctx.op_def.input
-    for name, X in zip(names[1:], inputs[1:]):
+    for k, X in enumerate(inputs[1:], start=1):
         if X.dtype != first.dtype:
-            ctx.fail(f"input '{name}' has dtype {X.dtype}, but input "
-                     f"'{names[0]}' has {first.dtype}")
+            ctx.fail(f"{ctx.input_label(k)} has dtype {X.dtype}, but {ctx.input_label(0)} "
+                     f"has {first.dtype}")
         same = X.ndim == first.ndim and all(
             a == b for i, (a, b) in enumerate(zip(X.shape, first.shape))
             if add_axis or i != axis)
         if not same:
-            ctx.fail(f"input '{name}' has shape {tuple(X.shape)}, which must equal input "
-                     f"'{names[0]}' {tuple(first.shape)}"
+            ctx.fail(f"{ctx.input_label(k)} has shape {tuple(X.shape)}, which must equal "
+                     f"{ctx.input_label(0)} {tuple(first.shape)}"
                      + ("" if add_axis else f" except along axis {axis}"))
     return axis, add_axis
 
@@ -204,25 +203,26 @@ def split(ctx, X, *split_input):
             ctx.fail("If you set split with an input blob, do not pass in split in the argument.")
         sizes = np.asarray(ctx.device.to_host(split_input[0])).reshape(-1)
         if sizes.dtype.kind not in "iu":
-            ctx.fail(f"input 'split' must hold integers, got {sizes.dtype}")
+            ctx.fail_input(1, f"must hold integers, got {sizes.dtype}")
         sizes = sizes.tolist()
     elif ctx.args["split"]:
         sizes = list(ctx.args["split"])
     else:
         if X.shape[axis] % n_out != 0:
-            ctx.fail(f"input dimension {axis} ({X.shape[axis]}) "
+            ctx.fail(f"dimension {axis} ({X.shape[axis]}) of {ctx.input_label(0)} "
                      f"is not divisible into {n_out} equal outputs")
         sizes = [X.shape[axis] // n_out] * n_out
+    source = f" (from {ctx.input_label(1)})" if split_input else ""
     if len(sizes) != n_out:
-        ctx.fail(f"{len(sizes)} split lengths {sizes} for {n_out} outputs")
+        ctx.fail(f"{len(sizes)} split lengths {sizes}{source} for {n_out} outputs")
     if not all(s >= 0 for s in sizes):
-        ctx.fail(f"split lengths must be >= 0, got {sizes}")
+        ctx.fail(f"split lengths{source} must be >= 0, got {sizes}")
     if add_axis:
         if not all(s == 1 for s in sizes):
             ctx.fail(f"every split length must be 1 with add_axis, got {sizes}")
     if sum(sizes) != X.shape[axis]:
-        ctx.fail(f"split lengths {sizes} add up to {sum(sizes)}, but input dimension {axis} is "
-                 f"{X.shape[axis]}")
+        ctx.fail(f"split lengths {sizes}{source} add up to {sum(sizes)}, but dimension "
+                 f"{axis} of {ctx.input_label(0)} is {X.shape[axis]}")
     index = [slice(None)] * X.ndim
     records = not add_axis and _copy_as_records(ctx, [X], axis)
     outer = math.prod(X.shape[:axis])

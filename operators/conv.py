@@ -62,7 +62,8 @@ def check_float_operands(ctx, X, W):
             ctx.fail(f"{ctx.input_label(i)} must be a float tensor, got "
                      f"{getattr(arr, 'dtype', type(arr).__name__)}")
     if X.dtype != W.dtype:
-        ctx.fail(f"X ({X.dtype}) and filter ({W.dtype}) must have the same dtype")
+        ctx.fail(f"{ctx.input_label(0)} is {X.dtype} and {ctx.input_label(1)} {W.dtype}; "
+                 f"they must have the same dtype")
 
 
 def _checked(ctx, X, W):
@@ -78,13 +79,15 @@ def _checked(ctx, X, W):
     layout = (f"(M, {', '.join('k' * len(res.kernel))}, C/group)" if window.channels_last
               else f"(M, C/group, {', '.join('k' * len(res.kernel))})")
     if W.ndim != X.ndim or kernel != res.kernel:
-        ctx.fail(f"{ctx.input_label(1)} has shape {tuple(W.shape)}; for X {tuple(X.shape)} "
+        ctx.fail(f"{ctx.input_label(1)} has shape {tuple(W.shape)}; for {ctx.input_label(0)} "
+                 f"{tuple(X.shape)} "
                  f"({window.order}) and kernel {list(res.kernel)} it must be {layout}")
     if C % G or per_group * G != C:
-        ctx.fail(f"X has {C} channels but the filter has {per_group} per group x group "
-                 f"{G} = {per_group * G}; C must equal filter channels * group")
+        ctx.fail(f"{ctx.input_label(0)} has {C} channels but {ctx.input_label(1)} has "
+                 f"{per_group} per group x group {G} = {per_group * G}; C must equal filter "
+                 f"channels * group")
     if M % G or M == 0:
-        ctx.fail(f"the filter has M = {M} output channels, which is not a positive "
+        ctx.fail(f"{ctx.input_label(1)} has M = {M} output channels, which is not a positive "
                  f"multiple of group {G}")
     return window, res, X.shape[0], C, M
 
@@ -213,7 +216,7 @@ def conv(ctx, X, W, b=None):
         if b.ndim != 1 or b.shape[0] != M:
             ctx.fail(f"{ctx.input_label(2)} has shape {tuple(b.shape)}, expected ({M},)")
         if b.dtype != X.dtype:
-            ctx.fail(f"bias ({b.dtype}) must have X's dtype ({X.dtype})")
+            ctx.fail_input(2, f"is {b.dtype}, but must have X's dtype ({X.dtype})")
     G = window.group
     Xcf = _channels_first(window, X)
     Wm = _channels_first(window, W).reshape(G, M // G, -1)

@@ -45,7 +45,7 @@ def _fc_shapes(ctx, X, W, b):
         return (None,)
     axis, _, _, N = _flat_shapes(ctx, X, W)
     if b is not None and b.size != N:
-        ctx.fail(f"input b has {b.size} elements, expected N = {N}")
+        ctx.fail_input(2, f"has {b.size} elements, expected N = {N}")
     return (TensorSpec(tuple(X.shape[:axis]) + (N,), X.dtype),)
 
 
@@ -96,7 +96,13 @@ def _transposed(ctx) -> bool:
 
 
 def _flat_shapes(ctx, X, W):
-    """(M, K, N) after flattening X at axis and W at axis_w, checking that K agrees."""
+    """(M, K, N) after flattening X at axis and W at axis_w, checking dtypes and that K
+    agrees."""
+    ctx.check_float(0, X)
+    ctx.check_float(1, W)
+    if X.dtype != W.dtype:
+        ctx.fail(f"{ctx.input_label(0)} is {X.dtype} and {ctx.input_label(1)} {W.dtype}; "
+                 f"they must have the same dtype")
     axis = canonical_axis(ctx, ctx.args["axis"], X.ndim, "axis")
     axis_w = canonical_axis(ctx, ctx.args["axis_w"], W.ndim, "axis_w")
     M, K = prod(X.shape[:axis]), prod(X.shape[axis:])
@@ -104,13 +110,9 @@ def _flat_shapes(ctx, X, W):
     if _transposed(ctx):
         N, K_w = K_w, N
     if K != K_w:
-        ctx.fail(f"input X {tuple(X.shape)} has K = {K} features from axis {axis} on, "
-                 f"but W {tuple(W.shape)} has {K_w} from axis_w {axis_w} on")
-    for name, arr in (("X", X), ("W", W)):
-        if arr.dtype.kind != "f":
-            ctx.fail(f"input {name} must be a float tensor, got {arr.dtype}")
-    if X.dtype != W.dtype:
-        ctx.fail(f"X ({X.dtype}) and W ({W.dtype}) must have the same dtype")
+        ctx.fail(f"{ctx.input_label(0)} {tuple(X.shape)} has K = {K} features from axis "
+                 f"{axis} on, but {ctx.input_label(1)} {tuple(W.shape)} has {K_w} from "
+                 f"axis_w {axis_w} on")
     return axis, M, K, N
 
 
@@ -133,9 +135,9 @@ def _weight_nk(ctx, W, N, K):
 def fc(ctx, X, W, b):
     axis, M, K, N = _flat_shapes(ctx, X, W)
     if b.size != N:
-        ctx.fail(f"input b has {b.size} elements {tuple(b.shape)}, expected N = {N}")
+        ctx.fail_input(2, f"has {b.size} elements {tuple(b.shape)}, expected N = {N}")
     if b.dtype != X.dtype:
-        ctx.fail(f"b ({b.dtype}) must have X's dtype ({X.dtype})")
+        ctx.fail_input(2, f"is {b.dtype}, but must have X's dtype ({X.dtype})")
     Y = _matmul(X.reshape(M, K), _weight_nk(ctx, W, N, K).T)
     Y += b.reshape(N)  # Y is this op's own fresh array
     return (Y.reshape(tuple(X.shape[:axis]) + (N,)),)
@@ -146,8 +148,8 @@ def fc(ctx, X, W, b):
 def fc_gradient(ctx, X, W, dY):
     axis, M, K, N = _flat_shapes(ctx, X, W)
     if dY.size != M * N:
-        ctx.fail(f"input dY {tuple(dY.shape)} must have M x N = {M} x {N} "
-                 f"elements (the shape of FC's output)")
+        ctx.fail_input(2, f"{tuple(dY.shape)} must have M x N = {M} x {N} elements (the "
+                          f"shape of FC's output)")
     dY2 = dY.reshape(M, N).astype(X.dtype, copy=False)
     X2, W_nk = X.reshape(M, K), _weight_nk(ctx, W, N, K)
     # dW in W's own layout: (N, K) = dY'X for FC, (K, N) = X'dY for FCTransposed

@@ -95,11 +95,15 @@ def _shape_source(ctx, inputs) -> str:
 def fill_shapes(dtype_of):
     """The shape function of a filler whose output dtype is ``dtype_of(ctx)``: the
     FillerOp shape rule on the input's shape; unknown when the shape (input_as_shape)
-    or the first dimension (UniformFill's min/max inputs) depends on values."""
+    or the first dimension (UniformFill's min/max inputs) depends on values.  Under a
+    workspace size limit (the engine's check before the kernel runs) a shape over it is
+    refused here, naming the argument it came from."""
     def infer(ctx, *inputs):
         if ctx.args["input_as_shape"] or len(inputs) > 1 or None in inputs:
             return (None,)
-        return (TensorSpec(fill_shape(ctx, inputs), dtype_of(ctx)),)
+        dtype = dtype_of(ctx)
+        limited = ctx.limits.max_tensor_bytes is not None
+        return (TensorSpec(fill_shape(ctx, inputs, dtype.itemsize if limited else None), dtype),)
     return infer
 
 

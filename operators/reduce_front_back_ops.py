@@ -34,8 +34,8 @@ def _layout(ctx, shape, front):
     """(rows, cols, Y's shape, reduced axis of the (rows, cols) view)."""
     k = ctx.args["num_reduce_dim"]
     if not 0 <= k <= len(shape):
-        ctx.fail(f"num_reduce_dim = {k} must be in [0, {len(shape)}] for X of shape "
-                 f"{tuple(shape)}")
+        ctx.fail(f"argument 'num_reduce_dim' = {k} must be in [0, {len(shape)}] for the data "
+                 f"of shape {tuple(shape)}")
     split = k if front else len(shape) - k
     kept = tuple(shape[split:]) if front else tuple(shape[:split])
     return prod(shape[:split]), prod(shape[split:]), kept, 0 if front else 1
@@ -48,7 +48,9 @@ def _mask(ctx, xp, lengths, rows, cols, axis, i):
     check_index_dtype(ctx, lengths, i)
     check_vector(ctx, lengths, i)
     if ctx.args["num_reduce_dim"] != 1:
-        ctx.fail("Given lengths input, the number of reduce dimensions should be one.")
+        ctx.fail(f"Given lengths input, the number of reduce dimensions should be one. "
+                 f"({ctx.input_label(i)}; argument 'num_reduce_dim' = "
+                 f"{ctx.args['num_reduce_dim']})")
     batch, depth = (cols, rows) if axis == 0 else (rows, cols)
     if lengths.shape[0] != batch:
         ctx.fail(f"{ctx.input_label(i)} has {lengths.shape[0]} lengths; the batch (the kept "

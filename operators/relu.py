@@ -55,10 +55,10 @@ def relu(ctx, x):
 
 @register_kernel("ReluGradient", devices=("CPU", "CUDA"))
 def relu_gradient(ctx, y, dy):
-    if y.shape != dy.shape:
-        ctx.fail(f"Y {tuple(y.shape)} and dY {tuple(dy.shape)} must have the same shape")
-    if y.dtype.kind not in NUMERIC_KINDS or dy.dtype.kind not in NUMERIC_KINDS:
-        ctx.fail(f"Y and dY must be numeric tensors, got {y.dtype} and {dy.dtype}")
+    ctx.check_same_shape(0, y, 1, dy)
+    for i, arr in ((0, y), (1, dy)):
+        if arr.dtype.kind not in NUMERIC_KINDS:
+            ctx.fail_input(i, f"must be a numeric tensor, got {arr.dtype}")
     if ctx.xp is np and dy.ndim and dy.dtype in _SAME_SIZE_INT and y.dtype.kind == "f":
         native = _native_dense.relu_gradient(y, dy)
         return (native if native is not None else _pass_where_positive(y, dy),)

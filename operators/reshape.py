@@ -54,9 +54,9 @@ def _requested_shape(ctx, new_shape_input):
         ctx.fail("New shape is specified by the input blob, do not pass in the argument `shape`.")
     raw = np.asarray(ctx.device.to_host(new_shape_input[0]))
     if raw.ndim != 1:
-        ctx.fail(f"Shape should be 1-D; input 'new_shape' has shape {raw.shape}")
+        ctx.fail(f"Shape should be 1-D; {ctx.input_label(1)} has shape {raw.shape}")
     if raw.dtype not in (np.int32, np.int64):
-        ctx.fail(f"input 'new_shape' must be int32 or int64, got {raw.dtype}")
+        ctx.fail_input(1, f"must be int32 or int64, got {raw.dtype}")
     return raw.tolist(), raw.dtype
 
 
@@ -79,13 +79,14 @@ def _target_shape(ctx, X, shape):
         if unknown is not None:
             if total % size != 0:
                 ctx.fail(f"Argument `shape` {shape} does not agree with the "
-                         f"input data. ({total} vs {size})")
+                         f"input data. ({total} vs {size}; {ctx.input_label(0)})")
             shape[unknown] = total // size
     elif unknown is not None:
         shape[unknown] = 0  # an empty input: the unknown dimension is 0
     if int(np.prod(shape)) != total:
         ctx.fail(f"Argument `shape` {shape} does not agree with the input data. ({total} != "
-                 f"{int(np.prod(shape))} elements; input shape {tuple(X.shape)})")
+                 f"{int(np.prod(shape))} elements; {ctx.input_label(0)} has shape "
+                 f"{tuple(X.shape)})")
     return tuple(shape)
 
 

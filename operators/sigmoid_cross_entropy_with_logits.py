@@ -47,15 +47,14 @@ register_schema(OpSchema(
     doc="Gradient of SigmoidCrossEntropyWithLogits with respect to logits."))
 
 
-def _check(ctx, logits, targets):
+def _check(ctx, logits, targets, first: int):
+    """Inner size after the checks; ``first`` is the position of logits among the inputs
+    (0 in the ops, 1 in their gradients), so that errors name the right input."""
     if ctx.args.get("log_D_trick") and ctx.args.get("unjoined_lr_loss"):
         ctx.fail("log_D_trick and unjoined_lr_loss cannot both be set")
-    if logits.shape != targets.shape:
-        ctx.fail(f"logits {tuple(logits.shape)} and targets "
-                 f"{tuple(targets.shape)} must have one shape")
-    for name, arr in (("logits", logits), ("targets", targets)):
-        if arr.dtype.kind != "f":
-            ctx.fail(f"input {name} must be a float tensor, got {arr.dtype}")
+    ctx.check_same_shape(first, logits, first + 1, targets)
+    ctx.check_float(first, logits)
+    ctx.check_float(first + 1, targets)
     return logits.shape[-1] if logits.ndim else 1
 
 
@@ -87,6 +86,11 @@ def _row_mean_loss(x, terms, inner):
     return (-(terms.sum(axis=-1) if x.ndim else terms) / inner).astype(x.dtype, copy=False)
 
 
+def _per_row_fail(ctx, dY, x):
+    ctx.fail_input(0, f"{tuple(dY.shape)} must have one element per row of logits "
+                      f"{tuple(x.shape)}")
+
+
 def _scaled(x, d, dY, inner):
     if dY.size * inner != x.size:
         return None
@@ -96,16 +100,16 @@ def _scaled(x, d, dY, inner):
 
 @register_kernel("SigmoidCrossEntropyWithLogits", devices=("CPU", "CUDA"))
 def sigmoid_cross_entropy_with_logits(ctx, x, t):
-    inner = _check(ctx, x, t)
+    inner = _check(ctx, x, t, first=0)
     return (_row_mean_loss(x, _terms(ctx, x, t), inner),)
 
 
 @register_kernel("SigmoidCrossEntropyWithLogitsGradient", devices=("CPU", "CUDA"))
 def sigmoid_cross_entropy_with_logits_gradient(ctx, dY, x, t):
-    inner = _check(ctx, x, t)
+    inner = _check(ctx, x, t, first=1)
     dx = _scaled(x, _derivative(ctx, x, t), dY, inner)
     if dx is None:
-        ctx.fail(f"dY {tuple(dY.shape)} must have one element per row of logits {tuple(x.shape)}")
+        _per_row_fail(ctx, dY, x)
     return (dx,)
 
 
@@ -140,16 +144,16 @@ def _check_weights(ctx, x, w, index):
 
 @register_kernel("WeightedSigmoidCrossEntropyWithLogits", devices=("CPU", "CUDA"))
 def weighted_sigmoid_cross_entropy_with_logits(ctx, x, t, w):
-    inner = _check(ctx, x, t)
+    inner = _check(ctx, x, t, first=0)
     _check_weights(ctx, x, w, 2)
     return (_row_mean_loss(x, _terms(ctx, x, t) * w, inner),)
 
 
 @register_kernel("WeightedSigmoidCrossEntropyWithLogitsGradient", devices=("CPU", "CUDA"))
 def weighted_sigmoid_cross_entropy_with_logits_gradient(ctx, dY, x, t, w):
-    inner = _check(ctx, x, t)
+    inner = _check(ctx, x, t, first=1)
     _check_weights(ctx, x, w, 3)
     dx = _scaled(x, _derivative(ctx, x, t) * w, dY, inner)
     if dx is None:
-        ctx.fail(f"dY {tuple(dY.shape)} must have one element per row of logits {tuple(x.shape)}")
+        _per_row_fail(ctx, dY, x)
     return (dx,)

@@ -41,10 +41,13 @@ def _bounds(ctx, shape, given):
         if starts is None or ends is None:
             ctx.fail("arguments 'starts' and 'ends' are required without the starts / ends "
                      "inputs")
+    source = (f"{ctx.input_label(1)} and {ctx.input_label(2)}" if given
+              else "arguments 'starts' and 'ends'")
     if len(starts) != len(ends):
-        ctx.fail(f"starts {starts} and ends {ends} must have the same length")
+        ctx.fail(f"starts {starts} and ends {ends} (from {source}) must have the same length")
     if len(starts) > len(shape):
-        ctx.fail(f"starts {starts} has more entries than the data has dims {tuple(shape)}")
+        ctx.fail(f"starts {starts} (from {source}) has more entries than {ctx.input_label(0)} "
+                 f"has dims {tuple(shape)}")
     bounds, cut = [], None
     for i, size in enumerate(shape):
         if i >= len(starts):

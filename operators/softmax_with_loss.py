@@ -77,6 +77,7 @@ register_schema(OpSchema(
     inputs=[("logits", "logits of SoftmaxWithLoss"), ("labels", "its labels"),
             ("weight_tensor", "optional: its sample weights (5 inputs)"),
             ("softmax", "its softmax output"), ("dloss", "gradient of the loss (a scalar)")],
+    optional_inputs=(2,),
     outputs=[("dlogits", "gradient of the logits")],
     doc="Gradient of SoftmaxWithLoss with respect to the logits."))
 
@@ -161,11 +162,11 @@ def _gradient_inputs(ctx, X, rest):
     weights, P, dloss = (None, *rest) if len(rest) == 2 else rest
     _check_args(ctx, X)
     if P.shape != X.shape or P.dtype != X.dtype:
-        ctx.fail(f"the softmax input (blob '{ctx.op_def.input[-2]}') is "
-                 f"{P.dtype}{tuple(P.shape)}, expected the logits' {X.dtype}{tuple(X.shape)}")
+        ctx.fail_input(len(ctx.op_def.input) - 2, f"is {P.dtype}{tuple(P.shape)}, expected "
+                       f"the logits' {X.dtype}{tuple(X.shape)}")
     if dloss.size != 1 or dloss.dtype.kind != "f":
-        ctx.fail(f"the loss gradient (blob '{ctx.op_def.input[-1]}') must be one float, got "
-                 f"{dloss.dtype}{tuple(dloss.shape)}")
+        ctx.fail_input(len(ctx.op_def.input) - 1, f"must be one float, got "
+                       f"{dloss.dtype}{tuple(dloss.shape)}")
     return weights, P, dloss
 
 
@@ -215,6 +216,7 @@ register_schema(OpSchema(
     inputs=[("logits", "logits of SpatialSoftmaxWithLoss"), ("labels", "its labels"),
             ("weight_tensor", "optional: its pixel weights (5 inputs)"),
             ("softmax", "its softmax output"), ("dloss", "gradient of the loss (a scalar)")],
+    optional_inputs=(2,),
     outputs=[("dlogits", "gradient of the logits")],
     doc="Gradient of SpatialSoftmaxWithLoss with respect to the logits."))
 

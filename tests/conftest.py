@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from caffe2lite import workspace
 
-# Real Caffe2 nets and golden op tests live beside the project, never inside it.
-NETS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "nets"
+# Real Caffe2 nets and golden op tests live outside the project, never inside it:
+# CAFFE2LITE_NETS=DIR names the folder; the project's workplace keeps one beside the checkout.
+NETS_DIR = Path(os.environ.get("CAFFE2LITE_NETS")
+                or Path(__file__).resolve().parents[1].parent / "shared" / "nets")
+NETS_MISSING = (f"real-net corpus not found at {NETS_DIR}: `python tools/fetch_nets.py DIR` "
+                f"downloads it (tools/nets_manifest.tsv lists each file's repository, commit "
+                f"and sha256), then run the tests with CAFFE2LITE_NETS=DIR")
 
 
 def pytest_addoption(parser):
@@ -53,18 +59,15 @@ def strict_args():
 
 @pytest.fixture
 def nets_dir() -> Path:
-    """../shared/nets, or skip with the reason when this checkout has none beside it."""
+    """The real-net corpus folder, or skip saying how to get it."""
     if not NETS_DIR.is_dir():
-        pytest.skip(f"shared nets folder {NETS_DIR} is absent (only in the project's "
-                    f"workplace checkout)")
+        pytest.skip(NETS_MISSING)
     return NETS_DIR
 
 
 # Hypothesis: no per-example deadline (the CI machine has 2 shared cores), and the same
 # examples on every run, so a landing never fails on a draw no one saw before;
 # CAFFE2LITE_HYPOTHESIS_EXPLORE=1 draws fresh ones (and more of them) to hunt for bugs.
-import os  # noqa: E402
-
 from hypothesis import settings  # noqa: E402
 
 settings.register_profile("caffe2lite", deadline=None, max_examples=40, derandomize=True)

@@ -100,7 +100,7 @@ def test_strategies_draw_what_caffe2s_did():
         assert len(three) == 3 and len({t.shape for t in three}) == 1 and three[0].ndim == 1
         assert lengths.sum() == 10 and (lengths >= 0).all()
         assert ids[0] == 0 and (np.diff(ids) >= 0).all() and (np.diff(ids) <= 1).all()
-        assert ints.dtype == np.int64 and np.abs(ints).max(initial=0) < 2**31
+        assert ints.dtype == np.int64 and -2**31 <= ints.min() and ints.max() < 2**31
         assert flags.dtype == np.bool_ and flags.shape == (3,)
 
     draw()
@@ -114,10 +114,33 @@ if __name__ == "__main__":
 
 def test_importing_hu_leaves_this_suites_hypothesis_profile_alone():
     # Caffe2's hu loads its own profile; ours only where hypothesis is still at its
-    # stock settings, so tests/conftest.py's deterministic profile stays in force.
+    # stock settings, so the profile tests/conftest.py chose (deterministic, or
+    # "explore" with CAFFE2LITE_HYPOTHESIS_EXPLORE=1) stays in force.
+    import os
+
     from hypothesis import settings
 
-    assert settings.default.deadline is None and settings.default.derandomize
+    suites = "explore" if os.environ.get("CAFFE2LITE_HYPOTHESIS_EXPLORE") == "1" else "caffe2lite"
+    expected = settings.get_profile(suites)
+    assert settings.default.deadline is None
+    assert (settings.default.max_examples, settings.default.derandomize) == \
+        (expected.max_examples, expected.derandomize)
+    assert settings.default.max_examples != settings.get_profile("dev").max_examples
+
+
+def test_without_hypothesis_the_test_utilities_say_what_to_install(monkeypatch):
+    """The runtime does not install hypothesis; Caffe2's test modules need it."""
+    import importlib
+    import sys
+
+    monkeypatch.setitem(sys.modules, "hypothesis", None)  # as if not installed
+    for name in ("caffe2lite.hypothesis_test_util",
+                 "caffe2lite.serialized_test.serialized_test_util"):
+        monkeypatch.delitem(sys.modules, name)
+        with pytest.raises(ModuleNotFoundError, match=r"pip install 'caffe2lite\[test\]'") \
+                as caught:
+            importlib.import_module(name)
+        assert caught.value.name == "hypothesis"
 
 
 def test_hip_test_util_says_whether_a_check_runs_on_hip():

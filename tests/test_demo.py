@@ -1,6 +1,7 @@
 """A short run of the main job (examples/demo.py): the loss drops and the norm bound holds."""
 
 import importlib.util
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ def test_short_demo_learns_bounds_rows_and_reloads_exactly(tmp_path):
         assert norms.max() <= demo.MAX_NORM * (1 + 1e-6)
 
 
-def test_fast_engines_and_fusion_keep_the_main_jobs_bits():
+def test_fast_engines_and_fusion_keep_the_main_jobs_bits(tmp_path, monkeypatch):
     """The demo's training, 40 plan iterations, with this checkout's defaults (NATIVE
     Adagrad engines, the optimizer + max-norm fusion, compiled nets) against the
     configuration main had before them (NumPy optimizer kernels, no fusion): every
@@ -42,6 +43,7 @@ def test_fast_engines_and_fusion_keep_the_main_jobs_bits():
     from caffe2lite import workspace
     from caffe2lite.runtime import flags, registry
 
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the demo's checkpoint goes
     demo = load_demo()
     blobs = demo.TABLES + demo.DENSE + tuple(p + "_moment" for p in demo.TABLES + demo.DENSE)
 
@@ -61,3 +63,4 @@ def test_fast_engines_and_fusion_keep_the_main_jobs_bits():
         finally:
             workspace.GlobalInit(["caffe2", f"--caffe2lite_fuse_ops={saved}"])
     assert fast == reference
+    assert list(tmp_path.iterdir()) == []  # without --checkpoint, no 25 MB folder is left

@@ -1,21 +1,15 @@
 """Every operator under operators/, fed hostile inputs, fails cleanly or succeeds.
 
 The contract (README, Errors): bad input raises an error from caffe2lite's
-own hierarchy that says what was expected, and a failed operator leaves every
-blob exactly as it was.  Per-operator tests check their own messages; this
-sweep holds every operator -- and any added later -- to the contract on
-inputs nobody thought of: wrong dtypes (float64, float16, ints, bools,
-strings), wrong ranks, empty and 0-d arrays, negative and out-of-range
-integers, hostile argument values (and arguments the op does not declare,
-under both argument policies: ignored by default, an ArgumentError with the
-strict switch), and in-place outputs.
-
-An operator fails the sweep when
-* an exception outside caffe2lite's hierarchy escapes,
-* its kernel let a raw Python/NumPy exception through (the runtime wraps it
-  in OperatorError, but the message then says what broke, not what was
-  expected), or
-* a failed run changed, added or removed a blob.
+own hierarchy that says what was expected and names the input it is about
+(``input 1 'INDICES' (blob 'ids')``), a failed operator leaves every blob
+exactly as it was, and a kernel changes no input it does not declare in place.
+The sweep itself is ``caffe2lite.testing.check_hostile_inputs`` (users run it on
+their own operators): wrong dtypes (float64, float16, ints, bools, strings),
+wrong ranks, empty and 0-d arrays, negative and out-of-range integers, hostile
+argument values (and arguments the op does not declare, under both argument
+policies: ignored by default, an ArgumentError with the strict switch), and
+in-place outputs; it holds every operator here -- and any added later -- to it.
 
 Operators whose blobs are files, readers or mutexes (Save, Load, CreateDB,
 ...) are left to their own tests: hostile values there are paths.
@@ -23,14 +17,13 @@ Operators whose blobs are files, readers or mutexes (Save, Load, CreateDB,
 
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from caffe2lite import core, utils, workspace
-from caffe2lite.errors import ArgumentError, Caffe2LiteError, EnforceError, OperatorError
+from caffe2lite import core, testing, workspace
+from caffe2lite.errors import EnforceError
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.runtime import registry
 from helpers import assert_unchanged, snapshot
@@ -47,122 +40,9 @@ def _swept_op_types():
         and not (s.private or s.needs_workspace or s.opaque_outputs))
 
 
-def _input_pool(rng):
-    """Arrays a net could hand any op by mistake."""
-    return [
-        rng.standard_normal((4, 3)).astype(np.float32),
-        rng.standard_normal(4).astype(np.float32),
-        rng.standard_normal((2, 3, 4)).astype(np.float32),
-        rng.standard_normal((4, 3)),  # float64
-        rng.standard_normal((4, 3)).astype(np.float16),
-        np.array(3.0, np.float32),
-        np.zeros((0, 3), np.float32),
-        np.array([0, 3, 1], np.int32),
-        np.array([1, 2, 1], np.int32),
-        np.array([0, 7, -1], np.int64),
-        np.array([2, 2], np.int64),
-        np.array([[1, 2], [3, 4]], np.int64),
-        np.array([1], np.int64),
-        np.array([-5], np.int64),
-        np.zeros(0, np.int32),
-        np.array([True, False]),
-        np.array([b"a", b"b"], dtype=object),
-    ]
-
-
-# Argument values by declared type: boundaries, negatives, NaN, unknown names.
-HOSTILE_ARGS = {
-    "int": [-1, 0, 1, 2, 3, 10**12], "bool": [0, 1],
-    "float": [-1.0, 0.0, 1.0, float("nan"), float("inf")], "scalar": [-1.0, 0.0, 2.0],
-    "ints": [[], [-1], [0, 2], [3, 4], [2]], "floats": [[], [1.0], [float("nan")]],
-    "string": ["", "x", "float", "MAX", "sum"],
-}
-REQUIRED_ARG = {"float": 1.0, "scalar": 1.0, "int": 1, "bool": 1, "ints": [1],
-                "floats": [1.0], "string": "x"}
-
-
-UNDECLARED = "caffe2lite_undeclared_probe"  # an argument no schema declares
-CREATE_OPERATOR_PARAMETERS = ("name", "control_input", "device_option", "arg", "engine")
-
-
-def _refused_when_strict(op) -> None:
-    """With the strict switch, an op carrying an undeclared argument is refused before it
-    runs (an ArgumentError: about the probe, or about a hostile declared argument the
-    parser met first), and changes nothing."""
-    from caffe2lite.runtime import flags
-
-    before = snapshot()
-    saved = flags.get("caffe2lite_strict_args")
-    workspace.GlobalInit(["caffe2", "--caffe2lite_strict_args=1"])
-    try:
-        with pytest.raises(ArgumentError, match=f"unknown argument '{UNDECLARED}'|argument '"):
-            workspace.RunOperatorOnce(op)
-    finally:
-        workspace.GlobalInit(["caffe2", f"--caffe2lite_strict_args={saved}"])
-    assert_unchanged(before)
-
-
-def _random_op(schema, rng):
-    """A random OperatorDef of this type that passes its schema, or None."""
-    lo_in, hi_in = schema._in[0], min(schema._in[1], max(schema._in[0], 7))
-    n_in = int(rng.integers(lo_in, hi_in + 1))
-    lo_out = schema._out[0]
-    n_out = int(rng.integers(lo_out, max(lo_out, min(schema._out[1], 3)) + 1))
-    inputs = [f"in{k}" for k in range(n_in)]
-    outputs = [f"out{k}" for k in range(n_out)]
-    for j in range(n_out):  # outputs that must overwrite an input (SparseAdagrad, ...)
-        forced = [i for i in range(n_in) if schema._enforced(i, j)]
-        if forced:
-            outputs[j] = inputs[forced[0]]
-    if inputs and rng.random() < 0.4 and schema._allowed(0, 0):
-        outputs[0] = inputs[0]  # in place: the case where a half-done write would show
-    args = {a.name: REQUIRED_ARG.get(a.type, "x") for a in schema.args if a.required}
-    for a in schema.args:
-        if a.type in HOSTILE_ARGS and rng.random() < 0.3:
-            values = HOSTILE_ARGS[a.type]
-            args[a.name] = values[int(rng.integers(len(values)))]
-    if rng.random() < 0.2 and not schema.allow_unknown_args:
-        args[UNDECLARED] = 1
-    # arguments named like CreateOperator's own parameters (AliasWithName's 'name') go in
-    # as Argument protos, as Caffe2's tests add them
-    own = {k: args.pop(k) for k in list(args) if k in CREATE_OPERATOR_PARAMETERS}
-    try:
-        op = core.CreateOperator(schema.type, inputs, outputs, **args)
-        op.arg.extend(utils.MakeArgument(k, v) for k, v in own.items())
-        schema.verify(op)
-    except Caffe2LiteError:
-        return None  # rejected before anything runs: the schema tests cover that
-    return op
-
-
 @pytest.mark.parametrize("op_type", _swept_op_types())
 def test_hostile_inputs_fail_cleanly_and_change_nothing(op_type):
-    schema = registry.schemas()[op_type]
-    rng = np.random.default_rng(zlib.crc32(op_type.encode()))
-    ran = 0
-    for _ in range(TRIALS):
-        op = _random_op(schema, rng)
-        if op is None:
-            continue
-        workspace.ResetWorkspace()
-        pool = _input_pool(rng)
-        for name in dict.fromkeys(op.input):
-            workspace.FeedBlob(name, pool[int(rng.integers(len(pool)))])
-        if any(a.name == UNDECLARED for a in op.arg):
-            _refused_when_strict(op)  # then, below, ignored by default
-        before = snapshot()
-        case = f"{op_type} on {[(n, before[n].dtype.name, before[n].shape) for n in before]}"
-        ran += 1
-        try:
-            workspace.RunOperatorOnce(op)
-        except Caffe2LiteError as exc:
-            raw = exc.__cause__
-            assert not (isinstance(exc, OperatorError) and raw is not None
-                        and not isinstance(raw, Caffe2LiteError)), \
-                f"{case}: the kernel let {type(raw).__name__} through unchecked: {exc}"
-            assert_unchanged(before)
-        # any other exception escapes and fails the test with its traceback
-    assert ran, f"no random {op_type} passed its schema: widen _random_op"
+    testing.check_hostile_inputs(op_type, trials=TRIALS)
 
 
 # -- the sparse optimizers' dtype rules (Caffe2 registered them for float only) -------

@@ -6,9 +6,12 @@ distribution of that name (issue #11, part 5).
 
 import importlib.metadata
 import importlib.util
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import caffe2lite.operators
 from caffe2lite.runtime import registry
@@ -58,3 +61,25 @@ def test_user_operator_module_registers_from_anywhere(tmp_path, monkeypatch):
     workspace.FeedBlob("x", np.arange(3, dtype=np.float32))
     workspace.RunOperatorOnce(core.CreateOperator("PackagingTestNegate", ["x"], ["y"]))
     np.testing.assert_array_equal(workspace.FetchBlob("y"), -np.arange(3, dtype=np.float32))
+
+
+def _make_dry_run(target, tmp_path):
+    """The commands ``make TARGET`` would run on a fresh machine (a venv not yet made)."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed here")
+    done = subprocess.run(["make", "-n", target, f"VENV={tmp_path / 'venv'}"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return [line for line in done.stdout.splitlines() if "pip install" in line]
+
+
+def test_make_demo_installs_the_runtime_only(tmp_path):
+    """The demo needs NumPy, protobuf, tqdm and threadpoolctl, not Ray or pytest."""
+    installs = _make_dry_run("demo", tmp_path)
+    assert [line.split("pip install")[1].strip() for line in installs] == ["-q --upgrade pip",
+                                                                          "-q -e ."]
+
+
+def test_make_test_installs_the_test_extras(tmp_path):
+    installs = _make_dry_run("test", tmp_path)
+    assert installs[-1].split("pip install")[1].strip() == "-q -e '.[test]'"

@@ -359,6 +359,27 @@ def test_malformed_text_and_binary_name_the_source():
         parse_proto(12, caffe2_pb2.NetDef)
 
 
+@pytest.mark.parametrize("data", [
+    b"\x00\x01PK\x03\x04\x10garbage\x07bell",  # UTF-8, but control bytes
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",  # not UTF-8: an image
+    bytes(range(256)) * 3,
+])
+def test_a_binary_file_of_another_kind_gives_a_readable_message(data):
+    """Every format tried is named, and no raw control byte or bare codec message shows."""
+    with pytest.raises(ProtoParseError) as caught:
+        parse_proto(data, caffe2_pb2.NetDef, "photo.pb")
+    message = str(caught.value)
+    assert message.isprintable(), repr(message)
+    assert message.startswith("photo.pb: cannot be parsed as a NetDef in binary or text format")
+    assert "photo.pb: not a valid NetDef in binary format" in message
+    assert "photo.pb: not a valid NetDef in text format" in message
+    assert "stray trailing" not in message  # a few bytes of anything parse as some message
+    if data[0] == 0x89:
+        assert "byte 0x89 at offset 0 is not UTF-8" in message
+    elif data.startswith(b"\x00\x01PK"):
+        assert "\\x00\\x01PK" in message  # the text parser's quote, escaped
+
+
 def test_stray_trailing_byte_is_diagnosed():
     net = caffe2_pb2.NetDef(name="n", external_input=["x"])
     net.op.add(type="Relu", input=["x"], output=["y"])

@@ -7,6 +7,8 @@ proto classes + zlib), so the tests do not trust caffe2lite's own reader.
 from __future__ import annotations
 
 import json
+import os
+import stat
 import struct
 import zlib
 
@@ -198,3 +200,21 @@ def test_save_refuses_the_reserved_name(tmp_path):
         workspace.RunOperatorOnce(core.CreateOperator("Save", [KEY], [], db="x.minidb",
                                                       db_type="minidb"))
     assert not (tmp_path / "x.minidb").exists()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_a_checkpoint_gets_the_mode_open_would_give_it(tmp_path, umask):
+    """Save writes through a temporary file (tempfile.mkstemp: always 0600); the final file
+    must be 0666 less the umask, as an ordinary open(path, "w") would make it."""
+    workspace.FeedBlob("w", np.ones(3, np.float32))
+    path = tmp_path / f"ckpt_{umask:o}.minidb"
+    old = os.umask(umask)
+    try:
+        workspace.RunOperatorOnce(core.CreateOperator("Save", ["w"], [], db=str(path),
+                                                      db_type="minidb", absolute_path=True))
+        with open(tmp_path / "plain", "w"):
+            pass
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE((tmp_path / "plain").stat().st_mode)

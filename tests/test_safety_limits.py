@@ -13,8 +13,8 @@ from caffe2lite import cli, core, workspace
 from caffe2lite.errors import (Caffe2LiteError, ConfinementError, DeadlineExceeded, LimitExceeded,
                                PlanError, ProtoParseError)
 from caffe2lite.proto import caffe2_pb2
-from caffe2lite.runtime import (Arg, OpSchema, flags, register_kernel, register_schema, registry,
-                                safety)
+from caffe2lite.runtime import (Arg, OpSchema, TensorSpec, flags, register_kernel, register_schema,
+                                registry, safety)
 from helpers import assert_unchanged, snapshot
 
 
@@ -199,6 +199,97 @@ def test_data_dependent_outputs_are_checked(root):
     workspace.FeedBlob("value", np.ones((1, 8), np.float32))
     with pytest.raises(LimitExceeded, match="largest index"):
         run(op("SparseToDense", ["far", "value"], ["d"]))
+
+
+# Ops that made outputs many times max_tensor_bytes from small inputs (issue 23): each
+# (inputs, args) makes an output of over 4 KiB from inputs of under 1 KiB each.
+_BIG_OUTPUTS = {
+    "LengthsRangeFill": ({"lengths": np.array([2000], np.int32)}, {}),  # no shape function
+    "Add": ({"a": np.ones((64, 1), np.float32), "b": np.ones((1, 64), np.float32)}, {}),
+    "Gather": ({"data": np.ones((10, 16), np.float32), "idx": np.zeros(100, np.int64)}, {}),
+    "FC": ({"x": np.ones((64, 2), np.float32), "w": np.ones((64, 2), np.float32),
+            "b": np.ones(64, np.float32)}, {}),
+    "BatchMatMul": ({"a": np.ones((64, 2), np.float32), "b": np.ones((2, 64), np.float32)}, {}),
+    "SparseLengthsSum": ({"data": np.ones((2, 64), np.float32), "ind": np.zeros(0, np.int64),
+                         "len": np.zeros(100, np.int32)}, {}),
+}
+
+
+@pytest.mark.parametrize("op_type", sorted(_BIG_OUTPUTS))
+def test_max_tensor_bytes_bounds_every_operators_outputs(root, op_type):
+    feeds, args = _BIG_OUTPUTS[op_type]
+    for name, value in feeds.items():
+        workspace.FeedBlob(name, value)
+    made = op(op_type, list(feeds), ["out"], **args)
+    run(made)  # no limit: it runs
+    out_bytes = workspace.FetchBlob("out").nbytes
+    assert out_bytes > 4096
+    workspace.ResetWorkspace()
+    for name, value in feeds.items():
+        workspace.FeedBlob(name, value)
+    workspace.SetLimits(max_tensor_bytes=4096)
+    before = snapshot()
+    with pytest.raises(LimitExceeded, match=rf"op {op_type}: output 0 '\w+' \(blob 'out'\) "
+                                            rf"(would be|is) a tensor of shape \[.*\] \(\w+, "
+                                            rf".*\), over the workspace's max_tensor_bytes of "
+                                            rf"4 KiB; nothing was written"):
+        run(made)
+    assert_unchanged(before)
+    workspace.SetLimits(max_tensor_bytes=out_bytes)  # exactly its size: allowed
+    run(made)
+
+
+def test_a_computable_output_size_is_refused_before_the_kernel_runs(root):
+    """With a shape function the op never runs; without one, the kernel's result is
+    measured and dropped before anything is written."""
+    calls = []
+    with registry.isolated():
+        register_schema(OpSchema("TestLimitShaped", num_inputs=1, num_outputs=1,
+                                 infer_shapes=lambda ctx, x: (TensorSpec((x.shape[0], 10**6),
+                                                                         x.dtype),)))
+        register_kernel("TestLimitShaped")(lambda ctx, x: calls.append("shaped") or (x,))
+        register_schema(OpSchema("TestLimitUnshaped", num_inputs=1, num_outputs=1))
+        register_kernel("TestLimitUnshaped")(
+            lambda ctx, x: calls.append("unshaped") or (np.zeros(10**4, x.dtype),))
+        workspace.SetLimits(max_tensor_bytes=1 << 20)
+        workspace.FeedBlob("x", np.ones(3, np.float32))
+        before = snapshot()
+        with pytest.raises(LimitExceeded, match=r"would be a tensor of shape \[3, 1000000\] "
+                                                r"\(float32, 11.44 MiB\), over the "
+                                                r"workspace's max_tensor_bytes of 1 MiB"):
+            run(op("TestLimitShaped", ["x"], ["y"]))
+        assert calls == []
+        workspace.SetLimits(max_tensor_bytes=1000)
+        with pytest.raises(LimitExceeded, match=r"output 0 \(blob 'y'\) is a tensor of shape "
+                                                r"\[10000\] \(float32, 39.06 KiB\)"):
+            run(op("TestLimitUnshaped", ["x"], ["y"]))
+        assert calls == ["unshaped"]
+        assert_unchanged(before)
+
+
+def test_an_in_place_output_no_larger_than_its_input_is_no_new_allocation(root):
+    """A table fed larger than the limit can still be updated in place (an optimizer's
+    param), but not copied to a new blob."""
+    workspace.SetLimits(max_tensor_bytes=1000)
+    workspace.FeedBlob("table", np.ones((100, 10), np.float32))  # 4,000 bytes, fed
+    run(op("Relu", ["table"], ["table"]))
+    with pytest.raises(LimitExceeded, match="blob 'copy'"):
+        run(op("Relu", ["table"], ["copy"]))
+
+
+def test_without_a_limit_the_kernel_runs_unwrapped(root):
+    """The dispatch loop pays nothing for limits no one set: the kernel the engine
+    calls is the registered one itself."""
+    workspace.FeedBlob("x", np.ones(3, np.float32))
+    net = core.Net("unlimited")
+    net.Relu("x", "y")
+    workspace.CreateNet(net)
+    (relu,) = workspace.current().nets["unlimited"].operators
+    assert relu.kernel is registry.find_kernel(relu.op_def, caffe2_pb2.CPU)[0]
+    workspace.SetLimits(max_tensor_bytes=1 << 20)
+    workspace.CreateNet(net, overwrite=True)
+    (limited,) = workspace.current().nets["unlimited"].operators
+    assert limited.kernel is not relu.kernel
 
 
 # -- plan iterations -------------------------------------------------------------------------

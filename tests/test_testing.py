@@ -94,3 +94,62 @@ def test_helpers_leave_the_current_workspace_alone():
     check_gradient(core.CreateOperator("TestingCube", ["x"], ["y"]), [X], 0)
     assert workspace.Blobs() == ["x"]
     np.testing.assert_array_equal(workspace.FetchBlob("x"), [5.0])
+
+
+# -- check_hostile_inputs: the sweep of tests/test_hostile_inputs.py, for user ops -------
+def _user_op(op_type, kernel):
+    from caffe2lite.runtime import register_kernel, register_schema
+
+    register_schema(OpSchema(op_type, num_inputs=1, num_outputs=1, allow_inplace={(0, 0)},
+                             inputs=[("X", "a float tensor")]))
+    register_kernel(op_type)(kernel)
+
+
+def _good(ctx, x):
+    ctx.check_float(0, x)
+    return (x * 2,)
+
+
+def _unlabelled(ctx, x):
+    if getattr(x, "dtype", None) is None or x.dtype.kind != "f":
+        ctx.fail(f"X must be a float tensor, got {getattr(x, 'dtype', None)}")
+    return (x * 2,)
+
+
+def _raw(ctx, x):
+    return (x * 2.0,)  # object and string arrays make NumPy raise: nothing checked
+
+
+def _half_done(ctx, x):
+    ctx.check_float(0, x)
+    x[...] = 0  # writes into its input...
+    ctx.check_same_shape(0, x, 0, x.reshape(-1))  # ...then fails on a rank above 1
+
+
+def _scribbler(ctx, x):
+    ctx.check_float(0, x)
+    if x.size:
+        x.flat[0] = 7  # changes an input it does not declare in place
+    return (x + 0,)
+
+
+def test_check_hostile_inputs_passes_a_careful_op_and_catches_careless_ones():
+    from caffe2lite.testing import check_hostile_inputs
+
+    with registry.isolated():
+        for op_type, kernel in (("TestingGood", _good), ("TestingUnlabelled", _unlabelled),
+                                ("TestingRaw", _raw), ("TestingHalfDone", _half_done),
+                                ("TestingScribbler", _scribbler)):
+            _user_op(op_type, kernel)
+        assert check_hostile_inputs("TestingGood", trials=20) == 20
+        with pytest.raises(AssertionError, match="speaks of 'X' without naming the input"):
+            check_hostile_inputs("TestingUnlabelled", trials=20)
+        with pytest.raises(AssertionError, match="let TypeError through unchecked"):
+            check_hostile_inputs("TestingRaw", trials=20)
+        with pytest.raises(AssertionError, match="changed input 0 'X'.* and then failed"):
+            check_hostile_inputs("TestingHalfDone", trials=20)
+        with pytest.raises(AssertionError, match="does not declare in place"):
+            check_hostile_inputs("TestingScribbler", trials=20)
+    assert workspace.Blobs() == []  # the sweep runs in workspaces of its own
+    with pytest.raises(ValueError, match="no operator 'NoSuchOp'"):
+        check_hostile_inputs("NoSuchOp")

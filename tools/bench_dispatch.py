@@ -8,7 +8,9 @@ ONNX graph and run by ``onnx.reference.ReferenceEvaluator`` for comparison.
 When PyTorch is installed, the same chain runs eagerly (``torch.relu`` 200
 times on a 4-element tensor, 1 thread), the cost a PyTorch user pays per op.
 
-Usage: ``python tools/bench_dispatch.py [--ops 200] [--repeat 7] [--iters 200]``.
+Usage: ``python tools/bench_dispatch.py [--ops 200] [--repeat 7] [--iters 200]``;
+``--max-tensor-bytes N`` / ``--check-kernels`` time the chain with a size limit or the
+kernel check on (each wraps every kernel; off, the chain runs unwrapped).
 Targets: <= 1.0 us/op and no slower than eager PyTorch (issue 10; the
 foundation issue asked <= 3 us/op), and >= 3x faster than the ONNX evaluator.
 """
@@ -69,7 +71,15 @@ def main(argv=None) -> int:
     parser.add_argument("--ops", type=int, default=200, help="length of the Relu chain")
     parser.add_argument("--iters", type=int, default=200, help="net runs per timing")
     parser.add_argument("--repeat", type=int, default=7, help="timings (the best is kept)")
+    parser.add_argument("--max-tensor-bytes", type=int, default=None,
+                        help="run under workspace.SetLimits(max_tensor_bytes=N)")
+    parser.add_argument("--check-kernels", action="store_true",
+                        help="run with --caffe2lite_check_kernels=1 (CAFFE2LITE_CHECK_KERNELS)")
     args = parser.parse_args(argv)
+    if args.max_tensor_bytes:
+        workspace.SetLimits(max_tensor_bytes=args.max_tensor_bytes)
+    if args.check_kernels:
+        workspace.GlobalInit(["caffe2", "--caffe2lite_check_kernels=1"])
 
     x = np.array([-1.0, 0.5, -2.0, 3.0], dtype=np.float32)
     workspace.FeedBlob("x", x)

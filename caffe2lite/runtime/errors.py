@@ -12,7 +12,8 @@ from __future__ import annotations
 __all__ = ["Caffe2LiteError", "SchemaError", "OperatorNotRegistered", "DeviceUnavailable",
            "BlobNotFound", "EnforceError", "ArgumentError", "ProtoParseError", "NetError",
            "WorkspaceError", "OperatorError", "GradientError", "DBError", "PlanError",
-           "ConfinementError", "LimitExceeded", "DeadlineExceeded", "enforce", "enforce_eq"]
+           "ConfinementError", "LimitExceeded", "DeadlineExceeded", "KernelContractError",
+           "enforce", "enforce_eq"]
 
 
 class Caffe2LiteError(Exception):
@@ -64,6 +65,11 @@ class WorkspaceError(Caffe2LiteError, RuntimeError):
 
 class OperatorError(Caffe2LiteError, RuntimeError):
     """An operator failed with an error that was not a caffe2lite error."""
+
+
+class KernelContractError(OperatorError):
+    """A kernel broke the runtime's contract: it changed an input it does not declare in
+    place, or changed one and then failed (found by CAFFE2LITE_CHECK_KERNELS=1)."""
 
 
 class GradientError(Caffe2LiteError, RuntimeError):

@@ -17,6 +17,10 @@ caffe2lite honours the flags that change what it does:
   Caffe2 ignored it); the environment's ``CAFFE2LITE_STRICT_ARGS=1`` sets the
   default.
 
+* ``--caffe2lite_check_kernels=0|1``: caffe2lite's own debug mode; 1 makes every
+  operator created from now on check that its kernel changed no input it does not
+  declare in place, and none at all when it fails (``CAFFE2LITE_CHECK_KERNELS=1``
+  sets the default; caffe2lite/runtime/kernel_checks.py);
 * ``--caffe2lite_confine=0|1``, ``--caffe2lite_max_tensor_bytes=N``,
   ``--caffe2lite_max_plan_iterations=N``: caffe2lite's own, the confined mode
   and limits of every workspace without its own ``SetLimits``
@@ -44,6 +48,8 @@ DEFAULTS = {
     "caffe2_tensor_chunk_size": DEFAULT_CHUNK_SIZE,
     "caffe2lite_fuse_ops": int(os.environ.get("CAFFE2LITE_FUSE_OPS", "1").strip() != "0"),
     "caffe2lite_strict_args": int(os.environ.get("CAFFE2LITE_STRICT_ARGS", "0").strip() == "1"),
+    "caffe2lite_check_kernels": int(os.environ.get("CAFFE2LITE_CHECK_KERNELS", "0").strip()
+                                    == "1"),
     # caffe2lite/safety.py: confined mode and limits for every workspace (0 = no limit)
     "caffe2lite_confine": int(os.environ.get("CAFFE2LITE_CONFINE", "0").strip() == "1"),
     "caffe2lite_max_tensor_bytes": 0,

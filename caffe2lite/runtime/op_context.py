@@ -3,8 +3,10 @@
 ``OpContext`` is the ``ctx`` every kernel gets: the op's device and its
 array module ``xp``, the parsed arguments, the engine, a random generator,
 and ``enforce`` / ``fail`` for CAFFE_ENFORCE-style checks whose messages name
-the op.  ``describe_op`` and ``input_label`` are the one place where an
-operator and its inputs get their names in error messages.
+the op.  ``describe_op`` and ``input_label`` (``output_label``) are the one
+place where an operator and its inputs get their names in error messages;
+``fail_input``, ``check_float`` and ``check_same_shape`` phrase the commonest
+input errors with them, so a kernel cannot leave the blob out.
 """
 
 from __future__ import annotations
@@ -82,6 +84,23 @@ class OpContext:
         """"input 1 'indices' (blob 'ids')": input i as error messages name it."""
         return input_label(self.op_def, self.schema, i)
 
+    def fail_input(self, i: int, *msg) -> NoReturn:
+        """Raise EnforceError about input i: "op #2 FC: input 0 'X' (blob 'x') <msg>"."""
+        raise EnforceError(f"{self.where}: {self.input_label(i)} " + "".join(map(str, msg)))
+
+    def check_float(self, i: int, x) -> None:
+        """Input i must be a floating-point tensor (the kernels of float-only ops)."""
+        dtype = getattr(x, "dtype", None)
+        if dtype is None or dtype.kind != "f":
+            self.fail_input(i, f"must be a float tensor, got "
+                               f"{dtype if dtype is not None else type(x).__name__}")
+
+    def check_same_shape(self, i: int, a, j: int, b) -> None:
+        """Inputs i and j must have one shape (an elementwise gradient's Y and dY)."""
+        if a.shape != b.shape:
+            self.fail(f"{self.input_label(i)} has shape {tuple(a.shape)} and "
+                      f"{self.input_label(j)} {tuple(b.shape)}; they must be the same")
+
     def enforce(self, cond, *msg):
         """CAFFE_ENFORCE with this op's description in the message."""
         if not cond:
@@ -122,6 +141,13 @@ def once_per_op(fn):
 def input_label(op_def, schema, i: int) -> str:
     """"input 1 'indices' (blob 'ids')": how every error message names an input --
     its position, its role in the schema (when the schema names it) and the blob."""
-    names = schema.input_names()
+    names = schema.input_names(len(op_def.input))
     role = f" '{names[i]}'" if i < len(names) else ""
     return f"input {i}{role} (blob '{op_def.input[i]}')"
+
+
+def output_label(op_def, schema, j: int) -> str:
+    """"output 0 'Y' (blob 'y')": an output named the way input_label names an input."""
+    names = schema.output_names()
+    role = f" '{names[j]}'" if j < len(names) else ""
+    return f"output {j}{role} (blob '{op_def.output[j]}')"

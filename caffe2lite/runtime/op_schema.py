@@ -91,6 +91,9 @@ class OpSchema:
     g_input)``, or one of NO_GRADIENT / SHOULD_NOT_DO_GRADIENT /
     GRADIENT_NOT_IMPLEMENTED_YET, or None when nothing is declared.
     ``allow_unknown_args`` opts out of rejecting undeclared arguments.
+    ``optional_inputs``: positions of ``inputs`` roles an op may leave out when it has
+    fewer inputs (SoftmaxWithLossGradient's weights, between labels and softmax), so
+    that errors name each input by the role it has.
     ``cpu_fallback`` lets a CUDA op run its CPU kernel (Caffe2's GPUFallbackOp).
     ``infer_device`` is Caffe2's DeviceInferenceFunction, ``op_def -> (input
     DeviceOptions, output DeviceOptions)``, for ops whose blobs do not all live
@@ -120,6 +123,7 @@ class OpSchema:
     enforce_inplace: Any = None
     gradient: Any = None
     allow_unknown_args: bool = False
+    optional_inputs: tuple = ()
     num_inputs_outputs: Callable[[int, int], bool] | None = None
     output_calculator: Callable[[int], int] | None = None
     cpu_fallback: bool = False
@@ -224,8 +228,19 @@ class OpSchema:
 
     # -- documentation ------------------------------------------------------
     def input_names(self, n: int | None = None) -> list[str]:
+        """The inputs' roles; for an op with ``n`` inputs, those it has: the
+        ``optional_inputs`` roles left out (last first) while there are more roles than
+        inputs, then the first ``n``."""
         names = [item[0] if isinstance(item, tuple) else item for item in self.inputs]
-        return names if n is None else names[:n]
+        if n is None:
+            return names
+        for skipped in sorted(self.optional_inputs, reverse=True):
+            if len(names) > n:
+                del names[skipped]
+        return names[:n]
+
+    def output_names(self) -> list[str]:
+        return [item[0] if isinstance(item, tuple) else item for item in self.outputs]
 
     def describe(self) -> str:
         """A human-readable block like Caffe2's ``operator<<(OpSchema)``."""

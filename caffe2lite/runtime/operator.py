@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from caffe2lite.runtime import devices, int8_tensor, registry, safety
+from caffe2lite.runtime import devices, flags, int8_tensor, kernel_checks, registry, safety
 from caffe2lite.runtime.arguments import parse_arguments
 from caffe2lite.runtime.devices import context_for
 from caffe2lite.runtime.devices.fallback import FALLBACK_ENGINE, cpu_fallback_kernel
@@ -44,6 +44,12 @@ class Operator:
         kernel, engine = _resolve_kernel(op_def, schema, device, where)
         if engine != FALLBACK_ENGINE:
             kernel = device.guard_kernel(kernel, op_def, schema, where)
+        limits = safety.limits_of(workspace)
+        if limits.max_tensor_bytes is not None:  # unwrapped otherwise: no cost per run
+            kernel = kernel_checks.limit_outputs(kernel, op_def, schema, where,
+                                                 limits.max_tensor_bytes)
+        if flags.get("caffe2lite_check_kernels"):
+            kernel = kernel_checks.check_inputs_unchanged(kernel, op_def, schema, where)
         args = parse_arguments(op_def, schema, where)
         for i, name in enumerate(op_def.input):
             if name not in produced and not workspace.has_blob(name):
@@ -54,7 +60,7 @@ class Operator:
         self.kernel = kernel
         self.ctx = OpContext(op_def, schema, args, device, engine, where,
                              workspace if getattr(schema, "needs_workspace", False) else None,
-                             safety.limits_of(workspace))
+                             limits)
         self.inputs = tuple(op_def.input)
         self.outputs = tuple(op_def.output)
 

@@ -2,11 +2,18 @@
 
 ``workspace.Predictor(init_net, predict_net)`` is how Caffe2's model-zoo
 scripts ran a trained model: the init net fills the parameters once, in a
-workspace of the predictor's own; ``run(inputs)`` feeds the inputs -- a list,
-matched in order to the predict net's first external inputs, or a dict by
-blob name -- runs the predict net and returns its external outputs as NumPy
-arrays.  The caller's workspace is never touched.  Nets may be NetDefs,
-``core.Net`` objects, or protobuf bytes/text (as Caffe2 took serialized nets).
+workspace of the predictor's own; ``run(inputs)`` feeds the inputs -- a list in
+the order of the net's data inputs, or a dict by blob name -- runs the predict
+net and returns its external outputs as NumPy arrays.  The caller's workspace
+is never touched.  Nets may be NetDefs, ``core.Net`` objects, or protobuf
+bytes/text (as Caffe2 took serialized nets).
+
+Where caffe2lite parts from Caffe2: Caffe2's ``run(list)`` fed the i-th array
+into the i-th external input, parameters included, and accepted fewer arrays
+than inputs, so ``run([x, x])`` overwrote the first weight for good and
+``run([])`` ran on the previous call's input.  Here ``run`` feeds only the
+*data inputs* and wants every one of them, so a mistaken call is refused and
+the parameters stay as the init net left them.
 """
 
 from __future__ import annotations
@@ -21,6 +28,29 @@ from caffe2lite.runtime.workspaces import Workspace
 _ids = itertools.count()
 
 
+def data_inputs(predict_net, initialized) -> list[str]:
+    """The external inputs of ``predict_net`` that ``run`` feeds, in net order.
+
+    ``initialized`` maps each blob the init net set to its value.  A data input is
+    an external input the init net leaves unset, or a *placeholder*: Caffe2's
+    exporters list the inputs first and give each a one-element stand-in in the
+    init net (the model zoo's ``ConstantFill shape=[1]``, mobile_exporter's
+    ``GivenTensorFill shape=[1, 1]``), so the one-element blobs that come before
+    the first real parameter are inputs too.  Every other initialized blob is a
+    parameter.
+    """
+    inputs, leading = [], True
+    for name in predict_net.external_input:
+        value = initialized.get(name)
+        if value is None:  # never set (or a blob created empty)
+            inputs.append(name)
+        elif leading and getattr(value, "size", None) == 1:
+            inputs.append(name)
+        else:
+            leading = False
+    return inputs
+
+
 class Predictor:
     """Runs ``predict_net`` after ``init_net`` in a private workspace."""
 
@@ -29,32 +59,47 @@ class Predictor:
         self.predict_net = as_message(predict_net, caffe2_pb2.NetDef, "Predictor predict_net")
         self.workspace = Workspace(f"predictor_{next(_ids)}")
         self.workspace.run_net_once(init_def)
+        self.input_names = data_inputs(self.predict_net, self.workspace.blobs)
         for name in self.predict_net.external_input:  # inputs are fed at run time
             self.workspace.create_blob(name)
         self.workspace.create_net(self.predict_net)
 
     def run(self, inputs) -> list:
-        """Feed ``inputs`` (list in external_input order, or {blob: array}), run the
-        predict net once, return its external outputs as NumPy arrays."""
+        """Feed ``inputs`` (a list in ``input_names`` order, or {name: array} naming
+        each of them), run the predict net once, return its external outputs as
+        NumPy arrays.  Nothing but the data inputs is ever fed."""
         feeds = self._feeds(inputs)
-        for name, value in feeds.items():
-            self.workspace.feed_blob(name, value)
+        blobs = self.workspace.blobs
+        before = {name: blobs[name] for name in feeds}
+        try:
+            for name, value in feeds.items():
+                self.workspace.feed_blob(name, value)
+        except Exception:
+            blobs.update(before)  # a value that cannot be fed leaves the inputs as they were
+            raise
         self.workspace.run_net(self.predict_net.name)
         return [self.workspace.fetch_blob(name) for name in self.predict_net.external_output]
 
     def _feeds(self, inputs) -> dict:
-        """{blob: array}, checked before anything is fed."""
-        declared = list(self.predict_net.external_input)
+        """{data input: array}, checked before anything is fed."""
+        expected = self.input_names
+        where = f'Predictor (net "{self.predict_net.name}")'
         if isinstance(inputs, dict):
-            unknown = [name for name in inputs if not self.workspace.has_blob(name)]
-            if unknown:
-                raise EnforceError(f'Predictor (net "{self.predict_net.name}"): input blobs '
-                                   f"{unknown} do not exist; the net's external inputs are "
-                                   f"{declared}")
-            return dict(inputs)
+            names = [str(name) for name in inputs]
+            parameters = [n for n in names if n in self.workspace.blobs and n not in expected]
+            if parameters:
+                raise EnforceError(f"{where}: {parameters} are parameters set by the init net, "
+                                   f"not inputs; the data inputs are {expected}")
+            unknown = [n for n in names if n not in expected]
+            missing = [n for n in expected if n not in names]
+            if unknown or missing:
+                raise EnforceError(f"{where}: inputs {names} given, but the net's data inputs "
+                                   f"are {expected}" + (f" (unknown: {unknown})" if unknown else "")
+                                   + (f" (missing: {missing})" if missing else ""))
+            return dict(zip(names, inputs.values()))
         inputs = list(inputs)
-        if len(inputs) > len(declared):
-            raise EnforceError(f'Predictor (net "{self.predict_net.name}"): {len(inputs)} '
-                               f"inputs given, but the net declares only {len(declared)} "
-                               f"external inputs {declared}")
-        return dict(zip(declared, inputs))
+        if len(inputs) != len(expected):
+            raise EnforceError(f"{where}: {len(inputs)} inputs given, but the net takes "
+                               f"{len(expected)}: its data inputs {expected} (the other "
+                               f"external inputs are parameters set by the init net)")
+        return dict(zip(expected, inputs))

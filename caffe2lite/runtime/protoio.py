@@ -49,17 +49,31 @@ def check_text_nesting(text: str, message_cls, source: str) -> None:
                                   f"messages nested deeper than {MAX_NESTING} levels")
 
 
+def escaped(text: str) -> str:
+    """``text`` with every unprintable character written as an escape (``\\x00``), so that
+    a message quoting a binary file's bytes is one readable line on any terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
 def parse_text(text, message_cls, source: str = "<text>"):
     """Parse protobuf text format into a new ``message_cls``."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8")
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ProtoParseError(f"{source}: not a valid {message_cls.__name__} in text "
+                                  f"format: byte 0x{text[e.start]:02x} at offset {e.start} "
+                                  f"is not UTF-8") from None
     check_text_nesting(text, message_cls, source)
     msg = message_cls()
     try:
         text_format.Parse(text, msg)
     except text_format.ParseError as e:
         raise ProtoParseError(f"{source}: not a valid {message_cls.__name__} in text "
-                              f"format: {e}") from e
+                              f"format: {escaped(str(e))}") from e
     except RecursionError:  # a guard behind check_text_nesting
         raise ProtoParseError(f"{source}: not a valid {message_cls.__name__} in text "
                               f"format: nested too deeply to parse") from None
@@ -117,8 +131,10 @@ def _is_repeated(field) -> bool:
 
 
 def _stray_tail_hint(data: bytes, message_cls, max_tail: int = 16) -> str:
-    """Say so when all but the last few bytes parse: a truncated or padded copy."""
-    for tail in range(1, min(max_tail, len(data) - 1) + 1):
+    """Say so when all but the last few bytes parse: a padded copy.  Only for a tail
+    small beside what parses -- a few bytes of anything often parse as some message, so
+    a short binary file of another kind is not called a net with a stray tail."""
+    for tail in range(1, min(max_tail, len(data) // 16) + 1):
         try:
             message_cls.FromString(data[:-tail])
         except Exception:  # noqa: BLE001 - any failure means "not this cut"
@@ -143,10 +159,10 @@ def parse_proto(data, message_cls, source: str = "<data>"):
     for attempt in attempts:
         try:
             return attempt(data, message_cls, source)
-        except (ProtoParseError, UnicodeDecodeError) as e:
+        except ProtoParseError as e:
             errors.append(str(e))
-    raise ProtoParseError(f"{source}: cannot be parsed as a {message_cls.__name__} in binary "
-                          f"or text format. " + " | ".join(errors))
+    raise ProtoParseError(escaped(f"{source}: cannot be parsed as a {message_cls.__name__} "
+                                  f"in binary or text format. " + " | ".join(errors)))
 
 
 def as_message(obj, message_cls, what: str):

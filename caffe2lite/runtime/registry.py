@@ -11,14 +11,20 @@ per-device preferences, then the default engine.
 Operator modules are found by name: ``OPERATOR_PACKAGES`` lists the packages
 (or plain modules) to import, ``caffe2lite.operators`` first, and the first
 question put to the registry imports them all.  A user's own operators join
-with ``add_operator_package("my_ops")``; the engine itself imports no
-operator module.
+with ``add_operator_package("my_ops")``, or without a line of code: the
+``CAFFE2LITE_IMPORT=mod1,mod2`` environment variable and the
+``caffe2lite.operators`` entry-point group of installed distributions are read
+once, at that first question, so a program that never imports the user's
+module (the ``caffe2lite`` command) still sees its operators.  The engine
+itself imports no operator module.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.metadata
+import os
 import pkgutil
 import threading
 from typing import Callable, Iterable
@@ -37,6 +43,10 @@ _global_engine_pref: dict[int, list[str]] = {caffe2_pb2.CUDA: ["CUDNN"], caffe2_
 # imported in this order on first use of the registry.
 OPERATOR_PACKAGES: list[str] = ["caffe2lite.operators"]
 _loaded_packages: set[str] = set()
+IMPORT_ENV = "CAFFE2LITE_IMPORT"  # comma-separated packages or modules of operators
+ENTRY_POINT_GROUP = "caffe2lite.operators"  # each entry point's value names one
+_plugin_sources: dict[str, str] = {}  # package -> where it was named, for import errors
+_plugins_listed = False
 # Held while the operators package is imported: threads making their first call at
 # once wait for the whole registry instead of seeing it half filled.  Reentrant, so
 # an operator module that asks the registry while it loads does not deadlock.
@@ -120,12 +130,16 @@ def set_global_engine_pref(device, engines: list[str]) -> None:
 
 
 # -- lookup ------------------------------------------------------------------
-def add_operator_package(name: str) -> None:
+def add_operator_package(name: str, source: str = "") -> None:
     """Add a package or module of operators to ``OPERATOR_PACKAGES``; imported at once
-    when the registry has already loaded the others (ImportError as Python raises it)."""
+    when the registry has already loaded the others.  ``source`` says where the name
+    came from (a command-line flag, say), for the ImportError when it cannot be imported;
+    without it, ImportError as Python raises it."""
     with _load_lock:
         if name not in OPERATOR_PACKAGES:
             OPERATOR_PACKAGES.append(name)
+            if source:
+                _plugin_sources[name] = source
     if _loaded_packages:
         load_operator_packages()
 
@@ -139,13 +153,14 @@ def load_operator_packages() -> None:
     instead of finding an operator missing.  A call made from inside that import
     (the same thread, lock already held) returns at once.
     """
-    if len(_loaded_packages) == len(OPERATOR_PACKAGES):
+    if _plugins_listed and len(_loaded_packages) == len(OPERATOR_PACKAGES):
         return
     with _load_lock:
         if getattr(_loading, "active", False):
             return
         _loading.active = True
         try:
+            _list_plugin_packages()
             for name in list(OPERATOR_PACKAGES):
                 if name not in _loaded_packages:
                     _import_operator_package(name)
@@ -154,8 +169,41 @@ def load_operator_packages() -> None:
             _loading.active = False
 
 
+def plugin_packages(environ=None) -> list[tuple[str, str]]:
+    """(package, where it was named) for each operator package named outside the code:
+    ``CAFFE2LITE_IMPORT`` first, then the ``caffe2lite.operators`` entry points of the
+    installed distributions (sorted by distribution and name, so the order is stable)."""
+    environ = os.environ if environ is None else environ
+    found = [(name.strip(), f"{IMPORT_ENV}={environ[IMPORT_ENV]}")
+             for name in environ.get(IMPORT_ENV, "").split(",") if name.strip()]
+    points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    for point in sorted(points, key=lambda p: (getattr(p.dist, "name", "") or "", p.name)):
+        dist = getattr(point.dist, "name", None) or "an unknown distribution"
+        found.append((point.module, f"entry point '{point.name}' of {dist} (group "
+                                    f"{ENTRY_POINT_GROUP})"))
+    return found
+
+
+def _list_plugin_packages() -> None:
+    """Add the packages ``plugin_packages`` names to ``OPERATOR_PACKAGES``, once."""
+    global _plugins_listed
+    if _plugins_listed:
+        return
+    for name, source in plugin_packages():
+        if name not in OPERATOR_PACKAGES:
+            OPERATOR_PACKAGES.append(name)
+            _plugin_sources[name] = source
+    _plugins_listed = True
+
+
 def _import_operator_package(name: str) -> None:
-    module = importlib.import_module(name)
+    try:
+        module = importlib.import_module(name)
+    except ImportError as e:
+        if name not in _plugin_sources:
+            raise
+        raise ImportError(f"operator package '{name}', named by {_plugin_sources[name]}, "
+                          f"cannot be imported: {e}", name=name) from e
     for info in pkgutil.iter_modules(getattr(module, "__path__", [])):
         if not info.name.startswith("_"):
             importlib.import_module(f"{name}.{info.name}")

@@ -152,7 +152,7 @@ def machine_memory() -> int:
     return _machine_bytes[0]
 
 
-def _human(nbytes: int) -> str:
+def human_bytes(nbytes: int) -> str:
     """'3.638 TiB': a byte count as error messages show it."""
     if nbytes < 1024:
         return f"{nbytes} bytes"
@@ -168,12 +168,12 @@ def check_allocation(ctx, dims, itemsize: int, what: str) -> None:
     if limit is not None:
         if nbytes > limit:
             raise LimitExceeded(f"{ctx.where}: {what} asks for a tensor of shape "
-                                f"{list(dims)} ({_human(nbytes)}), over the workspace's "
-                                f"max_tensor_bytes of {_human(limit)}")
+                                f"{list(dims)} ({human_bytes(nbytes)}), over the workspace's "
+                                f"max_tensor_bytes of {human_bytes(limit)}")
     elif nbytes > machine_memory():
         raise LimitExceeded(f"{ctx.where}: {what} asks for a tensor of shape {list(dims)} "
-                            f"({_human(nbytes)}), more than this machine's memory "
-                            f"({_human(machine_memory())})")
+                            f"({human_bytes(nbytes)}), more than this machine's memory "
+                            f"({human_bytes(machine_memory())})")
 
 
 # -- plans and deadlines -------------------------------------------------------------

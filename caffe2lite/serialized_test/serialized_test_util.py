@@ -15,9 +15,9 @@ import functools
 import os
 import threading
 
-import hypothesis
+from caffe2lite.hypothesis_test_util import HypothesisTestCase  # first: says if hypothesis is missing
 
-from caffe2lite.hypothesis_test_util import HypothesisTestCase
+import hypothesis  # noqa: E402,I001
 
 operator_test_type = "operator_test"
 TOP_DIR = os.path.dirname(os.path.realpath(__file__))

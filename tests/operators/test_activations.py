@@ -61,12 +61,13 @@ def test_in_place_and_errors():
     workspace.RunOperatorOnce(core.CreateOperator("Tanh", ["X"], ["X"]))
     np.testing.assert_allclose(workspace.FetchBlob("X"), np.tanh([0.0, 1.0]), rtol=1e-6)
     workspace.FeedBlob("I", np.array([1, 2], np.int64))
-    with pytest.raises(EnforceError, match="op Sigmoid: input X must be a float tensor"):
+    with pytest.raises(EnforceError, match=r"op Sigmoid: input 0 'X' \(blob 'I'\) must be a float tensor, got int64"):
         workspace.RunOperatorOnce(core.CreateOperator("Sigmoid", ["I"], ["I"]))
     np.testing.assert_array_equal(workspace.FetchBlob("I"), [1, 2])
     workspace.FeedBlob("Y", np.ones(3, np.float32))
     workspace.FeedBlob("dY", np.ones(2, np.float32))
-    with pytest.raises(EnforceError, match=r"Y \(3,\) and dY \(2,\) must have the same number of elements"):
+    with pytest.raises(EnforceError, match=r"input 0 'Y' \(blob 'Y'\) \(3,\) and input 1 'dY' "
+                                           r"\(blob 'dY'\) \(2,\) must have the same number"):
         workspace.RunOperatorOnce(core.CreateOperator("TanhGradient", ["Y", "dY"], ["dX"]))
 
 
@@ -74,11 +75,13 @@ def test_in_place_and_errors():
     ("Relu", [np.array([b"a"], dtype=object)],
      r"op Relu: input 0 'X' \(blob 'i0'\) must be a numeric tensor, got object"),
     ("ReluGradient", [np.ones(3, np.float32), np.ones(2, np.float32)],
-     r"Y \(3,\) and dY \(2,\) must have the same shape"),
+     r"input 0 'Y' \(blob 'i0'\) has shape \(3,\) and input 1 'dY' \(blob 'i1'\) \(2,\); "
+     r"they must be the same"),
     ("ReluGradient", [np.array([b"a"], dtype=object), np.ones(1, np.float32)],
-     "Y and dY must be numeric tensors, got object and float32"),
+     r"input 0 'Y' \(blob 'i0'\) must be a numeric tensor, got object"),
     ("SigmoidGradient", [np.ones(2, np.int64), np.ones(2, np.float32)],
-     "Y and dY must be tensors of one numeric dtype, got int64 and float32"),
+     r"input 0 'Y' \(blob 'i0'\) \(int64\) and input 1 'dY' \(blob 'i1'\) \(float32\) must "
+     r"be tensors of one numeric dtype"),
 ])
 def test_bad_dtype_or_shape_is_an_enforce_error_that_changes_nothing(op_type, inputs, pattern):
     names = [f"i{k}" for k in range(len(inputs))]

@@ -31,9 +31,11 @@ def test_gradient_by_finite_differences():
 
 def test_bad_input():
     workspace.FeedBlob("X", np.array([1, 2], np.int32))
-    with pytest.raises(EnforceError, match="op AveragedLoss: input X must be a float tensor"):
+    with pytest.raises(EnforceError, match=r"op AveragedLoss: input 0 'X' \(blob 'X'\) must be a float "
+                                           r"tensor"):
         workspace.RunOperatorOnce(core.CreateOperator("AveragedLoss", ["X"], ["loss"]))
     workspace.FeedBlob("X", np.ones(3))
     workspace.FeedBlob("dY", np.ones(2))
-    with pytest.raises(EnforceError, match=r"dY must have one element, got shape \(2,\)"):
+    with pytest.raises(EnforceError, match=r"input 1 'dY' \(blob 'dY'\) must have one element, "
+                                           r"got shape \(2,\)"):
         workspace.RunOperatorOnce(core.CreateOperator("AveragedLossGradient", ["X", "dY"], ["dX"]))

@@ -106,15 +106,16 @@ def test_concat_gradient_is_split_on_split_info():
 
 @pytest.mark.parametrize("op, inputs, message", [
     (("Concat", ["a", "b"], ["Y", "i"], {"axis": 0}), [np.ones((2, 3)), np.ones((2, 2))],
-     r"input 'b' has shape \(2, 2\).*except along axis 0"),
+     r"input 1 \(blob 'b'\) has shape \(2, 2\).*input 0 .*\(blob 'a'\).*except along axis 0"),
     (("Concat", ["a", "b"], ["Y", "i"], {"axis": 2}), [np.ones((2, 3)), np.ones((2, 3))],
      "axis 2 is out of range for rank 2"),
     (("Concat", ["a", "b"], ["Y", "i"], {}), [np.ones((1, 2)), np.ones((1, 2), np.float32)],
-     "input 'b' has dtype float32"),
+     r"input 1 \(blob 'b'\) has dtype float32, but input 0 .*\(blob 'a'\) has float64"),
     (("Concat", ["a"], ["Y", "i"], {"axis": 0, "order": "NHWC"}), [np.ones(2)],
      "shouldn't specify both"),
     (("Split", ["a"], ["Y", "Z"], {"axis": 0, "split": [1, 1]}), [np.ones(3)],
-     r"split lengths \[1, 1\] add up to 2, but input dimension 0 is 3"),
+     r"split lengths \[1, 1\] add up to 2, but dimension 0 of input 0 'input' \(blob 'a'\) "
+     r"is 3"),
     (("Split", ["a"], ["Y", "Z"], {"axis": 0}), [np.ones(3)], "not divisible into 2"),
     (("Split", ["a", "s"], ["Y"], {"axis": 0, "split": [3]}), [np.ones(3), np.array([3])],
      "do not pass in split in the argument"),

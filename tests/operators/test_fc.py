@@ -59,8 +59,9 @@ def test_fc_gradient_with_two_outputs_skips_dx():
 
 
 @pytest.mark.parametrize("shapes, message", [
-    (((3, 4), (5, 3), (5,)), "K = 4 features.*but W .* has 3"),
-    (((3, 4), (5, 4), (4,)), "input b has 4 elements.*expected N = 5"),
+    (((3, 4), (5, 3), (5,)), r"input 0 'X' \(blob 'X'\) \(3, 4\) has K = 4 features.*but "
+                             r"input 1 'W' \(blob 'W'\) \(5, 3\) has 3"),
+    (((3, 4), (5, 4), (4,)), r"input 2 'b' \(blob 'b'\) has 4 elements.*expected N = 5"),
 ])
 def test_fc_bad_shapes_fail_and_leave_blobs_unchanged(shapes, message):
     for name, shape in zip(["X", "W", "b"], shapes):
@@ -76,7 +77,8 @@ def test_fc_rejects_integer_input_and_bad_axis():
     workspace.FeedBlob("W", np.ones((2, 2), np.float32))
     workspace.FeedBlob("b", np.ones(2, np.float32))
     workspace.FeedBlob("Y", np.zeros(1, np.float32))
-    with pytest.raises(EnforceError, match="input X must be a float tensor"):
+    with pytest.raises(EnforceError, match=r"input 0 'X' \(blob 'X'\) must be a float tensor, "
+                                           r"got int32"):
         workspace.RunOperatorOnce(core.CreateOperator("FC", ["X", "W", "b"], ["Y"]))
     workspace.FeedBlob("X", np.ones((2, 2), np.float32))
     with pytest.raises(EnforceError, match="argument 'axis' = 2 is out of range"):
@@ -156,5 +158,5 @@ def test_fc_transposed_checks_k():
     workspace.FeedBlob("X", np.ones((3, 6), np.float32))
     workspace.FeedBlob("W", np.ones((4, 6), np.float32))  # FC's layout, not (K, N)
     workspace.FeedBlob("b", np.ones(6, np.float32))
-    with pytest.raises(EnforceError, match="has K = 6 .* but W .* has 4"):
+    with pytest.raises(EnforceError, match=r"has K = 6 .* but input 1 'W' \(blob 'W'\) .* has 4"):
         workspace.RunOperatorOnce(core.CreateOperator("FCTransposed", ["X", "W", "b"], ["Y"]))

@@ -51,7 +51,7 @@ def test_reshape_gradient_by_finite_differences():
 
 
 @pytest.mark.parametrize("inputs, kwargs, message", [
-    ([np.ones(6)], {"shape": [4, -1]}, r"shape` \[4, -1\] does not agree.*\(6 vs 4\)"),
+    ([np.ones(6)], {"shape": [4, -1]}, r"shape` \[4, -1\] does not agree.*\(6 vs 4; input 0 'data' \(blob "),
     ([np.ones(6)], {"shape": [0, 0]}, "non-zero size .6. tensor to zero size"),
     ([np.ones((0, 2))], {"shape": [2, 2]}, "does not agree with the input data"),
     ([np.ones(6)], {"shape": [-1, -1]}, "more than one missing dimension"),

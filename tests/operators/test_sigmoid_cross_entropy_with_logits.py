@@ -64,8 +64,8 @@ def test_gradient_by_finite_differences(mode):
 
 
 @pytest.mark.parametrize("x, t, kwargs, message", [
-    (np.ones((2, 3)), np.ones((2, 2)), {}, r"logits \(2, 3\) and targets \(2, 2\)"),
-    (np.ones((2, 3)), np.ones((2, 3), np.int32), {}, "input targets must be a float tensor"),
+    (np.ones((2, 3)), np.ones((2, 2)), {}, r"input 0 'logits' \(blob '.*'\) has shape \(2, 3\) and input 1 'targets'"),
+    (np.ones((2, 3)), np.ones((2, 3), np.int32), {}, r"input 1 'targets' \(blob '.*'\) must be a float tensor"),
     (np.ones((2, 3)), np.ones((2, 3)), {"log_D_trick": True, "unjoined_lr_loss": True},
      "cannot both be set"),
 ])

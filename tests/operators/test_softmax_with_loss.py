@@ -151,9 +151,9 @@ def test_gradient_bad_inputs_fail_and_change_nothing():
     feeds = {"X": X3, "T": np.zeros(3, np.int32), "P": np.zeros((3, 3), np.float32),
              "dl": np.ones((), np.float32)}
     op = core.CreateOperator("SoftmaxWithLossGradient", list(feeds), ["dX"])
-    fails_unchanged(op, feeds, EnforceError, r"softmax input \(blob 'P'\).*float32\(3, 4\)")
+    fails_unchanged(op, feeds, EnforceError, r"input 2 'softmax' \(blob 'P'\) is float32\(3, 3\).*float32\(3, 4\)")
     feeds.update(P=X3, dl=np.ones(2, np.float32))
-    fails_unchanged(op, feeds, EnforceError, r"loss gradient \(blob 'dl'\) must be one float")
+    fails_unchanged(op, feeds, EnforceError, r"input 3 'dloss' \(blob 'dl'\) must be one float")
 
 
 def ref_spatial(X, labels, weights=None):
