@@ -14,9 +14,9 @@ step nets (``rnn_internal_apply_link``, ``rnn_internal_accumulate_gradient_input
 * ``link_internal`` / ``link_external`` / ``link_offset`` / ``link_window``: at step t
   the step net sees rows [t + offset, t + offset + window) of the external blob under the
   internal name, and what the step net writes there lands in those rows (the hidden
-  state at t + 1, ...).  Caffe2 shared memory to do this; here the rows are copied in
-  before the step and back after it, for the links the step net writes (when the
-  value has as many elements as the rows, as Caffe2's shared memory would take it).
+  state at t + 1, ...), at once: the name is a view of the rows (``LinkedScope``), as
+  Caffe2 shared the memory (a value of another size stays the step's own, as Caffe2
+  reallocated it).
 * ``alias_src`` / ``alias_dst`` / ``alias_offset``: each output is the rows of a state
   from ``offset`` on (a negative offset counts from the end): ``_all`` = rows 1..T,
   ``_last`` = row T.
@@ -241,6 +241,27 @@ def _net_argument(ctx, name):
     return net
 
 
+class LinkedScope(ChildBlobs):
+    """A step's blobs, in which each link's name is a view of its rows: a value written
+    under that name goes into the rows at once when it has as many elements (a later op of
+    the step reading another link over the same rows sees it), as Caffe2's shared memory
+    took it; a value of another size is the step's own, as Caffe2 reallocated then."""
+
+    __slots__ = ("views",)
+
+    def __init__(self, shared, local):
+        super().__init__(shared, local)
+        self.views = {}
+
+    def __setitem__(self, name, value):
+        view = self.views.get(name)
+        if view is not None and getattr(value, "size", None) == view.size:
+            if value is not view:
+                view[...] = value.reshape(view.shape)
+            value = view.reshape(value.shape)  # the rows, in the shape written
+        super().__setitem__(name, value)
+
+
 class StepNet:
     """A step net and the links the step applies around it."""
 
@@ -249,27 +270,22 @@ class StepNet:
         self.links = links
         self.timestep = timestep
         written = {o for op in net_def.op for o in op.output}
-        self.written = [link for link in links if link.internal in written]
+        # Blobs some link of which the step writes: every link into them uses the one
+        # writable copy, so that all their views see the writes.
+        self.written_externals = {link.external for link in links if link.internal in written}
         self.nested = None
 
     def run(self, ctx, scope, t, externals):
-        """One step: the links' rows in, the net, the written links' rows back."""
+        """One step: the links' rows as views, then the net (writes go through)."""
         scope.local[self.timestep] = np.array([t], dtype=np.int32)
         for link in self.links:
-            scope[link.internal] = apply_link(ctx, externals(link.external), t, link.offset,
-                                              link.window, link.external)
+            external = externals(link.external, writable=link.external in self.written_externals)
+            rows = apply_link(ctx, external, t, link.offset, link.window, link.external)
+            scope.views[link.internal] = rows
+            scope[link.internal] = rows
         if self.nested is None:
             self.nested = NestedNet(self.net_def, ctx.workspace, scope)
         self.nested.run(scope)
-        for link in self.written:
-            # Caffe2's step wrote into the linked rows themselves whenever the new value
-            # had as many elements (a tensor keeps its memory when only its shape
-            # changes); a value of another size had memory of its own.
-            value = scope[link.internal]
-            target = externals(link.external, writable=True)
-            rows = target[t + link.offset:t + link.offset + link.window]
-            if getattr(value, "size", None) == rows.size:
-                rows[...] = value.reshape(rows.shape)
 
 
 @once_per_op
@@ -349,7 +365,7 @@ def recurrent_network(ctx, *inputs):
     copies = {}
     externals = _externals(states, blobs, copies)
     for t in range(seq_len):
-        scope = ChildBlobs(shared, steps[t] if backward else steps[t % 2])
+        scope = LinkedScope(shared, steps[t] if backward else steps[t % 2])
         step.run(ctx, scope, t, externals)
     outputs = []
     for name in ctx.op_def.output[:-1]:
@@ -459,7 +475,7 @@ def recurrent_network_gradient(ctx, *inputs):
         for state, grad, ext, _ in plan.recurrent:
             if ext is not None:
                 accumulate_gradient_input(ctx, owned[grad], inputs[ext], t, 1)
-        scope = ChildBlobs(shared, scratch.steps[t])
+        scope = LinkedScope(shared, scratch.steps[t])
         plan.step.run(ctx, scope, t, externals)
         for cell, total in sums.items():
             value = scope.get(cell)
