@@ -37,17 +37,18 @@ register_schema(OpSchema(
 @register_kernel("CopyRowsToTensor", devices=("CPU", "CUDA"))
 def copy_rows_to_tensor(ctx, tensor, indices, row):
     if getattr(tensor, "ndim", 0) != 2 or tensor.dtype not in DTYPES:
-        ctx.fail(f"INPUT_TENSOR should be 2-d, of float16/32/64 or int32/64; got "
+        ctx.fail(f"{ctx.input_label(0)} should be 2-d, of float16/32/64 or int32/64; got "
                  f"{getattr(tensor, 'dtype', '')} {getattr(tensor, 'shape', '')}")
     if getattr(indices, "ndim", 0) != 1 or indices.dtype.kind not in "iu":
-        ctx.fail("INDICES should be 1-d integers")
+        ctx.fail(f"{ctx.input_label(1)} should be 1-d integers")
     if getattr(row, "ndim", 0) != 1:
-        ctx.fail("ROW should be 1-d")
+        ctx.fail(f"{ctx.input_label(2)} should be 1-d")
     if row.shape[0] != tensor.shape[1]:
-        ctx.fail(f"width of input tensor should match lengths of row: {tensor.shape[1]} vs "
-                 f"{row.shape[0]}")
+        ctx.fail(f"width of input tensor should match lengths of row: {ctx.input_label(0)} "
+                 f"has width {tensor.shape[1]}, {ctx.input_label(2)} {row.shape[0]} values")
     if indices.size and (indices.min() < 0 or indices.max() >= tensor.shape[0]):
-        ctx.fail(f"INDICES must be rows of INPUT_TENSOR (0..{tensor.shape[0] - 1})")
+        ctx.fail(f"{ctx.input_label(1)} must be rows of {ctx.input_label(0)} "
+                 f"(0..{tensor.shape[0] - 1})")
     out = tensor.copy()
     out[indices] = row.astype(tensor.dtype)
     return (out,)

@@ -41,11 +41,11 @@ def _rows(ctx, x, k):
     width = x.shape[-1]
     rows = x.size // width if width else int(np.prod(x.shape[:-1]))
     if k.size != rows:
-        ctx.fail(f"first n-1 dims of input data and K does not match: {rows} rows, "
-                 f"{k.size} k")
+        ctx.fail(f"first n-1 dims of input data and K does not match: {ctx.input_label(0)} "
+                 f"has {rows} rows, {ctx.input_label(1)} {k.size} values")
     k = k.reshape(-1)
     if np.any(k <= 0) or np.any(k > width):
-        ctx.fail(f"k should be in 1..{width} (the last dimension)")
+        ctx.fail(f"{ctx.input_label(1)} values should be in 1..{width} (the last dimension)")
     return rows, width, k
 
 
@@ -62,7 +62,8 @@ def flexible_top_k(ctx, x, k):
 def flexible_top_k_gradient(ctx, x, k, d_values, indices):
     rows, width, k = _rows(ctx, x, k)
     if d_values.shape != (int(k.sum()),) or indices.shape != d_values.shape:
-        ctx.fail(f"dValues and Indices must hold sum(K) = {int(k.sum())} entries")
+        ctx.fail(f"{ctx.input_label(2)} and {ctx.input_label(3)} must hold sum(K) = "
+                 f"{int(k.sum())} entries")
     if indices.size and (indices.min() < 0 or indices.max() >= width):
         ctx.fail(f"{ctx.input_label(3)} must be columns 0..{width - 1}")
     dx = np.zeros((rows, width), x.dtype)
