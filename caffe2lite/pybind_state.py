@@ -31,6 +31,24 @@ use_mkldnn = False
 use_rocm = False
 use_trt = False
 define_caffe2_no_operator_schema = False
+# CuDNN's algorithm counts, which Caffe2's conv tests read to draw an algorithm argument.
+cudnn_convolution_fwd_algo_count = 8
+cudnn_convolution_bwd_data_algo_count = 6
+cudnn_convolution_bwd_filter_algo_count = 7
+
+
+def registered_dbs():
+    """The db types Save/Load read and write here (Caffe2 also had leveldb, lmdb, ...)."""
+    return ["minidb"]
+
+
+def builtin_cpu_supports_avx2() -> bool:
+    """Whether this CPU has AVX2 (Caffe2 asked the compiler's __builtin_cpu_supports)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            return " avx2" in info.read()
+    except OSError:
+        return False
 
 
 def builtin_cpu_supports_avx2() -> bool:
