@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from caffe2lite.onnx._import_base import imports, op
+from caffe2lite.onnx._import_broadcast import broadcast_inputs
 from caffe2lite.onnx.dtypes import caffe2_type_of_onnx, onnx_type
 from caffe2lite.onnx.error import Unsupported
 
@@ -180,12 +181,19 @@ def squeeze(node, cx):
 
 
 # breadth-seq's operators whose inputs match ONNX's
-SEQ_SAME = {"Expand": "Expand", "Where": "Where", "Range": "Range"}
+SEQ_SAME = {"Expand": "Expand", "Range": "Range"}
 
 
 @imports(*SEQ_SAME)
 def seq_same(node, cx):
     return [op(SEQ_SAME[node.op_type], node.inputs, node.outputs, node)]
+
+
+@imports("Where")
+def where(node, cx):
+    """breadth-seq's Where (Caffe2's: C, X and Y of one shape), after broadcasting."""
+    ops, inputs = broadcast_inputs(node, cx, node.inputs, result=node.outputs[0])
+    return ops + [op("Where", inputs, node.outputs, node)]
 
 
 @imports("Tile")
