@@ -53,3 +53,75 @@ def test_where_of_bools_and_equal_shapes():
     same = np.arange(4, dtype=np.int64).reshape(2, 2)
     (z,) = run("Where", {"c": c, "x": same, "y": -same}, ["z"])
     np.testing.assert_array_equal(z, np.where(c, same, -same))
+
+
+# -- element types Caffe2's kernels lacked, computed in a wider one ------------------------
+def test_int8_arithmetic_wraps_as_numpy_and_keeps_its_type():
+    a = np.array([[100, -100, 7], [-128, 127, 3]], np.int8)
+    b = np.array([100, -100, -2], np.int8)
+    for op_type, ref in (("Add", a + b), ("Sub", a - b), ("Mul", a * b)):
+        (y,) = run(op_type, {"a": a, "b": b}, ["y"])
+        assert y.dtype == np.int8
+        np.testing.assert_array_equal(y, ref)
+    (y,) = run("Div", {"a": a, "b": b}, ["y"])  # C division: truncation toward zero
+    np.testing.assert_array_equal(y, np.trunc(a.astype(float) / b).astype(np.int8))
+
+
+def test_float16_division_and_comparison_round_as_float16():
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((4, 5)).astype(np.float16)
+    b = (rng.random(5) + 0.5).astype(np.float16)
+    (y,) = run("Div", {"a": a, "b": b}, ["y"])
+    assert y.dtype == np.float16
+    np.testing.assert_array_equal(y, a / b)
+    (y,) = run("Less", {"a": a, "b": b}, ["y"])
+    np.testing.assert_array_equal(y, a < b)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint16, np.int32, np.int64, np.float16,
+                                   np.float32])
+def test_max_min_of_three_broadcast_inputs(dtype):
+    rng = np.random.default_rng(2)
+    xs = {"x0": rng.integers(0, 50, (2, 1, 3)).astype(dtype),
+          "x1": rng.integers(0, 50, (4, 1)).astype(dtype),
+          "x2": np.asarray(25, dtype)}
+    if dtype == np.int64:
+        xs["x1"][0, 0] = 2 ** 62 + 1  # not representable in float64: no float detour
+    for op_type, fn in (("Max", np.maximum), ("Min", np.minimum)):
+        (y,) = run(op_type, xs, ["y"])
+        assert y.dtype == dtype
+        np.testing.assert_array_equal(y, fn(fn(xs["x0"], xs["x1"]), xs["x2"]))
+
+
+def test_clip_of_int8_with_a_bound_fed_at_run_time():
+    x = np.array([-128, -3, 0, 5, 127], np.int8)
+    (y,) = run("Clip", {"x": x, "lo": np.array(-4, np.int8), "hi": np.array(6, np.int8)},
+               ["y"])
+    assert y.dtype == np.int8
+    np.testing.assert_array_equal(y, np.clip(x, -4, 6))
+
+
+def test_bool_reductions_uint8_pooling_float16_transpose():
+    flags = np.array([[True, False, False], [False, False, False]])
+    (y,) = run("ReduceMax", {"x": flags}, ["y"], axes=[1], keepdims=0, opset=13)
+    np.testing.assert_array_equal(y, flags.any(axis=1))
+    (y,) = run("ReduceMin", {"x": flags}, ["y"], axes=[0], keepdims=1, opset=13)
+    np.testing.assert_array_equal(y, flags.all(axis=0, keepdims=True))
+    image = np.arange(32, dtype=np.uint8).reshape(1, 2, 4, 4)
+    (y,) = run("MaxPool", {"x": image}, ["y"], kernel_shape=[2, 2], strides=[2, 2])
+    assert y.dtype == np.uint8
+    np.testing.assert_array_equal(y, image.reshape(1, 2, 2, 2, 2, 2).max(axis=(3, 5)))
+    half = np.arange(6, dtype=np.float16).reshape(2, 3) / 7
+    (y,) = run("Transpose", {"x": half}, ["y"], perm=[1, 0])
+    assert y.dtype == np.float16
+    np.testing.assert_array_equal(y, half.T)
+
+
+def test_pow_with_an_integer_exponent_tensor_broadcast():
+    x = np.array([[1.5, -2.0, 3.0], [0.5, 2.0, -1.0]], np.float32)
+    e = np.array([2, 3, -1], np.int64)
+    (y,) = run("Pow", {"x": x, "e": e}, ["y"])
+    np.testing.assert_allclose(y, x ** e.astype(np.float32), rtol=1e-6)
+    (y,) = run("Pow", {"x": np.array([2.0, 3.0], np.float32),
+                       "e": np.array([[1.0], [2.0]], np.float32)}, ["y"])
+    np.testing.assert_allclose(y, np.array([[2.0, 3.0], [4.0, 9.0]], np.float32))

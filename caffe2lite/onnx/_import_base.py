@@ -89,7 +89,15 @@ class ImportContext(FreshNames):
         self.new_constants = {}      # constants the mappings made
 
     def temp(self, node: Node, what: str) -> str:
-        return self.fresh(f"{node.outputs[0] if node.outputs else node.op_type}_{what}")
+        return self.fresh(self._stem(node, what))
+
+    def temp_const(self, node: Node, what: str, value, dtype=None) -> str:
+        """A new constant named like the node's temporaries."""
+        return self.const(value, dtype, hint=self._stem(node, what))
+
+    @staticmethod
+    def _stem(node: Node, what: str) -> str:
+        return f"{node.outputs[0] if node.outputs else node.op_type}_{what}"
 
     def const(self, value, dtype=None, hint="const") -> str:
         name = self.fresh(hint)

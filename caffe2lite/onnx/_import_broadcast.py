@@ -49,7 +49,7 @@ def broadcast_inputs(node, cx, names, result=None):
         return [], list(names)
     ops = []
     if target is not None:
-        shape = cx.const(np.asarray(target, np.int64), hint=cx.temp(node, "shape"))
+        shape = cx.temp_const(node, "shape", np.asarray(target, np.int64))
     else:
         shape = _probe_shape(node, cx, names, ops)
     out = []
@@ -64,7 +64,7 @@ def broadcast_inputs(node, cx, names, result=None):
 
 def _probe_shape(node, cx, names, ops):
     """A blob holding the common shape, computed at run time."""
-    probe = cx.const(np.zeros((), np.float32), hint=cx.temp(node, "probe"))
+    probe = cx.temp_const(node, "probe", np.zeros((), np.float32))
     for i, name in enumerate(names):
         shape, grown = cx.temp(node, f"shape{i}"), cx.temp(node, f"probe{i}")
         ops += [op("Shape", [name], [shape]), op("Expand", [probe, shape], [grown])]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from caffe2lite.onnx._import_base import imports, op
+from caffe2lite.onnx._import_broadcast import broadcast_inputs
+from caffe2lite.onnx._import_widen import COMPARISONS, TAKES, dtype_of, widened
 from caffe2lite.onnx.dtypes import caffe2_type_of_onnx, numpy_type, onnx_type
 
 # ONNX type -> Caffe2 type, same inputs, outputs and (absent) attributes.
@@ -24,7 +26,7 @@ SAME = {
     "Reciprocal": "Reciprocal", "Floor": "Floor", "Ceil": "Ceil", "Sin": "Sin", "Cos": "Cos",
     "Tan": "Tan", "Asin": "Asin", "Acos": "Acos", "Atan": "Atan", "Sinh": "Sinh",
     "Cosh": "Cosh", "Erf": "Erf", "Sign": "Sign", "Softsign": "Softsign",
-    "Softplus": "Softplus", "Max": "Max", "Min": "Min", "Mean": "Mean",
+    "Softplus": "Softplus", "Mean": "Mean",
     "BitwiseAnd": "BitwiseAnd", "BitwiseOr": "BitwiseOr", "BitwiseXor": "BitwiseXor",
     # breadth-seq's
     "IsNaN": "IsNaN",
@@ -57,8 +59,43 @@ def legacy_broadcast_args(node, cx) -> dict:
 
 @imports(*SAME)
 def same(node, cx):
-    return [op(SAME[node.op_type], node.inputs, node.outputs, node,
-               **legacy_broadcast_args(node, cx))]
+    c2_type = SAME[node.op_type]
+
+    def build(node, cx):
+        return [op(c2_type, node.inputs, node.outputs, node, **legacy_broadcast_args(node, cx))]
+    if c2_type not in TAKES:
+        return build(node, cx)
+    return widened(node, cx, build, TAKES[c2_type], cast_back=c2_type not in COMPARISONS)
+
+
+@imports("Max", "Min")
+def max_min(node, cx):
+    """breadth-math's Max / Min (Caffe2's: float inputs of one shape) after broadcasting,
+    float16 computed in float32; integers as Where(GE / LE (a, b), a, b), pairwise."""
+    if len(node.inputs) == 1:
+        return [op("Copy", node.inputs, node.outputs, node)]
+    dtype = dtype_of(node, cx, node.inputs[0])
+    if dtype is not None and dtype.kind in "iub":
+        return _max_min_of_integers(node, cx)
+    return widened(node, cx, _max_min_of_floats, TAKES[node.op_type])
+
+
+def _max_min_of_floats(node, cx):
+    ops, inputs = broadcast_inputs(node, cx, node.inputs, result=node.outputs[0])
+    return ops + [op(node.op_type, inputs, node.outputs, node)]
+
+
+def _max_min_of_integers(node, cx):
+    ops, inputs = broadcast_inputs(node, cx, node.inputs, result=node.outputs[0])
+    compare = "GE" if node.op_type == "Max" else "LE"
+    best = inputs[0]
+    for i, x in enumerate(inputs[1:], 1):
+        keep, out = cx.temp(node, f"keep{i}"), cx.temp(node, f"best{i}")
+        if i == len(inputs) - 1:
+            out = node.outputs[0]
+        ops += [op(compare, [best, x], [keep]), op("Where", [keep, best, x], [out], node)]
+        best = out
+    return ops
 
 
 @imports(*WITH_ARGS)
@@ -70,10 +107,21 @@ def with_args(node, cx):
 
 @imports("Pow")
 def pow_(node, cx):
+    """Caffe2's Pow: a one-element exponent as the ``exponent`` argument; else a tensor of
+    X's type (an integer exponent is cast to it: exact below 2**24 for float32) and shape
+    (ONNX broadcasts both ways: both are expanded to the common shape)."""
     exponent = cx.constants.get(node.inputs[1])
     if exponent is not None and exponent.size == 1:
         return [op("Pow", node.inputs[:1], node.outputs, node, exponent=float(exponent))]
-    return [op("Pow", node.inputs, node.outputs, node)]
+    if legacy_broadcast_args(node, cx):
+        return [op("Pow", node.inputs, node.outputs, node, **legacy_broadcast_args(node, cx))]
+    ops, (x, e) = broadcast_inputs(node, cx, node.inputs, result=node.outputs[0])
+    base, power = dtype_of(node, cx, node.inputs[0]), dtype_of(node, cx, node.inputs[1])
+    if base is not None and base.kind == "f" and power in (np.int32, np.int64):
+        cast = cx.temp(node, "exponent_as_base")
+        ops.append(op("Cast", [e], [cast], to=caffe2_type_of_onnx(onnx_type(base))))
+        e = cast
+    return ops + [op("Pow", [x, e], node.outputs, node)]
 
 
 @imports("Cast")
@@ -92,6 +140,10 @@ def cast_like(node, cx):
 
 @imports("Clip")
 def clip(node, cx):
+    return widened(node, cx, _clip, TAKES["Clip"], only=(0,))  # min / max are arguments
+
+
+def _clip(node, cx):
     if cx.opset < 11:
         low, high = node.attrs.get("min"), node.attrs.get("max")
     else:
@@ -106,7 +158,9 @@ def clip(node, cx):
 
 @imports("MatMul")
 def matmul(node, cx):
-    return [op("BatchMatMul", node.inputs, node.outputs, node, broadcast=1)]
+    def build(node, cx):
+        return [op("BatchMatMul", node.inputs, node.outputs, node, broadcast=1)]
+    return widened(node, cx, build, TAKES["BatchMatMul"])
 
 
 @imports("Gemm")
@@ -175,8 +229,12 @@ def reduce(node, cx):
         if node.attrs.get("noop_with_empty_axes", 0):
             return [op("Copy", node.inputs[:1], node.outputs, node)]
         axes = list(range(cx.rank(node, node.inputs[0])))
-    return [op(REDUCTIONS[node.op_type], node.inputs[:1], node.outputs, node, axes=axes,
-               keepdims=node.attrs.get("keepdims", 1))]
+    c2_type = REDUCTIONS[node.op_type]
+
+    def build(node, cx):
+        return [op(c2_type, node.inputs[:1], node.outputs, node, axes=axes,
+                   keepdims=node.attrs.get("keepdims", 1))]
+    return widened(node, cx, build, TAKES[c2_type]) if c2_type in TAKES else build(node, cx)
 
 
 @imports("ArgMax", "ArgMin")
@@ -216,6 +274,10 @@ def softmax(node, cx):
 
 @imports("Mod")
 def mod(node, cx):
+    return widened(node, cx, _mod, TAKES["Mod"])
+
+
+def _mod(node, cx):
     """A composition of Caffe2's elementwise ops (breadth-math's Mod takes a scalar
     divisor argument only): r = a - trunc(a / b) * b, the C fmod; for fmod=0, r + b where
     r and b have opposite signs, Python's %."""

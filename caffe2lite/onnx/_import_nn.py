@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from caffe2lite.onnx._import_base import imports, op
+from caffe2lite.onnx._import_widen import TAKES, widened
 
 
 def _spatial_pads(node, cx, kernel, strides, dilations, *, ceil=False):
@@ -90,6 +91,12 @@ def conv_transpose(node, cx):
 
 @imports("MaxPool", "AveragePool", "LpPool")
 def pool(node, cx):
+    if node.op_type in TAKES:
+        return widened(node, cx, _pool, TAKES[node.op_type])
+    return _pool(node, cx)
+
+
+def _pool(node, cx):
     if len([o for o in node.outputs if o]) > 1:
         raise node.unsupported("MaxPool's Indices output has no Caffe2 mapping")
     if node.attrs.get("storage_order", 0):

@@ -12,6 +12,7 @@ import numpy as np
 
 from caffe2lite.onnx._import_base import imports, op
 from caffe2lite.onnx._import_broadcast import broadcast_inputs
+from caffe2lite.onnx._import_widen import TAKES, widened
 from caffe2lite.onnx.dtypes import caffe2_type_of_onnx, onnx_type
 from caffe2lite.onnx.error import Unsupported
 
@@ -81,8 +82,9 @@ def flatten(node, cx):
 
 @imports("Transpose")
 def transpose(node, cx):
-    perm = node.attrs.get("perm")
-    return [op("Transpose", node.inputs, node.outputs, node, axes=perm)]
+    def build(node, cx):
+        return [op("Transpose", node.inputs, node.outputs, node, axes=node.attrs.get("perm"))]
+    return widened(node, cx, build, TAKES["Transpose"])
 
 
 @imports("Shape")
@@ -274,6 +276,10 @@ def top_k(node, cx):
 
 @imports("Pad")
 def pad(node, cx):
+    return widened(node, cx, _pad, TAKES["PadImage"])
+
+
+def _pad(node, cx):
     """breadth-seq's PadImage (Caffe2's): an NCHW image padded on H and W only."""
     if cx.opset < 11:
         pads, value = node.attrs["pads"], node.attrs.get("value", 0.0)
