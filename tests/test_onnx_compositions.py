@@ -125,3 +125,59 @@ def test_pow_with_an_integer_exponent_tensor_broadcast():
     (y,) = run("Pow", {"x": np.array([2.0, 3.0], np.float32),
                        "e": np.array([[1.0], [2.0]], np.float32)}, ["y"])
     np.testing.assert_allclose(y, np.array([[2.0, 3.0], [4.0, 9.0]], np.float32))
+
+
+# -- Pad beyond PadImage, CenterCropPad ------------------------------------------------------
+@pytest.mark.parametrize("mode", ["constant", "edge", "reflect", "wrap"])
+def test_pad_of_any_rank_with_crops(mode):
+    x = np.arange(24, dtype=np.int32).reshape(2, 3, 4)
+    heads, tails = [0, 2, -1], [1, 1, 3]  # a negative pad crops
+    pads = np.array(heads + tails, np.int64)
+    nodes = [helper.make_node("Pad", ["x", "pads", "value"], ["y"], mode=mode)]
+    (y,) = run(nodes, {"x": x, "pads": pads, "value": np.array(-5, np.int32)}, ["y"])
+    cropped = x[:, :, 1:]
+    numpy_mode = {"edge": "edge", "reflect": "reflect", "wrap": "wrap"}.get(mode, "constant")
+    extra = {"constant_values": -5} if mode == "constant" else {}
+    want = np.pad(cropped, [(0, 1), (2, 1), (0, 3)], mode=numpy_mode, **extra)
+    np.testing.assert_array_equal(y, want)
+
+
+def test_pad_image_shaped_pad_is_caffe2s_pad_image():
+    x = np.arange(2 * 1 * 3 * 3, dtype=np.float32).reshape(2, 1, 3, 3)
+    pads = [0, 0, 1, 2, 0, 0, 2, 1]
+    node = helper.make_node("Pad", ["x"], ["y"], mode="edge", pads=pads)
+    model = helper.make_model(helper.make_graph(
+        [node], "pad", [helper.make_tensor_value_info("x", 1, x.shape)],
+        [helper.make_empty_tensor_value_info("y")]), opset_imports=[helper.make_opsetid("", 10)])
+    _, predict = backend.onnx_graph_to_caffe2_net(model)
+    assert [o.type for o in predict.op] == ["PadImage"]
+    (y,) = backend.prepare(model).run([x])
+    np.testing.assert_array_equal(y, np.pad(x, [(0, 0), (0, 0), (1, 2), (2, 1)], mode="edge"))
+
+
+def test_center_crop_pad_crops_and_pads_around_the_centre():
+    x = np.arange(5 * 4 * 2, dtype=np.float32).reshape(5, 4, 2)
+    (y,) = run("CenterCropPad", {"x": x, "shape": np.array([2, 7], np.int64)}, ["y"],
+               axes=[0, 1], opset=18)
+    # dim 0: 5 -> 2, from (5 - 2) // 2 = 1; dim 1: 4 -> 7, 1 zero before, 2 after
+    want = np.zeros((2, 7, 2), np.float32)
+    want[:, 1:5] = x[1:3]
+    np.testing.assert_array_equal(y, want)
+
+
+def test_arguments_computed_from_graph_inputs_are_converted_at_run_time():
+    """Slice's starts computed from a graph input: the model is converted per value."""
+    nodes = [helper.make_node("Add", ["offset", "one"], ["start"]),
+             helper.make_node("Slice", ["x", "start", "end"], ["y"])]
+    x = np.arange(10, dtype=np.float32)
+    graph = helper.make_graph(
+        nodes, "computed_starts",
+        [helper.make_tensor_value_info("x", 1, [10]),
+         helper.make_tensor_value_info("offset", 7, [1])],
+        [helper.make_empty_tensor_value_info("y")],
+        [onnx.numpy_helper.from_array(np.array([1], np.int64), "one"),
+         onnx.numpy_helper.from_array(np.array([8], np.int64), "end")])
+    rep = backend.prepare(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
+    for offset in (0, 3, 0):
+        (y,) = rep.run([x, np.array([offset], np.int64)])
+        np.testing.assert_array_equal(y, x[offset + 1:8])

@@ -272,33 +272,3 @@ def top_k(node, cx):
         raise node.unsupported("Caffe2's TopK gives the largest values, sorted")
     k = node.attrs.get("k") if cx.opset < 10 else int(np.ravel(cx.constant(node, 1, "K"))[0])
     return [op("TopK", node.inputs[:1], node.outputs, node, k=k)]
-
-
-@imports("Pad")
-def pad(node, cx):
-    return widened(node, cx, _pad, TAKES["PadImage"])
-
-
-def _pad(node, cx):
-    """breadth-seq's PadImage (Caffe2's): an NCHW image padded on H and W only."""
-    if cx.opset < 11:
-        pads, value = node.attrs["pads"], node.attrs.get("value", 0.0)
-    else:
-        pads = [int(p) for p in np.ravel(cx.constant(node, 1, "pads"))]
-        given = cx.constant(node, 2, "constant_value")
-        value = 0.0 if given is None else float(np.ravel(given)[0]) if np.size(given) else 0.0
-        axes = cx.constant(node, 3, "axes")
-        if axes is not None:
-            rank = cx.rank(node, node.inputs[0])
-            full = [0] * (2 * rank)
-            for i, a in enumerate(np.ravel(axes)):
-                full[int(a) % rank], full[rank + int(a) % rank] = pads[i], pads[len(pads) // 2 + i]
-            pads = full
-    mode = node.attrs.get("mode", "constant")
-    if len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)) or min(pads) < 0:
-        raise node.unsupported(f"pads {pads}: Caffe2's PadImage pads the H and W of an NCHW "
-                               f"image, by non-negative amounts")
-    if mode not in ("constant", "reflect", "edge"):
-        raise node.unsupported(f"mode '{mode}' has no Caffe2 mapping")
-    return [op("PadImage", node.inputs[:1], node.outputs, node, pad_t=pads[2], pad_l=pads[3],
-               pad_b=pads[6], pad_r=pads[7], mode=mode, value=value)]
