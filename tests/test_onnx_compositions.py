@@ -181,3 +181,14 @@ def test_arguments_computed_from_graph_inputs_are_converted_at_run_time():
     for offset in (0, 3, 0):
         (y,) = rep.run([x, np.array([offset], np.int64)])
         np.testing.assert_array_equal(y, x[offset + 1:8])
+
+
+@pytest.mark.parametrize("op_type", ["ArgMax", "ArgMin"])
+@pytest.mark.parametrize("symbolic", [False, True])
+def test_arg_reductions_select_the_last_tie(op_type, symbolic):
+    x = np.array([[[3, 1, 3], [0, 0, 2]], [[5, 5, 5], [1, 2, 1]]], np.float32)
+    (y,) = run(op_type, {"x": x}, ["y"], symbolic=symbolic, axis=-1, keepdims=0,
+               select_last_index=1)
+    fn = np.argmax if op_type == "ArgMax" else np.argmin
+    np.testing.assert_array_equal(y, x.shape[-1] - 1 - fn(x[..., ::-1], axis=-1))
+    assert y[1, 0] == 2  # three-way tie: the last

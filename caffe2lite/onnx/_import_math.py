@@ -239,10 +239,25 @@ def reduce(node, cx):
 
 @imports("ArgMax", "ArgMin")
 def arg_reduce(node, cx):
-    if node.attrs.get("select_last_index", 0):
-        raise node.unsupported("select_last_index=1 has no Caffe2 mapping")
-    return [op(node.op_type, node.inputs, node.outputs, node, axis=node.attrs.get("axis", 0),
-               keepdims=node.attrs.get("keepdims", 1))]
+    """Caffe2's ArgMax / ArgMin (ties to the first index).  select_last_index, which
+    Caffe2's lacked, is the first index of X reversed along the axis (a Gather) counted
+    from the end: n - 1 - i; on a dim ONNX's inference leaves unknown, caffe2lite's own
+    select_last_index argument does it (that net then needs caffe2lite)."""
+    args = dict(axis=node.attrs.get("axis", 0), keepdims=node.attrs.get("keepdims", 1))
+    if not node.attrs.get("select_last_index", 0):
+        return [op(node.op_type, node.inputs, node.outputs, node, **args)]
+    x = node.inputs[0]
+    shape = cx.shape(x)
+    axis = args["axis"] + len(shape) if shape is not None and args["axis"] < 0 else args["axis"]
+    if shape is None or shape[axis] is None:
+        return [op(node.op_type, node.inputs, node.outputs, node, select_last_index=1, **args)]
+    n = shape[axis]
+    flipped, first = cx.temp(node, "reversed"), cx.temp(node, "first_of_reversed")
+    return [op("Gather", [x, cx.temp_const(node, "reverse", np.arange(n - 1, -1, -1))],
+               [flipped], axis=axis, wrap_indices=0),
+            op(node.op_type, [flipped], [first], node, **args),
+            op("Sub", [cx.temp_const(node, "last", np.asarray(n - 1, np.int64)), first],
+               node.outputs)]
 
 
 @imports("Softmax", "LogSoftmax")
