@@ -192,3 +192,50 @@ def test_arg_reductions_select_the_last_tie(op_type, symbolic):
     fn = np.argmax if op_type == "ArgMax" else np.argmin
     np.testing.assert_array_equal(y, x.shape[-1] - 1 - fn(x[..., ::-1], axis=-1))
     assert y[1, 0] == 2  # three-way tie: the last
+
+
+# -- detection --------------------------------------------------------------------------------
+def _nms_reference(boxes, scores, limit, iou_threshold, score_threshold, center):
+    """ONNX NonMaxSuppression, written from its definition: per batch and class, boxes
+    by descending score (ties: lower index), kept unless IoU > threshold with a kept one."""
+    if center:
+        c, half = boxes[..., :2], boxes[..., 2:] / 2
+        boxes = np.concatenate([c - half, c + half], axis=-1)
+    low = np.minimum(boxes[..., :2], boxes[..., 2:])
+    high = np.maximum(boxes[..., :2], boxes[..., 2:])
+    out = []
+    for b in range(scores.shape[0]):
+        area = np.prod(high[b] - low[b], axis=-1)
+        for c in range(scores.shape[1]):
+            s = scores[b, c]
+            kept = []
+            for i in sorted(np.flatnonzero(s > score_threshold), key=lambda i: (-s[i], i)):
+                if len(kept) == limit:
+                    break
+                inter = np.prod(np.clip(np.minimum(high[b, i], high[b, kept]) -
+                                        np.maximum(low[b, i], low[b, kept]), 0, None), axis=-1)
+                iou = inter / (area[i] + area[kept] - inter)
+                if not (iou > iou_threshold).any():
+                    kept.append(i)
+            out += [(b, c, i) for i in kept]
+    return np.array(out, np.int64).reshape(-1, 3)
+
+
+@pytest.mark.parametrize("center", [0, 1])
+def test_non_max_suppression_per_batch_and_class(center):
+    rng = np.random.default_rng(3)
+    corners = rng.random((2, 12, 2)) * 8
+    boxes = np.concatenate([corners, corners + rng.random((2, 12, 2)) * 4 + 0.5], axis=-1)
+    boxes[0, :3] = boxes[0, :3, [2, 3, 0, 1]].T  # another diagonal: same box
+    boxes = boxes.astype(np.float32)
+    scores = rng.random((2, 3, 12)).astype(np.float32)
+    scores[1, 2, 5] = scores[1, 2, 7]  # a tie
+    inputs = {"boxes": boxes, "scores": scores, "limit": np.array([4], np.int64),
+              "iou": np.array([0.3], np.float32), "score": np.array([0.2], np.float32)}
+    (y,) = run("NonMaxSuppression", inputs, ["y"], center_point_box=center)
+    want = _nms_reference(boxes.astype(np.float64), scores, 4, 0.3, 0.2, center)
+    assert y.dtype == np.int64
+    np.testing.assert_array_equal(y, want)
+    inputs["limit"] = np.array([0], np.int64)
+    (y,) = run("NonMaxSuppression", inputs, ["y"], center_point_box=center)
+    assert y.shape == (0, 3)

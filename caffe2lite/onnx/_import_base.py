@@ -94,6 +94,17 @@ class ImportContext(FreshNames):
     def temp(self, node: Node, what: str) -> str:
         return self.fresh(self._stem(node, what))
 
+    def temps(self, node: Node):
+        """``t(what)``: the node's temporary for ``what``, one fresh name per ``what``
+        (for compositions that name their intermediate blobs as they wire them)."""
+        names = {}
+
+        def t(what: str) -> str:
+            if what not in names:
+                names[what] = self.temp(node, what)
+            return names[what]
+        return t
+
     def temp_const(self, node: Node, what: str, value, dtype=None) -> str:
         """A new constant named like the node's temporaries."""
         return self.const(value, dtype, hint=self._stem(node, what))
