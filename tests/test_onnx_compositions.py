@@ -239,3 +239,19 @@ def test_non_max_suppression_per_batch_and_class(center):
     inputs["limit"] = np.array([0], np.int64)
     (y,) = run("NonMaxSuppression", inputs, ["y"], center_point_box=center)
     assert y.shape == (0, 3)
+
+
+# -- reductions -------------------------------------------------------------------------------
+@pytest.mark.parametrize("keepdims", [0, 1])
+@pytest.mark.parametrize("symbolic", [False, True])
+def test_reduce_prod_over_several_axes(keepdims, symbolic):
+    x = np.array([[[1.5, -2, 3], [0.5, 4, -1]], [[2, 2, 2], [-3, 1, 0.25]]], np.float32)
+    (y,) = run("ReduceProd", {"x": x}, ["y"], symbolic=symbolic, axes=[0, -1],
+               keepdims=keepdims, opset=13)
+    np.testing.assert_allclose(y, np.prod(x, axis=(0, 2), keepdims=bool(keepdims)), rtol=1e-6)
+    (y,) = run("ReduceProd", {"x": np.arange(1, 7, dtype=np.int64).reshape(2, 3)}, ["y"],
+               keepdims=keepdims, opset=13)
+    np.testing.assert_array_equal(y, np.full((1, 1) if keepdims else (), 720))
+    (y,) = run("ReduceProd", {"x": np.zeros((2, 0, 3), np.float32)}, ["y"], axes=[1],
+               keepdims=keepdims, opset=13)
+    np.testing.assert_array_equal(y, np.ones((2, 1, 3) if keepdims else (2, 3)))

@@ -218,23 +218,65 @@ def composed_reduce(node, cx):
     return ops
 
 
-@imports(*REDUCTIONS)
-def reduce(node, cx):
-    """Caffe2's Reduce* ops (axes, keepdims) -- breadth-math's operators."""
+def _reduced_axes(node, cx):
+    """The axes a Reduce* node reduces (attribute, or input 1 from opset 18), or None
+    for noop_with_empty_axes with none given."""
     axes = node.attrs.get("axes")
     if axes is None and len(node.inputs) > 1:
         axes = cx.constant(node, 1, "axes")
     axes = [int(a) for a in np.asarray(axes).ravel()] if axes is not None else None
     if not axes:
         if node.attrs.get("noop_with_empty_axes", 0):
-            return [op("Copy", node.inputs[:1], node.outputs, node)]
+            return None
         axes = list(range(cx.rank(node, node.inputs[0])))
+    return axes
+
+
+@imports(*REDUCTIONS)
+def reduce(node, cx):
+    """Caffe2's Reduce* ops (axes, keepdims) -- breadth-math's operators."""
+    axes = _reduced_axes(node, cx)
+    if axes is None:
+        return [op("Copy", node.inputs[:1], node.outputs, node)]
     c2_type = REDUCTIONS[node.op_type]
 
     def build(node, cx):
         return [op(c2_type, node.inputs[:1], node.outputs, node, axes=axes,
                    keepdims=node.attrs.get("keepdims", 1))]
     return widened(node, cx, build, TAKES[c2_type]) if c2_type in TAKES else build(node, cx)
+
+
+@imports("ReduceProd")
+def reduce_prod(node, cx):
+    """Caffe2 had no product reduction: per reduced axis, the last entry of its
+    cumulative product (CumProd, then a Gather of index -1 keeps the axis as size 1);
+    Squeeze drops them for keepdims=0.  An empty axis reduces to 1s (ConstantFill)."""
+    x, y = node.inputs[0], node.outputs[0]
+    axes = _reduced_axes(node, cx)
+    if axes is None:
+        return [op("Copy", [x], [y], node)]
+    rank = cx.rank(node, x)
+    axes = sorted({a % rank for a in axes})
+    keep = node.attrs.get("keepdims", 1)
+    shape = cx.shape(x)
+    if shape is not None and any(shape[a] == 0 for a in axes):
+        out = [1 if a in axes else d for a, d in enumerate(cx.static_shape(node, x))
+               if keep or a not in axes]
+        dtype = dtype_of(node, cx, x)
+        if dtype is None:
+            raise node.unsupported(f"the element type of '{x}' is unknown")
+        return [op("ConstantFill", [], [y], node, shape=out, value=1.0,
+                   dtype=caffe2_type_of_onnx(onnx_type(dtype)))]
+    ops, t = [], cx.temps(node)
+    last = cx.temp_const(node, "last", np.array([-1], np.int64))
+    for a in axes:
+        ops += [op("CumProd", [x], [t(f"cumprod{a}")], axis=a),
+                op("Gather", [t(f"cumprod{a}"), last], [t(f"prod{a}")], axis=a, wrap_indices=1)]
+        x = t(f"prod{a}")
+    ops[-1].output[0] = y if keep else x
+    if not keep:
+        ops.append(op("Squeeze", [x], [y], node, dims=axes))
+    return ops
 
 
 @imports("ArgMax", "ArgMin")
