@@ -255,3 +255,53 @@ def test_reduce_prod_over_several_axes(keepdims, symbolic):
     (y,) = run("ReduceProd", {"x": np.zeros((2, 0, 3), np.float32)}, ["y"], axes=[1],
                keepdims=keepdims, opset=13)
     np.testing.assert_array_equal(y, np.ones((2, 1, 3) if keepdims else (2, 3)))
+
+
+# -- indexing ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("axis", [-1, 1, 0])
+def test_one_hot_counts_negative_indices_from_the_end(axis):
+    indices = np.array([[0, -1, 7], [2, -4, 1]], np.int64)  # 7 and -4 are out of range
+    values = np.array([-2, 5], np.int32)
+    (y,) = run("OneHot", {"i": indices, "depth": np.array(3, np.int64), "v": values}, ["y"],
+               axis=axis)
+    hot = np.zeros(indices.shape + (3,), bool)
+    for pos, i in np.ndenumerate(indices):
+        if -3 <= i < 3:
+            hot[pos + (i % 3,)] = True
+    want = np.moveaxis(np.where(hot, 5, -2).astype(np.int32), -1, axis)
+    assert y.dtype == np.int32
+    np.testing.assert_array_equal(y, want)
+
+
+def test_compress_along_an_axis_and_flattened():
+    x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    cond = np.array([True, False, True])
+    (y,) = run("Compress", {"x": x, "c": cond}, ["y"], axis=1)
+    np.testing.assert_array_equal(y, np.compress(cond, x, axis=1))
+    short = np.array([False, True])  # shorter than the axis: the rest is dropped
+    (y,) = run("Compress", {"x": x, "c": short}, ["y"], axis=-1)
+    np.testing.assert_array_equal(y, np.compress(short, x, axis=-1))
+    flat = np.zeros(24, bool)
+    flat[[1, 5, 23]] = True
+    (y,) = run("Compress", {"x": x, "c": flat}, ["y"])
+    np.testing.assert_array_equal(y, np.compress(flat, x))
+
+
+def test_col2im_sums_the_blocks_back_onto_the_image():
+    rng = np.random.default_rng(4)
+    image, block, stride, pads, dil = (5, 6), (2, 3), (1, 2), (1, 0, 0, 1), (2, 1)
+    out = [(image[i] + pads[i] + pads[i + 2] - dil[i] * (block[i] - 1) - 1) // stride[i] + 1
+           for i in range(2)]
+    cols = rng.standard_normal((2, 3 * 6, out[0] * out[1])).astype(np.float32)
+    (y,) = run("Col2Im", {"x": cols, "image": np.array(image, np.int64),
+                          "block": np.array(block, np.int64)}, ["y"], opset=18,
+               strides=list(stride), pads=list(pads), dilations=list(dil))
+    padded = np.zeros((2, 3, image[0] + pads[0] + pads[2], image[1] + pads[1] + pads[3]))
+    blocks = cols.reshape(2, 3, block[0], block[1], out[0], out[1])
+    for i in range(block[0]):
+        for j in range(block[1]):
+            r, c = i * dil[0], j * dil[1]
+            padded[:, :, r:r + stride[0] * out[0]:stride[0],
+                   c:c + stride[1] * out[1]:stride[1]] += blocks[:, :, i, j]
+    want = padded[:, :, pads[0]:pads[0] + image[0], pads[1]:pads[1] + image[1]]
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)

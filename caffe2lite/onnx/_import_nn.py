@@ -235,3 +235,27 @@ def nll_losses(node, cx):
         args["ignore_index"] = node.attrs["ignore_index"]
     outputs = [o for o in node.outputs if o]
     return [op(node.op_type, [x for x in node.inputs if x], outputs, node, **args)]
+
+
+@imports("Col2Im")
+def col2im(node, cx):
+    """breadth-seq's Col2Im (Caffe2's: 2-D kernels, columns (N, C*kh*kw, out_h, out_w),
+    the image's shape taken from a second blob): ONNX's columns (N, C*kh*kw, L) are
+    reshaped to out_h x out_w, and a zero image of the target shape gives the shape."""
+    x, y = node.inputs[0], node.outputs[0]
+    image = [int(d) for d in np.ravel(cx.constant(node, 1, "image_shape"))]
+    kernel = [int(d) for d in np.ravel(cx.constant(node, 2, "block_shape"))]
+    if len(kernel) != 2:
+        raise node.unsupported(f"a {len(kernel)}-D block: Caffe2's Col2Im takes 2-D kernels")
+    strides = node.attrs.get("strides", [1, 1])
+    dilations = node.attrs.get("dilations", [1, 1])
+    pads = node.attrs.get("pads", [0, 0, 0, 0])
+    n, rows, _ = cx.static_shape(node, x)
+    out = [(image[i] + pads[i] + pads[i + 2] - dilations[i] * (kernel[i] - 1) - 1)
+           // strides[i] + 1 for i in range(2)]
+    t = cx.temps(node)
+    channels = rows // (kernel[0] * kernel[1])
+    return [op("Reshape", [x], [t("columns"), t("old")], shape=[n, rows] + out),
+            op("ConstantFill", [], [t("like")], shape=[n, channels] + image, value=0.0),
+            op("Col2Im", [t("columns"), t("like")], [y], node, kernels=kernel,
+               strides=strides, dilations=dilations, pads=pads)]
