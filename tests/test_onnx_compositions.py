@@ -305,3 +305,81 @@ def test_col2im_sums_the_blocks_back_onto_the_image():
                    c:c + stride[1] * out[1]:stride[1]] += blocks[:, :, i, j]
     want = padded[:, :, pads[0]:pads[0] + image[0], pads[1]:pads[1] + image[1]]
     np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
+
+
+# -- activations and normalisations -----------------------------------------------------------
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def test_activations_caffe2_lacked():
+    x = np.linspace(-4, 4, 17, dtype=np.float64).reshape(1, 17)
+    cases = {
+        ("Swish", (("alpha", 1.0),)): x * _sigmoid(x),
+        ("Swish", (("alpha", 0.5),)): x * _sigmoid(0.5 * x),
+        ("HardSwish", ()): x * np.clip(x / 6 + 0.5, 0, 1),
+        ("Mish", ()): x * np.tanh(np.log1p(np.exp(x))),
+        ("Celu", (("alpha", 2.0),)): np.maximum(x, 0) + np.minimum(0, 2 * np.expm1(x / 2)),
+        ("Shrink", (("lambd", 1.5), ("bias", 0.5))):
+            np.where(x < -1.5, x + 0.5, np.where(x > 1.5, x - 0.5, 0)),
+    }
+    for (op_type, attrs), want in cases.items():
+        (y,) = run(op_type, {"x": x}, ["y"], opset=24, **dict(attrs))
+        # Caffe2 arguments are float32 (HardSigmoid's 1/6): float32-close
+        np.testing.assert_allclose(y, want, rtol=1e-6, atol=1e-7, err_msg=op_type)
+
+
+def test_is_inf_either_sign():
+    x = np.array([np.inf, -np.inf, np.nan, 1.0, -3.0], np.float32)
+    for pos, neg in ((1, 1), (1, 0), (0, 1)):
+        (y,) = run("IsInf", {"x": x}, ["y"], detect_positive=pos, detect_negative=neg)
+        want = (np.isposinf(x) & bool(pos)) | (np.isneginf(x) & bool(neg))
+        np.testing.assert_array_equal(y, want)
+    (y,) = run("IsNaN", {"x": x}, ["y"])
+    assert y.dtype == np.bool_
+    np.testing.assert_array_equal(y, np.isnan(x))
+
+
+def test_mean_variance_and_group_normalization():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 4, 3, 3))
+    (y,) = run("MeanVarianceNormalization", {"x": x}, ["y"])
+    mean = x.mean(axis=(0, 2, 3), keepdims=True)
+    std = np.sqrt((x ** 2).mean(axis=(0, 2, 3), keepdims=True) - mean ** 2)
+    np.testing.assert_allclose(y, (x - mean) / (std + 1e-9), rtol=1e-10)
+    scale, bias = np.array([2.0, -1.0]), np.array([0.5, 0.0])  # per group (opset 18)
+    (y,) = run("GroupNormalization", {"x": x, "s": scale, "b": bias}, ["y"], opset=18,
+               num_groups=2, epsilon=1e-3)
+    groups = x.reshape(2, 2, -1)
+    norm = (groups - groups.mean(-1, keepdims=True)) / np.sqrt(groups.var(-1, keepdims=True) + 1e-3)
+    want = norm * scale[None, :, None] + bias[None, :, None]
+    np.testing.assert_allclose(y, want.reshape(x.shape), rtol=1e-8)
+
+
+def test_eye_like_prelu_topk_smallest_strided_slice():
+    (y,) = run("EyeLike", {"x": np.zeros((3, 5), np.float32)}, ["y"], k=2, dtype=7)
+    np.testing.assert_array_equal(y, np.eye(3, 5, 2, dtype=np.int64))
+    x = np.array([[-2.0, 3.0, -0.5], [1.0, -4.0, 2.0]], np.float32)
+    slope = np.array([0.1, 0.2, 0.3], np.float32)
+    (y,) = run("PRelu", {"x": x, "slope": slope}, ["y"])
+    np.testing.assert_allclose(y, np.where(x < 0, x * slope, x))
+    ties = np.array([[3, 1, 1, 2], [0, 5, 0, -1]], np.int64)
+    values, indices = run("TopK", {"x": ties, "k": np.array([2], np.int64)}, ["v", "i"],
+                          largest=0, axis=1)
+    np.testing.assert_array_equal(indices, [[1, 2], [3, 0]])  # ties: the lower index first
+    np.testing.assert_array_equal(values, [[1, 1], [-1, 0]])
+    seq = np.arange(20, dtype=np.float32).reshape(4, 5)
+    (y,) = run("Slice", {"x": seq, "s": np.array([-1, 4], np.int64),
+                         "e": np.array([-9, 0], np.int64), "a": np.array([0, 1], np.int64),
+                         "st": np.array([-2, -3], np.int64)}, ["y"])
+    np.testing.assert_array_equal(y, seq[-1:-9:-2, 4:0:-3])
+
+
+def test_training_dropout_with_ratio_zero_and_a_vector_dot_product():
+    x = np.arange(6, dtype=np.float32)
+    y, mask = run("Dropout", {"x": x, "r": np.array(0.0, np.float32),
+                              "t": np.array(True)}, ["y", "mask"])
+    np.testing.assert_array_equal(y, x)
+    assert mask.dtype == np.bool_ and mask.all()
+    (y,) = run("MatMul", {"a": x, "b": x[::-1].copy()}, ["y"])
+    assert y.shape == () and y == np.dot(x, x[::-1])

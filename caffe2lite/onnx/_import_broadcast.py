@@ -15,11 +15,8 @@ import numpy as np
 from onnx import TensorProto
 
 from caffe2lite.onnx._import_base import op
+from caffe2lite.onnx.dtypes import caffe2_type
 from caffe2lite.onnx.error import Unsupported
-from caffe2lite.runtime import serialization
-
-INT32 = serialization.data_type_of(np.dtype(np.int32))
-BOOL = serialization.data_type_of(np.dtype(np.bool_))
 
 
 def _static(shape):
@@ -86,5 +83,6 @@ def expand(node, cx, x, shape, y):
     if elem != TensorProto.BOOL:
         return [op("Expand", [x, shape], [y])]
     as_int, grown = cx.temp(node, "as_int"), cx.temp(node, "expanded_int")
-    return [op("Cast", [x], [as_int], to=INT32), op("Expand", [as_int, shape], [grown]),
-            op("Cast", [grown], [y], to=BOOL)]
+    return [op("Cast", [x], [as_int], to=caffe2_type(np.int32)),
+            op("Expand", [as_int, shape], [grown]),
+            op("Cast", [grown], [y], to=caffe2_type(np.bool_))]

@@ -17,9 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from caffe2lite.onnx._import_base import imports, op
-from caffe2lite.runtime import serialization
-
-INT64 = serialization.data_type_of(np.dtype(np.int64))
+from caffe2lite.onnx.dtypes import caffe2_type
 
 
 @imports("NonMaxSuppression")
@@ -35,7 +33,8 @@ def non_max_suppression(node, cx):
     score = float(np.ravel(score)[0]) if score is not None and np.size(score) else -np.inf
     y = node.outputs[0]
     if limit == 0 or b * classes * n == 0:
-        return [op("ConstantFill", [], [y], node, shape=[0, 3], dtype=INT64, value=0)]
+        return [op("ConstantFill", [], [y], node, shape=[0, 3], dtype=caffe2_type(np.int64),
+                   value=0)]
     t = cx.temps(node)
     images = b * classes
     ops = _corners(node, cx, boxes, t("corners"), center=node.attrs.get("center_point_box", 0))
@@ -68,7 +67,7 @@ def non_max_suppression(node, cx):
         ops.append(op("Gather", [cx.temp_const(node, f"{name}_of_image", table.reshape(-1, 1)),
                                  t("image_of_row")], [t(f"{name}_column")]))
         columns.append(t(f"{name}_column"))
-    ops += [op("Cast", [t("kept_rows")], [t("rows64")], to=INT64),
+    ops += [op("Cast", [t("kept_rows")], [t("rows64")], to=caffe2_type(np.int64)),
             op("Reshape", [t("rows64")], [t("box_column"), t("old4")], shape=[-1, 1]),
             op("Concat", columns + [t("box_column")], [y, t("split2")], node, axis=1)]
     return ops
@@ -102,7 +101,7 @@ def roi_align(node, cx):
     aligned = node.attrs.get("coordinate_transformation_mode", default) == "half_pixel"
     t = cx.temps(node)
     return [op("Cast", [batch_indices], [t("batch_float")],
-               to=serialization.data_type_of(np.dtype(np.float32))),
+               to=caffe2_type(np.float32)),
             op("Reshape", [t("batch_float")], [t("batch_column"), t("old")], shape=[-1, 1]),
             op("Concat", [t("batch_column"), rois], [t("rois5"), t("split")], axis=1),
             op("RoIAlign", [x, t("rois5")], node.outputs, node,

@@ -15,9 +15,7 @@ from dataclasses import replace
 
 from caffe2lite.onnx._import_base import imports, op
 from caffe2lite.onnx._import_broadcast import broadcast_inputs
-from caffe2lite.runtime import serialization
-
-INT64 = serialization.data_type_of(np.dtype(np.int64))
+from caffe2lite.onnx.dtypes import caffe2_type
 
 
 @imports("ScatterElements", "Scatter")
@@ -163,7 +161,7 @@ def one_hot(node, cx):
     positions = np.arange(depth, dtype=np.int64).reshape(
         [depth if d == axis else 1 for d in range(rank)])
     zero = cx.temp_const(node, "zero", np.asarray(0, np.int64))
-    ops = [op("Cast", [indices], [t("as_int64")], to=INT64),
+    ops = [op("Cast", [indices], [t("as_int64")], to=caffe2_type(np.int64)),
            op("LT", [t("as_int64"), zero], [t("negative")]),
            op("Add", [t("as_int64"), cx.temp_const(node, "depth", np.asarray(depth, np.int64))],
               [t("from_end")]),

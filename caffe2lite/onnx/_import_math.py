@@ -13,7 +13,7 @@ import numpy as np
 from caffe2lite.onnx._import_base import imports, op
 from caffe2lite.onnx._import_broadcast import broadcast_inputs
 from caffe2lite.onnx._import_widen import COMPARISONS, TAKES, dtype_of, widened
-from caffe2lite.onnx.dtypes import caffe2_type_of_onnx, numpy_type, onnx_type
+from caffe2lite.onnx.dtypes import caffe2_type, caffe2_type_of_onnx, numpy_type, onnx_type
 
 # ONNX type -> Caffe2 type, same inputs, outputs and (absent) attributes.
 SAME = {
@@ -28,8 +28,9 @@ SAME = {
     "Cosh": "Cosh", "Erf": "Erf", "Sign": "Sign", "Softsign": "Softsign",
     "Softplus": "Softplus", "Mean": "Mean",
     "BitwiseAnd": "BitwiseAnd", "BitwiseOr": "BitwiseOr", "BitwiseXor": "BitwiseXor",
-    # breadth-seq's
-    "IsNaN": "IsNaN",
+    # ONNX's ops Caffe2 lacked, under ONNX's names (operators/onnx_unary_ops.py)
+    "Asinh": "Asinh", "Acosh": "Acosh", "Atanh": "Atanh", "Round": "Round",
+    "BitwiseNot": "BitwiseNot",
 }
 # ONNX type -> (Caffe2 type, {onnx attribute: caffe2 argument}, {attribute: ONNX default})
 WITH_ARGS = {
@@ -159,6 +160,12 @@ def _clip(node, cx):
 @imports("MatMul")
 def matmul(node, cx):
     def build(node, cx):
+        ranks = [cx.shape(x) for x in node.inputs]
+        if all(r is not None and len(r) == 1 for r in ranks):  # a dot product: a scalar
+            product = cx.temp(node, "product")
+            return [op("BatchMatMul", node.inputs, [product], node, broadcast=1),
+                    op("Reshape", [product], [node.outputs[0], cx.temp(node, "old")],
+                       shape=[])]
         return [op("BatchMatMul", node.inputs, node.outputs, node, broadcast=1)]
     return widened(node, cx, build, TAKES["BatchMatMul"])
 
@@ -208,6 +215,7 @@ def composed_reduce(node, cx):
     ops = []
     if before:
         ops.append(op(before, [x], [cx.temp(node, before.lower())]))
+        cx.shapes[ops[-1].output[0]] = cx.shapes.get(x, (None, 0))  # elementwise: x's
         x = ops[-1].output[0]
     reduced = cx.temp(node, "reduced") if after else y
     inner = type(node)(kind, [x] + node.inputs[1:], [reduced], node.attrs, node.name,
@@ -239,11 +247,71 @@ def reduce(node, cx):
     if axes is None:
         return [op("Copy", node.inputs[:1], node.outputs, node)]
     c2_type = REDUCTIONS[node.op_type]
+    if c2_type in ("ReduceMax", "ReduceMin"):
+        empty = _empty_reduction(node, cx, axes)
+        if empty:
+            return empty
 
     def build(node, cx):
         return [op(c2_type, node.inputs[:1], node.outputs, node, axes=axes,
                    keepdims=node.attrs.get("keepdims", 1))]
     return widened(node, cx, build, TAKES[c2_type]) if c2_type in TAKES else build(node, cx)
+
+
+def _empty_reduction(node, cx, axes):
+    """ReduceMax / ReduceMin over an axis of size 0: ONNX's identity of the reduction
+    (-inf / +inf, the type's extremes for integers, False / True for bools) as a fill;
+    None when no reduced axis is known to be empty."""
+    x = node.inputs[0]
+    shape, dtype = cx.shape(x), dtype_of(node, cx, x)
+    rank = len(shape) if shape is not None else 0
+    axes = {a % rank for a in axes} if rank else set()
+    if dtype is None or not any(shape[a] == 0 for a in axes):
+        return None
+    biggest = node.op_type == "ReduceMin"
+    if dtype.kind == "b":
+        value = biggest
+    elif dtype.kind == "f":
+        value = np.inf if biggest else -np.inf
+    else:
+        value = np.iinfo(dtype).max if biggest else np.iinfo(dtype).min
+    return [_reduced_fill(node, cx, axes, value, dtype)]
+
+
+def _reduced_fill(node, cx, axes, value, dtype):
+    """A fill of the node's reduced shape (static) with ``value``."""
+    keep = node.attrs.get("keepdims", 1)
+    out = [1 if a in axes else d for a, d in enumerate(cx.static_shape(node, node.inputs[0]))
+           if keep or a not in axes]
+    return op("ConstantFill", [], node.outputs, node, shape=out, value=value,
+              dtype=caffe2_type(dtype))
+
+
+@imports("IsNaN", "IsInf")
+def is_nan_inf(node, cx):
+    """breadth-seq's IsNaN (Caffe2's: a uint8 mask) cast to ONNX's bool; IsInf as EQ
+    against +inf and / or -inf (Caffe2 had no IsInf)."""
+    x, y = node.inputs[0], node.outputs[0]
+    t = cx.temps(node)
+    if node.op_type == "IsNaN":
+        return [op("IsNaN", [x], [t("mask")], node),
+                op("Cast", [t("mask")], [y], to=caffe2_type(np.bool_))]
+    return widened(node, cx, _is_inf, TAKES["EQ"], cast_back=False)
+
+
+def _is_inf(node, cx):
+    x, y = node.inputs[0], node.outputs[0]
+    t = cx.temps(node)
+    dtype = dtype_of(node, cx, x) or np.dtype(np.float32)
+    signs = [s for s, key in ((1, "detect_positive"), (-1, "detect_negative"))
+             if node.attrs.get(key, 1)]
+    if not signs:
+        return [op("GT", [x, cx.temp_const(node, "inf", np.asarray(np.inf, dtype))], [y], node)]
+    tests = [op("EQ", [x, cx.temp_const(node, f"inf{s}", np.asarray(s * np.inf, dtype))],
+                [y if len(signs) == 1 else t(f"is{s}")], node) for s in signs]
+    if len(signs) == 2:
+        tests.append(op("Or", [t("is1"), t("is-1")], [y]))
+    return tests
 
 
 @imports("ReduceProd")
@@ -260,13 +328,10 @@ def reduce_prod(node, cx):
     keep = node.attrs.get("keepdims", 1)
     shape = cx.shape(x)
     if shape is not None and any(shape[a] == 0 for a in axes):
-        out = [1 if a in axes else d for a, d in enumerate(cx.static_shape(node, x))
-               if keep or a not in axes]
         dtype = dtype_of(node, cx, x)
         if dtype is None:
             raise node.unsupported(f"the element type of '{x}' is unknown")
-        return [op("ConstantFill", [], [y], node, shape=out, value=1.0,
-                   dtype=caffe2_type_of_onnx(onnx_type(dtype)))]
+        return [_reduced_fill(node, cx, axes, 1, dtype)]
     ops, t = [], cx.temps(node)
     last = cx.temp_const(node, "last", np.array([-1], np.int64))
     for a in axes:

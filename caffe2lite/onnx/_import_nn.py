@@ -10,10 +10,15 @@ grown pad changes no value).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+from onnx import TensorProto
 
 from caffe2lite.onnx._import_base import imports, op
+from caffe2lite.onnx._import_broadcast import broadcast_inputs
 from caffe2lite.onnx._import_widen import TAKES, widened
+from caffe2lite.onnx.dtypes import caffe2_type, numpy_type
 
 
 def _spatial_pads(node, cx, kernel, strides, dilations, *, ceil=False):
@@ -152,18 +157,21 @@ def lrn(node, cx):
 
 @imports("Dropout")
 def dropout(node, cx):
-    """Inference: Y = X (and a mask of all True); training mode has no Caffe2 match
-    (different draws), so it is refused."""
+    """Inference, or training with a ratio of 0: Y = X (and a mask of all True); other
+    training has no Caffe2 match (different draws), so it is refused."""
     training = node.attrs.get("is_test", 1) == 0 if cx.opset < 7 else False
     if node.input(2):
         mode = cx.constant(node, 2, "training_mode")
         training = bool(mode)
     if training:
-        raise node.unsupported("training-mode Dropout has no Caffe2 mapping")
+        ratio = cx.constant(node, 1, "ratio") if node.input(1) else node.attrs.get("ratio")
+        if ratio is None or float(np.ravel(ratio)[0]) != 0:
+            raise node.unsupported("training-mode Dropout has no Caffe2 mapping (its draws "
+                                   "differ)")
     ops = [op("Copy", node.inputs[:1], node.outputs[:1], node)]
     if len(node.outputs) > 1 and node.outputs[1]:
         ops.append(op("ConstantFill", node.inputs[:1], node.outputs[1:2], value=1,
-                      dtype=5))  # BOOL
+                      dtype=caffe2_type(np.bool_)))
     return ops
 
 
@@ -215,10 +223,18 @@ def prelu(node, cx):
     size = int(np.prod(slope_shape)) if slope_shape else 1
     per_channel = (len(x_shape) >= 2 and size == x_shape[1]
                    and all(d == 1 for d in slope_shape[1:]) and len(slope_shape) <= len(x_shape) - 1)
-    if size != 1 and not per_channel:
-        raise node.unsupported(f"a slope of shape {slope_shape} for X {x_shape}: Caffe2's "
-                               f"PRelu takes one slope or one per channel")
-    return [op("PRelu", node.inputs, node.outputs, node)]
+    if size == 1 or per_channel:
+        return [op("PRelu", node.inputs, node.outputs, node)]
+    # any other slope broadcasts against X, as ONNX's: Where(X < 0, X * slope, X)
+    x, slope = node.inputs
+    t = cx.temps(node)
+    zero = cx.temp_const(node, "zero", np.zeros((), numpy_type(cx.elem_type(node, x))))
+    cx.shapes[t("negative")] = (x_shape, TensorProto.BOOL)
+    cx.shapes[t("scaled")] = (cx.shape(node.outputs[0]), cx.elem_type(node, x))
+    where = replace(node, op_type="Where", inputs=[t("negative"), t("scaled"), x])
+    expand, inputs = broadcast_inputs(where, cx, where.inputs, result=node.outputs[0])
+    return [op("LT", [x, zero], [t("negative")]), op("Mul", [x, slope], [t("scaled")])] + \
+        expand + [op("Where", inputs, node.outputs, node)]
 
 
 @imports("Gelu")

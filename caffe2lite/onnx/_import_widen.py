@@ -20,13 +20,12 @@ from dataclasses import replace
 import numpy as np
 
 from caffe2lite.onnx._import_base import op
-from caffe2lite.onnx.dtypes import numpy_type, onnx_type
+from caffe2lite.onnx.dtypes import caffe2_type, numpy_type, onnx_type
 from caffe2lite.onnx.error import Unsupported
 from caffe2lite.operators.binary_elementwise import NUMERIC_DTYPES
 from caffe2lite.operators.cast import CASTABLE_DTYPES
 from caffe2lite.operators.comparison_ops import COMPARABLE_DTYPES
 from caffe2lite.operators.transpose import TRANSPOSE_DTYPES
-from caffe2lite.runtime import serialization
 
 FLOATS = (np.float32, np.float64)
 COMPARISONS = ("EQ", "NE", "LT", "LE", "GT", "GE")  # bool results: nothing to cast back
@@ -79,7 +78,7 @@ def widened(node, cx, build, takes, *, cast_back=True, only=None):
     wide = carrier(narrow, takes) if narrow is not None else None
     if wide is None:
         return build(node, cx)
-    to_wide = serialization.data_type_of(wide)
+    to_wide = caffe2_type(wide)
     ops, inputs = [], []
     for i, name in enumerate(node.inputs):
         if not name or dtype_of(node, cx, name) != narrow or (only and i not in only):
@@ -97,6 +96,6 @@ def widened(node, cx, build, takes, *, cast_back=True, only=None):
         if wide_out != out:
             cx.shapes[wide_out] = (cx.shape(out), onnx_type(wide))
     ops += build(replace(node, inputs=inputs, outputs=outputs), cx)
-    back = serialization.data_type_of(narrow)
+    back = caffe2_type(narrow)
     ops += [op("Cast", [w], [o], to=back) for w, o in zip(outputs, node.outputs) if w != o]
     return ops
