@@ -6,11 +6,12 @@ Checked against ONNX Runtime by tests/test_onnx_export_more_ops.py.
 from __future__ import annotations
 
 import numpy as np
+from onnx import TensorProto
 
 from caffe2lite.onnx._export_base import exports
 
 SAME_NAME = ("Reciprocal", "Floor", "Ceil", "Sin", "Cos", "Tan", "Asin", "Acos", "Atan",
-             "Sinh", "Cosh", "Erf", "Sign", "Softplus", "Softsign", "IsNaN")
+             "Sinh", "Cosh", "Erf", "Sign", "Softplus", "Softsign")
 # Caffe2 type -> {caffe2 argument: onnx attribute}
 WITH_ARGS = {"Elu": {"alpha": "alpha"}, "LeakyRelu": {"alpha": "alpha"},
              "Selu": {"alpha": "alpha", "scale": "gamma"},
@@ -21,6 +22,14 @@ WITH_ARGS = {"Elu": {"alpha": "alpha"}, "LeakyRelu": {"alpha": "alpha"},
 @exports(*SAME_NAME)
 def same_name(op, cx):
     return [cx.node(op.type, op.inputs, op.outputs, name=op.name)]
+
+
+@exports("IsNaN")
+def is_nan(op, cx):
+    """ONNX's IsNaN gives bool; Caffe2's a uint8 mask."""
+    mask = cx.temp(op, "mask")
+    return [cx.node("IsNaN", op.inputs, [mask], name=op.name),
+            cx.node("Cast", [mask], op.outputs, to=TensorProto.UINT8)]
 
 
 @exports(*WITH_ARGS)
