@@ -383,3 +383,17 @@ def test_training_dropout_with_ratio_zero_and_a_vector_dot_product():
     assert mask.dtype == np.bool_ and mask.all()
     (y,) = run("MatMul", {"a": x, "b": x[::-1].copy()}, ["y"])
     assert y.shape == () and y == np.dot(x, x[::-1])
+
+
+@pytest.mark.parametrize("batch_axis", [0, 1])
+def test_reverse_sequence_reverses_each_valid_prefix(batch_axis):
+    x = np.arange(4 * 3 * 2, dtype=np.float32).reshape(4, 3, 2)  # (time, batch, 2)
+    lengths = np.array([4, 1, 2], np.int64)
+    want = x.copy()
+    for n, length in enumerate(lengths):
+        want[:length, n] = x[:length, n][::-1]
+    if batch_axis == 0:
+        x, want = x.transpose(1, 0, 2).copy(), want.transpose(1, 0, 2)
+    (y,) = run("ReverseSequence", {"x": x, "lengths": lengths}, ["y"],
+               batch_axis=batch_axis, time_axis=1 - batch_axis)
+    np.testing.assert_array_equal(y, want)

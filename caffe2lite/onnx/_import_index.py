@@ -214,3 +214,28 @@ def compress(node, cx):
     if axis:
         ops.append(op("Transpose", [t("kept")], [y], axes=[int(i) for i in np.argsort(perm)]))
     return ops
+
+
+@imports("ReverseSequence")
+def reverse_sequence(node, cx):
+    """Caffe2's ReversePackedSegs reverses the first lengths[n] steps of each sequence of
+    a (time, batch, block) tensor: the ONNX input is moved to time-major (a Transpose
+    when batch comes first) and viewed as 3-D around it."""
+    x, lengths = node.inputs
+    y = node.outputs[0]
+    shape = list(cx.static_shape(node, x))
+    batch_first = node.attrs.get("batch_axis", 1) == 0
+    t = cx.temps(node)
+    perm = [1, 0] + list(range(2, len(shape)))
+    ops = []
+    if batch_first:
+        ops.append(op("Transpose", [x], [t("time_major")], axes=perm))
+        x = t("time_major")
+        shape[0], shape[1] = shape[1], shape[0]
+    ops += [op("Reshape", [x], [t("packed"), t("old0")], shape=shape[:2] + [-1]),
+            op("ReversePackedSegs", [t("packed"), lengths], [t("reversed")], node),
+            op("Reshape", [t("reversed")], [t("unpacked") if batch_first else y, t("old1")],
+               shape=shape)]
+    if batch_first:
+        ops.append(op("Transpose", [t("unpacked")], [y], axes=perm))
+    return ops
