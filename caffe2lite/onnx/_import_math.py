@@ -120,7 +120,7 @@ def pow_(node, cx):
     base, power = dtype_of(node, cx, node.inputs[0]), dtype_of(node, cx, node.inputs[1])
     if base is not None and base.kind == "f" and power in (np.int32, np.int64):
         cast = cx.temp(node, "exponent_as_base")
-        ops.append(op("Cast", [e], [cast], to=caffe2_type_of_onnx(onnx_type(base))))
+        ops.append(op("Cast", [e], [cast], to=caffe2_type(base)))
         e = cast
     return ops + [op("Pow", [x, e], node.outputs, node)]
 
@@ -334,11 +334,11 @@ def reduce_prod(node, cx):
         return [_reduced_fill(node, cx, axes, 1, dtype)]
     ops, t = [], cx.temps(node)
     last = cx.temp_const(node, "last", np.array([-1], np.int64))
-    for a in axes:
+    for k, a in enumerate(axes):
+        out = y if keep and k == len(axes) - 1 else t(f"prod{a}")
         ops += [op("CumProd", [x], [t(f"cumprod{a}")], axis=a),
-                op("Gather", [t(f"cumprod{a}"), last], [t(f"prod{a}")], axis=a, wrap_indices=1)]
-        x = t(f"prod{a}")
-    ops[-1].output[0] = y if keep else x
+                op("Gather", [t(f"cumprod{a}"), last], [out], axis=a, wrap_indices=1)]
+        x = out
     if not keep:
         ops.append(op("Squeeze", [x], [y], node, dims=axes))
     return ops
