@@ -22,6 +22,8 @@ R = np.random.default_rng(0)
 X = R.standard_normal((2, 3, 4)).astype(F)
 POS = np.abs(X) + 0.1
 UNIT = np.clip(X / 4, -0.9, 0.9)
+INTS = R.integers(-50, 50, (2, 3, 4)).astype(np.int32)
+IMAGE = R.standard_normal((1, 4, 5, 6)).astype(F)
 
 # (Caffe2 op, branch adding it, inputs, args, number of outputs)
 CASES = [
@@ -78,6 +80,53 @@ CASES = [
     ("IsNaN", "breadth-seq", [np.array([1.0, np.nan], F)], {}, 1),
     ("TopK", "breadth-seq", [X], {"k": 2}, 2),
     ("Slice", "detection", [X], {"starts": [0, 1, 0], "ends": [-1, 3, -1]}, 1),  # one dim
+    ("TopK", "breadth-seq", [X], {"k": 2, "axis": 1}, 2),
+    ("Asinh", "onnx2", [X], {}, 1),
+    ("Acosh", "onnx2", [POS + 1], {}, 1),
+    ("Atanh", "onnx2", [UNIT], {}, 1),
+    ("Round", "onnx2", [X * 3], {}, 1),
+    ("BitwiseNot", "onnx2", [INTS], {}, 1),
+    ("BitwiseAnd", "breadth-math", [INTS, INTS[::-1].copy()], {}, 1),
+    ("BitwiseOr", "breadth-math", [INTS, INTS[::-1].copy()], {}, 1),
+    ("BitwiseXor", "breadth-math", [INTS, INTS[::-1].copy()], {}, 1),
+    ("Mod", "breadth-math", [INTS], {"divisor": -3}, 1),
+    ("Mod", "breadth-math", [INTS], {"divisor": -3, "sign_follow_divisor": True}, 1),
+    ("MatMul", "breadth-math", [X, R.standard_normal((5, 4)).astype(F)],
+     {"axis_a": 2, "trans_b": 1}, 1),
+    ("HalfToFloat", "main", [X.astype(np.float16)], {}, 1),
+    ("FloatToHalf", "main", [X], {}, 1),
+    ("ReluN", "main", [X * 4], {"n": 2.5}, 1),
+    ("Logit", "main", [np.clip(UNIT + 0.5, 0, 1)], {"eps": 1e-3}, 1),
+    ("Cube", "breadth-math", [X], {}, 1),
+    ("Rsqrt", "breadth-math", [POS], {}, 1),
+    ("ReplaceNaN", "main", [np.array([1.0, np.nan, -2.0], F)], {"value": 7.0}, 1),
+    ("OneHot", "breadth-seq", [np.array([2, 0, 3], np.int64), np.array([5], np.int64)], {}, 1),
+    ("BooleanMask", "breadth-seq", [X, np.array([False, True])], {}, 2),
+    ("PadImage", "breadth-seq", [IMAGE], {"pad_t": 1, "pad_l": 2, "pad_b": 0, "pad_r": 1}, 1),
+    ("PadImage", "breadth-seq", [IMAGE], {"pad": 2, "mode": "reflect"}, 1),
+    ("PadImage", "breadth-seq", [IMAGE.transpose(0, 2, 3, 1).copy()],
+     {"pads": [1, 0, 2, 1], "mode": "edge", "order": "NHWC"}, 1),
+    ("ChannelShuffle", "breadth-math", [IMAGE], {"group": 2}, 1),
+    ("GroupNorm", "breadth-math", [IMAGE, np.arange(1, 5, dtype=F), np.ones(4, F)],
+     {"group": 2}, 1),
+    ("RoIAlign", "detection", [IMAGE, np.array([[0, 0.5, 1, 4, 3.5], [0, 1, 0, 3, 4]], F)],
+     {"pooled_h": 2, "pooled_w": 3, "sampling_ratio": 2, "spatial_scale": 0.5, "aligned": 1},
+     1),
+    ("RoIAlign", "detection", [IMAGE, np.array([[0.5, 1, 4, 3.5]], F)],
+     {"pooled_h": 2, "pooled_w": 2}, 1),
+    ("ResizeNearest", "detection", [IMAGE], {"height_scale": 2.0, "width_scale": 1.5}, 1),
+    ("UpsampleNearest", "detection", [IMAGE], {"scale": 3}, 1),
+    ("PackedFC", "model2", [X[:, 0], R.standard_normal((5, 4)).astype(F), np.ones(5, F)], {},
+     1),
+    ("DepthConcat", "model2", [X, X], {"axis": 2}, 2),
+    ("DepthSplit", "model2", [X], {"axis": 2, "split": [1, 3]}, 2),
+    ("Col2Im", "breadth-seq", [R.standard_normal((1, 4 * 6, 3, 4)).astype(F), IMAGE],
+     {"kernel_h": 2, "kernel_w": 3, "stride_h": 2, "stride_w": 1, "pad_t": 1, "pad_l": 0,
+      "pad_b": 0, "pad_r": 0}, 1),
+    # one row, a duplicated id (the later entry wins), ids outside the mask and negative
+    ("SparseToDenseMask", "breadth-seq",
+     [np.array([7, 3, 9, 7, -1], np.int64), R.standard_normal((5, 2)).astype(F),
+      np.array([0.5, -0.5], F)], {"mask": [3, 7, 4]}, 1),
 ]
 
 
@@ -97,8 +146,39 @@ def test_export_agrees_with_onnx_runtime(op_type, branch, inputs, args, n_out):
     workspace.RunNetOnce(net)
     want = workspace.FetchBlob(outputs[0])
     info = {n: (onnx.helper.np_dtype_to_tensor_dtype(v.dtype), v.shape) for n, v in feeds.items()}
-    model = frontend.caffe2_net_to_onnx_model(net.Proto(), None, info)
+    # ONNX Runtime lacks RoiAlign-22 (the bfloat16 revision): RoiAlign-16 from opset 21
+    opset = 21 if op_type == "RoIAlign" else None
+    model = frontend.caffe2_net_to_onnx_model(net.Proto(), None, info, opset_version=opset)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     (got,) = session.run([model.graph.output[0].name], feeds)
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_sparse_to_dense_mask_rows_and_presence_mask_agree_with_onnx_runtime():
+    """Rows from lengths (an empty one included), a duplicate within a row, the same id in
+    two rows, and the presence mask as a second output."""
+    indices = np.array([4, 1, 4, 2, 1, 8], np.int32)
+    values = np.arange(6, dtype=F) * 1.5
+    default = np.array(-1.0, F)
+    lengths = np.array([3, 0, 3], np.int32)
+    net = core.Net("stdm_rows")
+    net.Proto().op.extend([core.CreateOperator(
+        "SparseToDenseMask", ["i", "v", "d", "l"], ["out", "present"], mask=[1, 2, 4],
+        return_presence_mask=1)])
+    net.Proto().external_output.extend(["out", "present"])
+    feeds = {"i": indices, "v": values, "d": default, "l": lengths}
+    for name, value in feeds.items():
+        workspace.FeedBlob(name, value)
+    workspace.RunNetOnce(net)
+    info = {n: (onnx.helper.np_dtype_to_tensor_dtype(v.dtype), v.shape) for n, v in feeds.items()}
+    model = frontend.caffe2_net_to_onnx_model(net.Proto(), None, info)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got_out, got_present = session.run(None, feeds)
+    # written from the documented semantics: row 0 = ids 4,1,4 (the second 4 wins: 3.0),
+    # row 1 empty, row 2 = ids 2,1,8 (8 not in the mask)
+    expected = np.array([[1.5, -1.0, 3.0], [-1.0, -1.0, -1.0], [6.0, 4.5, -1.0]], F)
+    np.testing.assert_array_equal(got_out, expected)
+    np.testing.assert_array_equal(workspace.FetchBlob("out"), expected)
+    np.testing.assert_array_equal(got_present, expected != -1.0)
+    np.testing.assert_array_equal(workspace.FetchBlob("present"), expected != -1.0)

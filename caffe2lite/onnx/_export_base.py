@@ -42,6 +42,21 @@ class Op:
         return Unsupported(f"{self.where}: {why}")
 
 
+class ArgsView:
+    """The ``ctx`` an operator's own argument readers take (``_conv_geometry``, PadImage's
+    pads, legacy broadcasting's shapes): the parsed args, and failures as Unsupported
+    naming the op."""
+
+    def __init__(self, op):
+        self.args, self._op = op.args, op
+
+    def fail(self, *msg):
+        raise self._op.unsupported(" ".join(str(m) for m in msg))
+
+    def input_label(self, i):
+        return f"input {i} '{self._op.inputs[i]}'"
+
+
 class ExportContext(FreshNames):
     """Blob specs, names, constants and opset-dependent node forms for one graph."""
 

@@ -9,8 +9,9 @@ reshaping B to A's rank with ones around it, using the operators' own
 from __future__ import annotations
 
 import numpy as np
+from onnx import TensorProto
 
-from caffe2lite.onnx._export_base import exports
+from caffe2lite.onnx._export_base import ArgsView, exports
 from caffe2lite.onnx.dtypes import onnx_type_of_caffe2
 from caffe2lite.operators import binary_elementwise
 from caffe2lite.operators.cast import cast_data_type
@@ -35,26 +36,13 @@ def sqr(op, cx):
     return [cx.node("Mul", [op.inputs[0], op.inputs[0]], op.outputs, name=op.name)]
 
 
-class _LegacyView:
-    """The ``ctx`` binary_elementwise.legacy_b_shape reads."""
-
-    def __init__(self, op):
-        self.args, self._op = op.args, op
-
-    def fail(self, *msg):
-        raise self._op.unsupported(" ".join(str(m) for m in msg))
-
-    def input_label(self, i):
-        return f"input {i} '{self._op.inputs[i]}'"
-
-
 def _operands(op, cx, nodes, first=0):
     """A and B, with B reshaped for Caffe2's legacy broadcast when the op asks for it."""
     a, b = op.inputs[first], op.inputs[first + 1]
     if not op.args.get("broadcast"):
         return a, b
     a_shape, b_shape = cx.shape(a, op), cx.shape(b, op)
-    view = binary_elementwise.legacy_b_shape(_LegacyView(op), a_shape, b_shape, first)
+    view = binary_elementwise.legacy_b_shape(ArgsView(op), a_shape, b_shape, first)
     if tuple(view[len(view) - len(b_shape):]) == tuple(b_shape):
         return a, b  # already NumPy-aligned (B matches A's trailing dims)
     b_view = cx.temp(op, "broadcast")
@@ -148,6 +136,50 @@ def batch_matmul(op, cx):
         operands.append(x)
     nodes.append(cx.node("MatMul", operands, op.outputs, name=op.name))
     return nodes
+
+
+@exports("BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitwiseNot")
+def bitwise(op, cx):
+    if cx.opset < 18:
+        raise op.unsupported("ONNX has the bitwise ops from opset 18")
+    return [cx.node(op.type, op.inputs, op.outputs, name=op.name)]
+
+
+@exports("Mod")
+def mod(op, cx):
+    """breadth-math's Mod (a scalar divisor argument): ONNX's Mod against a constant;
+    the remainder takes the dividend's sign (fmod=1, C's %) unless sign_follow_divisor."""
+    dtype = cx.spec(op.inputs[0], op).dtype
+    divisor = cx.const(np.asarray(op.args["divisor"], dtype), hint="divisor")
+    return [cx.node("Mod", [op.inputs[0], divisor], op.outputs, name=op.name,
+                    fmod=0 if op.args["sign_follow_divisor"] else 1)]
+
+
+@exports("MatMul")
+def matmul(op, cx):
+    """Caffe2's MatMul: A and B as 2-D matrices (flattened at axis_a / axis_b), each
+    optionally transposed."""
+    if len(op.inputs) > 2:
+        raise op.unsupported("MatMul's third input has no ONNX mapping")
+    nodes, operands = [], []
+    for x, axis, flag in ((op.inputs[0], op.args["axis_a"], "trans_a"),
+                          (op.inputs[1], op.args["axis_b"], "trans_b")):
+        rank = cx.rank(x, op)
+        if rank != 2 or axis % rank != 1:
+            flat = cx.temp(op, f"{flag[-1]}_2d")
+            nodes.append(cx.node("Flatten", [x], [flat], axis=axis % rank))
+            x = flat
+        if op.args[flag]:
+            x = cx.transposed(x, [1, 0], cx.temp(op, flag), nodes)
+        operands.append(x)
+    nodes.append(cx.node("MatMul", operands, op.outputs, name=op.name))
+    return nodes
+
+
+@exports("HalfToFloat", "FloatToHalf")
+def half_float(op, cx):
+    to = TensorProto.FLOAT if op.type == "HalfToFloat" else TensorProto.FLOAT16
+    return [cx.node("Cast", op.inputs, op.outputs, name=op.name, to=to)]
 
 
 @exports("SquaredL2Distance")

@@ -9,24 +9,15 @@ NHWC ops are wrapped in Transposes (ONNX's layer ops are channels-first).
 
 from __future__ import annotations
 
-from onnx import helper
+import numpy as np
+from onnx import TensorProto, helper
 
-from caffe2lite.onnx._export_base import exports
+from caffe2lite.onnx._export_base import ArgsView, exports
 from caffe2lite.operators import _conv_geometry as geometry
 
 
-class _ArgsView:
-    """The ``ctx`` that _conv_geometry reads: parsed args, and failures as Unsupported."""
-
-    def __init__(self, op):
-        self.args, self._op = op.args, op
-
-    def fail(self, *msg):
-        raise self._op.unsupported(" ".join(str(m) for m in msg))
-
-
 def _window(op, cx, *, pooling=False, transpose=False):
-    view = _ArgsView(op)
+    view = ArgsView(op)
     window = geometry.parse(view, pooling=pooling, transpose=transpose)
     resolved = geometry.resolve(view, window, cx.shape(op.inputs[0], op))
     if min(resolved.heads + resolved.tails, default=0) < 0:
@@ -80,7 +71,7 @@ def conv(op, cx):
 
 @exports("ConvTranspose")
 def conv_transpose(op, cx):
-    window = geometry.parse(_ArgsView(op), transpose=True)
+    window = geometry.parse(ArgsView(op), transpose=True)
     nodes = []
     inputs = _conv_inputs_channels_first(op, cx, window, nodes)
     y, finish = _channels_first_output(op, cx, window, nodes)
@@ -149,13 +140,15 @@ def spatial_bn(op, cx):
     return nodes
 
 
-@exports("FC")
+@exports("FC", "PackedFC")
 def fc(op, cx):
-    """Gemm(X, W, b, transB=1), with Flattens and a Reshape where axis / axis_w ask."""
+    """Gemm(X, W, b, transB=1), with Flattens and a Reshape where axis / axis_w ask
+    (model2's PackedFC is FC with W flattened at 1)."""
     x, w, b = op.inputs
     x_shape, w_shape = cx.shape(x, op), cx.shape(w, op)
     axis = op.args["axis"] % max(len(x_shape), 1) if op.args["axis"] < 0 else op.args["axis"]
-    axis_w = op.args["axis_w"] % len(w_shape) if op.args["axis_w"] < 0 else op.args["axis_w"]
+    axis_w = op.args.get("axis_w", 1)
+    axis_w = axis_w % len(w_shape) if axis_w < 0 else axis_w
     nodes = []
     if len(x_shape) != 2 or axis != 1:
         x2 = cx.temp(op, "x2d")
@@ -225,3 +218,110 @@ def dropout(op, cx):
 
 def _bool_tensor(value):
     return helper.make_tensor("value", 9, [1], [bool(value)])
+
+
+@exports("GroupNorm")
+def group_norm(op, cx):
+    """breadth-math's GroupNorm: ONNX's GroupNormalization from opset 21 (per-channel
+    scale and bias; opset 18's were per group)."""
+    if cx.opset < 21:
+        raise op.unsupported("ONNX's GroupNormalization takes per-channel scales from "
+                             "opset 21")
+    if any(cx.is_needed(o) for o in op.outputs[1:]):
+        raise op.unsupported("GroupNorm's mean and inv_std outputs have no ONNX mapping")
+    nodes = []
+    channels_last = op.args["order"] == "NHWC"
+    x = op.inputs[0]
+    rank = cx.rank(x, op)
+    if channels_last:
+        x = cx.transposed(x, [0, rank - 1] + list(range(1, rank - 1)), cx.temp(op, "nchw"),
+                          nodes)
+    y = cx.temp(op, "nchw_out") if channels_last else op.outputs[0]
+    nodes.append(cx.node("GroupNormalization", [x] + list(op.inputs[1:3]), [y], name=op.name,
+                         num_groups=op.args["group"], epsilon=float(op.args["epsilon"])))
+    if channels_last:
+        nodes.append(cx.node("Transpose", [y], [op.outputs[0]],
+                             perm=[0] + list(range(2, rank)) + [1]))
+    return nodes
+
+
+@exports("RoIAlign")
+def roi_align(op, cx):
+    """detection's RoIAlign: ONNX's RoiAlign takes the boxes and their batch indices
+    apart (Caffe2's RoIs are (R, 5) [batch, x1, y1, x2, y2], or (R, 4) for one image);
+    Caffe2's sampling_ratio <= 0 (adaptive) is ONNX's 0; aligned is half_pixel."""
+    if cx.opset < 16:
+        raise op.unsupported("ONNX's RoiAlign has coordinate_transformation_mode from "
+                             "opset 16")
+    x, rois = op.inputs
+    nodes = []
+    count, width = cx.shape(rois, op)
+    if width == 5:
+        batch, batch_float, boxes = (cx.temp(op, k) for k in ("batch", "batch_f", "boxes"))
+        nodes += [cx.node("Gather", [rois, cx.int64s([0], "batch_col")], [batch_float],
+                          axis=1),
+                  cx.node("Cast", [batch_float], [cx.temp(op, "batch_2d")],
+                          to=TensorProto.INT64)]
+        nodes.append(cx.reshape(nodes[-1].output[0], [-1], batch))
+        nodes.append(cx.node("Gather", [rois, cx.int64s([1, 2, 3, 4], "box_cols")], [boxes],
+                             axis=1))
+    else:
+        batch = cx.int64s([0] * count, "batch")
+        boxes = rois
+    channels_last = op.args["order"] == "NHWC"
+    if channels_last:
+        x = cx.transposed(x, [0, 3, 1, 2], cx.temp(op, "nchw"), nodes)
+    y = cx.temp(op, "nchw_out") if channels_last else op.outputs[0]
+    nodes.append(cx.node(
+        "RoiAlign", [x, boxes, batch], [y], name=op.name, mode="avg",
+        output_height=op.args["pooled_h"], output_width=op.args["pooled_w"],
+        sampling_ratio=max(op.args["sampling_ratio"], 0),
+        spatial_scale=float(op.args["spatial_scale"]),
+        coordinate_transformation_mode="half_pixel" if op.args["aligned"]
+        else "output_half_pixel"))
+    if channels_last:
+        nodes.append(cx.node("Transpose", [y], [op.outputs[0]], perm=[0, 2, 3, 1]))
+    return nodes
+
+
+@exports("ResizeNearest", "UpsampleNearest")
+def resize_nearest(op, cx):
+    """Caffe2's nearest resizing reads input int(y / scale) for output y, which is
+    ONNX's Resize with asymmetric coordinates rounded down (floor of the size, too)."""
+    if len(op.inputs) > 1:
+        raise op.unsupported("scales from a blob have no ONNX mapping")
+    if cx.opset < 11:
+        raise op.unsupported("ONNX's Resize has asymmetric coordinates from opset 11")
+    rank = cx.rank(op.inputs[0], op)
+    if op.type == "UpsampleNearest":
+        scales = [1.0] * (rank - 2) + [float(op.args["scale"])] * 2
+    else:
+        h, w = (1, 2) if op.args["order"] == "NHWC" else (2, 3)
+        scales = [1.0] * rank
+        scales[h], scales[w] = float(op.args["height_scale"]), float(op.args["width_scale"])
+    return [cx.node("Resize", [op.inputs[0], "", cx.const(np.asarray(scales, np.float32),
+                                                           hint="scales")],
+                    op.outputs, name=op.name, mode="nearest",
+                    coordinate_transformation_mode="asymmetric", nearest_mode="floor")]
+
+
+@exports("Col2Im")
+def col2im(op, cx):
+    """breadth-seq's Col2Im (columns (N, C*kh*kw, out_h, out_w), the image's shape from
+    the second input): ONNX's Col2Im (opset 18) on the columns with the positions
+    flattened."""
+    if cx.opset < 18:
+        raise op.unsupported("ONNX has Col2Im from opset 18")
+    view = ArgsView(op)
+    window = geometry.parse(view)
+    if window.channels_last:
+        raise op.unsupported("an NHWC Col2Im has no ONNX mapping")
+    image = cx.shape(op.inputs[1], op)
+    res = geometry.resolve(view, window, image)
+    n, rows = cx.shape(op.inputs[0], op)[:2]
+    flat = cx.temp(op, "columns")
+    return [cx.reshape(op.inputs[0], [n, rows, -1], flat),
+            cx.node("Col2Im", [flat, cx.int64s(image[2:], "image_shape"),
+                               cx.int64s(res.kernel, "block_shape")], op.outputs,
+                    name=op.name, strides=list(res.stride), dilations=list(res.dilation),
+                    pads=list(res.heads + res.tails))]

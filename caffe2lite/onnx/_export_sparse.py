@@ -39,19 +39,16 @@ def _ones_value(dtype):
     return numpy_helper.from_array(np.ones(1, dtype), "value")
 
 
-def _segment_sum(op, cx, nodes, rows, lengths, out, dtype, rows_rank):
-    """Append the nodes writing ``out`` = per-bag sums of ``rows`` (see the module doc).
+def _bag_of_rows(op, cx, nodes, rows, lengths):
+    """Append the nodes giving (lengths as int64, the row count n, the number of bags, the
+    bag of each of ``rows``' n rows) (see the module doc).
 
     Only ops that map back onto Caffe2 operators are used (no Slice with dynamic ends), so
     an export converts back: ``arange(n)`` is the exclusive CumSum of n ones."""
-    if cx.opset < 16:
-        raise op.unsupported(f"its segment sums need opset 16 (ScatterND with reduction); "
-                             f"opset {cx.opset} was asked for")
     t = lambda what: cx.temp(op, what)  # noqa: E731
-    lengths64, starts, n, n1, marks0, bags, ones, marks, cums, head, bag, bag2 = (
+    lengths64, starts, n, n1, marks0, bags, ones, marks, cums, head, bag, row_shape = (
         t("lengths64"), t("starts"), t("n"), t("n_plus_1"), t("marks0"), t("bags"),
-        t("ones"), t("marks"), t("cums"), t("head"), t("bag"), t("bag2"))
-    row_shape, tail, out_shape, zeros = t("row_shape"), t("tail"), t("out_shape"), t("zeros")
+        t("ones"), t("marks"), t("cums"), t("head"), t("bag"), t("row_shape"))
     row_ones, positions = t("row_ones"), t("positions")
     one, axis = cx.int64s([1], "one"), cx.const(np.int64(0), hint="axis")
     nodes += [
@@ -69,6 +66,19 @@ def _segment_sum(op, cx, nodes, rows, lengths, out, dtype, rows_rank):
         cx.node("CumSum", [row_ones, axis], [positions], exclusive=1),  # arange(n)
         cx.node("Gather", [cums, positions], [head], axis=0),
         cx.node("Sub", [head, one], [bag]),
+    ]
+    return lengths64, row_shape, bags, bag
+
+
+def _segment_sum(op, cx, nodes, rows, lengths, out, dtype, rows_rank):
+    """Append the nodes writing ``out`` = per-bag sums of ``rows`` (see the module doc)."""
+    if cx.opset < 16:
+        raise op.unsupported(f"its segment sums need opset 16 (ScatterND with reduction); "
+                             f"opset {cx.opset} was asked for")
+    lengths64, row_shape, bags, bag = _bag_of_rows(op, cx, nodes, rows, lengths)
+    bag2, tail, out_shape, zeros = (cx.temp(op, "bag2"), cx.temp(op, "tail"),
+                                    cx.temp(op, "out_shape"), cx.temp(op, "zeros"))
+    nodes += [
         cx.reshape(bag, [-1, 1], bag2),  # (Unsqueeze would need ExpandDims to go back)
         cx.node("Gather", [row_shape, cx.int64s(range(1, rows_rank), "rest")], [tail], axis=0),
         cx.node("Concat", [bags, tail], [out_shape], axis=0),
@@ -220,6 +230,74 @@ def sparse_to_dense(op, cx):
               cx.reshape(idx64, [-1, 1], idx2),
               cx.node("ScatterND", [zeros, idx2, values], op.outputs, name=op.name,
                       reduction="add")]
+    return nodes
+
+
+@exports("SparseToDenseMask")
+def sparse_to_dense_mask(op, cx):
+    """Each cell (row, mask id) takes the value of the last entry naming that id in that
+    row, else default_value: ``eq = indices[:, None] == mask`` marks the hits, a
+    ScatterElements with reduction max keeps the last hit's position per cell (or -1),
+    and a Where picks the gathered value or the default.  Rows come from ``lengths`` as
+    the segment sums find them.  Caffe2's lifetime count of skipped negative ids
+    (``max_skipped_indices``) has no ONNX form: negative ids are skipped, never counted."""
+    if cx.opset < 18:
+        raise op.unsupported("needs opset 18 (ScatterElements with reduction max)")
+    indices, values, default = op.inputs[:3]
+    spec = cx.spec(values, op)
+    mask = np.asarray(op.args["mask"], np.int64)
+    width = mask.size
+    t = lambda what: cx.temp(op, what)  # noqa: E731
+    nodes = []
+    if len(op.inputs) > 3:
+        _, _, bags, bag = _bag_of_rows(op, cx, nodes, indices, op.inputs[3])
+    else:  # one row, no batch dimension
+        bags, bag, n = cx.int64s([1], "one_bag"), t("bag"), t("n")
+        nodes += [cx.node("Shape", [indices], [n]),
+                  cx.node("ConstantOfShape", [n], [bag], value=_zeros_value(np.int64))]
+    idx64, idx2, hits, bag2, base, cells, flat_cells = (
+        t("idx64"), t("idx2"), t("hits"), t("bag2"), t("base"), t("cells"), t("flat_cells"))
+    n_shape, ones, positions, pos2, last, flat_last, ncells, empty, winner = (
+        t("n_shape"), t("ones"), t("positions"), t("pos2"), t("last"), t("flat_last"),
+        t("ncells"), t("empty"), t("winner"))
+    found, safe, gathered, found_rows, picked, cell_shape, tail, out_shape = (
+        t("found"), t("safe"), t("gathered"), t("found_rows"), t("picked"), t("cell_shape"),
+        t("tail"), t("out_shape"))
+    axis = cx.const(np.int64(0), hint="axis")
+    nodes += [
+        cx.node("Cast", [indices], [idx64], to=INT64),
+        cx.reshape(idx64, [-1, 1], idx2),
+        cx.node("Equal", [idx2, cx.const(mask.reshape(1, -1), hint="mask")], [hits]),
+        cx.reshape(bag, [-1, 1], bag2),
+        cx.node("Mul", [bag2, cx.int64s([width], "width")], [base]),
+        cx.node("Add", [base, cx.const(np.arange(width, dtype=np.int64).reshape(1, -1),
+                                       hint="columns")], [cells]),
+        cx.reshape(cells, [-1], flat_cells),
+        cx.node("Shape", [idx64], [n_shape]),
+        cx.node("ConstantOfShape", [n_shape], [ones], value=_ones_value(np.int64)),
+        cx.node("CumSum", [ones, axis], [positions], exclusive=1),  # arange(n)
+        cx.reshape(positions, [-1, 1], pos2),
+        cx.node("Where", [hits, pos2, cx.int64s([-1], "minus_one")], [last]),
+        cx.reshape(last, [-1], flat_last),
+        cx.node("Mul", [bags, cx.int64s([width], "width")], [ncells]),
+        cx.node("ConstantOfShape", [ncells], [empty], value=numpy_helper.from_array(
+            np.full(1, -1, np.int64), "value")),
+        cx.node("ScatterElements", [empty, flat_cells, flat_last], [winner], axis=0,
+                reduction="max"),
+        cx.node("GreaterOrEqual", [winner, cx.int64s([0], "zero")], [found]),
+        cx.node("Max", [winner, cx.int64s([0], "zero")], [safe]),
+        cx.node("Gather", [values, safe], [gathered], axis=0),
+        cx.reshape(found, [-1] + [1] * (spec.ndim - 1), found_rows),
+        cx.node("Where", [found_rows, gathered, default], [picked]),
+        cx.node("Concat", [bags, cx.int64s([width], "width")], [cell_shape], axis=0)
+        if len(op.inputs) > 3 else
+        cx.node("Identity", [cx.int64s([width], "width")], [cell_shape]),
+        cx.node("Shape", [default], [tail]),
+        cx.node("Concat", [cell_shape, tail], [out_shape], axis=0),
+        cx.node("Reshape", [picked, out_shape], op.outputs[:1], name=op.name),
+    ]
+    if len(op.outputs) > 1:
+        nodes.append(cx.node("Reshape", [found, cell_shape], op.outputs[1:2]))
     return nodes
 
 

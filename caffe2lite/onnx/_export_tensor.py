@@ -34,7 +34,7 @@ def _concat_axis(op, rank):
     return axis
 
 
-@exports("Concat")
+@exports("Concat", "DepthConcat")  # model2's DepthConcat: Caffe2's old name
 def concat(op, cx):
     shapes = [cx.shape(x, op) for x in op.inputs]
     rank = len(shapes[0]) + (1 if op.args["add_axis"] else 0)
@@ -57,7 +57,7 @@ def concat(op, cx):
     return nodes
 
 
-@exports("Split")
+@exports("Split", "DepthSplit")
 def split(op, cx):
     shape = cx.shape(op.inputs[0], op)
     axis = _concat_axis(op, len(shape))

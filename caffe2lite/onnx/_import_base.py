@@ -67,9 +67,10 @@ class Node:
 
 
 class NeedsValue(Exception):
-    """A graph input is used where Caffe2 took an argument (Split's sizes, Clip's
-    bounds, ...): the model can only be converted once that input's value is known,
-    so the prepared model converts at run time, once per distinct value."""
+    """A graph input is used, or a value computed from graph inputs, where Caffe2 took an
+    argument (Split's sizes, Clip's bounds, a Slice's computed starts, ...): the model can
+    only be converted once those inputs' values are known (the computed value then folds
+    from them), so the prepared model converts at run time, once per distinct value."""
 
     def __init__(self, names):
         self.names = [names] if isinstance(names, str) else list(names)
@@ -87,9 +88,30 @@ class ImportContext(FreshNames):
         self.constants = constants   # name -> array (initializers, Constant nodes)
         self.shapes = shapes         # name -> (shape tuple with None for unknown dims, elem type)
         self.new_constants = {}      # constants the mappings made
+        # value name -> the graph inputs (not bound to values) it is computed from
+        self.depends = {name: {name} for name in self.graph_inputs}
 
     def temp(self, node: Node, what: str) -> str:
-        return self.fresh(f"{node.outputs[0] if node.outputs else node.op_type}_{what}")
+        return self.fresh(self._stem(node, what))
+
+    def temps(self, node: Node):
+        """``t(what)``: the node's temporary for ``what``, one fresh name per ``what``
+        (for compositions that name their intermediate blobs as they wire them)."""
+        names = {}
+
+        def t(what: str) -> str:
+            if what not in names:
+                names[what] = self.temp(node, what)
+            return names[what]
+        return t
+
+    def temp_const(self, node: Node, what: str, value, dtype=None) -> str:
+        """A new constant named like the node's temporaries."""
+        return self.const(value, dtype, hint=self._stem(node, what))
+
+    @staticmethod
+    def _stem(node: Node, what: str) -> str:
+        return f"{node.outputs[0] if node.outputs else node.op_type}_{what}"
 
     def const(self, value, dtype=None, hint="const") -> str:
         name = self.fresh(hint)
@@ -104,11 +126,12 @@ class ImportContext(FreshNames):
         if name == "":
             return None
         if name not in self.constants:
-            if name in self.graph_inputs:
-                raise NeedsValue(name)
+            if self.depends.get(name):  # known once those graph inputs are
+                raise NeedsValue(sorted(self.depends[name]))
             raise node.unsupported(f"input {i} '{name}' ({what}) must be a constant "
-                                   f"(an initializer or a Constant node) for Caffe2, which "
-                                   f"took it as an argument")
+                                   f"(an initializer, a Constant node, or computed from "
+                                   f"them and the graph's inputs) for Caffe2, which took it "
+                                   f"as an argument")
         return self.constants[name]
 
     def shape(self, name):

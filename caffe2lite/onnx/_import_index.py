@@ -9,8 +9,13 @@ NegativeLogLikelihoodLoss and SoftmaxCrossEntropyLoss, mapped in _import_nn).
 from __future__ import annotations
 
 import numpy as np
+from onnx import TensorProto
+
+from dataclasses import replace
 
 from caffe2lite.onnx._import_base import imports, op
+from caffe2lite.onnx._import_broadcast import broadcast_inputs
+from caffe2lite.onnx.dtypes import caffe2_type
 
 
 @imports("ScatterElements", "Scatter")
@@ -139,3 +144,98 @@ def upsample(node, cx):
     return [op("Resize", node.inputs[:1], node.outputs, node, mode=mode,
                coordinate_transformation_mode="asymmetric", nearest_mode="floor",
                scales=[float(s) for s in scales])]
+
+
+@imports("OneHot")
+def one_hot(node, cx):
+    """Caffe2's OneHot writes float rows and refuses out-of-range indices; ONNX's puts the
+    depth axis anywhere, counts negative indices from the end, leaves out-of-range ones
+    all 'off' and takes the (off, on) values' type.  So: EQ of the indices (made
+    non-negative) against 0..depth-1 laid along the new axis, then Where(on, off)."""
+    indices, _, values = node.inputs
+    y = node.outputs[0]
+    depth = int(np.ravel(cx.constant(node, 1, "depth"))[0])
+    rank = cx.rank(node, indices) + 1
+    axis = node.attrs.get("axis", -1) % rank
+    t = cx.temps(node)
+    positions = np.arange(depth, dtype=np.int64).reshape(
+        [depth if d == axis else 1 for d in range(rank)])
+    zero = cx.temp_const(node, "zero", np.asarray(0, np.int64))
+    ops = [op("Cast", [indices], [t("as_int64")], to=caffe2_type(np.int64)),
+           op("LT", [t("as_int64"), zero], [t("negative")]),
+           op("Add", [t("as_int64"), cx.temp_const(node, "depth", np.asarray(depth, np.int64))],
+              [t("from_end")]),
+           op("Where", [t("negative"), t("from_end"), t("as_int64")], [t("index")]),
+           op("ExpandDims", [t("index")], [t("index_on_axis")], dims=[axis]),
+           op("EQ", [t("index_on_axis"), cx.temp_const(node, "positions", positions)],
+              [t("hot")]),
+           op("Gather", [values, cx.temp_const(node, "off_at", np.asarray(0, np.int64))],
+              [t("off")]),
+           op("Gather", [values, cx.temp_const(node, "on_at", np.asarray(1, np.int64))],
+              [t("on")])]
+    # what the broadcast before Where needs to know of the blobs made here
+    cx.shapes[t("on")] = cx.shapes[t("off")] = ((), cx.elem_type(node, values))
+    cx.shapes[t("hot")] = (cx.shape(y), TensorProto.BOOL)
+    where = replace(node, op_type="Where", inputs=[t("hot"), t("on"), t("off")], outputs=[y])
+    expand, inputs = broadcast_inputs(where, cx, where.inputs, result=y)
+    return ops + expand + [op("Where", inputs, [y], node)]
+
+
+@imports("Compress")
+def compress(node, cx):
+    """Caffe2's BooleanMask keeps rows (along axis 0) where a mask of the rows' count is
+    true; ONNX's condition may be shorter than the axis (the rest is dropped) and picks
+    along any axis, or over X flattened when none is given."""
+    x, condition = node.inputs
+    y = node.outputs[0]
+    t = cx.temps(node)
+    length = cx.static_shape(node, condition)[0]
+    shape = cx.static_shape(node, x)
+    axis = node.attrs.get("axis")
+    ops = []
+    if axis is None:
+        ops.append(op("Reshape", [x], [t("flat"), t("old")], shape=[-1]))
+        x, axis, rank, dim = t("flat"), 0, 1, int(np.prod(shape))
+    else:
+        rank = len(shape)
+        axis %= rank
+        dim = shape[axis]
+    if length > dim:
+        raise node.unsupported(f"a condition of {length} entries for a dim of {dim}")
+    perm = [axis] + [d for d in range(rank) if d != axis]
+    if axis:
+        ops.append(op("Transpose", [x], [t("axis_first")], axes=perm))
+        x = t("axis_first")
+    if length < dim:
+        ops.append(op("Gather", [x, cx.temp_const(node, "head", np.arange(length))],
+                      [t("head_rows")], axis=0, wrap_indices=0))
+        x = t("head_rows")
+    ops.append(op("BooleanMask", [x, condition], [t("kept") if axis else y], node))
+    if axis:
+        ops.append(op("Transpose", [t("kept")], [y], axes=[int(i) for i in np.argsort(perm)]))
+    return ops
+
+
+@imports("ReverseSequence")
+def reverse_sequence(node, cx):
+    """Caffe2's ReversePackedSegs reverses the first lengths[n] steps of each sequence of
+    a (time, batch, block) tensor: the ONNX input is moved to time-major (a Transpose
+    when batch comes first) and viewed as 3-D around it."""
+    x, lengths = node.inputs
+    y = node.outputs[0]
+    shape = list(cx.static_shape(node, x))
+    batch_first = node.attrs.get("batch_axis", 1) == 0
+    t = cx.temps(node)
+    perm = [1, 0] + list(range(2, len(shape)))
+    ops = []
+    if batch_first:
+        ops.append(op("Transpose", [x], [t("time_major")], axes=perm))
+        x = t("time_major")
+        shape[0], shape[1] = shape[1], shape[0]
+    ops += [op("Reshape", [x], [t("packed"), t("old0")], shape=shape[:2] + [-1]),
+            op("ReversePackedSegs", [t("packed"), lengths], [t("reversed")], node),
+            op("Reshape", [t("reversed")], [t("unpacked") if batch_first else y, t("old1")],
+               shape=shape)]
+    if batch_first:
+        ops.append(op("Transpose", [t("unpacked")], [y], axes=perm))
+    return ops

@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from caffe2lite.onnx._import_base import imports, op
-from caffe2lite.onnx.dtypes import caffe2_type_of_onnx, numpy_type, onnx_type
+from caffe2lite.onnx._import_broadcast import broadcast_inputs
+from caffe2lite.onnx._import_widen import COMPARISONS, TAKES, dtype_of, widened
+from caffe2lite.onnx.dtypes import caffe2_type, caffe2_type_of_onnx, numpy_type, onnx_type
 
 # ONNX type -> Caffe2 type, same inputs, outputs and (absent) attributes.
 SAME = {
@@ -24,10 +26,11 @@ SAME = {
     "Reciprocal": "Reciprocal", "Floor": "Floor", "Ceil": "Ceil", "Sin": "Sin", "Cos": "Cos",
     "Tan": "Tan", "Asin": "Asin", "Acos": "Acos", "Atan": "Atan", "Sinh": "Sinh",
     "Cosh": "Cosh", "Erf": "Erf", "Sign": "Sign", "Softsign": "Softsign",
-    "Softplus": "Softplus", "Max": "Max", "Min": "Min", "Mean": "Mean",
+    "Softplus": "Softplus", "Mean": "Mean",
     "BitwiseAnd": "BitwiseAnd", "BitwiseOr": "BitwiseOr", "BitwiseXor": "BitwiseXor",
-    # breadth-seq's
-    "IsNaN": "IsNaN",
+    # ONNX's ops Caffe2 lacked, under ONNX's names (operators/onnx_unary_ops.py)
+    "Asinh": "Asinh", "Acosh": "Acosh", "Atanh": "Atanh", "Round": "Round",
+    "BitwiseNot": "BitwiseNot",
 }
 # ONNX type -> (Caffe2 type, {onnx attribute: caffe2 argument}, {attribute: ONNX default})
 WITH_ARGS = {
@@ -57,8 +60,43 @@ def legacy_broadcast_args(node, cx) -> dict:
 
 @imports(*SAME)
 def same(node, cx):
-    return [op(SAME[node.op_type], node.inputs, node.outputs, node,
-               **legacy_broadcast_args(node, cx))]
+    c2_type = SAME[node.op_type]
+
+    def build(node, cx):
+        return [op(c2_type, node.inputs, node.outputs, node, **legacy_broadcast_args(node, cx))]
+    if c2_type not in TAKES:
+        return build(node, cx)
+    return widened(node, cx, build, TAKES[c2_type], cast_back=c2_type not in COMPARISONS)
+
+
+@imports("Max", "Min")
+def max_min(node, cx):
+    """breadth-math's Max / Min (Caffe2's: float inputs of one shape) after broadcasting,
+    float16 computed in float32; integers as Where(GE / LE (a, b), a, b), pairwise."""
+    if len(node.inputs) == 1:
+        return [op("Copy", node.inputs, node.outputs, node)]
+    dtype = dtype_of(node, cx, node.inputs[0])
+    if dtype is not None and dtype.kind in "iub":
+        return _max_min_of_integers(node, cx)
+    return widened(node, cx, _max_min_of_floats, TAKES[node.op_type])
+
+
+def _max_min_of_floats(node, cx):
+    ops, inputs = broadcast_inputs(node, cx, node.inputs, result=node.outputs[0])
+    return ops + [op(node.op_type, inputs, node.outputs, node)]
+
+
+def _max_min_of_integers(node, cx):
+    ops, inputs = broadcast_inputs(node, cx, node.inputs, result=node.outputs[0])
+    compare = "GE" if node.op_type == "Max" else "LE"
+    best = inputs[0]
+    for i, x in enumerate(inputs[1:], 1):
+        keep, out = cx.temp(node, f"keep{i}"), cx.temp(node, f"best{i}")
+        if i == len(inputs) - 1:
+            out = node.outputs[0]
+        ops += [op(compare, [best, x], [keep]), op("Where", [keep, best, x], [out], node)]
+        best = out
+    return ops
 
 
 @imports(*WITH_ARGS)
@@ -70,10 +108,21 @@ def with_args(node, cx):
 
 @imports("Pow")
 def pow_(node, cx):
+    """Caffe2's Pow: a one-element exponent as the ``exponent`` argument; else a tensor of
+    X's type (an integer exponent is cast to it: exact below 2**24 for float32) and shape
+    (ONNX broadcasts both ways: both are expanded to the common shape)."""
     exponent = cx.constants.get(node.inputs[1])
     if exponent is not None and exponent.size == 1:
         return [op("Pow", node.inputs[:1], node.outputs, node, exponent=float(exponent))]
-    return [op("Pow", node.inputs, node.outputs, node)]
+    if legacy_broadcast_args(node, cx):
+        return [op("Pow", node.inputs, node.outputs, node, **legacy_broadcast_args(node, cx))]
+    ops, (x, e) = broadcast_inputs(node, cx, node.inputs, result=node.outputs[0])
+    base, power = dtype_of(node, cx, node.inputs[0]), dtype_of(node, cx, node.inputs[1])
+    if base is not None and base.kind == "f" and power in (np.int32, np.int64):
+        cast = cx.temp(node, "exponent_as_base")
+        ops.append(op("Cast", [e], [cast], to=caffe2_type(base)))
+        e = cast
+    return ops + [op("Pow", [x, e], node.outputs, node)]
 
 
 @imports("Cast")
@@ -92,6 +141,10 @@ def cast_like(node, cx):
 
 @imports("Clip")
 def clip(node, cx):
+    return widened(node, cx, _clip, TAKES["Clip"], only=(0,))  # min / max are arguments
+
+
+def _clip(node, cx):
     if cx.opset < 11:
         low, high = node.attrs.get("min"), node.attrs.get("max")
     else:
@@ -106,7 +159,15 @@ def clip(node, cx):
 
 @imports("MatMul")
 def matmul(node, cx):
-    return [op("BatchMatMul", node.inputs, node.outputs, node, broadcast=1)]
+    def build(node, cx):
+        ranks = [cx.shape(x) for x in node.inputs]
+        if all(r is not None and len(r) == 1 for r in ranks):  # a dot product: a scalar
+            product = cx.temp(node, "product")
+            return [op("BatchMatMul", node.inputs, [product], node, broadcast=1),
+                    op("Reshape", [product], [node.outputs[0], cx.temp(node, "old")],
+                       shape=[])]
+        return [op("BatchMatMul", node.inputs, node.outputs, node, broadcast=1)]
+    return widened(node, cx, build, TAKES["BatchMatMul"])
 
 
 @imports("Gemm")
@@ -154,6 +215,7 @@ def composed_reduce(node, cx):
     ops = []
     if before:
         ops.append(op(before, [x], [cx.temp(node, before.lower())]))
+        cx.shapes[ops[-1].output[0]] = cx.shapes.get(x, (None, 0))  # elementwise: x's
         x = ops[-1].output[0]
     reduced = cx.temp(node, "reduced") if after else y
     inner = type(node)(kind, [x] + node.inputs[1:], [reduced], node.attrs, node.name,
@@ -164,27 +226,145 @@ def composed_reduce(node, cx):
     return ops
 
 
-@imports(*REDUCTIONS)
-def reduce(node, cx):
-    """Caffe2's Reduce* ops (axes, keepdims) -- breadth-math's operators."""
+def _reduced_axes(node, cx):
+    """The axes a Reduce* node reduces (attribute, or input 1 from opset 18), or None
+    for noop_with_empty_axes with none given."""
     axes = node.attrs.get("axes")
     if axes is None and len(node.inputs) > 1:
         axes = cx.constant(node, 1, "axes")
     axes = [int(a) for a in np.asarray(axes).ravel()] if axes is not None else None
     if not axes:
         if node.attrs.get("noop_with_empty_axes", 0):
-            return [op("Copy", node.inputs[:1], node.outputs, node)]
+            return None
         axes = list(range(cx.rank(node, node.inputs[0])))
-    return [op(REDUCTIONS[node.op_type], node.inputs[:1], node.outputs, node, axes=axes,
-               keepdims=node.attrs.get("keepdims", 1))]
+    return axes
+
+
+@imports(*REDUCTIONS)
+def reduce(node, cx):
+    """Caffe2's Reduce* ops (axes, keepdims) -- breadth-math's operators."""
+    axes = _reduced_axes(node, cx)
+    if axes is None:
+        return [op("Copy", node.inputs[:1], node.outputs, node)]
+    c2_type = REDUCTIONS[node.op_type]
+    if c2_type in ("ReduceMax", "ReduceMin"):
+        empty = _empty_reduction(node, cx, axes)
+        if empty:
+            return empty
+
+    def build(node, cx):
+        return [op(c2_type, node.inputs[:1], node.outputs, node, axes=axes,
+                   keepdims=node.attrs.get("keepdims", 1))]
+    return widened(node, cx, build, TAKES[c2_type]) if c2_type in TAKES else build(node, cx)
+
+
+def _empty_reduction(node, cx, axes):
+    """ReduceMax / ReduceMin over an axis of size 0: ONNX's identity of the reduction
+    (-inf / +inf, the type's extremes for integers, False / True for bools) as a fill;
+    None when no reduced axis is known to be empty."""
+    x = node.inputs[0]
+    shape, dtype = cx.shape(x), dtype_of(node, cx, x)
+    rank = len(shape) if shape is not None else 0
+    axes = {a % rank for a in axes} if rank else set()
+    if dtype is None or not any(shape[a] == 0 for a in axes):
+        return None
+    biggest = node.op_type == "ReduceMin"
+    if dtype.kind == "b":
+        value = biggest
+    elif dtype.kind == "f":
+        value = np.inf if biggest else -np.inf
+    else:
+        value = np.iinfo(dtype).max if biggest else np.iinfo(dtype).min
+    return [_reduced_fill(node, cx, axes, value, dtype)]
+
+
+def _reduced_fill(node, cx, axes, value, dtype):
+    """A fill of the node's reduced shape (static) with ``value``."""
+    keep = node.attrs.get("keepdims", 1)
+    out = [1 if a in axes else d for a, d in enumerate(cx.static_shape(node, node.inputs[0]))
+           if keep or a not in axes]
+    return op("ConstantFill", [], node.outputs, node, shape=out, value=value,
+              dtype=caffe2_type(dtype))
+
+
+@imports("IsNaN", "IsInf")
+def is_nan_inf(node, cx):
+    """breadth-seq's IsNaN (Caffe2's: a uint8 mask) cast to ONNX's bool; IsInf as EQ
+    against +inf and / or -inf (Caffe2 had no IsInf)."""
+    x, y = node.inputs[0], node.outputs[0]
+    t = cx.temps(node)
+    if node.op_type == "IsNaN":
+        return [op("IsNaN", [x], [t("mask")], node),
+                op("Cast", [t("mask")], [y], to=caffe2_type(np.bool_))]
+    return widened(node, cx, _is_inf, TAKES["EQ"], cast_back=False)
+
+
+def _is_inf(node, cx):
+    x, y = node.inputs[0], node.outputs[0]
+    t = cx.temps(node)
+    dtype = dtype_of(node, cx, x) or np.dtype(np.float32)
+    signs = [s for s, key in ((1, "detect_positive"), (-1, "detect_negative"))
+             if node.attrs.get(key, 1)]
+    if not signs:
+        return [op("GT", [x, cx.temp_const(node, "inf", np.asarray(np.inf, dtype))], [y], node)]
+    tests = [op("EQ", [x, cx.temp_const(node, f"inf{s}", np.asarray(s * np.inf, dtype))],
+                [y if len(signs) == 1 else t(f"is{s}")], node) for s in signs]
+    if len(signs) == 2:
+        tests.append(op("Or", [t("is1"), t("is-1")], [y]))
+    return tests
+
+
+@imports("ReduceProd")
+def reduce_prod(node, cx):
+    """Caffe2 had no product reduction: per reduced axis, the last entry of its
+    cumulative product (CumProd, then a Gather of index -1 keeps the axis as size 1);
+    Squeeze drops them for keepdims=0.  An empty axis reduces to 1s (ConstantFill)."""
+    x, y = node.inputs[0], node.outputs[0]
+    axes = _reduced_axes(node, cx)
+    if axes is None:
+        return [op("Copy", [x], [y], node)]
+    rank = cx.rank(node, x)
+    axes = sorted({a % rank for a in axes})
+    keep = node.attrs.get("keepdims", 1)
+    shape = cx.shape(x)
+    if shape is not None and any(shape[a] == 0 for a in axes):
+        dtype = dtype_of(node, cx, x)
+        if dtype is None:
+            raise node.unsupported(f"the element type of '{x}' is unknown")
+        return [_reduced_fill(node, cx, axes, 1, dtype)]
+    ops, t = [], cx.temps(node)
+    last = cx.temp_const(node, "last", np.array([-1], np.int64))
+    for k, a in enumerate(axes):
+        out = y if keep and k == len(axes) - 1 else t(f"prod{a}")
+        ops += [op("CumProd", [x], [t(f"cumprod{a}")], axis=a),
+                op("Gather", [t(f"cumprod{a}"), last], [out], axis=a, wrap_indices=1)]
+        x = out
+    if not keep:
+        ops.append(op("Squeeze", [x], [y], node, dims=axes))
+    return ops
 
 
 @imports("ArgMax", "ArgMin")
 def arg_reduce(node, cx):
-    if node.attrs.get("select_last_index", 0):
-        raise node.unsupported("select_last_index=1 has no Caffe2 mapping")
-    return [op(node.op_type, node.inputs, node.outputs, node, axis=node.attrs.get("axis", 0),
-               keepdims=node.attrs.get("keepdims", 1))]
+    """Caffe2's ArgMax / ArgMin (ties to the first index).  select_last_index, which
+    Caffe2's lacked, is the first index of X reversed along the axis (a Gather) counted
+    from the end: n - 1 - i; on a dim ONNX's inference leaves unknown, caffe2lite's own
+    select_last_index argument does it (that net then needs caffe2lite)."""
+    args = dict(axis=node.attrs.get("axis", 0), keepdims=node.attrs.get("keepdims", 1))
+    if not node.attrs.get("select_last_index", 0):
+        return [op(node.op_type, node.inputs, node.outputs, node, **args)]
+    x = node.inputs[0]
+    shape = cx.shape(x)
+    axis = args["axis"] + len(shape) if shape is not None and args["axis"] < 0 else args["axis"]
+    if shape is None or shape[axis] is None:
+        return [op(node.op_type, node.inputs, node.outputs, node, select_last_index=1, **args)]
+    n = shape[axis]
+    flipped, first = cx.temp(node, "reversed"), cx.temp(node, "first_of_reversed")
+    return [op("Gather", [x, cx.temp_const(node, "reverse", np.arange(n - 1, -1, -1))],
+               [flipped], axis=axis, wrap_indices=0),
+            op(node.op_type, [flipped], [first], node, **args),
+            op("Sub", [cx.temp_const(node, "last", np.asarray(n - 1, np.int64)), first],
+               node.outputs)]
 
 
 @imports("Softmax", "LogSoftmax")
@@ -216,6 +396,10 @@ def softmax(node, cx):
 
 @imports("Mod")
 def mod(node, cx):
+    return widened(node, cx, _mod, TAKES["Mod"])
+
+
+def _mod(node, cx):
     """A composition of Caffe2's elementwise ops (breadth-math's Mod takes a scalar
     divisor argument only): r = a - trunc(a / b) * b, the C fmod; for fmod=0, r + b where
     r and b have opposite signs, Python's %."""

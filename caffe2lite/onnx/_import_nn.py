@@ -10,9 +10,15 @@ grown pad changes no value).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+from onnx import TensorProto
 
 from caffe2lite.onnx._import_base import imports, op
+from caffe2lite.onnx._import_broadcast import broadcast_inputs
+from caffe2lite.onnx._import_widen import TAKES, widened
+from caffe2lite.onnx.dtypes import caffe2_type, numpy_type
 
 
 def _spatial_pads(node, cx, kernel, strides, dilations, *, ceil=False):
@@ -90,6 +96,12 @@ def conv_transpose(node, cx):
 
 @imports("MaxPool", "AveragePool", "LpPool")
 def pool(node, cx):
+    if node.op_type in TAKES:
+        return widened(node, cx, _pool, TAKES[node.op_type])
+    return _pool(node, cx)
+
+
+def _pool(node, cx):
     if len([o for o in node.outputs if o]) > 1:
         raise node.unsupported("MaxPool's Indices output has no Caffe2 mapping")
     if node.attrs.get("storage_order", 0):
@@ -145,18 +157,21 @@ def lrn(node, cx):
 
 @imports("Dropout")
 def dropout(node, cx):
-    """Inference: Y = X (and a mask of all True); training mode has no Caffe2 match
-    (different draws), so it is refused."""
+    """Inference, or training with a ratio of 0: Y = X (and a mask of all True); other
+    training has no Caffe2 match (different draws), so it is refused."""
     training = node.attrs.get("is_test", 1) == 0 if cx.opset < 7 else False
     if node.input(2):
         mode = cx.constant(node, 2, "training_mode")
         training = bool(mode)
     if training:
-        raise node.unsupported("training-mode Dropout has no Caffe2 mapping")
+        ratio = cx.constant(node, 1, "ratio") if node.input(1) else node.attrs.get("ratio")
+        if ratio is None or float(np.ravel(ratio)[0]) != 0:
+            raise node.unsupported("training-mode Dropout has no Caffe2 mapping (its draws "
+                                   "differ)")
     ops = [op("Copy", node.inputs[:1], node.outputs[:1], node)]
     if len(node.outputs) > 1 and node.outputs[1]:
         ops.append(op("ConstantFill", node.inputs[:1], node.outputs[1:2], value=1,
-                      dtype=5))  # BOOL
+                      dtype=caffe2_type(np.bool_)))
     return ops
 
 
@@ -208,10 +223,18 @@ def prelu(node, cx):
     size = int(np.prod(slope_shape)) if slope_shape else 1
     per_channel = (len(x_shape) >= 2 and size == x_shape[1]
                    and all(d == 1 for d in slope_shape[1:]) and len(slope_shape) <= len(x_shape) - 1)
-    if size != 1 and not per_channel:
-        raise node.unsupported(f"a slope of shape {slope_shape} for X {x_shape}: Caffe2's "
-                               f"PRelu takes one slope or one per channel")
-    return [op("PRelu", node.inputs, node.outputs, node)]
+    if size == 1 or per_channel:
+        return [op("PRelu", node.inputs, node.outputs, node)]
+    # any other slope broadcasts against X, as ONNX's: Where(X < 0, X * slope, X)
+    x, slope = node.inputs
+    t = cx.temps(node)
+    zero = cx.temp_const(node, "zero", np.zeros((), numpy_type(cx.elem_type(node, x))))
+    cx.shapes[t("negative")] = (x_shape, TensorProto.BOOL)
+    cx.shapes[t("scaled")] = (cx.shape(node.outputs[0]), cx.elem_type(node, x))
+    where = replace(node, op_type="Where", inputs=[t("negative"), t("scaled"), x])
+    expand, inputs = broadcast_inputs(where, cx, where.inputs, result=node.outputs[0])
+    return [op("LT", [x, zero], [t("negative")]), op("Mul", [x, slope], [t("scaled")])] + \
+        expand + [op("Where", inputs, node.outputs, node)]
 
 
 @imports("Gelu")
@@ -228,3 +251,27 @@ def nll_losses(node, cx):
         args["ignore_index"] = node.attrs["ignore_index"]
     outputs = [o for o in node.outputs if o]
     return [op(node.op_type, [x for x in node.inputs if x], outputs, node, **args)]
+
+
+@imports("Col2Im")
+def col2im(node, cx):
+    """breadth-seq's Col2Im (Caffe2's: 2-D kernels, columns (N, C*kh*kw, out_h, out_w),
+    the image's shape taken from a second blob): ONNX's columns (N, C*kh*kw, L) are
+    reshaped to out_h x out_w, and a zero image of the target shape gives the shape."""
+    x, y = node.inputs[0], node.outputs[0]
+    image = [int(d) for d in np.ravel(cx.constant(node, 1, "image_shape"))]
+    kernel = [int(d) for d in np.ravel(cx.constant(node, 2, "block_shape"))]
+    if len(kernel) != 2:
+        raise node.unsupported(f"a {len(kernel)}-D block: Caffe2's Col2Im takes 2-D kernels")
+    strides = node.attrs.get("strides", [1, 1])
+    dilations = node.attrs.get("dilations", [1, 1])
+    pads = node.attrs.get("pads", [0, 0, 0, 0])
+    n, rows, _ = cx.static_shape(node, x)
+    out = [(image[i] + pads[i] + pads[i + 2] - dilations[i] * (kernel[i] - 1) - 1)
+           // strides[i] + 1 for i in range(2)]
+    t = cx.temps(node)
+    channels = rows // (kernel[0] * kernel[1])
+    return [op("Reshape", [x], [t("columns"), t("old")], shape=[n, rows] + out),
+            op("ConstantFill", [], [t("like")], shape=[n, channels] + image, value=0.0),
+            op("Col2Im", [t("columns"), t("like")], [y], node, kernels=kernel,
+               strides=strides, dilations=dilations, pads=pads)]

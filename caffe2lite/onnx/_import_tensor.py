@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from caffe2lite.onnx._import_base import imports, op
-from caffe2lite.onnx.dtypes import caffe2_type_of_onnx, onnx_type
+from caffe2lite.onnx._import_broadcast import broadcast_inputs
+from caffe2lite.onnx._import_widen import TAKES, dtype_of, widened
+from caffe2lite.onnx.dtypes import caffe2_type, caffe2_type_of_onnx, onnx_type
 from caffe2lite.onnx.error import Unsupported
 
 
@@ -30,9 +32,7 @@ def concat(node, cx):
         if shape is not None:
             rank = len(shape)
     axis = node.attrs["axis"]
-    if axis < 0:
-        if rank is None:
-            raise node.unsupported("a negative axis needs the inputs' rank")
+    if axis < 0 and rank is not None:  # else Caffe2's Concat counts it from the end itself
         axis += rank
     return [op("Concat", node.inputs, [node.outputs[0], cx.temp(node, "split_info")], node,
                axis=axis)]
@@ -80,8 +80,9 @@ def flatten(node, cx):
 
 @imports("Transpose")
 def transpose(node, cx):
-    perm = node.attrs.get("perm")
-    return [op("Transpose", node.inputs, node.outputs, node, axes=perm)]
+    def build(node, cx):
+        return [op("Transpose", node.inputs, node.outputs, node, axes=node.attrs.get("perm"))]
+    return widened(node, cx, build, TAKES["Transpose"])
 
 
 @imports("Shape")
@@ -91,6 +92,9 @@ def shape(node, cx):
         return [op("Shape", node.inputs, node.outputs, node)]
     rank = cx.rank(node, node.inputs[0])
     axes = list(range(rank))[slice(start, end)]
+    if not axes:  # Caffe2's Shape reads no axes as all of them
+        return [op("ConstantFill", [], node.outputs, node, shape=[0],
+                   dtype=caffe2_type(np.int64), value=0)]
     return [op("Shape", node.inputs, node.outputs, node, axes=axes)]
 
 
@@ -180,12 +184,19 @@ def squeeze(node, cx):
 
 
 # breadth-seq's operators whose inputs match ONNX's
-SEQ_SAME = {"Expand": "Expand", "Where": "Where", "Range": "Range"}
+SEQ_SAME = {"Expand": "Expand", "Range": "Range"}
 
 
 @imports(*SEQ_SAME)
 def seq_same(node, cx):
     return [op(SEQ_SAME[node.op_type], node.inputs, node.outputs, node)]
+
+
+@imports("Where")
+def where(node, cx):
+    """breadth-seq's Where (Caffe2's: C, X and Y of one shape), after broadcasting."""
+    ops, inputs = broadcast_inputs(node, cx, node.inputs, result=node.outputs[0])
+    return ops + [op("Where", inputs, node.outputs, node)]
 
 
 @imports("Tile")
@@ -229,10 +240,10 @@ def slice_(node, cx):
         axes = cx.constant(node, 3, "axes")
         steps = cx.constant(node, 4, "steps")
         axes = None if axes is None else np.ravel(axes).tolist()
-    if steps is not None and any(int(s) != 1 for s in np.ravel(steps)):
-        raise node.unsupported("steps other than 1 have no Caffe2 mapping")
     shape = cx.static_shape(node, node.inputs[0])
     axes = list(range(len(starts))) if axes is None else [a % len(shape) for a in axes]
+    if steps is not None and any(int(s) != 1 for s in np.ravel(steps)):
+        return _strided_slice(node, cx, shape, axes, starts, ends, np.ravel(steps).tolist())
     cuts = []  # Caffe2's Slice cuts one dim at a time: one op per cut dim
     for axis, s, e in zip(axes, starts, ends):
         size = shape[axis]
@@ -252,39 +263,34 @@ def slice_(node, cx):
     return ops
 
 
+def _strided_slice(node, cx, shape, axes, starts, ends, steps):
+    """Steps other than 1 (Caffe2's Slice has none): a Gather per cut axis of the indices
+    ONNX's rule picks, which is Python's slice rule (negative bounds from the end,
+    out-of-range ones clamped, a negative step walking back)."""
+    ops, x = [], node.inputs[0]
+    for i, (axis, s, e, step) in enumerate(zip(axes, starts, ends, steps)):
+        y = node.outputs[0] if i == len(axes) - 1 else cx.temp(node, f"cut{i}")
+        index = np.arange(shape[axis], dtype=np.int64)[slice(int(s), int(e), int(step))]
+        ops.append(op("Gather", [x, cx.temp_const(node, f"index{axis}", index)], [y], node,
+                      axis=axis, wrap_indices=0))
+        x = y
+    return ops
+
+
 @imports("TopK")
 def top_k(node, cx):
-    """breadth-seq's TopK (Caffe2's: the k largest along the last axis, sorted)."""
-    axis = node.attrs.get("axis", -1)
-    if axis not in (-1, cx.rank(node, node.inputs[0]) - 1):
-        raise node.unsupported("Caffe2's TopK works on the last axis only")
-    if not node.attrs.get("largest", 1) or not node.attrs.get("sorted", 1):
-        raise node.unsupported("Caffe2's TopK gives the largest values, sorted")
+    """breadth-seq's TopK (Caffe2's: the k largest along an axis, sorted, ties to the
+    lower index); the k smallest are the k largest of -X, negated back (signed and float
+    types; sorted=0 leaves the order free, so sorted is a right answer)."""
     k = node.attrs.get("k") if cx.opset < 10 else int(np.ravel(cx.constant(node, 1, "K"))[0])
-    return [op("TopK", node.inputs[:1], node.outputs, node, k=k)]
-
-
-@imports("Pad")
-def pad(node, cx):
-    """breadth-seq's PadImage (Caffe2's): an NCHW image padded on H and W only."""
-    if cx.opset < 11:
-        pads, value = node.attrs["pads"], node.attrs.get("value", 0.0)
-    else:
-        pads = [int(p) for p in np.ravel(cx.constant(node, 1, "pads"))]
-        given = cx.constant(node, 2, "constant_value")
-        value = 0.0 if given is None else float(np.ravel(given)[0]) if np.size(given) else 0.0
-        axes = cx.constant(node, 3, "axes")
-        if axes is not None:
-            rank = cx.rank(node, node.inputs[0])
-            full = [0] * (2 * rank)
-            for i, a in enumerate(np.ravel(axes)):
-                full[int(a) % rank], full[rank + int(a) % rank] = pads[i], pads[len(pads) // 2 + i]
-            pads = full
-    mode = node.attrs.get("mode", "constant")
-    if len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)) or min(pads) < 0:
-        raise node.unsupported(f"pads {pads}: Caffe2's PadImage pads the H and W of an NCHW "
-                               f"image, by non-negative amounts")
-    if mode not in ("constant", "reflect", "edge"):
-        raise node.unsupported(f"mode '{mode}' has no Caffe2 mapping")
-    return [op("PadImage", node.inputs[:1], node.outputs, node, pad_t=pads[2], pad_l=pads[3],
-               pad_b=pads[6], pad_r=pads[7], mode=mode, value=value)]
+    args = dict(k=k, axis=node.attrs.get("axis", -1))
+    if node.attrs.get("largest", 1):
+        return [op("TopK", node.inputs[:1], node.outputs, node, **args)]
+    dtype = dtype_of(node, cx, node.inputs[0])
+    if dtype is None or dtype.kind not in "if":
+        raise node.unsupported(f"the k smallest of {dtype} values (Caffe2's TopK takes "
+                               f"the largest; -X needs a signed type)")
+    t = cx.temps(node)
+    return [op("Negative", node.inputs[:1], [t("negated")]),
+            op("TopK", [t("negated")], [t("largest")] + node.outputs[1:], node, **args),
+            op("Negative", [t("largest")], node.outputs[:1])]

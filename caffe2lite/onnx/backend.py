@@ -23,7 +23,9 @@ import onnx
 from onnx import numpy_helper
 from onnx.backend.base import Backend, Device, DeviceType
 
-from caffe2lite.onnx import _import_index, _import_math, _import_nn, _import_tensor  # noqa: F401
+from caffe2lite.onnx import (_import_activations, _import_detection,  # noqa: F401
+                             _import_index, _import_math, _import_nn, _import_pad,
+                             _import_tensor)
 from caffe2lite.onnx._import_base import (IMPORTERS, ImportContext, NeedsValue, Node,
                                           attribute_value, op)
 from caffe2lite.onnx.backend_rep import Caffe2Rep, SpecializingRep
@@ -190,6 +192,7 @@ def _convert(model, opset_version, device, bound=None):
         if node.domain == CUSTOM_DOMAIN:
             ops.append(op(node.op_type, node.inputs, node.outputs, node, **node.attrs))
             continue
+        _track_dependencies(node, cx)
         fn = IMPORTERS.get(node.op_type) if node.domain in KNOWN_DOMAINS else None
         if fn is None:
             unmapped[node.op_type].append(position)
@@ -201,7 +204,7 @@ def _convert(model, opset_version, device, bound=None):
         except Unsupported as e:
             problems.append(str(e))
         except NeedsValue as e:
-            needed += e.names
+            needed += [name for name in e.names if name not in needed]
     if needed and not unmapped and not problems:
         raise NeedsValue(needed)
     if unmapped or problems:
@@ -225,6 +228,16 @@ def _convert(model, opset_version, device, bound=None):
     predict.external_input.extend(inputs + list(loaded))
     predict.external_output.extend(vi.name for vi in graph.output)
     return init, predict, loaded, inputs
+
+
+def _track_dependencies(node, cx):
+    """Record which unbound graph inputs the node's outputs are computed from (inputs
+    that folded to constants, such as a static Shape, contribute none)."""
+    source = set().union(*(cx.depends.get(name, set()) for name in node.inputs
+                           if name and name not in cx.constants))
+    for name in node.outputs:
+        if name:
+            cx.depends[name] = source
 
 
 def _fold_constants(node, node_ops, cx):

@@ -47,3 +47,9 @@ def caffe2_type_of_onnx(elem_type: int) -> int:
     except Exception:  # noqa: BLE001 - a dtype Caffe2 had no number for
         raise Unsupported(f"ONNX element type {TensorProto.DataType.Name(elem_type)} has no "
                           f"Caffe2 data type") from None
+
+
+def caffe2_type(dtype) -> int:
+    """The Caffe2 TensorProto.DataType number of a NumPy dtype (Cast's ``to``, the
+    fills' ``dtype``)."""
+    return serialization.data_type_of(np.dtype(dtype))
