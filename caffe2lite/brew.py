@@ -39,7 +39,7 @@ from caffe2lite.helpers.normalization import (instance_norm, layer_norm, lrn,
 from caffe2lite.helpers.pooling import average_pool, max_pool, max_pool_with_index
 from caffe2lite.helpers.quantization import fused_8bit_rowwise_quantized_to_float
 from caffe2lite.helpers.tools import image_input, video_input
-from caffe2lite.helpers.train import add_weight_decay, accuracy, iter
+from caffe2lite.helpers.train import accuracy, add_weight_decay, iter
 from caffe2lite.model_helper import ModelHelper
 
 

@@ -305,7 +305,7 @@ def unlabelled_input(message: str, op_def, schema) -> str | None:
     ``indices``) or its blob name, as a word -- when it names no input the way
     ``ctx.input_label(i)`` does (``input 1 'INDICES' (blob 'ids')``); else None.
 
-    The rule (README, Errors): an error about inputs names the blob of at least
+    The rule (docs/errors-and-safety.md): an error about inputs names the blob of at least
     the one at fault; others may then be spoken of in words ("the DATA rows").  An
     error that quotes one of the op's arguments (``'axis'``, ``(axis)``) is about
     that argument, whatever words it shares with the inputs' roles.

@@ -19,7 +19,6 @@ from caffe2lite.runtime.arguments import make_argument
 from caffe2lite.runtime.protoio import parse_proto
 from caffe2lite.runtime.serialization import proto_to_tensor, tensor_to_proto
 
-
 OPTIMIZER_ITERATION_NAME = "optimizer_iteration"
 OPTIMIZER_ITERATION_LR_NAME = "optimizer_iteration_lr"
 ITERATION_MUTEX_NAME = "iteration_mutex"

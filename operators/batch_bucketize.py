@@ -8,8 +8,7 @@ boundary's bucket)."""
 import numpy as np
 
 from caffe2lite.operators._sorted_segments import segmented_searchsorted
-from caffe2lite.runtime import (NO_GRADIENT, OpSchema, TensorSpec, register_kernel,
-                                register_schema)
+from caffe2lite.runtime import NO_GRADIENT, OpSchema, TensorSpec, register_kernel, register_schema
 
 register_schema(OpSchema(
     "BatchBucketize", num_inputs=4, num_outputs=1,

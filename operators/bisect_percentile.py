@@ -10,7 +10,7 @@ mapping, and between two values k and k+1 the line from ``upper[k]`` at ``raw[k]
 import numpy as np
 
 from caffe2lite.operators._sorted_segments import segmented_searchsorted
-from caffe2lite.runtime import (Arg, NO_GRADIENT, OpSchema, once_per_op, register_kernel,
+from caffe2lite.runtime import (NO_GRADIENT, Arg, OpSchema, once_per_op, register_kernel,
                                 register_schema, same_as)
 
 register_schema(OpSchema(

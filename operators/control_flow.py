@@ -17,8 +17,8 @@ is set (Caffe2 had none).
 import numpy as np
 
 from caffe2lite.operators._subnet import outputs_of, subnet, view_of
-from caffe2lite.runtime import (NO_GRADIENT, Arg, OpSchema, TensorSpec, is_int8,
-                                register_kernel, register_schema)
+from caffe2lite.runtime import (NO_GRADIENT, Arg, OpSchema, TensorSpec, is_int8, register_kernel,
+                                register_schema)
 from caffe2lite.runtime.errors import LimitExceeded
 
 register_schema(OpSchema(

@@ -15,8 +15,8 @@ import threading
 
 import numpy as np
 
-from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, TensorSpec,
-                                register_kernel, register_schema)
+from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, TensorSpec, register_kernel,
+                                register_schema)
 from caffe2lite.runtime.errors import EnforceError
 from caffe2lite.runtime.serialization import register_blob_serializer
 

@@ -1,6 +1,6 @@
 """Einsum: numpy.einsum over the inputs (ONNX's Einsum; Caffe2 had none)."""
 
-from caffe2lite.runtime import (NO_GRADIENT, Arg, OpSchema, INT_MAX, register_kernel,
+from caffe2lite.runtime import (INT_MAX, NO_GRADIENT, Arg, OpSchema, register_kernel,
                                 register_schema)
 
 NUMERIC = "iuf"

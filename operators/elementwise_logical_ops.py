@@ -13,8 +13,8 @@ elementwise_logical_ops.cc).
 
 import numpy as np
 
-from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, TensorSpec,
-                                register_kernel, register_schema)
+from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, TensorSpec, register_kernel,
+                                register_schema)
 
 WHERE_KINDS = "fiubOSU"  # float, int, unsigned, bool, strings (object/bytes/str)
 

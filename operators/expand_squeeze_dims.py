@@ -6,8 +6,8 @@ increasing order (numpy.expand_dims(X, dims)); Squeeze removes the listed dims,
 each of which must be 1.  Both may run in place and copy nothing but the shape.
 """
 
-from caffe2lite.runtime import (Arg, OpSchema, TensorSpec, grad_name, make_operator,
-                                once_per_op, register_kernel, register_schema)
+from caffe2lite.runtime import (Arg, OpSchema, TensorSpec, grad_name, make_operator, once_per_op,
+                                register_kernel, register_schema)
 
 
 def _inverse_maker(inverse):

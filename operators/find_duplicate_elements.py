@@ -7,8 +7,7 @@ increasing order (int64).  The data may be numeric, bool or strings.
 
 import numpy as np
 
-from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, OpSchema, register_kernel,
-                                register_schema)
+from caffe2lite.runtime import SHOULD_NOT_DO_GRADIENT, OpSchema, register_kernel, register_schema
 
 register_schema(OpSchema(
     "FindDuplicateElements", num_inputs=1, num_outputs=1,

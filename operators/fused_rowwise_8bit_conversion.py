@@ -19,8 +19,7 @@ import functools
 
 import numpy as np
 
-from caffe2lite.operators._rowwise_8bit import (checked_float_rows, fused_dequantize,
-                                                fused_quantize)
+from caffe2lite.operators._rowwise_8bit import checked_float_rows, fused_dequantize, fused_quantize
 from caffe2lite.operators._rowwise_nbit import nbit_dequantize, nbit_quantize
 from caffe2lite.operators._segments import check_dtype
 from caffe2lite.runtime import NO_GRADIENT, OpSchema, TensorSpec, register_kernel, register_schema

@@ -24,6 +24,7 @@ from caffe2lite.operators.lengths_ops import MAX_OUTPUT_SIZE
 from caffe2lite.runtime import (NO_GRADIENT, Arg, OpSchema, TensorSpec, register_kernel,
                                 register_schema)
 
+
 def _gather_ranges_shapes(ctx, data, ranges):
     """Caffe2's TensorInferenceFunction (NeedsAllInputShapes): OUTPUT as long as all of
     DATA -- the most the ranges can gather, exact when they cover DATA once, as in the

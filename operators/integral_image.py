@@ -14,8 +14,8 @@ gradients Caffe2 gave them.
 
 import numpy as np
 
-from caffe2lite.runtime import (OpSchema, TensorSpec, dense_output_grad, grad_name,
-                                make_operator, register_kernel, register_schema)
+from caffe2lite.runtime import (OpSchema, TensorSpec, dense_output_grad, grad_name, make_operator,
+                                register_kernel, register_schema)
 
 
 def _integral_image_gradient(op_def, g_output):

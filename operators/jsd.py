@@ -14,8 +14,8 @@ was flat, like L, which broke adding it to other gradients of a multi-dim X).
 
 import numpy as np
 
-from caffe2lite.runtime import (OpSchema, TensorSpec, dense_output_grad, grad_name,
-                                make_operator, register_kernel, register_schema)
+from caffe2lite.runtime import (OpSchema, TensorSpec, dense_output_grad, grad_name, make_operator,
+                                register_kernel, register_schema)
 
 F32 = np.float32
 LOG_THRESHOLD = F32(1e-20)

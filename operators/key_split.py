@@ -7,7 +7,7 @@ increasing order.  One stable sort.
 
 import numpy as np
 
-from caffe2lite.runtime import (NO_GRADIENT, Arg, OpSchema, register_kernel, register_schema)
+from caffe2lite.runtime import NO_GRADIENT, Arg, OpSchema, register_kernel, register_schema
 
 register_schema(OpSchema(
     "KeySplit", num_inputs=1, num_outputs=(1, None),

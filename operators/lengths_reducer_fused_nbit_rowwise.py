@@ -29,8 +29,9 @@ import numpy as np
 from caffe2lite.operators._rowwise_8bit import (SCALE_BIAS_BYTES, bag_means, check_fused_table,
                                                 check_lookup, numpy_quantized_segment_sum)
 from caffe2lite.operators._rowwise_nbit import HALF_SB_BYTES, decoder, per_byte
-from caffe2lite.operators._segments import (check_dtype, check_index_dtype, check_index_range, check_lengths,
-                                            check_scalars, check_vector, repeat_segments)
+from caffe2lite.operators._segments import (check_dtype, check_index_dtype, check_index_range,
+                                            check_lengths, check_scalars, check_vector,
+                                            repeat_segments)
 from caffe2lite.runtime import (NO_GRADIENT, OpSchema, TensorSpec, fillers, register_kernel,
                                 register_schema)
 

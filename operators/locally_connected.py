@@ -26,8 +26,7 @@ from caffe2lite.operators import _conv_geometry as geo
 from caffe2lite.operators.conv import (CONV_ARGS, GRADIENT_ARGS, check_float_operands,
                                        check_output_gradient, col2im, conv_gradient_maker,
                                        gradient_outputs, im2col)
-from caffe2lite.runtime import (OpSchema, TensorSpec, once_per_op, register_kernel,
-                                register_schema)
+from caffe2lite.runtime import OpSchema, TensorSpec, once_per_op, register_kernel, register_schema
 
 LC_TYPES = ("LC", "LC1D", "LC2D", "LC3D")
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from caffe2lite.operators._segments import INDEX_DTYPES, segment_sum
 from caffe2lite.operators.lengths_ops import check_lengths
-from caffe2lite.runtime import (NO_GRADIENT, Arg, OpSchema, register_kernel, register_schema)
+from caffe2lite.runtime import NO_GRADIENT, Arg, OpSchema, register_kernel, register_schema
 
 _PACK = Arg("pack_first_input", "bool", False, "store the keys as key // partitions")
 

@@ -12,8 +12,7 @@ import numpy as np
 
 from caffe2lite.operators._segments import segmented_search
 from caffe2lite.operators.lengths_ops import check_lengths
-from caffe2lite.runtime import (NO_GRADIENT, OpSchema, register_kernel, register_schema,
-                                same_as)
+from caffe2lite.runtime import NO_GRADIENT, OpSchema, register_kernel, register_schema, same_as
 
 register_schema(OpSchema(
     "Percentile", num_inputs=3, num_outputs=1, infer_shapes=same_as(0),

@@ -9,8 +9,8 @@ vectorised comparison."""
 
 import numpy as np
 
-from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, TensorSpec,
-                                register_kernel, register_schema)
+from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, TensorSpec, register_kernel,
+                                register_schema)
 
 register_schema(OpSchema(
     "Quantile", num_inputs=(1, None), num_outputs=1,

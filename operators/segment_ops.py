@@ -30,9 +30,8 @@ from caffe2lite.operators._segments import (check_dtype, check_index_dtype, chec
                                             check_scalars, check_vector, checked_lengths,
                                             offsets_of, segment_sum, take_checked)
 from caffe2lite.runtime import (GRADIENT_NOT_IMPLEMENTED_YET, Arg, GradientSlice, OpSchema,
-                                TensorSpec, grad_name,
-                                make_operator, register_kernel, register_schema,
-                                sparse_grad_names)
+                                TensorSpec, grad_name, make_operator, register_kernel,
+                                register_schema, sparse_grad_names)
 
 FLOAT_DTYPES = (np.float32, np.float64)
 NUM_SEGMENTS = Arg("num_segments", "int", -1, "number of segments (default: largest id + 1)")

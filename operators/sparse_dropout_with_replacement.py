@@ -7,8 +7,7 @@ single id ``replacement_value``, its length 1.  The draws come from the op's gen
 
 import numpy as np
 
-from caffe2lite.runtime import (NO_GRADIENT, Arg, OpSchema, register_kernel,
-                                register_schema)
+from caffe2lite.runtime import NO_GRADIENT, Arg, OpSchema, register_kernel, register_schema
 
 register_schema(OpSchema(
     "SparseDropoutWithReplacement", num_inputs=2, num_outputs=2,

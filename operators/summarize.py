@@ -19,9 +19,8 @@ import weakref
 
 import numpy as np
 
-from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, TensorSpec,
-                                register_kernel, register_schema)
-from caffe2lite.runtime import safety
+from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, TensorSpec, register_kernel,
+                                register_schema, safety)
 from caffe2lite.runtime.atomic_file import write_atomically
 
 EXTENSION = ".summary"  # Caffe2's kSummaryzeOpExtension

@@ -18,9 +18,8 @@ import weakref
 import numpy as np
 
 from caffe2lite.operators.lengths_ops import check_lengths
-from caffe2lite.runtime import (NO_GRADIENT, SHOULD_NOT_DO_GRADIENT, Arg, OpSchema,
-                                TensorSpec, check_allocation, register_kernel, register_schema)
-from caffe2lite.runtime import safety
+from caffe2lite.runtime import (NO_GRADIENT, SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, TensorSpec,
+                                check_allocation, register_kernel, register_schema, safety)
 from caffe2lite.runtime.atomic_file import write_atomically
 
 logger = logging.getLogger("caffe2lite")

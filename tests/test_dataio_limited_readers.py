@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from caffe2lite import core, dataset, workspace
-from caffe2lite.dataio import (CompositeReader, CompositeReaderBuilder, CountUntil,
-                               ReaderBuilder, ReaderWithDelay, ReaderWithLimit)
+from caffe2lite.dataio import (CompositeReader, CompositeReaderBuilder, CountUntil, ReaderBuilder,
+                               ReaderWithDelay, ReaderWithLimit)
 from caffe2lite.schema import Scalar, Struct
 
 SCHEMA = Struct(("label", Scalar(np.int64)))

@@ -22,9 +22,9 @@ import pytest
 pytest.importorskip("onnx", reason="the onnx extra is not installed")
 
 import onnx.backend.test  # noqa: E402
+from onnx_backend_exclusions import EXCLUDED  # noqa: E402
 
 import caffe2lite.onnx.backend as backend  # noqa: E402
-from onnx_backend_exclusions import EXCLUDED  # noqa: E402
 
 # The real-model cases write their generated inputs under $ONNX_HOME: keep them out of ~.
 if "ONNX_HOME" not in os.environ:

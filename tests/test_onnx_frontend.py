@@ -19,13 +19,14 @@ import pytest
 onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed")
 ort = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
 
+from test_real_nets_run import CASES, _image, _init_net  # noqa: E402
+
 from caffe2lite import core, workspace  # noqa: E402
 from caffe2lite.onnx import frontend  # noqa: E402
 from caffe2lite.onnx.backend import Caffe2Backend  # noqa: E402
 from caffe2lite.onnx.error import ConversionError, Unsupported  # noqa: E402
 from caffe2lite.protoio import load_net  # noqa: E402
 from caffe2lite.runtime.registry import missing_operators  # noqa: E402
-from test_real_nets_run import CASES, _image, _init_net  # noqa: E402
 
 F = np.float32
 

@@ -190,13 +190,6 @@ def test_build_flags_scripts_test_are_false():
     assert not C.use_mkldnn and not C.use_rocm and not C.is_asan
 
 
-def test_readme_section_runs_and_prints_what_it_says():
-    from test_readme import _run_blocks, _section_code
-
-    printed, expected = _run_blocks(_section_code("caffe2-objects"))
-    assert expected and printed == expected
-
-
 def test_create_net_refuses_text_and_keeps_nets_apart_from_runs():
     ws = C.Workspace()
     with pytest.raises(TypeError):

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from caffe2lite import core, workspace
-from caffe2lite.errors import (BlobNotFound, EnforceError, NetError, ProtoParseError,
-                               WorkspaceError)
+from caffe2lite.errors import BlobNotFound, EnforceError, NetError, ProtoParseError, WorkspaceError
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.runtime import OpSchema, register_kernel, register_schema, registry
 from helpers import assert_unchanged, snapshot

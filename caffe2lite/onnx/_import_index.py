@@ -8,10 +8,10 @@ NegativeLogLikelihoodLoss and SoftmaxCrossEntropyLoss, mapped in _import_nn).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from onnx import TensorProto
-
-from dataclasses import replace
 
 from caffe2lite.onnx._import_base import imports, op
 from caffe2lite.onnx._import_broadcast import broadcast_inputs

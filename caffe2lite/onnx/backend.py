@@ -23,9 +23,8 @@ import onnx
 from onnx import numpy_helper
 from onnx.backend.base import Backend, Device, DeviceType
 
-from caffe2lite.onnx import (_import_activations, _import_detection,  # noqa: F401
-                             _import_index, _import_math, _import_nn, _import_pad,
-                             _import_tensor)
+from caffe2lite.onnx import (_import_activations, _import_detection, _import_index,  # noqa: F401
+                             _import_math, _import_nn, _import_pad, _import_tensor)
 from caffe2lite.onnx._import_base import (IMPORTERS, ImportContext, NeedsValue, Node,
                                           attribute_value, op)
 from caffe2lite.onnx.backend_rep import Caffe2Rep, SpecializingRep

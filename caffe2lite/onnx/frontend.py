@@ -33,9 +33,9 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from caffe2lite.onnx import (_export_activations, _export_index,  # noqa: F401
-                             _export_losses, _export_math, _export_nn, _export_reduce,
-                             _export_seq, _export_sparse, _export_tensor)
+from caffe2lite.onnx import (_export_activations, _export_index, _export_losses,  # noqa: F401
+                             _export_math, _export_nn, _export_reduce, _export_seq, _export_sparse,
+                             _export_tensor)
 from caffe2lite.onnx._export_base import EXPORTERS, ExportContext, Op
 from caffe2lite.onnx.dtypes import numpy_type, onnx_type
 from caffe2lite.onnx.error import ConversionError, Unsupported

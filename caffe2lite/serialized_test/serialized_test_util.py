@@ -15,9 +15,10 @@ import functools
 import os
 import threading
 
-from caffe2lite.hypothesis_test_util import HypothesisTestCase  # first: says if hypothesis is missing
-
 import hypothesis  # noqa: E402,I001
+
+from caffe2lite.hypothesis_test_util import \
+    HypothesisTestCase  # first: says if hypothesis is missing
 
 operator_test_type = "operator_test"
 TOP_DIR = os.path.dirname(os.path.realpath(__file__))

@@ -3,7 +3,6 @@ GPU; rehearsed on tests/fake_cupy.py with --fake-cuda)."""
 
 import numpy as np
 import pytest
-
 from device_utils import CUDA_MARKS, assert_devices_agree
 
 from caffe2lite import core

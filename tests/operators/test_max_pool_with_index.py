@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from device_utils import requires_cuda, run_on
 
 from caffe2lite import core, workspace
