@@ -31,6 +31,13 @@ use_mkldnn = False
 use_rocm = False
 use_trt = False
 define_caffe2_no_operator_schema = False
+
+
+def get_build_options() -> dict:
+    """Caffe2's CMake options, as strings: the backends caffe2lite does not have are OFF
+    (CUDA is a run-time question here: ``workspace.has_cuda_support``)."""
+    return {"BUILD_TYPE": "Release", "USE_MKLDNN": "OFF", "USE_ROCM": "OFF",
+            "USE_NCCL": "OFF", "USE_GLOO": "OFF", "USE_MPI": "OFF", "USE_FBGEMM": "OFF"}
 # CuDNN's algorithm counts, which Caffe2's conv tests read to draw an algorithm argument.
 cudnn_convolution_fwd_algo_count = 8
 cudnn_convolution_bwd_data_algo_count = 6

@@ -215,3 +215,11 @@ def test_running_a_plan_keeps_its_nets():
     ws.run(plan)
     assert net.Name() in ws.nets
     np.testing.assert_array_equal(ws.blobs["p"].fetch(), [3.0, 3.0])
+
+
+def test_build_module_tells_what_caffe2s_tests_skip_on():
+    from caffe2lite import build
+
+    assert build.CAFFE2_NO_OPERATOR_SCHEMA is False  # caffe2lite always has its schemas
+    assert build.build_options["USE_MKLDNN"] == "OFF"
+    assert all(isinstance(v, str) for v in build.build_options.values())
