@@ -12,7 +12,8 @@ import math
 import numpy as np
 
 from caffe2lite.runtime import (INT_MAX, Arg, OpCost, OpSchema, TensorSpec, grad_name,
-                                gradient_maker, make_operator, register_kernel, register_schema)
+                                gradient_maker, make_operator, register_kernel, register_schema,
+                                rewrites)
 from caffe2lite.runtime.cost_inference import SIZEOF_INT
 
 ORDER_AXIS = {"NCHW": 1, "NHWC": 3}
@@ -240,3 +241,6 @@ def split(ctx, X, *split_input):
             part = ctx.xp.array(part, dtype=X.dtype)  # the one axis of a vector
         parts.append(part)
     return tuple(parts)
+
+
+rewrites.register_pure("Concat", "Split")  # runtime/rewrites.py: constant folding

@@ -18,7 +18,8 @@ from math import prod
 
 from caffe2lite.operators import _conv_geometry as geo
 from caffe2lite.runtime import (Arg, OpSchema, TensorSpec, dense_output_grad, grad_name,
-                                make_operator, once_per_op, register_kernel, register_schema)
+                                make_operator, once_per_op, register_kernel, register_schema,
+                                rewrites)
 
 CONV_TYPES = ("Conv", "Conv1D", "Conv2D", "Conv3D")
 CONV_ARGS = (geo.WINDOW_ARGS + geo.DILATION_ARGS + [geo.GROUP_ARG]
@@ -294,3 +295,15 @@ def conv_gradient(ctx, X, W, dY):
 for _type in CONV_TYPES[1:]:
     register_kernel(_type, devices=("CPU", "CUDA"))(conv)
     register_kernel(_type + "Gradient", devices=("CPU", "CUDA"))(conv_gradient)
+
+
+# -- inference rewrites (runtime/rewrites.py) -----------------------------------------
+def _absorber_spec(op):
+    """Filter (input 1, output channels on axis 0 in both orders), bias (input 2), and
+    the output's channel axis: a per-channel affine map after the op folds into them."""
+    return 1, 2, -1 if geo.parse(op.ctx).channels_last else 1
+
+
+for _type in CONV_TYPES:
+    rewrites.register_affine_absorber(_type, _absorber_spec)
+    rewrites.register_epilogue_host(_type)  # Y is always an array of the kernel's own

@@ -15,7 +15,7 @@ import numpy as np
 from caffe2lite.operators import _native_dense, _parallel
 from caffe2lite.operators._axes import canonical_axis
 from caffe2lite.runtime import (Arg, OpCost, OpSchema, TensorSpec, dense_output_grad, grad_name,
-                                make_operator, register_kernel, register_schema)
+                                make_operator, register_kernel, register_schema, rewrites)
 
 # FCGradient overlaps dW with dX on two threads, when BLAS itself runs one thread per
 # call, from this many multiply-adds per product (M * K * N): the main job's
@@ -174,3 +174,10 @@ def _column_sums(dY2):
     """db: the C column sums when the library is built, else NumPy's."""
     db = _native_dense.column_sums(dY2)
     return dY2.sum(axis=0) if db is None else db
+
+
+# Inference rewrites (runtime/rewrites.py): Y is the kernel's own array (FC + Relu fuse);
+# FC of parameters alone is a constant.
+for _type in ("FC", "FCTransposed"):
+    rewrites.register_epilogue_host(_type)
+    rewrites.register_pure(_type)

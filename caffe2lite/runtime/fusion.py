@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from caffe2lite.runtime import flags
 from caffe2lite.runtime.errors import Caffe2LiteError
+from caffe2lite.runtime.operator import Operator
 
 # The SparseNormalize ops, by the table dtype each takes.
 NORMALIZE = {"SparseNormalize": "float32", "Float16SparseNormalize": "float16"}
@@ -48,21 +49,22 @@ def register_optimizer_normalize(op_type: str, engine: str, update) -> None:
     _optimizer_passes[(op_type, engine)] = update
 
 
-def _touches(op_def, blob: str) -> bool:
-    return blob in op_def.input or blob in op_def.output
+def _touches(step, blob: str) -> bool:
+    return blob in step.inputs or blob in step.outputs
 
 
-def _normalize_partner(operators, i: int):
+def _normalize_partner(steps, i: int):
     """Position of the SparseNormalize that op i's optimizer step can absorb, or None."""
-    first = operators[i]
-    table, moment, indices = first.op_def.input[:3]
-    for j in range(i + 1, len(operators)):
-        op_def = operators[j].op_def
-        if op_def.type in NORMALIZE and op_def.input[0] == table and \
-                op_def.input[1] == indices and op_def.output[0] == table:
-            return j if _same_engine_on_cpu(first, operators[j]) and \
-                operators[j].ctx.args["norm"] > 0 else None
-        if _touches(op_def, table) or _touches(op_def, moment) or indices in op_def.output:
+    first = steps[i]
+    table, moment, indices = first.inputs[:3]
+    for j in range(i + 1, len(steps)):
+        step = steps[j]
+        if isinstance(step, Operator) and step.op_def.type in NORMALIZE and \
+                step.inputs[0] == table and step.inputs[1] == indices and \
+                step.outputs[0] == table:
+            return j if _same_engine_on_cpu(first, step) and step.ctx.args["norm"] > 0 \
+                else None
+        if _touches(step, table) or _touches(step, moment) or indices in step.outputs:
             return None
     return None
 
@@ -85,6 +87,9 @@ def plan(operators) -> list:
     steps, absorbed = [], set()
     for i, op in enumerate(operators):
         if i in absorbed:
+            continue
+        if not isinstance(op, Operator):  # a step an inference rewrite made
+            steps.append(op)
             continue
         update = _optimizer_pass(op)
         j = _normalize_partner(operators, i) if update is not None else None
