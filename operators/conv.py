@@ -16,7 +16,10 @@ channel-first computation.
 
 from math import prod
 
+import numpy as np
+
 from caffe2lite.operators import _conv_geometry as geo
+from caffe2lite.operators import _native_conv
 from caffe2lite.runtime import (Arg, OpSchema, TensorSpec, dense_output_grad, grad_name,
                                 make_operator, once_per_op, register_kernel, register_schema,
                                 rewrites)
@@ -120,6 +123,11 @@ def im2col(xp, Xcf, res, groups):
     L = prod(res.out_dims)
     if _is_pointwise(res):
         return Xcf.reshape(N, groups, C // groups, L)
+    if xp is np and _native_conv.takes(Xcf, res):
+        col = np.empty((N, C * prod(res.kernel), L), np.float32)
+        for n in range(N):
+            _native_conv.im2col_into(Xcf[n:n + 1], res, col[n])
+        return col.reshape(N, groups, C // groups * prod(res.kernel), L)
     nd = len(res.kernel)
     axes = tuple(range(2, 2 + nd))
     padded = geo.pad_spatial(xp, Xcf, axes, res.heads, res.tails)
@@ -222,6 +230,13 @@ def conv(ctx, X, W, b=None):
     Xcf = _channels_first(window, X)
     Wm = _channels_first(window, W).reshape(G, M // G, -1)
     shape = (N, M) + res.out_dims
+    if xp is np and not _is_pointwise(res) and _native_conv.takes(Xcf, res) and \
+            Wm.dtype == np.float32:
+        _batch_step(ctx, res, N, C)  # the size check of one image's matrix
+        Y = _forward_im2col_gemm(Xcf, Wm, res, N, C, M, G)
+        if b is not None:
+            Y += b.reshape((1, M) + (1,) * len(res.out_dims))
+        return (Y,)
 
     def forward(start, stop):
         col = im2col(xp, Xcf[start:stop], res, G)                  # (n, G, CgK, L)
@@ -231,6 +246,39 @@ def conv(ctx, X, W, b=None):
     if b is not None:
         Y += b.reshape((1, M) + (1,) * len(res.out_dims))
     return (_to_order(xp, window, Y),)
+
+
+# Output positions per image below which images share one GEMM (their im2col matrices
+# side by side): a GEMM whose inner product dimension is only 7 x 7 or 14 x 14 wide
+# runs far below BLAS's peak, and joining the batch's images widens it.
+JOIN_BELOW_POSITIONS = 1024
+
+
+def _forward_im2col_gemm(X, Wm, res, N, C, M, G):
+    """Conv of a C-contiguous NCHW float32 X: im2col in C (both cores), then BLAS.
+
+    Large images: one im2col matrix at a time (reused, so it stays in cache and its
+    pages are touched once) and one GEMM per image straight into Y.  Small images
+    (fewer than JOIN_BELOW_POSITIONS output positions): as many images as COL_BUDGET
+    allows share one matrix and one GEMM, whose (G, M/G, n * L) result is copied
+    into Y's (n, M, L) layout."""
+    L = prod(res.out_dims)
+    CK = C * prod(res.kernel)
+    Mg, CgK = M // G, CK // G
+    Y = np.empty((N, M) + res.out_dims, np.float32)
+    Yf = Y.reshape(N, G, Mg, L)
+    join = 1 if L >= JOIN_BELOW_POSITIONS else max(1, min(N, COL_BUDGET // max(CK * L, 1)))
+    col = np.empty((CK, join * L), np.float32)
+    for start in range(0, N, join):
+        n = min(join, N - start)
+        block = col if n == join else col[:, :n * L]
+        _native_conv.im2col_into(X[start:start + n], res, block)
+        if join == 1:
+            np.matmul(Wm, block.reshape(G, CgK, L), out=Yf[start])
+        else:
+            product = np.matmul(Wm, block.reshape(G, CgK, n * L))      # (G, Mg, n * L)
+            np.copyto(Yf[start:start + n], product.reshape(G, Mg, n, L).transpose(2, 0, 1, 3))
+    return Y
 
 
 def gradient_outputs(ctx):
