@@ -97,7 +97,7 @@ class SimpleNet:
         self.writer_id = next(_writer_ids)
         self._log = getattr(workspace, "write_log", None)
         if create_outputs and self._log is not None:  # a created net may run at any time
-            self._log.note_net(self.writer_id, produced)
+            self._log.note_net(self.writer_id, ops)
         self.predictor = predictor
         self.inference = predictor or rewrites.for_inference(self.net_def)
         self._data_inputs = tuple(data_inputs)
@@ -107,19 +107,24 @@ class SimpleNet:
     def _plan(self) -> None:
         """Steps, rewrites, fusions and releases from the created operators (again when
         the write log says an assumption broke: _check_writes)."""
+        log = self._log
         steps, self.rewrites, depends = list(self.operators), [], set()
+        blobs = {name for op in self.operators for name in op.inputs + op.outputs}
         if self.inference and rewrites.enabled():
-            read = {name for op in self.operators for name in op.inputs}
-            outside = set() if self._log is None else \
-                self._log.written_by_others(read, self.writer_id, self._log.epoch)
+            outside = set() if log is None else \
+                log.written_by_others(blobs, self.writer_id, log.epoch)
             steps, self.rewrites, depends = rewrites.plan(
                 self.operators, self.net_def, outside, self._data_inputs,
                 self.predictor)
-        self._depends = depends if self._log is not None else set()
-        self._planned_at = self._seen_epoch = self._log.epoch if self._log is not None else 0
-        self.steps = fusion.plan(steps)
+        outside_in_place = set() if log is None else \
+            log.written_by_others(blobs, self.writer_id, log.epoch, in_place_only=True)
+        self.steps, shared = fusion.plan(steps, outside_in_place)
         self.fusions = [step.positions for step in self.steps
-                        if isinstance(step, fusion.FusedOptimizerNormalize)]
+                        if not isinstance(step, (Operator, rewrites.RewrittenStep))]
+        self._depends = depends if log is not None else set()
+        self._shared = shared if log is not None else set()
+        self._watching = bool(self._depends or self._shared)
+        self._planned_at = self._seen_epoch = log.epoch if log is not None else 0
         self.releases = release_points(self.steps, self.net_def) if self._release else {}
         self.source = None  # the compiled run function's code, once compiled
         self._compiled = None
@@ -128,7 +133,9 @@ class SimpleNet:
     def _check_writes(self) -> None:
         """Plan again if another net now writes a blob the steps rely on."""
         log = self._log
-        if log.written_by_others(self._depends, self.writer_id, self._planned_at):
+        if log.written_by_others(self._depends, self.writer_id, self._planned_at) or \
+                log.written_by_others(self._shared, self.writer_id, self._planned_at,
+                                      in_place_only=True):
             self._plan()
         self._seen_epoch = log.epoch
 
@@ -139,7 +146,7 @@ class SimpleNet:
         the first op that would start after it.
         """
         blobs = self.workspace.blob_dict
-        if self._depends and self._log.epoch != self._seen_epoch:
+        if self._watching and self._log.epoch != self._seen_epoch:
             self._check_writes()
         if deadline is not None:
             return self._run_until(blobs, deadline)

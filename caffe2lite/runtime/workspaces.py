@@ -183,7 +183,7 @@ class Workspace:
         try:
             create_net(net_def, self, create_outputs=False).run(deadline)
         finally:
-            self.write_log.note_once(name for op in net_def.op for name in op.output)
+            self.write_log.note_once(net_def.op)
         return True
 
     def run_operator_once(self, op) -> bool:
@@ -202,7 +202,7 @@ class Workspace:
             for _ in range(num_runs):
                 operator.run(self.blob_dict)
         finally:
-            self.write_log.note_once(op_def.output)
+            self.write_log.note_once([op_def])
         return True
 
     def benchmark_net(self, name, warmup_runs: int, main_runs: int,
