@@ -11,6 +11,14 @@ Inception v1 and the zoo's SqueezeNet v1.1 the same way.  The PyTorch twin
 (tools/caffe2_torch.py) is the same NetDef translated op by op into
 ``torch.nn.functional`` calls over the very arrays caffe2lite's init net made.
 
+ONNX Runtime is the third contender (the inference peer): the same NetDef and
+weights converted to ONNX by tools/caffe2_onnx.py (until caffe2lite has an
+exporter of its own), run by an InferenceSession with every graph optimisation
+on and ``--threads`` intra-op threads; ``--no-ort`` leaves it out.  caffe2lite
+runs the net as ``CreateNet`` creates it: the inference rewrites apply
+(SpatialBN folded into Conv, Conv + Relu fused, ...; caffe2lite/runtime/
+rewrites.py), ``--no-rewrites`` switches them off.
+
 Both sides get ``--threads`` threads (OpenBLAS, OpenMP and caffe2lite's pool
 set before NumPy loads; ``torch.set_num_threads``).  ``--repeat`` rounds, each
 timing ``--runs`` forward passes of every contender back to back
@@ -18,7 +26,8 @@ timing ``--runs`` forward passes of every contender back to back
 contender is kept.  Before timing, the outputs are compared (max abs
 difference, top-1 agreement).  Then where the time goes: caffe2lite per op
 type (workspace.BenchmarkNet) beside the twin's ops timed one by one.
-Target (issue #11): caffe2lite within 1.5x of PyTorch's time.
+Targets (issue 26): caffe2lite at most 1.0x PyTorch's time, logits within 1e-5 of
+the largest; within 1.5x of ONNX Runtime's.
 """
 
 from __future__ import annotations
@@ -33,7 +42,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NETS = Path(os.environ.get("CAFFE2LITE_NETS") or ROOT.parent / "shared" / "nets")
-TARGET = 1.5
+TARGET = 1.0
+ORT_TARGET = 1.5
 
 
 def parse_args(argv):
@@ -50,6 +60,9 @@ def parse_args(argv):
                         help="the last three (LRN, asymmetric pool pads, Caffe2 v1.1 "
                              "SqueezeNet) mostly check that the twins agree")
     parser.add_argument("--no-breakdown", action="store_true", help="skip the per-op tables")
+    parser.add_argument("--no-ort", action="store_true", help="leave ONNX Runtime out")
+    parser.add_argument("--no-rewrites", action="store_true",
+                        help="create caffe2lite's nets without the inference rewrites")
     return parser.parse_args(argv)
 
 
@@ -109,6 +122,27 @@ def caffe2lite_side(predict, init, data, x):
     return (lambda: workspace.RunNet(name)), params
 
 
+def ort_side(predict, params, data, x, threads, logits):
+    """(run, {blob: array} of one run) of the net in ONNX Runtime, or None without it."""
+    try:
+        import onnxruntime  # noqa: F401
+        from caffe2_onnx import session, to_onnx
+    except ImportError:
+        return None
+    from caffe2lite import workspace
+
+    dims = {name: list(value.shape) for name, value in params.items()}
+    dims[data] = list(x.shape)
+    shapes, _ = workspace.InferShapesAndTypes([predict], dims)
+    sess = session(to_onnx(predict, params, shapes, [logits]), threads)
+    names = [o.name for o in sess.get_outputs()]
+
+    def run():
+        return sess.run(None, {data: x})
+
+    return run, dict(zip(names, run()))
+
+
 def timed_rounds(contenders: dict, runs: int, repeat: int) -> dict:
     """Best ms per forward pass for each contender over ``repeat`` interleaved rounds."""
     best = {name: float("inf") for name in contenders}
@@ -155,8 +189,14 @@ def main(argv=None) -> int:
     from caffe2_torch import TorchTwin
 
     torch.set_num_threads(args.threads)
+    if args.no_rewrites:
+        from caffe2lite import workspace
+        from caffe2lite.runtime import rewrites
+
+        workspace.GlobalInit(["caffe2"] + [f"--{flag}=0" for flag in rewrites.FLAGS])
     print(f"python {platform.python_version()}, numpy {np.__version__}, torch "
-          f"{torch.__version__}, {args.threads} threads each, {os.cpu_count()} CPUs")
+          f"{torch.__version__}, {args.threads} threads each, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f}")
     rows = []
     for name in args.nets:
         for batch in args.batch:
@@ -177,26 +217,42 @@ def main(argv=None) -> int:
                                / np.abs(their_logits).max())
             agree = (got.reshape(batch, -1).argmax(1) == want.reshape(batch, -1).argmax(1))
             runs = max(2, args.runs // batch if batch > 1 else args.runs)
-            for fn in (ours, lambda: twin(feeds)):  # warm up: allocators, caches, plans
+            contenders = {"caffe2lite": ours, "torch": lambda: twin(feeds)}
+            ort = None if args.no_ort else ort_side(predict, params, data, x, args.threads,
+                                                   logits)
+            ort_diff = float("nan")
+            if ort is not None:
+                contenders["onnxruntime"], ort_out = ort
+                ort_diff = float(np.abs(ours_logits - ort_out[logits]).max()
+                                 / np.abs(ort_out[logits]).max())
+            for fn in contenders.values():  # warm up: allocators, caches, plans
                 fn()
-            best = timed_rounds({"caffe2lite": ours, "torch": lambda: twin(feeds)}, runs,
-                                args.repeat)
+            best = timed_rounds(contenders, runs, args.repeat)
             ratio = best["caffe2lite"] / best["torch"]
+            ort_ratio = best["caffe2lite"] / best.get("onnxruntime", float("nan"))
             rows.append((name, batch, best["caffe2lite"], best["torch"], ratio, diff,
-                         logit_diff, agree.mean()))
+                         logit_diff, agree.mean(), best.get("onnxruntime", float("nan")),
+                         ort_ratio, ort_diff))
             print(f"\n{name} batch {batch}: caffe2lite {best['caffe2lite']:.1f} ms, torch "
                   f"{best['torch']:.1f} ms, ratio {ratio:.2f}x "
                   f"({'within' if ratio <= TARGET else 'MISSES'} the {TARGET}x target); "
                   f"max |diff| {diff:.2e} (probabilities), {logit_diff:.1e} of the largest "
                   f"logit ('{logits}'); top-1 agrees on {agree.mean():.0%}")
+            if ort is not None:
+                print(f"  onnxruntime {best['onnxruntime']:.1f} ms: caffe2lite / ORT "
+                      f"{ort_ratio:.2f}x ({'within' if ort_ratio <= ORT_TARGET else 'MISSES'}"
+                      f" the {ORT_TARGET}x goal); logits {ort_diff:.1e} of the largest")
             if not args.no_breakdown:
                 breakdown(predict, twin, feeds, runs)
-    print("\n| net | batch | caffe2lite ms | torch ms | ratio | max abs diff (probs) | "
-          "max diff / max logit | top-1 agree |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, batch, ours_ms, torch_ms, ratio, diff, logit_diff, agree in rows:
+    print("\n| net | batch | caffe2lite ms | torch ms | caffe2lite / torch | ORT ms | "
+          "caffe2lite / ORT | max diff / max logit (torch, ORT) | max abs diff (probs) | "
+          "top-1 agree |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for (name, batch, ours_ms, torch_ms, ratio, diff, logit_diff, agree, ort_ms, ort_ratio,
+         ort_diff) in rows:
         print(f"| {name} | {batch} | {ours_ms:.1f} | {torch_ms:.1f} | {ratio:.2f}x | "
-              f"{diff:.1e} | {logit_diff:.1e} | {agree:.0%} |")
+              f"{ort_ms:.1f} | {ort_ratio:.2f}x | {logit_diff:.1e}, {ort_diff:.1e} | "
+              f"{diff:.1e} | {agree:.0%} |")
     return 0
 
 
