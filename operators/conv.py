@@ -252,6 +252,10 @@ def conv(ctx, X, W, b=None):
 # side by side): a GEMM whose inner product dimension is only 7 x 7 or 14 x 14 wide
 # runs far below BLAS's peak, and joining the batch's images widens it.
 JOIN_BELOW_POSITIONS = 1024
+# Elements of the shared im2col matrix at most: 16 MiB, beyond which joining more
+# images gains nothing and the matrix (and the GEMM's result, copied into Y) only
+# raise the peak memory of a batch.
+JOIN_BUDGET = 1 << 22
 
 
 def _forward_im2col_gemm(X, Wm, res, N, C, M, G):
@@ -259,7 +263,7 @@ def _forward_im2col_gemm(X, Wm, res, N, C, M, G):
 
     Large images: one im2col matrix at a time (reused, so it stays in cache and its
     pages are touched once) and one GEMM per image straight into Y.  Small images
-    (fewer than JOIN_BELOW_POSITIONS output positions): as many images as COL_BUDGET
+    (fewer than JOIN_BELOW_POSITIONS output positions): as many images as JOIN_BUDGET
     allows share one matrix and one GEMM, whose (G, M/G, n * L) result is copied
     into Y's (n, M, L) layout."""
     L = prod(res.out_dims)
@@ -267,7 +271,7 @@ def _forward_im2col_gemm(X, Wm, res, N, C, M, G):
     Mg, CgK = M // G, CK // G
     Y = np.empty((N, M) + res.out_dims, np.float32)
     Yf = Y.reshape(N, G, Mg, L)
-    join = 1 if L >= JOIN_BELOW_POSITIONS else max(1, min(N, COL_BUDGET // max(CK * L, 1)))
+    join = 1 if L >= JOIN_BELOW_POSITIONS else max(1, min(N, JOIN_BUDGET // max(CK * L, 1)))
     col = np.empty((CK, join * L), np.float32)
     for start in range(0, N, join):
         n = min(join, N - start)
