@@ -20,6 +20,7 @@ import numpy as np
 
 from caffe2lite.operators import _conv_geometry as geo
 from caffe2lite.operators import _native_conv
+from caffe2lite.operators._epilogue import apply_in_pieces
 from caffe2lite.runtime import (Arg, OpSchema, TensorSpec, dense_output_grad, grad_name,
                                 make_operator, once_per_op, register_kernel, register_schema,
                                 rewrites)
@@ -358,4 +359,5 @@ def _absorber_spec(op):
 
 for _type in CONV_TYPES:
     rewrites.register_affine_absorber(_type, _absorber_spec)
-    rewrites.register_epilogue_host(_type)  # Y is always an array of the kernel's own
+    # Y is always an array of the kernel's own: a fused step adds and clips it in place
+    rewrites.register_epilogue_host(_type, apply_in_pieces)

@@ -13,6 +13,7 @@ from math import prod
 import numpy as np
 
 from caffe2lite.operators import _native_dense, _parallel
+from caffe2lite.operators._epilogue import apply_in_pieces
 from caffe2lite.operators._axes import canonical_axis
 from caffe2lite.runtime import (Arg, OpCost, OpSchema, TensorSpec, dense_output_grad, grad_name,
                                 make_operator, register_kernel, register_schema, rewrites)
@@ -205,5 +206,5 @@ def _column_sums(dY2):
 # Inference rewrites (runtime/rewrites.py): Y is the kernel's own array (FC + Relu fuse);
 # FC of parameters alone is a constant.
 for _type in ("FC", "FCTransposed"):
-    rewrites.register_epilogue_host(_type)
+    rewrites.register_epilogue_host(_type, apply_in_pieces)
     rewrites.register_pure(_type)

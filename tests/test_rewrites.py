@@ -394,3 +394,22 @@ def test_corpus_nets_agree_with_their_unrewritten_selves(rewrites_off, name):
     else:  # every Conv + Relu, and the test-mode Dropout
         np.testing.assert_array_equal(results[0], results[1])
         assert len(created.rewrites) == 27
+
+
+def test_a_large_epilogue_runs_in_pieces_with_the_same_bits(rewrites_off, monkeypatch):
+    """An output of 2**19 elements: the add and the clip run piece by piece on two
+    threads (operators/_epilogue.py); elementwise, so the same bits as Sum and Relu."""
+    from caffe2lite.operators import _parallel
+
+    monkeypatch.setattr(_parallel, "_threads", 2)
+
+    def feeds(rng):
+        feed_params(rng, c_in=2, c_out=8)
+        workspace.FeedBlob("x", rng.standard_normal((1, 2, 256, 256)).astype(F))
+        workspace.FeedBlob("skip", rng.standard_normal((1, 8, 256, 256)).astype(F))
+
+    net = conv_bn_net(residual=True, bn=False)
+    created, (got,) = outputs_of(net, feeds)
+    assert [label for label, _ in created.rewrites][-1] == "Conv + Sum + Relu"
+    _, (want,) = outputs_of(net, feeds, rewrites_off)
+    np.testing.assert_array_equal(got, want)

@@ -61,8 +61,10 @@ _channel_affine: dict = {}
 # op type -> spec(op) -> (weight input, bias input or None, output channel axis) or None:
 # the op is linear in its weight, whose axis 0 is the output channel.
 _absorbers: dict = {}
-# op types whose kernel returns a fresh array as output 0, which may be updated in place
-_epilogue_hosts: set = set()
+# op type -> apply(y, steps) running the in-place ``steps`` [(fn, operand or None)] on
+# output 0 of its kernel, a fresh array (the op's module decides how: in pieces, on
+# threads)
+_epilogue_hosts: dict = {}
 # op type -> add(y, other) in place: for a two-input op computing a + b
 _residual_adds: dict = {}
 # op type -> apply(y) in place: an elementwise activation of one input
@@ -89,9 +91,18 @@ def register_affine_absorber(op_type: str, spec) -> None:
     _absorbers[op_type] = spec
 
 
-def register_epilogue_host(op_type: str) -> None:
-    """``op_type``'s kernel returns a fresh output 0 that a fused step may update in place."""
-    _epilogue_hosts.add(op_type)
+def register_epilogue_host(op_type: str, apply=None) -> None:
+    """``op_type``'s kernel returns a fresh output 0 that a fused step may update in place,
+    through ``apply(y, steps)`` (default: each step on the whole array, in order)."""
+    _epilogue_hosts[op_type] = apply or _apply_whole
+
+
+def _apply_whole(y, steps) -> None:
+    for fn, operand in steps:
+        if operand is None:
+            fn(y)
+        else:
+            fn(y, operand)
 
 
 def register_residual_add(op_type: str, add) -> None:
@@ -448,6 +459,7 @@ class FusedStep(RewrittenStep):
         self._fold = node.fold
         self._residual = node.residual
         self._activation = node.activation
+        self._apply = _epilogue_hosts.get(node.type, _apply_whole)
         self._key = None       # the parameter arrays the folded weight and bias came from
         self._folded = None
 
@@ -478,14 +490,17 @@ class FusedStep(RewrittenStep):
         if type(results) is not tuple or len(results) != 1 or not _arrays(results):
             return None
         y = results[0]
+        steps = []
         if self._residual is not None:
             other = blobs[self._residual[0]]
             if type(other) is not np.ndarray or other.shape != y.shape or \
                     other.dtype != y.dtype:
                 return None
-            self._residual[1](y, other)
+            steps.append((self._residual[1], other))
         if self._activation is not None:
-            self._activation(y)
+            steps.append((self._activation, None))
+        if steps:
+            self._apply(y, steps)
         return y
 
     def _folded_parameters(self, blobs, values):

@@ -1,0 +1,43 @@
+"""In-place elementwise passes over a fresh output, in pieces, on both cores.
+
+A fused Conv + Sum + Relu step (caffe2lite/runtime/rewrites.py) adds the
+shortcut and clips at zero in place on the convolution's output.  Those passes
+are memory-bound: done on the whole array one after the other, each streams
+the output through memory again.  Here the array is cut into pieces of
+PIECE_ELEMENTS (a few hundred KiB: they stay in the L2 cache between the
+passes) and ranges of pieces run on operators/_parallel.py's threads (NumPy
+releases the GIL in ufunc loops).  Elementwise: the same bits in any order.
+"""
+
+from __future__ import annotations
+
+from caffe2lite.operators import _parallel
+
+PIECE_ELEMENTS = 1 << 16
+
+
+def apply_in_pieces(y, steps) -> None:
+    """Run ``steps`` [(fn(y) or fn(y, operand), operand or None)] on ``y`` piece by piece;
+    the operands have y's shape.  Arrays that are not C-contiguous run whole."""
+    arrays = [y] + [operand for _, operand in steps if operand is not None]
+    if y.size < 2 * PIECE_ELEMENTS or not all(a.flags.c_contiguous for a in arrays):
+        _run(steps, y, [operand for _, operand in steps])
+        return
+    flat = y.reshape(-1)
+    operands = [None if operand is None else operand.reshape(-1) for _, operand in steps]
+
+    def pieces(first, stop):
+        lo, hi = first * PIECE_ELEMENTS, min(flat.size, stop * PIECE_ELEMENTS)
+        for a in range(lo, hi, PIECE_ELEMENTS):
+            b = min(hi, a + PIECE_ELEMENTS)
+            _run(steps, flat[a:b], [None if o is None else o[a:b] for o in operands])
+
+    _parallel.for_each_range(pieces, -(-flat.size // PIECE_ELEMENTS))
+
+
+def _run(steps, y, operands) -> None:
+    for (fn, _), operand in zip(steps, operands):
+        if operand is None:
+            fn(y)
+        else:
+            fn(y, operand)
