@@ -6,7 +6,8 @@ are memory-bound: done on the whole array one after the other, each streams
 the output through memory again.  Here the array is cut into pieces of
 PIECE_ELEMENTS (a few hundred KiB: they stay in the L2 cache between the
 passes) and ranges of pieces run on operators/_parallel.py's threads (NumPy
-releases the GIL in ufunc loops).  Elementwise: the same bits in any order.
+releases the GIL in ufunc loops) when BLAS runs single-threaded (a threaded BLAS
+keeps its workers spinning on the cores after each call: _parallel.threads_beside_blas).  Elementwise: the same bits in any order.
 """
 
 from __future__ import annotations
@@ -16,11 +17,15 @@ from caffe2lite.operators import _parallel
 PIECE_ELEMENTS = 1 << 16
 
 
-def apply_in_pieces(y, steps) -> None:
+def apply_in_pieces(y, steps, alone: bool = False) -> None:
     """Run ``steps`` [(fn(y) or fn(y, operand), operand or None)] on ``y`` piece by piece;
-    the operands have y's shape.  Arrays that are not C-contiguous run whole."""
+    the operands have y's shape.  Arrays that are not C-contiguous run whole; ``alone``:
+    on this thread only (the caller is itself a pool thread)."""
     arrays = [y] + [operand for _, operand in steps if operand is not None]
     if y.size < 2 * PIECE_ELEMENTS or not all(a.flags.c_contiguous for a in arrays):
+        if not alone and y.ndim > 1 and y.size >= 4 * PIECE_ELEMENTS:  # a strided part
+            _by_first_axis(y, steps)
+            return
         _run(steps, y, [operand for _, operand in steps])
         return
     flat = y.reshape(-1)
@@ -32,7 +37,19 @@ def apply_in_pieces(y, steps) -> None:
             b = min(hi, a + PIECE_ELEMENTS)
             _run(steps, flat[a:b], [None if o is None else o[a:b] for o in operands])
 
-    _parallel.for_each_range(pieces, -(-flat.size // PIECE_ELEMENTS))
+    _parallel.for_each_range(pieces, -(-flat.size // PIECE_ELEMENTS),
+                             1 if alone else _parallel.threads_beside_blas())
+
+
+def _by_first_axis(y, steps) -> None:
+    """The steps on slices along y's first axis, a range of them per thread."""
+    def rows(first, stop):
+        _run(steps, y[first:stop], [None if o is None else o[first:stop] for _, o in steps])
+
+    if y.shape[0] >= 2 * _parallel.MIN_PIECES_PER_THREAD:
+        _parallel.for_each_range(rows, y.shape[0], _parallel.threads_beside_blas())
+    else:
+        _run(steps, y, [operand for _, operand in steps])
 
 
 def _run(steps, y, operands) -> None:

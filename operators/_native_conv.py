@@ -3,8 +3,8 @@
 ``im2col_into(x, res, col, offset)`` writes the im2col matrix of each image of
 the C-contiguous ``x`` (n, C, H, W) into the float32 matrix ``col``
 (C * KH * KW, >= offset + n * L), image k's L = OH * OW columns starting at
-column ``offset + k * L``, on operators/_parallel.py's threads (ctypes releases
-the GIL): the same values as NumPy's copy of the window view, in one pass.
+column ``offset + k * L``, on operators/_parallel.py's threads when BLAS runs
+single-threaded (ctypes releases the GIL): the same values as NumPy's copy of the window view, in one pass.
 ``available()`` says whether the library is built (``CAFFE2LITE_DISABLE_NATIVE``
 and stale builds count as not built: callers keep their NumPy path).
 """
@@ -41,8 +41,9 @@ def takes(x, res) -> bool:
         x.ndim == 4 and _native.addressable(x)
 
 
-def im2col_into(x, res, col, offset: int = 0) -> None:
-    """Fill ``col`` (see the module doc); ``x`` must pass ``takes``."""
+def im2col_into(x, res, col, offset: int = 0, threads: bool = True) -> None:
+    """Fill ``col`` (see the module doc); ``x`` must pass ``takes``.  ``threads=False``:
+    on this thread alone (the caller is itself a pool thread)."""
     n, C, H, W = x.shape
     KH, KW = res.kernel
     OH, OW = res.out_dims
@@ -60,7 +61,7 @@ def im2col_into(x, res, col, offset: int = 0) -> None:
         def fill(r0, r1, address=address, first=first):
             _im2col(address, *args, r0, r1, base, stride, first)
 
-        if rows * KW * L * 4 >= 2 * MIN_BYTES_PER_THREAD and image_bytes:
-            _parallel.for_each_range(fill, rows)
+        if threads and rows * KW * L * 4 >= 2 * MIN_BYTES_PER_THREAD and image_bytes:
+            _parallel.for_each_range(fill, rows, _parallel.threads_beside_blas())
         else:
             fill(0, rows)

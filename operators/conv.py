@@ -19,7 +19,7 @@ from math import prod
 import numpy as np
 
 from caffe2lite.operators import _conv_geometry as geo
-from caffe2lite.operators import _native_conv
+from caffe2lite.operators import _native_conv, _parallel
 from caffe2lite.operators._epilogue import apply_in_pieces
 from caffe2lite.runtime import (Arg, OpSchema, TensorSpec, dense_output_grad, grad_name,
                                 make_operator, once_per_op, register_kernel, register_schema,
@@ -220,6 +220,13 @@ def _over_batch(xp, N, step, compute, shape, dtype):
 
 @register_kernel("Conv", devices=("CPU", "CUDA"))
 def conv(ctx, X, W, b=None):
+    return _conv(ctx, X, W, b)
+
+
+def _conv(ctx, X, W, b=None, epilogue=()):
+    """Conv, then the in-place ``epilogue`` steps of a fused step (runtime/rewrites.py:
+    [(fn, operand shaped like Y, or None)]) applied image by image as each image's
+    output is made, while it is still in cache."""
     xp = ctx.xp
     window, res, N, C, M = _checked(ctx, X, W)
     if b is not None:
@@ -231,13 +238,13 @@ def conv(ctx, X, W, b=None):
     Xcf = _channels_first(window, X)
     Wm = _channels_first(window, W).reshape(G, M // G, -1)
     shape = (N, M) + res.out_dims
-    if xp is np and not _is_pointwise(res) and _native_conv.takes(Xcf, res) and \
-            Wm.dtype == np.float32:
+    if xp is np and not window.channels_last and X.dtype == Wm.dtype == np.float32 and \
+            len(res.kernel) == 2 and (_is_pointwise(res) or _native_conv.takes(Xcf, res)):
         _batch_step(ctx, res, N, C)  # the size check of one image's matrix
-        Y = _forward_im2col_gemm(Xcf, Wm, res, N, C, M, G)
-        if b is not None:
-            Y += b.reshape((1, M) + (1,) * len(res.out_dims))
-        return (Y,)
+        finish = _Finish(b, epilogue, M)
+        if _is_pointwise(res):
+            return (_forward_pointwise(Xcf, Wm, res, N, M, G, finish),)
+        return (_forward_im2col_gemm(Xcf, Wm, res, N, C, M, G, finish),)
 
     def forward(start, stop):
         col = im2col(xp, Xcf[start:stop], res, G)                  # (n, G, CgK, L)
@@ -246,7 +253,76 @@ def conv(ctx, X, W, b=None):
     Y = _over_batch(xp, N, _batch_step(ctx, res, N, C), forward, shape, X.dtype)
     if b is not None:
         Y += b.reshape((1, M) + (1,) * len(res.out_dims))
-    return (_to_order(xp, window, Y),)
+    Y = _to_order(xp, window, Y)
+    if epilogue:
+        apply_in_pieces(Y, epilogue)
+    return (Y,)
+
+
+class _Finish:
+    """The bias, then the fused epilogue, on the images [start, stop) (and the output
+    channels ``channels``) of Y; on one thread when ``alone`` (called from a pool
+    thread, which must not hand work to the pool it runs on)."""
+
+    def __init__(self, b, epilogue, M):
+        self.bias = None if b is None else b.reshape(M, 1, 1)
+        self.epilogue = epilogue
+
+    def __call__(self, Y, start, stop, channels=slice(None), alone=False):
+        part = Y[start:stop, channels]
+        if self.bias is not None:
+            part += self.bias[channels]
+        if self.epilogue:
+            apply_in_pieces(part, [(fn, None if operand is None
+                                    else operand[start:stop, channels])
+                                   for fn, operand in self.epilogue], alone)
+
+
+# Multiply-adds of one image's GEMM from which a lone image's output channels are made
+# in two halves (on two threads when BLAS runs single-threaded; in two calls anyway, so
+# the bits do not depend on the thread count).
+SPLIT_CHANNELS_FROM = 1 << 21
+
+
+def _by_blocks(n_blocks, run, M, G, macs):
+    """run(first, stop, channels, alone) over blocks [0, n_blocks): halves of the blocks
+    on two threads when BLAS leaves the cores to us; a single block of a large GEMM as
+    two halves of its output channels."""
+    threads = _parallel.threads_beside_blas()
+    if n_blocks == 1 and G == 1 and M >= 16 and macs >= SPLIT_CHANNELS_FROM:
+        halves = [slice(0, M // 2), slice(M // 2, M)]
+        if threads > 1:
+            (pending,) = _parallel.start_on_pool([(run, (0, 1, halves[0], True))])
+            run(0, 1, halves[1], True)
+            pending.result()
+        else:
+            for half in halves:
+                run(0, 1, half, False)
+        return
+    if threads > 1 and n_blocks >= 2:
+        cut = n_blocks // 2
+        (pending,) = _parallel.start_on_pool([(run, (0, cut, slice(None), True))])
+        run(cut, n_blocks, slice(None), True)
+        pending.result()
+        return
+    run(0, n_blocks, slice(None), False)
+
+
+def _forward_pointwise(X, Wm, res, N, M, G, finish):
+    """A 1x1, stride-1, unpadded NCHW float32 convolution: one GEMM per image straight
+    into Y (X itself is the im2col matrix), each image finished while in cache."""
+    L = prod(res.out_dims)
+    Y = np.empty((N, M) + res.out_dims, np.float32)
+    Yf = Y.reshape(N, G, M // G, L)
+    Xf = X.reshape(N, G, X.shape[1] // G, L)
+
+    def run(first, stop, channels, alone):
+        for n in range(first, stop):
+            np.matmul(Wm[:, channels], Xf[n], out=Yf[n][:, channels])
+            finish(Y, n, n + 1, channels, alone)
+
+    _by_blocks(N, run, M, G, M * X.shape[1] * L)
+    return Y
 
 
 # Output positions per image below which images share one GEMM (their im2col matrices
@@ -259,30 +335,47 @@ JOIN_BELOW_POSITIONS = 1024
 JOIN_BUDGET = 1 << 22
 
 
-def _forward_im2col_gemm(X, Wm, res, N, C, M, G):
-    """Conv of a C-contiguous NCHW float32 X: im2col in C (both cores), then BLAS.
+def _forward_im2col_gemm(X, Wm, res, N, C, M, G, finish):
+    """Conv of a C-contiguous NCHW float32 X: im2col in C, then BLAS (_by_blocks puts
+    both cores to work when BLAS leaves them to us).
 
     Large images: one im2col matrix at a time (reused, so it stays in cache and its
     pages are touched once) and one GEMM per image straight into Y.  Small images
     (fewer than JOIN_BELOW_POSITIONS output positions): as many images as JOIN_BUDGET
     allows share one matrix and one GEMM, whose (G, M/G, n * L) result is copied
-    into Y's (n, M, L) layout."""
+    into Y's (n, M, L) layout.  ``finish(Y, start, stop)`` adds the bias (and a fused
+    epilogue) to each group of images as soon as it is made."""
     L = prod(res.out_dims)
     CK = C * prod(res.kernel)
     Mg, CgK = M // G, CK // G
     Y = np.empty((N, M) + res.out_dims, np.float32)
     Yf = Y.reshape(N, G, Mg, L)
     join = 1 if L >= JOIN_BELOW_POSITIONS else max(1, min(N, JOIN_BUDGET // max(CK * L, 1)))
-    col = np.empty((CK, join * L), np.float32)
-    for start in range(0, N, join):
-        n = min(join, N - start)
-        block = col if n == join else col[:, :n * L]
-        _native_conv.im2col_into(X[start:start + n], res, block)
-        if join == 1:
-            np.matmul(Wm, block.reshape(G, CgK, L), out=Yf[start])
-        else:
-            product = np.matmul(Wm, block.reshape(G, CgK, n * L))      # (G, Mg, n * L)
-            np.copyto(Yf[start:start + n], product.reshape(G, Mg, n, L).transpose(2, 0, 1, 3))
+    n_blocks = -(-N // join)
+    shared = {}  # a lone block's im2col matrix, made once for both channel halves
+
+    def run(first, stop, channels, alone):
+        col = shared.get("col") if n_blocks == 1 else None
+        if col is None:
+            col = np.empty((CK, join * L), np.float32)
+        for k in range(first, stop):
+            start = k * join
+            n = min(join, N - start)
+            block = col if n == join else col[:, :n * L]
+            if shared.get("col") is not col:
+                _native_conv.im2col_into(X[start:start + n], res, block, threads=not alone)
+            if join == 1:
+                np.matmul(Wm[:, channels], block.reshape(G, CgK, L), out=Yf[start][:, channels])
+            else:
+                product = np.matmul(Wm[:, channels], block.reshape(G, CgK, n * L))
+                np.copyto(Yf[start:start + n, :, channels],
+                          product.reshape(G, -1, n, L).transpose(2, 0, 1, 3))
+            finish(Y, start, start + n, channels, alone)
+
+    if n_blocks == 1:  # both halves of the channels read one matrix: make it first
+        shared["col"] = np.empty((CK, N * L), np.float32)
+        _native_conv.im2col_into(X, res, shared["col"])
+    _by_blocks(n_blocks, run, M, G, M * CK * L)
     return Y
 
 
@@ -351,6 +444,10 @@ for _type in CONV_TYPES[1:]:
 
 
 # -- inference rewrites (runtime/rewrites.py) -----------------------------------------
+def _conv_with_epilogue(ctx, inputs, steps):
+    return _conv(ctx, *inputs, epilogue=steps)
+
+
 def _absorber_spec(op):
     """Filter (input 1, output channels on axis 0 in both orders), bias (input 2), and
     the output's channel axis: a per-channel affine map after the op folds into them."""
@@ -359,5 +456,6 @@ def _absorber_spec(op):
 
 for _type in CONV_TYPES:
     rewrites.register_affine_absorber(_type, _absorber_spec)
-    # Y is always an array of the kernel's own: a fused step adds and clips it in place
-    rewrites.register_epilogue_host(_type, apply_in_pieces)
+    # Y is always an array of the kernel's own: a fused step adds and clips it in place,
+    # image by image inside the kernel when the op runs the plain kernel
+    rewrites.register_epilogue_host(_type, apply_in_pieces, (conv, _conv_with_epilogue))

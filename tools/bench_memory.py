@@ -39,8 +39,9 @@ def _status(field: str) -> int:
 
 def measure(contender: str, net: str, batch: int, runs: int, threads: int) -> dict:
     """(in the child) {'peak_mb': ..., 'base_mb': ...} for one contender."""
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "CAFFE2LITE_NUM_THREADS"):
+    for var in ("OMP_NUM_THREADS", "CAFFE2LITE_NUM_THREADS"):
         os.environ[var] = str(threads)
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"  # caffe2lite's own pool splits the work
     sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
     from bench_vision import load_case
 

@@ -19,11 +19,12 @@ runs the net as ``CreateNet`` creates it: the inference rewrites apply
 (SpatialBN folded into Conv, Conv + Relu fused, ...; caffe2lite/runtime/
 rewrites.py), ``--no-rewrites`` switches them off.
 
-Both sides get ``--threads`` threads (OpenBLAS, OpenMP and caffe2lite's pool
-set before NumPy loads; ``torch.set_num_threads``).  ``--repeat`` rounds, each
-timing ``--runs`` forward passes of every contender back to back
-(interleaved, so a busy neighbour slows both alike); the best round per
-contender is kept.  Before timing, the outputs are compared (max abs
+Every contender gets ``--threads`` threads: caffe2lite's pool
+(CAFFE2LITE_NUM_THREADS, set before NumPy loads, with single-threaded BLAS calls
+unless ``--blas-threads`` says otherwise), ``torch.set_num_threads``, ONNX
+Runtime's intra-op pool.  ``--repeat`` rounds, each timing ``--runs`` forward
+passes of every contender back to back (interleaved, so a busy neighbour slows
+all alike); the best round per contender is kept.  Before timing, the outputs are compared (max abs
 difference, top-1 agreement).  Then where the time goes: caffe2lite per op
 type (workspace.BenchmarkNet) beside the twin's ops timed one by one.
 Targets (issue 26): caffe2lite at most 1.0x PyTorch's time, logits within 1e-5 of
@@ -49,6 +50,8 @@ ORT_TARGET = 1.5
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--blas-threads", type=int, default=1,
+                        help="threads of each of caffe2lite's BLAS calls (NumPy's OpenBLAS)")
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--runs", type=int, default=5,
                         help="forward passes per timed round at batch 1 (fewer for larger "
@@ -61,16 +64,24 @@ def parse_args(argv):
                              "SqueezeNet) mostly check that the twins agree")
     parser.add_argument("--no-breakdown", action="store_true", help="skip the per-op tables")
     parser.add_argument("--no-ort", action="store_true", help="leave ONNX Runtime out")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="cpu: time.process_time, the CPU the process used -- steady "
+                             "on a busy machine, and fair only with --threads 1 (threaded "
+                             "runtimes spin while they wait)")
     parser.add_argument("--no-rewrites", action="store_true",
                         help="create caffe2lite's nets without the inference rewrites")
     return parser.parse_args(argv)
 
 
-def set_threads(n: int) -> None:
-    """Before NumPy or torch load: their thread pools read these once."""
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                "CAFFE2LITE_NUM_THREADS"):
+def set_threads(n: int, blas_threads: int) -> None:
+    """Before NumPy or torch load: their thread pools read these once.  caffe2lite's
+    ``n`` threads are its own pool's (CAFFE2LITE_NUM_THREADS), which splits the
+    convolutions over images or output channels, with ``blas_threads`` per BLAS call
+    (1 by default: a threaded OpenBLAS spins its workers between calls, and on a busy
+    2-core machine those fought the rest of the net for the cores)."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CAFFE2LITE_NUM_THREADS"):
         os.environ[var] = str(n)
+    os.environ["OPENBLAS_NUM_THREADS"] = str(blas_threads)
 
 
 # Nets without an init net: (corpus file, data blob, image size, zoo_widths function)
@@ -143,15 +154,15 @@ def ort_side(predict, params, data, x, threads, logits):
     return run, dict(zip(names, run()))
 
 
-def timed_rounds(contenders: dict, runs: int, repeat: int) -> dict:
+def timed_rounds(contenders: dict, runs: int, repeat: int, clock=time.perf_counter) -> dict:
     """Best ms per forward pass for each contender over ``repeat`` interleaved rounds."""
     best = {name: float("inf") for name in contenders}
     for _ in range(repeat):
         for name, fn in contenders.items():
-            start = time.perf_counter()
+            start = clock()
             for _ in range(runs):
                 fn()
-            best[name] = min(best[name], (time.perf_counter() - start) * 1e3 / runs)
+            best[name] = min(best[name], (clock() - start) * 1e3 / runs)
     return best
 
 
@@ -181,7 +192,7 @@ def breakdown(predict, twin, feeds, runs: int) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    set_threads(args.threads)
+    set_threads(args.threads, args.blas_threads)
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "tools"))
     import numpy as np
@@ -196,7 +207,7 @@ def main(argv=None) -> int:
         workspace.GlobalInit(["caffe2"] + [f"--{flag}=0" for flag in rewrites.FLAGS])
     print(f"python {platform.python_version()}, numpy {np.__version__}, torch "
           f"{torch.__version__}, {args.threads} threads each, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}")
+          f"load average {os.getloadavg()[0]:.1f}, {args.clock} clock")
     rows = []
     for name in args.nets:
         for batch in args.batch:
@@ -227,7 +238,8 @@ def main(argv=None) -> int:
                                  / np.abs(ort_out[logits]).max())
             for fn in contenders.values():  # warm up: allocators, caches, plans
                 fn()
-            best = timed_rounds(contenders, runs, args.repeat)
+            best = timed_rounds(contenders, runs, args.repeat,
+                                time.process_time if args.clock == "cpu" else time.perf_counter)
             ratio = best["caffe2lite"] / best["torch"]
             ort_ratio = best["caffe2lite"] / best.get("onnxruntime", float("nan"))
             rows.append((name, batch, best["caffe2lite"], best["torch"], ratio, diff,

@@ -148,7 +148,7 @@ class TorchTwin:
             for k, run in enumerate(self.ops):
                 run(blobs)
                 for name in drop.get(k, ()):
-                    del blobs[name]
+                    blobs.pop(name, None)  # (outputs a translation skips: a mask)
         return {name: blobs[name].numpy()
                 for name in list(self.net.external_output) + list(fetch)}
 

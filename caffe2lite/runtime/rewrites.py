@@ -65,6 +65,8 @@ _absorbers: dict = {}
 # output 0 of its kernel, a fresh array (the op's module decides how: in pieces, on
 # threads)
 _epilogue_hosts: dict = {}
+# op type -> (its plain kernel, run(ctx, inputs, steps)): see register_epilogue_host
+_fused_kernels: dict = {}
 # op type -> add(y, other) in place: for a two-input op computing a + b
 _residual_adds: dict = {}
 # op type -> apply(y) in place: an elementwise activation of one input
@@ -91,10 +93,15 @@ def register_affine_absorber(op_type: str, spec) -> None:
     _absorbers[op_type] = spec
 
 
-def register_epilogue_host(op_type: str, apply=None) -> None:
+def register_epilogue_host(op_type: str, apply=None, fused=None) -> None:
     """``op_type``'s kernel returns a fresh output 0 that a fused step may update in place,
-    through ``apply(y, steps)`` (default: each step on the whole array, in order)."""
+    through ``apply(y, steps)`` (default: each step on the whole array, in order).
+    ``fused`` = (kernel, run(ctx, inputs, steps) -> outputs): when the op runs that very
+    kernel (not one wrapped by a limit or a check), ``run`` does the op with the steps
+    applied inside it (where the kernel makes its output piece by piece)."""
     _epilogue_hosts[op_type] = apply or _apply_whole
+    if fused is not None:
+        _fused_kernels[op_type] = fused
 
 
 def _apply_whole(y, steps) -> None:
@@ -460,6 +467,7 @@ class FusedStep(RewrittenStep):
         self._residual = node.residual
         self._activation = node.activation
         self._apply = _epilogue_hosts.get(node.type, _apply_whole)
+        self._fused = _fused_kernels.get(node.type)
         self._key = None       # the parameter arrays the folded weight and bias came from
         self._folded = None
 
@@ -486,22 +494,41 @@ class FusedStep(RewrittenStep):
                 values[self._fold[2]] = bias
             else:
                 values.append(bias)
-        results = head.kernel(head.ctx, *values)
-        if type(results) is not tuple or len(results) != 1 or not _arrays(results):
-            return None
-        y = results[0]
         steps = []
         if self._residual is not None:
             other = blobs[self._residual[0]]
-            if type(other) is not np.ndarray or other.shape != y.shape or \
-                    other.dtype != y.dtype:
+            if type(other) is not np.ndarray:
                 return None
             steps.append((self._residual[1], other))
         if self._activation is not None:
             steps.append((self._activation, None))
+        if steps and self._fused is not None and head.kernel is self._fused[0] and \
+                (self._residual is None or self._output_like(head, values, other)):
+            results = self._fused[1](head.ctx, values, steps)
+            return results[0] if len(results) == 1 and _arrays(results) else None
+        results = head.kernel(head.ctx, *values)
+        if type(results) is not tuple or len(results) != 1 or not _arrays(results):
+            return None
+        y = results[0]
+        if self._residual is not None and (other.shape != y.shape or other.dtype != y.dtype):
+            return None
         if steps:
             self._apply(y, steps)
         return y
+
+    @staticmethod
+    def _output_like(head, values, other) -> bool:
+        """Whether ``other`` has the shape and dtype the op's output will have (asked of
+        its shape function), so it can be added inside the kernel."""
+        infer = getattr(head.schema, "infer_shapes", None)
+        if infer is None:
+            return False
+        try:
+            (spec,) = infer(head.ctx, *values)
+        except Exception:  # noqa: BLE001 - the op as written says what is wrong
+            return False
+        return spec is not None and tuple(spec.shape) == other.shape and \
+            spec.dtype == other.dtype
 
     def _folded_parameters(self, blobs, values):
         bn, weight_at, bias_at, param_names = self._fold
