@@ -260,68 +260,82 @@ def _conv(ctx, X, W, b=None, epilogue=()):
 
 
 class _Finish:
-    """The bias, then the fused epilogue, on the images [start, stop) (and the output
-    channels ``channels``) of Y; on one thread when ``alone`` (called from a pool
+    """The bias, then the fused epilogue, on the part ``index`` = (images, output
+    channels, output rows) of Y; on one thread when ``alone`` (called from a pool
     thread, which must not hand work to the pool it runs on)."""
 
     def __init__(self, b, epilogue, M):
         self.bias = None if b is None else b.reshape(M, 1, 1)
         self.epilogue = epilogue
 
-    def __call__(self, Y, start, stop, channels=slice(None), alone=False):
-        part = Y[start:stop, channels]
+    def __call__(self, Y, index, alone=False):
+        part = Y[index]
         if self.bias is not None:
-            part += self.bias[channels]
+            part += self.bias[index[1]]
         if self.epilogue:
-            apply_in_pieces(part, [(fn, None if operand is None
-                                    else operand[start:stop, channels])
+            apply_in_pieces(part, [(fn, None if operand is None else operand[index])
                                    for fn, operand in self.epilogue], alone)
 
 
-# Multiply-adds of one image's GEMM from which a lone image's output channels are made
-# in two halves (on two threads when BLAS runs single-threaded; in two calls anyway, so
-# the bits do not depend on the thread count).
-SPLIT_CHANNELS_FROM = 1 << 21
+ALL = slice(None)
+# Multiply-adds of a lone image's GEMM (or of a block of joined small images) from which
+# it is made in two halves -- of its output channels when they outnumber its output
+# positions, else of its output rows, so that each half is still a wide GEMM -- on two
+# threads when BLAS runs single-threaded.  In two calls on one thread too: the halves
+# depend on the shapes only, so the bits do not depend on the thread count.
+SPLIT_FROM = 1 << 21
 
 
-def _by_blocks(n_blocks, run, M, G, macs):
-    """run(first, stop, channels, alone) over blocks [0, n_blocks): halves of the blocks
-    on two threads when BLAS leaves the cores to us; a single block of a large GEMM as
-    two halves of its output channels."""
-    threads = _parallel.threads_beside_blas()
-    if n_blocks == 1 and G == 1 and M >= 16 and macs >= SPLIT_CHANNELS_FROM:
-        halves = [slice(0, M // 2), slice(M // 2, M)]
-        if threads > 1:
-            (pending,) = _parallel.start_on_pool([(run, (0, 1, halves[0], True))])
-            run(0, 1, halves[1], True)
-            pending.result()
-        else:
-            for half in halves:
-                run(0, 1, half, False)
-        return
-    if threads > 1 and n_blocks >= 2:
-        cut = n_blocks // 2
-        (pending,) = _parallel.start_on_pool([(run, (0, cut, slice(None), True))])
-        run(cut, n_blocks, slice(None), True)
+def _halves(M, G, L, OH, macs, joined):
+    """How a lone block is made: [(output channels, output rows)] per call."""
+    if G != 1 or macs < SPLIT_FROM:
+        return [(ALL, ALL)]
+    if M >= 16 and (M >= L or joined):
+        return [(slice(0, M // 2), ALL), (slice(M // 2, M), ALL)]
+    if OH >= 2 and not joined:
+        return [(ALL, slice(0, OH // 2)), (ALL, slice(OH // 2, OH))]
+    return [(ALL, ALL)]
+
+
+def _run_parts(parts, run):
+    """run(part, alone) for each part: two parts on two threads when BLAS leaves the cores
+    to us (operators/_parallel.py), else one after the other here."""
+    if len(parts) == 2 and _parallel.threads_beside_blas() > 1:
+        (pending,) = _parallel.start_on_pool([(run, (parts[0], True))])
+        run(parts[1], True)
         pending.result()
         return
-    run(0, n_blocks, slice(None), False)
+    for part in parts:
+        run(part, False)
 
 
 def _forward_pointwise(X, Wm, res, N, M, G, finish):
-    """A 1x1, stride-1, unpadded NCHW float32 convolution: one GEMM per image straight
-    into Y (X itself is the im2col matrix), each image finished while in cache."""
-    L = prod(res.out_dims)
+    """A 1x1, stride-1, unpadded NCHW float32 convolution: X itself is the im2col
+    matrix; one GEMM per image (half a batch per thread), or a lone image in halves
+    (_halves), each straight into Y and finished while in cache."""
+    OH, OW = res.out_dims
+    L = OH * OW
     Y = np.empty((N, M) + res.out_dims, np.float32)
     Yf = Y.reshape(N, G, M // G, L)
     Xf = X.reshape(N, G, X.shape[1] // G, L)
+    if N == 0 or L == 0:
+        return Y
 
-    def run(first, stop, channels, alone):
-        for n in range(first, stop):
-            np.matmul(Wm[:, channels], Xf[n], out=Yf[n][:, channels])
-            finish(Y, n, n + 1, channels, alone)
+    def images(part, alone):
+        for n in range(*part):
+            np.matmul(Wm, Xf[n], out=Yf[n])
+            finish(Y, (slice(n, n + 1), ALL, ALL), alone)
 
-    _by_blocks(N, run, M, G, M * X.shape[1] * L)
+    def half(part, alone):
+        channels, rows = part
+        cols = slice(rows.start * OW, rows.stop * OW) if rows != ALL else ALL
+        np.matmul(Wm[:, channels], Xf[0][:, :, cols], out=Yf[0][:, channels, cols])
+        finish(Y, (slice(0, 1), channels, rows), alone)
+
+    if N > 1:
+        _run_parts([(0, N // 2), (N // 2, N)], images)
+    else:
+        _run_parts(_halves(M, G, L, OH, M * X.shape[1] * L, False), half)
     return Y
 
 
@@ -336,46 +350,73 @@ JOIN_BUDGET = 1 << 22
 
 
 def _forward_im2col_gemm(X, Wm, res, N, C, M, G, finish):
-    """Conv of a C-contiguous NCHW float32 X: im2col in C, then BLAS (_by_blocks puts
-    both cores to work when BLAS leaves them to us).
+    """Conv of a C-contiguous NCHW float32 X: im2col in C, then BLAS.
 
     Large images: one im2col matrix at a time (reused, so it stays in cache and its
     pages are touched once) and one GEMM per image straight into Y.  Small images
     (fewer than JOIN_BELOW_POSITIONS output positions): as many images as JOIN_BUDGET
     allows share one matrix and one GEMM, whose (G, M/G, n * L) result is copied
-    into Y's (n, M, L) layout.  ``finish(Y, start, stop)`` adds the bias (and a fused
-    epilogue) to each group of images as soon as it is made."""
-    L = prod(res.out_dims)
+    into Y's (n, M, L) layout.  Each block of images is finished (bias, fused
+    epilogue) as soon as it is made.  Both cores work when BLAS leaves them to us:
+    half the blocks each, or a lone block in halves (_halves)."""
+    OH, OW = res.out_dims
+    L = OH * OW
     CK = C * prod(res.kernel)
     Mg, CgK = M // G, CK // G
     Y = np.empty((N, M) + res.out_dims, np.float32)
     Yf = Y.reshape(N, G, Mg, L)
     join = 1 if L >= JOIN_BELOW_POSITIONS else max(1, min(N, JOIN_BUDGET // max(CK * L, 1)))
     n_blocks = -(-N // join)
-    shared = {}  # a lone block's im2col matrix, made once for both channel halves
+    if N == 0 or L == 0:
+        return Y
 
-    def run(first, stop, channels, alone):
-        col = shared.get("col") if n_blocks == 1 else None
-        if col is None:
-            col = np.empty((CK, join * L), np.float32)
-        for k in range(first, stop):
+    def make(start, n, col, channels, rows, alone):
+        """Block [start, start + n): its matrix (bands ``rows``), GEMM, finish."""
+        if rows == ALL:
+            cols = ALL
+            _native_conv.im2col_into(X[start:start + n], res, col, threads=not alone)
+        else:
+            cols = slice(rows.start * OW, rows.stop * OW)
+            _native_conv.im2col_into(X[start:start + 1], res, col, threads=False,
+                                     rows=(rows.start, rows.stop))
+        if join == 1:
+            np.matmul(Wm[:, channels], col.reshape(G, CgK, -1), out=Yf[start][:, channels, cols])
+        else:
+            product = np.matmul(Wm[:, channels], col.reshape(G, CgK, n * L))
+            np.copyto(Yf[start:start + n, :, channels],
+                      product.reshape(G, -1, n, L).transpose(2, 0, 1, 3))
+        finish(Y, (slice(start, start + n), channels, rows), alone)
+
+    def blocks(part, alone):
+        col = np.empty((CK, join * L), np.float32)
+        for k in range(*part):
             start = k * join
             n = min(join, N - start)
-            block = col if n == join else col[:, :n * L]
-            if shared.get("col") is not col:
-                _native_conv.im2col_into(X[start:start + n], res, block, threads=not alone)
-            if join == 1:
-                np.matmul(Wm[:, channels], block.reshape(G, CgK, L), out=Yf[start][:, channels])
-            else:
-                product = np.matmul(Wm[:, channels], block.reshape(G, CgK, n * L))
-                np.copyto(Yf[start:start + n, :, channels],
-                          product.reshape(G, -1, n, L).transpose(2, 0, 1, 3))
-            finish(Y, start, start + n, channels, alone)
+            make(start, n, col if n == join else col[:, :n * L], ALL, ALL, alone)
 
-    if n_blocks == 1:  # both halves of the channels read one matrix: make it first
-        shared["col"] = np.empty((CK, N * L), np.float32)
-        _native_conv.im2col_into(X, res, shared["col"])
-    _by_blocks(n_blocks, run, M, G, M * CK * L)
+    if n_blocks > 1:
+        _run_parts([(0, n_blocks // 2), (n_blocks // 2, n_blocks)], blocks)
+        return Y
+    halves = _halves(M, G, L, OH, M * CK * L, join > 1)
+    shared = None
+    if halves[0][1] == ALL:  # halves of the channels read one matrix: make it first
+        shared = np.empty((CK, N * L), np.float32)
+        _native_conv.im2col_into(X, res, shared)
+
+    def half(part, alone):
+        channels, rows = part
+        if shared is not None:
+            if join == 1:
+                np.matmul(Wm[:, channels], shared.reshape(G, CgK, L), out=Yf[0][:, channels])
+            else:
+                product = np.matmul(Wm[:, channels], shared.reshape(G, CgK, N * L))
+                np.copyto(Yf[:, :, channels], product.reshape(G, -1, N, L).transpose(2, 0, 1, 3))
+            finish(Y, (ALL, channels, ALL), alone)
+            return
+        band = np.empty((CK, (rows.stop - rows.start) * OW), np.float32)
+        make(0, 1, band, channels, rows, alone)
+
+    _run_parts(halves, half)
     return Y
 
 

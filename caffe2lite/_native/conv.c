@@ -10,19 +10,21 @@
  *
  * The rows [r0, r1) of the (C * KH * KW)-row matrix are written, r counting
  * (channel, kernel row) pairs, so threads (operators/_parallel.py; ctypes
- * releases the GIL) fill disjoint rows.  `col` row r * KW + j starts at
+ * releases the GIL) fill disjoint rows; of each row, the columns of the output
+ * rows [oh0, oh1) (all of them: 0 and OH), so threads can also make the matrices
+ * of different bands of the output.  `col` row r * KW + j starts at
  * col + (r * KW + j) * col_stride + col_offset: the matrix of one image, or its
  * column block in a matrix shared by a whole batch (images side by side).
  */
 #include <stdint.h>
 #include <string.h>
 
-int32_t caffe2lite_conv_abi(void) { return 1; }
+int32_t caffe2lite_conv_abi(void) { return 2; }
 
 void caffe2lite_im2col_f32(const float *restrict x, int64_t H, int64_t W, int64_t KH,
                            int64_t KW, int64_t sh, int64_t sw, int64_t dh, int64_t dw,
-                           int64_t pad_t, int64_t pad_l, int64_t OH, int64_t OW, int64_t r0,
-                           int64_t r1, float *restrict col, int64_t col_stride,
+                           int64_t pad_t, int64_t pad_l, int64_t oh0, int64_t oh1, int64_t OW,
+                           int64_t r0, int64_t r1, float *restrict col, int64_t col_stride,
                            int64_t col_offset) {
     for (int64_t r = r0; r < r1; r++) {
         const int64_t c = r / KH, i = r % KH;
@@ -35,7 +37,7 @@ void caffe2lite_im2col_f32(const float *restrict x, int64_t H, int64_t W, int64_
             int64_t ow1 = W - shift <= 0 ? 0 : (W - shift + sw - 1) / sw;
             if (ow1 > OW) ow1 = OW;
             if (ow0 > ow1) ow0 = ow1;
-            for (int64_t oh = 0; oh < OH; oh++, out += OW) {
+            for (int64_t oh = oh0; oh < oh1; oh++, out += OW) {
                 const int64_t h = oh * sh - pad_t + i * dh;
                 if (h < 0 || h >= H) {
                     memset(out, 0, (size_t)OW * sizeof(float));
