@@ -12,6 +12,8 @@ keeps its workers spinning on the cores after each call: _parallel.threads_besid
 
 from __future__ import annotations
 
+import numpy as np
+
 from caffe2lite.operators import _parallel
 
 PIECE_ELEMENTS = 1 << 16
@@ -58,3 +60,30 @@ def _run(steps, y, operands) -> None:
             fn(y)
         else:
             fn(y, operand)
+
+
+def finish_planes(y, bias, steps, alone: bool = False) -> None:
+    """A convolution's output part ``y`` (n, m, *spatial), C-contiguous: ``bias`` (m
+    values, or None) added to each channel plane, then ``steps`` (as apply_in_pieces;
+    operands shaped like y), all in one pass over pieces of whole planes."""
+    n, m = y.shape[:2]
+    planes = y.reshape(n * m, -1)
+    operands = [None if o is None else o.reshape(n * m, -1) for _, o in steps]
+    if any(o is not None and not o.flags.c_contiguous for _, o in steps):
+        if bias is not None:
+            y += bias.reshape((1, m) + (1,) * (y.ndim - 2))
+        apply_in_pieces(y, steps, alone)
+        return
+    bias_rows = None if bias is None else np.tile(bias.reshape(m), n)[:, None]
+    rows = max(1, PIECE_ELEMENTS // max(planes.shape[1], 1))
+
+    def pieces(first, stop):
+        for a in range(first * rows, min(n * m, stop * rows), rows):
+            b = min(n * m, a + rows)
+            if bias_rows is not None:
+                planes[a:b] += bias_rows[a:b]
+            _run(steps, planes[a:b], [None if o is None else o[a:b] for o in operands])
+
+    _parallel.for_each_range(pieces, -(-(n * m) // rows),
+                             1 if alone else _parallel.threads_beside_blas())
+

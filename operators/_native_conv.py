@@ -18,7 +18,7 @@ import numpy as np
 from caffe2lite import _native
 from caffe2lite.operators import _parallel
 
-NATIVE_ABI = 2  # must match caffe2lite_conv_abi() in the C file
+NATIVE_ABI = 4  # must match caffe2lite_conv_abi() in the C file
 _im2col = None
 _lib = _native.load_versioned("_conv", "caffe2lite_conv_abi", NATIVE_ABI, "convolution")
 if _lib is not None:
@@ -26,6 +26,16 @@ if _lib is not None:
     _im2col.restype = None
     _im2col.argtypes = [ctypes.c_void_p] + [ctypes.c_int64] * 15 + [ctypes.c_void_p] + \
         [ctypes.c_int64] * 2
+
+_winograd = {}
+if _lib is not None:
+    for _name, _ints in (("weights", 4), ("input", 9), ("output", 9)):
+        _fn = getattr(_lib, f"caffe2lite_winograd_{_name}_f32")
+        _fn.restype = None
+        _tail = [ctypes.c_void_p] + [ctypes.c_int64] * 3 if _name == "input" else \
+            [ctypes.c_void_p, ctypes.c_int64]
+        _fn.argtypes = [ctypes.c_void_p] + [ctypes.c_int64] * _ints + _tail
+        _winograd[_name] = _fn
 
 # Bytes of im2col rows a thread should have at least before another thread joins in.
 MIN_BYTES_PER_THREAD = 1 << 17
@@ -68,3 +78,59 @@ def im2col_into(x, res, col, offset: int = 0, threads: bool = True, rows=None) -
             _parallel.for_each_range(fill, pairs, _parallel.threads_beside_blas())
         else:
             fill(0, pairs)
+
+
+# -- Winograd F(2x2, 3x3): see caffe2lite/_native/conv.c ----------------------------------
+def winograd_available() -> bool:
+    return bool(_winograd)
+
+
+def winograd_tiles(res) -> tuple[int, int]:
+    """(tile rows, tile columns): 2x2 output blocks covering the output."""
+    OH, OW = res.out_dims
+    return -(-OH // 2), -(-OW // 2)
+
+
+def planes(rows: int, cols: int):
+    """An uninitialised (16, rows, cols) float32 stack whose 16 matrices lie a little
+    more than a matrix apart (64 bytes more; see the C file: never a multiple of 4 KiB
+    then): what the transforms and the GEMMs between them read and write."""
+    stride = rows * cols + 16
+    flat = np.empty(16 * stride, np.float32)
+    return np.lib.stride_tricks.as_strided(flat, (16, rows, cols), (4 * stride, 4 * cols, 4))
+
+
+def _plane(a) -> int:
+    return a.strides[0] // 4
+
+
+def winograd_weights(W, threads: int = 1):
+    """U (16, M, C): the filters W (M, C, 3, 3) float32, C-contiguous, transformed."""
+    M, C = W.shape[:2]
+    U = planes(M, C)
+    fn, w, u = _winograd["weights"], _native.address(W), U.ctypes.data
+    _parallel.for_each_range(lambda a, b: fn(w, M, C, a, b, u, _plane(U)), M, threads)
+    return U
+
+
+def winograd_input_into(x, res, V, t0: int, threads: int = 1) -> None:
+    """V[:, :, t0 : t0 + tiles of x] (V from ``planes``, (16, C, T)) from one image x
+    (C, H, W)."""
+    C, H, W = x.shape
+    TH, TW = winograd_tiles(res)
+    fn, address, v = _winograd["input"], _native.address(x), V.ctypes.data
+    _parallel.for_each_range(
+        lambda a, b: fn(address, C, H, W, res.heads[0], res.heads[1], TH, TW, a, b, v,
+                        V.shape[2], t0, _plane(V)), C, threads)
+
+
+def winograd_output_into(P, res, t0: int, y, threads: int = 1) -> None:
+    """One image's output y (M, OH, OW), C-contiguous, from P (from ``planes``,
+    (16, M, T)) at tile t0."""
+    M = P.shape[1]
+    TH, TW = winograd_tiles(res)
+    OH, OW = res.out_dims
+    fn, p, out = _winograd["output"], P.ctypes.data, _native.address(y)
+    _parallel.for_each_range(
+        lambda a, b: fn(p, M, P.shape[2], t0, TH, TW, OH, OW, a, b, out, _plane(P)), M,
+        threads)

@@ -20,7 +20,7 @@ import numpy as np
 
 from caffe2lite.operators import _conv_geometry as geo
 from caffe2lite.operators import _native_conv, _parallel
-from caffe2lite.operators._epilogue import apply_in_pieces
+from caffe2lite.operators._epilogue import apply_in_pieces, finish_planes
 from caffe2lite.runtime import (Arg, OpSchema, TensorSpec, dense_output_grad, grad_name,
                                 make_operator, once_per_op, register_kernel, register_schema,
                                 rewrites)
@@ -244,6 +244,8 @@ def _conv(ctx, X, W, b=None, epilogue=()):
         finish = _Finish(b, epilogue, M)
         if _is_pointwise(res):
             return (_forward_pointwise(Xcf, Wm, res, N, M, G, finish),)
+        if _takes_winograd(Xcf, res, N, G):
+            return (_forward_winograd(Xcf, W, res, N, C, M, finish),)
         return (_forward_im2col_gemm(Xcf, Wm, res, N, C, M, G, finish),)
 
     def forward(start, stop):
@@ -270,17 +272,23 @@ class _Finish:
 
     def __call__(self, Y, index, alone=False):
         part = Y[index]
+        steps = [(fn, None if operand is None else operand[index])
+                 for fn, operand in self.epilogue]
+        if part.flags.c_contiguous:  # whole planes: bias and epilogue in one pass
+            finish_planes(part, None if self.bias is None else self.bias[index[1]], steps,
+                          alone)
+            return
         if self.bias is not None:
             part += self.bias[index[1]]
-        if self.epilogue:
-            apply_in_pieces(part, [(fn, None if operand is None else operand[index])
-                                   for fn, operand in self.epilogue], alone)
+        if steps:
+            apply_in_pieces(part, steps, alone)
 
 
 ALL = slice(None)
 # Multiply-adds of a lone image's GEMM (or of a block of joined small images) from which
-# it is made in two halves -- of its output channels when they outnumber its output
-# positions, else of its output rows, so that each half is still a wide GEMM -- on two
+# it is made in two halves -- of its output channels when there are 128 or more (or more
+# than its output positions; each half's output is then whole planes), else of its
+# output rows, so that each half is still a wide GEMM -- on two
 # threads when BLAS runs single-threaded.  In two calls on one thread too: the halves
 # depend on the shapes only, so the bits do not depend on the thread count.
 SPLIT_FROM = 1 << 21
@@ -290,7 +298,7 @@ def _halves(M, G, L, OH, macs, joined):
     """How a lone block is made: [(output channels, output rows)] per call."""
     if G != 1 or macs < SPLIT_FROM:
         return [(ALL, ALL)]
-    if M >= 16 and (M >= L or joined):
+    if M >= 16 and (M >= min(L, 128) or joined):  # halves of >= 64 rows are wide enough
         return [(slice(0, M // 2), ALL), (slice(M // 2, M), ALL)]
     if OH >= 2 and not joined:
         return [(ALL, slice(0, OH // 2)), (ALL, slice(OH // 2, OH))]
@@ -417,6 +425,51 @@ def _forward_im2col_gemm(X, Wm, res, N, C, M, G, finish):
         make(0, 1, band, channels, rows, alone)
 
     _run_parts(halves, half)
+    return Y
+
+
+# Winograd F(2x2, 3x3) for undilated stride-1 3x3 convolutions (caffe2lite/_native/
+# conv.c): 2.25x fewer multiply-adds, and less written than an im2col matrix, where its
+# 16 GEMMs are wide enough -- at least WINOGRAD_MIN_TILES 2x2 output blocks per GEMM
+# (ResNet-50's 56x56 and 28x28 layers at batch 1, all of them at batch 16).  Its
+# transformed filters are made again on every call (M x C x 16 values; a few percent
+# of the GEMMs there), so nothing is cached that a changed weight could leave stale.
+WINOGRAD_MIN_TILES = 128
+# Elements of one block's transformed input (and of the GEMMs' result) at most: images
+# are taken together up to this, as for the joined im2col matrices.
+WINOGRAD_BUDGET = 1 << 22
+
+
+def _takes_winograd(X, res, N, G) -> bool:
+    if G != 1 or res.kernel != (3, 3) or res.stride != (1, 1) or res.dilation != (1, 1) or \
+            not _native_conv.takes(X, res) or not _native_conv.winograd_available():
+        return False
+    TH, TW = _native_conv.winograd_tiles(res)
+    return N * TH * TW >= WINOGRAD_MIN_TILES
+
+
+def _forward_winograd(X, W, res, N, C, M, finish):
+    """Conv by Winograd F(2x2, 3x3): per block of images, the input's 4x4 patches
+    transformed (V: 16 x C x tiles), 16 GEMMs with the transformed filters (U: 16 x M x
+    C; eight per thread when BLAS leaves the cores to us), each 2x2 output block
+    transformed back into Y, then the block finished (bias, fused epilogue)."""
+    threads = _parallel.threads_beside_blas()
+    TH, TW = _native_conv.winograd_tiles(res)
+    tiles = TH * TW
+    U = _native_conv.winograd_weights(np.ascontiguousarray(W, np.float32), threads)
+    Y = np.empty((N, M) + res.out_dims, np.float32)
+    join = max(1, min(N, WINOGRAD_BUDGET // (16 * max(C, M) * tiles)))
+    for start in range(0, N, join):
+        n = min(join, N - start)
+        V = _native_conv.planes(C, n * tiles)
+        for k in range(n):
+            _native_conv.winograd_input_into(X[start + k], res, V, k * tiles, threads)
+        P = _native_conv.planes(M, n * tiles)
+        _run_parts([slice(0, 8), slice(8, 16)],
+                   lambda p, alone: np.matmul(U[p], V[p], out=P[p]))
+        for k in range(n):
+            _native_conv.winograd_output_into(P, res, k * tiles, Y[start + k], threads)
+        finish(Y, (slice(start, start + n), ALL, ALL))
     return Y
 
 
