@@ -223,10 +223,11 @@ def conv(ctx, X, W, b=None):
     return _conv(ctx, X, W, b)
 
 
-def _conv(ctx, X, W, b=None, epilogue=()):
+def _conv(ctx, X, W, b=None, epilogue=(), cache=None):
     """Conv, then the in-place ``epilogue`` steps of a fused step (runtime/rewrites.py:
     [(fn, operand shaped like Y, or None)]) applied image by image as each image's
-    output is made, while it is still in cache."""
+    output is made, while it is still in cache.  ``cache``: the fused step's dict for
+    what is derived from W (its Winograd filters), valid while W is the same array."""
     xp = ctx.xp
     window, res, N, C, M = _checked(ctx, X, W)
     if b is not None:
@@ -244,8 +245,8 @@ def _conv(ctx, X, W, b=None, epilogue=()):
         finish = _Finish(b, epilogue, M)
         if _is_pointwise(res):
             return (_forward_pointwise(Xcf, Wm, res, N, M, G, finish),)
-        if _takes_winograd(Xcf, res, N, G):
-            return (_forward_winograd(Xcf, W, res, N, C, M, finish),)
+        if _takes_winograd(Xcf, res, N, G, cache is not None):
+            return (_forward_winograd(Xcf, W, res, N, C, M, finish, cache),)
         return (_forward_im2col_gemm(Xcf, Wm, res, N, C, M, G, finish),)
 
     def forward(start, stop):
@@ -286,17 +287,18 @@ class _Finish:
 
 ALL = slice(None)
 # Multiply-adds of a lone image's GEMM (or of a block of joined small images) from which
-# it is made in two halves -- of its output channels when there are 128 or more (or more
-# than its output positions; each half's output is then whole planes), else of its
-# output rows, so that each half is still a wide GEMM -- on two
-# threads when BLAS runs single-threaded.  In two calls on one thread too: the halves
-# depend on the shapes only, so the bits do not depend on the thread count.
+# it is made in two halves on two threads (when BLAS runs single-threaded) -- of its
+# output channels when there are 128 or more (or more than its output positions; each
+# half's output is then whole planes), else of its output rows, so that each half is
+# still a wide GEMM.  BLAS computes each output element in the same order whichever
+# rows or columns share its call (OpenBLAS does; test_conv.py checks it), so the bits
+# do not depend on the thread count.
 SPLIT_FROM = 1 << 21
 
 
 def _halves(M, G, L, OH, macs, joined):
     """How a lone block is made: [(output channels, output rows)] per call."""
-    if G != 1 or macs < SPLIT_FROM:
+    if G != 1 or macs < SPLIT_FROM or _parallel.threads_beside_blas() < 2:
         return [(ALL, ALL)]
     if M >= 16 and (M >= min(L, 128) or joined):  # halves of >= 64 rows are wide enough
         return [(slice(0, M // 2), ALL), (slice(M // 2, M), ALL)]
@@ -435,20 +437,35 @@ def _forward_im2col_gemm(X, Wm, res, N, C, M, G, finish):
 # transformed filters are made again on every call (M x C x 16 values; a few percent
 # of the GEMMs there), so nothing is cached that a changed weight could leave stale.
 WINOGRAD_MIN_TILES = 128
+# ... and from this many when the transformed filters are kept from run to run (a fused
+# step of an inference net: runtime/rewrites.py), ResNet-50's 14x14 layers at batch 1.
+WINOGRAD_MIN_TILES_KEPT = 32
 # Elements of one block's transformed input (and of the GEMMs' result) at most: images
 # are taken together up to this, as for the joined im2col matrices.
 WINOGRAD_BUDGET = 1 << 22
 
 
-def _takes_winograd(X, res, N, G) -> bool:
+def _takes_winograd(X, res, N, G, kept=False) -> bool:
     if G != 1 or res.kernel != (3, 3) or res.stride != (1, 1) or res.dilation != (1, 1) or \
             not _native_conv.takes(X, res) or not _native_conv.winograd_available():
         return False
     TH, TW = _native_conv.winograd_tiles(res)
-    return N * TH * TW >= WINOGRAD_MIN_TILES
+    return N * TH * TW >= (WINOGRAD_MIN_TILES_KEPT if kept else WINOGRAD_MIN_TILES)
 
 
-def _forward_winograd(X, W, res, N, C, M, finish):
+def _winograd_filters(W, threads, cache):
+    """U for W: from ``cache`` when it holds W's (the same array), else made (and kept)."""
+    if cache is not None:
+        kept = cache.get("winograd")
+        if kept is not None and kept[0] is W:
+            return kept[1]
+    U = _native_conv.winograd_weights(np.ascontiguousarray(W, np.float32), threads)
+    if cache is not None:
+        cache["winograd"] = (W, U)
+    return U
+
+
+def _forward_winograd(X, W, res, N, C, M, finish, cache=None):
     """Conv by Winograd F(2x2, 3x3): per block of images, the input's 4x4 patches
     transformed (V: 16 x C x tiles), 16 GEMMs with the transformed filters (U: 16 x M x
     C; eight per thread when BLAS leaves the cores to us), each 2x2 output block
@@ -456,7 +473,7 @@ def _forward_winograd(X, W, res, N, C, M, finish):
     threads = _parallel.threads_beside_blas()
     TH, TW = _native_conv.winograd_tiles(res)
     tiles = TH * TW
-    U = _native_conv.winograd_weights(np.ascontiguousarray(W, np.float32), threads)
+    U = _winograd_filters(W, threads, cache)
     Y = np.empty((N, M) + res.out_dims, np.float32)
     join = max(1, min(N, WINOGRAD_BUDGET // (16 * max(C, M) * tiles)))
     for start in range(0, N, join):
@@ -538,8 +555,8 @@ for _type in CONV_TYPES[1:]:
 
 
 # -- inference rewrites (runtime/rewrites.py) -----------------------------------------
-def _conv_with_epilogue(ctx, inputs, steps):
-    return _conv(ctx, *inputs, epilogue=steps)
+def _conv_with_epilogue(ctx, inputs, steps, cache):
+    return _conv(ctx, *inputs, epilogue=steps, cache=cache)
 
 
 def _absorber_spec(op):

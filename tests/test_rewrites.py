@@ -413,3 +413,33 @@ def test_a_large_epilogue_runs_in_pieces_with_the_same_bits(rewrites_off, monkey
     assert [label for label, _ in created.rewrites][-1] == "Conv + Sum + Relu"
     _, (want,) = outputs_of(net, feeds, rewrites_off)
     np.testing.assert_array_equal(got, want)
+
+
+def test_a_fused_convolution_keeps_its_winograd_filters_until_the_weight_changes(
+        rewrites_off, monkeypatch):
+    """A 3x3 stride-1 conv in a fused step transforms its filters once and keeps them
+    for the next runs (the step's kernel cache), and again when the weight blob is
+    replaced; the outputs match the unrewritten net's to float32 rounding."""
+    from caffe2lite.operators import _native_conv
+    from caffe2lite.operators import conv as conv_module
+
+    if not _native_conv.winograd_available():
+        pytest.skip("the optional C library (caffe2lite/_native) is not built")
+    made = []
+    original = _native_conv.winograd_weights
+    monkeypatch.setattr(_native_conv, "winograd_weights",
+                        lambda *a: made.append(1) or original(*a))
+    monkeypatch.setattr(conv_module, "WINOGRAD_MIN_TILES_KEPT", 1)
+
+    def feeds(rng):
+        feed_params(rng)
+        workspace.FeedBlob("x", rng.standard_normal((1, 3, 9, 9)).astype(F))
+
+    net = conv_bn_net(bn=False)
+    created, (got,) = outputs_of(net, feeds, runs=3)
+    assert created.rewrites[-1][0] == "Conv + Relu" and len(made) == 1
+    workspace.FeedBlob("w", 2 * workspace.FetchBlob("w"))
+    workspace.RunNet(net.Name())
+    assert len(made) == 2
+    _, (want,) = outputs_of(net, feeds, rewrites_off)
+    assert relative_error(got, want) < 1e-5

@@ -96,9 +96,12 @@ def register_affine_absorber(op_type: str, spec) -> None:
 def register_epilogue_host(op_type: str, apply=None, fused=None) -> None:
     """``op_type``'s kernel returns a fresh output 0 that a fused step may update in place,
     through ``apply(y, steps)`` (default: each step on the whole array, in order).
-    ``fused`` = (kernel, run(ctx, inputs, steps) -> outputs): when the op runs that very
-    kernel (not one wrapped by a limit or a check), ``run`` does the op with the steps
-    applied inside it (where the kernel makes its output piece by piece)."""
+    ``fused`` = (kernel, run(ctx, inputs, steps, cache) -> outputs): when the op runs that
+    very kernel (not one wrapped by a limit or a check), ``run`` does the op with the
+    steps applied inside it (where the kernel makes its output piece by piece).
+    ``cache`` is a dict the step keeps from run to run, for what the kernel derives from
+    inputs that are parameters (transformed filters): the step's inputs are never
+    written in place by another net, so an array it saw before holds what it held."""
     _epilogue_hosts[op_type] = apply or _apply_whole
     if fused is not None:
         _fused_kernels[op_type] = fused
@@ -468,6 +471,7 @@ class FusedStep(RewrittenStep):
         self._activation = node.activation
         self._apply = _epilogue_hosts.get(node.type, _apply_whole)
         self._fused = _fused_kernels.get(node.type)
+        self._kernel_cache = {}
         self._key = None       # the parameter arrays the folded weight and bias came from
         self._folded = None
 
@@ -502,9 +506,9 @@ class FusedStep(RewrittenStep):
             steps.append((self._residual[1], other))
         if self._activation is not None:
             steps.append((self._activation, None))
-        if steps and self._fused is not None and head.kernel is self._fused[0] and \
+        if self._fused is not None and head.kernel is self._fused[0] and \
                 (self._residual is None or self._output_like(head, values, other)):
-            results = self._fused[1](head.ctx, values, steps)
+            results = self._fused[1](head.ctx, values, steps, self._kernel_cache)
             return results[0] if len(results) == 1 and _arrays(results) else None
         results = head.kernel(head.ctx, *values)
         if type(results) is not tuple or len(results) != 1 or not _arrays(results):
