@@ -18,10 +18,12 @@ from caffe2lite.operators._axes import canonical_axis
 from caffe2lite.runtime import (Arg, OpCost, OpSchema, TensorSpec, dense_output_grad, grad_name,
                                 make_operator, register_kernel, register_schema, rewrites)
 
-# FCGradient overlaps dW with dX on two threads, and FC splits its rows over two,
-# when BLAS itself runs one thread per call, from this many multiply-adds per product
-# (M * K * N): the main job's (8192, 64) x (64, 32) layer's gradient went from 0.74
-# to 0.49 ms; below about a million, handing work to a thread costs more than it saves.
+# FCGradient overlaps dW with dX on two threads, when BLAS itself runs one thread per
+# call, from this many multiply-adds per product (M * K * N): the main job's
+# (8192, 64) x (64, 32) layer went from 0.74 to 0.49 ms; below about a million,
+# handing work to a thread costs more than it saves.  (FC's forward split by rows over
+# two threads was measured slower, 313 vs 277 us: that product is bound by memory
+# bandwidth, which the two cores share.)
 OVERLAP_PRODUCTS = 1 << 22
 
 FC_ARGS = [
@@ -139,12 +141,7 @@ def fc(ctx, X, W, b):
         ctx.fail_input(2, f"has {b.size} elements {tuple(b.shape)}, expected N = {N}")
     if b.dtype != X.dtype:
         ctx.fail_input(2, f"is {b.dtype}, but must have X's dtype ({X.dtype})")
-    X2, Wt = X.reshape(M, K), _weight_nk(ctx, W, N, K).T
-    if ctx.xp is np and M * K * N >= OVERLAP_PRODUCTS and K > 1 and \
-            _parallel.num_threads() > 1 and _parallel.blas_single_threaded():
-        Y = _rows_on_two_threads(X2, Wt)
-    else:
-        Y = _matmul(X2, Wt)
+    Y = _matmul(X.reshape(M, K), _weight_nk(ctx, W, N, K).T)
     Y += b.reshape(N)  # Y is this op's own fresh array
     return (Y.reshape(tuple(X.shape[:axis]) + (N,)),)
 
@@ -174,27 +171,6 @@ def fc_gradient(ctx, X, W, dY):
     if not want_dx:
         return dW, db
     return dW, db, _matmul(dY2, W_nk).reshape(X.shape)
-
-
-def _rows_on_two_threads(X2, Wt):
-    """X2 @ Wt, the first rows on a pool thread and the rest on this one.
-
-    Each output row is the same dot products whichever rows share its BLAS call, as
-    long as each call is a real GEMM (OpenBLAS changes kernels only for tiny or
-    one-row products, never taken here: OVERLAP_PRODUCTS / 2 multiply-adds at least,
-    cut on a multiple of 64 rows), so the bits are the product's in one call
-    (tests/operators/test_fc.py compares them)."""
-    M = X2.shape[0]
-    cut = M // 2 // 64 * 64
-    Y = np.empty((M, Wt.shape[1]), np.result_type(X2, Wt))
-    (pending,) = _parallel.start_on_pool([(_product_into, (X2[:cut], Wt, Y[:cut]))])
-    np.matmul(X2[cut:], Wt, out=Y[cut:])
-    pending.result()
-    return Y
-
-
-def _product_into(a, b, out):
-    np.matmul(a, b, out=out)
 
 
 def _column_sums(dY2):

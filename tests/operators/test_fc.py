@@ -113,27 +113,6 @@ def test_fc_gradient_overlapped_on_two_threads_gives_the_same_bits(monkeypatch, 
         np.testing.assert_allclose(results[1][2], dY @ W, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("m", [8192, 20000, 4099])
-def test_fc_rows_split_over_two_threads_give_the_same_bits(monkeypatch, m):
-    """The main job's layer (m x 64 @ 64 x 32, above OVERLAP_PRODUCTS): its rows split
-    over two threads must give the single product's bits, and match NumPy."""
-    from caffe2lite.operators import _parallel, fc
-
-    rng = np.random.default_rng(5)
-    X, W, b = (rng.standard_normal(s).astype(np.float32) for s in ((m, 64), (32, 64), (32,)))
-    assert m * 64 * 32 >= fc.OVERLAP_PRODUCTS
-    results = []
-    for threads in (1, 2):
-        monkeypatch.setattr(_parallel, "blas_single_threaded", lambda: True)
-        monkeypatch.setattr(_parallel, "_threads", threads)
-        for name, value in (("X", X), ("W", W), ("b", b)):
-            workspace.FeedBlob(name, value)
-        workspace.RunOperatorOnce(core.CreateOperator("FC", ["X", "W", "b"], ["Y"]))
-        results.append(workspace.FetchBlob("Y"))
-    np.testing.assert_array_equal(results[0].view(np.uint32), results[1].view(np.uint32))
-    np.testing.assert_allclose(results[1], X @ W.T + b, rtol=1e-5, atol=1e-5)
-
-
 def test_blas_threads_are_read_through_threadpoolctl():
     from threadpoolctl import threadpool_info
 
