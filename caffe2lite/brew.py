@@ -25,6 +25,7 @@ from caffe2lite.helpers.algebra import (arg_min, batch_mat_mul, mat_mul, reduce_
                                         transpose)
 from caffe2lite.helpers.arg_scope import arg_scope, get_current_scope
 from caffe2lite.helpers.array_helpers import concat, depth_concat
+from caffe2lite.helpers.control_ops import cond, loop
 from caffe2lite.helpers.conv import (conv, conv_nd, conv_transpose, group_conv,
                                      group_conv_deprecated)
 from caffe2lite.helpers.db_input import db_input
@@ -38,7 +39,7 @@ from caffe2lite.helpers.normalization import (instance_norm, layer_norm, lrn,
 from caffe2lite.helpers.pooling import average_pool, max_pool, max_pool_with_index
 from caffe2lite.helpers.quantization import fused_8bit_rowwise_quantized_to_float
 from caffe2lite.helpers.tools import image_input, video_input
-from caffe2lite.helpers.train import add_weight_decay, accuracy, iter
+from caffe2lite.helpers.train import accuracy, add_weight_decay, iter
 from caffe2lite.model_helper import ModelHelper
 
 
@@ -63,6 +64,7 @@ class HelperWrapper:
         "mat_mul": mat_mul, "batch_mat_mul": batch_mat_mul, "db_input": db_input,
         "fused_8bit_rowwise_quantized_to_float": fused_8bit_rowwise_quantized_to_float,
         "sparse_lengths_sum_4bit_rowwise_sparse": sparse_lengths_sum_4bit_rowwise_sparse,
+        "cond": cond, "loop": loop,
     }
 
     def __init__(self, wrapped):

@@ -18,6 +18,7 @@ from collections import Counter
 import numpy as np
 
 from caffe2lite import zoo_widths
+from caffe2lite.onnx import cli as onnx_cli
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.runtime.errors import Caffe2LiteError
 
@@ -117,7 +118,8 @@ def _print_blob(name: str, value) -> None:
 
 
 @subcommand("run", "run a net (after an optional init net) and print blobs",
-            arg("net", help="NetDef file (.pb binary or .pbtxt text)"),
+            arg("net", help="NetDef file (.pb binary or .pbtxt text), or an ONNX model "
+                            "(.onnx: run on caffe2lite.onnx.backend, --feed and --fetch apply)"),
             arg("--init", metavar="INIT_NET", help="NetDef run once before NET"),
             arg("--feed", metavar="NAME=FILE.npy", action="append", default=[],
                 help="feed a blob (after the init net) from a .npy file, or NAME=random:SHAPE "
@@ -146,6 +148,9 @@ def run_command(args) -> int:
     from caffe2lite import workspace
     from caffe2lite.runtime.protoio import load_net
 
+    if args.net.endswith(".onnx"):  # an ONNX model runs on caffe2lite.onnx.backend
+        rng = np.random.default_rng(args.seed)
+        return onnx_cli.run_onnx(args, [_parse_feed(spec, rng) for spec in args.feed])
     if args.strict_args:
         workspace.GlobalInit(["caffe2lite", "--caffe2lite_strict_args=1"])
     _apply_safety(args)
@@ -318,6 +323,13 @@ def run_plan_command(args) -> int:
         print(f'plan "{plan_def.name}" ran in {time.perf_counter() - start:.3f} s',
               file=sys.stderr)
     return 0
+
+
+# -- convert: Caffe2 <-> ONNX (the code is caffe2lite/onnx/cli.py) --------------------
+subcommand("convert", "convert a Caffe2 net to an ONNX model, or an ONNX model to Caffe2 "
+                      "predict and init nets",
+           *(arg(*flags, **options) for flags, options in onnx_cli.CONVERT_ARGS))(
+    onnx_cli.convert_command)
 
 
 # -- draw (caffe2lite.net_drawer) --------------------------------------------------

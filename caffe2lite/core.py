@@ -16,8 +16,9 @@ from itertools import chain
 
 import numpy as np
 
-from caffe2lite import gradients, scope
+from caffe2lite import control_ops_grad, gradients
 from caffe2lite import pybind_state as C  # noqa: N812 (Caffe2's core.C)
+from caffe2lite import scope
 from caffe2lite.operators import python_op
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.runtime import immediate, registry, ssa
@@ -281,6 +282,12 @@ class GradientRegistry:
         return grad_ops, _blob_references(input_to_grad)
 
 
+# Control ops' gradients are Python makers, as Caffe2's core registered them.
+GradientRegistry.RegisterGradient("Do")(control_ops_grad.gen_do_gradient)
+GradientRegistry.RegisterGradient("If")(control_ops_grad.gen_if_gradient)
+GradientRegistry.RegisterGradient("While")(control_ops_grad.gen_while_gradient)
+
+
 class IR(gradients.BackwardPass):
     """Caffe2's ``IR``: the SSA form of a list of operators, and their backward pass."""
 
@@ -334,6 +341,12 @@ def get_ssa(net, blob_versions=None):
             blob_versions[str(name)] = blob_versions.get(str(name), 0) + 1
         ssa.append((inputs, [(str(o), blob_versions[str(o)]) for o in op.output]))
     return ssa, blob_versions
+
+
+def get_undefined_blobs(ssa):
+    """Caffe2's get_undefined_blobs: the blobs of a get_ssa() result read at version 0
+    (used before any op of the net defines them)."""
+    return {name for inputs, _outputs in ssa for name, version in inputs if version == 0}
 
 
 def output_to_list(op_output):
@@ -451,14 +464,16 @@ class Net:
         return self.NextBlob(ScopedName(prefix or "blob"))
 
     def AddExternalInput(self, *inputs):  # noqa: N802
+        """Declare blobs as the net's inputs, named ``str(input)`` as given (no name
+        scope: AddScopedExternalInputs adds it), as Caffe2 did."""
         assert len(inputs) > 0
-        refs = _rectify(list(inputs))
+        names = [str(i) for i in inputs]
         existing = set(self._net.external_input)
-        for ref in refs:
-            assert str(ref) not in existing, f"Net already contains an input named {ref}"
-            existing.add(str(ref))
-            self._net.external_input.append(str(ref))
-        refs = [BlobReference(str(r), self) for r in refs]
+        for name in names:
+            assert name not in existing, f"Net already contains an input named {name}"
+            existing.add(name)
+        self._net.external_input.extend(names)
+        refs = [BlobReference(name, self) for name in names]
         return refs[0] if len(refs) == 1 else refs
 
     def AddExternalInputs(self, *inputs):  # noqa: N802
@@ -550,14 +565,16 @@ class Net:
               keep_schema=True, update_external_list=False):
         """A copy under a new name; ``blob_remap`` renames blobs, ``op_id_mask`` keeps some ops.
 
+        ``remap_funcs`` ({op type: f(op, prefix, blob_remap)}) also renames what an op
+        names in its arguments; RecurrentNetwork(Gradient) are remapped by default
+        (DEFAULT_REMAP_FUNCS: their link, alias and state names and their step nets).
         With ``update_external_list`` the copy's external inputs become the blobs
         its kept ops read before any op writes them, and its external outputs the
         blobs they write that no op reads afterwards (Caffe2's rule)."""
-        if remap_funcs:
-            raise ValueError("Clone: remap_funcs (for RecurrentNetwork ops) is not supported")
         proto = caffe2_pb2.NetDef()
         proto.CopyFrom(self._net)
         remap = {str(k): str(v) for k, v in (blob_remap or {}).items()}
+        funcs = dict(DEFAULT_REMAP_FUNCS, **(remap_funcs or {}))
         if op_id_mask is not None:
             kept = [proto.op[i] for i in op_id_mask]
             del proto.op[:]
@@ -565,6 +582,8 @@ class Net:
         for op in proto.op:
             op.input[:] = [remap.get(b, b) for b in op.input]
             op.output[:] = [remap.get(b, b) for b in op.output]
+            if op.type in funcs:
+                funcs[op.type](op, f"{name}/" if name else "", remap)
         proto.external_input[:] = [remap.get(b, b) for b in proto.external_input]
         proto.external_output[:] = [remap.get(b, b) for b in proto.external_output]
         if update_external_list:
@@ -594,10 +613,8 @@ class Net:
         of such pairs) to rename them; they are taken at their last version in this
         net.  Blobs made and used inside are renamed '<name>/<blob>'; blobs read but
         neither given nor made inside stay external inputs under their own names.
+        ``remap_funcs`` as in Clone (RecurrentNetwork ops are remapped by default).
         """
-        if remap_funcs:
-            raise ValueError("ClonePartial: remap_funcs (for RecurrentNetwork ops) is not "
-                             "supported: caffe2lite has no RecurrentNetwork operator")
         if isinstance(inputs, dict):
             renamed = {str(k): str(v) for k, v in inputs.items()}
         elif inputs and all(isinstance(i, tuple) and len(i) == 2 for i in inputs):
@@ -615,7 +632,7 @@ class Net:
         outside = ssa.read_before_written([per_op[i] for i in kept]) - set(renamed)
         prefix = f"{name}/" if name else ""
         blob_remap = {b: renamed.get(b, b if b in outside else prefix + b) for b in latest}
-        clone = self.Clone(name, blob_remap, sorted(kept))
+        clone = self.Clone(name, blob_remap, sorted(kept), remap_funcs)
         clone._net.external_input[:] = [blob_remap[i] for i in renamed] + sorted(outside)
         clone._net.external_output[:] = [blob_remap[o] for o in outputs]
         return clone, [BlobReference(blob_remap[o], clone) for o in outputs]
@@ -666,9 +683,18 @@ class Net:
         return GradientSlice(indices=unique, values=new_g)
 
     def RunAllOnGPU(self, gpu_id=0, use_cudnn=False):  # noqa: N802
-        self._net.device_option.CopyFrom(DeviceOption(caffe2_pb2.CUDA, gpu_id))
-        for op in self._net.op:
-            op.device_option.CopyFrom(self._net.device_option)
+        """Every op on GPU ``gpu_id``, the step nets of RecurrentNetwork ops included."""
+        _run_all_on_gpu(self._net, DeviceOption(caffe2_pb2.CUDA, gpu_id), use_cudnn)
+
+    def AddScopedExternalInputs(self, *inputs):  # noqa: N802
+        """AddExternalInput of the names under the current name scope; always a list."""
+        refs = self.AddExternalInput(*[ScopedBlobReference(str(i)) for i in inputs])
+        return refs if isinstance(refs, list) else [refs]
+
+    def AddScopedExternalOutputs(self, *outputs):  # noqa: N802
+        refs = [ScopedBlobReference(str(o), self) for o in outputs]
+        self.AddExternalOutput(*refs)
+        return refs
 
     def set_rand_seed(self, seed=100, sequence_seed=True, seed_on_op_def=False):
         for i, op in enumerate(self._net.op):
@@ -752,3 +778,67 @@ class Net:
         if not refs:
             return None
         return refs[0] if len(refs) == 1 else refs
+
+
+# -- Caffe2's net surgery helpers: blob versions, device placement, argument remapping ----
+
+def InferOpBlobDevices(op):  # noqa: N802
+    """([DeviceOption of each input], [DeviceOption of each output]) of ``op``: the op's
+    own device unless its schema's device inference says otherwise."""
+    schema = registry.get_schema(op.type)
+    infer = getattr(schema, "infer_device", None)
+    if infer is not None:
+        inputs, outputs = infer(op)
+        return list(inputs), list(outputs)
+    option = op.device_option if op.HasField("device_option") else caffe2_pb2.DeviceOption()
+    return [option] * len(op.input), [option] * len(op.output)
+
+
+def InferOpBlobDevicesAsDict(op):  # noqa: N802
+    """InferOpBlobDevices as ({input name: DeviceOption}, {output name: DeviceOption})."""
+    inputs, outputs = InferOpBlobDevices(op)
+    return dict(zip(op.input, inputs)), dict(zip(op.output, outputs))
+
+
+def get_undefined_blobs(ssa_ops):
+    """Blobs read before any op writes them (inputs at version 0)."""
+    return {name for inputs, _ in ssa_ops for name, version in inputs if version == 0}
+
+
+def get_output_producers(ssa_ops):
+    """{versioned blob: index of the op that writes that version}."""
+    return {blob: i for i, (_, outputs) in enumerate(ssa_ops) for blob in outputs}
+
+
+def _run_all_on_gpu(net_def, option, use_cudnn):
+    net_def.device_option.CopyFrom(option)
+    for op in net_def.op:
+        op.device_option.CopyFrom(option)
+        if use_cudnn:
+            op.engine = "CUDNN"
+        if op.type == "RecurrentNetwork":
+            for arg in op.arg:
+                if arg.name == "step_net":
+                    _run_all_on_gpu(arg.n, option, use_cudnn)
+
+
+def recurrent_network_op_remap(op, prefix, blob_remap):
+    """Rename, in a RecurrentNetwork(Gradient) op's arguments, the blobs ``blob_remap``
+    renames: every string list (links, aliases, states), ``timestep`` and the step nets."""
+    def remapped(name):
+        name = name.decode("utf-8") if isinstance(name, bytes) else name
+        return blob_remap.get(name, name).encode("utf-8")
+
+    for arg in op.arg:
+        if len(arg.strings) > 0:
+            arg.strings[:] = [remapped(s) for s in arg.strings]
+        elif arg.name == "timestep":
+            arg.s = remapped(arg.s)
+        elif arg.name.endswith("step_net") and arg.HasField("n"):
+            arg.n.CopyFrom(Net(arg.n).Clone("cloned_sub_net", blob_remap).Proto())
+
+
+DEFAULT_REMAP_FUNCS = {
+    "RecurrentNetwork": recurrent_network_op_remap,
+    "RecurrentNetworkGradient": recurrent_network_op_remap,
+}

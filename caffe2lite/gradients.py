@@ -230,7 +230,11 @@ class BackwardPass:
     # -- accumulation ------------------------------------------------------------
     @staticmethod
     def _rename_output(grad_op, idx, count):
-        grad_op.output[idx] = f"_{grad_op.output[idx]}_autosplit_{count}"
+        new_name = f"_{grad_op.output[idx]}_autosplit_{count}"
+        if grad_op.type == "If":  # Caffe2's _DisambiguateGradOpOutput
+            disambiguate_grad_if_op_output(grad_op, idx, new_name)
+        else:
+            grad_op.output[idx] = new_name
         return grad_op.output[idx], count + 1
 
     @staticmethod
@@ -387,6 +391,17 @@ class BackwardPass:
             if g is not None or name not in all_grads or name in op.output:
                 new_grads[name] = g
         return new_grads, grad_ops
+
+
+def disambiguate_grad_if_op_output(grad_op, idx, new_grad_output):
+    """Rename output ``idx`` of a gradient If op, and that output of its branches' ops
+    (which write it), to ``new_grad_output``."""
+    old = grad_op.output[idx]
+    for arg in grad_op.arg:
+        if arg.name in ("then_net", "else_net"):
+            for op in arg.n.op:
+                op.output[:] = [new_grad_output if o == old else o for o in op.output]
+    grad_op.output[idx] = new_grad_output
 
 
 def get_backward_pass(operators, ys, net_name=None, first_position=0):

@@ -16,7 +16,11 @@ Needs ``hypothesis`` (the ``test`` extra); the runtime never imports this module
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import logging
 import os
+import struct
 
 import numpy as np
 
@@ -32,7 +36,7 @@ except ModuleNotFoundError as e:  # the runtime does not need it: say where it c
         "library, which caffe2lite's runtime does not install: pip install "
         "'caffe2lite[test]' (or pip install hypothesis)", name="hypothesis") from e
 
-from caffe2lite import core, testing, workspace
+from caffe2lite import core, gradient_checker, testing, workspace
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.test_util import TestCase
 
@@ -72,6 +76,11 @@ def is_sandcastle() -> bool:
 
 def is_travis() -> bool:
     return False
+
+
+def to_float32(x):
+    """``x`` rounded to the nearest float32, as a Python float."""
+    return struct.unpack("f", struct.pack("f", float(x)))[0]
 
 
 def floats(*args, **kwargs):
@@ -144,7 +153,7 @@ def segment_ids(size, is_sorted):
 
 
 def lengths(size, min_segments=None, max_segments=None, **kwargs):
-    """int32 lengths of segments that add up to ``size``."""
+    """int32 lengths of segments that add up to ``size`` (some may be 0)."""
     if min_segments is None:
         min_segments = 0
     if max_segments is None:
@@ -160,62 +169,186 @@ def lengths(size, min_segments=None, max_segments=None, **kwargs):
         np.sort).map(np.diff)
 
 
-def sparse_lengths_tensor(**kwargs):
-    """(data, lengths) with the rows of data split into segments."""
-    return tensor(**kwargs).flatmap(
-        lambda data: st.tuples(st.just(data), lengths(data.shape[0])))
+def segmented_tensor(min_dim=1, max_dim=4, dtype=np.float32, is_sorted=True, elements=None,
+                     segment_generator=segment_ids, allow_empty=False, **kwargs):
+    """(data, segments): a tensor and a segmentation of its rows made by
+    ``segment_generator(rows, is_sorted=...)`` (sorted segment ids by default).  With
+    ``allow_empty`` the data may also have 0 rows (a leading dimension of 0)."""
+    gen_empty = st.booleans() if allow_empty else st.just(False)
+    data_dims = st.tuples(gen_empty, st.lists(dims(**kwargs), min_size=min_dim,
+                                              max_size=max_dim)).map(
+        lambda pair: ([0] if pair[0] else []) + pair[1])
+    return data_dims.flatmap(lambda shape: st.tuples(
+        arrays(shape, dtype, elements), segment_generator(shape[0], is_sorted=is_sorted)))
 
 
 def lengths_tensor(min_segments=None, max_segments=None, *args, **kwargs):
-    gen = tensor(*args, **kwargs)
-    return gen.flatmap(lambda data: st.tuples(
-        st.just(data), lengths(len(data), min_segments, max_segments)))
+    """(data, lengths): a tensor and int32 lengths of segments covering its rows."""
+    gen = functools.partial(lengths, min_segments=min_segments, max_segments=max_segments)
+    return segmented_tensor(*args, segment_generator=gen, **kwargs)
+
+
+def sparse_segmented_tensor(min_dim=1, max_dim=4, dtype=np.float32, is_sorted=True,
+                            elements=None, allow_empty=False, segment_generator=segment_ids,
+                            itype=np.int64, **kwargs):
+    """(data, indices, segments): a tensor, ``itype`` indices of its rows (as many as
+    one to its row count, or none with ``allow_empty``) and a segmentation of the
+    indices."""
+    gen_empty = st.booleans() if allow_empty else st.just(False)
+    data_dims = st.lists(dims(**kwargs), min_size=min_dim, max_size=max_dim)
+    all_dims = st.tuples(gen_empty, data_dims).flatmap(lambda pair: st.tuples(
+        st.just(pair[1]),
+        st.just(0) if pair[0] else st.integers(min_value=1, max_value=pair[1][0])))
+    return all_dims.flatmap(lambda shapes: st.tuples(
+        arrays(shapes[0], dtype, elements),
+        arrays(shapes[1], dtype=itype,
+               elements=st.integers(min_value=0, max_value=shapes[0][0] - 1)),
+        segment_generator(shapes[1], is_sorted=is_sorted)))
+
+
+def sparse_lengths_tensor(**kwargs):
+    """(data, indices, lengths): sparse_segmented_tensor segmented by lengths."""
+    return sparse_segmented_tensor(segment_generator=lengths, **kwargs)
+
+
+def device_checker_device_options():
+    return st.just(device_options)
+
+
+def gradient_checker_device_option():
+    return st.sampled_from(device_options)
+
+
+@contextlib.contextmanager
+def temp_workspace(name=b"temp_ws"):
+    """Run the block in workspace ``name`` (created, and emptied after), then switch back."""
+    name = name.decode() if isinstance(name, bytes) else name
+    old = workspace.CurrentWorkspace()
+    workspace.SwitchWorkspace(name, True)
+    try:
+        yield
+    finally:
+        workspace.ResetWorkspace()
+        workspace.SwitchWorkspace(old)
+
+
+def _placed(op, device_option, inputs=None):
+    """A copy of ``op`` on ``device_option``; with ``inputs``, checked to cover its inputs."""
+    if inputs is not None and len(op.input) > len(inputs):
+        raise ValueError(f"must supply an input for each input on the op: {op.input} vs "
+                         f"{inputs}")
+    return testing.op_on_device(op, device_option)
+
+
+def _feed_inputs(op, inputs, input_device_options, device_option):
+    options = input_device_options or core.InferOpBlobDevicesAsDict(op)[0]
+    for name, value in zip(op.input, inputs):
+        workspace.FeedBlob(name, value, device_option=options.get(name, device_option))
+
+
+def runOpBenchmark(device_option, op, inputs, input_device_options=None,  # noqa: N802
+                   iterations=10):
+    """BenchmarkNet of a net holding only ``op`` (on ``device_option``) in a temporary
+    workspace: [ms per run, ms of the op]."""
+    op = _placed(op, device_option)
+    net = caffe2_pb2.NetDef(name=op.name or "test")
+    net.op.extend([op])
+    with temp_workspace():
+        _feed_inputs(op, inputs, input_device_options, device_option)
+        workspace.CreateNet(net)
+        return workspace.BenchmarkNet(net.name, 1, iterations, True)
+
+
+def runOpOnInput(device_option, op, inputs, input_device_options=None):  # noqa: N802
+    """The outputs of ``op`` run once on ``inputs`` in a temporary workspace."""
+    op = _placed(op, device_option, inputs)
+    with temp_workspace():
+        _feed_inputs(op, inputs, input_device_options, device_option)
+        workspace.RunOperatorOnce(op)
+        return [workspace.FetchBlob(name) for name in op.output]
 
 
 class HypothesisTestCase(TestCase):
-    """Caffe2's operator-test base class: each check raises AssertionError on failure."""
+    """Caffe2's operator-test base class: each check raises AssertionError on failure.
+
+    Every check runs in a temporary workspace (``temp_workspace``) with the inputs fed
+    on their devices (``input_device_options``, else the op's device inference)."""
 
     def assertReferenceChecks(self, device_option, op, inputs, reference,  # noqa: N802
                               input_device_options=None, threshold=1e-4, output_to_grad=None,
                               grad_reference=None, atol=None, outputs_to_check=None,
                               ensure_outputs_are_inferred=False):
-        """Run ``op`` on ``inputs`` in a temporary workspace and compare each output with
-        ``reference(*inputs)`` (within ``threshold`` relative and ``atol``, default
-        ``threshold``, absolute; strings exactly).  With ``grad_reference``, the gradient
-        ops of ``output_to_grad`` (fed the output itself as its gradient, as Caffe2 did)
-        are compared with ``grad_reference(output, reference_outputs, inputs)``.
-        Returns the op's outputs."""
-        op = testing.op_on_device(op, device_option)
-        if len(op.input) > len(inputs):
-            raise ValueError(f"must supply an input for each input of the op: "
-                             f"{list(op.input)} vs {len(inputs)} inputs")
-        with workspace.WorkspaceGuard("__caffe2lite_hu_temp__"):
-            workspace.ResetWorkspace()
+        """Run ``op`` on ``inputs`` and compare its outputs (those at
+        ``outputs_to_check``, default all) with ``reference(*inputs)`` within ``threshold``
+        relative and ``atol`` (default ``threshold``) absolute; strings exactly.  Shape
+        inference is checked against the outputs as Caffe2 did: a mismatch is logged, or
+        raised with ``ensure_outputs_are_inferred`` (or CAFFE2_ASSERT_SHAPEINFERENCE=1).
+        With ``grad_reference``, the gradient ops of ``output_to_grad`` (fed the output
+        itself as its gradient) are compared with ``grad_reference(output,
+        reference_outputs, inputs)``.  Returns the op's outputs."""
+        op = _placed(op, device_option, inputs)
+        with temp_workspace():
+            _feed_inputs(op, inputs, input_device_options, device_option)
+            net = core.Net("opnet")
+            net.Proto().op.extend([op])
+            shapes = types = None
             try:
-                _feed(op, inputs, input_device_options)
-                workspace.RunOperatorOnce(op)
-                expected = reference(*inputs)
-                if not isinstance(expected, (tuple, list)):
-                    raise RuntimeError("You are providing a wrong reference implementation. "
-                                       "A proper one should return a tuple/list of numpy "
-                                       "arrays.")
-                outs = []
-                for i, (name, ref) in enumerate(zip(op.output, expected)):
-                    if outputs_to_check is not None and i not in outputs_to_check:
-                        continue
-                    output = workspace.FetchBlob(name)
-                    _assert_close(output, ref, threshold if atol is None else atol, threshold,
-                                  f"{op.type}: output {i} ('{name}') differs from the reference")
-                    outs.append(output)
-                if grad_reference is not None:
-                    self._assert_grad_reference(op, inputs, expected, output_to_grad,
-                                                grad_reference, threshold)
-                return outs
-            finally:
-                workspace.ResetWorkspace()
+                shapes, types = workspace.InferShapesAndTypes([net])
+            except RuntimeError as e:
+                logging.warning(str(e))
+                if _assert_shapes() or ensure_outputs_are_inferred:
+                    raise
+            workspace.RunNetOnce(net)
+            expected = reference(*inputs)
+            if not isinstance(expected, (tuple, list)):
+                raise RuntimeError("You are providing a wrong reference implementation. A "
+                                   "proper one should return a tuple/list of numpy arrays.")
+            if not outputs_to_check:
+                self.assertEqual(len(expected), len(op.output))
+                outputs_to_check = list(range(len(op.output)))
+            outs = []
+            for index, ref in zip(outputs_to_check, expected):
+                name = op.output[index]
+                output = workspace.FetchBlob(name)
+                _assert_close(output, ref, threshold if atol is None else atol, threshold,
+                              f"Output {name} is not matching the reference")
+                if shapes is not None:
+                    self._assertInferTensorChecks(name, shapes, types, output,
+                                                  ensure_outputs_are_inferred)
+                outs.append(output)
+            if grad_reference is not None:
+                assert output_to_grad is not None, \
+                    "If grad_reference is set, output_to_grad has to be set as well"
+                with core.DeviceScope(device_option):
+                    self._assertGradReferenceChecks(op, inputs, expected, output_to_grad,
+                                                    grad_reference, threshold)
+            return outs
 
-    def _assert_grad_reference(self, op, inputs, ref_outputs, output_to_grad,
-                               grad_reference, threshold):
+    def _assertInferTensorChecks(self, name, shapes, types, output,  # noqa: N802
+                                 ensure_output_is_inferred=False):
+        """The inferred shape (and, for int32 outputs, type) of ``name`` is the real one."""
+        self.assertTrue(not ensure_output_is_inferred or name in shapes,
+                        f"Shape for {name} was not inferred")
+        if name not in shapes:
+            return
+        try:
+            np.testing.assert_array_equal(
+                np.array(shapes[name]).astype(np.int32), np.array(np.shape(output)).astype(
+                    np.int32), err_msg=f"Shape {name} mismatch: {shapes[name]} vs. "
+                                       f"{np.shape(output)}")
+            correct = gradient_checker.tensor_type(output)
+            # Caffe2 compared types only for int32 outputs (its blob types were unreliable).
+            if correct == caffe2_pb2.TensorProto.INT32:
+                np.testing.assert_equal(types[name], correct,
+                                        err_msg=f"Type {name} mismatch: {types[name]} vs. "
+                                                f"{correct}")
+        except AssertionError as e:
+            logging.warning(str(e))
+            if _assert_shapes() or ensure_output_is_inferred:
+                raise
+
+    def _assertGradReferenceChecks(self, op, inputs, ref_outputs, output_to_grad,  # noqa: N802
+                                   grad_reference, threshold=1e-4):
         grad_name = f"{output_to_grad}_grad"
         grad_ops, grad_map = core.GradientRegistry.GetBackwardPass([op],
                                                                    {output_to_grad: grad_name})
@@ -237,24 +370,25 @@ class HypothesisTestCase(TestCase):
             else:
                 ref_values = ref
             _assert_close(workspace.FetchBlob(str(grad)), ref_values, threshold, threshold,
-                          f"{op.type}: gradient of '{name}' differs from grad_reference")
+                          f"Gradient {grad} (x) is not matching the reference (y)")
 
     def assertGradientChecks(self, device_option, op, inputs, outputs_to_check,  # noqa: N802
                              outputs_with_grads, grad_ops=None, threshold=0.005,
                              stepsize=0.05, input_device_options=None,
                              ensure_outputs_are_inferred=False):
-        """The gradient of ``outputs_with_grads[0]`` with respect to input
-        ``outputs_to_check``, from the registry's gradient ops, against finite
-        differences of Caffe2's GradientChecker loss ``0.5 * sum(Y ** 2)``."""
-        if grad_ops is not None:
-            raise NotImplementedError("assertGradientChecks: custom grad_ops are not "
-                                      "supported; the registry's are checked")
-        outputs_with_grads = list(outputs_with_grads)
-        if len(outputs_with_grads) != 1:
-            raise NotImplementedError("assertGradientChecks: one output with a gradient")
-        testing.check_gradient(op, inputs, outputs_to_check, outputs_with_grads[0],
-                               stepsize=stepsize, threshold=threshold,
-                               device_option=device_option, half_square_loss=True)
+        """The gradient of Caffe2's loss ``0.5 * sum(Y ** 2)`` over
+        ``outputs_with_grads`` with respect to input ``outputs_to_check``, from the
+        registry's gradient ops (or ``grad_ops``), against finite differences
+        (caffe2lite.gradient_checker.GradientChecker.CheckSimple)."""
+        checker = gradient_checker.GradientChecker(
+            stepsize=stepsize, threshold=threshold, device_option=device_option,
+            workspace_name=str(device_option), input_device_options=input_device_options)
+        passed, grad, estimate = checker.CheckSimple(
+            op, inputs, outputs_to_check, outputs_with_grads, grad_ops=grad_ops,
+            input_device_options=input_device_options,
+            ensure_outputs_are_inferred=ensure_outputs_are_inferred)
+        self.assertEqual(grad.shape, estimate.shape)
+        self.assertTrue(passed, f"Gradient check failed for input {op.input[outputs_to_check]}")
 
     def assertDeviceChecks(self, device_options, op, inputs, outputs_to_check,  # noqa: N802
                            input_device_options=None, threshold=0.01):
@@ -268,40 +402,39 @@ class HypothesisTestCase(TestCase):
 
     def assertValidationChecks(self, device_option, op, inputs, validator,  # noqa: N802
                                input_device_options=None, as_kwargs=True, init_net=None):
-        """Feed the inputs, run ``init_net`` (if any) and the op in the current
-        workspace, then ``validator`` on inputs and outputs (by blob name, or as
-        ``inputs=`` and ``outputs=`` lists)."""
-        op = _fed(op, device_option, inputs)
-        if init_net is not None:
-            workspace.RunNetOnce(init_net)
-        workspace.RunOperatorOnce(op)
-        outputs = [workspace.FetchBlob(name) for name in op.output]
+        """Feed the inputs, run ``init_net`` (if any) and the op in a temporary workspace,
+        then ``validator`` on inputs and outputs (by blob name, or as ``inputs=`` and
+        ``outputs=`` lists)."""
         if as_kwargs:
-            validator(**dict(zip(list(op.input) + list(op.output), list(inputs) + outputs)))
-        else:
-            validator(inputs=inputs, outputs=outputs)
+            assert len(set(op.input) | set(op.output)) == len(op.input) + len(op.output), \
+                "in-place ops are not supported in as_kwargs mode"
+        op = _placed(op, device_option)
+        with temp_workspace():
+            _feed_inputs(op, inputs, input_device_options, device_option)
+            if init_net:
+                workspace.RunNetOnce(init_net)
+            workspace.RunOperatorOnce(op)
+            outputs = [workspace.FetchBlob(name) for name in op.output]
+            if as_kwargs:
+                validator(**dict(zip(list(op.input) + list(op.output),
+                                     list(inputs) + outputs)))
+            else:
+                validator(inputs=inputs, outputs=outputs)
 
     def assertRunOpRaises(self, device_option, op, inputs,  # noqa: N802
                           input_device_options=None, exception=(Exception,), regexp=None):
-        """Running the op on the inputs (in the current workspace) raises ``exception``."""
-        op = _fed(op, device_option, inputs)
-        if regexp is None:
-            self.assertRaises(exception, workspace.RunOperatorOnce, op)
-        else:
-            self.assertRaisesRegex(exception, regexp, workspace.RunOperatorOnce, op)
+        """Running the op on the inputs (in a temporary workspace) raises ``exception``."""
+        op = _placed(op, device_option)
+        with temp_workspace():
+            _feed_inputs(op, inputs, input_device_options, device_option)
+            if regexp is None:
+                self.assertRaises(exception, workspace.RunOperatorOnce, op)
+            else:
+                self.assertRaisesRegex(exception, regexp, workspace.RunOperatorOnce, op)
 
 
-def _fed(op, device_option, inputs):
-    """``op`` on ``device_option`` (a copy), its inputs fed to the current workspace."""
-    op = testing.op_on_device(op, device_option)
-    _feed(op, inputs)
-    return op
-
-
-def _feed(op, inputs, input_device_options=None):
-    options = input_device_options or {}
-    for name, value in zip(op.input, inputs):
-        workspace.FeedBlob(name, value, options.get(name, op.device_option))
+def _assert_shapes() -> bool:
+    return os.getenv("CAFFE2_ASSERT_SHAPEINFERENCE") == "1"
 
 
 def _assert_close(actual, expected, atol, rtol, what):

@@ -33,6 +33,41 @@ use_trt = False
 define_caffe2_no_operator_schema = False
 
 
+def get_build_options() -> dict:
+    """Caffe2's CMake options, as strings: the backends caffe2lite does not have are OFF
+    (CUDA is a run-time question here: ``workspace.has_cuda_support``)."""
+    return {"BUILD_TYPE": "Release", "USE_MKLDNN": "OFF", "USE_ROCM": "OFF",
+            "USE_NCCL": "OFF", "USE_GLOO": "OFF", "USE_MPI": "OFF", "USE_FBGEMM": "OFF"}
+# CuDNN's algorithm counts, which Caffe2's conv tests read to draw an algorithm argument.
+cudnn_convolution_fwd_algo_count = 8
+cudnn_convolution_bwd_data_algo_count = 6
+cudnn_convolution_bwd_filter_algo_count = 7
+
+
+def registered_dbs():
+    """The db types Save/Load read and write here (Caffe2 also had leveldb, lmdb, ...)."""
+    return ["minidb"]
+
+
+def builtin_cpu_supports_avx2() -> bool:
+    """Whether this CPU has AVX2 (Caffe2 asked the compiler's __builtin_cpu_supports)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            return " avx2" in info.read()
+    except OSError:
+        return False
+
+
+def builtin_cpu_supports_avx2() -> bool:
+    """Whether this CPU has AVX2 (Caffe2's __builtin_cpu_supports("avx2"); tests of its MKL
+    kernels skip without it), as NumPy's build detected it."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # NumPy 1.x
+        from numpy.core._multiarray_umath import __cpu_features__
+    return bool(__cpu_features__.get("AVX2", False))
+
+
 def _name(name) -> str:
     return _workspaces.blob_name(name)
 

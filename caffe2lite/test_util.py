@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import unittest
+from pathlib import Path
 
 import numpy as np
 
@@ -17,8 +18,9 @@ from caffe2lite import workspace
 
 
 def rand_array(*dims):
-    """A float32 array of ``dims`` uniform in [-0.5, 0.5) (Caffe2's helper)."""
-    return (np.random.rand(*dims) - 0.5).astype(np.float32)
+    """A float32 array of ``dims`` uniform in [-0.5, 0.5) (Caffe2's helper); with no dims,
+    a 0-d array (Caffe2's scalar weights)."""
+    return np.array(np.random.rand(*dims) - 0.5).astype(np.float32)
 
 
 def randBlobFloat32(*dims):  # noqa: N802 - Caffe2's name
@@ -43,7 +45,8 @@ class TestCase(unittest.TestCase):
         workspace.ResetWorkspace()
 
     def make_tempdir(self):
-        path = tempfile.mkdtemp(prefix=type(self).__name__)
+        """A temporary folder (a pathlib.Path, as Caffe2's), removed after the test."""
+        path = Path(tempfile.mkdtemp(prefix=type(self).__name__))
         self._tempdirs.append(path)
         return path
 

@@ -279,7 +279,7 @@ def random_op(schema, rng):
         forced = [i for i in range(n_in) if schema.inplace_enforced(i, j)]
         if forced:
             outputs[j] = inputs[forced[0]]
-    if inputs and rng.random() < 0.4 and schema.inplace_allowed(0, 0):
+    if inputs and outputs and rng.random() < 0.4 and schema.inplace_allowed(0, 0):
         outputs[0] = inputs[0]  # in place: the case where a half-done write would show
     args = {a.name: REQUIRED_ARG.get(a.type, "x") for a in schema.args if a.required}
     for a in schema.args:
@@ -305,7 +305,7 @@ def unlabelled_input(message: str, op_def, schema) -> str | None:
     ``indices``) or its blob name, as a word -- when it names no input the way
     ``ctx.input_label(i)`` does (``input 1 'INDICES' (blob 'ids')``); else None.
 
-    The rule (README, Errors): an error about inputs names the blob of at least
+    The rule (docs/errors-and-safety.md): an error about inputs names the blob of at least
     the one at fault; others may then be spoken of in words ("the DATA rows").  An
     error that quotes one of the op's arguments (``'axis'``, ``(axis)``) is about
     that argument, whatever words it shares with the inputs' roles.

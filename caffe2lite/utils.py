@@ -8,6 +8,9 @@ code (arguments, serialization, protoio), with Caffe2's signature.
 
 from __future__ import annotations
 
+import functools
+import sys
+
 import numpy as np
 
 from caffe2lite import core
@@ -15,7 +18,6 @@ from caffe2lite.proto import caffe2_pb2
 from caffe2lite.runtime.arguments import make_argument
 from caffe2lite.runtime.protoio import parse_proto
 from caffe2lite.runtime.serialization import proto_to_tensor, tensor_to_proto
-
 
 OPTIMIZER_ITERATION_NAME = "optimizer_iteration"
 OPTIMIZER_ITERATION_LR_NAME = "optimizer_iteration_lr"
@@ -71,6 +73,42 @@ def NHWC2NCHW(tensor):  # noqa: N802
     """The last axis (channels) moved to position 1."""
     assert tensor.ndim >= 2
     return tensor.transpose((0, tensor.ndim - 1) + tuple(range(1, tensor.ndim - 1)))
+
+
+def raiseIfNotEqual(a, b, msg):  # noqa: N802 - Caffe2's name
+    """Raise (an Exception, as Caffe2 did) "<msg>. a != b" unless a == b."""
+    if a != b:
+        raise Exception(f"{msg}. {a} != {b}")
+
+
+class DebugMode:
+    """Caffe2's DebugMode: ``DebugMode.run(main)`` runs ``main()`` and, if it raises,
+    opens a post-mortem debugger at the failure and exits with status 1.  Without a
+    terminal on stdin (a test run, CI) the exception simply propagates."""
+
+    @classmethod
+    def run(cls, func):
+        try:
+            return func()
+        except KeyboardInterrupt:
+            raise
+        except Exception:
+            if not sys.stdin or not sys.stdin.isatty():
+                raise
+            import pdb
+            print('Entering interactive debugger. Type "bt" to print the full stacktrace. '
+                  'Type "help" to see command listing.')
+            print(sys.exc_info()[1])
+            pdb.post_mortem()
+            sys.exit(1)
+
+
+def debug(f):
+    """Decorator: run ``f`` under DebugMode."""
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        return DebugMode.run(lambda: f(*args, **kwargs))
+    return wrapper
 
 
 def BuildUniqueMutexIter(init_net, net, iter=None, iter_mutex=None, iter_val=0):  # noqa: N802,A002

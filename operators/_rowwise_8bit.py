@@ -25,6 +25,8 @@ and bias here and codes 0 (x86's lrintf(NaN) truncated to uint8).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from caffe2lite.operators import _native_rowwise_8bit as _native_q
@@ -72,41 +74,6 @@ def fused_quantize(rows):
     return out
 
 
-def fused_quantize_half_scale_bias(rows):
-    """(N, D) float32 -> (N, D + 4) uint8 with a float16 scale and bias: Caffe2's
-    FloatToFusedNBitRowwiseQuantizedSBHalf at 8 bits.
-
-    The minimum is rounded to float16 first (it is the stored bias); scale =
-    half(range / 255), or 1 where the range is 0, the half scale underflows to 0 or
-    its inverse overflows; codes lrintf((x - bias) * (1 / scale)) clamped to [0, 255].
-    """
-    n, d = rows.shape
-    out = np.empty((n, d + 4), np.uint8)
-    if n == 0:
-        return out
-    with np.errstate(all="ignore"):
-        minimum = rows.min(axis=1).astype(np.float16).astype(F32)
-        span = rows.max(axis=1) - minimum
-        scale = np.where(span == 0, F32(1), span / F32(255)).astype(np.float16)
-        scale[scale == 0] = 1
-        inverse = F32(1) / scale.astype(F32)
-        overflow = np.isinf(inverse)
-        scale[overflow], inverse[overflow] = 1, 1
-        scaled = (rows - minimum[:, None]) * inverse[:, None]
-        out[:, :d] = _codes(np.rint(scaled))
-    tail = np.empty((n, 2), "<f2")
-    tail[:, 0], tail[:, 1] = scale, minimum
-    out[:, d:] = tail.view(np.uint8).reshape(n, 4)
-    return out
-
-
-def fused_dequantize_half_scale_bias(rows):
-    """(N, D + 4) uint8 with float16 scale and bias -> (N, D) float32."""
-    width = rows.shape[1] - 4
-    sb = np.ascontiguousarray(rows[:, width:]).view("<f2").astype(F32).reshape(-1, 2)
-    return dequantize(rows[:, :width], sb[:, 0], sb[:, 1])
-
-
 def fused_scale_bias(rows, width):
     """The (k, 2) float32 (scale, bias) of fused rows (any k x (width + 8) uint8)."""
     tail = np.ascontiguousarray(rows[:, width:width + SCALE_BIAS_BYTES])
@@ -152,15 +119,30 @@ def legacy_quantize(rows):
 
 
 # -- checks ---------------------------------------------------------------------------
-def check_fused_table(ctx, data, i=0, rank=2):
-    """A fused table: uint8, rank 2, more than 8 columns (Caffe2's DATA checks)."""
-    check_dtype(ctx, data, i, (np.uint8,), "uint8 (rows from FloatToFused8BitRowwiseQuantized)")
+def check_fused_table(ctx, data, i=0, rank=2, bits=8, tail=SCALE_BIAS_BYTES):
+    """A fused table: uint8, rank 2, more than ``tail`` columns (Caffe2's DATA checks);
+    ``bits`` and ``tail`` name an N-bit table's codes and float16 scale and bias."""
+    check_dtype(ctx, data, i, (np.uint8,),
+                f"uint8 (rows from FloatToFused{bits}BitRowwiseQuantized)")
     if data.ndim != rank:
         ctx.fail(f"{ctx.input_label(i)} must be a matrix (rank 2), got shape "
                  f"{tuple(data.shape)}")
-    if data.shape[1] <= SCALE_BIAS_BYTES:
-        ctx.fail(f"{ctx.input_label(i)} must have more than {SCALE_BIAS_BYTES} columns (values, "
-                 f"then 4-byte scale and 4-byte bias), got {data.shape[1]}")
+    if data.shape[1] <= tail:
+        ctx.fail(f"{ctx.input_label(i)} must have more than {tail} columns (codes, then "
+                 f"{tail // 2}-byte scale and {tail // 2}-byte bias), got {data.shape[1]}")
+
+
+def checked_float_rows(ctx, x, dtype, name):
+    """Input 0 of a quantizer: ``dtype`` (named ``name``), rank >= 1, rows (the last axis)
+    of at least one value unless there are none; as a float32 (rows, width) matrix."""
+    check_dtype(ctx, x, 0, (dtype,), name)
+    if x.ndim < 1:
+        ctx.fail(f"{ctx.input_label(0)} must have rank >= 1, got a scalar")
+    width = int(x.shape[-1])
+    if width == 0 and math.prod(x.shape[:-1]):
+        ctx.fail(f"{ctx.input_label(0)} has rows of 0 values (shape {tuple(x.shape)}): no "
+                 f"minimum or maximum to quantize with")
+    return x.reshape(-1, width).astype(np.float32, copy=False)
 
 
 def check_scale_bias(ctx, scale_bias, i, rows):
@@ -229,7 +211,8 @@ def quantized_segment_sum(ctx, table, width, scale_bias, indices, lengths, weigh
     return numpy_quantized_segment_sum(table, width, scale_bias, indices, lengths, weights, mean)
 
 
-def numpy_quantized_segment_sum(table, width, scale_bias, indices, lengths, weights, mean):
+def numpy_quantized_segment_sum(table, width, scale_bias, indices, lengths, weights, mean,
+                                decode=None):
     """The NumPy engine: a block of bags at a time, their rows gathered (whole rows, as
     byte records) and dequantized into float32 terms, which operators/_segments.py's
     gather_segment_sum then adds up bag by bag, left to right from 0 -- the order of
@@ -245,14 +228,19 @@ def numpy_quantized_segment_sum(table, width, scale_bias, indices, lengths, weig
                                                         "right"))))
             p0, p1 = int(starts[b0]), int(ends[b1 - 1])
             terms = _terms(table, records, width, scale_bias, indices[p0:p1],
-                           None if weights is None else weights[p0:p1])
+                           None if weights is None else weights[p0:p1], decode)
             out[b0:b1] = gather_segment_sum(np, terms, np.arange(p1 - p0), lengths[b0:b1],
                                             native=False)
             b0 = b1
-        if mean:
-            nonempty = lengths > 0
-            out[nonempty] *= (F32(1) / lengths[nonempty].astype(F32))[:, None]
-    return out
+    return bag_means(out, lengths) if mean else out
+
+
+def bag_means(sums, lengths):
+    """Bag sums times 1.0f / length, in place (empty bags stay as they are)."""
+    nonempty = lengths > 0
+    with np.errstate(all="ignore"):
+        sums[nonempty] *= (F32(1) / lengths[nonempty].astype(F32))[:, None]
+    return sums
 
 
 def _records(table):
@@ -263,16 +251,23 @@ def _records(table):
     return table.view(np.dtype((np.void, table.shape[1]))).reshape(table.shape[0])
 
 
-def _terms(table, records, width, scale_bias, idx, weights):
-    """(w * scale) * codes + (w * bias) for the rows ``idx``, float32 (k, width)."""
+def _terms(table, records, width, scale_bias, idx, weights, decode):
+    """(w * scale) * codes + (w * bias) for the rows ``idx``, float32 (k, width).
+
+    ``decode`` (picked rows -> (codes, scale, bias)) reads another layout of the
+    table's rows (operators/_rowwise_nbit.py's N-bit rows); None: 8-bit codes with the
+    fused float32 tail or the ``scale_bias`` matrix."""
     if records is not None:
         picked = np.take(records, idx, mode="clip").view(np.uint8).reshape(idx.size,
                                                                              table.shape[1])
     else:
         picked = np.take(table, idx, axis=0, mode="clip")
-    sb = (fused_scale_bias(picked, width) if scale_bias is None
-          else np.take(scale_bias, idx, axis=0, mode="clip"))
-    scale, bias = sb[:, 0], sb[:, 1]
+    if decode is not None:
+        codes, scale, bias = decode(picked)
+    else:
+        sb = (fused_scale_bias(picked, width) if scale_bias is None
+              else np.take(scale_bias, idx, axis=0, mode="clip"))
+        codes, scale, bias = picked[:, :width], sb[:, 0], sb[:, 1]
     if weights is not None:
         scale, bias = weights * scale, weights * bias
-    return dequantize(picked[:, :width], scale, bias)
+    return dequantize(codes, scale, bias)

@@ -166,6 +166,36 @@ def position_in_segment(xp, lengths):
     return segment, rows - starts[segment]
 
 
+def segmented_search(xp, edges, lengths, queries, query_segment, side="left"):
+    """numpy.searchsorted of each query within its own segment of ``edges``, as an index
+    into the whole ``edges`` vector (Caffe2's std::lower_bound / upper_bound over
+    ``edges[start:end]``, for every query at once).
+
+    ``edges`` is split into consecutive segments by ``lengths`` and sorted within each;
+    query i searches segment query_segment[i].  One stable lexicographic sort of
+    edges and queries by (segment, value, tie rule) places every query just after the
+    edges that precede it -- those of earlier segments and, in its own, those below
+    it (``side="left"``) or not above it (``"right"``) -- so the number of edges
+    before it is the answer.  O((E + Q) log(E + Q)), no loop over segments.
+    """
+    n_edges = int(edges.shape[0])
+    edge_segment = xp.repeat(xp.arange(lengths.shape[0]), lengths.tolist()
+                             if xp is not np else lengths)
+    segment = xp.concatenate([edge_segment.astype(np.int64), query_segment.astype(np.int64)])
+    value = xp.concatenate([edges.astype(np.float64), queries.astype(np.float64)])
+    is_query = xp.concatenate([xp.zeros(n_edges, np.int8),
+                               xp.ones(int(queries.shape[0]), np.int8)])
+    # equal values: "left" puts the query before the edges, "right" after them
+    tie = is_query if side == "right" else 1 - is_query
+    order = xp.lexsort(xp.stack([tie, value, segment]))
+    edge_mark = (is_query[order] == 0).astype(np.int64)
+    edges_before = xp.cumsum(edge_mark) - edge_mark
+    result = xp.empty(int(queries.shape[0]), np.int64)
+    picked = order >= n_edges
+    result[order[picked] - n_edges] = edges_before[picked]
+    return result
+
+
 def segment_sum(xp, values, lengths):
     """out[k] = values[start_k : start_k + lengths[k]].sum(0); empty segments give 0.
 

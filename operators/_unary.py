@@ -17,8 +17,8 @@ import numpy as np
 
 from caffe2lite.operators.binary_elementwise import dtype_names
 from caffe2lite.runtime import (GradientError, OpSchema, dense_output_grad, grad_name,
-                                make_operator, pointwise_cost, register_kernel,
-                                register_schema, same_as)
+                                make_operator, pointwise_cost, register_kernel, register_schema,
+                                same_as)
 
 ROLE_DOCS = {"X": "the forward input", "Y": "the forward output", "dY": "gradient of Y"}
 

@@ -8,8 +8,8 @@ label and a lower class, the row is wrong.  The output is a 0-d float32.
 
 import numpy as np
 
-from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, TensorSpec,
-                                register_kernel, register_schema)
+from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, TensorSpec, register_kernel,
+                                register_schema)
 
 register_schema(OpSchema(
     "Accuracy", num_inputs=2, num_outputs=1,

@@ -11,8 +11,7 @@ name in place, in index order.
 
 import numpy as np
 
-from caffe2lite.operators._sparse_rows import (check_same_size, checked_scalar_rate,
-                                               checked_tables)
+from caffe2lite.operators._sparse_rows import check_same_size, checked_scalar_rate, checked_tables
 from caffe2lite.operators._train_common import check_float32, occurrence_rounds
 from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, register_kernel,
                                 register_schema, same_as)

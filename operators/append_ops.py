@@ -10,8 +10,7 @@ and a bad batch appends nothing.
 import numpy as np
 
 from caffe2lite.operators.atomic_iter import check_mutex
-from caffe2lite.runtime import SHOULD_NOT_DO_GRADIENT, OpSchema, register_kernel, \
-    register_schema
+from caffe2lite.runtime import SHOULD_NOT_DO_GRADIENT, OpSchema, register_kernel, register_schema
 
 
 def _appended(ctx, a, b, i_a, i_b):

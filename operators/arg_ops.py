@@ -10,8 +10,8 @@ import numpy as np
 
 from caffe2lite.operators._axes import canonical_axis
 from caffe2lite.operators.binary_elementwise import dtype_names
-from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, TensorSpec,
-                                register_kernel, register_schema)
+from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, TensorSpec, register_kernel,
+                                register_schema)
 
 DTYPES = (np.int32, np.int64, np.float32, np.float64)
 ARGS = [Arg("axis", "int", -1, "the axis to search (negative: from the end)"),

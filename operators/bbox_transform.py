@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from caffe2lite.operators import _boxes
-from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, TensorSpec,
-                                register_kernel, register_schema)
+from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, TensorSpec, register_kernel,
+                                register_schema)
 
 F32 = np.float32
 

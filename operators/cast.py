@@ -6,9 +6,11 @@ upper-cased and parsed; absent, it is FLOAT.  ``from_type`` is not read by
 the forward op, but the gradient needs it: Caffe2's GetCastGradient casts
 dY back with ``to=from_type, from_type=to`` and fails without it.
 Conversions are C++ static_casts, as ``numpy.ndarray.astype``: floats to
-integers truncate toward zero, anything to bool is ``!= 0``.  Strings (and
-UNDEFINED) are refused as Caffe2 refused them; FLOAT16 is allowed on every
-device (Caffe2 only cast halves on CUDA).
+integers truncate toward zero, anything to bool is ``!= 0``.  ``to`` STRING
+writes each value as Caffe2's caffe2::to_string did (std::to_string: integers
+and bools in decimal, floats with "%f"), as bytes (std::string), on the CPU;
+string inputs and UNDEFINED are refused as Caffe2 refused them; FLOAT16 is
+allowed on every device (Caffe2 only cast halves on CUDA).
 """
 
 import numpy as np
@@ -23,9 +25,10 @@ CASTABLE = {DataType.Value(name) for name in (
     "FLOAT", "INT32", "BYTE", "BOOL", "UINT8", "INT8", "UINT16", "INT16", "INT64",
     "FLOAT16", "DOUBLE")}
 CASTABLE_DTYPES = frozenset(numpy_dtype(t) for t in CASTABLE)
+STRING = DataType.Value("STRING")
 
 
-def cast_data_type(value, name, fail):
+def cast_data_type(value, name, fail, targets=frozenset(CASTABLE)):
     """The DataType int of a 'to'/'from_type' value (int, or a name in any case)."""
     if value is None:
         return DataType.Value("FLOAT")
@@ -39,15 +42,25 @@ def cast_data_type(value, name, fail):
         code = value
     else:
         fail(f"argument '{name}' must be an int or a string, got {value!r}")
-    if code not in CASTABLE:
+    if code not in targets:
         label = DataType.Name(code) if code in DataType.values() else "unknown"
         fail(f"argument '{name}' is {code} ({label}); Cast converts to "
-             f"{', '.join(sorted(DataType.Name(t) for t in CASTABLE))}")
+             f"{', '.join(sorted(DataType.Name(t) for t in targets))}")
     return code
 
 
 def _target(ctx):
-    return numpy_dtype(cast_data_type(ctx.args["to"], "to", ctx.fail))
+    return numpy_dtype(cast_data_type(ctx.args["to"], "to", ctx.fail, CASTABLE | {STRING}))
+
+
+def to_strings(xp, x):
+    """caffe2::to_string of every element, as an object array of bytes."""
+    host = x if xp is np else x.get()
+    if host.dtype.kind == "f":
+        text = np.char.mod("%f", host.astype(np.float64))
+    else:  # ints and bools (bool -> int, as std::to_string promotes it)
+        text = host.astype(np.int64).astype(str) if host.dtype == np.bool_ else host.astype(str)
+    return np.char.encode(text, "ascii").astype(object).reshape(x.shape)
 
 
 def _check_input(ctx, x):
@@ -107,6 +120,8 @@ register_schema(OpSchema(
 def cast(ctx, x):
     _check_input(ctx, x)
     target = _target(ctx)
+    if target == np.dtype(object):
+        return (to_strings(ctx.xp, x),)
     with np.errstate(invalid="ignore", over="ignore"):
         return (x.astype(target, copy=True),)
 

@@ -14,9 +14,8 @@ from math import prod
 from caffe2lite.operators._gradient_defs import single_gradient_def
 from caffe2lite.operators._storage_order import ORDER_ARG, batch_channel_axis, per_channel_shape
 from caffe2lite.operators._train_common import check_float
-from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, TensorSpec,
-                                register_kernel, register_schema, same_as)
-
+from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, TensorSpec, register_kernel,
+                                register_schema, same_as)
 
 SHUFFLE_ARGS = [Arg("group", "int", 1, "G: the channels are viewed as (G, C / G)"), ORDER_ARG]
 

@@ -1,4 +1,5 @@
-"""Concat and Split, each the other's gradient (Caffe2's concat_split_op).
+"""Concat and Split, each the other's gradient (Caffe2's concat_split_op), and their old
+names DepthConcat and DepthSplit.
 
 Concat: ``numpy.concatenate(inputs, axis)`` (``numpy.stack`` with
 add_axis), plus ``split_info``, the int32 sizes of the inputs along the axis.
@@ -11,9 +12,9 @@ import math
 
 import numpy as np
 
-from caffe2lite.runtime import (INT_MAX, Arg, OpCost, OpSchema, TensorSpec, fusion, grad_name,
-                                gradient_maker, make_operator, register_kernel, register_schema,
-                                rewrites)
+from caffe2lite.runtime import (INT_MAX, Arg, OpCost, OpSchema, TensorSpec, fusion, get_schema,
+                                grad_name, gradient_maker, make_operator, register_kernel,
+                                register_schema, rewrites)
 from caffe2lite.runtime.cost_inference import SIZEOF_INT
 
 ORDER_AXIS = {"NCHW": 1, "NHWC": 3}
@@ -41,7 +42,8 @@ def split_gradient_maker(op_def, g_output):
     shape when some output has none; here such an output contributes zeros
     (ConstantFill shaped like it; float32, ConstantFill's default dtype, so a
     partial gradient of a float64 Split fails in Concat with a dtype error).
-    ``split`` is not copied: Concat has no use for it.
+    ``split`` (and DepthSplit's legacy ``dimensions``) is not copied: Concat has no use
+    for it.
     """
     if all(g is None for g in g_output):
         return [], [None] * len(op_def.input)
@@ -54,7 +56,8 @@ def split_gradient_maker(op_def, g_output):
         parts.append(str(g))
     x = op_def.input[0]
     concat = make_operator("Concat", parts, [grad_name(x), f"_{grad_name(x)}_dims"],
-                           arg=[a for a in op_def.arg if a.name != "split"])
+                           arg=[a for a in op_def.arg
+                                if a.name not in ("split", "dimensions")])
     return ops + [concat], [grad_name(x)] + [None] * (len(op_def.input) - 1)
 
 
@@ -106,6 +109,22 @@ register_schema(OpSchema(
         "lengths); equal parts when no lengths are given; with add_axis every length is 1 "
         "and the axis is removed.",
     gradient=split_gradient_maker))
+
+
+# Caffe2's backward compatible names, same kernels and gradients.  The first DepthSplit
+# took its lengths from 'dimensions'; Caffe2's later SplitOp under this name ignored it
+# (brew's group_conv_deprecated still passes it), and so does this one.
+_LEGACY = {"DepthConcat": [], "DepthSplit": [
+    Arg("dimensions", "ints", [], "ignored, as by Caffe2's SplitOp (lengths come from "
+                                  "'split' or the split input)")]}
+for _alias, _of in (("DepthConcat", "Concat"), ("DepthSplit", "Split")):
+    _schema = get_schema(_of)
+    register_schema(OpSchema(
+        _alias, num_inputs=_schema.num_inputs, num_outputs=_schema.num_outputs,
+        cost=_schema.cost, infer_shapes=_schema.infer_shapes,
+        args=list(_schema.args) + _LEGACY[_alias],
+        inputs=_schema.inputs, outputs=_schema.outputs, gradient=_schema.gradient,
+        doc=f"Backward compatible operator name for {_of}. " + _schema.doc))
 
 
 def _axis_and_add(ctx, what):
@@ -170,6 +189,7 @@ RECORD_COPY_BYTES = 1 << 20
 
 
 @register_kernel("Concat", devices=("CPU", "CUDA"))
+@register_kernel("DepthConcat", devices=("CPU", "CUDA"))
 def concat(ctx, *inputs):
     axis, add_axis = _concat_axis(ctx, inputs)
     if add_axis:
@@ -195,6 +215,7 @@ def concat(ctx, *inputs):
 
 
 @register_kernel("Split", devices=("CPU", "CUDA"))
+@register_kernel("DepthSplit", devices=("CPU", "CUDA"))
 def split(ctx, X, *split_input):
     axis, add_axis, sizes = _split_sizes(ctx, X, split_input)
     index = [slice(None)] * X.ndim
@@ -249,7 +270,7 @@ def _split_sizes(ctx, X, split_input):
     return axis, add_axis, sizes
 
 
-rewrites.register_pure("Concat", "Split")  # runtime/rewrites.py: constant folding
+rewrites.register_pure("Concat", "Split", "DepthConcat", "DepthSplit")  # constant folding
 
 
 # -- shared memory (runtime/fusion.py): Concat's output as the place its producers write
@@ -280,6 +301,8 @@ def _split_views(op, X, *split_input):
                  for lo, hi in zip(bounds[:-1], bounds[1:]))
 
 
-fusion.register_joiner("Concat", _join_layout)
-fusion.register_view_splitter("Split", _split_views)
+for _joiner in ("Concat", "DepthConcat"):
+    fusion.register_joiner(_joiner, _join_layout)
+for _splitter in ("Split", "DepthSplit"):
+    fusion.register_view_splitter(_splitter, _split_views)
 

@@ -1,18 +1,25 @@
-"""If and IsEmpty: the conditional execution Caffe2's exported models use.
+"""If, While and IsEmpty: conditions and loops over sub-nets in the op's workspace.
 
 ``If`` (``caffe2/operators/if_op.h``) reads a one-element bool condition and runs
 ``then_net``, or ``else_net`` when given, in the op's workspace: the subnet
-reads and writes the workspace's blobs (its listed outputs are declarations).
-Here the subnet runs on a view of the workspace and its writes are copied back
-only when it finishes, so a failing branch leaves every blob as it was.
+reads and writes the workspace's blobs (its listed inputs and outputs are
+declarations).  ``While`` (``while_op.h``) runs ``cond_net`` (when given) and
+then, while the condition blob holds true, ``loop_net`` and ``cond_net`` again.
+Both run their nets through operators/_subnet.py: on a view of the workspace whose
+writes are copied back only when the op succeeds, so a failing branch or iteration
+leaves every blob as it was (the workspaces a scope blob's stack holds for Do ops inside
+are the exception: what those Dos pushed and wrote there stays).  A While stops with
+LimitExceeded after the workspace's ``max_plan_iterations`` iterations when that limit
+is set (Caffe2 had none).
 ``IsEmpty`` (``utility_ops``) gives a 0-d bool: whether the input has no elements.
 """
 
 import numpy as np
 
-from caffe2lite.runtime import (NO_GRADIENT, Arg, OpSchema, TensorSpec, is_int8,
-                                register_kernel, register_schema)
-from caffe2lite.runtime.workspaces import Workspace
+from caffe2lite.operators._subnet import outputs_of, subnet, view_of
+from caffe2lite.runtime import (NO_GRADIENT, Arg, OpSchema, TensorSpec, is_int8, register_kernel,
+                                register_schema)
+from caffe2lite.runtime.errors import LimitExceeded
 
 register_schema(OpSchema(
     "If", num_inputs=(1, None), num_outputs=(0, None), allow_inplace=lambda i, j: True,
@@ -22,9 +29,22 @@ register_schema(OpSchema(
     inputs=[("condition", "one-element bool tensor"),
             ("inputs...", "blobs the branches read (declarations)")],
     outputs=[("outputs...", "blobs the branches write (declarations)")],
-    needs_workspace=True, opaque_outputs=True, gradient=NO_GRADIENT,
+    needs_workspace=True, opaque_outputs=True,
     doc="Runs then_net if the condition is true, else_net (when given) otherwise, in the "
-        "op's workspace."))
+        "op's workspace. Its gradient is a Python maker (caffe2lite.control_ops_grad), as "
+        "in Caffe2."))
+
+register_schema(OpSchema(
+    "While", num_inputs=(1, None), num_outputs=(0, None), allow_inplace=lambda i, j: True,
+    args=[Arg("loop_net", "net", None, "net run on each iteration", required=True),
+          Arg("cond_net", "net", None, "net (re)computing the condition before the first and "
+                                        "after each iteration (optional)")],
+    inputs=[("condition", "one-element bool tensor, read before each iteration"),
+            ("inputs...", "blobs the nets read (declarations)")],
+    outputs=[("outputs...", "blobs the nets write (declarations)")],
+    needs_workspace=True, opaque_outputs=True,
+    doc="Runs cond_net (if given), then loop_net while the condition is true, in the op's "
+        "workspace. Its gradient is a Python maker (caffe2lite.control_ops_grad)."))
 
 register_schema(OpSchema(
     "IsEmpty", num_inputs=1, num_outputs=1, cpu_fallback=True,
@@ -33,36 +53,50 @@ register_schema(OpSchema(
     outputs=[("Y", "0-d bool: X has no elements")],
     doc="Y = (X.size == 0), a 0-d bool.", gradient=NO_GRADIENT))
 
-_DEPTH = [0]  # nesting of If ops: a net that contains itself would never end
-MAX_DEPTH = 64
+
+def _check_condition(ctx, value, op_name):
+    """The one-element bool a control op reads (Caffe2: numel 1, data<bool>)."""
+    if not hasattr(value, "dtype") or value.dtype != np.bool_:
+        ctx.fail(f"Invalid condition in {op_name} operator: {ctx.input_label(0)} must be a bool "
+                 f"tensor, got {getattr(value, 'dtype', type(value).__name__)}")
+    if value.size != 1:
+        ctx.fail(f"Invalid condition tensor in {op_name} operator: single value expected, got "
+                 f"{value.size} values")
+    return bool(np.asarray(ctx.device.to_host(value)).reshape(-1)[0])
 
 
 @register_kernel("If")
 def if_op(ctx, condition, *_declared):
-    value = np.asarray(ctx.device.to_host(condition)) if hasattr(condition, "dtype") else None
-    if value is None or value.dtype != np.bool_:
-        ctx.fail(f"Invalid condition in If operator: {ctx.input_label(0)} must be a bool "
-                 f"tensor, got {getattr(condition, 'dtype', type(condition).__name__)}")
-    if value.size != 1:
-        ctx.fail(f"Invalid condition tensor in If operator: single value expected, got "
-                 f"{value.size} values")
-    branch = ctx.args["then_net"] if bool(value.reshape(-1)[0]) else ctx.args["else_net"]
-    parent = ctx.workspace
-    if branch is not None:
-        if _DEPTH[0] >= MAX_DEPTH:
-            ctx.fail(f"If ops nested more than {MAX_DEPTH} deep")
-        view = Workspace(f"{parent.name}/If", parent.root_folder)
-        view.limits = parent.limits
-        view.blob_dict.update(parent.blob_dict)
-        _DEPTH[0] += 1
-        try:
-            view.run_net_once(branch)
-        finally:
-            _DEPTH[0] -= 1
-        for name, blob in view.blob_dict.items():  # commit the branch's writes
-            if parent.blob_dict.get(name, view) is not blob:
-                parent.blob_dict[name] = blob
-    return tuple(parent.blob_dict.get(name) for name in ctx.op_def.output)
+    branch = "then_net" if _check_condition(ctx, condition, "If") else "else_net"
+    net = subnet(ctx, branch)
+    blobs = ctx.workspace.blob_dict
+    if net is not None:
+        view = view_of(blobs)
+        net.run(view)
+        blobs.update(view)  # the branch's writes, now that it succeeded
+    return outputs_of(ctx, blobs)
+
+
+@register_kernel("While")
+def while_op(ctx, condition, *_declared):
+    _check_condition(ctx, condition, "While")
+    blobs = ctx.workspace.blob_dict
+    view = view_of(blobs)
+    loop_net, cond_net = subnet(ctx, "loop_net"), subnet(ctx, "cond_net")
+    budget = ctx.limits.max_plan_iterations
+    iterations = 0
+    while True:
+        if cond_net is not None:
+            cond_net.run(view)
+        if not _check_condition(ctx, view[ctx.op_def.input[0]], "While"):
+            break
+        loop_net.run(view)
+        iterations += 1
+        if budget is not None and iterations >= budget:
+            raise LimitExceeded(f"{ctx.where}: ran {budget} iterations, the workspace's "
+                                f"max_plan_iterations; stopped, every blob as it was")
+    blobs.update(view)  # every iteration's writes, now that the loop ended
+    return outputs_of(ctx, blobs)
 
 
 @register_kernel("IsEmpty")

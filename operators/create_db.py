@@ -7,8 +7,8 @@ path is used as given (Caffe2 did not prefix the root folder), and in a
 confined workspace it must stay inside the root folder.
 """
 
-from caffe2lite.runtime import NO_GRADIENT, Arg, ArgumentError, OpSchema, register_kernel, \
-    register_schema, safety
+from caffe2lite.runtime import (NO_GRADIENT, Arg, ArgumentError, OpSchema, register_kernel,
+                                register_schema, safety)
 from caffe2lite.runtime.db import DB_TYPES, DBReader
 from caffe2lite.runtime.errors import DBError
 

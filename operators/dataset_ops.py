@@ -15,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from caffe2lite.operators import _std_shuffle
-from caffe2lite.operators._tree_cursor import (TreeCursor, TreeIterator, advance,
-                                               check_columns, check_cursor, limits_of,
-                                               ranges_to_indices, row_offsets)
+from caffe2lite.operators._tree_cursor import (TreeCursor, TreeIterator, advance, check_columns,
+                                               check_cursor, limits_of, ranges_to_indices,
+                                               row_offsets)
 from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, once_per_op,
                                 register_kernel, register_schema)
 

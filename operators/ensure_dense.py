@@ -3,8 +3,8 @@ it turns a sparse gradient (a GradientSlice) into a dense one with SparseToDense
 so what comes before it gets a dense gradient.
 """
 
-from caffe2lite.runtime import (GradientSlice, OpSchema, grad_name, make_operator,
-                                register_kernel, register_schema, same_as)
+from caffe2lite.runtime import (GradientSlice, OpSchema, grad_name, make_operator, register_kernel,
+                                register_schema, same_as)
 
 
 def _ensure_dense_gradient(op_def, g_output):

@@ -15,32 +15,36 @@ at 8 bits: the bias is the minimum rounded to float16, and codes are clamped to
 (Caffe2's NO_GRADIENT).
 """
 
-import math
+import functools
 
 import numpy as np
 
-from caffe2lite.operators._rowwise_8bit import (fused_dequantize, fused_dequantize_half_scale_bias,
-                                                fused_quantize, fused_quantize_half_scale_bias)
+from caffe2lite.operators._rowwise_8bit import checked_float_rows, fused_dequantize, fused_quantize
+from caffe2lite.operators._rowwise_nbit import nbit_dequantize, nbit_quantize
 from caffe2lite.operators._segments import check_dtype
 from caffe2lite.runtime import NO_GRADIENT, OpSchema, TensorSpec, register_kernel, register_schema
+
+# the float16 scale and bias layout is Caffe2's N-bit one at 8 bits
+_quantize_half_scale_bias = functools.partial(nbit_quantize, bit_rate=8)
+_dequantize_half_scale_bias = functools.partial(nbit_dequantize, bit_rate=8)
 
 # op type: (float dtype, bytes of scale + bias, quantize or dequantize function)
 QUANTIZE = {
     "FloatToFused8BitRowwiseQuantized": (np.float32, 8, fused_quantize),
     "HalfFloatToFused8BitRowwiseQuantized": (np.float16, 8, fused_quantize),
     "FloatToFused8BitRowwiseQuantizedHalfScaleBias": (np.float32, 4,
-                                                      fused_quantize_half_scale_bias),
+                                                      _quantize_half_scale_bias),
     "HalfFloatToFused8BitRowwiseQuantizedHalfScaleBias": (np.float16, 4,
-                                                          fused_quantize_half_scale_bias),
+                                                          _quantize_half_scale_bias),
 }
 DEQUANTIZE = {
     "Fused8BitRowwiseQuantizedToFloat": (np.float32, 8, fused_dequantize),
     "Fused8BitRowwiseQuantizedToHalfFloat": (np.float16, 8, fused_dequantize),
     "Fused8BitRowwiseQuantizedHalfScaleBiasToFloat": (np.float32, 4,
-                                                      fused_dequantize_half_scale_bias),
+                                                      _dequantize_half_scale_bias),
     # float32 despite its name: Caffe2 registered it with a float output (and said so)
     "Fused8BitRowwiseQuantizedHalfScaleBiasToHalfFloat": (np.float32, 4,
-                                                          fused_dequantize_half_scale_bias),
+                                                          _dequantize_half_scale_bias),
 }
 _NAMES = {np.float32: ("float32", "Float32"), np.float16: ("float16", "Float16")}
 
@@ -102,15 +106,8 @@ for _type, (_dtype, _tail, _) in DEQUANTIZE.items():
 @register_kernel("HalfFloatToFused8BitRowwiseQuantizedHalfScaleBias", devices=("CPU",))
 def quantize_fused_8bit_rowwise(ctx, x):
     dtype, tail, quantize = QUANTIZE[ctx.op_def.type]
-    check_dtype(ctx, x, 0, (dtype,), _NAMES[dtype][0])
-    if x.ndim < 1:
-        ctx.fail(f"{ctx.input_label(0)} must have rank >= 1, got a scalar")
-    width = int(x.shape[-1])
-    if width == 0 and math.prod(x.shape[:-1]):
-        ctx.fail(f"{ctx.input_label(0)} has rows of 0 values (shape {tuple(x.shape)}): no "
-                 f"minimum or maximum to quantize with")
-    rows = x.reshape(-1, width).astype(np.float32, copy=False)
-    return (quantize(rows).reshape(x.shape[:-1] + (width + tail,)),)
+    rows = checked_float_rows(ctx, x, dtype, _NAMES[dtype][0])
+    return (quantize(rows).reshape(x.shape[:-1] + (rows.shape[1] + tail,)),)
 
 
 @register_kernel("Fused8BitRowwiseQuantizedToFloat", devices=("CPU",))

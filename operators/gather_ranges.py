@@ -21,10 +21,21 @@ import numpy as np
 from caffe2lite.operators._segments import position_in_segment
 from caffe2lite.operators._train_common import INDEX_DTYPES, host_int, stable_argsort
 from caffe2lite.operators.lengths_ops import MAX_OUTPUT_SIZE
-from caffe2lite.runtime import NO_GRADIENT, Arg, OpSchema, register_kernel, register_schema
+from caffe2lite.runtime import (NO_GRADIENT, Arg, OpSchema, TensorSpec, register_kernel,
+                                register_schema)
+
+
+def _gather_ranges_shapes(ctx, data, ranges):
+    """Caffe2's TensorInferenceFunction (NeedsAllInputShapes): OUTPUT as long as all of
+    DATA -- the most the ranges can gather, exact when they cover DATA once, as in the
+    nets it was written for -- and one int32 length per example."""
+    if data is None or ranges is None or ranges.ndim < 1:
+        return (None, None)
+    return TensorSpec((data.size,), data.dtype), TensorSpec((ranges.shape[0],), np.int32)
+
 
 register_schema(OpSchema(
-    "GatherRanges", num_inputs=2, num_outputs=2,
+    "GatherRanges", num_inputs=2, num_outputs=2, infer_shapes=_gather_ranges_shapes,
     inputs=[("DATA", "tensor of rank 1"),
             ("RANGES", "int32/int64 (N, M, 2): (start, length) per example and feature")],
     outputs=[("OUTPUT", "1-D: every range of DATA, concatenated in order"),

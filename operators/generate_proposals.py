@@ -25,7 +25,8 @@ from __future__ import annotations
 import numpy as np
 
 from caffe2lite.operators import _boxes
-from caffe2lite.operators.bbox_transform import ANGLE_ARGS, CORRECT_TRANSFORM_COORDS, LEGACY_PLUS_ONE
+from caffe2lite.operators.bbox_transform import (ANGLE_ARGS, CORRECT_TRANSFORM_COORDS,
+                                                 LEGACY_PLUS_ONE)
 from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, register_kernel,
                                 register_schema)
 

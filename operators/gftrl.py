@@ -15,8 +15,8 @@ import numpy as np
 
 from caffe2lite.operators._train_common import check_float32
 from caffe2lite.operators.ftrl import FTRL_ARGS, check_n_z, ftrl_params
-from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, OpSchema, register_kernel,
-                                register_schema, same_as)
+from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, OpSchema, register_kernel, register_schema,
+                                same_as)
 
 F32 = np.float32
 

@@ -1,8 +1,10 @@
-"""FloatToHalf, HalfToFloat and Float16ConstantFill (caffe2/operators/half_float_ops.cc).
+"""FloatToHalf, HalfToFloat, Float16ConstantFill and Float16UniformFill
+(caffe2/operators/half_float_ops.cc).
 
 The float16 <-> float32 casts of mixed-precision training (round to nearest
-even; each one's gradient is the opposite cast), and a float16 constant fill
-(the squared sums of Adagrad's float16 engines).
+even; each one's gradient is the opposite cast), a float16 constant fill
+(the squared sums of Adagrad's float16 engines) and a float16 uniform fill
+(samples drawn in float32 from [min, max], then rounded to float16).
 """
 
 import numpy as np
@@ -60,3 +62,35 @@ register_schema(OpSchema(
 def float16_constant_fill(ctx):
     shape = fill_shape(ctx, (), itemsize=2)
     return (ctx.xp.full(shape, np.float16(ctx.args["value"]), dtype=np.float16),)
+
+
+register_schema(OpSchema(
+    "Float16UniformFill", num_inputs=0, num_outputs=1,
+    infer_shapes=lambda ctx: (TensorSpec(tuple(ctx.args["shape"]), np.dtype(np.float16)),),
+    outputs=[("output", "float16 tensor of 'shape', uniform in [min, max]")],
+    args=[Arg("shape", "ints", [], "Shape of the tensor"),
+          Arg("min", "float", 0.0, "Minimim value to generate"),
+          Arg("max", "float", 1.0, "Maximum value to generate"),
+          Arg("extra_shape", "ints", [], "not used without an input"),
+          Arg("input_as_shape", "bool", False, "not used without an input")],
+    doc="Fills a half float tensor of a specified shape with values from a uniform "
+        "distribution[min,max]",
+    gradient=NO_GRADIENT))
+
+
+@register_kernel("Float16UniformFill", devices=("CPU",))
+def float16_uniform_fill(ctx):
+    low, high = ctx.args["min"], ctx.args["max"]
+    ctx.enforce(low <= high, f"argument 'max' ({high}) must not be below 'min' ({low})")
+    shape = fill_shape(ctx, (), itemsize=2)
+    unit = ctx.rng.random(shape, dtype=np.float32)
+    values = (np.float32(low) + np.float32(high - low) * unit).astype(np.float16)
+    return (np.clip(values, _half_within(low, np.inf), _half_within(high, -np.inf)),)
+
+
+def _half_within(bound, towards):
+    """The float16 nearest ``bound`` on its inner side (rounding must not leave [min, max])."""
+    half = np.float16(bound)
+    if np.isfinite(half) and float(half) != bound and (float(half) > bound) == (towards < 0):
+        half = np.nextafter(half, np.float16(towards))
+    return half

@@ -19,8 +19,8 @@ heatmap is an error (Caffe2 left its maximum undefined).
 
 import numpy as np
 
-from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, TensorSpec,
-                                register_kernel, register_schema)
+from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, TensorSpec, register_kernel,
+                                register_schema)
 
 F32 = np.float32
 MAX_DELTA = F32(1.5)

@@ -17,8 +17,8 @@ per kernel tap over the whole tensor.
 import numpy as np
 
 from caffe2lite.operators import _conv_geometry as geometry
-from caffe2lite.operators._int8 import (Y_ARGS, check_scale_below_one, int8_input,
-                                        output_params, relu_limits, requantize_q31, wrap_int32)
+from caffe2lite.operators._int8 import (Y_ARGS, check_scale_below_one, int8_input, output_params,
+                                        relu_limits, requantize_q31, wrap_int32)
 from caffe2lite.runtime import (NO_GRADIENT, Int8Tensor, OpSchema, TensorSpec, register_kernel,
                                 register_schema)
 

@@ -11,8 +11,8 @@ import math
 
 import numpy as np
 
-from caffe2lite.operators._int8 import (Y_ARGS, check_scale_below_one, int8_input,
-                                        output_params, requantize_q31, wrap_int32)
+from caffe2lite.operators._int8 import (Y_ARGS, check_scale_below_one, int8_input, output_params,
+                                        requantize_q31, wrap_int32)
 from caffe2lite.runtime import (NO_GRADIENT, Arg, Int8Tensor, OpSchema, TensorSpec,
                                 register_kernel, register_schema)
 

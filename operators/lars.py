@@ -10,8 +10,8 @@ their learning rate (the ``lars`` option of SgdOptimizer and others).
 import numpy as np
 
 from caffe2lite.operators._train_common import check_float, check_scalar
-from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, TensorSpec,
-                                register_kernel, register_schema)
+from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, TensorSpec, register_kernel,
+                                register_schema)
 
 register_schema(OpSchema(
     "Lars", num_inputs=5, num_outputs=1,

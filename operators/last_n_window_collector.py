@@ -12,8 +12,8 @@ row seen.
 import numpy as np
 
 from caffe2lite.operators.atomic_iter import check_mutex
-from caffe2lite.runtime import SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, TensorSpec, \
-    register_kernel, register_schema
+from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, TensorSpec, register_kernel,
+                                register_schema)
 
 
 def _infer(ctx, last_n, next_, data, *rest):

@@ -36,8 +36,8 @@ import re
 
 import numpy as np
 
-from caffe2lite.runtime import (NO_GRADIENT, Arg, ArgumentError, OpSchema, TensorSpec,
-                                once_per_op, register_kernel, register_schema)
+from caffe2lite.runtime import (NO_GRADIENT, Arg, ArgumentError, OpSchema, TensorSpec, once_per_op,
+                                register_kernel, register_schema)
 
 F32 = np.float32
 

@@ -13,8 +13,7 @@
 from caffe2lite.operators._axes import canonical_axis
 from caffe2lite.operators._gradient_defs import single_gradient_def
 from caffe2lite.operators._train_common import check_float
-from caffe2lite.runtime import (Arg, OpSchema, TensorSpec, register_kernel, register_schema,
-                                same_as)
+from caffe2lite.runtime import Arg, OpSchema, TensorSpec, register_kernel, register_schema, same_as
 
 EPS = 1e-12
 AXIS = [Arg("axis", "int", -1, "the axis to normalize along")]

@@ -13,8 +13,8 @@ import numpy as np
 
 from caffe2lite.operators._gradient_defs import single_gradient_def
 from caffe2lite.operators._train_common import check_float
-from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, TensorSpec,
-                                register_kernel, register_schema)
+from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, TensorSpec, register_kernel,
+                                register_schema)
 
 AVERAGE = [Arg("average", "bool", False, "divide the sum by the number of elements")]
 

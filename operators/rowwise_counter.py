@@ -12,8 +12,8 @@ For each index occurrence (in order), with rho^counter_halflife = 1/2:
 
 import numpy as np
 
-from caffe2lite.operators._train_common import (check_index_vector, iteration,
-                                                occurrence_rounds, owned)
+from caffe2lite.operators._train_common import (check_index_vector, iteration, occurrence_rounds,
+                                                owned)
 from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, register_kernel,
                                 register_schema, same_as)
 

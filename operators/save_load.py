@@ -1,4 +1,5 @@
-"""Save, Load, Checkpoint and DBExists: blobs to and from Caffe2 ``minidb`` files.
+"""Save, Load, Checkpoint and DBExists: blobs to and from Caffe2 ``minidb`` files
+(Load also reads LMDB, and DBReader blobs made by CreateDB, through runtime.db).
 
 Semantics follow caffe2/operators/load_save_op.{h,cc}: db paths are relative
 to the workspace's root folder unless ``absolute_path``; tensors are stored
@@ -20,7 +21,7 @@ from caffe2lite.proto import caffe2_pb2
 from caffe2lite.runtime import (NO_GRADIENT, SHOULD_NOT_DO_GRADIENT, Arg, ArgumentError,
                                 EnforceError, OpSchema, flags, integrity, minidb, register_kernel,
                                 register_schema, safety)
-from caffe2lite.runtime.db import DBReader  # noqa: F401 (Load's optional inputs hold one)
+from caffe2lite.runtime.db import DB_TYPES, DBReader, Mode, create_db
 from caffe2lite.runtime.devices import context_for
 from caffe2lite.runtime.errors import DBError, ProtoParseError
 from caffe2lite.runtime.protoio import parse_binary
@@ -31,7 +32,8 @@ _PATH_ARGS = [
     Arg("absolute_path", "bool", False, "use `db` as given instead of prefixing the "
         "workspace's root folder"),
     Arg("db", "string", "", "path of the db"),
-    Arg("db_type", "string", "", "type of the db; caffe2lite writes and reads 'minidb'"),
+    Arg("db_type", "string", "", "type of the db: Save writes 'minidb', Load also reads "
+                                 "'lmdb'"),
 ]
 _SAVE_ARGS = _PATH_ARGS + [
     Arg("strip_prefix", "string", "", "cut each name up to and including the first "
@@ -171,27 +173,57 @@ def checkpoint(ctx, iteration, *values):
 
 
 # -- Load ---------------------------------------------------------------------
-def _load_sources(ctx, readers) -> list[str]:
+def _load_sources(ctx, readers) -> list[tuple[str, str, int]]:
+    """(path, db type, records to skip) of every db to read: the DBReader inputs' (from
+    their shard's first record), else the db / dbs arguments'."""
     args = ctx.args
     if readers:
-        paths = []
+        sources = []
         for name, reader in zip(ctx.op_def.input, readers):
             if not isinstance(reader, DBReader):
                 raise EnforceError(f"{ctx.where}: input '{name}' must hold a DBReader, got "
                                    f"{type(reader).__name__}")
-            _check_db_type(ctx, reader.db_type)
-            paths.append(safety.inside_root(ctx.workspace.root_folder, reader.source,
-                                            ctx.where, f"the DBReader in '{name}'")
-                         if ctx.limits.confine else reader.source)
-        return paths
-    _check_db_type(ctx, args["db_type"])
+            _check_readable(ctx, reader.db_type)
+            path = (safety.inside_root(ctx.workspace.root_folder, reader.source, ctx.where,
+                                       f"the DBReader in '{name}'")
+                    if ctx.limits.confine else reader.source)
+            sources.append((path, reader.db_type, reader.shard_id))
+        return sources
+    _check_readable(ctx, args["db_type"])
     names = args["dbs"] or [args["db"]]
     if args["dbs"]:
         if any(not n for n in names):
             raise ArgumentError(f"{ctx.where}: Db name should not be empty (argument 'dbs').")
         if len(set(names)) != len(names):
             raise ArgumentError(f"{ctx.where}: Duplicated db name in 'dbs': {names}")
-    return [db_path(ctx, n) for n in names]
+    return [(db_path(ctx, n), args["db_type"], 0) for n in names]
+
+
+def _check_readable(ctx, db_type: str) -> None:
+    """Load reads every db type runtime.db knows (minidb; lmdb with the lmdb package)."""
+    if not db_type:
+        raise ArgumentError(f"{ctx.where}: Must specify a db type (argument 'db_type', "
+                            f"e.g. db_type='{minidb.DB_TYPE}').")
+    if db_type not in DB_TYPES:
+        raise ArgumentError(f"{ctx.where}: db_type '{db_type}' is not supported; caffe2lite "
+                            f"reads {sorted(DB_TYPES)}")
+
+
+def _records(path: str, db_type: str, skip: int) -> list[tuple[str, bytes]]:
+    """Every (key, value) of a db, from its ``skip``-th record on (Caffe2's Load read a
+    DBReader's cursor, which starts at the reader's shard id)."""
+    if db_type == minidb.DB_TYPE:
+        return minidb.read(path)[skip:]
+    db = create_db(db_type, path, Mode.read)
+    try:
+        cursor, records = db.new_cursor(), []
+        cursor.seek_to_first()
+        while cursor.valid():
+            records.append((cursor.key().decode("utf-8", "surrogateescape"), cursor.value()))
+            cursor.next()
+        return records[skip:]
+    finally:
+        db.close()
 
 
 def _wanted(ctx) -> list[str] | None:
@@ -214,13 +246,15 @@ def _wanted(ctx) -> list[str] | None:
     return names
 
 
-def read_blobs(ctx, paths, wanted) -> dict[str, tuple]:
-    """{blob name: (value, device_detail)} for the wanted blobs of every db, all checked."""
+def read_blobs(ctx, sources, wanted) -> dict[str, tuple]:
+    """{blob name: (value, device_detail)} for the wanted blobs of every db (see
+    _load_sources), all checked."""
+    paths = [path for path, _, _ in sources]
     args, found, owner = ctx.args, {}, {}
     wanted_set = None if wanted is None else set(wanted)
-    for db_id, path in enumerate(paths):
+    for db_id, (path, db_type, skip) in enumerate(sources):
         try:
-            records = integrity.verified(minidb.read(path), f"db '{path}'")
+            records = integrity.verified(_records(path, db_type, skip), f"db '{path}'")
         except DBError as e:
             raise e.with_context(ctx.where) from e
         for key, value in records:
@@ -270,8 +304,9 @@ register_schema(OpSchema(
         Arg("allow_incomplete", "bool", False, "allow outputs missing from the db(s)"),
         Arg("source_blob_names", "strings", [], "stored names to load, one per output"),
     ],
-    doc="Read blobs saved by Save (or Caffe2) from minidb file(s). Every record is "
-        "checked before any blob is assigned.",
+    doc="Read blobs saved by Save (or Caffe2) from minidb file(s) or LMDB folders, named "
+        "by arguments or by DBReader inputs (CreateDB). Every record is checked before any "
+        "blob is assigned.",
     gradient=NO_GRADIENT, needs_workspace=True, opaque_outputs=True))
 
 

@@ -14,8 +14,8 @@ protos are ignored, as in Caffe2; the outputs land on the op's device.
 import numpy as np
 
 from caffe2lite.proto import caffe2_pb2
-from caffe2lite.runtime import NO_GRADIENT, Arg, EnforceError, OpSchema, register_kernel, \
-    register_schema
+from caffe2lite.runtime import (NO_GRADIENT, Arg, EnforceError, OpSchema, register_kernel,
+                                register_schema)
 from caffe2lite.runtime.db import DBReader
 from caffe2lite.runtime.errors import DBError, ProtoParseError
 from caffe2lite.runtime.protoio import parse_binary

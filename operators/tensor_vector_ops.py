@@ -11,8 +11,8 @@ vector's tensors along their first dimension.
 
 import numpy as np
 
-from caffe2lite.runtime import SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, once_per_op, \
-    register_kernel, register_schema
+from caffe2lite.runtime import (SHOULD_NOT_DO_GRADIENT, Arg, OpSchema, once_per_op,
+                                register_kernel, register_schema)
 
 
 class TensorVector(list):

@@ -4,11 +4,11 @@ Caffe2's brew_test."""
 
 import numpy as np
 import pytest
+from placeholder_ops import missing, placeholder_ops
 
 from caffe2lite import brew, core, model_helper, workspace
 from caffe2lite.modeling.parameter_info import ParameterTags
 from caffe2lite.proto import caffe2_pb2
-from placeholder_ops import missing, placeholder_ops
 
 # operators the helpers emit that come with other branches (breadth-math, breadth-seq,
 # modeltools) or that caffe2lite does not have (Caffe2's experimental FC variants,

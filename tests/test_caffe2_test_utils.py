@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 
 import caffe2lite.hypothesis_test_util as hu
-import caffe2lite.serialized_test_util as serial
+import caffe2lite.serialized_test.serialized_test_util as serial
 from caffe2lite import core, workspace
 
 
@@ -134,7 +134,8 @@ def test_without_hypothesis_the_test_utilities_say_what_to_install(monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "hypothesis", None)  # as if not installed
-    for name in ("caffe2lite.hypothesis_test_util", "caffe2lite.serialized_test_util"):
+    for name in ("caffe2lite.hypothesis_test_util",
+                 "caffe2lite.serialized_test.serialized_test_util"):
         monkeypatch.delitem(sys.modules, name)
         with pytest.raises(ModuleNotFoundError, match=r"pip install 'caffe2lite\[test\]'") \
                 as caught:

@@ -264,7 +264,7 @@ def test_gpu_fallback_copies_in_runs_cpu_and_copies_out(gpu, monkeypatch):
     y = workspace.current().blob_dict["y"]
     assert isinstance(y, gpu.ndarray) and y.device.id == 0
     np.testing.assert_array_equal(workspace.FetchBlob("y"), x * 2)
-    assert workspace.FetchBlob("msg") == "done"
+    assert workspace.FetchBlob("msg") == b"done"  # a string blob: bytes, as Caffe2 fetched it
     # the CPU kernel's error names the op; nothing is written
     workspace.FeedBlob("s", np.ones(2, np.float32), CUDA0)
     with pytest.raises(EnforceError, match=r"op TestFallback.*'scale'.*got 2"):

@@ -1,4 +1,4 @@
-"""One rule for naming inputs in errors: ``input 1 'INDICES' (blob 'ids')`` (README, Errors).
+"""One rule for naming inputs in errors: ``input 1 'INDICES' (blob 'ids')`` (docs/errors-and-safety.md).
 
 The operators a new user tripped over (issue 23): each bad input below must be
 named by position, role and blob -- the text ``ctx.input_label(i)`` gives -- and

@@ -451,10 +451,9 @@ def test_lstm_step_net_backward_matches_caffe2s(nets_dir):
     """The RNN step net of a real Caffe2 train net carries both the forward step net and
     the backward step net Caffe2 built from it (ys = hidden/cell state gradients).
 
-    LSTMUnit has no schema here; one is declared (in an isolated registry) with the
-    maker of Caffe2's C++ GetLSTMUnitGradient (sequence_lengths variant), so its
-    gradient op gets the forward args and is_gradient_op as Caffe2's did.  The golden
-    net predates the ``is_auto_gen_sum_ops`` tag, so the comparison clears
+    LSTMUnit's own gradient maker (operators/lstm_unit.py, Caffe2's GetLSTMUnitGradient)
+    makes the gradient op, with the forward args and is_gradient_op as Caffe2's did.  The
+    golden net predates the ``is_auto_gen_sum_ops`` tag, so the comparison clears
     ``extra_info`` as Caffe2's own core_gradients_test did, after checking the tag.
     """
     from caffe2lite.protoio import load_net
@@ -464,18 +463,8 @@ def test_lstm_step_net_backward_matches_caffe2s(nets_dir):
     nets = {a.name: a.n for a in rnn.arg if a.HasField("n")}
     step, golden = nets["step_net"], nets["backward_step_net"]
 
-    def lstm_unit_maker(op, g_output):
-        grads = [i + "_grad" for i in op.input[:3]]
-        return ([core.CreateOperator("LSTMUnitGradient",
-                                     list(op.input) + list(op.output) + list(g_output), grads)],
-                grads + [None, None])
-
-    with registry.isolated():
-        registry.register_schema(OpSchema("LSTMUnit", num_inputs=5, num_outputs=2,
-                                          private=True, allow_unknown_args=True,
-                                          gradient=lstm_unit_maker))
-        ys = {out: out + "_grad" for out in step.external_output}
-        grad_ops, grads = core.GradientRegistry.GetBackwardPass(list(step.op), ys)
+    ys = {out: out + "_grad" for out in step.external_output}
+    grad_ops, grads = core.GradientRegistry.GetBackwardPass(list(step.op), ys)
 
     (sum_op,) = [op for op in grad_ops if op.type == "Sum"]
     assert list(sum_op.device_option.extra_info) == ["is_auto_gen_sum_ops:1"]

@@ -1,6 +1,6 @@
 """Every operator under operators/, fed hostile inputs, fails cleanly or succeeds.
 
-The contract (README, Errors): bad input raises an error from caffe2lite's
+The contract (docs/errors-and-safety.md): bad input raises an error from caffe2lite's
 own hierarchy that says what was expected and names the input it is about
 (``input 1 'INDICES' (blob 'ids')``), a failed operator leaves every blob
 exactly as it was, and a kernel changes no input it does not declare in place.

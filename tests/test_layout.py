@@ -5,7 +5,8 @@
 * ``operators/`` (installed as ``caffe2lite.operators``) imports only the
   engine, ``proto``, ``_native`` and itself;
 * no two modules of caffe2lite import each other, directly or round a circle;
-* every top-level module and package of caffe2lite is in README's layout table.
+* every top-level module and package of caffe2lite is in the layout table of
+  docs/architecture.md, and its rows for runtime/ and distributed/ list their files.
 
 Imports inside functions count as much as those at the top, and so does
 ``importlib.import_module`` of a literal name.  A failure names the file,
@@ -126,10 +127,10 @@ def test_no_import_circles():
 
 
 def _layout_table() -> str:
-    readme = (ROOT / "README.md").read_text()
-    start = readme.index("## Layout")
-    end = readme.find("\n## ", start + 1)
-    return readme[start:end if end != -1 else None]
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    start = text.index("## Layout")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end != -1 else None]
 
 
 def _package_entries(folder: Path) -> list[str]:
@@ -139,14 +140,14 @@ def _package_entries(folder: Path) -> list[str]:
                   or (p.is_dir() and (p / "__init__.py").exists()))
 
 
-def test_readme_layout_table_lists_every_top_level_module():
+def test_layout_table_lists_every_top_level_module():
     table = _layout_table()
     missing = [entry for entry in _package_entries(ROOT / "caffe2lite")
                if f"`{entry}`" not in table and f"`caffe2lite/{entry}`" not in table]
-    assert not missing, f"README's layout table does not name: {missing}"
+    assert not missing, f"docs/architecture.md's layout table does not name: {missing}"
 
 
-def test_readme_layout_table_matches_the_engine_and_distributed_folders():
+def test_layout_table_matches_the_engine_and_distributed_folders():
     table = _layout_table()
     for folder in ("runtime", "distributed"):
         row = next(line for line in table.splitlines()

@@ -4,6 +4,7 @@ import logging
 
 import numpy as np
 import pytest
+from placeholder_ops import missing
 
 from caffe2lite import brew, core, model_helper, workspace
 from caffe2lite.modeling import initializers
@@ -11,7 +12,6 @@ from caffe2lite.modeling.parameter_info import ParameterInfo, ParameterTags
 from caffe2lite.modeling.parameter_sharing import ParameterSharing
 from caffe2lite.optimizer import SgdOptimizer
 from caffe2lite.optimizer_context import UseOptimizer
-from placeholder_ops import missing
 
 
 def test_defaults_and_nets():

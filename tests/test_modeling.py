@@ -4,6 +4,7 @@ exist)."""
 
 import numpy as np
 import pytest
+from placeholder_ops import missing, placeholder_ops
 
 from caffe2lite import brew, core, model_helper, workspace
 from caffe2lite.modeling import initializers
@@ -14,7 +15,6 @@ from caffe2lite.modeling.get_entry_from_blobs import GetEntryFromBlobs
 from caffe2lite.modeling.gradient_clipping import GradientClipping
 from caffe2lite.modeling.net_modifier import NetModifier
 from caffe2lite.modeling.parameter_sharing import ParameterSharing, parameter_sharing_context
-from placeholder_ops import missing, placeholder_ops
 
 
 def test_initializers():

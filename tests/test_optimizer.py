@@ -5,10 +5,10 @@ the build_* functions over a ModelHelper."""
 
 import numpy as np
 import pytest
+from placeholder_ops import placeholder_ops
 
 from caffe2lite import brew, core, model_helper, optimizer, utils, workspace
 from caffe2lite.modeling.parameter_info import ParameterInfo, ParameterTags
-from placeholder_ops import placeholder_ops
 
 STEPS = 4
 RNG = np.random.default_rng(21)

@@ -190,13 +190,6 @@ def test_build_flags_scripts_test_are_false():
     assert not C.use_mkldnn and not C.use_rocm and not C.is_asan
 
 
-def test_readme_section_runs_and_prints_what_it_says():
-    from test_readme import _run_blocks, _section_code
-
-    printed, expected = _run_blocks(_section_code("caffe2-objects"))
-    assert expected and printed == expected
-
-
 def test_create_net_refuses_text_and_keeps_nets_apart_from_runs():
     ws = C.Workspace()
     with pytest.raises(TypeError):
@@ -222,3 +215,11 @@ def test_running_a_plan_keeps_its_nets():
     ws.run(plan)
     assert net.Name() in ws.nets
     np.testing.assert_array_equal(ws.blobs["p"].fetch(), [3.0, 3.0])
+
+
+def test_build_module_tells_what_caffe2s_tests_skip_on():
+    from caffe2lite import build
+
+    assert build.CAFFE2_NO_OPERATOR_SCHEMA is False  # caffe2lite always has its schemas
+    assert build.build_options["USE_MKLDNN"] == "OFF"
+    assert all(isinstance(v, str) for v in build.build_options.values())

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import re
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -92,20 +87,3 @@ def test_base_regularizer_does_nothing():
     net, init, emb, grad = _setup()
     assert Regularizer()(net, init, emb, grad, by=AFTER) is None
     assert not net.Proto().op
-
-
-def test_readme_section_runs_as_written():
-    """README's sparse-normalize examples run and print what their comments say."""
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    start = text.index("<!-- section: sparse-normalize -->")
-    body = text[start:text.find("\n## ", start)]
-    blocks = re.findall(r"```python\n(.*?)```", body, flags=re.S)
-    assert len(blocks) == 2
-    namespace, printed, expected = {}, [], []
-    for block in blocks:
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102
-        printed += out.getvalue().splitlines()
-        expected += re.findall(r"print\(.*\)\s+# (.*)", block)
-    assert printed == expected and len(expected) == 3

@@ -20,7 +20,7 @@ from caffe2lite.errors import ArgumentError, DBError
 from caffe2lite.proto import caffe2_pb2
 from helpers import assert_unchanged, snapshot
 
-KEY = "__caffe2lite_integrity__"  # documented in README and caffe2lite/integrity.py
+KEY = "__caffe2lite_integrity__"  # documented in docs/errors-and-safety.md and caffe2lite/runtime/integrity.py
 
 
 def raw_records(data: bytes):

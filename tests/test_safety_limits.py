@@ -456,17 +456,6 @@ def test_deeply_nested_steps_are_a_plan_error(root):
     assert workspace.FetchBlob("n")[0] == 1
 
 
-def test_the_readme_example_runs(root):
-    from test_readme import _run_blocks, _section_code
-
-    try:
-        printed, expected = _run_blocks(_section_code("untrusted"))
-    finally:
-        workspace.current().limits = None
-        workspace.SwitchWorkspace("default")
-    assert printed == expected == ["ConfinementError"]
-
-
 def test_nets_nested_in_arguments_built_in_python_are_refused(root):
     """A NetDef built in Python skips the parser's check; protobuf would later raise a
     raw DecodeError (or recurse) on it."""

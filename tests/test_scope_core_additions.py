@@ -5,10 +5,10 @@ IR.GetBackwardPass, Net.DeduplicateGradientSlices and utils.BuildUniqueMutexIter
 
 import numpy as np
 import pytest
+from placeholder_ops import placeholder_ops
 
 from caffe2lite import core, scope, utils, workspace
 from caffe2lite.proto import caffe2_pb2
-from placeholder_ops import placeholder_ops
 
 
 def test_empty_scopes_switch_the_scopes_off_inside_the_block():

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from caffe2lite import core, workspace
-from caffe2lite.errors import BlobNotFound, NetError, ProtoParseError, WorkspaceError
+from caffe2lite.errors import BlobNotFound, EnforceError, NetError, ProtoParseError, WorkspaceError
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.runtime import OpSchema, register_kernel, register_schema, registry
+from helpers import assert_unchanged, snapshot
 
 TP = caffe2_pb2.TensorProto
 
@@ -55,10 +56,12 @@ def test_feed_overwrites_and_keeps_dtype():
     assert got.dtype == np.int64 and got.tolist() == [1, 2, 3]
 
 
-@pytest.mark.parametrize("value", ["hello", b"\x00bytes\xff"])
-def test_feed_strings(value):
+@pytest.mark.parametrize("value,fetched", [("héllo", "héllo".encode()),
+                                            (b"\x00bytes\xff", b"\x00bytes\xff")])
+def test_feed_strings(value, fetched):
+    # Caffe2 kept a std::string: str goes in UTF-8 encoded, and comes back as bytes
     assert workspace.FeedBlob("s", value) is True
-    assert workspace.FetchBlob("s") == value
+    assert workspace.FetchBlob("s") == fetched
 
 
 def test_feed_tensor_proto():
@@ -69,12 +72,23 @@ def test_feed_tensor_proto():
     np.testing.assert_array_equal(got, [[1, 2], [3, 4]])
 
 
-@pytest.mark.parametrize("arr", [np.array(["ab", "c"]), np.array([b"ab", b"c"])])
-def test_string_arrays_become_object_arrays(arr):
+@pytest.mark.parametrize("arr", [np.array(["ab", "cé"]), np.array([b"ab", "cé".encode()]),
+                                 np.array(["ab", b"c\xc3\xa9"], dtype=object)])
+def test_string_arrays_become_object_arrays_of_bytes(arr):
+    # Caffe2's feeder stored std::string (str UTF-8 encoded), its fetcher gave bytes
     workspace.FeedBlob("s", arr)
     got = workspace.FetchBlob("s")
-    assert got.dtype == object
-    assert list(got) == list(arr)
+    assert got.dtype == object and got.shape == arr.shape
+    assert got.tolist() == [b"ab", "cé".encode()]
+    assert workspace.current().blob_dict["s"].tolist() == [b"ab", "cé".encode()]  # kernels too
+
+
+def test_string_tensor_of_other_objects_is_refused():
+    workspace.FeedBlob("s", np.array([b"x"], dtype=object))
+    before = snapshot()
+    with pytest.raises(EnforceError, match="Unsupported python object type.*got int"):
+        workspace.FeedBlob("s", np.array([b"a", 3], dtype=object))
+    assert_unchanged(before)
 
 
 @pytest.mark.parametrize("bad", [[1.0, 2.0], 3, None, {"a": 1}, np.float32(1.0)])
@@ -99,7 +113,7 @@ def test_fetch_blobs_has_blob_blobs_create_blob():
     workspace.FeedBlob("a", np.ones(1, np.float32))
     workspace.FeedBlob("b", "text")
     a, b = workspace.FetchBlobs(["a", "b"])
-    assert a.tolist() == [1.0] and b == "text"
+    assert a.tolist() == [1.0] and b == b"text"
     assert workspace.HasBlob("a") and not workspace.HasBlob("c")
     assert workspace.CreateBlob("c") is True
     assert workspace.HasBlob("c")

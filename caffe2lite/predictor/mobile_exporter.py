@@ -38,7 +38,8 @@ def add_tensor(net, name, blob):
     if blob.dtype == np.dtype("uint8"):
         values = [blob.tobytes()]
     if blob.dtype == np.dtype("O"):
-        # Caffe2's string tensors hold bytes; a blob fed Python str holds str here
+        # Caffe2's string tensors hold bytes (FetchBlob gives them); an array made by hand
+        # may hold str
         values = [v.encode("utf-8") if isinstance(v, str) else v for v in blob.flat]
         for value in values:
             assert isinstance(value, bytes), f"blob '{name}': string tensors must hold bytes"

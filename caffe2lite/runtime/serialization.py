@@ -153,14 +153,40 @@ def proto_values(proto, count: int) -> np.ndarray:
 STRING_BLOB_TYPE = "std::string"
 TENSOR_BLOB_TYPE = "Tensor"
 
+# Caffe2's REGISTER_BLOB_SERIALIZER / REGISTER_BLOB_DESERIALIZER for blobs that hold an
+# object rather than a tensor (counters, indexes, ...): Python class -> (BlobProto type
+# name, fill(value, blob_proto)), and type name -> read(blob_proto) -> value.
+_OBJECT_SERIALIZERS: dict = {}
+_OBJECT_DESERIALIZERS: dict = {}
+
+
+def register_blob_serializer(cls, type_name: str, fill, read) -> None:
+    """Let Save / SerializeBlob write blobs holding a ``cls`` object as BlobProtos of type
+    ``type_name`` (``fill(value, blob)`` sets the proto's fields), and Load / DeserializeBlob
+    turn such protos back into objects (``read(blob)``)."""
+    _OBJECT_SERIALIZERS[cls] = (type_name, fill)
+    _OBJECT_DESERIALIZERS[type_name] = read
+
+
+def _object_serializer(value):
+    for cls in type(value).__mro__:
+        if cls in _OBJECT_SERIALIZERS:
+            return _OBJECT_SERIALIZERS[cls]
+    return None
+
 
 def blob_to_proto(name: str, value) -> caffe2_pb2.BlobProto:
     """A BlobProto for a tensor, Int8 tensor or string blob (as Caffe2's blob serializers
-    wrote)."""
+    wrote), or an object blob with a registered serializer."""
     if int8_tensor.is_int8(value):
         return int8_tensor.to_proto(name, value)
     int8_tensor.refuse_parameter_blob(name, value)
     blob = caffe2_pb2.BlobProto(name=name)
+    custom = _object_serializer(value)
+    if custom is not None:
+        blob.type = custom[0]
+        custom[1](value, blob)
+        return blob
     if isinstance(value, (bytes, str)):
         blob.type = STRING_BLOB_TYPE
         blob.content = value.encode("utf-8") if isinstance(value, str) else value
@@ -176,9 +202,11 @@ def blob_to_proto(name: str, value) -> caffe2_pb2.BlobProto:
 
 def proto_to_blob(blob) -> object:
     """The value held by a BlobProto (NumPy array for tensors, Int8Tensor for Caffe2's
-    Int8TensorCPU, bytes for strings)."""
+    Int8TensorCPU, bytes for strings, the object of a registered deserializer)."""
     if blob.type == int8_tensor.INT8_BLOB_TYPE or blob.HasField("qtensor"):
         return int8_tensor.from_proto(blob)
+    if blob.type in _OBJECT_DESERIALIZERS:
+        return _OBJECT_DESERIALIZERS[blob.type](blob)
     if blob.type == STRING_BLOB_TYPE or (not blob.HasField("tensor") and blob.HasField("content")):
         return blob.content
     if blob.HasField("tensor"):
@@ -199,12 +227,13 @@ def blob_name_from_db_key(key: str) -> str:
 def blob_to_records(name: str, value, chunk_size: int | None = DEFAULT_CHUNK_SIZE):
     """[(db key, BlobProto)] for one blob, as Caffe2's blob serializers produced them.
 
-    A string blob is one record keyed by its name.  A tensor is split into
+    A string or object blob is one record keyed by its name.  A tensor is split into
     chunks of ``chunk_size`` elements (None: one chunk), each record keyed
     '<name>#%<chunk id>' and holding the full dims, its ``segment`` and the
     device it came from in ``device_detail`` -- so Caffe2's Load reads them.
     """
-    if isinstance(value, (str, bytes)) or int8_tensor.is_int8(value):
+    if isinstance(value, (str, bytes)) or int8_tensor.is_int8(value) \
+            or _object_serializer(value) is not None:
         return [(name, blob_to_proto(name, value))]  # one record, as Caffe2 wrote them
     if value is None:
         raise EnforceError(f"blob '{name}' is empty (never written); nothing to serialize")
@@ -233,7 +262,7 @@ def blob_from_records(name: str, blobs) -> tuple[object, caffe2_pb2.DeviceOption
     disagree on dims or type.
     """
     first = blobs[0]
-    if not first.HasField("tensor"):
+    if not first.HasField("tensor") or first.type in _OBJECT_DESERIALIZERS:
         if first.HasField("content_num_chunks"):
             raise EnforceError(f"blob '{name}': chunked '{first.type}' content is not "
                                f"supported (only tensors may be chunked)")

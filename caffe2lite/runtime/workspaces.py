@@ -85,8 +85,8 @@ class Workspace:
         name = blob_name(name)
         if isinstance(arr, caffe2_pb2.TensorProto):
             arr = proto_to_tensor(arr)
-        if isinstance(arr, (str, bytes)):
-            self.blob_dict[name] = arr
+        if isinstance(arr, (str, bytes)):  # Caffe2's std::string blob
+            self.blob_dict[name] = utf8(arr)
             return True
         if isinstance(arr, int8_tensor.Int8Tensor):  # Caffe2's Int8TensorCPU: host only
             self.blob_dict[name] = int8_tensor.make(*arr, what=f"FeedBlob('{name}')")
@@ -101,9 +101,10 @@ class Workspace:
                 f"are supported for feeding, got {type(arr).__name__}")
         if ctx.name == "CPU":
             value = to_host(arr) if on_gpu else arr
-            if value.dtype.kind in "SU":
-                value = value.astype(object)
-            value = np.array(value, copy=True, order="C")
+            if value.dtype.kind in "SUO":
+                value = string_tensor(value, f"FeedBlob('{name}')")
+            else:
+                value = np.array(value, copy=True, order="C")
         else:
             if not on_gpu and arr.dtype.kind in "OSU":
                 raise EnforceError(f"FeedBlob('{name}'): a {arr.dtype} array cannot live on "
@@ -117,6 +118,9 @@ class Workspace:
 
     def fetch_blob(self, name):
         """A host (NumPy) copy of a tensor blob on any device, or a string blob's value.
+
+        Strings come back as Caffe2's fetchers gave them: a string blob as bytes, a
+        string tensor as an object array of bytes (str encoded as UTF-8).
 
         A blob that exists but was never written gives Caffe2's metainfo bytes
         (b"<name>, a C++ native class of type nullptr (uninitialized)."), which
@@ -133,7 +137,10 @@ class Workspace:
         if is_device_array(value):
             return to_host(value)
         if isinstance(value, np.ndarray):
-            return value.copy()
+            return string_tensor(value, name, strict=False) if value.dtype == object \
+                else value.copy()
+        if isinstance(value, str):
+            return utf8(value)
         if int8_tensor.is_int8(value):
             return value._replace(data=value.data.copy())
         return value
@@ -300,6 +307,35 @@ class Workspace:
         blob = parse_proto(bytes(serialized), caffe2_pb2.BlobProto, f"DeserializeBlob('{name}')")
         self.blob_dict[blob_name(name)] = proto_to_blob(blob)
         return True
+
+
+def utf8(text):
+    """Bytes as Caffe2's std::string held them: str encoded as UTF-8, bytes as they are."""
+    return text.encode("utf-8") if isinstance(text, str) else text
+
+
+def string_tensor(values, what: str, strict: bool = True) -> np.ndarray:
+    """A new object array holding ``values`` (strings of any NumPy kind) as bytes.
+
+    Caffe2 kept string tensors as std::string: its feeder took bytes, or str encoded as
+    UTF-8, and refused any other element (``strict``; otherwise other objects pass as
+    they are), and its fetcher returned bytes.  Kernels here see the same: every element
+    of a fed string tensor is bytes.
+    """
+    def as_bytes(v):
+        if isinstance(v, bytes):
+            return bytes(v)
+        if isinstance(v, str):
+            return v.encode("utf-8")
+        if strict:
+            raise EnforceError(f"{what}: Unsupported python object type passed into "
+                               f"ndarray: a string tensor holds bytes or str, got "
+                               f"{type(v).__name__}")
+        return v
+
+    out = np.empty(values.size, dtype=object)
+    out[:] = [as_bytes(v) for v in values.reshape(-1).tolist()]
+    return out.reshape(values.shape)
 
 
 _MISSING = object()

@@ -3,11 +3,11 @@ NumPy loops written from Caffe2's documented update (adam_op.cc's schema docs)."
 
 import numpy as np
 import pytest
+from _train_helpers import assert_fails_unchanged
 
 from caffe2lite import core, workspace
 from caffe2lite.errors import EnforceError
 from helpers import run_op
-from _train_helpers import assert_fails_unchanged
 
 RNG = np.random.default_rng(7)
 B1, B2, EPS = 0.8, 0.95, 0.01

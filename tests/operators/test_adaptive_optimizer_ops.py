@@ -4,10 +4,10 @@ rules Caffe2's schemas document."""
 
 import numpy as np
 import pytest
+from _train_helpers import assert_fails_unchanged
 
 from caffe2lite import core
 from caffe2lite.errors import EnforceError
-from _train_helpers import assert_fails_unchanged
 from helpers import run_op
 
 RNG = np.random.default_rng(11)

@@ -17,12 +17,12 @@ import sys
 
 import numpy as np
 import pytest
+from detection_testing import greedy_nms as reference_greedy
+from detection_testing import soft_nms
 
 from caffe2lite import core, workspace
 from caffe2lite.errors import EnforceError
 from caffe2lite.testing import check_gradient, check_reference
-from detection_testing import greedy_nms as reference_greedy
-from detection_testing import soft_nms
 from helpers import assert_unchanged, snapshot
 
 F = np.float32

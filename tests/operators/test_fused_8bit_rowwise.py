@@ -398,15 +398,6 @@ def test_glow_fused_weighted_sls_net(nets_dir):
     np.testing.assert_allclose(result, expected, rtol=1e-6, atol=1e-6)
 
 
-def test_readme_example_runs_and_prints_what_it_says():
-    from test_readme import _run_blocks, _section_code
-
-    blocks = _section_code("quantized")
-    assert len(blocks) == 1
-    printed, expected = _run_blocks(blocks)
-    assert expected and printed == expected
-
-
 @pytest.mark.parametrize("engine", engines())
 @pytest.mark.parametrize("lengths", [[0, 0, 0], []])
 def test_only_empty_bags_or_none(engine, lengths):

@@ -124,3 +124,15 @@ def test_gather_ranges_to_dense_bad_inputs():
     op = core.CreateOperator("GatherRangesToDense", ["d", "r"], ["o"], lengths=[0])
     assert_fails_unchanged(op, {"d": data, "r": ranges}, EnforceError, "positive")
     assert registry.get_schema("GatherRangesToDense").gradient == NO_GRADIENT
+
+
+def test_gather_ranges_shape_inference_follows_caffe2():
+    # Caffe2 inferred OUTPUT as long as all of DATA and one int32 length per example
+    from caffe2lite import core, workspace
+    net = core.Net("gr")
+    net.GatherRanges(["values", "ranges"], ["out", "lengths"])
+    shapes, types = workspace.InferShapesAndTypes(
+        [net], {"values": [64], "ranges": [3, 5, 2]},
+        blob_types={"values": core.DataType.INT64, "ranges": core.DataType.INT32})
+    assert shapes["out"] == [64] and types["out"] == core.DataType.INT64
+    assert shapes["lengths"] == [3] and types["lengths"] == core.DataType.INT32

@@ -85,3 +85,46 @@ def test_gradient_declarations():
     assert registry.get_schema("LengthsToRanges").gradient is None  # Caffe2 registered none
     assert registry.get_schema("LengthsRangeFill").gradient == NO_GRADIENT
     assert registry.get_schema("LengthsGather").gradient == SHOULD_NOT_DO_GRADIENT
+
+
+@given(lengths_lists, st.booleans())
+def test_lengths_to_segment_ids_offsets_weights(lengths, last):
+    arr = np.array(lengths, np.int64)
+    (ids,) = run_op("LengthsToSegmentIds", {"l": arr}, "o")
+    np.testing.assert_array_equal(ids, [i for i, n in enumerate(lengths) for _ in range(n)])
+    assert ids.dtype == np.int32
+    (offsets,) = run_op("LengthsToOffsets", {"l": arr}, "o", include_last_offset=last)
+    want = [sum(lengths[:i]) for i in range(len(lengths) + (1 if last else 0))]
+    np.testing.assert_array_equal(offsets, want)
+    assert offsets.dtype == np.int64
+    (weights,) = run_op("LengthsToWeights", {"l": arr}, "o", power=2.0)
+    np.testing.assert_allclose(weights, [1 / n ** 2 for n in lengths for _ in range(n)],
+                               rtol=1e-6)
+
+
+@given(st.lists(st.integers(0, 5), max_size=8).map(sorted), st.integers(0, 3))
+def test_segment_ids_to_lengths_and_ranges(ids, extra):
+    arr = np.array(ids, np.int32)
+    count = (ids[-1] + 1 if ids else 0) + extra
+    data = np.zeros((count, 2))
+    (lengths,) = run_op("SegmentIdsToLengths", {"s": arr, "d": data}, "o")
+    np.testing.assert_array_equal(lengths, [ids.count(k) for k in range(count)])
+    (ranges,) = run_op("SegmentIdsToRanges", {"s": arr, "d": data}, "o")
+    last = ids[-1] if ids else -1
+    starts = [next((i for i, v in enumerate(ids) if v >= k), 0) if k <= last else 0
+              for k in range(count)]
+    np.testing.assert_array_equal(ranges.reshape(-1, 2),
+                                  np.array([[s, ids.count(k)] for k, s in enumerate(starts)],
+                                           np.int32).reshape(-1, 2))
+
+
+def test_segment_ids_must_be_sorted_and_ranges_shape_inference():
+    op = core.CreateOperator("SegmentIdsToLengths", ["s"], ["o"])
+    assert_fails_unchanged(op, {"s": np.array([1, 0], np.int32)}, EnforceError,
+                           "must be sorted")
+    from caffe2lite import workspace
+    net = core.Net("ranges")
+    net.LengthsToRanges("l", "r")
+    shapes, types = workspace.InferShapesAndTypes([net], {"l": [5]},
+                                                  blob_types={"l": core.DataType.INT32})
+    assert shapes["r"] == [5, 2] and types["r"] == core.DataType.INT32

@@ -15,12 +15,12 @@ import math
 
 import numpy as np
 import pytest
+from detection_testing import greedy_nms, soft_nms
 
 from caffe2lite import core, workspace
 from caffe2lite.errors import EnforceError
 from caffe2lite.operators import _boxes, _rotated_iou
 from caffe2lite.testing import check_reference
-from detection_testing import greedy_nms, soft_nms
 
 F = np.float32
 rng = np.random.default_rng(5)
