@@ -12,9 +12,9 @@ Inception v1 and the zoo's SqueezeNet v1.1 the same way.  The PyTorch twin
 ``torch.nn.functional`` calls over the very arrays caffe2lite's init net made.
 
 ONNX Runtime is the third contender (the inference peer): the same NetDef and
-weights converted to ONNX by tools/caffe2_onnx.py (until caffe2lite has an
-exporter of its own), run by an InferenceSession with every graph optimisation
-on and ``--threads`` intra-op threads; ``--no-ort`` leaves it out.  caffe2lite
+weights exported by ``caffe2lite.onnx.frontend`` (the logits as an extra
+output), run by an InferenceSession with every graph optimisation on and
+``--threads`` intra-op threads; ``--no-ort`` leaves it out.  caffe2lite
 runs the net as ``CreateNet`` creates it: the inference rewrites apply
 (SpatialBN folded into Conv, Conv + Relu fused, ...; caffe2lite/runtime/
 rewrites.py), ``--no-rewrites`` switches them off.
@@ -133,19 +133,31 @@ def caffe2lite_side(predict, init, data, x):
     return (lambda: workspace.RunNet(name)), params
 
 
-def ort_side(predict, params, data, x, threads, logits):
-    """(run, {blob: array} of one run) of the net in ONNX Runtime, or None without it."""
+def ort_side(predict, init, data, x, threads, logits):
+    """(run, {blob: array} of one run) of the net in ONNX Runtime, or None without it.
+    The model is caffe2lite.onnx.frontend's export of the same nets, with the logits as
+    an extra output."""
     try:
-        import onnxruntime  # noqa: F401
-        from caffe2_onnx import session, to_onnx
+        import onnxruntime as ort
+        from onnx import TensorProto
+
+        from caffe2lite.onnx import frontend
     except ImportError:
         return None
-    from caffe2lite import workspace
+    from caffe2lite.proto import caffe2_pb2
 
-    dims = {name: list(value.shape) for name, value in params.items()}
-    dims[data] = list(x.shape)
-    shapes, _ = workspace.InferShapesAndTypes([predict], dims)
-    sess = session(to_onnx(predict, params, shapes, [logits]), threads)
+    net = caffe2_pb2.NetDef()
+    net.CopyFrom(predict)
+    net.external_output.append(logits)
+    model = frontend.caffe2_net_to_onnx_model(net, init, {data: (TensorProto.FLOAT, x.shape)})
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # no notes on the unused outputs Caffe2 nets carry
+    sess = ort.InferenceSession(model.SerializeToString(), options,
+                                providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
 
     def run():
@@ -229,7 +241,7 @@ def main(argv=None) -> int:
             agree = (got.reshape(batch, -1).argmax(1) == want.reshape(batch, -1).argmax(1))
             runs = max(2, args.runs // batch if batch > 1 else args.runs)
             contenders = {"caffe2lite": ours, "torch": lambda: twin(feeds)}
-            ort = None if args.no_ort else ort_side(predict, params, data, x, args.threads,
+            ort = None if args.no_ort else ort_side(predict, init, data, x, args.threads,
                                                    logits)
             ort_diff = float("nan")
             if ort is not None:
