@@ -4,7 +4,8 @@ The reference for every rewrite is the same NetDef created with the rewrites
 switched off (its ops are tested against NumPy in tests/operators): bit for bit
 where the arithmetic is the same (no-op removal, Conv + Sum + Relu in place,
 constant folding), to 1e-5 of the largest output where SpatialBN is folded into
-the convolution's weights (other roundings).  Each rewrite must fire where it
+the convolution's weights or a fused step takes Winograd where a lone Conv would
+not (other roundings).  Each rewrite must fire where it
 should (``net.rewrites``), stay away where it could be seen, leave the NetDef
 alone, follow its flag, and fail like the ops it stands for.
 """
@@ -366,8 +367,8 @@ def _corpus_case(name, batch):
     return bench_vision.load_case(name, batch)
 
 
-@pytest.mark.parametrize("name", ["resnet50", "traffic_light"])
-def test_corpus_nets_agree_with_their_unrewritten_selves(rewrites_off, name):
+def _corpus_logits(rewrites_off, name):
+    """(logits with the rewrites, logits without, the rewritten net) of a corpus net."""
     if not NETS_DIR.is_dir():
         pytest.skip(NETS_MISSING)
     predict, init, data, x = _corpus_case(name, 1)
@@ -386,14 +387,33 @@ def test_corpus_nets_agree_with_their_unrewritten_selves(rewrites_off, name):
         results.append(workspace.FetchBlob(logits))
         if switch is None:
             created = workspace.current().nets[predict.name]
-    assert relative_error(results[0], results[1]) < 1e-5
+    return results[0], results[1], created
+
+
+@pytest.mark.parametrize("name", ["resnet50", "traffic_light"])
+def test_corpus_nets_agree_with_their_unrewritten_selves(rewrites_off, name):
+    ours, plain, created = _corpus_logits(rewrites_off, name)
+    assert relative_error(ours, plain) < 1e-5
     if name == "resnet50":  # 53 Conv + BN, 16 of them with the shortcut Sum and Relu
         labels = [label for label, _ in created.rewrites]
         assert labels.count("Conv + SpatialBN (folded) + Sum + Relu") == 16
         assert len(labels) == 53
     else:  # every Conv + Relu, and the test-mode Dropout
-        np.testing.assert_array_equal(results[0], results[1])
         assert len(created.rewrites) == 27
+
+
+def test_conv_relu_and_noops_give_the_same_bits_on_the_same_convolution_paths(
+        rewrites_off, monkeypatch):
+    """TrafficLight's rewrites (Conv + Relu, the test-mode Dropout) change no arithmetic.
+    Only the algorithm may differ: a fused step keeps its Winograd filters, so its 13x13
+    3x3 layers (49 tiles) take Winograd where a lone Conv (128 tiles and up) does not;
+    with one threshold for both, the logits are the same bits."""
+    from caffe2lite.operators import conv
+
+    monkeypatch.setattr(conv, "WINOGRAD_MIN_TILES_KEPT", conv.WINOGRAD_MIN_TILES)
+    ours, plain, created = _corpus_logits(rewrites_off, "traffic_light")
+    np.testing.assert_array_equal(ours, plain)
+    assert len(created.rewrites) == 27
 
 
 def test_a_large_epilogue_runs_in_pieces_with_the_same_bits(rewrites_off, monkeypatch):
