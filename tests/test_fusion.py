@@ -7,6 +7,7 @@ replaces.  The reference here is the unfused net, whose two ops are tested
 against plain NumPy in tests/operators.
 """
 
+import contextlib
 import importlib.util
 from pathlib import Path
 
@@ -66,10 +67,7 @@ def feed(rng, rows=200, block=16, n=300, row_wise=False, ids=None):
 def final_state(net, fusion_off=None, steps=4, **feed_args):
     workspace.ResetWorkspace()
     feed(np.random.default_rng(11), **feed_args)
-    if fusion_off is not None:
-        with fusion_off:
-            workspace.CreateNet(net, overwrite=True)
-    else:
+    with fusion_off or contextlib.nullcontext():
         workspace.CreateNet(net, overwrite=True)
     created = workspace.current().nets[net.Name()]
     for _ in range(steps):  # the first run uses the plain loop, later ones the compiled net
@@ -113,11 +111,8 @@ def test_rewrite_fires_on_the_demo_train_net_and_keeps_its_results(fusion_off):
         workspace.FeedBlob("lengths", np.ones(64, np.int32))
         feed_batch()
         net = demo.train_net()
-        if switch is None:
+        with switch or contextlib.nullcontext():
             workspace.CreateNet(net)
-        else:
-            with switch:
-                workspace.CreateNet(net)
         for _ in range(30):
             feed_batch()
             workspace.RunNet(net.Name())
@@ -228,11 +223,8 @@ def test_float16_table_fuses_with_float16_sparse_normalize(fusion_off):
         workspace.ResetWorkspace()
         feed(np.random.default_rng(2))
         workspace.FeedBlob("table", workspace.FetchBlob("table").astype(np.float16))
-        if switch is None:
+        with switch or contextlib.nullcontext():
             workspace.CreateNet(net, overwrite=True)
-        else:
-            with switch:
-                workspace.CreateNet(net, overwrite=True)
         for _ in range(3):
             workspace.RunNet(net.Name())
         return (workspace.current().nets[net.Name()].fusions,
@@ -287,10 +279,7 @@ BAG_BLOBS = ("va", "vb", "joint", "joint_info", "hidden", "ga", "gb", "rows_a", 
 def bag_results(net, fusion_off=None, runs=2, **feed_args):
     workspace.ResetWorkspace()
     feed_bags(np.random.default_rng(2), **feed_args)
-    if fusion_off is not None:
-        with fusion_off:
-            workspace.CreateNet(net, overwrite=True)
-    else:
+    with fusion_off or contextlib.nullcontext():
         workspace.CreateNet(net, overwrite=True)
     for _ in range(runs):
         workspace.RunNet(net.Name())

@@ -12,6 +12,7 @@ alone, follow its flag, and fail like the ops it stands for.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -87,10 +88,7 @@ def outputs_of(net, feeds, switch=None, runs=2, fetch=("bn",)):
     workspace.ResetWorkspace()
     rng = np.random.default_rng(3)
     feeds(rng)
-    if switch is not None:
-        with switch:
-            workspace.CreateNet(net, overwrite=True)
-    else:
+    with switch or contextlib.nullcontext():
         workspace.CreateNet(net, overwrite=True)
     created = workspace.current().nets[net.Name()]
     for _ in range(runs):
@@ -378,11 +376,8 @@ def _corpus_logits(rewrites_off, name):
         workspace.ResetWorkspace()
         workspace.RunNetOnce(init)
         workspace.FeedBlob(data, x)
-        if switch is None:
+        with switch or contextlib.nullcontext():
             workspace.CreateNet(predict)
-        else:
-            with switch:
-                workspace.CreateNet(predict)
         workspace.RunNet(predict.name)
         results.append(workspace.FetchBlob(logits))
         if switch is None:

@@ -219,8 +219,22 @@ def _views_step(step, in_place, shared):
     return ViewSplit(step, _view_splitters[step.op_def.type])
 
 
-class _FusedSteps:
-    """What fused steps share: ops run as written when the fused path cannot serve."""
+class FusedSteps:
+    """What steps standing for several ops share (these fusions, runtime/rewrites.py's
+    steps): ``run`` stores what ``_compute(blobs)`` gives, one value per output, and
+    runs the ops as written (``ops``) when the fused path cannot serve -- it returns
+    None or raises -- so their errors name the op and blob they always did."""
+
+    def run(self, blobs) -> None:
+        try:
+            values = self._compute(blobs)
+        except Exception:  # noqa: BLE001 - the ops as written say what is wrong
+            values = None
+        if values is None:
+            self.run_as_written(blobs)
+            return
+        for name, value in zip(self.outputs, values):
+            blobs[name] = value
 
     def run_as_written(self, blobs) -> None:
         for op in self.ops:
@@ -231,7 +245,7 @@ class _FusedSteps:
         return exc if isinstance(exc, Caffe2LiteError) else self.ops[0].failure(exc, blobs)
 
 
-class JoinedWriters(_FusedSteps):
+class JoinedWriters(FusedSteps):
     """Writers computing straight into their slices of a join's output (see module doc)."""
 
     def __init__(self, writers, join):
@@ -246,17 +260,6 @@ class JoinedWriters(_FusedSteps):
 
     def __repr__(self):
         return f"<JoinedWriters {self.where}>"
-
-    def run(self, blobs) -> None:
-        try:
-            values = self._compute(blobs)
-        except Exception:  # noqa: BLE001 - the ops as written say what is wrong
-            values = None
-        if values is None:
-            self.run_as_written(blobs)
-            return
-        for name, value in zip(self.outputs, values):
-            blobs[name] = value
 
     def _compute(self, blobs):
         inputs = [[blobs[n] for n in w.inputs] for w in self.writers]
@@ -280,7 +283,7 @@ class JoinedWriters(_FusedSteps):
         return tuple(parts) + (joined,) + tuple(extra)
 
 
-class ViewSplit(_FusedSteps):
+class ViewSplit(FusedSteps):
     """A splitter handing out views of its input (see the module doc)."""
 
     def __init__(self, op, views):
@@ -292,16 +295,8 @@ class ViewSplit(_FusedSteps):
     def __repr__(self):
         return f"<ViewSplit {self.where}>"
 
-    def run(self, blobs) -> None:
-        try:
-            values = self._views(self.op, *[blobs[n] for n in self.inputs])
-        except Exception:  # noqa: BLE001 - the op as written says what is wrong
-            values = None
-        if values is None:
-            self.run_as_written(blobs)
-            return
-        for name, value in zip(self.outputs, values):
-            blobs[name] = value
+    def _compute(self, blobs):
+        return self._views(self.op, *[blobs[n] for n in self.inputs])
 
 
 class FusedOptimizerNormalize:

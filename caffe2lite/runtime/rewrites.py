@@ -52,7 +52,7 @@ from __future__ import annotations
 import numpy as np
 
 from caffe2lite.runtime import flags
-from caffe2lite.runtime.errors import Caffe2LiteError
+from caffe2lite.runtime.fusion import FusedSteps
 from caffe2lite.runtime.operator import Operator
 
 # op type -> when(op) -> bool: the op's first output is its first input, unchanged
@@ -437,7 +437,7 @@ def plan(operators, net_def, outside_writes=(), data_inputs=(), predictor: bool 
     return steps, p.rewrites, p.depends
 
 
-class RewrittenStep:
+class RewrittenStep(FusedSteps):
     """A step standing for several ops (or one op computed once): the executor runs it
     through ``run(blobs)``.  ``ops`` are the original ops (inputs renamed where a no-op
     was removed), which ``run_as_written`` runs when the rewrite cannot apply."""
@@ -448,14 +448,6 @@ class RewrittenStep:
         self.outputs = tuple(node.outputs)
         self.positions = tuple(op.position for op in self.ops)
         self.where = " + ".join(op.where for op in self.ops)
-
-    def run_as_written(self, blobs) -> None:
-        for op in self.ops:
-            op.run(blobs)
-
-    def failure(self, exc, blobs):
-        """Errors leave ``run`` from the original ops (Operator.run), already naming them."""
-        return exc if isinstance(exc, Caffe2LiteError) else self.ops[0].failure(exc, blobs)
 
 
 def _arrays(values) -> bool:
@@ -481,17 +473,11 @@ class FusedStep(RewrittenStep):
     def __repr__(self):
         return f"<FusedStep {self.where}>"
 
-    def run(self, blobs) -> None:
-        try:
-            result = self._compute(blobs)
-        except Exception:  # noqa: BLE001 - the ops as written say what is wrong
-            result = None
-        if result is None:
-            self.run_as_written(blobs)
-            return
-        blobs[self.outputs[0]] = result
-
     def _compute(self, blobs):
+        y = self._output(blobs)
+        return None if y is None else (y,)  # outputs[0]: what the last fused op writes
+
+    def _output(self, blobs):
         head = self._head
         values = [blobs[n] for n in head.inputs]
         if self._fold is not None:
