@@ -41,6 +41,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from benchtime import set_threads
+
 ROOT = Path(__file__).resolve().parent.parent
 NETS = Path(os.environ.get("CAFFE2LITE_NETS") or ROOT.parent / "shared" / "nets")
 TARGET = 1.0
@@ -71,17 +73,6 @@ def parse_args(argv):
     parser.add_argument("--no-rewrites", action="store_true",
                         help="create caffe2lite's nets without the inference rewrites")
     return parser.parse_args(argv)
-
-
-def set_threads(n: int, blas_threads: int) -> None:
-    """Before NumPy or torch load: their thread pools read these once.  caffe2lite's
-    ``n`` threads are its own pool's (CAFFE2LITE_NUM_THREADS), which splits the
-    convolutions over images or output channels, with ``blas_threads`` per BLAS call
-    (1 by default: a threaded OpenBLAS spins its workers between calls, and on a busy
-    2-core machine those fought the rest of the net for the cores)."""
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CAFFE2LITE_NUM_THREADS"):
-        os.environ[var] = str(n)
-    os.environ["OPENBLAS_NUM_THREADS"] = str(blas_threads)
 
 
 # Nets without an init net: (corpus file, data blob, image size, zoo_widths function)
@@ -211,9 +202,10 @@ def main(argv=None) -> int:
     import torch
     from caffe2_torch import TorchTwin
 
+    from caffe2lite import workspace
+
     torch.set_num_threads(args.threads)
     if args.no_rewrites:
-        from caffe2lite import workspace
         from caffe2lite.runtime import rewrites
 
         workspace.GlobalInit(["caffe2"] + [f"--{flag}=0" for flag in rewrites.FLAGS])
@@ -227,8 +219,6 @@ def main(argv=None) -> int:
             ours, params = caffe2lite_side(predict, init, data, x)
             twin = TorchTwin(predict, params)
             feeds = {data: x}
-            from caffe2lite import workspace
-
             ours()
             (output,) = predict.external_output
             logits = next(op.input[0] for op in predict.op if op.type == "Softmax")
