@@ -191,3 +191,23 @@ def test_gradient_op_output_takes_its_variables_shape_when_unknown():
     shapes, types = workspace.InferShapesAndTypes([net], {"x": [4, 2], "w": [3]})
     assert shapes["x_grad"] == [4, 2] and types["x_grad"] == TP.FLOAT
     assert "w_grad" not in shapes
+
+
+@pytest.mark.parametrize("n", [0, 1, 5])
+def test_unique_and_lengths_pad_shapes(n):
+    # Unique's count of distinct values is known only for at most one element (Caffe2's
+    # rule); its remapping always has the input's shape; LengthsPad gives
+    # len(lengths) * target_length rows.
+    feeds = {"ids": np.arange(n, dtype=np.int64) % 3,
+             "data": np.ones((6, 4), np.float32), "lengths": np.array([1, 2, 3], np.int32)}
+    net = core.Net("si_unique_pad")
+    net.Unique("ids", ["distinct"])
+    net.Unique("ids", ["distinct2", "remap"])
+    net.LengthsPad(["data", "lengths"], ["padded"], target_length=5, padding_value=-1.0)
+    shapes, types = workspace.InferShapesAndTypes(
+        [net], {name: list(value.shape) for name, value in feeds.items()},
+        blob_types={name: data_type_of(value.dtype) for name, value in feeds.items()})
+    assert shapes["remap"] == [n] and types["remap"] == TP.INT32
+    assert shapes["padded"] == [15, 4] and types["padded"] == TP.FLOAT
+    assert ("distinct" in shapes) == (n <= 1)
+    _run_and_compare(net, feeds, shapes, types)
