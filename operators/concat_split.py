@@ -71,6 +71,30 @@ def _concat_shapes(ctx, *inputs):
     return TensorSpec(shape, inputs[0].dtype), TensorSpec((len(inputs),), np.int32)
 
 
+def _split_shapes(ctx, X, *split_input):
+    """Caffe2's TensorInferenceForSplit: lengths from the ``split`` argument or equal
+    parts; unknown with a split input (its values are not known before the run) or
+    when the lengths do not fit (the run reports that)."""
+    n_out = len(ctx.op_def.output)
+    if X is None or split_input:
+        return (None,) * n_out
+    axis, add_axis = _axis_and_add(ctx, "split")
+    axis = _canonical(ctx, axis, X.ndim)
+    sizes = list(ctx.args["split"])
+    if not sizes:
+        if X.shape[axis] % n_out:
+            return (None,) * n_out
+        sizes = [X.shape[axis] // n_out] * n_out
+    fits = all(s == 1 for s in sizes) if add_axis else sum(sizes) == X.shape[axis]
+    if len(sizes) != n_out or not fits or (add_axis and n_out != X.shape[axis]):
+        return (None,) * n_out
+    if add_axis:
+        shape = X.shape[:axis] + X.shape[axis + 1:]
+        return tuple(TensorSpec(shape, X.dtype) for _ in sizes)
+    return tuple(TensorSpec(X.shape[:axis] + (size,) + X.shape[axis + 1:], X.dtype)
+                 for size in sizes)
+
+
 def _concat_cost(ctx, *inputs):
     """Caffe2's CostInferenceForConcat: no flops; the inputs read, the result and
     split_info (one int per input) written, in input 0's item size."""
@@ -101,6 +125,7 @@ register_schema(OpSchema(
 
 register_schema(OpSchema(
     "Split", num_inputs=(1, 2), num_outputs=(1, INT_MAX), cost=_split_cost,
+    infer_shapes=_split_shapes,
     args=AXIS_ARGS + [Arg("split", "ints", [], "length of each output along axis")],
     inputs=[("input", "tensor to split"),
             ("split", "optional 1-D int tensor of output lengths (instead of the argument)")],

@@ -10,11 +10,20 @@ import numpy as np
 
 from caffe2lite.operators._segments import position_in_segment
 from caffe2lite.operators.lengths_ops import check_lengths
-from caffe2lite.runtime import (NO_GRADIENT, Arg, OpSchema, check_allocation, register_kernel,
-                                register_schema)
+from caffe2lite.runtime import (NO_GRADIENT, Arg, OpSchema, TensorSpec, check_allocation,
+                                register_kernel, register_schema)
+
+
+def _padded_shape(ctx, data, lengths):
+    """Caffe2's inference: (len(LENGTHS) * target_length, *DATA.shape[1:])."""
+    target = ctx.args["target_length"]
+    if data is None or lengths is None or target < 1 or data.ndim < 1 or lengths.ndim != 1:
+        return (None,)
+    return (TensorSpec((lengths.shape[0] * target,) + data.shape[1:], data.dtype),)
+
 
 register_schema(OpSchema(
-    "LengthsPad", num_inputs=2, num_outputs=1,
+    "LengthsPad", num_inputs=2, num_outputs=1, infer_shapes=_padded_shape,
     inputs=[("DATA", "tensor of rank >= 1 (float, double, int32 or int64)"),
             ("LENGTHS", "int32 segment lengths, each <= target_length")],
     outputs=[("OUTPUT", "(len(LENGTHS) * target_length, ...): the padded segments")],

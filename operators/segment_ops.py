@@ -24,6 +24,8 @@ segment's max.  SparseLengthsPositionalWeightedSum(DATA, WEIGHT, INDICES, LENGTH
 weighs row j of each segment by WEIGHT[j] (forward only, as in Caffe2).
 """
 
+import math
+
 import numpy as np
 
 from caffe2lite.operators._segments import (check_dtype, check_index_dtype, check_index_range,
@@ -236,10 +238,21 @@ def lengths_max_gradient(ctx, grad, lengths, data, output):
     return (ctx.xp.where(data == take_checked(ctx.xp, output, ids), rows, 0).astype(grad.dtype),)
 
 
+def _as_segment_rows(x, data):
+    """``x`` as rows shaped like DATA's when only its rank differs: Caffe2 read OUTPUT and
+    dOUT as flat memory of DATA's row size (a recurrent step gives back its (1, D) output
+    as a (1, 1, D) slice of the stacked states)."""
+    block = math.prod(data.shape[1:])
+    if x.ndim != data.ndim and block and x.size % block == 0:
+        return x.reshape((x.size // block,) + tuple(data.shape[1:]))
+    return x
+
+
 def _range_gradient_kernel(reducer):
     """SortedSegmentRange{...}Gradient(DATA, OUTPUT, dOUT, SEGMENT_IDS)."""
     def kernel(ctx, data, output, grad, ids):
         xp = ctx.xp
+        output, grad = _as_segment_rows(output, data), _as_segment_rows(grad, data)
         _data(ctx, grad, 2)
         ids = _ids_input(ctx, ids, 3)
         _check_forward_blobs(ctx, data, output, grad, ids, 0, 1)

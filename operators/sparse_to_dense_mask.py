@@ -7,7 +7,9 @@ default_value.  A later entry of a row overwrites an earlier one with the same i
 Ids not in the mask are dropped; negative ids are skipped and counted, and the op
 fails once it has skipped ``max_skipped_indices`` of them over its lifetime (Caffe2
 kept the count in the operator).  The optional second output is the bool presence
-mask.  The gradient routes dOutput[r, j] to the entry that won cell (r, j); every
+mask; Caffe2 wrote it only with ``return_presence_mask`` and otherwise left the blob it
+names unwritten, here it holds the mask whenever it is named (a net naming it runs
+either way, and no reader of an unwritten blob could rely on its content).  The gradient routes dOutput[r, j] to the entry that won cell (r, j); every
 other entry gets 0 (no gradient for default_value, as in Caffe2).
 """
 
@@ -37,7 +39,7 @@ def _shapes(ctx, indices, values, default, lengths=None):
     batch = (lengths.shape[0],) if len(ctx.op_def.input) == 4 else ()
     cells = batch + (len(ctx.args["mask"]),)
     out = [TensorSpec(cells + default.shape, default.dtype)]
-    if ctx.args["return_presence_mask"]:
+    if len(ctx.op_def.output) > 1:
         out.append(TensorSpec(cells, np.bool_))
     return tuple(out)
 
@@ -53,7 +55,9 @@ register_schema(OpSchema(
             ("lengths", "optional int32 vector: ids per row (adds a batch dim)")],
     outputs=[("output", "[len(lengths),] len(mask), *default_value.shape"),
              ("presence_mask", "optional bool [len(lengths),] len(mask)")],
-    args=[_MASK, Arg("return_presence_mask", "bool", False, "also output the presence mask"),
+    args=[_MASK, Arg("return_presence_mask", "bool", False,
+                     "Caffe2's switch for the presence mask; here a named second "
+                     "output always gets it"),
           Arg("max_skipped_indices", "int", MAX_SKIPPED,
               "how many negative ids the op may skip over its lifetime")],
     doc="output[r, j] = the value of id mask[j] in row r, else default_value.",
@@ -141,8 +145,6 @@ def sparse_to_dense_mask(ctx, indices, values, default, lengths=None):
     cell_shape = (rows, width) if lengths is not None else (width,)
     result = [out.reshape(cell_shape + default.shape)]
     if len(ctx.op_def.output) > 1:
-        if not ctx.args["return_presence_mask"]:
-            ctx.fail("a second output (the presence mask) needs return_presence_mask=1")
         result.append(present.reshape(cell_shape))
     return tuple(result)
 

@@ -58,9 +58,14 @@ def test_fc_initializer_options_and_freeze_bias():
     brew.fc(model, "x", "a", 2, 3, weight_init=("GaussianFill", {"std": 0.1}),
             bias_init=("ConstantFill", {"value": 0.5}))
     brew.fc(model, "x", "b", 2, 3, freeze_bias=True)
+    # positional, with a third item Caffe2 ignored (only name and kwargs count)
+    brew.fc(model, "x", "c", 2, 3, ("UniformFill", {"min": -1.0}, {"max": 9.0}),
+            ("UniformFill", {"min": -1.0}, {"max": 9.0}))
     ops = {op.output[0]: op for op in model.param_init_net.Proto().op}
     assert ops["a_w"].type == "GaussianFill" and args_of(ops["a_w"])["std"] == pytest.approx(0.1)
     assert args_of(ops["a_b"])["value"] == 0.5
+    assert ops["c_w"].type == ops["c_b"].type == "UniformFill"
+    assert args_of(ops["c_w"])["min"] == -1.0 and "max" not in args_of(ops["c_w"])
     assert model.GetComputedParams() == ["b_b"] and "b_b" not in model.params
     external = model_helper.ModelHelper(init_params=False)
     brew.fc(external, "x", "fc", 2, 3)

@@ -104,3 +104,17 @@ def test_a_run_reports_passes_failures_and_causes(tmp_path):
     assert "| broken_test.py | 1 | 0 | 0 | 1 | 0 |" in text
     assert "| 1 | `NoSuchOp` |" in text
     assert "no_such_module" in text
+
+
+def test_compat_getargspec_is_a_named_tuple():
+    # Caffe2's tests read inspect.getargspec(f).defaults (matmul_op_test); run in a
+    # child process, as the compat code changes numpy and inspect for good.
+    probe = caffe2_suite.COMPAT_SOURCE + textwrap.dedent('''
+        def f(a, b, threshold=1e-4, *rest, **options):
+            pass
+        spec = inspect.getargspec(f)
+        assert spec.args == ["a", "b", "threshold"] and spec.defaults == (1e-4,), spec
+        assert (spec.varargs, spec.keywords) == ("rest", "options")
+        ''')
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

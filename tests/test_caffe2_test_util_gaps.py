@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import caffe2lite.hypothesis_test_util as hu
 import caffe2lite.serialized_test.serialized_test_util as serial
@@ -68,13 +69,20 @@ def test_rand_array_of_no_dims_is_a_scalar_array():
 def test_serial_given_gradient_checks_and_tempdirs():
     """Run as a unittest case, as Caffe2's tests are (defined here so that pytest does
     not collect it a second time)."""
-    calls, made = [], []
+    calls, made, outer = [], [], []
 
     class Checks(serial.SerializedTestCase):
         @serial.given(x=hu.tensor(), **hu.gcs_cpu_only)
         @settings(deadline=None)
         def test_serial_given_runs_one_example(self, x, gc, dc):
             calls.append(x)
+
+        # An outer @settings, as fc_operator_test writes it: accepted (hypothesis refuses
+        # a second settings on one test) and, as in Caffe2, still one example.
+        @settings(max_examples=50)
+        @serial.given(y=st.integers(0, 9))
+        def test_settings_above_serial_given(self, y):
+            outer.append(y)
 
         def test_gradient_over_two_outputs(self):
             x = np.linspace(-1, 1, 12).astype(np.float32).reshape(3, 4)
@@ -89,5 +97,5 @@ def test_serial_given_gradient_checks_and_tempdirs():
     result = unittest.TestResult()
     unittest.defaultTestLoader.loadTestsFromTestCase(Checks).run(result)
     assert result.wasSuccessful(), result.errors + result.failures
-    assert len(calls) == 1
+    assert len(calls) == 1 and len(outer) == 1
     assert not made[0].exists()  # removed after the test

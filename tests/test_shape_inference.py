@@ -115,3 +115,99 @@ def test_dimensions_default_to_float_and_types_need_dimensions():
     assert shapes == {"x": [2, 2], "y": [2, 2]} and types == {"x": TP.FLOAT, "y": TP.FLOAT}
     with pytest.raises(ArgumentError, match="blob_types needs blob_dimensions"):
         workspace.InferShapesAndTypes([net], None, blob_types={"x": TP.FLOAT})
+
+
+def _run_and_compare(net, feeds, shapes, types):
+    """Every inferred blob has the shape and dtype a run of ``net`` gives it."""
+    for name, value in feeds.items():
+        workspace.FeedBlob(name, value)
+    workspace.RunNetOnce(net)
+    for name, inferred in shapes.items():
+        actual = workspace.FetchBlob(name)
+        assert inferred == list(actual.shape), f"{name}: inferred {inferred}, ran {actual.shape}"
+        assert types[name] == data_type_of(actual.dtype), f"{name}: dtype"
+
+
+@pytest.mark.parametrize("add_axis", [0, 1])
+def test_concat_backward_split_gets_the_concat_inputs_shapes(add_axis):
+    # Concat's gradient is Split(dY, split_info): split_info's values are not known
+    # before the run, so the shapes come from the Concat the walk has seen (Caffe2's
+    # split_cache); the gradients must equal the inputs' shapes.
+    shape = (2, 3) if add_axis else None
+    feeds = {"a": np.ones(shape or (2, 3), np.float32),
+             "b": np.ones(shape or (2, 5), np.float32),
+             "c": np.ones(shape or (2, 1), np.float32)}
+    net = core.Net("si_concat_grad")
+    net.Concat(["a", "b", "c"], ["y", "info"], axis=1, add_axis=add_axis)
+    loss = net.AveragedLoss(net.Sqr("y", "y2"), "loss")
+    net.AddGradientOperators([loss])
+    dims = {name: list(value.shape) for name, value in feeds.items()}
+    shapes, types = workspace.InferShapesAndTypes([net], dims)
+    for name, value in feeds.items():
+        assert shapes[name + "_grad"] == list(value.shape)
+    _run_and_compare(net, feeds, shapes, types)
+
+
+@pytest.mark.parametrize("shape, kwargs, axis, lengths", [
+    ((2, 7, 3), {"axis": 1, "split": [1, 4, 2]}, 1, [1, 4, 2]),  # lengths from the argument
+    ((2, 3, 6), {"axis": -1}, 2, [2, 2, 2]),                     # equal parts, 3 outputs
+    ((2, 7, 3), {"order": "NHWC", "split": [3]}, 3, [3]),         # NHWC's C axis is 3 ...
+])
+def test_split_shapes_from_arguments(shape, kwargs, axis, lengths):
+    x = np.zeros(shape + ((3,) if axis == len(shape) else ()), np.float64)
+    outs = [f"s{i}" for i in range(len(lengths))]
+    net = core.Net("si_split")
+    net.Split(["x"], outs, **kwargs)
+    workspace.FeedBlob("x", x)
+    shapes, types = workspace.InferShapesAndTypes([net])
+    expected = np.split(x, np.cumsum(lengths)[:-1], axis=axis)
+    assert [shapes[o] for o in outs] == [list(e.shape) for e in expected]
+    assert all(types[o] == TP.DOUBLE for o in outs)
+    _run_and_compare(net, {"x": x}, shapes, types)
+
+
+def test_split_shapes_unknown_when_lengths_come_from_a_blob_or_do_not_fit():
+    workspace.FeedBlob("x", np.ones((2, 6), np.float32))
+    workspace.FeedBlob("lengths", np.array([2, 4], np.int32))
+    net = core.Net("si_split_unknown")
+    net.Split(["x", "lengths"], ["p0", "p1"], axis=1)     # values decide: unknown
+    net.Split(["x"], ["q0", "q1", "q2", "q3"], axis=1)    # 6 is not 4 equal parts
+    net.Split(["x"], ["r0", "r1"], axis=1, split=[2, 3])  # adds up to 5, not 6
+    net.Split(["x"], ["t0", "t1"], axis=0, add_axis=1)    # removes axis 0 (length 2)
+    shapes, _ = workspace.InferShapesAndTypes([net])
+    assert {"p0", "p1", "q0", "r0", "r1"}.isdisjoint(shapes)
+    assert shapes["t0"] == shapes["t1"] == [6]
+
+
+def test_gradient_op_output_takes_its_variables_shape_when_unknown():
+    # A gradient op whose own shape function cannot tell (here its input shape is not
+    # known) still gives X_grad the shape of X (Caffe2's MatchGradsToParams rule); an
+    # op not marked as a gradient op gets no such guess.
+    grad = core.CreateOperator("Relu", ["mystery"], ["x_grad"])
+    grad.is_gradient_op = True
+    plain = core.CreateOperator("Relu", ["mystery"], ["w_grad"])
+    net = caffe2_pb2.NetDef()
+    net.op.extend([grad, plain])
+    shapes, types = workspace.InferShapesAndTypes([net], {"x": [4, 2], "w": [3]})
+    assert shapes["x_grad"] == [4, 2] and types["x_grad"] == TP.FLOAT
+    assert "w_grad" not in shapes
+
+
+@pytest.mark.parametrize("n", [0, 1, 5])
+def test_unique_and_lengths_pad_shapes(n):
+    # Unique's count of distinct values is known only for at most one element (Caffe2's
+    # rule); its remapping always has the input's shape; LengthsPad gives
+    # len(lengths) * target_length rows.
+    feeds = {"ids": np.arange(n, dtype=np.int64) % 3,
+             "data": np.ones((6, 4), np.float32), "lengths": np.array([1, 2, 3], np.int32)}
+    net = core.Net("si_unique_pad")
+    net.Unique("ids", ["distinct"])
+    net.Unique("ids", ["distinct2", "remap"])
+    net.LengthsPad(["data", "lengths"], ["padded"], target_length=5, padding_value=-1.0)
+    shapes, types = workspace.InferShapesAndTypes(
+        [net], {name: list(value.shape) for name, value in feeds.items()},
+        blob_types={name: data_type_of(value.dtype) for name, value in feeds.items()})
+    assert shapes["remap"] == [n] and types["remap"] == TP.INT32
+    assert shapes["padded"] == [15, 4] and types["padded"] == TP.FLOAT
+    assert ("distinct" in shapes) == (n <= 1)
+    _run_and_compare(net, feeds, shapes, types)

@@ -90,6 +90,7 @@ def pytest_collection_modifyitems(items):
 # positional ``elements`` of hypothesis.extra.numpy.arrays): without them a
 # file stops on the Python or NumPy of today before it tests anything of caffe2lite.
 COMPAT_SOURCE = """\
+import collections
 import inspect
 import sys
 
@@ -111,8 +112,9 @@ def _set_printoptions_nan(*args, **kwargs):
 
 
 np.set_printoptions = _set_printoptions_nan
-if not hasattr(inspect, "getargspec"):
-    inspect.getargspec = lambda f: inspect.getfullargspec(f)[:4]
+if not hasattr(inspect, "getargspec"):  # a named tuple, as Python's was: tests read .defaults
+    _ArgSpec = collections.namedtuple("ArgSpec", "args varargs keywords defaults")
+    inspect.getargspec = lambda f: _ArgSpec(*inspect.getfullargspec(f)[:4])
 
 import hypothesis.extra.numpy as _hnp  # noqa: E402
 

@@ -69,6 +69,8 @@ class ReversePseudoFP16Initializer(Initializer):
 def update_initializer(initializer_class, operator_name_and_kwargs,
                        default_operator_name_and_kwargs):
     """An instance of ``initializer_class`` (default Initializer) for the given
-    ``(op name, kwargs)``, or for the default pair when none is given."""
-    name, kwargs = operator_name_and_kwargs or default_operator_name_and_kwargs
-    return (initializer_class or Initializer)(name, **kwargs)
+    ``(op name, kwargs)``, or for the default pair when none is given.  As in Caffe2,
+    only the first two items count: ``('UniformFill', {'min': -1.0}, {'max': 1.0})``
+    (crf_test writes it) is UniformFill with min -1."""
+    chosen = operator_name_and_kwargs or default_operator_name_and_kwargs
+    return (initializer_class or Initializer)(chosen[0], **chosen[1])

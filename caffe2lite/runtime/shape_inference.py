@@ -11,6 +11,13 @@ outputs unknown, and unknown blobs are left out of the result -- as Caffe2
 left out blobs marked ``unknown_shape``.  An op that would fail (a bad
 argument, mismatched shapes) also gives unknown outputs: inference reports
 what can be known, running the net reports errors.
+
+Two rules of Caffe2's InferBlobShapesAndTypes for gradient ops (those marked
+``is_gradient_op``) come on top, so that a backward net's gradients are known:
+the Split that is Concat's gradient (inputs dY and split_info) gives back the
+shapes of that Concat's inputs, which only the walk has seen; and an output
+``X_grad`` left unknown takes the shape of ``X`` when that is known (a gradient
+is shaped like its variable).
 """
 
 from __future__ import annotations
@@ -63,19 +70,41 @@ def same_as(*indices):
     return infer
 
 
+GRAD_SUFFIX = "_grad"
+
+
 def infer(net_defs, known: dict) -> dict:
     """{blob: TensorSpec} after walking ``net_defs`` from the ``known`` blobs."""
     known = {name: spec for name, spec in known.items() if spec is not None}
     for net_def in net_defs:
+        concat_inputs = {}  # Concat's split_info blob -> its inputs' specs, per net
         for position, op_def in enumerate(net_def.op):
-            outputs = _infer_op(op_def, [known.get(n) for n in op_def.input],
-                                describe_op(op_def, position, net_def.name))
+            inputs = [known.get(n) for n in op_def.input]
+            if op_def.is_gradient_op and op_def.type == "Split" and len(inputs) == 2 \
+                    and op_def.input[1] in concat_inputs:
+                outputs = concat_inputs[op_def.input[1]]
+            else:
+                outputs = _infer_op(op_def, inputs,
+                                    describe_op(op_def, position, net_def.name))
+            if op_def.is_gradient_op:
+                outputs = [spec if spec is not None else _variable_spec(name, known)
+                           for name, spec in zip(op_def.output, outputs)]
+            if op_def.type == "Concat" and len(op_def.output) == 2 and None not in inputs:
+                concat_inputs[op_def.output[1]] = inputs
             for name, spec in zip(op_def.output, outputs):
                 if spec is None:
                     known.pop(name, None)
                 else:
                     known[name] = spec
     return known
+
+
+def _variable_spec(grad, known: dict) -> TensorSpec | None:
+    """The spec of the variable ``X`` of a gradient blob named ``X_grad`` (Caffe2's
+    GradientMakerBase::MatchGradsToParams), or None."""
+    if len(grad) > len(GRAD_SUFFIX) and grad.endswith(GRAD_SUFFIX):
+        return known.get(grad[:-len(GRAD_SUFFIX)])
+    return None
 
 
 def _infer_op(op_def, inputs, where) -> list:

@@ -37,7 +37,10 @@ def given(*given_args, **given_kwargs):
     Settings the test already carries (a ``@settings(deadline=...)`` under this
     decorator, as Caffe2's tests write it) are kept, only ``max_examples`` becomes 1:
     today's hypothesis refuses a second ``settings`` on one function, so the test is
-    wrapped and the settings are derived from its own."""
+    wrapped and the settings are derived from its own.  What comes back is, as in
+    Caffe2, a plain function that runs the hypothesis test: a ``@settings(...)`` put
+    above ``serial.given`` (fc_operator_test does) is accepted and, as in Caffe2, has
+    no effect on the serialized example."""
     def wrapper(f):
         inner = getattr(f, "_hypothesis_internal_use_settings", None)
 
@@ -46,7 +49,18 @@ def given(*given_args, **given_kwargs):
             return f(*args, **kwargs)
         one = hypothesis.settings(inner, max_examples=1) if inner is not None else \
             hypothesis.settings(max_examples=1)
-        return hypothesis.seed(0)(one(hypothesis.given(*given_args, **given_kwargs)(test)))
+        run = hypothesis.seed(0)(one(hypothesis.given(*given_args, **given_kwargs)(test)))
+
+        def serialized(*args, **kwargs):
+            return run(*args, **kwargs)
+        # f's name and doc, not its signature (no __wrapped__): the drawn arguments are
+        # not pytest fixtures.  It runs a hypothesis test, so hypothesis's pytest plugin
+        # accepts an outer @settings on it.
+        for attribute in ("__module__", "__name__", "__qualname__", "__doc__"):
+            setattr(serialized, attribute, getattr(f, attribute))
+        serialized.is_hypothesis_test = True
+        serialized.hypothesis = run.hypothesis
+        return serialized
     return wrapper
 
 

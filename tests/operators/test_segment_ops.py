@@ -113,3 +113,18 @@ def test_num_segments_shapes_and_errors():
     op = core.CreateOperator("UnsortedSegmentSum", ["d", "s"], ["o"], num_segments=2)
     assert_fails_unchanged(op, {"d": data, "s": np.array([0, 2, 0], np.int32)}, EnforceError,
                            "num_segments")
+
+
+def test_sorted_segment_range_gradient_reads_output_and_grad_by_their_size():
+    # Caffe2 read OUTPUT and dOUT as flat rows of DATA's row size: a recurrent step
+    # hands back its (1, D) output as a (1, 1, D) state slice (crf.CRFWithLoss does).
+    data = np.array([[0.5, -1.0, 2.0], [1.5, 0.0, -2.0], [0.0, 1.0, 1.0]], np.float32)
+    ids = np.zeros(3, np.int32)
+    out = np.log(np.exp(data).sum(axis=0))
+    d_out = np.array([0.3, -0.7, 1.1], np.float32)
+    want = d_out * np.exp(data - out)  # d logsumexp / d x = softmax over the segment
+    (grad,) = run_op("SortedSegmentRangeLogSumExpGradient",
+                     {"d": data, "o": out.reshape(1, 1, 3).astype(np.float32),
+                      "g": d_out.reshape(1, 1, 3), "s": ids}, "dd")
+    np.testing.assert_allclose(grad, want, rtol=1e-5)
+    assert grad.shape == data.shape

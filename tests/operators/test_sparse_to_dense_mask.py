@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from caffe2lite import core, workspace
 from caffe2lite.errors import EnforceError
+from caffe2lite.proto import caffe2_pb2
 from caffe2lite.testing import check_gradient
 from helpers import run_op
 
@@ -27,8 +28,10 @@ def reference(indices, values, default, lengths):
 
 
 @given(st.lists(st.lists(st.sampled_from([7, 2, 11, 5, 2]), max_size=4), min_size=1,
-                max_size=4), st.booleans())
-def test_matches_reference(rows, batched):
+                max_size=4), st.booleans(), st.booleans())
+def test_matches_reference(rows, batched, flag):
+    # A named second output holds the presence mask with or without
+    # return_presence_mask (Caffe2 left it unwritten without the flag).
     if not batched:
         rows = rows[:1]
     indices = np.array([i for r in rows for i in r], np.int64)
@@ -39,7 +42,7 @@ def test_matches_reference(rows, batched):
     if batched:
         inputs["l"] = lengths
     out, present = run_op("SparseToDenseMask", inputs, ["o", "p"], mask=MASK,
-                          return_presence_mask=True)
+                          return_presence_mask=flag)
     want = reference(list(indices), list(values), default, lengths)
     want_out = np.array([[list(c) for c in r] for r, _ in want], np.float32)
     want_present = np.array([p for _, p in want])
@@ -65,6 +68,10 @@ def test_shape_inference_and_errors():
     shapes, types = workspace.InferShapesAndTypes([net], {"i": [5], "v": [5, 2], "d": [2],
                                                           "l": [3]})
     assert shapes["o"] == [3, 3, 2] and shapes["p"] == [3, 3]
+    net.SparseToDenseMask(["i", "v", "d"], ["o2", "p2"], mask=MASK)  # no flag: mask all the same
+    shapes, types = workspace.InferShapesAndTypes([net], {"i": [5], "v": [5, 2], "d": [2],
+                                                          "l": [3]})
+    assert shapes["p2"] == [3] and types["p2"] == caffe2_pb2.TensorProto.BOOL
     ok = {"i": np.array([2, -1, -1], np.int64), "v": np.ones((3, 2), np.float32),
           "d": np.zeros(2, np.float32)}
     op = core.CreateOperator("SparseToDenseMask", list(ok), ["o"], mask=MASK,
