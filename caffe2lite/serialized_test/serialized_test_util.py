@@ -15,10 +15,11 @@ import functools
 import os
 import threading
 
-import hypothesis  # noqa: E402,I001
-
-from caffe2lite.hypothesis_test_util import \
-    HypothesisTestCase  # first: says if hypothesis is missing
+# isort: off
+# hu first: without hypothesis it says what to install, before ``import hypothesis`` fails
+from caffe2lite.hypothesis_test_util import HypothesisTestCase
+import hypothesis
+# isort: on
 
 operator_test_type = "operator_test"
 TOP_DIR = os.path.dirname(os.path.realpath(__file__))
