@@ -36,6 +36,10 @@ setup(ext_modules=[
               depends=["caffe2lite/_native/rows.h"],
               extra_compile_args=["-O3", "-std=c11", "-ffp-contract=off"],
               optional=True),
+    Extension("caffe2lite._native._conv",
+              sources=["caffe2lite/_native/conv.c"],
+              extra_compile_args=["-O3", "-std=c11"],
+              optional=True),
     Extension("caffe2lite._native._detection",
               sources=["caffe2lite/_native/detection.c"],
               # no fused multiply-add: the float32 roundings of Caffe2's formulas

@@ -800,11 +800,6 @@ def InferOpBlobDevicesAsDict(op):  # noqa: N802
     return dict(zip(op.input, inputs)), dict(zip(op.output, outputs))
 
 
-def get_undefined_blobs(ssa_ops):
-    """Blobs read before any op writes them (inputs at version 0)."""
-    return {name for inputs, _ in ssa_ops for name, version in inputs if version == 0}
-
-
 def get_output_producers(ssa_ops):
     """{versioned blob: index of the op that writes that version}."""
     return {blob: i for i, (_, outputs) in enumerate(ssa_ops) for blob in outputs}

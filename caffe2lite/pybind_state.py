@@ -50,15 +50,6 @@ def registered_dbs():
 
 
 def builtin_cpu_supports_avx2() -> bool:
-    """Whether this CPU has AVX2 (Caffe2 asked the compiler's __builtin_cpu_supports)."""
-    try:
-        with open("/proc/cpuinfo") as info:
-            return " avx2" in info.read()
-    except OSError:
-        return False
-
-
-def builtin_cpu_supports_avx2() -> bool:
     """Whether this CPU has AVX2 (Caffe2's __builtin_cpu_supports("avx2"); tests of its MKL
     kernels skip without it), as NumPy's build detected it."""
     try:

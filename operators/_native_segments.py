@@ -23,7 +23,7 @@ import numpy as np
 from caffe2lite import _native
 from caffe2lite.operators import _parallel
 
-NATIVE_ABI = 2  # must match caffe2lite_sparse_lengths_abi() in the C file
+NATIVE_ABI = 3  # must match caffe2lite_sparse_lengths_abi() in the C file
 # Rows summed per chunk of bags a thread takes from the shared counter (~15 us): small
 # enough that the threads finish within a chunk of each other.
 ROWS_PER_PIECE = 1024
@@ -56,7 +56,8 @@ if _lib is not None:
         _fn.restype = ctypes.c_int32
         _fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
                         ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
-                        ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
+                        ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
+                        ctypes.c_void_p]
         _functions[np.dtype(_dtype)] = _fn
 
 
@@ -72,26 +73,35 @@ def _c_ready(a):
     return np.array(a, dtype=a.dtype.newbyteorder("="), order="C")
 
 
-def native_gather_segment_sum(data, indices, lengths, scalars=None):
+def native_gather_segment_sum(data, indices, lengths, scalars=None, out=None):
     """(m, width) float32 segment sums of data[indices] (x scalars), or None (see above).
 
     indices and lengths must be int32/int64 vectors, scalars a float32 vector of
-    len(indices), data of rank >= 1.
+    len(indices), data of rank >= 1.  ``out``: a float32 (m, width) matrix to write
+    into instead of a fresh one -- rows may lie further apart than ``width`` (columns
+    of a wider matrix: Concat's output, runtime/fusion.py) but each row's elements
+    must be contiguous.
     """
     fn = _functions.get(data.dtype)  # a byte-swapped dtype is not among the keys
     if fn is None or not (data.flags.c_contiguous and data.flags.aligned):
         return None
     m, n = lengths.shape[0], indices.shape[0]
+    width = math.prod(data.shape[1:])
+    if out is None:
+        out = np.empty((m, width), np.float32)
+    elif not (out.dtype == np.float32 and out.shape == (m, width) and out.flags.aligned and
+              (width <= 1 or out.strides[1] == 4) and out.strides[0] % 4 == 0 and
+              out.strides[0] >= 4 * width):
+        return None
     indices, lengths = _c_ready(indices), _c_ready(lengths)
     scratch, state, offsets = bag_offsets(_offsets, lengths, n)
     weights = None if scalars is None else _c_ready(scalars)
-    width = math.prod(data.shape[1:])
-    out = np.empty((m, width), np.float32)
     chunk = max(1, ROWS_PER_PIECE * m // max(n, 1))  # bags per chunk
     args = (_native.address(data), data.shape[0], width, _native.address(indices), indices.itemsize,
             offsets, None if weights is None else _native.address(weights), m, chunk, state)
     run_shared(fn, args, out, -(-m // chunk), scratch, data.shape[0],
-               keep=(data, indices, weights, scratch, out))
+               keep=(data, indices, weights, scratch, out),
+               out_args=(out.strides[0] // 4 if m else width, out.ctypes.data))
     return out
 
 
@@ -109,18 +119,19 @@ def bag_offsets(offsets_fn, lengths, n):
     return scratch, state, offsets
 
 
-def run_shared(fn, args, out, n_chunks, scratch, n_rows, keep):
-    """Run the C bag kernel ``fn(*args, spin, out)`` here and, with enough chunks, on
-    pool threads that take chunks from the same shared state.  ``keep`` holds the
-    arrays behind the pointers in ``args`` until every helper returns (they may start
-    after this call).  Raises BadIndices when an index is outside [0, n_rows)."""
-    out_address = _native.address(out)
+def run_shared(fn, args, out, n_chunks, scratch, n_rows, keep, out_args=None):
+    """Run the C bag kernel ``fn(*args, spin, *out_args)`` here and, with enough chunks,
+    on pool threads that take chunks from the same shared state.  ``out_args`` is
+    (address of ``out``,) unless given.  ``keep`` holds the arrays behind the pointers
+    in ``args`` until every helper returns (they may start after this call).  Raises
+    BadIndices when an index is outside [0, n_rows)."""
+    out_args = (_native.address(out),) if out_args is None else tuple(out_args)
     helpers = min(_parallel.num_threads(), n_chunks // MIN_CHUNKS_PER_THREAD) - 1
     futures = []
     if helpers > 0:
-        futures = _parallel.start_on_pool([(_help, (fn, args + (0, out_address), keep))]
+        futures = _parallel.start_on_pool([(_help, (fn, args + (0,) + out_args, keep))]
                                           * helpers)
-    status = fn(*args, SPIN, out_address)
+    status = fn(*args, SPIN, *out_args)
     if status == 2:  # helpers still busy: block until they finish
         for f in futures:
             f.result()

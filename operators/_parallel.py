@@ -72,6 +72,14 @@ def blas_single_threaded() -> bool:
     return bool(blas) and all(lib.get("num_threads") == 1 for lib in blas)
 
 
+def threads_beside_blas() -> int:
+    """Threads for work that runs between BLAS calls (im2col, a convolution's epilogue):
+    ``num_threads()`` when BLAS runs each call on one thread, else 1.  A threaded
+    OpenBLAS keeps its workers spinning for a while after each call; pool threads started
+    then fight them for the cores, and ResNet-50 at batch 16 ran several times slower."""
+    return num_threads() if blas_single_threaded() else 1
+
+
 def set_num_threads(n: int) -> None:
     """Use at most n threads per kernel from now on (n >= 1)."""
     global _threads
@@ -103,14 +111,15 @@ def start_on_pool(calls) -> list:
     return _submit(len(calls), calls) if calls else []
 
 
-def for_each_range(fn, n_pieces: int) -> None:
+def for_each_range(fn, n_pieces: int, threads: int | None = None) -> None:
     """Call fn(first, stop) on contiguous ranges covering pieces 0..n_pieces-1.
 
-    With several threads the ranges run concurrently (the calling thread takes the
-    last one) and the first exception is re-raised once all have finished; fn
-    must only write what its own pieces own.
+    With several threads (at most ``threads``, default ``num_threads()``) the ranges
+    run concurrently (the calling thread takes the last one) and the first exception
+    is re-raised once all have finished; fn must only write what its own pieces own.
     """
-    parts = min(num_threads(), n_pieces // MIN_PIECES_PER_THREAD)
+    parts = min(num_threads() if threads is None else threads,
+                n_pieces // MIN_PIECES_PER_THREAD)
     if parts <= 1:
         if n_pieces:
             fn(0, n_pieces)

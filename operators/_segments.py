@@ -105,7 +105,7 @@ def checked_lengths(ctx, lengths, i: int, total=None, total_what: str = ""):
     return got, uniform
 
 
-def checked_gather_segment_sum(ctx, data, indices, lengths, scalars, i: int):
+def checked_gather_segment_sum(ctx, data, indices, lengths, scalars, i: int, out=None):
     """check_lengths and check_index_range for INDICES (input i) and LENGTHS (input
     i + 1), then gather_segment_sum: the SparseLengths* forward with its checks.
 
@@ -113,19 +113,23 @@ def checked_gather_segment_sum(ctx, data, indices, lengths, scalars, i: int):
     checked.  The C kernel, where it applies, checks the values as it reads them
     (one pass instead of NumPy's four, ~10% of a lookup); only when it finds a
     fault do the NumPy checks run, to name it -- the same errors, in the same
-    order, as without C.
+    order, as without C.  ``out``: a float32 (m, width) matrix (rows possibly apart)
+    that the C kernel writes into instead of a fresh array; returns None when the C
+    kernel cannot (the caller then computes without ``out``).
     """
     n, rows = int(indices.shape[0]), int(data.shape[0])
     if ctx.xp is np:
         check_index_dtype(ctx, lengths, i + 1)
         check_vector(ctx, lengths, i + 1)
         fault = None
+        result = None
         try:
-            out = native_gather_segment_sum(data, indices, lengths, scalars)
+            result = native_gather_segment_sum(data, indices, lengths, scalars, out)
         except (_native_segments.BadLengths, _native_segments.BadIndices) as e:
             fault = e
-        if fault is None and out is not None:
-            return out.reshape(lengths.shape[:1] + data.shape[1:])
+        if fault is None and result is not None:
+            return result if out is not None else \
+                result.reshape(lengths.shape[:1] + data.shape[1:])
         if fault is not None:  # name the culprit; the C code and these checks agree
             check_lengths(ctx, lengths, i + 1, n, "the number of INDICES")
             check_index_range(ctx, indices, rows, i, f"DATA with {rows} rows")
@@ -134,6 +138,8 @@ def checked_gather_segment_sum(ctx, data, indices, lengths, scalars, i: int):
                      f"must sum to {n} (the number of INDICES)")
     check_lengths(ctx, lengths, i + 1, n, "the number of INDICES")
     check_index_range(ctx, indices, rows, i, f"DATA with {rows} rows")
+    if out is not None:
+        return None
     return gather_segment_sum(ctx.xp, data, indices, lengths, scalars, native=False)
 
 

@@ -6,7 +6,8 @@ for tools reading the net; ``is_backward`` says whether it marks a forward or
 backward tensor.  Neither changes the result.  Caffe2 registered no gradient.
 """
 
-from caffe2lite.runtime import Arg, OpSchema, is_int8, register_kernel, register_schema, same_as
+from caffe2lite.runtime import (Arg, OpSchema, is_int8, register_kernel, register_schema, rewrites,
+                                same_as)
 
 register_schema(OpSchema(
     "AliasWithName", num_inputs=1, num_outputs=1, allow_inplace={(0, 0)},
@@ -23,3 +24,6 @@ def alias_with_name(ctx, x):
     if not (hasattr(x, "shape") or is_int8(x)):
         ctx.fail(f"{ctx.input_label(0)} must be a tensor, got {type(x).__name__}")
     return (x,)
+
+
+rewrites.register_passthrough("AliasWithName")  # Y = X (runtime/rewrites.py)

@@ -4,10 +4,13 @@ Caffe2's Python optimizers build their ITER blob this way
 (utils.BuildUniqueMutexIter: CreateMutex in the init net, AtomicIter in the
 train net), so scripts ported from Caffe2 need both.  The mutex blob holds a
 ``threading.Lock``; AtomicIter increments the int64 counter while holding it,
-with Iter's checks.
+with Iter's checks, and stores the new count in the counter's own array before the
+lock is released (a kernel's outputs are written after it returns, too late).
 """
 
 import threading
+
+import numpy as np
 
 from caffe2lite.operators.iter import increment
 from caffe2lite.runtime import (NO_GRADIENT, SHOULD_NOT_DO_GRADIENT, OpSchema, register_kernel,
@@ -43,4 +46,10 @@ def check_mutex(ctx, mutex, i: int):
 @register_kernel("AtomicIter", devices=("CPU", "CUDA"))
 def atomic_iter(ctx, mutex, counter):
     with check_mutex(ctx, mutex, 0):
-        return (increment(ctx, counter, ctx.op_def.output[0]),)
+        new = increment(ctx, counter, ctx.op_def.output[0])
+        if isinstance(counter, np.ndarray) and counter.flags.writeable:
+            # Stored while the lock is held: outputs are written only after the kernel
+            # returns, and another worker could read the old count in between.
+            counter[...] = new
+            return (counter,)
+        return (new,)

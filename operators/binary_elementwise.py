@@ -29,7 +29,7 @@ import numpy as np
 
 from caffe2lite.runtime import (Arg, ArgumentError, GradientError, OpSchema, TensorSpec,
                                 dense_output_grad, grad_name, make_operator, pointwise_cost,
-                                register_kernel, register_schema, same_as)
+                                register_kernel, register_schema, rewrites, same_as)
 
 NUMERIC_DTYPES = (np.int32, np.int64, np.float32, np.float64)
 
@@ -365,3 +365,6 @@ def _div_gradient_shapes(ctx, *inputs):
 
 for _type, _row in BINARY_OPS.items():
     _register(_type, *_row)
+
+
+rewrites.register_pure(*BINARY_OPS)  # runtime/rewrites.py: constant folding

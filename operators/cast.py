@@ -17,7 +17,7 @@ import numpy as np
 
 from caffe2lite.runtime import (Arg, GradientError, OpSchema, TensorSpec, dense_output_grad,
                                 grad_name, gradient_maker, make_operator, register_kernel,
-                                register_schema)
+                                register_schema, rewrites)
 from caffe2lite.runtime.serialization import DataType, numpy_dtype
 
 # What Cast converts from and to (Caffe2's CastOp type lists, plus float16).
@@ -124,3 +124,6 @@ def cast(ctx, x):
         return (to_strings(ctx.xp, x),)
     with np.errstate(invalid="ignore", over="ignore"):
         return (x.astype(target, copy=True),)
+
+
+rewrites.register_pure("Cast")  # runtime/rewrites.py: constant folding

@@ -12,9 +12,9 @@ import math
 
 import numpy as np
 
-from caffe2lite.runtime import (INT_MAX, Arg, OpCost, OpSchema, TensorSpec, grad_name,
-                                get_schema, gradient_maker, make_operator, register_kernel,
-                                register_schema)
+from caffe2lite.runtime import (INT_MAX, Arg, OpCost, OpSchema, TensorSpec, fusion, get_schema,
+                                grad_name, gradient_maker, make_operator, register_kernel,
+                                register_schema, rewrites)
 from caffe2lite.runtime.cost_inference import SIZEOF_INT
 
 ORDER_AXIS = {"NCHW": 1, "NHWC": 3}
@@ -217,6 +217,28 @@ def concat(ctx, *inputs):
 @register_kernel("Split", devices=("CPU", "CUDA"))
 @register_kernel("DepthSplit", devices=("CPU", "CUDA"))
 def split(ctx, X, *split_input):
+    axis, add_axis, sizes = _split_sizes(ctx, X, split_input)
+    index = [slice(None)] * X.ndim
+    records = not add_axis and _copy_as_records(ctx, [X], axis)
+    outer = math.prod(X.shape[:axis])
+    parts, lo = [], 0
+    for size in sizes:
+        index[axis] = lo if add_axis else slice(lo, lo + size)
+        part = X[tuple(index)]
+        lo += size
+        if records and size:
+            copy = np.empty(part.shape, part.dtype)
+            _as_records(copy, outer)[:, 0] = part.reshape(outer, -1).view(
+                np.dtype((np.void, copy.nbytes // outer)))[:, 0]
+            part = copy
+        else:  # a 0-d array, not a NumPy scalar or a bare object, when add_axis takes
+            part = ctx.xp.array(part, dtype=X.dtype)  # the one axis of a vector
+        parts.append(part)
+    return tuple(parts)
+
+
+def _split_sizes(ctx, X, split_input):
+    """(axis, add_axis, the output lengths along it), every check of Split made."""
     axis, add_axis = _axis_and_add(ctx, "split")
     axis = _canonical(ctx, axis, X.ndim)
     n_out = len(ctx.op_def.output)
@@ -245,20 +267,42 @@ def split(ctx, X, *split_input):
     if sum(sizes) != X.shape[axis]:
         ctx.fail(f"split lengths {sizes}{source} add up to {sum(sizes)}, but dimension "
                  f"{axis} of {ctx.input_label(0)} is {X.shape[axis]}")
-    index = [slice(None)] * X.ndim
-    records = not add_axis and _copy_as_records(ctx, [X], axis)
-    outer = math.prod(X.shape[:axis])
-    parts, lo = [], 0
+    return axis, add_axis, sizes
+
+
+rewrites.register_pure("Concat", "Split", "DepthConcat", "DepthSplit")  # constant folding
+
+
+# -- shared memory (runtime/fusion.py): Concat's output as the place its producers write
+# to, Split's outputs as views of its input.
+def _join_layout(op, specs):
+    """(shape, dtype, [index of each input's slice], (split_info,)) for inputs of these
+    TensorSpecs; None with add_axis (a stack)."""
+    axis, add_axis = _concat_axis(op.ctx, specs)
+    if add_axis:
+        return None
+    sizes = [spec.shape[axis] for spec in specs]
+    first = specs[0]
+    places, start = [], 0
     for size in sizes:
-        index[axis] = lo if add_axis else slice(lo, lo + size)
-        part = X[tuple(index)]
-        lo += size
-        if records and size:
-            copy = np.empty(part.shape, part.dtype)
-            _as_records(copy, outer)[:, 0] = part.reshape(outer, -1).view(
-                np.dtype((np.void, copy.nbytes // outer)))[:, 0]
-            part = copy
-        else:  # a 0-d array, not a NumPy scalar or a bare object, when add_axis takes
-            part = ctx.xp.array(part, dtype=X.dtype)  # the one axis of a vector
-        parts.append(part)
-    return tuple(parts)
+        places.append((slice(None),) * axis + (slice(start, start + size),))
+        start += size
+    shape = first.shape[:axis] + (start,) + first.shape[axis + 1:]
+    return shape, first.dtype, places, (np.asarray(sizes, dtype=np.int32),)
+
+
+def _split_views(op, X, *split_input):
+    """Split's outputs as views of X (None with add_axis, whose parts drop an axis)."""
+    axis, add_axis, sizes = _split_sizes(op.ctx, X, split_input)
+    if add_axis or type(X) is not np.ndarray:
+        return None
+    bounds = np.cumsum([0] + sizes).tolist()
+    return tuple(X[(slice(None),) * axis + (slice(lo, hi),)]
+                 for lo, hi in zip(bounds[:-1], bounds[1:]))
+
+
+for _joiner in ("Concat", "DepthConcat"):
+    fusion.register_joiner(_joiner, _join_layout)
+for _splitter in ("Split", "DepthSplit"):
+    fusion.register_view_splitter(_splitter, _split_views)
+

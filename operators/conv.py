@@ -16,9 +16,14 @@ channel-first computation.
 
 from math import prod
 
+import numpy as np
+
 from caffe2lite.operators import _conv_geometry as geo
+from caffe2lite.operators import _native_conv, _parallel
+from caffe2lite.operators._epilogue import apply_in_pieces, finish_planes
 from caffe2lite.runtime import (Arg, OpSchema, TensorSpec, dense_output_grad, grad_name,
-                                make_operator, once_per_op, register_kernel, register_schema)
+                                make_operator, once_per_op, register_kernel, register_schema,
+                                rewrites)
 
 CONV_TYPES = ("Conv", "Conv1D", "Conv2D", "Conv3D")
 CONV_ARGS = (geo.WINDOW_ARGS + geo.DILATION_ARGS + [geo.GROUP_ARG]
@@ -119,6 +124,11 @@ def im2col(xp, Xcf, res, groups):
     L = prod(res.out_dims)
     if _is_pointwise(res):
         return Xcf.reshape(N, groups, C // groups, L)
+    if xp is np and _native_conv.takes(Xcf, res):
+        col = np.empty((N, C * prod(res.kernel), L), np.float32)
+        for n in range(N):
+            _native_conv.im2col_into(Xcf[n:n + 1], res, col[n])
+        return col.reshape(N, groups, C // groups * prod(res.kernel), L)
     nd = len(res.kernel)
     axes = tuple(range(2, 2 + nd))
     padded = geo.pad_spatial(xp, Xcf, axes, res.heads, res.tails)
@@ -210,6 +220,14 @@ def _over_batch(xp, N, step, compute, shape, dtype):
 
 @register_kernel("Conv", devices=("CPU", "CUDA"))
 def conv(ctx, X, W, b=None):
+    return _conv(ctx, X, W, b)
+
+
+def _conv(ctx, X, W, b=None, epilogue=(), cache=None):
+    """Conv, then the in-place ``epilogue`` steps of a fused step (runtime/rewrites.py:
+    [(fn, operand shaped like Y, or None)]) applied image by image as each image's
+    output is made, while it is still in cache.  ``cache``: the fused step's dict for
+    what is derived from W (its Winograd filters), valid while W is the same array."""
     xp = ctx.xp
     window, res, N, C, M = _checked(ctx, X, W)
     if b is not None:
@@ -221,6 +239,15 @@ def conv(ctx, X, W, b=None):
     Xcf = _channels_first(window, X)
     Wm = _channels_first(window, W).reshape(G, M // G, -1)
     shape = (N, M) + res.out_dims
+    if xp is np and not window.channels_last and X.dtype == Wm.dtype == np.float32 and \
+            len(res.kernel) == 2 and (_is_pointwise(res) or _native_conv.takes(Xcf, res)):
+        _batch_step(ctx, res, N, C)  # the size check of one image's matrix
+        finish = _Finish(b, epilogue, M)
+        if _is_pointwise(res):
+            return (_forward_pointwise(Xcf, Wm, res, N, M, G, finish),)
+        if _takes_winograd(Xcf, res, N, G, cache is not None):
+            return (_forward_winograd(Xcf, W, res, N, C, M, finish, cache),)
+        return (_forward_im2col_gemm(Xcf, Wm, res, N, C, M, G, finish),)
 
     def forward(start, stop):
         col = im2col(xp, Xcf[start:stop], res, G)                  # (n, G, CgK, L)
@@ -229,7 +256,238 @@ def conv(ctx, X, W, b=None):
     Y = _over_batch(xp, N, _batch_step(ctx, res, N, C), forward, shape, X.dtype)
     if b is not None:
         Y += b.reshape((1, M) + (1,) * len(res.out_dims))
-    return (_to_order(xp, window, Y),)
+    Y = _to_order(xp, window, Y)
+    if epilogue:
+        apply_in_pieces(Y, epilogue)
+    return (Y,)
+
+
+class _Finish:
+    """The bias, then the fused epilogue, on the part ``index`` = (images, output
+    channels, output rows) of Y; on one thread when ``alone`` (called from a pool
+    thread, which must not hand work to the pool it runs on)."""
+
+    def __init__(self, b, epilogue, M):
+        self.bias = None if b is None else b.reshape(M, 1, 1)
+        self.epilogue = epilogue
+
+    def __call__(self, Y, index, alone=False):
+        part = Y[index]
+        steps = [(fn, None if operand is None else operand[index])
+                 for fn, operand in self.epilogue]
+        if part.flags.c_contiguous:  # whole planes: bias and epilogue in one pass
+            finish_planes(part, None if self.bias is None else self.bias[index[1]], steps,
+                          alone)
+            return
+        if self.bias is not None:
+            part += self.bias[index[1]]
+        if steps:
+            apply_in_pieces(part, steps, alone)
+
+
+ALL = slice(None)
+# Multiply-adds of a lone image's GEMM (or of a block of joined small images) from which
+# it is made in two halves on two threads (when BLAS runs single-threaded) -- of its
+# output channels when there are 128 or more (or more than its output positions; each
+# half's output is then whole planes), else of its output rows, so that each half is
+# still a wide GEMM.  BLAS computes each output element in the same order whichever
+# rows or columns share its call (OpenBLAS does; test_conv.py checks it), so the bits
+# do not depend on the thread count.
+SPLIT_FROM = 1 << 21
+
+
+def _halves(M, G, L, OH, macs, joined):
+    """How a lone block is made: [(output channels, output rows)] per call."""
+    if G != 1 or macs < SPLIT_FROM or _parallel.threads_beside_blas() < 2:
+        return [(ALL, ALL)]
+    if M >= 16 and (M >= min(L, 128) or joined):  # halves of >= 64 rows are wide enough
+        return [(slice(0, M // 2), ALL), (slice(M // 2, M), ALL)]
+    if OH >= 2 and not joined:
+        return [(ALL, slice(0, OH // 2)), (ALL, slice(OH // 2, OH))]
+    return [(ALL, ALL)]
+
+
+def _run_parts(parts, run):
+    """run(part, alone) for each part: two parts on two threads when BLAS leaves the cores
+    to us (operators/_parallel.py), else one after the other here."""
+    if len(parts) == 2 and _parallel.threads_beside_blas() > 1:
+        (pending,) = _parallel.start_on_pool([(run, (parts[0], True))])
+        run(parts[1], True)
+        pending.result()
+        return
+    for part in parts:
+        run(part, False)
+
+
+def _forward_pointwise(X, Wm, res, N, M, G, finish):
+    """A 1x1, stride-1, unpadded NCHW float32 convolution: X itself is the im2col
+    matrix; one GEMM per image (half a batch per thread), or a lone image in halves
+    (_halves), each straight into Y and finished while in cache."""
+    OH, OW = res.out_dims
+    L = OH * OW
+    Y = np.empty((N, M) + res.out_dims, np.float32)
+    Yf = Y.reshape(N, G, M // G, L)
+    Xf = X.reshape(N, G, X.shape[1] // G, L)
+    if N == 0 or L == 0:
+        return Y
+
+    def images(part, alone):
+        for n in range(*part):
+            np.matmul(Wm, Xf[n], out=Yf[n])
+            finish(Y, (slice(n, n + 1), ALL, ALL), alone)
+
+    def half(part, alone):
+        channels, rows = part
+        cols = slice(rows.start * OW, rows.stop * OW) if rows != ALL else ALL
+        np.matmul(Wm[:, channels], Xf[0][:, :, cols], out=Yf[0][:, channels, cols])
+        finish(Y, (slice(0, 1), channels, rows), alone)
+
+    if N > 1:
+        _run_parts([(0, N // 2), (N // 2, N)], images)
+    else:
+        _run_parts(_halves(M, G, L, OH, M * X.shape[1] * L, False), half)
+    return Y
+
+
+# Output positions per image below which images share one GEMM (their im2col matrices
+# side by side): a GEMM whose inner product dimension is only 7 x 7 or 14 x 14 wide
+# runs far below BLAS's peak, and joining the batch's images widens it.
+JOIN_BELOW_POSITIONS = 1024
+# Elements of the shared im2col matrix at most: 16 MiB, beyond which joining more
+# images gains nothing and the matrix (and the GEMM's result, copied into Y) only
+# raise the peak memory of a batch.
+JOIN_BUDGET = 1 << 22
+
+
+def _forward_im2col_gemm(X, Wm, res, N, C, M, G, finish):
+    """Conv of a C-contiguous NCHW float32 X: im2col in C, then BLAS.
+
+    Large images: one im2col matrix at a time (reused, so it stays in cache and its
+    pages are touched once) and one GEMM per image straight into Y.  Small images
+    (fewer than JOIN_BELOW_POSITIONS output positions): as many images as JOIN_BUDGET
+    allows share one matrix and one GEMM, whose (G, M/G, n * L) result is copied
+    into Y's (n, M, L) layout.  Each block of images is finished (bias, fused
+    epilogue) as soon as it is made.  Both cores work when BLAS leaves them to us:
+    half the blocks each, or a lone block in halves (_halves)."""
+    OH, OW = res.out_dims
+    L = OH * OW
+    CK = C * prod(res.kernel)
+    Mg, CgK = M // G, CK // G
+    Y = np.empty((N, M) + res.out_dims, np.float32)
+    Yf = Y.reshape(N, G, Mg, L)
+    join = 1 if L >= JOIN_BELOW_POSITIONS else max(1, min(N, JOIN_BUDGET // max(CK * L, 1)))
+    n_blocks = -(-N // join)
+    if N == 0 or L == 0:
+        return Y
+
+    def make(start, n, col, channels, rows, alone):
+        """Block [start, start + n): its matrix (bands ``rows``), GEMM, finish."""
+        if rows == ALL:
+            cols = ALL
+            _native_conv.im2col_into(X[start:start + n], res, col, threads=not alone)
+        else:
+            cols = slice(rows.start * OW, rows.stop * OW)
+            _native_conv.im2col_into(X[start:start + 1], res, col, threads=False,
+                                     rows=(rows.start, rows.stop))
+        if join == 1:
+            np.matmul(Wm[:, channels], col.reshape(G, CgK, -1), out=Yf[start][:, channels, cols])
+        else:
+            product = np.matmul(Wm[:, channels], col.reshape(G, CgK, n * L))
+            np.copyto(Yf[start:start + n, :, channels],
+                      product.reshape(G, -1, n, L).transpose(2, 0, 1, 3))
+        finish(Y, (slice(start, start + n), channels, rows), alone)
+
+    def blocks(part, alone):
+        col = np.empty((CK, join * L), np.float32)
+        for k in range(*part):
+            start = k * join
+            n = min(join, N - start)
+            make(start, n, col if n == join else col[:, :n * L], ALL, ALL, alone)
+
+    if n_blocks > 1:
+        _run_parts([(0, n_blocks // 2), (n_blocks // 2, n_blocks)], blocks)
+        return Y
+    halves = _halves(M, G, L, OH, M * CK * L, join > 1)
+    shared = None
+    if halves[0][1] == ALL:  # halves of the channels read one matrix: make it first
+        shared = np.empty((CK, N * L), np.float32)
+        _native_conv.im2col_into(X, res, shared)
+
+    def half(part, alone):
+        channels, rows = part
+        if shared is not None:
+            if join == 1:
+                np.matmul(Wm[:, channels], shared.reshape(G, CgK, L), out=Yf[0][:, channels])
+            else:
+                product = np.matmul(Wm[:, channels], shared.reshape(G, CgK, N * L))
+                np.copyto(Yf[:, :, channels], product.reshape(G, -1, N, L).transpose(2, 0, 1, 3))
+            finish(Y, (ALL, channels, ALL), alone)
+            return
+        band = np.empty((CK, (rows.stop - rows.start) * OW), np.float32)
+        make(0, 1, band, channels, rows, alone)
+
+    _run_parts(halves, half)
+    return Y
+
+
+# Winograd F(2x2, 3x3) for undilated stride-1 3x3 convolutions (caffe2lite/_native/
+# conv.c): 2.25x fewer multiply-adds, and less written than an im2col matrix, where its
+# 16 GEMMs are wide enough -- at least WINOGRAD_MIN_TILES 2x2 output blocks per GEMM
+# (ResNet-50's 56x56 and 28x28 layers at batch 1, all of them at batch 16).  Its
+# transformed filters are made again on every call (M x C x 16 values; a few percent
+# of the GEMMs there), so nothing is cached that a changed weight could leave stale.
+WINOGRAD_MIN_TILES = 128
+# ... and from this many when the transformed filters are kept from run to run (a fused
+# step of an inference net: runtime/rewrites.py), ResNet-50's 14x14 layers at batch 1.
+WINOGRAD_MIN_TILES_KEPT = 32
+# Elements of one block's transformed input (and of the GEMMs' result) at most: images
+# are taken together up to this, as for the joined im2col matrices.
+WINOGRAD_BUDGET = 1 << 22
+
+
+def _takes_winograd(X, res, N, G, kept=False) -> bool:
+    if G != 1 or res.kernel != (3, 3) or res.stride != (1, 1) or res.dilation != (1, 1) or \
+            not _native_conv.takes(X, res) or not _native_conv.winograd_available():
+        return False
+    TH, TW = _native_conv.winograd_tiles(res)
+    return N * TH * TW >= (WINOGRAD_MIN_TILES_KEPT if kept else WINOGRAD_MIN_TILES)
+
+
+def _winograd_filters(W, threads, cache):
+    """U for W: from ``cache`` when it holds W's (the same array), else made (and kept)."""
+    if cache is not None:
+        kept = cache.get("winograd")
+        if kept is not None and kept[0] is W:
+            return kept[1]
+    U = _native_conv.winograd_weights(np.ascontiguousarray(W, np.float32), threads)
+    if cache is not None:
+        cache["winograd"] = (W, U)
+    return U
+
+
+def _forward_winograd(X, W, res, N, C, M, finish, cache=None):
+    """Conv by Winograd F(2x2, 3x3): per block of images, the input's 4x4 patches
+    transformed (V: 16 x C x tiles), 16 GEMMs with the transformed filters (U: 16 x M x
+    C; eight per thread when BLAS leaves the cores to us), each 2x2 output block
+    transformed back into Y, then the block finished (bias, fused epilogue)."""
+    threads = _parallel.threads_beside_blas()
+    TH, TW = _native_conv.winograd_tiles(res)
+    tiles = TH * TW
+    U = _winograd_filters(W, threads, cache)
+    Y = np.empty((N, M) + res.out_dims, np.float32)
+    join = max(1, min(N, WINOGRAD_BUDGET // (16 * max(C, M) * tiles)))
+    for start in range(0, N, join):
+        n = min(join, N - start)
+        V = _native_conv.planes(C, n * tiles)
+        for k in range(n):
+            _native_conv.winograd_input_into(X[start + k], res, V, k * tiles, threads)
+        P = _native_conv.planes(M, n * tiles)
+        _run_parts([slice(0, 8), slice(8, 16)],
+                   lambda p, alone: np.matmul(U[p], V[p], out=P[p]))
+        for k in range(n):
+            _native_conv.winograd_output_into(P, res, k * tiles, Y[start + k], threads)
+        finish(Y, (slice(start, start + n), ALL, ALL))
+    return Y
 
 
 def gradient_outputs(ctx):
@@ -294,3 +552,21 @@ def conv_gradient(ctx, X, W, dY):
 for _type in CONV_TYPES[1:]:
     register_kernel(_type, devices=("CPU", "CUDA"))(conv)
     register_kernel(_type + "Gradient", devices=("CPU", "CUDA"))(conv_gradient)
+
+
+# -- inference rewrites (runtime/rewrites.py) -----------------------------------------
+def _conv_with_epilogue(ctx, inputs, steps, cache):
+    return _conv(ctx, *inputs, epilogue=steps, cache=cache)
+
+
+def _absorber_spec(op):
+    """Filter (input 1, output channels on axis 0 in both orders), bias (input 2), and
+    the output's channel axis: a per-channel affine map after the op folds into them."""
+    return 1, 2, -1 if geo.parse(op.ctx).channels_last else 1
+
+
+for _type in CONV_TYPES:
+    rewrites.register_affine_absorber(_type, _absorber_spec)
+    # Y is always an array of the kernel's own: a fused step adds and clips it in place,
+    # image by image inside the kernel when the op runs the plain kernel
+    rewrites.register_epilogue_host(_type, apply_in_pieces, (conv, _conv_with_epilogue))

@@ -1,7 +1,7 @@
 """Copy, CopyOnDeviceLike and Alias: the same tensor under another blob name."""
 
 from caffe2lite.runtime import (GradientSlice, OpSchema, grad_name, make_operator, register_kernel,
-                                register_schema, same_as, sparse_grad_names)
+                                register_schema, rewrites, same_as, sparse_grad_names)
 
 
 def copy_gradient_maker(op_def, g_output):
@@ -71,3 +71,8 @@ def copy_on_device_like(ctx, x, _dst):
 @register_kernel("Alias", devices=("CPU", "CUDA"))
 def alias(ctx, x):
     return (x,)
+
+
+# Y holds X's values: an inference net reads X instead (runtime/rewrites.py).
+for _type in ("Copy", "Alias"):
+    rewrites.register_passthrough(_type)

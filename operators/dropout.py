@@ -15,7 +15,8 @@ GetDropoutGradient built it -- and gives ``dX = dY * mask / (1 - ratio)``
 """
 
 from caffe2lite.runtime import (Arg, GradientError, OpSchema, TensorSpec, dense_output_grad,
-                                grad_name, make_operator, register_kernel, register_schema)
+                                grad_name, make_operator, register_kernel, register_schema,
+                                rewrites)
 
 ARGS = [
     Arg("ratio", "float", 0.5, "probability that an element is zeroed, in [0, 1]"),
@@ -101,3 +102,7 @@ def dropout_grad(ctx, dY, mask=None):
         ctx.fail(f"{ctx.input_label(1)} is {mask.dtype}{tuple(mask.shape)}, expected a bool "
                  f"mask of dY's {dY.size} elements")
     return (dY * mask.reshape(dY.shape) * dY.dtype.type(scale),)
+
+
+# With is_test, Y = X: an inference net drops the op (runtime/rewrites.py).
+rewrites.register_passthrough("Dropout", lambda op: bool(op.ctx.args["is_test"]))

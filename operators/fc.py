@@ -13,14 +13,17 @@ from math import prod
 import numpy as np
 
 from caffe2lite.operators import _native_dense, _parallel
+from caffe2lite.operators._epilogue import apply_in_pieces
 from caffe2lite.operators._axes import canonical_axis
 from caffe2lite.runtime import (Arg, OpCost, OpSchema, TensorSpec, dense_output_grad, grad_name,
-                                make_operator, register_kernel, register_schema)
+                                make_operator, register_kernel, register_schema, rewrites)
 
 # FCGradient overlaps dW with dX on two threads, when BLAS itself runs one thread per
 # call, from this many multiply-adds per product (M * K * N): the main job's
 # (8192, 64) x (64, 32) layer went from 0.74 to 0.49 ms; below about a million,
-# handing work to a thread costs more than it saves.
+# handing work to a thread costs more than it saves.  (FC's forward split by rows over
+# two threads was measured slower, 313 vs 277 us: that product is bound by memory
+# bandwidth, which the two cores share.)
 OVERLAP_PRODUCTS = 1 << 22
 
 FC_ARGS = [
@@ -174,3 +177,10 @@ def _column_sums(dY2):
     """db: the C column sums when the library is built, else NumPy's."""
     db = _native_dense.column_sums(dY2)
     return dY2.sum(axis=0) if db is None else db
+
+
+# Inference rewrites (runtime/rewrites.py): Y is the kernel's own array (FC + Relu fuse);
+# FC of parameters alone is a constant.
+for _type in ("FC", "FCTransposed"):
+    rewrites.register_epilogue_host(_type, apply_in_pieces)
+    rewrites.register_pure(_type)

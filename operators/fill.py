@@ -21,7 +21,8 @@ import functools
 import numpy as np
 
 from caffe2lite.runtime import (NO_GRADIENT, Arg, ArgumentError, OpSchema, TensorSpec,
-                                check_allocation, once_per_op, register_kernel, register_schema)
+                                check_allocation, once_per_op, register_kernel, register_schema,
+                                rewrites)
 from caffe2lite.runtime.serialization import DataType, numpy_dtype
 
 TP = DataType  # TensorProto.DataType values by name (TP.FLOAT == 1, ...)
@@ -479,3 +480,7 @@ def given_tensor_byte_string_to_uint8_fill(ctx, *inputs):
                             f"string, got {len(values)}")
     data = values[0].encode("utf-8") if isinstance(values[0], str) else values[0]
     return _given_fill(ctx, inputs, np.frombuffer(data, dtype=np.uint8).copy())
+
+
+# Deterministic fillers: a net made for inference runs them once (runtime/rewrites.py).
+rewrites.register_pure("ConstantFill", *GIVEN_TENSOR_FILLS)

@@ -17,7 +17,7 @@ from caffe2lite.operators import _native_dense
 from caffe2lite.operators._segments import check_index_dtype, check_index_range, take_checked
 from caffe2lite.runtime import (Arg, GradientError, GradientSlice, OpSchema, TensorSpec,
                                 dense_output_grad, grad_name, make_operator, register_kernel,
-                                register_schema)
+                                register_schema, rewrites)
 
 GATHER_ARGS = (
     Arg("axis", "int", 0, "axis of DATA to gather along; negative counts from the end"),
@@ -141,3 +141,6 @@ def gather(ctx, data, indices):
     wrap = ctx.args["axis"] == 0 if wrap is None else wrap
     axis = normalized_axis(ctx, data, ctx.args["axis"])
     return (gather_along(ctx, data, indices, axis, ctx.args["match_outer"], wrap),)
+
+
+rewrites.register_pure("Gather")  # a lookup in parameters is a constant (runtime/rewrites.py)

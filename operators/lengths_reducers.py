@@ -20,7 +20,7 @@ from caffe2lite.operators._segments import (check_dtype, check_index_dtype, chec
                                             check_scalars, check_vector,
                                             checked_gather_segment_sum, segment_sum)
 from caffe2lite.runtime import (Arg, GradientSlice, OpSchema, TensorSpec, dense_output_grad,
-                                fillers, grad_name, make_operator, register_kernel,
+                                fillers, fusion, grad_name, make_operator, register_kernel,
                                 register_schema, sparse_grad_names)
 
 GRAD_ON_WEIGHTS = Arg("grad_on_weights", "bool", False,
@@ -179,3 +179,27 @@ def sparse_lengths_mean(ctx, data, indices, lengths):
 @register_kernel("SparseLengthsWeightedSum", devices=("CPU", "CUDA"))
 def sparse_lengths_weighted_sum(ctx, data, scalars, indices, lengths):
     return _reduce(ctx, data, lengths, indices=indices, scalars=scalars, first=2)
+
+
+# -- writing into a join's output (runtime/fusion.py): the bags of SparseLengthsSum and
+# SparseLengthsWeightedSum straight into their columns of a Concat's output.
+def _sum_into(op, out, data, *inputs):
+    """OUTPUT computed into ``out`` by the C kernel, with every check of the kernel; False
+    when it cannot (NumPy arrays it does not take: the op then runs as written)."""
+    ctx = op.ctx
+    scalars, indices, lengths = inputs if len(inputs) == 3 else (None,) + inputs
+    first = len(inputs) - 1
+    if ctx.xp is not np or out.ndim != 2 or data.ndim != 2:
+        return False
+    check_dtype(ctx, data, 0, (np.float32, np.float16), "float32 or float16")
+    check_index_dtype(ctx, indices, first)
+    check_vector(ctx, indices, first)
+    if scalars is not None:
+        check_scalars(ctx, scalars, 1, int(indices.shape[0]))
+    return checked_gather_segment_sum(ctx, data, indices, lengths, scalars, first,
+                                      out=out) is not None
+
+
+for _type in ("SparseLengthsSum", "SparseLengthsWeightedSum"):
+    fusion.register_writes_into(_type, _sum_into)
+

@@ -167,7 +167,7 @@ def locally_connected_gradient(ctx, X, W, dY):
     no_bias, want_dx = gradient_outputs(ctx)
     window, res, N, C, M = _checked(ctx, X, W)
     check_output_gradient(ctx, X, dY, geo.output_shape(window, res, N, M))
-    G, L, nd = window.group, prod(res.out_dims), len(res.kernel)
+    G, L = window.group, prod(res.out_dims)
     Wcf = _filter_cf(window, W)
     Wm = Wcf.reshape(L, G, M // G, -1)
     dYt = _channels_first(window, dY).reshape(N, M, L).transpose(2, 1, 0)

@@ -17,8 +17,8 @@ from math import prod
 from caffe2lite.operators._axes import canonical_axis
 from caffe2lite.operators._train_common import check_float
 from caffe2lite.runtime import (Arg, OpSchema, TensorSpec, dense_output_grad, grad_name,
-                                gradient_maker, make_operator, register_kernel,
-                                register_schema)
+                                gradient_maker, make_operator, register_kernel, register_schema,
+                                rewrites)
 
 
 def _arg(op_def, name, default):
@@ -102,3 +102,6 @@ def matmul(ctx, A, B, *like):
     b = B.reshape(n, k).T if ctx.args["trans_b"] else B.reshape(k, n)
     y = a @ b
     return (y.reshape(like.shape) if like is not None else y,)
+
+
+rewrites.register_pure("MatMul")  # runtime/rewrites.py: constant folding

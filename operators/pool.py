@@ -16,7 +16,10 @@ strided slice per kernel offset: no loop over pixels, channels or images.
 
 from math import prod
 
+import numpy as np
+
 from caffe2lite.operators import _conv_geometry as geo
+from caffe2lite.operators import _parallel
 from caffe2lite.runtime import (Arg, OpSchema, TensorSpec, dense_output_grad, grad_name,
                                 make_operator, once_per_op, register_kernel, register_schema,
                                 same_as)
@@ -104,23 +107,54 @@ def _along(arr, axis, start, stride, count):
     return arr[tuple(index)]
 
 
+# Elements of X per piece of a pooling shared out over threads: a few channels of the
+# batch, small enough to stay in cache between the separable passes.
+POOL_PIECE_ELEMENTS = 1 << 17
+
+
+def _by_channels(xp, X, window, out_shape, pool):
+    """pool(X_part) for ranges of channels, on operators/_parallel.py's threads, into one
+    output (NCHW NumPy arrays large enough to share out; else pool(X) whole).  Channels
+    are independent: the same bits."""
+    C = X.shape[1] if X.ndim > 1 else 0
+    per_channel = X.size // C if C else 0
+    if xp is not np or window.channels_last or not per_channel or \
+            X.size < 8 * POOL_PIECE_ELEMENTS:
+        return pool(X)
+    step = max(1, POOL_PIECE_ELEMENTS // per_channel)
+    Y = np.empty(out_shape, X.dtype)
+
+    def run(first, stop):
+        lo, hi = first * step, min(C, stop * step)
+        Y[:, lo:hi] = pool(X[:, lo:hi])
+
+    _parallel.for_each_range(run, -(-C // step), _parallel.threads_beside_blas())
+    return Y
+
+
 def max_pool(ctx, X):
     xp = ctx.xp
-    window, res, _ = _checked(ctx, X)
+    window, res, out_shape = _checked(ctx, X)
     if window.global_pooling:
         return (X.max(axis=geo.spatial_axes(window, X.ndim), keepdims=True),)
-    return (_separable(xp, X, window, res, -xp.inf, xp.maximum),)
+    return (_by_channels(xp, X, window, out_shape,
+                         lambda part: _separable(xp, part, window, res, -xp.inf, xp.maximum)),)
 
 
 def average_pool(ctx, X):
     xp = ctx.xp
-    window, res, _ = _checked(ctx, X)
+    window, res, out_shape = _checked(ctx, X)
     axes = geo.spatial_axes(window, X.ndim)
     if window.global_pooling:
         return (X.mean(axis=axes, keepdims=True, dtype=X.dtype),)
-    Y = _separable(xp, X, window, res, 0, xp.add)
-    Y *= _window_counts(xp, res, axes, X.ndim, ctx.args["count_include_pad"], X.dtype)
-    return (Y,)
+    scale = _window_counts(xp, res, axes, X.ndim, ctx.args["count_include_pad"], X.dtype)
+
+    def pool(part):
+        Y = _separable(xp, part, window, res, 0, xp.add)
+        Y *= scale
+        return Y
+
+    return (_by_channels(xp, X, window, out_shape, pool),)
 
 
 def _check_gradient_inputs(ctx, X, dY, expected, Y=None):

@@ -3,7 +3,7 @@
 import numpy as np
 
 from caffe2lite.operators import _native_dense
-from caffe2lite.runtime import (OpSchema, grad_name, make_operator, pointwise_cost,
+from caffe2lite.runtime import (OpSchema, grad_name, make_operator, pointwise_cost, rewrites,
                                 register_kernel, register_schema, same_as)
 
 
@@ -78,3 +78,16 @@ def _pass_where_positive(y, dy):
     ints = _SAME_SIZE_INT[dy.dtype]
     mask = np.subtract(0, np.greater(y, 0), dtype=ints)  # True -> -1: every bit set
     return np.bitwise_and(dy.view(ints), mask, out=mask).view(dy.dtype)
+
+
+def relu_in_place(y):
+    """Relu on a fresh float array, in place: the kernel's np.maximum against the same
+    zero, so the same bits (a fused Conv + Relu step, runtime/rewrites.py)."""
+    zero = _ZEROS.get(y.dtype)
+    if zero is None:
+        zero = _ZEROS[y.dtype] = np.zeros((), y.dtype)
+    np.maximum(y, zero, out=y)
+
+
+rewrites.register_activation("Relu", relu_in_place)
+rewrites.register_pure("Relu")

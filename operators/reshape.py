@@ -12,7 +12,8 @@ dY back.  Where Caffe2 would resize an empty input to a non-empty shape
 import numpy as np
 
 from caffe2lite.runtime import (Arg, OpSchema, TensorSpec, dense_output_grad, grad_name,
-                                gradient_maker, make_operator, register_kernel, register_schema)
+                                gradient_maker, make_operator, register_kernel, register_schema,
+                                rewrites)
 
 
 @gradient_maker(copy_arguments=False)  # `shape` is not what the backward reshape needs
@@ -96,3 +97,6 @@ def reshape(ctx, X, *new_shape_input):
     Y = X.reshape(_target_shape(ctx, X, requested))
     in_place = ctx.op_def.input[0] == ctx.op_def.output[0]
     return (Y if in_place else Y.copy()), np.asarray(X.shape, dtype=shape_dtype)
+
+
+rewrites.register_pure("Reshape")  # runtime/rewrites.py: constant folding

@@ -101,7 +101,6 @@ def rms_norm(ctx, x, gamma, beta):
 
 @register_kernel("RMSNormGradient", devices=("CPU", "CUDA"))
 def rms_norm_gradient(ctx, dy, x, gamma, rrms):
-    xp = ctx.xp
     axis, m, n = _rows(ctx, x, gamma, 1, 2)
     check_float(ctx, 0, dy, 1, x)
     ctx.check_same_shape(0, dy, 1, x)

@@ -1,7 +1,7 @@
 """Scale: Y = scale * X elementwise, in X's floating dtype."""
 
 from caffe2lite.runtime import (Arg, OpSchema, dense_output_grad, grad_name, make_operator,
-                                register_kernel, register_schema, same_as)
+                                register_kernel, register_schema, rewrites, same_as)
 
 
 def scale_gradient_maker(op_def, g_output):
@@ -29,3 +29,6 @@ def scale(ctx, x):
         ctx.fail(f"{ctx.input_label(0)} has dtype "
                  f"{x.dtype}; Scale supports float16, float32 and float64")
     return (x * x.dtype.type(ctx.args["scale"]),)
+
+
+rewrites.register_pure("Scale")  # runtime/rewrites.py: constant folding

@@ -27,7 +27,8 @@ import numpy as np
 
 from caffe2lite.operators._storage_order import ORDER_ARG, channel_axis, per_channel_shape
 from caffe2lite.runtime import (Arg, GradientError, OpSchema, TensorSpec, dense_output_grad,
-                                grad_name, make_operator, register_kernel, register_schema)
+                                grad_name, make_operator, register_kernel, register_schema,
+                                rewrites)
 
 ARGS = [
     Arg("is_test", "bool", False, "nonzero: inference with the given mean and var (one output)"),
@@ -252,3 +253,26 @@ def spatial_bn_gradient(ctx, X, scale, dY, saved_mean, saved_rstd, *aggregates):
     dX = _affine(dY, alpha, gamma, bshape)
     dX += X * beta.reshape(bshape)
     return dX, dscale.astype(dtype, copy=False), dbias.astype(dtype, copy=False)
+
+
+# -- inference rewrites (runtime/rewrites.py): with is_test, Y = X * a + c per channel,
+# which a Conv before it can take into its weights and bias.
+def _affine_axis(op):
+    """The channel axis (negative: from the end) of a test-mode SpatialBN, else None."""
+    if not op.ctx.args["is_test"] or op.ctx.args["order"] not in ("NCHW", "NHWC") or \
+            len(op.op_def.input) != 5:
+        return None
+    return 1 if op.ctx.args["order"] == "NCHW" else -1
+
+
+def _affine_coefficients(op, scale, bias, mean, var):
+    """(a, c) with Y = X * a + c, computed as the kernel computes them."""
+    dtype = scale.dtype
+    if not _check_args(op.ctx, 0)[0] or \
+            not all(v.ndim == 1 and v.dtype == dtype for v in (scale, bias, mean, var)):
+        raise ValueError("not a test-mode SpatialBN over vectors of one dtype")
+    alpha = scale / np.sqrt(var + dtype.type(op.ctx.args["epsilon"]))
+    return alpha, bias - alpha * mean
+
+
+rewrites.register_channel_affine("SpatialBN", _affine_axis, _affine_coefficients)

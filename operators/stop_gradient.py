@@ -5,7 +5,8 @@ backward pass.  Usually run in place (input and output the same blob): a
 StopGradient whose output nothing reads is rejected when gradients are built.
 """
 
-from caffe2lite.runtime import NO_GRADIENT, OpSchema, register_kernel, register_schema, same_as
+from caffe2lite.runtime import (NO_GRADIENT, OpSchema, register_kernel, register_schema, rewrites,
+                                same_as)
 
 register_schema(OpSchema(
     "StopGradient", num_inputs=1, num_outputs=1, allow_inplace={(0, 0)},
@@ -19,3 +20,6 @@ register_schema(OpSchema(
 def stop_gradient(ctx, X):
     in_place = ctx.op_def.input[0] == ctx.op_def.output[0]
     return (X if in_place else X.copy(),)
+
+
+rewrites.register_passthrough("StopGradient")  # Y = X (runtime/rewrites.py)

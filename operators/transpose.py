@@ -12,7 +12,8 @@ import numpy as np
 
 from caffe2lite.operators.binary_elementwise import dtype_names
 from caffe2lite.runtime import (Arg, GradientError, OpSchema, TensorSpec, dense_output_grad,
-                                grad_name, make_operator, register_kernel, register_schema)
+                                grad_name, make_operator, register_kernel, register_schema,
+                                rewrites)
 
 TRANSPOSE_DTYPES = (np.float32, np.float64, np.int32, np.int64)  # Caffe2's TensorTypes
 ORDER_SWITCH_DTYPES = (np.float32, np.float64)
@@ -123,3 +124,6 @@ def _register_order_switch(op_type, inverse_type, src, dst):
 
 _register_order_switch("NCHW2NHWC", "NHWC2NCHW", "NCHW", "NHWC")
 _register_order_switch("NHWC2NCHW", "NCHW2NHWC", "NHWC", "NCHW")
+
+
+rewrites.register_pure("Transpose")  # runtime/rewrites.py: constant folding

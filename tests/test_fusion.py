@@ -7,6 +7,7 @@ replaces.  The reference here is the unfused net, whose two ops are tested
 against plain NumPy in tests/operators.
 """
 
+import contextlib
 import importlib.util
 from pathlib import Path
 
@@ -66,10 +67,7 @@ def feed(rng, rows=200, block=16, n=300, row_wise=False, ids=None):
 def final_state(net, fusion_off=None, steps=4, **feed_args):
     workspace.ResetWorkspace()
     feed(np.random.default_rng(11), **feed_args)
-    if fusion_off is not None:
-        with fusion_off:
-            workspace.CreateNet(net, overwrite=True)
-    else:
+    with fusion_off or contextlib.nullcontext():
         workspace.CreateNet(net, overwrite=True)
     created = workspace.current().nets[net.Name()]
     for _ in range(steps):  # the first run uses the plain loop, later ones the compiled net
@@ -113,11 +111,8 @@ def test_rewrite_fires_on_the_demo_train_net_and_keeps_its_results(fusion_off):
         workspace.FeedBlob("lengths", np.ones(64, np.int32))
         feed_batch()
         net = demo.train_net()
-        if switch is None:
+        with switch or contextlib.nullcontext():
             workspace.CreateNet(net)
-        else:
-            with switch:
-                workspace.CreateNet(net)
         for _ in range(30):
             feed_batch()
             workspace.RunNet(net.Name())
@@ -129,8 +124,11 @@ def test_rewrite_fires_on_the_demo_train_net_and_keeps_its_results(fusion_off):
     types = [op.type for op in fused.Proto().op]
     pairs = [(i, i + 1) for i, t in enumerate(types)
              if t == "SparseAdagrad" and types[i + 1] == "SparseNormalize"]
-    assert len(pairs) == 2 and fused.fusions == pairs
-    assert len(fused.steps) == len(types) - 2
+    # and the bags written into Concat's output, Split's outputs as views of its input
+    assert types[:3] == ["SparseLengthsSum", "SparseLengthsSum", "Concat"]
+    split = (types.index("Split"),)
+    assert len(pairs) == 2 and fused.fusions == [(0, 1, 2), split] + pairs
+    assert len(fused.steps) == len(types) - 4
     plain, want = train(fusion_off)
     assert plain.fusions == []
     assert got == want
@@ -225,11 +223,8 @@ def test_float16_table_fuses_with_float16_sparse_normalize(fusion_off):
         workspace.ResetWorkspace()
         feed(np.random.default_rng(2))
         workspace.FeedBlob("table", workspace.FetchBlob("table").astype(np.float16))
-        if switch is None:
+        with switch or contextlib.nullcontext():
             workspace.CreateNet(net, overwrite=True)
-        else:
-            with switch:
-                workspace.CreateNet(net, overwrite=True)
         for _ in range(3):
             workspace.RunNet(net.Name())
         return (workspace.current().nets[net.Name()].fusions,
@@ -238,3 +233,134 @@ def test_float16_table_fuses_with_float16_sparse_normalize(fusion_off):
     fused, got = state(None)
     plain, want = state(fusion_off)
     assert fused == [(0, 1)] and plain == [] and got == want
+
+
+# -- shared memory: bags written into Concat's output, Split's outputs as views --------
+NATIVE_LENGTHS = __import__("caffe2lite.operators._native_segments",
+                            fromlist=["available"]).available()
+needs_native_lengths = pytest.mark.skipif(not NATIVE_LENGTHS, reason="the optional C "
+                                          "library is not built: the bags are not joined")
+
+
+def bags_net(weighted=False, after=None, name="bags"):
+    """Two bags (SparseLengthsSum / WeightedSum) concatenated, an FC, the gradient's
+    Split back into the two bag gradients, each expanded to rows."""
+    net = core.Net(name)
+    if weighted:
+        net.SparseLengthsWeightedSum(["ta", "wa", "ia", "len"], "va")
+    else:
+        net.SparseLengthsSum(["ta", "ia", "len"], "va")
+    net.SparseLengthsSum(["tb", "ib", "len"], "vb")
+    net.Concat(["va", "vb"], ["joint", "joint_info"], axis=1)
+    net.Relu("joint", "hidden")
+    net.Split(["hidden", "joint_info"], ["ga", "gb"], axis=1)
+    net.SparseLengthsIndicesInGradientSumGradient(["ga", "len", "ia"], "rows_a")
+    net.SparseLengthsIndicesInGradientSumGradient(["gb", "len", "ib"], "rows_b")
+    if after is not None:
+        after(net)
+    return net
+
+
+def feed_bags(rng, bags=50, rows=(40, 30), widths=(8, 4), ia=None):
+    lengths = rng.integers(0, 4, bags).astype(np.int32)
+    n = int(lengths.sum())
+    workspace.FeedBlob("len", lengths)
+    for name, r, w in zip("ab", rows, widths):
+        workspace.FeedBlob(f"t{name}", rng.standard_normal((r, w)).astype(F))
+        workspace.FeedBlob(f"i{name}", rng.integers(0, r, n).astype(np.int64))
+    workspace.FeedBlob("wa", rng.standard_normal(n).astype(F))
+    if ia is not None:
+        workspace.FeedBlob("ia", np.asarray(ia, np.int64))
+
+
+BAG_BLOBS = ("va", "vb", "joint", "joint_info", "hidden", "ga", "gb", "rows_a", "rows_b")
+
+
+def bag_results(net, fusion_off=None, runs=2, **feed_args):
+    workspace.ResetWorkspace()
+    feed_bags(np.random.default_rng(2), **feed_args)
+    with fusion_off or contextlib.nullcontext():
+        workspace.CreateNet(net, overwrite=True)
+    for _ in range(runs):
+        workspace.RunNet(net.Name())
+    return workspace.current().nets[net.Name()], {b: workspace.FetchBlob(b) for b in BAG_BLOBS}
+
+
+@needs_native_lengths
+@pytest.mark.parametrize("weighted", [False, True])
+def test_bags_write_into_the_joint_blob_and_split_hands_out_views(weighted, fusion_off):
+    net = bags_net(weighted)
+    created, got = bag_results(net)
+    assert created.fusions == [(0, 1, 2), (4,)]
+    blobs = workspace.current().blobs
+    # the bags are the joint blob's columns; Split's outputs are the hidden blob's
+    assert np.shares_memory(blobs["va"], blobs["joint"])
+    assert np.shares_memory(blobs["vb"], blobs["joint"])
+    assert np.shares_memory(blobs["ga"], blobs["hidden"])
+    plain, want = bag_results(net, fusion_off)
+    assert plain.fusions == []
+    assert not np.shares_memory(workspace.current().blobs["va"], workspace.current().blobs["joint"])
+    for name in BAG_BLOBS:
+        assert got[name].dtype == want[name].dtype, name
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    # and against NumPy: each bag the sum of its rows, the joint their columns side by side
+    lengths = workspace.FetchBlob("len")
+    ends = np.cumsum(lengths)
+    ta, ia = workspace.FetchBlob("ta"), workspace.FetchBlob("ia")
+    rows = ta[ia] * (workspace.FetchBlob("wa")[:, None] if weighted else 1)
+    va = np.stack([rows[e - n:e].sum(0) if n else np.zeros(8, F) for e, n in zip(ends, lengths)])
+    np.testing.assert_allclose(got["va"], va, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(got["joint"], np.concatenate([got["va"], got["vb"]], 1))
+
+
+@needs_native_lengths
+@pytest.mark.parametrize("after", [
+    lambda net: net.Scale("va", "va", scale=2.0),            # writes a bag in place
+    lambda net: net.Relu("joint", "joint"),                   # writes the joint in place
+])
+def test_no_shared_memory_when_a_blob_is_written_in_place(after, fusion_off):
+    net = bags_net(after=after)
+    created, got = bag_results(net)
+    assert (0, 1, 2) not in created.fusions
+    _, want = bag_results(net, fusion_off)
+    for name in BAG_BLOBS:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+@needs_native_lengths
+def test_another_net_writing_a_shared_blob_in_place_makes_the_net_plan_again():
+    """Created after the bags net, a net that scales the joint blob in place: the bags
+    net must stop sharing (the next run plans again), so that scaling never reaches va."""
+    net = bags_net()
+    workspace.ResetWorkspace()
+    feed_bags(np.random.default_rng(2))
+    workspace.CreateNet(net)
+    workspace.RunNet(net.Name())
+    created = workspace.current().nets[net.Name()]
+    assert created.fusions == [(0, 1, 2), (4,)]
+    other = core.Net("scale_joint")
+    other.Scale("joint", "joint", scale=3.0)
+    workspace.CreateNet(other)
+    workspace.RunNet(net.Name())
+    assert created.fusions == [(4,)]  # Split's views of "hidden" still stand
+    va = workspace.FetchBlob("va")
+    workspace.RunNet(other.Name())
+    np.testing.assert_array_equal(workspace.FetchBlob("va"), va)
+    np.testing.assert_array_equal(workspace.FetchBlob("joint")[:, :8], 3 * va)
+
+
+@needs_native_lengths
+def test_a_bad_index_in_a_joined_bag_fails_like_the_op_and_changes_nothing():
+    net = bags_net()
+    workspace.ResetWorkspace()
+    feed_bags(np.random.default_rng(2))
+    workspace.CreateNet(net)
+    workspace.RunNet(net.Name())
+    ia = workspace.FetchBlob("ia")
+    ia[-1] = 40  # one past the table's rows
+    workspace.FeedBlob("ia", ia)
+    for _ in range(2):
+        before = snapshot()
+        with pytest.raises(EnforceError, match=r"op #0 SparseLengthsSum.*'INDICES'.*40"):
+            workspace.RunNet(net.Name())
+        assert_unchanged(before)

@@ -32,10 +32,10 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
-import time
 from pathlib import Path
 
 import numpy as np
+from benchtime import best_s
 
 from caffe2lite import core, param_init, workspace, zoo_widths
 from caffe2lite.operators import _boxes
@@ -45,16 +45,6 @@ from caffe2lite.protoio import load_net
 F = np.float32
 NETS = Path(__file__).resolve().parents[1].parent / "shared" / "nets"
 FRCNN = "facebookarchive__models__detectron_e2e_faster_rcnn_R-50-C4_1x_predict_net.pbtxt"
-
-
-def best_s(fn, repeat):
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def ort_session(node, inputs, opset, out_type):

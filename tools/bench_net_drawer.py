@@ -23,21 +23,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchtime import best_s  # noqa: E402
+
 from caffe2lite import core, dot_graph, net_drawer  # noqa: E402
 from caffe2lite.protoio import load_net  # noqa: E402
 
 SVG_TIMEOUT_S = 60
 RESNET50 = (Path(__file__).resolve().parents[2] / "shared" / "nets"
             / "facebookarchive__models__resnet50_predict_net.pbtxt")
-
-
-def _best(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def _svg_time(graph, timeout=SVG_TIMEOUT_S) -> str:
@@ -76,8 +69,8 @@ def main() -> None:
     for label, net in nets.items():
         for name, module in modules.items():
             net_drawer.pydot = module
-            full = _best(lambda: net_drawer.GetPydotGraph(net).to_string(), args.repeat)
-            minimal = _best(lambda: net_drawer.GetPydotGraphMinimal(
+            full = best_s(lambda: net_drawer.GetPydotGraph(net).to_string(), args.repeat)
+            minimal = best_s(lambda: net_drawer.GetPydotGraphMinimal(
                 net, minimal_dependency=True).to_string(), args.repeat)
             svgs = [_svg_time(net_drawer.GetPydotGraph(net)),
                     _svg_time(net_drawer.GetPydotGraphMinimal(net, minimal_dependency=True))]

@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchtime import set_threads
+
 ROOT = Path(__file__).resolve().parent.parent
 NETS = Path(os.environ.get("CAFFE2LITE_NETS") or ROOT.parent / "shared" / "nets")
 ZOO = {"alexnet": ("facebookarchive__models__bvlc_alexnet_predict_net.pbtxt", 227),
@@ -33,6 +35,9 @@ ZOO = {"alexnet": ("facebookarchive__models__bvlc_alexnet_predict_net.pbtxt", 22
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--blas-threads", type=int, default=1,
+                        help="threads per BLAS call (caffe2lite runs its convolutions on "
+                             "--threads threads of its own; see bench_vision)")
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=3)
@@ -42,9 +47,7 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                "CAFFE2LITE_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    set_threads(args.threads, args.blas_threads)
     import numpy as np
     import onnx
     import onnxruntime as ort

@@ -19,22 +19,12 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
-import time
 
 import numpy as np
+from benchtime import best_s
 
 from caffe2lite import core, workspace
 from caffe2lite.runtime import registry
-
-
-def best_s(fn, repeat):
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def zipf_ids(rng, rows, count, a):

@@ -24,30 +24,17 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 
 import numpy as np
+from benchtime import best_s
 
 from caffe2lite import core, workspace
 from caffe2lite.runtime import registry
 
 
 def best_ms(fn, repeat, setup=None):
-    """Fastest of ``repeat`` timed calls of fn(setup()) after one warm-up.
-
-    The minimum, as timeit advises: on a machine shared with other jobs the
-    slower runs measure the neighbours, not the code.  ``setup`` runs untimed.
-    """
-    setup = setup or (lambda: None)
-    fn(setup())
-    times = []
-    for _ in range(repeat):
-        state = setup()
-        start = time.perf_counter()
-        fn(state)
-        times.append(time.perf_counter() - start)
-    return min(times) * 1e3
-
+    """Milliseconds of the fastest call of ``fn(setup())`` (``fn(None)`` without setup)."""
+    return best_s(fn, repeat, setup or (lambda: None)) * 1e3
 
 def caffe2lite_phases(table, indices, lengths, repeat):
     workspace.ResetWorkspace()

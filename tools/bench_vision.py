@@ -11,14 +11,24 @@ Inception v1 and the zoo's SqueezeNet v1.1 the same way.  The PyTorch twin
 (tools/caffe2_torch.py) is the same NetDef translated op by op into
 ``torch.nn.functional`` calls over the very arrays caffe2lite's init net made.
 
-Both sides get ``--threads`` threads (OpenBLAS, OpenMP and caffe2lite's pool
-set before NumPy loads; ``torch.set_num_threads``).  ``--repeat`` rounds, each
-timing ``--runs`` forward passes of every contender back to back
-(interleaved, so a busy neighbour slows both alike); the best round per
-contender is kept.  Before timing, the outputs are compared (max abs
+ONNX Runtime is the third contender (the inference peer): the same NetDef and
+weights exported by ``caffe2lite.onnx.frontend`` (the logits as an extra
+output), run by an InferenceSession with every graph optimisation on and
+``--threads`` intra-op threads; ``--no-ort`` leaves it out.  caffe2lite
+runs the net as ``CreateNet`` creates it: the inference rewrites apply
+(SpatialBN folded into Conv, Conv + Relu fused, ...; caffe2lite/runtime/
+rewrites.py), ``--no-rewrites`` switches them off.
+
+Every contender gets ``--threads`` threads: caffe2lite's pool
+(CAFFE2LITE_NUM_THREADS, set before NumPy loads, with single-threaded BLAS calls
+unless ``--blas-threads`` says otherwise), ``torch.set_num_threads``, ONNX
+Runtime's intra-op pool.  ``--repeat`` rounds, each timing ``--runs`` forward
+passes of every contender back to back (interleaved, so a busy neighbour slows
+all alike); the best round per contender is kept.  Before timing, the outputs are compared (max abs
 difference, top-1 agreement).  Then where the time goes: caffe2lite per op
 type (workspace.BenchmarkNet) beside the twin's ops timed one by one.
-Target (issue #11): caffe2lite within 1.5x of PyTorch's time.
+Targets (issue 26): caffe2lite at most 1.0x PyTorch's time, logits within 1e-5 of
+the largest; within 1.5x of ONNX Runtime's.
 """
 
 from __future__ import annotations
@@ -31,14 +41,19 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from benchtime import set_threads
+
 ROOT = Path(__file__).resolve().parent.parent
 NETS = Path(os.environ.get("CAFFE2LITE_NETS") or ROOT.parent / "shared" / "nets")
-TARGET = 1.5
+TARGET = 1.0
+ORT_TARGET = 1.5
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--blas-threads", type=int, default=1,
+                        help="threads of each of caffe2lite's BLAS calls (NumPy's OpenBLAS)")
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--runs", type=int, default=5,
                         help="forward passes per timed round at batch 1 (fewer for larger "
@@ -50,14 +65,14 @@ def parse_args(argv):
                         help="the last three (LRN, asymmetric pool pads, Caffe2 v1.1 "
                              "SqueezeNet) mostly check that the twins agree")
     parser.add_argument("--no-breakdown", action="store_true", help="skip the per-op tables")
+    parser.add_argument("--no-ort", action="store_true", help="leave ONNX Runtime out")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="cpu: time.process_time, the CPU the process used -- steady "
+                             "on a busy machine, and fair only with --threads 1 (threaded "
+                             "runtimes spin while they wait)")
+    parser.add_argument("--no-rewrites", action="store_true",
+                        help="create caffe2lite's nets without the inference rewrites")
     return parser.parse_args(argv)
-
-
-def set_threads(n: int) -> None:
-    """Before NumPy or torch load: their thread pools read these once."""
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                "CAFFE2LITE_NUM_THREADS"):
-        os.environ[var] = str(n)
 
 
 # Nets without an init net: (corpus file, data blob, image size, zoo_widths function)
@@ -109,15 +124,48 @@ def caffe2lite_side(predict, init, data, x):
     return (lambda: workspace.RunNet(name)), params
 
 
-def timed_rounds(contenders: dict, runs: int, repeat: int) -> dict:
+def ort_side(predict, init, data, x, threads, logits):
+    """(run, {blob: array} of one run) of the net in ONNX Runtime, or None without it.
+    The model is caffe2lite.onnx.frontend's export of the same nets, with the logits as
+    an extra output."""
+    try:
+        import onnxruntime as ort
+        from onnx import TensorProto
+
+        from caffe2lite.onnx import frontend
+    except ImportError:
+        return None
+    from caffe2lite.proto import caffe2_pb2
+
+    net = caffe2_pb2.NetDef()
+    net.CopyFrom(predict)
+    net.external_output.append(logits)
+    model = frontend.caffe2_net_to_onnx_model(net, init, {data: (TensorProto.FLOAT, x.shape)})
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # no notes on the unused outputs Caffe2 nets carry
+    sess = ort.InferenceSession(model.SerializeToString(), options,
+                                providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+
+    def run():
+        return sess.run(None, {data: x})
+
+    return run, dict(zip(names, run()))
+
+
+def timed_rounds(contenders: dict, runs: int, repeat: int, clock=time.perf_counter) -> dict:
     """Best ms per forward pass for each contender over ``repeat`` interleaved rounds."""
     best = {name: float("inf") for name in contenders}
     for _ in range(repeat):
         for name, fn in contenders.items():
-            start = time.perf_counter()
+            start = clock()
             for _ in range(runs):
                 fn()
-            best[name] = min(best[name], (time.perf_counter() - start) * 1e3 / runs)
+            best[name] = min(best[name], (clock() - start) * 1e3 / runs)
     return best
 
 
@@ -147,16 +195,23 @@ def breakdown(predict, twin, feeds, runs: int) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    set_threads(args.threads)
+    set_threads(args.threads, args.blas_threads)
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "tools"))
     import numpy as np
     import torch
     from caffe2_torch import TorchTwin
 
+    from caffe2lite import workspace
+
     torch.set_num_threads(args.threads)
+    if args.no_rewrites:
+        from caffe2lite.runtime import rewrites
+
+        workspace.GlobalInit(["caffe2"] + [f"--{flag}=0" for flag in rewrites.FLAGS])
     print(f"python {platform.python_version()}, numpy {np.__version__}, torch "
-          f"{torch.__version__}, {args.threads} threads each, {os.cpu_count()} CPUs")
+          f"{torch.__version__}, {args.threads} threads each, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f}, {args.clock} clock")
     rows = []
     for name in args.nets:
         for batch in args.batch:
@@ -164,8 +219,6 @@ def main(argv=None) -> int:
             ours, params = caffe2lite_side(predict, init, data, x)
             twin = TorchTwin(predict, params)
             feeds = {data: x}
-            from caffe2lite import workspace
-
             ours()
             (output,) = predict.external_output
             logits = next(op.input[0] for op in predict.op if op.type == "Softmax")
@@ -177,26 +230,43 @@ def main(argv=None) -> int:
                                / np.abs(their_logits).max())
             agree = (got.reshape(batch, -1).argmax(1) == want.reshape(batch, -1).argmax(1))
             runs = max(2, args.runs // batch if batch > 1 else args.runs)
-            for fn in (ours, lambda: twin(feeds)):  # warm up: allocators, caches, plans
+            contenders = {"caffe2lite": ours, "torch": lambda: twin(feeds)}
+            ort = None if args.no_ort else ort_side(predict, init, data, x, args.threads,
+                                                   logits)
+            ort_diff = float("nan")
+            if ort is not None:
+                contenders["onnxruntime"], ort_out = ort
+                ort_diff = float(np.abs(ours_logits - ort_out[logits]).max()
+                                 / np.abs(ort_out[logits]).max())
+            for fn in contenders.values():  # warm up: allocators, caches, plans
                 fn()
-            best = timed_rounds({"caffe2lite": ours, "torch": lambda: twin(feeds)}, runs,
-                                args.repeat)
+            best = timed_rounds(contenders, runs, args.repeat,
+                                time.process_time if args.clock == "cpu" else time.perf_counter)
             ratio = best["caffe2lite"] / best["torch"]
+            ort_ratio = best["caffe2lite"] / best.get("onnxruntime", float("nan"))
             rows.append((name, batch, best["caffe2lite"], best["torch"], ratio, diff,
-                         logit_diff, agree.mean()))
+                         logit_diff, agree.mean(), best.get("onnxruntime", float("nan")),
+                         ort_ratio, ort_diff))
             print(f"\n{name} batch {batch}: caffe2lite {best['caffe2lite']:.1f} ms, torch "
                   f"{best['torch']:.1f} ms, ratio {ratio:.2f}x "
                   f"({'within' if ratio <= TARGET else 'MISSES'} the {TARGET}x target); "
                   f"max |diff| {diff:.2e} (probabilities), {logit_diff:.1e} of the largest "
                   f"logit ('{logits}'); top-1 agrees on {agree.mean():.0%}")
+            if ort is not None:
+                print(f"  onnxruntime {best['onnxruntime']:.1f} ms: caffe2lite / ORT "
+                      f"{ort_ratio:.2f}x ({'within' if ort_ratio <= ORT_TARGET else 'MISSES'}"
+                      f" the {ORT_TARGET}x goal); logits {ort_diff:.1e} of the largest")
             if not args.no_breakdown:
                 breakdown(predict, twin, feeds, runs)
-    print("\n| net | batch | caffe2lite ms | torch ms | ratio | max abs diff (probs) | "
-          "max diff / max logit | top-1 agree |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, batch, ours_ms, torch_ms, ratio, diff, logit_diff, agree in rows:
+    print("\n| net | batch | caffe2lite ms | torch ms | caffe2lite / torch | ORT ms | "
+          "caffe2lite / ORT | max diff / max logit (torch, ORT) | max abs diff (probs) | "
+          "top-1 agree |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for (name, batch, ours_ms, torch_ms, ratio, diff, logit_diff, agree, ort_ms, ort_ratio,
+         ort_diff) in rows:
         print(f"| {name} | {batch} | {ours_ms:.1f} | {torch_ms:.1f} | {ratio:.2f}x | "
-              f"{diff:.1e} | {logit_diff:.1e} | {agree:.0%} |")
+              f"{ort_ms:.1f} | {ort_ratio:.2f}x | {logit_diff:.1e}, {ort_diff:.1e} | "
+              f"{diff:.1e} | {agree:.0%} |")
     return 0
 
 

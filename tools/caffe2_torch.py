@@ -126,15 +126,29 @@ class TorchTwin:
         self.net = net_def
         self.params = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in params.items()}
         self.ops = [self._translate(op) for op in net_def.op]
+        self._last_use = {}  # blob -> index of the last op that reads or writes it
+        for k, op in enumerate(net_def.op):
+            for name in list(op.input) + list(op.output):
+                self._last_use[name] = k
 
     def __call__(self, feeds: dict, fetch=()) -> dict:
-        """The external outputs (and the blobs named in ``fetch``) after one run."""
+        """The external outputs (and the blobs named in ``fetch``) after one run.
+
+        Each intermediate tensor is dropped after the last op that uses it, as the
+        locals of a PyTorch ``forward`` die (what a user's model holds at its peak)."""
         torch = self.torch
         blobs = dict(self.params)
         blobs.update({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in feeds.items()})
+        keep = set(self.net.external_output) | set(fetch) | set(blobs)
+        drop = {}
+        for name, k in self._last_use.items():
+            if name not in keep:
+                drop.setdefault(k, []).append(name)
         with torch.inference_mode():
-            for run in self.ops:
+            for k, run in enumerate(self.ops):
                 run(blobs)
+                for name in drop.get(k, ()):
+                    blobs.pop(name, None)  # (outputs a translation skips: a mask)
         return {name: blobs[name].numpy()
                 for name in list(self.net.external_output) + list(fetch)}
 

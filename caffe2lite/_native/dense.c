@@ -50,7 +50,7 @@ int64_t caffe2lite_gather_rows(const char *data, int64_t n_rows, int64_t row_byt
         if (i + AHEAD < n) {
             int64_t ahead = index_at(indices, index_bytes, i + AHEAD);
             if (wrap && ahead < 0) ahead += n_rows;
-            if (ahead >= 0 && ahead < n_rows) __builtin_prefetch(data + ahead * row_bytes, 0, 0);
+            if (ahead >= 0 && ahead < n_rows) __builtin_prefetch(data + ahead * row_bytes, 0, 3);
         }
         int64_t r = index_at(indices, index_bytes, i);
         if (wrap && r < 0) r += n_rows;

@@ -57,7 +57,7 @@ static inline int32_t lengths_to_offsets(const void *lengths, int32_t length_byt
 
 /* Prefetch a row that is about to be updated (written). */
 static inline void prefetch_row(const void *row, int64_t bytes) {
-    for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch((const char *)row + o, 1, 0);
+    for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch((const char *)row + o, 1, 3);
 }
 
 /* Prefetch a row that is about to be read, kept in every cache level. */

@@ -32,7 +32,7 @@
 
 #define AHEAD 16 /* rows prefetched ahead of the one being added */
 
-int32_t caffe2lite_sparse_lengths_abi(void) { return 2; }
+int32_t caffe2lite_sparse_lengths_abi(void) { return 3; }
 
 /* The bag offsets of `lengths` (rows.h: lengths_to_offsets). */
 int32_t caffe2lite_sparse_lengths_offsets(const void *lengths, int32_t length_bytes, int64_t m,
@@ -66,7 +66,9 @@ static inline float half_to_float(uint16_t h) {
 #define LOAD_F32(row, d) ((row)[d])
 #define LOAD_F16(row, d) half_to_float((row)[d])
 
-/* For the bags k in [bag_begin, bag_end):
+/* For the bags k in [bag_begin, bag_end), out_stride floats apart in `out` (the width
+ * for a matrix of the sums alone, more when they are columns of a wider one, e.g.
+ * Concat's output):
  *   out[k][d] = sum over p in [offsets[k], offsets[k+1]) of w_p * table[indices[p]][d]
  * with w_p = weights[p], or 1 (no multiply) when weights is NULL.  ACC(k) is the
  * accumulator of bag k: a local array the compiler keeps in registers when the
@@ -85,7 +87,7 @@ static inline float half_to_float(uint16_t h) {
         PREFETCH_AT(p, T, W);                                                             \
     for (int64_t k = bag_begin; k < bag_end; k++) {                                       \
         float local[LOCAL ? (W) : 1];                                                     \
-        float *acc = LOCAL ? local : out + k * (W);                                       \
+        float *acc = LOCAL ? local : out + k * out_stride;                                \
         for (int64_t d = 0; d < (W); d++)                                                 \
             acc[d] = 0.0f;                                                                \
         for (int64_t p = offsets[k]; p < offsets[k + 1]; p++) {                           \
@@ -105,15 +107,16 @@ static inline float half_to_float(uint16_t h) {
             }                                                                             \
         }                                                                                 \
         if (LOCAL)                                                                        \
-            memcpy(out + k * (W), acc, (size_t)(W) * sizeof(float));                      \
+            memcpy(out + k * out_stride, acc, (size_t)(W) * sizeof(float));               \
     }                                                                                     \
     return 0;
 
 #define SUM_ARGS(T)                                                                       \
     const T *restrict table, int64_t n_rows, int64_t width, const void *indices,          \
         int32_t index_bytes, const int64_t *offsets, const float *weights,                \
-        int64_t bag_begin, int64_t bag_end, float *restrict out
-#define SUM_CALL table, n_rows, width, indices, index_bytes, offsets, weights, b0, b1, out
+        int64_t bag_begin, int64_t bag_end, int64_t out_stride, float *restrict out
+#define SUM_CALL                                                                          \
+    table, n_rows, width, indices, index_bytes, offsets, weights, b0, b1, out_stride, out
 
 #define DEFINE_FIXED(NAME, T, LOAD, W)                                                    \
     WIDE_CLONES static int NAME##_##W(SUM_ARGS(T)) {                                      \
@@ -121,8 +124,8 @@ static inline float half_to_float(uint16_t h) {
         SUM_BAGS(T, LOAD, W, 1)                                                           \
     }
 
-/* NAME(..., n_bags, chunk, state, spin, out): the bags [0, n_bags), taken `chunk` at a
- * time by every thread working on this call.  `state` (zeroed by the caller) is
+/* NAME(..., n_bags, chunk, state, spin, out_stride, out): the bags [0, n_bags), taken
+ * `chunk` at a time by every thread working on this call.  `state` (zeroed by the caller) is
  * shared by them: state[NEXT] the next bag to take, state[DONE] the bags summed,
  * state[FAULT] set when a thread met an out-of-range index (it then moves NEXT to
  * the end so the others stop too).  The caller's own thread passes spin > 0: once
@@ -157,7 +160,7 @@ static inline void cpu_relax(void) {
     int32_t NAME(const T *restrict table, int64_t n_rows, int64_t width,                  \
                  const void *indices, int32_t index_bytes, const int64_t *offsets,        \
                  const float *weights, int64_t n_bags, int64_t chunk, int64_t *state,     \
-                 int64_t spin, float *restrict out) {                                     \
+                 int64_t spin, int64_t out_stride, float *restrict out) {                 \
         for (;;) {                                                                        \
             const int64_t b0 = __atomic_fetch_add(&state[NEXT], chunk, __ATOMIC_RELAXED); \
             if (b0 >= n_bags)                                                             \

@@ -11,6 +11,13 @@ caffe2lite honours the flags that change what it does:
 * ``--caffe2lite_fuse_ops=0|1``: caffe2lite's own, whether nets created from
   now on fuse ops (caffe2lite/fusion.py); its default is 1 unless the
   environment sets ``CAFFE2LITE_FUSE_OPS=0``;
+* ``--caffe2lite_remove_noops``, ``--caffe2lite_fold_bn``,
+  ``--caffe2lite_fuse_conv_act``, ``--caffe2lite_fold_constants`` (each 0|1):
+  caffe2lite's own, the inference rewrites of nets created from now on
+  (caffe2lite/runtime/rewrites.py), each 1 unless the environment variable of
+  its name in capitals is 0 (``CAFFE2LITE_FOLD_BN=0``);
+  ``--caffe2lite_reuse_memory=0|1``: whether a Predictor frees each intermediate
+  blob after its last reader by default (``CAFFE2LITE_REUSE_MEMORY``; 1);
 * ``--caffe2lite_strict_args=0|1``: caffe2lite's own; 1 makes an argument that
   an operator's schema does not declare an error when the operator is created
   (by default it is ignored with one warning per op type and argument, as
@@ -43,10 +50,22 @@ from caffe2lite.runtime.serialization import DEFAULT_CHUNK_SIZE
 
 logger = logging.getLogger("caffe2lite")
 
+
+def _switch(name: str) -> int:
+    """A flag that is on unless the environment variable NAME (in capitals) is 0."""
+    return int(os.environ.get(name.upper(), "1").strip() != "0")
+
+
 DEFAULTS = {
     "caffe2_log_level": None,  # None: leave the logger as the application set it
     "caffe2_tensor_chunk_size": DEFAULT_CHUNK_SIZE,
-    "caffe2lite_fuse_ops": int(os.environ.get("CAFFE2LITE_FUSE_OPS", "1").strip() != "0"),
+    "caffe2lite_fuse_ops": _switch("caffe2lite_fuse_ops"),
+    # caffe2lite/runtime/rewrites.py: the inference rewrites, one switch each
+    "caffe2lite_remove_noops": _switch("caffe2lite_remove_noops"),
+    "caffe2lite_fold_bn": _switch("caffe2lite_fold_bn"),
+    "caffe2lite_fuse_conv_act": _switch("caffe2lite_fuse_conv_act"),
+    "caffe2lite_fold_constants": _switch("caffe2lite_fold_constants"),
+    "caffe2lite_reuse_memory": _switch("caffe2lite_reuse_memory"),
     "caffe2lite_strict_args": int(os.environ.get("CAFFE2LITE_STRICT_ARGS", "0").strip() == "1"),
     "caffe2lite_check_kernels": int(os.environ.get("CAFFE2LITE_CHECK_KERNELS", "0").strip()
                                     == "1"),

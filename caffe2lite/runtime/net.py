@@ -14,6 +14,15 @@ That keeps the executor's cost near a function call per op, which is what
 makes a net of small ops as fast as eager PyTorch; a net run once
 (RunNetOnce) is not worth compiling and runs through the plain loop.
 
+A net created for inference (an op with ``is_test``, or a Predictor's) is
+rewritten first (runtime/rewrites.py); the rewrites and fusions that rely on
+no other net writing some blobs are planned again if the workspace's write
+log (runtime/write_log.py) says one now does -- one integer comparison per
+run when nothing changed.  ``release_intermediates`` (a Predictor's memory
+option) empties each blob that only this net writes and reads as soon as its
+last reader has run, so its memory goes back to the allocator for the next
+op instead of staying held until the next run overwrites it.
+
 A run given a deadline (``RunNet(..., timeout=)``) goes through variants of
 both that look at the clock before each op and stop there with
 DeadlineExceeded; the runs without one never look at it.
@@ -21,16 +30,18 @@ DeadlineExceeded; the runs without one never look at it.
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import numpy as np
 
 from caffe2lite.proto import caffe2_pb2
-from caffe2lite.runtime import fusion, safety
+from caffe2lite.runtime import fusion, rewrites, safety
 from caffe2lite.runtime.errors import Caffe2LiteError, DeadlineExceeded, NetError
 from caffe2lite.runtime.op_context import add_origin
 from caffe2lite.runtime.operator import Operator, check_outputs
 
+_writer_ids = itertools.count(1)
 KNOWN_TYPES = ("", "simple", "dag", "async_dag", "async_scheduling", "async_simple",
                "parallel", "singlethread_async", "prof_dag")
 
@@ -60,7 +71,10 @@ def with_net_device(net_def):
 class SimpleNet:
     """Runs a NetDef's operators one after another."""
 
-    def __init__(self, net_def, workspace, create_outputs: bool = True):
+    def __init__(self, net_def, workspace, create_outputs: bool = True, predictor: bool = False,
+                 data_inputs=(), release_intermediates: bool = False):
+        """``predictor``: a Predictor's predict net (created for inference; only its
+        external outputs are seen); ``data_inputs``: the blobs fed for every run."""
         safety.check_net_nesting(net_def, f'net "{net_def.name}"')
         if net_def.type not in KNOWN_TYPES:
             raise NetError(f'net "{net_def.name}": unknown net type "{net_def.type}", '
@@ -80,11 +94,50 @@ class SimpleNet:
         if create_outputs:  # Caffe2 creates every output blob with the net.
             for name in produced:
                 workspace.create_blob(name)
-        self.steps = fusion.plan(ops)
-        self.fusions = [step.positions for step in self.steps if not isinstance(step, Operator)]
+        self.writer_id = next(_writer_ids)
+        self._log = getattr(workspace, "write_log", None)
+        if create_outputs and self._log is not None:  # a created net may run at any time
+            self._log.note_net(self.writer_id, ops)
+        self.predictor = predictor
+        self.inference = predictor or rewrites.for_inference(self.net_def)
+        self._data_inputs = tuple(data_inputs)
+        self._release = release_intermediates
+        self._plan()
+
+    def _plan(self) -> None:
+        """Steps, rewrites, fusions and releases from the created operators (again when
+        the write log says an assumption broke: _check_writes)."""
+        log = self._log
+        steps, self.rewrites, depends = list(self.operators), [], set()
+        blobs = {name for op in self.operators for name in op.inputs + op.outputs}
+        if self.inference and rewrites.enabled():
+            outside = set() if log is None else \
+                log.written_by_others(blobs, self.writer_id, log.epoch)
+            steps, self.rewrites, depends = rewrites.plan(
+                self.operators, self.net_def, outside, self._data_inputs,
+                self.predictor)
+        outside_in_place = set() if log is None else \
+            log.written_by_others(blobs, self.writer_id, log.epoch, in_place_only=True)
+        self.steps, shared = fusion.plan(steps, outside_in_place)
+        self.fusions = [step.positions for step in self.steps
+                        if not isinstance(step, (Operator, rewrites.RewrittenStep))]
+        self._depends = depends if log is not None else set()
+        self._shared = shared if log is not None else set()
+        self._watching = bool(self._depends or self._shared)
+        self._planned_at = self._seen_epoch = log.epoch if log is not None else 0
+        self.releases = release_points(self.steps, self.net_def) if self._release else {}
         self.source = None  # the compiled run function's code, once compiled
         self._compiled = None
         self._compiled_until = None  # the variant that stops at a deadline
+
+    def _check_writes(self) -> None:
+        """Plan again if another net now writes a blob the steps rely on."""
+        log = self._log
+        if log.written_by_others(self._depends, self.writer_id, self._planned_at) or \
+                log.written_by_others(self._shared, self.writer_id, self._planned_at,
+                                      in_place_only=True):
+            self._plan()
+        self._seen_epoch = log.epoch
 
     def run(self, deadline: float | None = None) -> None:
         """Run every op once; the failing op's error names it and its net.
@@ -93,14 +146,17 @@ class SimpleNet:
         the first op that would start after it.
         """
         blobs = self.workspace.blob_dict
+        if self._watching and self._log.epoch != self._seen_epoch:
+            self._check_writes()
         if deadline is not None:
             return self._run_until(blobs, deadline)
         if self._compiled is not None:
             return self._compiled(blobs)
         if self.source is None:  # first run: the loop; compile for the runs after
             self.source = ""
-            return run_steps(self.steps, blobs)
-        self.source, self._compiled = compile_schedule(self.steps, self.name)
+            return run_steps(self.steps, blobs, self.releases)
+        self.source, self._compiled = compile_schedule(self.steps, self.name,
+                                                       releases=self.releases)
         return self._compiled(blobs)
 
     def _run_until(self, blobs, deadline: float) -> None:
@@ -109,9 +165,10 @@ class SimpleNet:
         if self.source is None:
             self.source = ""
         elif self.source:  # run before: compile, as the plain path does on its second run
-            self._compiled_until = compile_schedule(self.steps, self.name, with_deadline=True)[1]
+            self._compiled_until = compile_schedule(self.steps, self.name, with_deadline=True,
+                                                    releases=self.releases)[1]
             return self._compiled_until(blobs, deadline)
-        return run_steps_until(self.steps, blobs, deadline)
+        return run_steps_until(self.steps, blobs, deadline, self.releases)
 
     def benchmark(self, warmup_runs: int, main_runs: int, run_individual: bool) -> list[float]:
         """Caffe2's TEST_Benchmark: [ms per run of the whole net] + [ms per op run alone]."""
@@ -137,10 +194,33 @@ class SimpleNet:
         return self.net_def
 
 
-def run_steps(steps, blobs) -> None:
+def release_points(steps, net_def) -> dict:
+    """{step index: blobs to empty after it}: every blob the steps write before any
+    reads it (so no value carries over to the next run) and that is neither an
+    external input nor an external output, released after the last step touching it."""
+    keep = set(net_def.external_input) | set(net_def.external_output)
+    first_read, first_write, last = {}, {}, {}
+    for k, step in enumerate(steps):
+        for name in step.inputs:
+            first_read.setdefault(name, k)
+            last[name] = k
+        for name in step.outputs:
+            first_write.setdefault(name, k)
+            last[name] = k
+    points: dict[int, list[str]] = {}
+    for name, k in first_write.items():
+        if name not in keep and first_read.get(name, k + 1) > k:
+            points.setdefault(last[name], []).append(name)
+    return points
+
+
+def run_steps(steps, blobs, releases=None) -> None:
     """Run ``steps`` (Operators and fused steps) in order on ``blobs``: the reference
     semantics that compile_schedule's functions reproduce line for line."""
-    for step in steps:
+    for k, step in enumerate(steps):
+        if releases and k in releases:
+            _run_and_release(step, blobs, releases[k])
+            continue
         if not isinstance(step, Operator):
             step.run(blobs)
             continue
@@ -156,12 +236,21 @@ def run_steps(steps, blobs) -> None:
             blobs[name] = value
 
 
-def run_steps_until(steps, blobs, deadline: float) -> None:
+def _run_and_release(step, blobs, names) -> None:
+    run_steps((step,), blobs)
+    for name in names:
+        blobs[name] = None
+
+
+def run_steps_until(steps, blobs, deadline: float, releases=None) -> None:
     """run_steps, looking at the clock before each step."""
-    for step in steps:
+    for k, step in enumerate(steps):
         if time.monotonic() > deadline:
             raise deadline_error(step)
-        run_steps((step,), blobs)
+        if releases and k in releases:
+            _run_and_release(step, blobs, releases[k])
+        else:
+            run_steps((step,), blobs)
 
 
 def deadline_error(step) -> DeadlineExceeded:
@@ -169,7 +258,7 @@ def deadline_error(step) -> DeadlineExceeded:
     return safety.deadline_error(step.where)
 
 
-def compile_schedule(steps, net_name: str, with_deadline: bool = False):
+def compile_schedule(steps, net_name: str, with_deadline: bool = False, releases=None):
     """(source, function) running ``steps`` on a blob dict, one block of lines per step.
 
     For an Operator ``k`` with inputs a, b and output y the block reads::
@@ -189,8 +278,10 @@ def compile_schedule(steps, net_name: str, with_deadline: bool = False):
     in several.
 
     ``with_deadline``: the function is ``run(blobs, deadline)`` and each block
-    starts with ``if now() > deadline: raise deadline_error(step)``.
+    starts with ``if now() > deadline: raise deadline_error(step)``.  ``releases``
+    ({step index: names}, release_points) adds ``blobs[name] = None`` after a block.
     """
+    releases = releases or {}
     env = {"ndarray": np.ndarray, "check_outputs": check_outputs, "steps": steps,
            "now": time.monotonic, "deadline_error": deadline_error, "Expired": DeadlineExceeded}
     lines = ["def run(blobs, deadline):" if with_deadline else "def run(blobs):",
@@ -202,15 +293,16 @@ def compile_schedule(steps, net_name: str, with_deadline: bool = False):
         if not isinstance(step, Operator):
             env[f"step_{k}"] = step
             lines.append(f"        step_{k}.run(blobs)")
-            continue
-        env[f"kernel_{k}"], env[f"ctx_{k}"], env[f"op_{k}"] = step.kernel, step.ctx, step
-        args = "".join(f", blobs[{name!r}]" for name in step.inputs)
-        lines.append(f"        r = kernel_{k}(ctx_{k}{args})")
-        tests = [f"len(r) != {len(step.outputs)}"] + \
-            [f"r[{j}].__class__ is not ndarray" for j in range(len(step.outputs))]
-        lines.append(f"        if r.__class__ is not tuple or {' or '.join(tests)}:")
-        lines.append(f"            r = check_outputs(op_{k}, r)")
-        lines += [f"        blobs[{name!r}] = r[{j}]" for j, name in enumerate(step.outputs)]
+        else:
+            env[f"kernel_{k}"], env[f"ctx_{k}"], env[f"op_{k}"] = step.kernel, step.ctx, step
+            args = "".join(f", blobs[{name!r}]" for name in step.inputs)
+            lines.append(f"        r = kernel_{k}(ctx_{k}{args})")
+            tests = [f"len(r) != {len(step.outputs)}"] + \
+                [f"r[{j}].__class__ is not ndarray" for j in range(len(step.outputs))]
+            lines.append(f"        if r.__class__ is not tuple or {' or '.join(tests)}:")
+            lines.append(f"            r = check_outputs(op_{k}, r)")
+            lines += [f"        blobs[{name!r}] = r[{j}]" for j, name in enumerate(step.outputs)]
+        lines += [f"        blobs[{name!r}] = None" for name in releases.get(k, ())]
     lines += ["    except Exception as exc:"]
     if with_deadline:
         lines += ["        if exc.__class__ is Expired:", "            raise"]
@@ -223,10 +315,11 @@ def compile_schedule(steps, net_name: str, with_deadline: bool = False):
     return source, env["run"]
 
 
-def create_net(net_def, workspace, create_outputs: bool = True):
+def create_net(net_def, workspace, create_outputs: bool = True, **options):
     """Instantiate net_def in workspace (every executor type runs sequentially).
 
     ``create_outputs=False`` (RunNetOnce) skips creating empty output blobs up
-    front, so a net that fails leaves no empty blobs behind.
+    front, so a net that fails leaves no empty blobs behind.  ``options``: those
+    of SimpleNet (``predictor``, ``data_inputs``, ``release_intermediates``).
     """
-    return SimpleNet(net_def, workspace, create_outputs)
+    return SimpleNet(net_def, workspace, create_outputs, **options)

@@ -170,6 +170,8 @@ class _ProbeWorkspace:
     arguments and inputs without touching the real workspace.
     """
 
+    write_log = None  # a probe net never runs: it writes nothing (runtime/write_log.py)
+
     def __init__(self, workspace, known, permissive):
         self._ws, self._known, self._permissive = workspace, known, permissive
 

@@ -8,6 +8,15 @@ net and returns its external outputs as NumPy arrays.  The caller's workspace
 is never touched.  Nets may be NetDefs, ``core.Net`` objects, or protobuf
 bytes/text (as Caffe2 took serialized nets).
 
+The predict net is created for inference (runtime/rewrites.py: SpatialBN
+folded into convolutions, Conv + Relu fused, ...; the flags switch each
+off), and with ``reuse_memory`` (default: the ``caffe2lite_reuse_memory``
+flag, on) each intermediate blob is emptied as soon as its last reader has
+run, so its memory serves the ops after it (Caffe2's memonger shared blob
+names for the same end): the peak is the largest set of tensors alive at
+once, not every activation of the net.  ``run`` returns only the external
+outputs, so neither changes what it gives.
+
 Where caffe2lite parts from Caffe2: Caffe2's ``run(list)`` fed the i-th array
 into the i-th external input, parameters included, and accepted fewer arrays
 than inputs, so ``run([x, x])`` overwrote the first weight for good and
@@ -21,6 +30,7 @@ from __future__ import annotations
 import itertools
 
 from caffe2lite.proto import caffe2_pb2
+from caffe2lite.runtime import flags
 from caffe2lite.runtime.errors import EnforceError
 from caffe2lite.runtime.protoio import as_message
 from caffe2lite.runtime.workspaces import Workspace
@@ -54,7 +64,7 @@ def data_inputs(predict_net, initialized) -> list[str]:
 class Predictor:
     """Runs ``predict_net`` after ``init_net`` in a private workspace."""
 
-    def __init__(self, init_net, predict_net):
+    def __init__(self, init_net, predict_net, reuse_memory=None):
         init_def = as_message(init_net, caffe2_pb2.NetDef, "Predictor init_net")
         self.predict_net = as_message(predict_net, caffe2_pb2.NetDef, "Predictor predict_net")
         self.workspace = Workspace(f"predictor_{next(_ids)}")
@@ -62,7 +72,11 @@ class Predictor:
         self.input_names = data_inputs(self.predict_net, self.workspace.blobs)
         for name in self.predict_net.external_input:  # inputs are fed at run time
             self.workspace.create_blob(name)
-        self.workspace.create_net(self.predict_net)
+        if reuse_memory is None:
+            reuse_memory = bool(flags.get("caffe2lite_reuse_memory"))
+        self.workspace.create_net(self.predict_net, predictor=True,
+                                  data_inputs=self.input_names,
+                                  release_intermediates=reuse_memory)
 
     def run(self, inputs) -> list:
         """Feed ``inputs`` (a list in ``input_names`` order, or {name: array} naming

@@ -29,6 +29,7 @@ from caffe2lite.runtime.plan import run_plan, run_plan_in_background
 from caffe2lite.runtime.protoio import as_message, parse_proto
 from caffe2lite.runtime.serialization import (blob_to_proto, data_type_of, numpy_dtype,
                                               proto_to_blob, proto_to_tensor)
+from caffe2lite.runtime.write_log import WriteLog
 
 logger = logging.getLogger("caffe2lite")
 
@@ -58,6 +59,7 @@ class Workspace:
         self.blob_dict: dict[str, object] = {}
         self.nets: dict[str, object] = {}
         self.limits = None  # caffe2lite.runtime.safety.Limits of its own; None: the process's
+        self.write_log = WriteLog()  # what its nets write: runtime/write_log.py
 
     # -- blobs ---------------------------------------------------------------
     @property
@@ -144,7 +146,10 @@ class Workspace:
         return value
 
     # -- nets and operators --------------------------------------------------
-    def create_net(self, net, overwrite: bool = False, input_blobs=None) -> bool:
+    def create_net(self, net, overwrite: bool = False, input_blobs=None, **options) -> bool:
+        """Create ``net`` under its name; ``options`` are runtime.net.SimpleNet's
+        (``predictor``, ``data_inputs``, ``release_intermediates``: what a Predictor
+        passes)."""
         for blob in input_blobs or ():
             self.create_blob(blob)
         net_def = as_message(net, caffe2_pb2.NetDef, "CreateNet")
@@ -154,7 +159,7 @@ class Workspace:
             raise NetError(f'I respectfully refuse to overwrite an existing net of the same '
                            f'name "{net_def.name}", unless you explicitly specify '
                            f'overwrite=true.')
-        self.nets[net_def.name] = create_net(net_def, self)
+        self.nets[net_def.name] = create_net(net_def, self, **options)
         return True
 
     def _created_net(self, name):
@@ -182,7 +187,10 @@ class Workspace:
     def run_net_once(self, net, timeout: float | None = None) -> bool:
         net_def = as_message(net, caffe2_pb2.NetDef, "RunNetOnce")
         deadline = safety.deadline_after(timeout, f'RunNetOnce("{net_def.name}")')
-        create_net(net_def, self, create_outputs=False).run(deadline)
+        try:
+            create_net(net_def, self, create_outputs=False).run(deadline)
+        finally:
+            self.write_log.note_once(net_def.op)
         return True
 
     def run_operator_once(self, op) -> bool:
@@ -197,8 +205,11 @@ class Workspace:
         # Outputs are written only when the op succeeds, so a failing op
         # leaves the workspace exactly as it was (no empty output blobs).
         operator = Operator(op_def, self)
-        for _ in range(num_runs):
-            operator.run(self.blob_dict)
+        try:
+            for _ in range(num_runs):
+                operator.run(self.blob_dict)
+        finally:
+            self.write_log.note_once([op_def])
         return True
 
     def benchmark_net(self, name, warmup_runs: int, main_runs: int,

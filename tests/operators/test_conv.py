@@ -500,3 +500,59 @@ def test_empty_batches_give_empty_outputs():
     tW, tb, tX = run("ConvTransposeGradient", [X, Wt, np.ones((0, 3, 11, 11), np.float32)],
                      ["tW", "tb", "tX"], kernel=3, stride=2)
     assert tX.shape == X.shape and tW.shape == Wt.shape and not tW.any() and tb.shape == (3,)
+
+
+@pytest.mark.parametrize("shape, w_shape, args", [
+    ((1, 4, 5, 5), (32, 4, 3, 3), dict(kernel=3, pad=1)),          # lone image: channel halves
+    ((1, 3, 20, 20), (6, 3, 3, 3), dict(kernel=3, pad=1, stride=2)),  # lone image: row bands
+    ((1, 8, 4, 4), (24, 8, 1, 1), dict(kernel=1)),                  # pointwise, channel halves
+    ((1, 8, 12, 12), (6, 8, 1, 1), dict(kernel=1)),                 # pointwise, row bands
+    ((3, 2, 32, 32), (4, 2, 3, 3), dict(kernel=3, pad=1)),          # half the batch per thread
+    ((3, 16, 5, 5), (32, 16, 3, 3), dict(kernel=3, pad=1)),         # joined small images
+])
+def test_work_shared_by_two_threads_gives_the_bits_of_one(monkeypatch, shape, w_shape, args):
+    """With BLAS single-threaded the convolution shares its work out (halves of the batch,
+    of a lone image's channels or output rows): on two threads the same bits as on one,
+    and the loops' result."""
+    from caffe2lite.operators import _parallel
+    from caffe2lite.operators import conv as conv_module
+
+    rng = np.random.default_rng(11)
+    X, W, b = randn(rng, *shape), randn(rng, *w_shape), randn(rng, w_shape[0])
+    monkeypatch.setattr(conv_module, "SPLIT_FROM", 0)
+    monkeypatch.setattr(_parallel, "blas_single_threaded", lambda: True)
+    results = []
+    for threads in (1, 2):
+        monkeypatch.setattr(_parallel, "_threads", threads)
+        results.append(run("Conv", [X, W, b], **args)[0])
+    np.testing.assert_array_equal(results[0], results[1])
+    k, s, p = args["kernel"], args.get("stride", 1), args.get("pad", 0)
+    np.testing.assert_allclose(results[1], ref_conv(X, W, b, [s, s], [p, p], [p, p]),
+                               rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape, pad, budget", [
+    ((1, 3, 23, 23), 1, 1 << 22),      # one image, odd size: tiles cut at the edge
+    ((2, 4, 17, 20), 0, 1 << 22),      # no padding, two images in one block
+    ((3, 5, 15, 16), 2, 16 * 6 * 64),  # wide padding, one image per block
+])
+def test_winograd_3x3_matches_the_loops(monkeypatch, shape, pad, budget):
+    """Stride-1 3x3 convolutions large enough for Winograd F(2x2, 3x3): the loops'
+    result to float32 rounding (other roundings than the direct sum)."""
+    from caffe2lite.operators import _native_conv
+    from caffe2lite.operators import conv as conv_module
+
+    if not _native_conv.winograd_available():
+        pytest.skip("the optional C library (caffe2lite/_native) is not built")
+    monkeypatch.setattr(conv_module, "WINOGRAD_MIN_TILES", 1)
+    monkeypatch.setattr(conv_module, "WINOGRAD_BUDGET", budget)
+    calls = []
+    original = conv_module._forward_winograd
+    monkeypatch.setattr(conv_module, "_forward_winograd",
+                        lambda *a: calls.append(1) or original(*a))
+    rng = np.random.default_rng(12)
+    X, W, b = randn(rng, *shape), randn(rng, 6, shape[1], 3, 3), randn(rng, 6)
+    (Y,) = run("Conv", [X, W, b], kernel=3, pad=pad)
+    assert calls
+    np.testing.assert_allclose(Y, ref_conv(X, W, b, [1, 1], [pad, pad], [pad, pad]),
+                               rtol=1e-4, atol=1e-4)

@@ -347,3 +347,25 @@ def test_empty_batches_give_empty_outputs(op_type):
     assert Y.shape == (0, 2, 2, 2)
     (dX,) = run(op_type + "Gradient", [X, Y, Y], ["dX"], kernel=3, stride=2)
     assert dX.shape == X.shape
+
+
+@pytest.mark.parametrize("op_type", ["MaxPool", "AveragePool"])
+def test_large_inputs_pooled_by_channel_ranges_on_threads(op_type, monkeypatch):
+    """A batch large enough to be pooled a few channels at a time on two threads: the
+    same bits as one pass over the whole array, and the loops' reference."""
+    from caffe2lite.operators import _parallel, pool
+
+    monkeypatch.setattr(_parallel, "_threads", 2)
+    monkeypatch.setattr(_parallel, "blas_single_threaded", lambda: True)
+    monkeypatch.setattr(pool, "POOL_PIECE_ELEMENTS", 1 << 13)  # pieces of 2 channels
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((2, 24, 61, 61)).astype(np.float32)
+    args = dict(kernel=3, stride=2, pad=1)
+    assert X.size >= 8 * pool.POOL_PIECE_ELEMENTS
+    (pieces,) = run(op_type, [X], **args)
+    monkeypatch.setattr(pool, "POOL_PIECE_ELEMENTS", 1 << 40)
+    (whole,) = run(op_type, [X], **args)
+    np.testing.assert_array_equal(pieces, whole)
+    kind = "max" if op_type == "MaxPool" else "average"
+    np.testing.assert_allclose(pieces, ref_pool(X, kind, [3, 3], [2, 2], [1, 1], [31, 31]),
+                               rtol=1e-6, atol=1e-6)
