@@ -12,8 +12,9 @@ quantiles while the L2 error falls (with ``preserve_sparsity`` it is ``l2``, as 
 Caffe2).  The chosen range goes through fbgemm's ChooseQuantizationParams
 (operators/int8_gen_quant_params.py).  Kinds are read as dnnlowp's StringToKind read
 them, case-insensitively; any other name (the scheme's default
-"MIN_MAX_QUANTIZATION" among them) is MIN_MAX.  Not here: ``kl`` (KL-divergence
-minimization), refused with an error.  The error search over every (start, width)
+"MIN_MAX_QUANTIZATION" among them) is MIN_MAX.  ``kl`` (TensorRT-style
+KL-divergence minimization) is here with ``preserve_sparsity`` only; without it Caffe2
+tried every start of every width (2048^3 steps), which is refused with an error.  The error search over every (start, width)
 pair runs as one FFT correlation per width, in float64 (Caffe2 summed in float32, so
 a near-tie may go the other way).
 """
@@ -173,6 +174,61 @@ def quantile_search(counts, lo, hi):
     return F32(lo + F32(width * start)), F32(lo + F32(width * (end + 1)))
 
 
+def _kl_divergence(counts, total, start, selected):
+    """KLDivergenceMinimization's divergence for the bins [start, start + selected)
+    spread over LEVELS quantized values, with the outliers folded into the edge bins --
+    in Caffe2's arithmetic: C++ truncation of the first source bin, an integer count
+    after each fraction in the second pass."""
+    n = counts.size
+    dst = np.arange(LEVELS)
+    begin = start + dst * selected / LEVELS                    # not rounded
+    end = start + (dst + 1) * selected / LEVELS
+    first = np.trunc(begin).astype(np.int64)
+    stop = np.ceil(end).astype(np.int64)
+    span = int((stop - first).max())
+    src = first[:, None] + np.arange(span)[None, :]            # (LEVELS, span)
+    used = (src < stop[:, None]) & (src >= 0) & (src < n)
+    only = first == stop - 1
+    fraction = np.where(src == first[:, None],
+                        np.where(only, end - begin, first + 1 - begin)[:, None],
+                        np.where(src == stop[:, None] - 1, (end - (stop - 1))[:, None], 1.0))
+    raw = np.where(used, counts[np.clip(src, 0, n - 1)], 0.0)
+    left = counts[:max(start, 0)].sum()
+    right = counts[max(start + selected, 0):].sum()
+    outliers = np.where(src == max(start, 0), left, 0.0) + \
+        np.where(src == min(start + selected - 1, n - 1), right, 0.0)
+    sums = (raw * fraction * used).sum(axis=1)
+    nonzero = ((raw * fraction + outliers > 0) & used)
+    length = (fraction * nonzero).sum(axis=1)
+    quantized = np.floor((raw + outliers) * fraction) * used    # uint64 after the product
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = quantized / total
+        q = sums[:, None] * fraction / length[:, None] / total
+        terms = np.where(quantized > 0, p * np.log(p / q), 0.0)
+    return float(terms.sum())
+
+
+def kl_range(counts, lo, hi, preserve_sparsity):
+    """KLDivergenceMinimization::ChooseQuantizationParams with preserve_sparsity: per
+    width, the one start (0, or centred on the zero bin); the range is moved by half a
+    bin, as Caffe2's was."""
+    n = counts.size
+    width = float(F32((hi - lo) / F32(n)))
+    if width == 0:
+        return lo, hi
+    zero_bin = int(np.round(-float(lo) / width))
+    total = counts.sum()
+    best = (np.inf, 0, LEVELS)
+    for selected in range(1, n + 1):
+        start = 0 if lo == 0 else zero_bin - selected // 2
+        divergence = _kl_divergence(counts, total, start, selected)
+        if divergence < best[0]:
+            best = (divergence, start, selected)
+    _, start, selected = best
+    return (F32(float(lo) + width * (start + 0.5)),
+            F32(float(lo) + width * (start + selected + 0.5)))
+
+
 def p99_range(counts, lo, hi):
     """dnnlowp's P99: the narrowest bins around the zero bin holding 99% of the values."""
     n = counts.size
@@ -206,19 +262,23 @@ def int8_gen_quant_params(ctx, x, scheme):
                           f"{getattr(x, 'dtype', type(x).__name__)} of shape "
                           f"{tuple(getattr(x, 'shape', ()))}")
     kind, sparse = scheme.quantization_kind.lower(), bool(scheme.preserve_sparsity)
-    if kind == "kl":
-        ctx.fail("quantization kind 'kl' (KL-divergence minimization) is not implemented "
-                 "in caffe2lite; use min_max, p99, l1, l2 or l2_approx")
+    if kind == "kl" and not sparse:
+        ctx.fail("quantization kind 'kl' (KL-divergence minimization) is implemented here "
+                 "with preserve_sparsity only (without it Caffe2 searched every start of "
+                 "every width: 2048^3 steps); use min_max, p99, l1, l2 or l2_approx")
     values = np.asarray(ctx.device.to_host(x), F32).reshape(-1)
     if not values.size:  # fbgemm's FindMinMax of nothing: [0, 0]
         return choose_quantization_params(0.0, 0.0, sparse)
     if not np.isfinite(values).all():
         ctx.fail_input(0, "holds NaN or infinite values; no range can be chosen")
-    if kind not in ("l1", "l2", "l2_approx", "p99"):
+    if kind not in ("l1", "l2", "l2_approx", "p99", "kl"):
         return choose_quantization_params(values.min(), values.max(), sparse)
     counts, lo, hi = histogram(values)
-    if kind == "p99":  # Caffe2's P99 asked the factory's defaults: no sparsity preservation
+    # Caffe2's P99 and KL asked the factory's defaults: no sparsity preservation
+    if kind == "p99":
         return choose_quantization_params(*p99_range(counts, lo, hi), False)
+    if kind == "kl":
+        return choose_quantization_params(*kl_range(counts, lo, hi, sparse), False)
     if kind == "l2_approx" and not sparse:
         return choose_quantization_params(*quantile_search(counts, lo, hi), sparse)
     chosen = norm_search(counts, lo, hi, "l1" if kind == "l1" else "l2", sparse)

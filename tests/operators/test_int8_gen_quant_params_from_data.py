@@ -122,6 +122,65 @@ def test_quantile_search_is_the_loop(counts, lo, hi):
     np.testing.assert_allclose(got, _quantile_loops(counts, lo, hi), rtol=1e-5, atol=1e-6)
 
 
+def _kl_loops(bins, lo, hi):
+    """KLDivergenceMinimization with preserve_sparsity, loop for loop."""
+    n = len(bins)
+    width = (hi - lo) / n
+    zero_bin = round(-lo / width)
+    total = float(sum(bins))
+    best = (np.inf, 0, LEVELS)
+    for selected in range(1, n + 1):
+        start = 0 if lo == 0 else zero_bin - selected // 2
+        left = sum(bins[:max(start, 0)])
+        right = sum(bins[max(start + selected, 0):])
+        kl = 0.0
+        for dst in range(LEVELS):
+            b0 = start + dst * selected / LEVELS
+            e0 = start + (dst + 1) * selected / LEVELS
+            first, stop = int(b0), int(np.ceil(e0))  # int(): C++ truncation
+
+            def fraction(src):
+                if src == first and src == stop - 1:
+                    return e0 - b0
+                if src == first:
+                    return first + 1 - b0
+                if src == stop - 1:
+                    return e0 - (stop - 1)
+                return 1.0
+
+            def with_outliers(src, count):
+                if src == max(start, 0):
+                    count += left
+                if src == min(start + selected - 1, n - 1):
+                    count += right
+                return count
+
+            total_in, length = 0.0, 0.0
+            for src in range(first, stop):
+                if 0 <= src < n:
+                    part = bins[src] * fraction(src)
+                    total_in += part
+                    if with_outliers(src, part) > 0:
+                        length += fraction(src)
+            for src in range(first, stop):
+                if 0 <= src < n:
+                    count = int(with_outliers(src, bins[src]) * fraction(src))  # uint64
+                    if count > 0:
+                        p = count / total
+                        q = total_in * fraction(src) / length / total
+                        kl += p * np.log(p / q)
+        if kl < best[0]:
+            best = (kl, start, selected)
+    _, start, selected = best
+    return lo + width * (start + 0.5), lo + width * (start + selected + 0.5)
+
+
+@pytest.mark.parametrize("counts, lo, hi", HISTOGRAMS[:2])
+def test_kl_is_the_loop(counts, lo, hi):
+    got = gen.kl_range(np.array(counts, np.float64), np.float32(lo), np.float32(hi), True)
+    np.testing.assert_allclose(got, _kl_loops(counts, lo, hi), rtol=1e-5, atol=1e-6)
+
+
 def test_p99_and_histogram_loops():
     rng = np.random.default_rng(0)
     values = np.concatenate([rng.standard_normal(3000), [40.0, -35.0]]).astype(np.float32)
@@ -163,8 +222,8 @@ def test_histogram_kinds_narrow_the_range_around_the_bulk():
     rng = np.random.default_rng(2)
     x = np.concatenate([rng.standard_normal(4000), [60.0]]).astype(np.float32)
     full = _run(x, "min_max", False)
-    for kind in ["p99", "l1"]:
-        scale, zero_point = _run(x, kind, False)
+    for kind, sparse in [("p99", False), ("l1", False), ("kl", True)]:
+        scale, zero_point = _run(x, kind, sparse)
         assert scale < full[0] / 4 and 0 <= zero_point <= 255
     full_symmetric = _run(x, "min_max", True)
     for kind in ["l2", "l2_approx"]:
@@ -175,7 +234,7 @@ def test_histogram_kinds_narrow_the_range_around_the_bulk():
 def test_unsupported_kind_and_bad_scheme():
     workspace.FeedBlob("x", np.ones(4, np.float32))
     dnnlowp.CreateInt8QuantSchemeBlob("scheme", "kl", False)
-    with pytest.raises(EnforceError, match="'kl'.*not implemented"):
+    with pytest.raises(EnforceError, match="'kl'.*preserve_sparsity only"):
         workspace.RunOperatorOnce(core.CreateOperator("Int8GenQuantParams", ["x", "scheme"],
                                                       ["q"]))
     workspace.FeedBlob("not_scheme", np.ones(1, np.float32))
