@@ -80,6 +80,22 @@ def _concat_cost(ctx, *inputs):
                   sum(x.size for x in inputs) * item)
 
 
+def _split_shapes(ctx, X, *split_input):
+    """Caffe2's TensorInferenceForSplit: the lengths from the argument or equal parts;
+    with a split input they are known only at run time (and bad lengths are unknown
+    shapes here too: _split_sizes fails, and a failing inference infers nothing)."""
+    n_out = len(ctx.op_def.output)
+    if X is None or split_input:
+        return (None,) * n_out
+    axis, add_axis, sizes = _split_sizes(ctx, X, ())
+    shape = list(X.shape)
+    if add_axis:
+        del shape[axis]
+        return tuple(TensorSpec(tuple(shape), X.dtype) for _ in sizes)
+    return tuple(TensorSpec(tuple(shape[:axis] + [n] + shape[axis + 1:]), X.dtype)
+                 for n in sizes)
+
+
 def _split_cost(ctx, X, *split):
     """Caffe2's CostInferenceForSplit: no flops; X (and the split input) read, X's
     bytes written."""
@@ -101,6 +117,7 @@ register_schema(OpSchema(
 
 register_schema(OpSchema(
     "Split", num_inputs=(1, 2), num_outputs=(1, INT_MAX), cost=_split_cost,
+    infer_shapes=_split_shapes,
     args=AXIS_ARGS + [Arg("split", "ints", [], "length of each output along axis")],
     inputs=[("input", "tensor to split"),
             ("split", "optional 1-D int tensor of output lengths (instead of the argument)")],

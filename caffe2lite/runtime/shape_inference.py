@@ -68,14 +68,25 @@ def infer(net_defs, known: dict) -> dict:
     known = {name: spec for name, spec in known.items() if spec is not None}
     for net_def in net_defs:
         for position, op_def in enumerate(net_def.op):
-            outputs = _infer_op(op_def, [known.get(n) for n in op_def.input],
-                                describe_op(op_def, position, net_def.name))
+            inputs = [known.get(n) for n in op_def.input]
+            outputs = _infer_op(op_def, inputs, describe_op(op_def, position, net_def.name))
+            if op_def.is_gradient_op and None not in inputs:
+                outputs = _gradients_like_their_blobs(op_def, outputs, known)
             for name, spec in zip(op_def.output, outputs):
                 if spec is None:
                     known.pop(name, None)
                 else:
                     known[name] = spec
     return known
+
+
+def _gradients_like_their_blobs(op_def, outputs, known) -> list:
+    """Caffe2's InferBlobShapesAndTypes for a gradient op: an output it could not infer
+    that is named ``<blob>_grad`` (GradientMakerBase::MatchGradsToParams) takes the
+    shape of ``<blob>`` -- a gradient is shaped like its variable."""
+    return [known.get(name[:-len("_grad")]) if spec is None and len(name) > 5
+            and name.endswith("_grad") else spec
+            for name, spec in zip(op_def.output, outputs)]
 
 
 def _infer_op(op_def, inputs, where) -> list:

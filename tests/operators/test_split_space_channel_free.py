@@ -1,10 +1,12 @@
 """SplitByLengths, SpaceToBatch/BatchToSpace, ChannelBackpropStats and Free against
-NumPy references written here (Caffe2's loops, spelled out element by element)."""
+NumPy references written here (Caffe2's loops, spelled out element by element); Split's
+shape inference and the shapes a gradient op's <blob>_grad outputs take."""
 
 import numpy as np
 import pytest
 
 from caffe2lite import core, workspace
+from caffe2lite.proto import caffe2_pb2
 from caffe2lite.errors import BlobNotFound, EnforceError
 from caffe2lite.testing import check_gradient, check_reference, run_op
 
@@ -153,3 +155,45 @@ def test_free_empties_blobs_in_place():
         workspace.RunOperatorOnce(core.CreateOperator("Relu", ["a"], ["c"]))
     with pytest.raises(Exception, match="in place|inplace|in-place"):
         workspace.RunOperatorOnce(core.CreateOperator("Free", ["b"], ["c"]))
+
+
+def _inferred(ops, dims):
+    net = caffe2_pb2.NetDef()
+    net.op.extend(ops)
+    shapes, _ = workspace.InferShapesAndTypes([net], blob_dimensions=dims)
+    return shapes
+
+
+@pytest.mark.parametrize("kwargs, n_out, expected", [
+    ({"axis": 1, "split": [2, 1, 3]}, 3, [[4, 2, 5], [4, 1, 5], [4, 3, 5]]),
+    ({"axis": 0}, 2, [[2, 6, 5], [2, 6, 5]]),
+    ({"order": "NCHW"}, 3, [[4, 2, 5]] * 3),
+    ({"axis": 2, "add_axis": 1}, 5, [[4, 6]] * 5)])
+def test_split_infers_its_output_shapes(kwargs, n_out, expected):
+    """Caffe2's TensorInferenceForSplit: lengths from the argument, else equal parts."""
+    outs = [f"y{i}" for i in range(n_out)]
+    shapes = _inferred([core.CreateOperator("Split", ["x"], outs, **kwargs)], {"x": [4, 6, 5]})
+    assert [shapes[o] for o in outs] == expected
+
+
+def test_split_lengths_from_an_input_or_that_do_not_fit_infer_nothing():
+    shapes = _inferred([core.CreateOperator("Split", ["x", "lengths"], ["a", "b"], axis=0)],
+                       {"x": [4, 6], "lengths": [2]})
+    assert "a" not in shapes and "b" not in shapes
+    shapes = _inferred([core.CreateOperator("Split", ["x"], ["a", "b"], axis=0, split=[1, 2])],
+                       {"x": [4, 6]})
+    assert "a" not in shapes
+
+
+def test_a_gradient_op_output_takes_its_blobs_shape():
+    """Caffe2's InferBlobShapesAndTypes: an uninferable output <blob>_grad of a gradient
+    op is shaped like <blob> (here Concat's gradient, a Split by the split_info input)."""
+    concat = core.CreateOperator("Concat", ["x0", "x1"], ["y", "split_info"], axis=0)
+    grad_ops, _ = core.GradientRegistry.GetGradientForOp(concat, ["y_grad", None])
+    assert all(op.is_gradient_op for op in grad_ops)
+    shapes = _inferred([concat] + grad_ops, {"x0": [2, 3], "x1": [5, 3], "y_grad": [7, 3]})
+    assert shapes["x0_grad"] == [2, 3] and shapes["x1_grad"] == [5, 3]
+    plain = core.CreateOperator("Split", ["y_grad", "split_info"], ["x0_grad", "x1_grad"],
+                                axis=0)
+    shapes = _inferred([concat, plain], {"x0": [2, 3], "x1": [5, 3], "y_grad": [7, 3]})
+    assert "x0_grad" not in shapes  # not a gradient op: nothing assumed
