@@ -71,30 +71,6 @@ def _concat_shapes(ctx, *inputs):
     return TensorSpec(shape, inputs[0].dtype), TensorSpec((len(inputs),), np.int32)
 
 
-def _split_shapes(ctx, X, *split_input):
-    """Caffe2's TensorInferenceForSplit: lengths from the ``split`` argument or equal
-    parts; unknown with a split input (its values are not known before the run) or
-    when the lengths do not fit (the run reports that)."""
-    n_out = len(ctx.op_def.output)
-    if X is None or split_input:
-        return (None,) * n_out
-    axis, add_axis = _axis_and_add(ctx, "split")
-    axis = _canonical(ctx, axis, X.ndim)
-    sizes = list(ctx.args["split"])
-    if not sizes:
-        if X.shape[axis] % n_out:
-            return (None,) * n_out
-        sizes = [X.shape[axis] // n_out] * n_out
-    fits = all(s == 1 for s in sizes) if add_axis else sum(sizes) == X.shape[axis]
-    if len(sizes) != n_out or not fits or (add_axis and n_out != X.shape[axis]):
-        return (None,) * n_out
-    if add_axis:
-        shape = X.shape[:axis] + X.shape[axis + 1:]
-        return tuple(TensorSpec(shape, X.dtype) for _ in sizes)
-    return tuple(TensorSpec(X.shape[:axis] + (size,) + X.shape[axis + 1:], X.dtype)
-                 for size in sizes)
-
-
 def _concat_cost(ctx, *inputs):
     """Caffe2's CostInferenceForConcat: no flops; the inputs read, the result and
     split_info (one int per input) written, in input 0's item size."""
@@ -102,6 +78,22 @@ def _concat_cost(ctx, *inputs):
     item = inputs[0].dtype.itemsize
     return OpCost(0, result.size * item + len(inputs) * SIZEOF_INT,
                   sum(x.size for x in inputs) * item)
+
+
+def _split_shapes(ctx, X, *split_input):
+    """Caffe2's TensorInferenceForSplit: the lengths from the argument or equal parts;
+    with a split input they are known only at run time (and bad lengths are unknown
+    shapes here too: _split_sizes fails, and a failing inference infers nothing)."""
+    n_out = len(ctx.op_def.output)
+    if X is None or split_input:
+        return (None,) * n_out
+    axis, add_axis, sizes = _split_sizes(ctx, X, ())
+    shape = list(X.shape)
+    if add_axis:
+        del shape[axis]
+        return tuple(TensorSpec(tuple(shape), X.dtype) for _ in sizes)
+    return tuple(TensorSpec(tuple(shape[:axis] + [n] + shape[axis + 1:]), X.dtype)
+                 for n in sizes)
 
 
 def _split_cost(ctx, X, *split):

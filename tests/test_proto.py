@@ -1,8 +1,8 @@
 """proto/*.proto and the generated *_pb2 modules against Caffe2's own definitions.
 
 The field tables below are written from Caffe2's caffe2/proto/caffe2.proto
-(see shared/reference/caffe2_facts.md, section 1), metanet.proto and
-predictor_consts.proto, independently of the .proto files in this
+(see shared/reference/caffe2_facts.md, section 1), metanet.proto,
+predictor_consts.proto and hsm.proto, independently of the .proto files in this
 repository, so a wrong number, label, type or default fails here.
 """
 
@@ -16,7 +16,7 @@ from google.protobuf import text_format
 from google.protobuf.descriptor import FieldDescriptor as FD
 
 from caffe2lite.errors import ProtoParseError
-from caffe2lite.proto import caffe2_pb2, metanet_pb2, predictor_consts_pb2
+from caffe2lite.proto import caffe2_pb2, hsm_pb2, metanet_pb2, predictor_consts_pb2
 from caffe2lite.protoio import parse_binary, parse_proto, parse_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,6 +99,15 @@ PredictorConsts: META_NET_DEF 1 opt string !!META_NET_DEF |
   TRAIN_INIT_PLAN_TYPE 11 opt string TRAIN_INIT_PLAN_TYPE |
   TRAIN_PLAN_TYPE 12 opt string TRAIN_PLAN_TYPE
 """
+# hsm.proto (hierarchical softmax's tree and paths)
+HSM_TABLE = """
+NodeProto: children 1 rep message | word_ids 2 rep int32 | offset 3 opt int32 |
+  name 4 opt string | scores 5 rep float
+TreeProto: root_node 1 opt message
+HierarchyProto: size 1 opt int32 | paths 2 rep message
+PathProto: word_id 1 opt int32 | path_nodes 2 rep message
+PathNodeProto: index 1 opt int32 | length 2 opt int32 | target 3 opt int32
+"""
 
 TYPE_CODES = {"int64": FD.TYPE_INT64, "int32": FD.TYPE_INT32, "uint32": FD.TYPE_UINT32,
               "float": FD.TYPE_FLOAT, "double": FD.TYPE_DOUBLE, "bool": FD.TYPE_BOOL,
@@ -126,7 +135,8 @@ def _parse_table(text=FIELD_TABLE):
 TABLE = _parse_table()
 # generated module -> its table
 TABLES = {caffe2_pb2: TABLE, metanet_pb2: _parse_table(METANET_TABLE),
-          predictor_consts_pb2: _parse_table(PREDICTOR_CONSTS_TABLE)}
+          predictor_consts_pb2: _parse_table(PREDICTOR_CONSTS_TABLE),
+          hsm_pb2: _parse_table(HSM_TABLE)}
 
 
 def _descriptor(path: str, module=caffe2_pb2):
@@ -153,7 +163,7 @@ def _all_message_classes():
     return [cls for module in TABLES for cls in _message_classes(module)]
 
 
-@pytest.mark.parametrize("name", ["caffe2", "metanet", "predictor_consts"])
+@pytest.mark.parametrize("name", ["caffe2", "metanet", "predictor_consts", "hsm"])
 def test_generated_module_has_no_drift(tmp_path, name):
     spec = importlib.util.spec_from_file_location("gen_proto", ROOT / "tools" / "gen_proto.py")
     gen = importlib.util.module_from_spec(spec)

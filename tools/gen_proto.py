@@ -4,7 +4,8 @@ Usage: ``python tools/gen_proto.py [OUT_DIR]`` (needs grpcio-tools, from the
 ``[test]`` extra).  ``tests/test_proto.py`` runs this into a temporary folder
 and fails if a committed module differs.  The files: ``caffe2.proto``
 (caffe2_pb2), ``metanet.proto`` (metanet_pb2, which imports caffe2.proto) and
-``predictor_consts.proto`` (predictor_consts_pb2).
+``predictor_consts.proto`` (predictor_consts_pb2) and ``hsm.proto`` (hsm_pb2,
+hierarchical softmax's trees).
 
 protoc stamps its own version into the module and makes it refuse any older
 protobuf runtime.  caffe2.proto is plain proto2 that every runtime since 4.25
@@ -37,7 +38,7 @@ def unpin_runtime_version(source: str) -> str:
     return unpinned
 
 
-PROTOS = ("caffe2", "metanet", "predictor_consts")
+PROTOS = ("caffe2", "metanet", "predictor_consts", "hsm")
 
 # protoc writes a sibling proto's import as a bare ``import caffe2_pb2``, which
 # only works with the output folder on sys.path; inside the package it must
