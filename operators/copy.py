@@ -53,8 +53,17 @@ register_schema(OpSchema(
     gradient=pass_through_gradient))
 
 
+def _written(ctx, x):
+    """x, or a failure for a blob that exists but was never written (Caffe2's Input(0)
+    refused an uninitialised blob; copying it would make a 0-d object array)."""
+    if x is None:
+        ctx.fail_input(0, "is empty (never written)")
+    return x
+
+
 def _copy(ctx, x):
     # str/bytes blobs are immutable: handing the same object over is a copy.
+    x = _written(ctx, x)
     return x if isinstance(x, (str, bytes)) else ctx.xp.array(x, copy=True)
 
 
@@ -70,7 +79,7 @@ def copy_on_device_like(ctx, x, _dst):
 
 @register_kernel("Alias", devices=("CPU", "CUDA"))
 def alias(ctx, x):
-    return (x,)
+    return (_written(ctx, x),)
 
 
 # Y holds X's values: an inference net reads X instead (runtime/rewrites.py).

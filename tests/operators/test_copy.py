@@ -98,3 +98,13 @@ def test_real_alias_net(nets_dir):
     workspace.RunNetOnce(net)
     np.testing.assert_array_equal(workspace.FetchBlob("Y"), x)
     assert workspace.current().blobs["Y"] is workspace.current().blobs["X"]
+
+
+@pytest.mark.parametrize("op_type", ["Copy", "Alias", "CopyOnDeviceLike"])
+def test_a_blob_never_written_is_refused_not_copied(op_type):
+    workspace.CreateBlob("empty")
+    workspace.FeedBlob("like", np.zeros(1, np.float32))
+    inputs = ["empty", "like"] if op_type == "CopyOnDeviceLike" else ["empty"]
+    with pytest.raises(BlobNotFound, match="blob 'empty'.*never written"):
+        workspace.RunOperatorOnce(core.CreateOperator(op_type, inputs, ["out"]))
+    assert not workspace.HasBlob("out")
