@@ -79,7 +79,7 @@ def fill_shape(ctx, inputs, itemsize: int | None = None) -> tuple:
         what = ctx.input_label(0) if inputs else "argument 'shape'"
         ctx.fail(f"the output shape {dims} (from {what}) has a negative dimension")
     if itemsize is not None:
-        check_allocation(ctx, dims, itemsize, _shape_source(ctx, inputs))
+        check_allocation(ctx, dims, itemsize, lambda: _shape_source(ctx, inputs))
     return tuple(dims)
 
 
