@@ -19,7 +19,7 @@ import numpy as np
 
 from caffe2lite import _native
 
-NATIVE_ABI = 2  # must match caffe2lite_adagrad_abi() in the C file
+NATIVE_ABI = 3  # must match caffe2lite_adagrad_abi() in the C file
 
 
 _prepare = _dense = None
@@ -37,9 +37,9 @@ if _lib is not None:
     for _fn in _updates.values():
         _fn.restype = None
         _fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
-                        ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p, ctypes.c_float,
-                        ctypes.c_float, ctypes.c_float, ctypes.c_int32, ctypes.c_void_p,
-                        ctypes.c_float, ctypes.c_int32]
+                        ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
+                        ctypes.c_float, ctypes.c_float, ctypes.c_float, ctypes.c_int32,
+                        ctypes.c_void_p, ctypes.c_float, ctypes.c_int32]
     _dense = _lib.caffe2lite_adagrad_f32
     _dense.restype = None
     _dense.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
@@ -59,8 +59,9 @@ def native_sparse_adagrad(table, history, idx, g2, rate, eps, wd, row_wise: bool
     """Update ``table`` (rows, block) and ``history`` in place; False if not done.
 
     ``table`` is float32 or float16, ``history`` and ``g2`` (the (len(idx), block)
-    gradient rows) float32, ``idx`` the flat int32/int64 index vector,
-    ``rate``/``eps``/``wd`` float32 scalars.
+    gradient rows, read where they lie when each row is contiguous: _row_stride)
+    float32, ``idx`` the flat int32/int64 index vector, ``rate``/``eps``/``wd``
+    float32 scalars.
     ``normalize`` = (norm, use_max_norm) renormalises each touched row after
     its last update, exactly as SparseNormalize's NATIVE engine.
     """
@@ -71,10 +72,14 @@ def native_sparse_adagrad(table, history, idx, g2, rate, eps, wd, row_wise: bool
     if row_wise and block > _max_row_wise_block:
         return False
     addressable = _native.addressable
-    if not all(addressable(a) for a in (table, history, idx, g2)):
-        if not (addressable(table) and addressable(history)):
-            return False
-        idx, g2 = np.ascontiguousarray(idx), np.ascontiguousarray(g2)
+    if not (addressable(table) and addressable(history)):
+        return False
+    if not addressable(idx):
+        idx = np.ascontiguousarray(idx)
+    grad_stride = _row_stride(g2)
+    if grad_stride is None:
+        g2 = np.ascontiguousarray(g2)
+        grad_stride = block
     n = idx.size
     if n == 0:
         return True
@@ -93,9 +98,23 @@ def native_sparse_adagrad(table, history, idx, g2, rate, eps, wd, row_wise: bool
         raise _native.BadIndex(int(bad))
     norm, use_max_norm = normalize if normalize is not None else (1.0, True)
     update(address(table), address(history), block, indices, idx.itemsize, n,
-            address(g2), rate, eps, wd, row_wise,
+            g2.ctypes.data, grad_stride, rate, eps, wd, row_wise,
             None if is_last is None else address(is_last), norm, use_max_norm)
     return True
+
+
+def _row_stride(g2):
+    """Floats from one row of the 2-D float32 ``g2`` to the next when C can read it in
+    place -- rows contiguous and aligned, evenly spaced (a column block of a wider
+    matrix, as Split's views of the main job's joint gradient are) -- else None."""
+    if g2.ndim != 2 or not g2.flags.aligned or not g2.dtype.isnative:
+        return None
+    if g2.flags.c_contiguous:
+        return g2.shape[1]
+    row, col = g2.strides
+    if col != 4 or row < 4 * g2.shape[1] or row % 4:
+        return None
+    return row // 4
 
 
 def native_adagrad(param, moment, grad, rate, eps, decay, wd, use_wd):

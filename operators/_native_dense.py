@@ -1,10 +1,12 @@
 """The compiled dense helpers (caffe2lite/_native/dense.c), when built.
 
-``column_sums(x)`` is ``x.sum(axis=0)`` and ``relu_gradient(y, dy)`` is
-``np.where(y > 0, dy, 0)``, the same bits (the C file says why), each in one
-pass; ``gather_rows(data, indices, wrap)`` is ``np.take(data, indices, axis=0)``.
-They return None when the library is not built, stale or disabled, or the
-arrays are not ones the C code takes; the caller then uses NumPy.  Shapes and
+``column_sums(x)`` is ``x.sum(axis=0)``, ``relu_gradient(y, dy)`` is
+``np.where(y > 0, dy, 0)``, ``add_row(y, b)`` is ``y += b`` and ``outer(a, b)`` is
+``a * b`` for an (m, 1) and a (1, n) matrix, the same bits (the C file says why),
+each in one pass; ``gather_rows(data, indices, wrap)`` is ``np.take(data, indices,
+axis=0)``.
+They return None (add_row: False) when the library is not built, stale or disabled,
+or the arrays are not ones the C code takes; the caller then uses NumPy.  Shapes and
 dtypes are the caller's to check.
 """
 
@@ -16,8 +18,8 @@ import numpy as np
 
 from caffe2lite import _native
 
-NATIVE_ABI = 2  # must match caffe2lite_dense_abi() in the C file
-_column_sums = _relu_gradient = _gather_rows = None
+NATIVE_ABI = 3  # must match caffe2lite_dense_abi() in the C file
+_column_sums = _relu_gradient = _gather_rows = _add_row = _outer = None
 _lib = _native.load_versioned("_dense", "caffe2lite_dense_abi", NATIVE_ABI, "dense")
 if _lib is not None:
     _column_sums = _lib.caffe2lite_column_sums_f32
@@ -31,7 +33,16 @@ if _lib is not None:
     _gather_rows.restype = ctypes.c_int64
     _gather_rows.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
                              ctypes.c_int32, ctypes.c_int64, ctypes.c_int32, ctypes.c_void_p]
+    _add_row = _lib.caffe2lite_add_row_f32
+    _add_row.restype = None
+    _add_row.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p]
+    _outer = _lib.caffe2lite_outer_f32
+    _outer.restype = None
+    _outer.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
+                       ctypes.c_void_p]
 
+# Fewest elements worth a C call's fixed cost (about 1 us) for add_row and outer.
+ELEMENTWISE_MIN = 4096
 
 # Fewest indices worth the C call's fixed cost (a few us): below this NumPy's take wins.
 GATHER_MIN_INDICES = 256
@@ -60,6 +71,27 @@ def relu_gradient(y, dy):
         return None
     out = np.empty(dy.shape, np.float32)
     _relu_gradient(_native.address(y), _native.address(dy), dy.size, _native.address(out))
+    return out
+
+
+def add_row(y, b) -> bool:
+    """y += b in place for a float32 matrix y and a vector b of one element per column;
+    False (nothing done) when C does not take these arrays."""
+    if _add_row is None or y.ndim != 2 or y.size < ELEMENTWISE_MIN or \
+            b.size != y.shape[1] or not y.flags.writeable or not _takes(y, b):
+        return False
+    _add_row(_native.address(y), y.shape[0], y.shape[1], _native.address(b))
+    return True
+
+
+def outer(a, b):
+    """a * b for float32 matrices a (m, 1) and b (1, n), or None."""
+    if _outer is None or a.ndim != 2 or b.ndim != 2 or a.shape[1] != 1 or b.shape[0] != 1 \
+            or a.shape[0] * b.shape[1] < ELEMENTWISE_MIN or not _takes(a, b):
+        return None
+    out = np.empty((a.shape[0], b.shape[1]), np.float32)
+    _outer(_native.address(a), a.shape[0], _native.address(b), b.shape[1],
+           _native.address(out))
     return out
 
 

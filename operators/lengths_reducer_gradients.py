@@ -18,12 +18,12 @@ import math
 
 import numpy as np
 
-from caffe2lite.operators._segments import (check_dtype, check_index_dtype, check_index_range,
-                                            check_vector, checked_lengths, repeat_segments,
-                                            take_checked)
+from caffe2lite.operators._segments import (INDEX_DTYPES, check_dtype, check_index_dtype,
+                                            check_index_range, check_vector, checked_lengths,
+                                            repeat_segments, take_checked)
 from caffe2lite.operators.lengths_reducers import (GRAD_ON_WEIGHTS, check_scalars,
                                                    segment_mean_scale)
-from caffe2lite.runtime import Arg, OpSchema, register_kernel, register_schema
+from caffe2lite.runtime import Arg, OpSchema, fusion, register_kernel, register_schema
 
 _FLOATS = (np.float16, np.float32, np.float64)
 _GO = ("SEGMENT_GRADS", "gradient of the forward OUTPUT: (len(LENGTHS),) + block shape")
@@ -122,6 +122,25 @@ for _type, _mean, _rows in (
         ("SparseLengthsMeanGradient", True, False),
         ("SparseLengthsIndicesInGradientMeanGradient", True, True)):
     _register_expand(_type, _mean, _rows)
+
+
+def _one_row_bags_view(op, go, lengths, rows=None):
+    """(SEGMENT_GRADS,) itself when every bag holds one row -- the gradient is then
+    SEGMENT_GRADS row for row, and the op's copy of it (1 MB a table at the main job's
+    batch 8192, strided when it is Split's view) is what a net created with fusions
+    skips (runtime/fusion.py) -- else None: the kernel runs, with its checks."""
+    if type(go) is not np.ndarray or go.dtype != np.float32 or go.ndim < 1 or \
+            lengths.dtype not in INDEX_DTYPES or lengths.shape != go.shape[:1] or \
+            not lengths.size or (rows is not None and rows.shape[:1] != go.shape[:1]):
+        return None
+    if int(lengths.min()) != 1 or int(lengths.max()) != 1:
+        return None
+    return (go,)
+
+
+for _type in ("LengthsSumGradient", "LengthsIndicesInGradientSumGradient",
+              "SparseLengthsSumGradient", "SparseLengthsIndicesInGradientSumGradient"):
+    fusion.register_view_splitter(_type, _one_row_bags_view)
 
 
 @register_kernel("SparseLengthsWeightedSumGradient", devices=("CPU", "CUDA"))

@@ -74,7 +74,8 @@ def _derivative(ctx, x, t):
     """d(terms)/dx elementwise."""
     xp = ctx.xp
     e = xp.exp(-xp.abs(x))
-    sig = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))    # sigmoid(x), overflow-free
+    denominator = 1 + e
+    sig = xp.where(x >= 0, 1 / denominator, e / denominator)  # sigmoid(x), overflow-free
     if ctx.args.get("unjoined_lr_loss"):
         return t - (1 - t) * sig
     if ctx.args.get("log_D_trick"):

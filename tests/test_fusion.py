@@ -127,13 +127,26 @@ def test_rewrite_fires_on_the_demo_train_net_and_keeps_its_results(fusion_off):
     # and the bags written into Concat's output, Split's outputs as views of its input
     assert types[:3] == ["SparseLengthsSum", "SparseLengthsSum", "Concat"]
     split = (types.index("Split"),)
-    assert len(pairs) == 2 and fused.fusions == [(0, 1, 2), split] + pairs
+    # and the one-row bags' gradients handed out as Split's views themselves
+    expanders = [(i,) for i, t in enumerate(types)
+                 if t == "SparseLengthsIndicesInGradientSumGradient"]
+    assert len(pairs) == 2 and len(expanders) == 2
+    assert fused.fusions == [(0, 1, 2), split] + expanders + pairs
     assert len(fused.steps) == len(types) - 4
+    blobs = workspace.current().blobs
+    for table in demo.TABLES:
+        assert np.shares_memory(blobs[grads_of(fused, table)], blobs["joint_grad"])
     plain, want = train(fusion_off)
     assert plain.fusions == []
     assert got == want
     # The NetDef is not rewritten: saving or inspecting the net shows the ops as written.
     assert [op.type for op in fused.Proto().op] == types
+
+
+def grads_of(net, table):
+    """The gradient values blob the net's optimizer step reads for ``table``."""
+    (op,) = [op for op in net.Proto().op if op.type == "SparseAdagrad" and op.input[0] == table]
+    return op.input[3]
 
 
 @needs_native
@@ -291,8 +304,10 @@ def bag_results(net, fusion_off=None, runs=2, **feed_args):
 def test_bags_write_into_the_joint_blob_and_split_hands_out_views(weighted, fusion_off):
     net = bags_net(weighted)
     created, got = bag_results(net)
-    assert created.fusions == [(0, 1, 2), (4,)]
+    assert created.fusions == [(0, 1, 2), (4,), (5,), (6,)]
     blobs = workspace.current().blobs
+    # bags of 0-3 rows: the gradients are expanded into arrays of their own
+    assert not np.shares_memory(blobs["rows_a"], blobs["hidden"])
     # the bags are the joint blob's columns; Split's outputs are the hidden blob's
     assert np.shares_memory(blobs["va"], blobs["joint"])
     assert np.shares_memory(blobs["vb"], blobs["joint"])
@@ -337,12 +352,12 @@ def test_another_net_writing_a_shared_blob_in_place_makes_the_net_plan_again():
     workspace.CreateNet(net)
     workspace.RunNet(net.Name())
     created = workspace.current().nets[net.Name()]
-    assert created.fusions == [(0, 1, 2), (4,)]
+    assert created.fusions == [(0, 1, 2), (4,), (5,), (6,)]
     other = core.Net("scale_joint")
     other.Scale("joint", "joint", scale=3.0)
     workspace.CreateNet(other)
     workspace.RunNet(net.Name())
-    assert created.fusions == [(4,)]  # Split's views of "hidden" still stand
+    assert created.fusions == [(4,), (5,), (6,)]  # Split's views of "hidden" still stand
     va = workspace.FetchBlob("va")
     workspace.RunNet(other.Name())
     np.testing.assert_array_equal(workspace.FetchBlob("va"), va)
@@ -364,3 +379,60 @@ def test_a_bad_index_in_a_joined_bag_fails_like_the_op_and_changes_nothing():
         with pytest.raises(EnforceError, match=r"op #0 SparseLengthsSum.*'INDICES'.*40"):
             workspace.RunNet(net.Name())
         assert_unchanged(before)
+
+
+@needs_native_lengths
+def test_one_row_bags_hand_out_their_segment_gradients_uncopied(fusion_off):
+    """Every bag one row: each expanded gradient is Split's view itself, equal to the
+    rows the op makes without fusions and to NumPy's (row r of bag r is dOUTPUT[r])."""
+    net = bags_net()
+    created, got = bag_results(net)
+    workspace.FeedBlob("len", np.ones(50, np.int32))
+    for name in "ab":
+        workspace.FeedBlob(f"i{name}", np.arange(50, dtype=np.int64) % (40 if name == "a" else 30))
+    workspace.RunNet(net.Name())
+    blobs = workspace.current().blobs
+    assert np.shares_memory(blobs["rows_a"], blobs["hidden"])
+    assert np.shares_memory(blobs["rows_b"], blobs["hidden"])
+    hidden = workspace.FetchBlob("hidden")
+    np.testing.assert_array_equal(workspace.FetchBlob("rows_a"), hidden[:, :8])
+    np.testing.assert_array_equal(workspace.FetchBlob("rows_b"), hidden[:, 8:])
+    fused = {b: workspace.FetchBlob(b) for b in ("rows_a", "rows_b")}
+    with fusion_off:
+        workspace.CreateNet(net, overwrite=True)
+    workspace.RunNet(net.Name())
+    for name, value in fused.items():
+        plain = workspace.FetchBlob(name)
+        assert plain.flags.c_contiguous and plain.dtype == value.dtype == F
+        np.testing.assert_array_equal(plain, value, err_msg=name)
+
+
+@needs_native
+@pytest.mark.parametrize("row_wise", [False, True])
+def test_native_sparse_adagrad_reads_a_column_block_of_gradients_in_place(row_wise):
+    """Gradient rows apart in a wider matrix (Split's view of a joint gradient) give
+    the bits of NumPy's update, one occurrence after another, in float32."""
+    from caffe2lite.operators import _native_adagrad
+
+    rng = np.random.default_rng(4)
+    rows, block, n = 30, 8, 64
+    ids = ((rng.zipf(1.3, n) - 1) % rows).astype(np.int64)
+    wide = rng.standard_normal((n, block + 5)).astype(F)
+    g2 = wide[:, 3:3 + block]
+    assert not g2.flags.c_contiguous
+    table = rng.standard_normal((rows, block)).astype(F)
+    moment = rng.random(rows if row_wise else (rows, block)).astype(F)
+    rate, eps = F(-0.3), F(1e-6)
+    want_t, want_m = table.copy(), moment.copy()
+    for i, r in enumerate(ids):  # the documented update, occurrence by occurrence
+        g = g2[i]
+        if row_wise:
+            want_m[r] = want_m[r] + np.sum(g * g, dtype=F) / F(block)
+            want_t[r] = want_t[r] + g * (rate / (np.sqrt(want_m[r]) + eps))
+        else:
+            want_m[r] = want_m[r] + g * g
+            want_t[r] = want_t[r] + (g * rate) / (np.sqrt(want_m[r]) + eps)
+    assert _native_adagrad.native_sparse_adagrad(table, moment, ids, g2, rate, eps, F(0),
+                                                 row_wise)
+    np.testing.assert_array_equal(moment, want_m)
+    np.testing.assert_array_equal(table, want_t)

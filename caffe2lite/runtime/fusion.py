@@ -20,7 +20,8 @@ changes.  One fusion exists so far, the one the main job needs:
   same sums, written elsewhere.
 * **Split as views.**  A splitter (``register_view_splitter``: Split) hands out
   views of its input instead of copies; the ops after it read them where they
-  lie.  Same bits.
+  lie.  Same bits.  A lengths-sum gradient whose bags all hold one row registers
+  the same way: its output is then its input itself, the trivial split.
 
 These two make blobs share memory, which is invisible only while nothing
 changes one of them in place.  So they apply only where no op of the net writes

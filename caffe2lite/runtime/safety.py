@@ -160,11 +160,16 @@ def human_bytes(nbytes: int) -> str:
     return f"{nbytes / 1024 ** exponent:.4g} {'KMGTP'[exponent - 1]}iB"
 
 
-def check_allocation(ctx, dims, itemsize: int, what: str) -> None:
+def check_allocation(ctx, dims, itemsize: int, what) -> None:
     """Refuse a tensor of ``dims`` (``itemsize`` bytes each) over the op's limit, before
-    anything is allocated; ``what`` names the argument or input the shape came from."""
+    anything is allocated; ``what`` names the argument or input the shape came from (a
+    string, or a function making it, called only for the error: a filler's label costs
+    more than the check)."""
     nbytes = math.prod(dims) * itemsize
     limit = ctx.limits.max_tensor_bytes
+    if (limit is not None and nbytes > limit or limit is None and nbytes > machine_memory()) \
+            and callable(what):
+        what = what()
     if limit is not None:
         if nbytes > limit:
             raise LimitExceeded(f"{ctx.where}: {what} asks for a tensor of shape "
