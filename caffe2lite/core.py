@@ -16,10 +16,10 @@ from itertools import chain
 
 import numpy as np
 
+from caffe2lite import workspace  # noqa: F401 (Caffe2's core.workspace, which scripts use)
 from caffe2lite import control_ops_grad, gradients
 from caffe2lite import pybind_state as C  # noqa: N812 (Caffe2's core.C)
 from caffe2lite import scope
-from caffe2lite import workspace  # noqa: F401 (Caffe2's core.workspace, which scripts use)
 from caffe2lite.operators import python_op
 from caffe2lite.proto import caffe2_pb2
 from caffe2lite.runtime import immediate, registry, ssa

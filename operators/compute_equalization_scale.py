@@ -10,8 +10,7 @@ it (its shape inference said (1, K)).
 
 import numpy as np
 
-from caffe2lite.runtime import (NO_GRADIENT, OpSchema, TensorSpec, register_kernel,
-                                register_schema)
+from caffe2lite.runtime import NO_GRADIENT, OpSchema, TensorSpec, register_kernel, register_schema
 
 
 def _shapes(ctx, x, w):

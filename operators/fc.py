@@ -13,8 +13,8 @@ from math import prod
 import numpy as np
 
 from caffe2lite.operators import _native_dense, _parallel
-from caffe2lite.operators._epilogue import apply_in_pieces
 from caffe2lite.operators._axes import canonical_axis
+from caffe2lite.operators._epilogue import apply_in_pieces
 from caffe2lite.runtime import (Arg, OpCost, OpSchema, TensorSpec, dense_output_grad, grad_name,
                                 make_operator, register_kernel, register_schema, rewrites)
 

@@ -16,8 +16,8 @@ makes sequential.
 
 import numpy as np
 
-from caffe2lite.runtime import (INT_MAX, NO_GRADIENT, Arg, OpSchema, TensorSpec,
-                                register_kernel, register_schema)
+from caffe2lite.runtime import (INT_MAX, NO_GRADIENT, Arg, OpSchema, TensorSpec, register_kernel,
+                                register_schema)
 
 
 def _shapes(ctx, x, h0, c0, *params):

@@ -3,8 +3,8 @@
 import numpy as np
 
 from caffe2lite.operators import _native_dense
-from caffe2lite.runtime import (OpSchema, grad_name, make_operator, pointwise_cost, rewrites,
-                                register_kernel, register_schema, same_as)
+from caffe2lite.runtime import (OpSchema, grad_name, make_operator, pointwise_cost,
+                                register_kernel, register_schema, rewrites, same_as)
 
 
 def relu_gradient_maker(op_def, g_output):

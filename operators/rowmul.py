@@ -9,8 +9,8 @@ Caffe2 registered them.
 
 import numpy as np
 
-from caffe2lite.runtime import (OpSchema, TensorSpec, dense_output_grad, grad_name,
-                                make_operator, register_kernel, register_schema, same_as)
+from caffe2lite.runtime import (OpSchema, TensorSpec, dense_output_grad, grad_name, make_operator,
+                                register_kernel, register_schema, same_as)
 
 
 def _row_mul_gradient(op_def, g_output):

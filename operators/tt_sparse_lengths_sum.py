@@ -15,7 +15,7 @@ the cores.
 import numpy as np
 
 from caffe2lite.operators._segments import (check_lengths, repeat_segments, scatter_add_rows,
-                                             segment_sum)
+                                            segment_sum)
 from caffe2lite.runtime import (Arg, OpSchema, TensorSpec, dense_output_grad, grad_name,
                                 make_operator, register_kernel, register_schema)
 

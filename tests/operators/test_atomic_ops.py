@@ -9,7 +9,6 @@ from caffe2lite import core, workspace
 from caffe2lite.errors import Caffe2LiteError
 
 
-
 @pytest.fixture(autouse=True)
 def fresh_workspace():
     workspace.ResetWorkspace()

@@ -526,7 +526,7 @@ def test_work_shared_by_two_threads_gives_the_bits_of_one(monkeypatch, shape, w_
         monkeypatch.setattr(_parallel, "_threads", threads)
         results.append(run("Conv", [X, W, b], **args)[0])
     np.testing.assert_array_equal(results[0], results[1])
-    k, s, p = args["kernel"], args.get("stride", 1), args.get("pad", 0)
+    s, p = args.get("stride", 1), args.get("pad", 0)
     np.testing.assert_allclose(results[1], ref_conv(X, W, b, [s, s], [p, p], [p, p]),
                                rtol=1e-4, atol=1e-4)
 

@@ -6,8 +6,8 @@ import pytest
 
 from caffe2lite import core, workspace
 from caffe2lite.errors import EnforceError
-from caffe2lite.testing import check_gradient, check_reference, run_op
 from caffe2lite.operators.funhash import xxh64_of_low_word
+from caffe2lite.testing import check_gradient, check_reference, run_op
 
 # xxhash.xxh64(int64 key's 4 low little-endian bytes, seed).intdigest(), from xxhash 4.1.0
 DIGESTS = {(0, 0): 0x3aefa6fd5cf2deb4, (1, 0): 0xf42f94001fcb5351, (7, 3): 0x3ba81f17457341b1,

@@ -17,7 +17,7 @@ def c_round(v):
 
 def reference(X, R, ph_n, pw_n, scale):
     """Y and argmaxes, one bin at a time, as roi_pool_op.cc describes them."""
-    n, (N, C, H, W) = len(R), X.shape
+    n, (_, C, H, W) = len(R), X.shape
     Y = np.zeros((n, C, ph_n, pw_n), np.float32)
     A = np.full(Y.shape, -1, np.int32)
     for r, (b, x1, y1, x2, y2) in enumerate(R):

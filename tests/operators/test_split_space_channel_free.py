@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from caffe2lite import core, workspace
-from caffe2lite.proto import caffe2_pb2
 from caffe2lite.errors import BlobNotFound, EnforceError
+from caffe2lite.proto import caffe2_pb2
 from caffe2lite.testing import check_gradient, check_reference, run_op
 
 
