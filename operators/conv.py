@@ -292,8 +292,13 @@ ALL = slice(None)
 # half's output is then whole planes), else of its output rows, so that each half is
 # still a wide GEMM.  BLAS computes each output element in the same order whichever
 # rows or columns share its call (OpenBLAS does; test_conv.py checks it), so the bits
-# do not depend on the thread count.
-SPLIT_FROM = 1 << 21
+# do not depend on the thread count.  Handing work to a pool thread costs about 70 us
+# on the 2-vCPU benchmark machine, and the second thread makes a GEMM only 1.2-1.5x
+# faster there: below 16M multiply-adds (TrafficLight's 1x1 squeeze and expand layers,
+# 3-5M) one thread is faster (tools/bench_vision.py, TrafficLight batch 1: 19.4 -> 16.7
+# ms with the im2col threshold of _native_conv.py).  Winograd uses the same threshold
+# for its transforms and GEMMs, counted in its own multiply-adds.
+SPLIT_FROM = 1 << 24
 
 
 def _halves(M, G, L, OH, macs, joined):
@@ -470,9 +475,9 @@ def _forward_winograd(X, W, res, N, C, M, finish, cache=None):
     transformed (V: 16 x C x tiles), 16 GEMMs with the transformed filters (U: 16 x M x
     C; eight per thread when BLAS leaves the cores to us), each 2x2 output block
     transformed back into Y, then the block finished (bias, fused epilogue)."""
-    threads = _parallel.threads_beside_blas()
     TH, TW = _native_conv.winograd_tiles(res)
     tiles = TH * TW
+    threads = _parallel.threads_beside_blas() if 16 * N * tiles * C * M >= SPLIT_FROM else 1
     U = _winograd_filters(W, threads, cache)
     Y = np.empty((N, M) + res.out_dims, np.float32)
     join = max(1, min(N, WINOGRAD_BUDGET // (16 * max(C, M) * tiles)))
@@ -482,7 +487,7 @@ def _forward_winograd(X, W, res, N, C, M, finish, cache=None):
         for k in range(n):
             _native_conv.winograd_input_into(X[start + k], res, V, k * tiles, threads)
         P = _native_conv.planes(M, n * tiles)
-        _run_parts([slice(0, 8), slice(8, 16)],
+        _run_parts([slice(0, 8), slice(8, 16)] if threads > 1 else [slice(0, 16)],
                    lambda p, alone: np.matmul(U[p], V[p], out=P[p]))
         for k in range(n):
             _native_conv.winograd_output_into(P, res, k * tiles, Y[start + k], threads)
