@@ -497,13 +497,25 @@ def _forward_winograd(X, W, res, N, C, M, finish, cache, Y):
     for start in range(0, N, join):
         n = min(join, N - start)
         V = _native_conv.planes(C, n * tiles)
-        for k in range(n):
-            _native_conv.winograd_input_into(X[start + k], res, V, k * tiles, threads)
         P = _native_conv.planes(M, n * tiles)
+
+        def inputs(images, alone, start=start, V=V):
+            for k in range(*images):
+                _native_conv.winograd_input_into(X[start + k], res, V, k * tiles,
+                                                 1 if alone else threads)
+
+        def outputs(images, alone, start=start, P=P):
+            for k in range(*images):
+                _native_conv.winograd_output_into(P, res, k * tiles, Y[start + k],
+                                                  1 if alone else threads)
+
+        # several images: half of them per thread (one hand-over per transform, not one
+        # per image); one image: its channels shared out inside the transform
+        images = [(0, n // 2), (n // 2, n)] if n > 1 and threads > 1 else [(0, n)]
+        _run_parts(images, inputs)
         _run_parts([slice(0, 8), slice(8, 16)] if threads > 1 else [slice(0, 16)],
                    lambda p, alone: np.matmul(U[p], V[p], out=P[p]))
-        for k in range(n):
-            _native_conv.winograd_output_into(P, res, k * tiles, Y[start + k], threads)
+        _run_parts(images, outputs)
         finish(Y, (slice(start, start + n), ALL, ALL))
     return Y
 
