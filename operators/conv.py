@@ -223,11 +223,14 @@ def conv(ctx, X, W, b=None):
     return _conv(ctx, X, W, b)
 
 
-def _conv(ctx, X, W, b=None, epilogue=(), cache=None):
+def _conv(ctx, X, W, b=None, epilogue=(), cache=None, out=None):
     """Conv, then the in-place ``epilogue`` steps of a fused step (runtime/rewrites.py:
     [(fn, operand shaped like Y, or None)]) applied image by image as each image's
     output is made, while it is still in cache.  ``cache``: the fused step's dict for
-    what is derived from W (its Winograd filters), valid while W is the same array."""
+    what is derived from W (its Winograd filters), valid while W is the same array.
+    ``out``: an array of Y's shape and dtype, each image's part C-contiguous (a Concat's
+    slice: runtime/fusion.py's joins), to compute Y into; None is returned instead of
+    (Y,) when this convolution does not take the C paths that can."""
     xp = ctx.xp
     window, res, N, C, M = _checked(ctx, X, W)
     if b is not None:
@@ -243,11 +246,16 @@ def _conv(ctx, X, W, b=None, epilogue=(), cache=None):
             len(res.kernel) == 2 and (_is_pointwise(res) or _native_conv.takes(Xcf, res)):
         _batch_step(ctx, res, N, C)  # the size check of one image's matrix
         finish = _Finish(b, epilogue, M)
+        if out is not None and not _fits(out, shape):
+            return None
+        Y = np.empty(shape, np.float32) if out is None else out
         if _is_pointwise(res):
-            return (_forward_pointwise(Xcf, Wm, res, N, M, G, finish),)
+            return (_forward_pointwise(Xcf, Wm, res, N, M, G, finish, Y),)
         if _takes_winograd(Xcf, res, N, G, cache is not None):
-            return (_forward_winograd(Xcf, W, res, N, C, M, finish, cache),)
-        return (_forward_im2col_gemm(Xcf, Wm, res, N, C, M, G, finish),)
+            return (_forward_winograd(Xcf, W, res, N, C, M, finish, cache, Y),)
+        return (_forward_im2col_gemm(Xcf, Wm, res, N, C, M, G, finish, Y),)
+    if out is not None:
+        return None
 
     def forward(start, stop):
         col = im2col(xp, Xcf[start:stop], res, G)                  # (n, G, CgK, L)
@@ -260,6 +268,13 @@ def _conv(ctx, X, W, b=None, epilogue=(), cache=None):
     if epilogue:
         apply_in_pieces(Y, epilogue)
     return (Y,)
+
+
+def _fits(out, shape) -> bool:
+    """Whether ``out`` can hold Y (float32 of ``shape``) with every image's part
+    C-contiguous, so that the kernels' reshapes of it are views."""
+    return type(out) is np.ndarray and out.dtype == np.float32 and out.shape == shape and \
+        out.flags.writeable and (shape[0] == 0 or out[0].flags.c_contiguous)
 
 
 class _Finish:
@@ -292,8 +307,13 @@ ALL = slice(None)
 # half's output is then whole planes), else of its output rows, so that each half is
 # still a wide GEMM.  BLAS computes each output element in the same order whichever
 # rows or columns share its call (OpenBLAS does; test_conv.py checks it), so the bits
-# do not depend on the thread count.
-SPLIT_FROM = 1 << 21
+# do not depend on the thread count.  Handing work to a pool thread costs about 70 us
+# on the 2-vCPU benchmark machine, and the second thread makes a GEMM only 1.2-1.5x
+# faster there: below 16M multiply-adds (TrafficLight's 1x1 squeeze and expand layers,
+# 3-5M) one thread is faster (tools/bench_vision.py, TrafficLight batch 1: 19.4 -> 16.7
+# ms with the im2col threshold of _native_conv.py).  Winograd uses the same threshold
+# for its transforms and GEMMs, counted in its own multiply-adds.
+SPLIT_FROM = 1 << 24
 
 
 def _halves(M, G, L, OH, macs, joined):
@@ -319,13 +339,13 @@ def _run_parts(parts, run):
         run(part, False)
 
 
-def _forward_pointwise(X, Wm, res, N, M, G, finish):
+def _forward_pointwise(X, Wm, res, N, M, G, finish, Y):
     """A 1x1, stride-1, unpadded NCHW float32 convolution: X itself is the im2col
     matrix; one GEMM per image (half a batch per thread), or a lone image in halves
-    (_halves), each straight into Y and finished while in cache."""
+    (_halves), each straight into Y (fresh, or a given array) and finished while in
+    cache."""
     OH, OW = res.out_dims
     L = OH * OW
-    Y = np.empty((N, M) + res.out_dims, np.float32)
     Yf = Y.reshape(N, G, M // G, L)
     Xf = X.reshape(N, G, X.shape[1] // G, L)
     if N == 0 or L == 0:
@@ -359,7 +379,7 @@ JOIN_BELOW_POSITIONS = 1024
 JOIN_BUDGET = 1 << 22
 
 
-def _forward_im2col_gemm(X, Wm, res, N, C, M, G, finish):
+def _forward_im2col_gemm(X, Wm, res, N, C, M, G, finish, Y):
     """Conv of a C-contiguous NCHW float32 X: im2col in C, then BLAS.
 
     Large images: one im2col matrix at a time (reused, so it stays in cache and its
@@ -373,7 +393,6 @@ def _forward_im2col_gemm(X, Wm, res, N, C, M, G, finish):
     L = OH * OW
     CK = C * prod(res.kernel)
     Mg, CgK = M // G, CK // G
-    Y = np.empty((N, M) + res.out_dims, np.float32)
     Yf = Y.reshape(N, G, Mg, L)
     join = 1 if L >= JOIN_BELOW_POSITIONS else max(1, min(N, JOIN_BUDGET // max(CK * L, 1)))
     n_blocks = -(-N // join)
@@ -465,27 +484,38 @@ def _winograd_filters(W, threads, cache):
     return U
 
 
-def _forward_winograd(X, W, res, N, C, M, finish, cache=None):
+def _forward_winograd(X, W, res, N, C, M, finish, cache, Y):
     """Conv by Winograd F(2x2, 3x3): per block of images, the input's 4x4 patches
     transformed (V: 16 x C x tiles), 16 GEMMs with the transformed filters (U: 16 x M x
     C; eight per thread when BLAS leaves the cores to us), each 2x2 output block
     transformed back into Y, then the block finished (bias, fused epilogue)."""
-    threads = _parallel.threads_beside_blas()
     TH, TW = _native_conv.winograd_tiles(res)
     tiles = TH * TW
+    threads = _parallel.threads_beside_blas() if 16 * N * tiles * C * M >= SPLIT_FROM else 1
     U = _winograd_filters(W, threads, cache)
-    Y = np.empty((N, M) + res.out_dims, np.float32)
     join = max(1, min(N, WINOGRAD_BUDGET // (16 * max(C, M) * tiles)))
     for start in range(0, N, join):
         n = min(join, N - start)
         V = _native_conv.planes(C, n * tiles)
-        for k in range(n):
-            _native_conv.winograd_input_into(X[start + k], res, V, k * tiles, threads)
         P = _native_conv.planes(M, n * tiles)
-        _run_parts([slice(0, 8), slice(8, 16)],
+
+        def inputs(images, alone, start=start, V=V):
+            for k in range(*images):
+                _native_conv.winograd_input_into(X[start + k], res, V, k * tiles,
+                                                 1 if alone else threads)
+
+        def outputs(images, alone, start=start, P=P):
+            for k in range(*images):
+                _native_conv.winograd_output_into(P, res, k * tiles, Y[start + k],
+                                                  1 if alone else threads)
+
+        # several images: half of them per thread (one hand-over per transform, not one
+        # per image); one image: its channels shared out inside the transform
+        images = [(0, n // 2), (n // 2, n)] if n > 1 and threads > 1 else [(0, n)]
+        _run_parts(images, inputs)
+        _run_parts([slice(0, 8), slice(8, 16)] if threads > 1 else [slice(0, 16)],
                    lambda p, alone: np.matmul(U[p], V[p], out=P[p]))
-        for k in range(n):
-            _native_conv.winograd_output_into(P, res, k * tiles, Y[start + k], threads)
+        _run_parts(images, outputs)
         finish(Y, (slice(start, start + n), ALL, ALL))
     return Y
 
@@ -555,8 +585,8 @@ for _type in CONV_TYPES[1:]:
 
 
 # -- inference rewrites (runtime/rewrites.py) -----------------------------------------
-def _conv_with_epilogue(ctx, inputs, steps, cache):
-    return _conv(ctx, *inputs, epilogue=steps, cache=cache)
+def _conv_with_epilogue(ctx, inputs, steps, cache, out=None):
+    return _conv(ctx, *inputs, epilogue=steps, cache=cache, out=out)
 
 
 def _absorber_spec(op):
@@ -569,4 +599,5 @@ for _type in CONV_TYPES:
     rewrites.register_affine_absorber(_type, _absorber_spec)
     # Y is always an array of the kernel's own: a fused step adds and clips it in place,
     # image by image inside the kernel when the op runs the plain kernel
-    rewrites.register_epilogue_host(_type, apply_in_pieces, (conv, _conv_with_epilogue))
+    rewrites.register_epilogue_host(_type, apply_in_pieces, (conv, _conv_with_epilogue),
+                                    writes_into=True)

@@ -458,3 +458,67 @@ def test_a_fused_convolution_keeps_its_winograd_filters_until_the_weight_changes
     assert len(made) == 2
     _, (want,) = outputs_of(net, feeds, rewrites_off)
     assert relative_error(got, want) < 1e-5
+
+
+def _fire_net(order):
+    """A SqueezeNet fire module: squeeze 1x1 + Relu, expand 1x1 and 3x3 (each + Relu),
+    Concat of the two expands along the channels (a test-mode Dropout marks the net as
+    one for inference)."""
+    net = core.Net("fire")
+    net.Dropout("x", "x", is_test=1)
+    net.Conv(["x", "ws", "bs"], "sq", kernel=1, order=order)
+    net.Relu("sq", "sq")
+    net.Conv(["sq", "w1", "b1"], "e1", kernel=1, order=order)
+    net.Relu("e1", "e1")
+    net.Conv(["sq", "w3", "b3"], "e3", kernel=3, pad=1, order=order)
+    net.Relu("e3", "e3")
+    net.Concat(["e1", "e3"], ["cat", "split_info"], order=order)
+    net.Proto().external_output.append("cat")
+    return net
+
+
+@pytest.mark.parametrize("order, batch, winograd", [
+    ("NCHW", 1, False), ("NCHW", 1, True), ("NCHW", 3, False), ("NCHW", 3, True),
+    ("NHWC", 2, False),  # channels last: no C path, so the ops run as written
+])
+def test_fused_expands_write_into_the_concat_with_the_same_bits(
+        rewrites_off, monkeypatch, order, batch, winograd):
+    """A fire module's expand Conv + Relu steps compute straight into their slices of
+    the Concat's output (runtime/fusion.py's joins): the same bits as the net with no
+    rewrite or fusion, for the joined output and for each expand's own blob."""
+    from caffe2lite.operators import conv as conv_module
+    from caffe2lite.runtime import fusion
+
+    monkeypatch.setattr(conv_module, "WINOGRAD_MIN_TILES", 1 if winograd else 1 << 30)
+    monkeypatch.setattr(conv_module, "WINOGRAD_MIN_TILES_KEPT", conv_module.WINOGRAD_MIN_TILES)
+    rng = np.random.default_rng(5)
+    shape = (batch, 6, 9, 9) if order == "NCHW" else (batch, 9, 9, 6)
+    arrays = {"x": rng.standard_normal(shape)}
+    for name, c_in, c_out, k in (("s", 6, 4, 1), ("1", 4, 5, 1), ("3", 4, 7, 3)):
+        w_shape = (c_out, c_in, k, k) if order == "NCHW" else (c_out, k, k, c_in)
+        arrays["w" + name] = rng.standard_normal(w_shape)
+        arrays["b" + name] = rng.standard_normal(c_out)
+
+    def feeds(_):
+        for name, value in arrays.items():
+            workspace.FeedBlob(name, value.astype(F))
+
+    net = _fire_net(order)
+    fetch = ("cat", "e1", "e3")
+    created, got = outputs_of(net, feeds, fetch=fetch)
+    joined = [s for s in created.steps if isinstance(s, fusion.JoinedWriters)]
+    assert len(joined) == 1 and len(created.rewrites) == 4
+    # NCHW: the expands write into the join; NHWC: they cannot, the ops run as written
+    served = joined[0]._compute(workspace.current().blob_dict)
+    assert (served is not None) == (order == "NCHW")
+    if served is not None:  # the expands' outputs are the Concat's slices
+        assert np.shares_memory(served[0], served[2]) and np.shares_memory(served[1], served[2])
+    flags_saved = flags.get("caffe2lite_fuse_ops")
+    workspace.GlobalInit(["caffe2", "--caffe2lite_fuse_ops=0"])
+    try:
+        plain, want = outputs_of(net, feeds, rewrites_off, fetch=fetch)
+    finally:
+        workspace.GlobalInit(["caffe2", f"--caffe2lite_fuse_ops={flags_saved}"])
+    assert not plain.rewrites and not plain.fusions
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)

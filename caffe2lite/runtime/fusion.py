@@ -17,7 +17,8 @@ changes.  One fusion exists so far, the one the main job needs:
   join (``register_joiner``: Concat) write straight into their slices of the
   joined array; their own output blobs become views of it ("the bags are
   columns of the joint blob"), and the copy Concat made is gone.  Same bits: the
-  same sums, written elsewhere.
+  same sums, written elsewhere.  An inference net's fused Conv + Relu step
+  (runtime/rewrites.py) is such a producer too (a fire module's two expands).
 * **Split as views.**  A splitter (``register_view_splitter``: Split) hands out
   views of its input instead of copies; the ops after it read them where they
   lie.  Same bits.  A lengths-sum gradient whose bags all hold one row registers
@@ -190,8 +191,7 @@ def _joined_writers(steps, in_place, shared) -> list:
                 len(set(ks)) != len(ks) or any(writes[n] != 1 for n in names):
             continue
         writers = [steps[k] for k in ks]
-        if not _on_cpu(join, *writers) or \
-                any(w.op_def.type not in _writers or len(w.outputs) != 1 for w in writers):
+        if not _on_cpu(join) or not all(_writes_into(w) for w in writers):
             continue
         blobs = set(names) | set(join.outputs)
         if blobs & in_place or any(writes.get(n, 0) != 1 for n in join.outputs):
@@ -206,6 +206,16 @@ def _joined_writers(steps, in_place, shared) -> list:
         shared.update(blobs)
     return [placed[k] if k in placed else step for k, step in enumerate(steps)
             if k in placed or k not in replaced]
+
+
+def _writes_into(step) -> bool:
+    """Whether ``step`` can compute its one output into a given array: an op on the CPU
+    whose type registered a writer, or a step that says so (runtime/rewrites.py's fused
+    Conv + Relu: ``can_write_into``, ``output_spec(blobs)``, ``output_into(blobs, out)``;
+    rewritten steps are on the CPU)."""
+    if isinstance(step, Operator):
+        return _on_cpu(step) and step.op_def.type in _writers and len(step.outputs) == 1
+    return getattr(step, "can_write_into", False)
 
 
 def _views_step(step, in_place, shared):
@@ -254,10 +264,13 @@ class JoinedWriters(FusedSteps):
         self.ops = self.writers + (join,)
         self.inputs = tuple(n for w in writers for n in w.inputs)
         self.outputs = tuple(w.outputs[0] for w in writers) + join.outputs
-        self.positions = tuple(op.position for op in self.ops)
+        self.positions = tuple(p for op in self.ops  # a writer may be a fused step
+                               for p in (op.positions if hasattr(op, "positions")
+                                         else (op.position,)))
         self.where = " + ".join(op.where for op in self.ops)
         self._layout = _joiners[join.op_def.type]
-        self._into = [_writers[w.op_def.type] for w in writers]
+        self._into = [_writers[w.op_def.type] if isinstance(w, Operator) else None
+                      for w in writers]
 
     def __repr__(self):
         return f"<JoinedWriters {self.where}>"
@@ -266,7 +279,10 @@ class JoinedWriters(FusedSteps):
         inputs = [[blobs[n] for n in w.inputs] for w in self.writers]
         specs = []
         for w, args in zip(self.writers, inputs):
-            (spec,) = w.schema.infer_shapes(w.ctx, *args)
+            if isinstance(w, Operator):
+                (spec,) = w.schema.infer_shapes(w.ctx, *args)
+            else:
+                spec = w.output_spec(blobs)
             if spec is None:
                 return None
             specs.append(spec)
@@ -278,7 +294,7 @@ class JoinedWriters(FusedSteps):
         parts = []
         for w, into, args, place in zip(self.writers, self._into, inputs, places):
             part = joined[place]
-            if not into(w, part, *args):
+            if not (into(w, part, *args) if into is not None else w.output_into(blobs, part)):
                 return None
             parts.append(part)
         return tuple(parts) + (joined,) + tuple(extra)

@@ -70,6 +70,8 @@ _absorbers: dict = {}
 _epilogue_hosts: dict = {}
 # op type -> (its plain kernel, run(ctx, inputs, steps)): see register_epilogue_host
 _fused_kernels: dict = {}
+# op types whose fused run also takes ``out=`` (see register_epilogue_host)
+_fused_writes_into: set = set()
 # op type -> add(y, other) in place: for a two-input op computing a + b
 _residual_adds: dict = {}
 # op type -> apply(y) in place: an elementwise activation of one input
@@ -96,7 +98,8 @@ def register_affine_absorber(op_type: str, spec) -> None:
     _absorbers[op_type] = spec
 
 
-def register_epilogue_host(op_type: str, apply=None, fused=None) -> None:
+def register_epilogue_host(op_type: str, apply=None, fused=None,
+                           writes_into: bool = False) -> None:
     """``op_type``'s kernel returns a fresh output 0 that a fused step may update in place,
     through ``apply(y, steps)`` (default: each step on the whole array, in order).
     ``fused`` = (kernel, run(ctx, inputs, steps, cache) -> outputs): when the op runs that
@@ -104,10 +107,16 @@ def register_epilogue_host(op_type: str, apply=None, fused=None) -> None:
     steps applied inside it (where the kernel makes its output piece by piece).
     ``cache`` is a dict the step keeps from run to run, for what the kernel derives from
     inputs that are parameters (transformed filters): the step's inputs are never
-    written in place by another net, so an array it saw before holds what it held."""
+    written in place by another net, so an array it saw before holds what it held.
+    ``writes_into``: ``run`` also takes ``out=`` (an array of output 0's shape and
+    dtype) and computes into it, returning None when it cannot; the fused step then
+    offers itself to runtime/fusion.py's joins (a Conv + Relu writing straight into its
+    slice of a Concat's output)."""
     _epilogue_hosts[op_type] = apply or _apply_whole
     if fused is not None:
         _fused_kernels[op_type] = fused
+        if writes_into:
+            _fused_writes_into.add(op_type)
 
 
 def _apply_whole(y, steps) -> None:
@@ -466,6 +475,8 @@ class FusedStep(RewrittenStep):
         self._activation = node.activation
         self._apply = _epilogue_hosts.get(node.type, _apply_whole)
         self._fused = _fused_kernels.get(node.type)
+        # runtime/fusion.py's joins may hand this step the array to write into
+        self.can_write_into = node.type in _fused_writes_into and len(self.outputs) == 1
         self._kernel_cache = {}
         self._key = None       # the parameter arrays the folded weight and bias came from
         self._folded = None
@@ -477,7 +488,21 @@ class FusedStep(RewrittenStep):
         y = self._output(blobs)
         return None if y is None else (y,)  # outputs[0]: what the last fused op writes
 
-    def _output(self, blobs):
+    def output_spec(self, blobs):
+        """The TensorSpec of the step's output (its head op's shape function), or None."""
+        head = self._head
+        infer = getattr(head.schema, "infer_shapes", None)
+        if infer is None:
+            return None
+        (spec,) = infer(head.ctx, *[blobs[n] for n in head.inputs])
+        return spec
+
+    def output_into(self, blobs, out) -> bool:
+        """Compute the output into ``out`` (for a join); False: it was not written, run
+        the ops as written."""
+        return self.can_write_into and self._output(blobs, out) is out
+
+    def _output(self, blobs, out=None):
         head = self._head
         values = [blobs[n] for n in head.inputs]
         if self._fold is not None:
@@ -497,8 +522,13 @@ class FusedStep(RewrittenStep):
             steps.append((self._activation, None))
         if self._fused is not None and head.kernel is self._fused[0] and \
                 (self._residual is None or self._output_like(head, values, other)):
+            if out is not None:
+                results = self._fused[1](head.ctx, values, steps, self._kernel_cache, out=out)
+                return None if results is None else results[0]
             results = self._fused[1](head.ctx, values, steps, self._kernel_cache)
             return results[0] if len(results) == 1 and _arrays(results) else None
+        if out is not None:
+            return None
         results = head.kernel(head.ctx, *values)
         if type(results) is not tuple or len(results) != 1 or not _arrays(results):
             return None

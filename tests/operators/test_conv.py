@@ -531,6 +531,34 @@ def test_work_shared_by_two_threads_gives_the_bits_of_one(monkeypatch, shape, w_
                                rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+def test_winograd_on_two_threads_gives_the_bits_of_one(monkeypatch, batch):
+    """Winograd shares out its transforms (an image's channels, or half the images of a
+    block per thread) and its 16 GEMMs: the same bits on two threads as on one."""
+    from caffe2lite.operators import _native_conv, _parallel
+    from caffe2lite.operators import conv as conv_module
+
+    if not _native_conv.winograd_available():
+        pytest.skip("the optional C library (caffe2lite/_native) is not built")
+    monkeypatch.setattr(conv_module, "WINOGRAD_MIN_TILES", 1)
+    monkeypatch.setattr(conv_module, "SPLIT_FROM", 0)
+    monkeypatch.setattr(_parallel, "blas_single_threaded", lambda: True)
+    calls = []
+    original = conv_module._forward_winograd
+    monkeypatch.setattr(conv_module, "_forward_winograd",
+                        lambda *a: calls.append(1) or original(*a))
+    rng = np.random.default_rng(13)
+    X, W, b = randn(rng, batch, 8, 11, 13), randn(rng, 6, 8, 3, 3), randn(rng, 6)
+    results = []
+    for threads in (1, 2):
+        monkeypatch.setattr(_parallel, "_threads", threads)
+        results.append(run("Conv", [X, W, b], kernel=3, pad=1)[0])
+    assert len(calls) == 2
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_allclose(results[1], ref_conv(X, W, b, [1, 1], [1, 1], [1, 1]),
+                               rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("shape, pad, budget", [
     ((1, 3, 23, 23), 1, 1 << 22),      # one image, odd size: tiles cut at the edge
     ((2, 4, 17, 20), 0, 1 << 22),      # no padding, two images in one block
