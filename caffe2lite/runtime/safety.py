@@ -167,18 +167,19 @@ def check_allocation(ctx, dims, itemsize: int, what) -> None:
     more than the check)."""
     nbytes = math.prod(dims) * itemsize
     limit = ctx.limits.max_tensor_bytes
-    if (limit is not None and nbytes > limit or limit is None and nbytes > machine_memory()) \
-            and callable(what):
-        what = what()
     if limit is not None:
         if nbytes > limit:
-            raise LimitExceeded(f"{ctx.where}: {what} asks for a tensor of shape "
+            raise LimitExceeded(f"{ctx.where}: {_label(what)} asks for a tensor of shape "
                                 f"{list(dims)} ({human_bytes(nbytes)}), over the workspace's "
                                 f"max_tensor_bytes of {human_bytes(limit)}")
     elif nbytes > machine_memory():
-        raise LimitExceeded(f"{ctx.where}: {what} asks for a tensor of shape {list(dims)} "
-                            f"({human_bytes(nbytes)}), more than this machine's memory "
-                            f"({human_bytes(machine_memory())})")
+        raise LimitExceeded(f"{ctx.where}: {_label(what)} asks for a tensor of shape "
+                            f"{list(dims)} ({human_bytes(nbytes)}), more than this "
+                            f"machine's memory ({human_bytes(machine_memory())})")
+
+
+def _label(what) -> str:
+    return what() if callable(what) else what
 
 
 # -- plans and deadlines -------------------------------------------------------------
