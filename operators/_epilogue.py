@@ -7,7 +7,8 @@ the output through memory again.  Here the array is cut into pieces of
 PIECE_ELEMENTS (a few hundred KiB: they stay in the L2 cache between the
 passes) and ranges of pieces run on operators/_parallel.py's threads (NumPy
 releases the GIL in ufunc loops) when BLAS runs single-threaded (a threaded BLAS
-keeps its workers spinning on the cores after each call: _parallel.threads_beside_blas).  Elementwise: the same bits in any order.
+keeps its workers spinning on the cores after each call: _parallel.threads_beside_blas).
+Elementwise: the same bits in any order.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@
 the C-contiguous ``x`` (n, C, H, W) into the float32 matrix ``col``
 (C * KH * KW, >= offset + n * L), image k's L = OH * OW columns starting at
 column ``offset + k * L``, on operators/_parallel.py's threads when BLAS runs
-single-threaded (ctypes releases the GIL): the same values as NumPy's copy of the window view, in one pass.
+single-threaded (ctypes releases the GIL): the same values as NumPy's copy of the window
+view, in one pass.
 ``available()`` says whether the library is built (``CAFFE2LITE_DISABLE_NATIVE``
 and stale builds count as not built: callers keep their NumPy path).
 """

@@ -44,7 +44,8 @@ class BadIndices(ValueError):
 
 _functions = {}
 _offsets = None
-_lib = _native.load_versioned("_sparse_lengths", "caffe2lite_sparse_lengths_abi", NATIVE_ABI, "SparseLengths")
+_lib = _native.load_versioned("_sparse_lengths", "caffe2lite_sparse_lengths_abi", NATIVE_ABI,
+                              "SparseLengths")
 if _lib is not None:
     _offsets = _lib.caffe2lite_sparse_lengths_offsets
     _offsets.restype = ctypes.c_int32
@@ -97,8 +98,9 @@ def native_gather_segment_sum(data, indices, lengths, scalars=None, out=None):
     scratch, state, offsets = bag_offsets(_offsets, lengths, n)
     weights = None if scalars is None else _c_ready(scalars)
     chunk = max(1, ROWS_PER_PIECE * m // max(n, 1))  # bags per chunk
-    args = (_native.address(data), data.shape[0], width, _native.address(indices), indices.itemsize,
-            offsets, None if weights is None else _native.address(weights), m, chunk, state)
+    args = (_native.address(data), data.shape[0], width, _native.address(indices),
+            indices.itemsize, offsets, None if weights is None else _native.address(weights),
+            m, chunk, state)
     run_shared(fn, args, out, -(-m // chunk), scratch, data.shape[0],
                keep=(data, indices, weights, scratch, out),
                out_args=(out.strides[0] // 4 if m else width, out.ctypes.data))

@@ -147,8 +147,9 @@ def _submit(workers: int, calls) -> list:
 
 def start_on_pool(calls) -> list:
     """Start fn(*args) for each (fn, args) on the shared pool, one thread each; return
-    the Tasks (``result()`` waits for one).  For kernels that share out their work themselves and may finish
-    it before a pool thread even starts (operators/_native_segments.py)."""
+    the Tasks (``result()`` waits for one).  For kernels that share out their work
+    themselves and may finish it before a pool thread even starts
+    (operators/_native_segments.py)."""
     return _submit(len(calls), calls) if calls else []
 
 

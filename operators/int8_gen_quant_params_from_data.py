@@ -14,9 +14,9 @@ Caffe2).  The chosen range goes through fbgemm's ChooseQuantizationParams
 them, case-insensitively; any other name (the scheme's default
 "MIN_MAX_QUANTIZATION" among them) is MIN_MAX.  ``kl`` (TensorRT-style
 KL-divergence minimization) is here with ``preserve_sparsity`` only; without it Caffe2
-tried every start of every width (2048^3 steps), which is refused with an error.  The error search over every (start, width)
-pair runs as one FFT correlation per width, in float64 (Caffe2 summed in float32, so
-a near-tie may go the other way).
+tried every start of every width (2048^3 steps), which is refused with an error.  The
+error search over every (start, width) pair runs as one FFT correlation per width, in
+float64 (Caffe2 summed in float32, so a near-tie may go the other way).
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ fails once it has skipped ``max_skipped_indices`` of them over its lifetime (Caf
 kept the count in the operator).  The optional second output is the bool presence
 mask; Caffe2 wrote it only with ``return_presence_mask`` and otherwise left the blob it
 names unwritten, here it holds the mask whenever it is named (a net naming it runs
-either way, and no reader of an unwritten blob could rely on its content).  The gradient routes dOutput[r, j] to the entry that won cell (r, j); every
+either way, and no reader of an unwritten blob could rely on its content).  The gradient
+routes dOutput[r, j] to the entry that won cell (r, j); every
 other entry gets 0 (no gradient for default_value, as in Caffe2).
 """
 

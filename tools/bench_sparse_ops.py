@@ -14,10 +14,10 @@ Times, as the fastest of ``--repeat`` runs after one warm-up:
 caffe2lite runs each phase as a net through workspace.RunNet, so runtime
 overhead is included.  The forward uses the optional C kernel when it was built
 (``python setup.py build_ext --inplace`` or ``pip install -e .``; the header
-line says which); ``CAFFE2LITE_DISABLE_NATIVE=1`` measures the NumPy path.  Both libraries run once per ``--threads`` setting
-(0 = each library's default: PyTorch's intra-op threads, caffe2lite's
-operators/_parallel.py, both one per usable CPU); ratios are against PyTorch
-with the same setting.
+line says which); ``CAFFE2LITE_DISABLE_NATIVE=1`` measures the NumPy path.  Both
+libraries run once per ``--threads`` setting (0 = each library's default: PyTorch's
+intra-op threads, caffe2lite's operators/_parallel.py, both one per usable CPU); ratios
+are against PyTorch with the same setting.
 """
 
 from __future__ import annotations

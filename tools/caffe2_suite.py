@@ -60,8 +60,8 @@ DEFAULT_TIMEOUT_S = 300
 # way, but shrinking it costs minutes per file) and without deadlines (Caffe2's 10 s, or a
 # test's own: on a shared 2-core machine tests took 20-30 s for the load, not the op).
 # Health checks that the hypothesis of Caffe2's day did not have (differing_executors:
-# one @given helper called from several tests) are off.  Caffe2's hu loads its own profile only where
-# nothing has set hypothesis up, so this one stays in force.
+# one @given helper called from several tests) are off.  Caffe2's hu loads its own profile
+# only where nothing has set hypothesis up, so this one stays in force.
 PLUGIN = "_caffe2_suite_profile"
 PLUGIN_SOURCE = """\
 from hypothesis import HealthCheck, Phase, settings

@@ -108,7 +108,8 @@ class Predictor:
             missing = [n for n in expected if n not in names]
             if unknown or missing:
                 raise EnforceError(f"{where}: inputs {names} given, but the net's data inputs "
-                                   f"are {expected}" + (f" (unknown: {unknown})" if unknown else "")
+                                   f"are {expected}"
+                                   + (f" (unknown: {unknown})" if unknown else "")
                                    + (f" (missing: {missing})" if missing else ""))
             return dict(zip(names, inputs.values()))
         inputs = list(inputs)

@@ -340,7 +340,8 @@ class Plan:
             return False
         params = bn.inputs[1:] + [node.inputs[weight]] + \
             ([node.inputs[bias]] if bias is not None and bias < len(node.inputs) else [])
-        return self.may_skip_write(k, j, node.outputs[0]) and all(self.is_param(p) for p in params) and self.can_hoist(k, j)
+        return (self.may_skip_write(k, j, node.outputs[0])
+                and all(self.is_param(p) for p in params) and self.can_hoist(k, j))
 
     def fuse_epilogues(self) -> None:
         for k, node in enumerate(self.nodes):
